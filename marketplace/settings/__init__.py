@@ -1,0 +1,1 @@
+"""Settings modules: ``base`` (env-driven, used everywhere) and ``test`` (prefers local servers)."""

@@ -1,0 +1,26 @@
+"""Test settings: the real PostgreSQL and Redis on 127.0.0.1 when they answer, else the embedded ones.
+
+Set ``DJANGO_TEST_DB_NAME`` to give parallel test runs separate databases.
+"""
+
+import os
+
+from marketplace import embedded
+
+os.environ.setdefault("DJANGO_DEBUG", "0")
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-0123456789abcdef")
+os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")
+if not os.environ.get("DATABASE_URL") and embedded.tcp_reachable("127.0.0.1", 5432):
+    os.environ["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/gpux"
+    embedded.ensure_database("postgresql://postgres@127.0.0.1:5432/postgres", "gpux")
+if not os.environ.get("CELERY_BROKER_URL") and embedded.tcp_reachable("127.0.0.1", 6379):
+    os.environ["CELERY_BROKER_URL"] = "redis://127.0.0.1:6379/9"
+
+from marketplace.settings.base import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; never in production
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+DATABASES["default"]["TEST"]["NAME"] = os.environ.get("DJANGO_TEST_DB_NAME") or "test_gpux"  # noqa: F405
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"auth": "1000/min"}  # noqa: F405
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise warns about a missing directory

@@ -1,0 +1,69 @@
+"""Fixtures shared by the whole suite: API clients logged in as each kind of organization member."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests import factories
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+def _client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    client.user = user
+    return client
+
+
+@pytest.fixture
+def startup(db):
+    return factories.StartupFactory()
+
+
+@pytest.fixture
+def provider(db):
+    return factories.ProviderFactory()
+
+
+@pytest.fixture
+def issuer(db):
+    return factories.IssuerFactory()
+
+
+@pytest.fixture
+def platform_org(db):
+    return factories.PlatformFactory()
+
+
+@pytest.fixture
+def startup_client(startup):
+    return _client_for(factories.member_of(startup))
+
+
+@pytest.fixture
+def provider_client(provider):
+    return _client_for(factories.member_of(provider))
+
+
+@pytest.fixture
+def issuer_client(issuer):
+    return _client_for(factories.member_of(issuer))
+
+
+@pytest.fixture
+def staff_client(platform_org):
+    return _client_for(factories.member_of(platform_org))
+
+
+@pytest.fixture
+def auditor_client(platform_org):
+    return _client_for(factories.member_of(platform_org, role="auditor"))
+
+
+@pytest.fixture
+def client_for():
+    """``client_for(user)`` → an APIClient authenticated as ``user``."""
+    return _client_for
