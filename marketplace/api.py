@@ -4,9 +4,17 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.urls import api_urlpatterns as accounts_api
+from audit.urls import api_urlpatterns as audit_api
+from ledger.urls import api_urlpatterns as ledger_api
+from listings.urls import api_urlpatterns as listings_api
+from orders.urls import api_urlpatterns as orders_api
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     *accounts_api,
+    *listings_api,
+    *orders_api,
+    *ledger_api,
+    *audit_api,
 ]

@@ -12,5 +12,9 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("", include("listings.urls")),
+    path("", include("orders.urls")),
+    path("", include("ledger.urls")),
+    path("", include("audit.urls")),
     path("api/v1/", include("marketplace.api")),
 ]

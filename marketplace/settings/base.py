@@ -41,6 +41,10 @@ INSTALLED_APPS = [
     "django_htmx",
     "marketplace.core",
     "accounts",
+    "listings",
+    "ledger",
+    "orders",
+    "audit",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,80 @@
+"""The demand side: bookings of whole nodes and the reservations that make double booking impossible."""
+
+from django.conf import settings
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
+from django.db import models
+
+from accounts.models import Organization
+from listings.models import Listing, Node
+from marketplace.core.models import TimeStampedModel
+from marketplace.core.money import AmountField, PriceField
+
+
+class Booking(TimeStampedModel):
+    class Status(models.TextChoices):
+        HELD = "held", "Held"
+        CONFIRMED = "confirmed", "Confirmed"
+        ACTIVE = "active", "Active"
+        COMPLETED = "completed", "Completed"
+        SETTLED = "settled", "Settled"
+        CANCELLED = "cancelled", "Cancelled"
+        EXPIRED = "expired", "Expired"
+
+    buyer = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="bookings")
+    listing = models.ForeignKey(Listing, on_delete=models.PROTECT, related_name="bookings")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    nodes = models.PositiveIntegerField()
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    gpu_hours = models.PositiveIntegerField()
+    price_per_gpu_hour = PriceField()
+    subtotal = AmountField()
+    voucher_amount = AmountField(default=0)
+    cash_amount = AmountField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.HELD, db_index=True)
+    hold_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(nodes__gte=1), name="booking_nodes_positive"),
+            models.CheckConstraint(condition=models.Q(end__gt=models.F("start")), name="booking_period_ordered"),
+            models.CheckConstraint(
+                condition=models.Q(subtotal__gte=0, voucher_amount__gte=0, cash_amount__gte=0),
+                name="booking_amounts_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(subtotal=models.F("voucher_amount") + models.F("cash_amount")),
+                name="booking_amounts_add_up",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["held", "confirmed", "active", "completed", "settled", "cancelled",
+                                               "expired"]),
+                name="booking_status_valid",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Booking {self.pk} ({self.status})"
+
+
+class NodeReservation(models.Model):
+    """One booked node for ``[start, end)``. The exclusion constraint refuses two active reservations of one node
+    whose periods overlap; a cancelled or expired booking's reservations are deactivated, freeing the node."""
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="reservations")
+    node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="reservations")
+    period = DateTimeRangeField()
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            ExclusionConstraint(
+                name="reservation_no_overlap",
+                expressions=[("node", RangeOperators.EQUAL), ("period", RangeOperators.OVERLAPS)],
+                condition=models.Q(active=True),
+            ),
+        ]
+        indexes = [models.Index(fields=["booking"], name="reservation_booking_idx")]
