@@ -78,3 +78,6 @@ class NodeReservation(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["booking"], name="reservation_booking_idx")]
+
+    def __str__(self):
+        return f"node {self.node_id} {self.period} ({'active' if self.active else 'released'})"
