@@ -81,3 +81,77 @@ class ModelFilingFactory(factory.django.DjangoModelFactory):
 def member_of(org: Organization, role: str = Membership.Role.OWNER, **user_kwargs):
     """A new user who is a member of ``org`` with ``role``."""
     return MembershipFactory(organization=org, role=role, user=UserFactory(**user_kwargs)).user
+
+
+# --- listings -------------------------------------------------------------------------------------------------
+import datetime as dt  # noqa: E402
+from decimal import Decimal  # noqa: E402
+
+from django.utils import timezone  # noqa: E402
+
+from listings.models import Accelerator, Cluster, DataCenter, Listing, Node  # noqa: E402
+
+
+def next_hour(hours_ahead: int = 1) -> dt.datetime:
+    """A UTC datetime on the hour, ``hours_ahead`` hours after the current hour."""
+    now = timezone.now().astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    return now + dt.timedelta(hours=hours_ahead)
+
+
+class AcceleratorFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Accelerator
+        django_get_or_create = ["slug"]
+
+    slug = factory.Sequence(lambda n: f"chip-{n}")
+    name = factory.LazyAttribute(lambda a: a.slug.upper())
+    vendor = "NVIDIA"
+    memory_gb = 80
+    bf16_tflops = Decimal("989.0")
+    domestic = False
+    export_controlled = False
+
+
+class DataCenterFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DataCenter
+
+    provider = factory.SubFactory(ProviderFactory)
+    name = factory.Sequence(lambda n: f"DC {n}")
+    city = factory.LazyAttribute(lambda d: d.provider.city)
+    operator = DataCenter.Operator.STATE
+    region = "Yangtze River Delta"
+
+
+class ClusterFactory(factory.django.DjangoModelFactory):
+    """A cluster with its ``Node`` rows (1..node_count)."""
+
+    class Meta:
+        model = Cluster
+        skip_postgeneration_save = True
+
+    data_center = factory.SubFactory(DataCenterFactory)
+    name = factory.Sequence(lambda n: f"Cluster {n}")
+    accelerator = factory.SubFactory(AcceleratorFactory)
+    gpus_per_node = 8
+    node_count = 4
+    interconnect = "400G InfiniBand"
+
+    @factory.post_generation
+    def nodes(obj, create, extracted, **kwargs):
+        if create:
+            Node.objects.bulk_create(Node(cluster=obj, index=i) for i in range(1, obj.node_count + 1))
+
+
+class ListingFactory(factory.django.DjangoModelFactory):
+    """An active listing open from the next hour for 30 days."""
+
+    class Meta:
+        model = Listing
+
+    cluster = factory.SubFactory(ClusterFactory)
+    price_per_gpu_hour = Decimal("10.0000")
+    available_from = factory.LazyFunction(lambda: next_hour(1))
+    available_until = factory.LazyAttribute(lambda o: o.available_from + dt.timedelta(days=30))
+    min_hours = 1
+    status = Listing.Status.ACTIVE
