@@ -5,7 +5,14 @@ from django.db import models
 
 
 class AuditEvent(models.Model):
-    """One recorded action. The audit issue makes this append-only and hash-chained (``prev_hash`` / ``hash``)."""
+    """One recorded action, append-only and hash-chained.
+
+    The database does the chaining (``audit_event_chain`` trigger, migration 0002): under a transaction-scoped
+    advisory lock it gives each new event the next ``seq``, the previous event's ``hash`` as ``prev_hash``, and
+    ``hash = sha256(prev_hash | seq | fields)``. Another trigger refuses UPDATE, DELETE and TRUNCATE.
+    ``manage.py verify_audit`` walks the chain. Because those columns are filled in by the database, the Python
+    object returned by ``create()`` does not carry them; re-read the row when they are needed.
+    """
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
@@ -16,6 +23,7 @@ class AuditEvent(models.Model):
     object_id = models.CharField(max_length=64)
     data = models.JSONField(default=dict, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
+    seq = models.BigIntegerField(null=True, blank=True, unique=True, editable=False)
     prev_hash = models.CharField(max_length=64, blank=True)
     hash = models.CharField(max_length=64, blank=True)
 
