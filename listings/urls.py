@@ -1,2 +1,27 @@
-api_urlpatterns: list = []
-urlpatterns: list = []
+from django.urls import path
+
+from listings import api, views
+
+api_urlpatterns = [
+    path("accelerators/", api.AcceleratorListView.as_view(), name="api-accelerators"),
+    path("listings/", api.ListingListCreateView.as_view(), name="api-listings"),
+    path("listings/<int:pk>/", api.ListingDetailView.as_view(), name="api-listing"),
+    path("listings/<int:pk>/submit/", api.ListingActionView.as_view(action_name="submit"), name="api-listing-submit"),
+    path("listings/<int:pk>/pause/", api.ListingActionView.as_view(action_name="pause"), name="api-listing-pause"),
+    path("listings/<int:pk>/resume/", api.ListingActionView.as_view(action_name="resume"), name="api-listing-resume"),
+    path("listings/<int:pk>/review/", api.ListingReviewView.as_view(), name="api-listing-review"),
+    path("data-centers/", api.DataCenterListCreateView.as_view(), name="api-data-centers"),
+    path("clusters/", api.ClusterListCreateView.as_view(), name="api-clusters"),
+]
+
+urlpatterns = [
+    path("listings/", views.browse, name="listings-browse"),
+    path("listings/<int:pk>/", views.detail, name="listings-detail"),
+    path("provider/", views.provider_home, name="listings-provider"),
+    path("provider/data-centers/", views.data_center_new, name="listings-data-center-new"),
+    path("provider/clusters/", views.cluster_new, name="listings-cluster-new"),
+    path("provider/listings/", views.listing_new, name="listings-listing-new"),
+    path("provider/listings/<int:pk>/<str:action>/", views.listing_action, name="listings-listing-action"),
+    path("review/", views.review_queue, name="listings-review"),
+    path("review/<int:pk>/", views.review_decide, name="listings-review-decide"),
+]

@@ -8,6 +8,7 @@ from audit.urls import api_urlpatterns as audit_api
 from ledger.urls import api_urlpatterns as ledger_api
 from listings.urls import api_urlpatterns as listings_api
 from orders.urls import api_urlpatterns as orders_api
+from vouchers.urls import api_urlpatterns as vouchers_api
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -15,6 +16,7 @@ urlpatterns = [
     *accounts_api,
     *listings_api,
     *orders_api,
+    *vouchers_api,
     *ledger_api,
     *audit_api,
 ]

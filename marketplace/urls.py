@@ -14,6 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("listings.urls")),
     path("", include("orders.urls")),
+    path("", include("vouchers.urls")),
     path("", include("ledger.urls")),
     path("", include("audit.urls")),
     path("api/v1/", include("marketplace.api")),

@@ -81,3 +81,23 @@ class NodeReservation(models.Model):
 
     def __str__(self):
         return f"node {self.node_id} {self.period} ({'active' if self.active else 'released'})"
+
+
+class BookingStatusChange(models.Model):
+    """One transition of a booking's status (``from_status`` is empty for the creation). Written by
+    ``orders.services`` in the same transaction as the change; the booking page shows them as its history."""
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="status_changes")
+    from_status = models.CharField(max_length=10, blank=True)
+    to_status = models.CharField(max_length=10, choices=Booking.Status.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["booking", "id"]
+        indexes = [models.Index(fields=["booking", "id"], name="booking_status_change_idx")]
+
+    def __str__(self):
+        return f"booking {self.booking_id}: {self.from_status or '—'} → {self.to_status}"

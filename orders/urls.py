@@ -1,2 +1,20 @@
-api_urlpatterns: list = []
-urlpatterns: list = []
+from django.urls import path
+
+from orders import api, views
+
+api_urlpatterns = [
+    path("quotes/", api.QuoteView.as_view(), name="api-quote"),
+    path("bookings/", api.BookingListCreateView.as_view(), name="api-bookings"),
+    path("bookings/<int:pk>/", api.BookingDetailView.as_view(), name="api-booking"),
+    path("bookings/<int:pk>/confirm/", api.BookingConfirmView.as_view(), name="api-booking-confirm"),
+    path("bookings/<int:pk>/cancel/", api.BookingCancelView.as_view(), name="api-booking-cancel"),
+]
+
+urlpatterns = [
+    path("listings/<int:listing_id>/book/", views.book, name="booking-new"),
+    path("listings/<int:listing_id>/book/quote/", views.book_quote, name="booking-quote"),
+    path("bookings/", views.booking_list, name="booking-list"),
+    path("bookings/<int:pk>/", views.booking_detail, name="booking-detail"),
+    path("bookings/<int:pk>/cancel/", views.booking_cancel, name="booking-cancel"),
+    path("bookings/<int:pk>/confirm/", views.booking_confirm, name="booking-confirm"),
+]

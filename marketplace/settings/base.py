@@ -7,6 +7,7 @@ With ``DATABASE_URL`` / ``CELERY_BROKER_URL`` unset, an embedded PostgreSQL / Re
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 from marketplace import embedded
 
@@ -44,6 +45,8 @@ INSTALLED_APPS = [
     "listings",
     "ledger",
     "orders",
+    "vouchers",
+    "settlement",
     "audit",
 ]
 
@@ -177,7 +180,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBIL
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = CELERY_BROKER_TRANSPORT_OPTIONS
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Lifecycle and expiry sweeps (SKIP LOCKED batches, idempotent): no long ETA/countdown tasks anywhere.
+    "settlement-sweeps": {"task": "settlement.run_sweeps", "schedule": 60.0, "options": {"expires": 55}},
+    "settlement-weekly-payouts": {"task": "settlement.create_weekly_payouts",
+                                  "schedule": crontab(minute=0, hour=2, day_of_week="mon")},
+}
 
 LOGGING = {
     "version": 1,
@@ -189,4 +197,4 @@ LOGGING = {
 }
 
 # ``manage.py seed_demo`` runs these in order; each app that has demo data adds its seeder.
-DEMO_SEEDERS = ["accounts.demo.seed"]
+DEMO_SEEDERS = ["accounts.demo.seed", "listings.demo.seed", "vouchers.demo.seed"]

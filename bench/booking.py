@@ -1,0 +1,327 @@
+"""Booking throughput over HTTP next to pgbench TPC-B on the same PostgreSQL.
+
+Creates a fresh database ``gpux_bench_booking`` on the PostgreSQL the tests use (127.0.0.1:5432, or the server of
+``DATABASE_URL``), migrates it, seeds listings (one 8-node cluster each) and funded startups with API tokens,
+starts gunicorn (gthread workers) on 127.0.0.1, and lets 16 client threads ``POST /api/v1/bookings/`` (with an
+``Idempotency-Key``) for a fixed time. Then ``pgbench -i`` + ``pgbench -c 16 -T 20`` run against a scratch database
+on the same server. Prints bookings/s, p50/p99 latency, TPC-B tps and the ratio (target ≥ 0.10), and checks that
+the ledger is consistent afterwards.
+
+    .venv/bin/python bench/booking.py [--seconds 20] [--clients 16] [--listings 400] [--workers 4 --threads 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+BENCH_DB = "gpux_bench_booking"
+PGBENCH_DB = "gpux_bench_pgbench"
+HOST = "127.0.0.1"
+
+
+def server_url() -> str:
+    from marketplace import embedded
+
+    url = os.environ.get("DATABASE_URL")
+    if not url and embedded.tcp_reachable(HOST, 5432):
+        url = f"postgres://postgres@{HOST}:5432/gpux"
+    if not url:
+        sys.exit("bench/booking.py needs PostgreSQL: set DATABASE_URL or run one on 127.0.0.1:5432")
+    return url
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+
+
+def recreate_database(url: str, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    admin = with_database(url, "postgres").replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def drop_database(url: str, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    admin = with_database(url, "postgres").replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def server_environment(database_url: str) -> dict[str, str]:
+    """Production-like settings (``marketplace.settings.base``, DEBUG off, persistent connections), plain HTTP."""
+    from marketplace import embedded
+
+    broker = f"redis://{HOST}:6379/9" if embedded.tcp_reachable(HOST, 6379) else "memory://"
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "marketplace.settings.base",
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker,
+        "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "DJANGO_ALLOWED_HOSTS": HOST,
+        "DJANGO_CONN_MAX_AGE": "60",
+        "DJANGO_LOG_LEVEL": "WARNING",
+        "DJANGO_STATICFILES_STORAGE": "django.contrib.staticfiles.storage.StaticFilesStorage",
+    }
+
+
+def seed(n_listings: int, n_startups: int) -> tuple[list[int], list[str]]:
+    """Listings (one 8-node cluster each, open for 60 days) and funded startups with a token each."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection, transaction
+    from rest_framework.authtoken.models import Token
+
+    from accounts.demo import demo_credit_code
+    from accounts.models import Membership, Organization
+    from ledger.services import wallet_deposit
+    from listings.models import Accelerator, Cluster, DataCenter, Listing, Node
+
+    now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    with transaction.atomic():
+        chip = Accelerator.objects.first() or Accelerator.objects.create(
+            slug="bench-chip", name="Bench chip", vendor="Bench", memory_gb=80, bf16_tflops=Decimal("989.0"))
+        provider = Organization.objects.create(kind="provider", name="Bench provider", city="Shanghai",
+                                               credit_code=demo_credit_code("Shanghai", 700_000))
+        dc = DataCenter.objects.create(provider=provider, name="Bench DC", city="Shanghai", operator="state")
+        clusters = Cluster.objects.bulk_create(
+            Cluster(data_center=dc, name=f"bench-{i}", accelerator=chip, gpus_per_node=8, node_count=8)
+            for i in range(n_listings))
+        Node.objects.bulk_create(Node(cluster=c, index=i) for c in clusters for i in range(1, 9))
+        listings = Listing.objects.bulk_create(
+            Listing(cluster=c, price_per_gpu_hour=Decimal("12.5000"), available_from=now,
+                    available_until=now + dt.timedelta(days=60), status="active") for c in clusters)
+        tokens = []
+        users = get_user_model()
+        for i in range(n_startups):
+            startup = Organization.objects.create(kind="startup", name=f"Bench startup {i}", city="Shanghai",
+                                                  credit_code=demo_credit_code("Shanghai", 700_001 + i))
+            user = users.objects.create_user(username=f"bench{i}", password=uuid.uuid4().hex)
+            Membership.objects.create(user=user, organization=startup, role="owner")
+            wallet_deposit(organization_id=startup.pk, amount=Decimal("1000000000.00"),
+                           idempotency_key=f"bench:deposit:{startup.pk}")
+            tokens.append(Token.objects.create(user=user).key)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    return [listing.pk for listing in listings], tokens
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def start_server(env: dict[str, str], port: int, workers: int, threads: int) -> subprocess.Popen:
+    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
+    process = subprocess.Popen(
+        [gunicorn, "marketplace.wsgi:application", "--bind", f"{HOST}:{port}", "--workers", str(workers),
+         "--threads", str(threads), "--worker-class", "gthread", "--keep-alive", "30", "--log-level", "warning"],
+        cwd=BASE_DIR, env=env, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"gunicorn exited with {process.returncode}")
+        try:
+            conn = http.client.HTTPConnection(HOST, port, timeout=2)
+            conn.request("GET", "/healthz")
+            conn.getresponse().read()  # any answer: the server is up
+            return process
+        except OSError:
+            time.sleep(0.3)
+    stop_server(process)
+    sys.exit("gunicorn did not answer within 60 s")
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)  # the group we started: master and its workers
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+def run_clients(port: int, tokens: list[str], listing_ids: list[int], seconds: float, max_requests: int,
+                clients: int) -> tuple[list[float], dict[int, int], float]:
+    """``clients`` threads, each with its own keep-alive connection and startup token, booking until time is up."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    sent = [0]
+    barrier = threading.Barrier(clients + 1)
+    now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    stop_at: list[float] = [0.0]
+
+    def client(index: int) -> None:
+        rng = random.Random(index)
+        conn = http.client.HTTPConnection(HOST, port, timeout=30)
+        headers = {"Authorization": f"Token {tokens[index % len(tokens)]}", "Content-Type": "application/json"}
+        barrier.wait()
+        while time.monotonic() < stop_at[0]:
+            with lock:
+                if sent[0] >= max_requests:
+                    break
+                sent[0] += 1
+            start = now + dt.timedelta(hours=rng.randint(2, 24 * 50))
+            body = {"listing": rng.choice(listing_ids), "nodes": rng.randint(1, 2),
+                    "start": start.isoformat().replace("+00:00", "Z"),
+                    "end": (start + dt.timedelta(hours=rng.randint(1, 8))).isoformat().replace("+00:00", "Z"),
+                    "confirm": rng.random() < 0.5}
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", "/api/v1/bookings/", body=json.dumps(body),
+                             headers={**headers, "Idempotency-Key": uuid.uuid4().hex})
+                response = conn.getresponse()
+                response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection(HOST, port, timeout=30)
+                status = 0
+            elapsed = time.perf_counter() - t0
+            with lock:
+                latencies.append(elapsed)
+                statuses[status] = statuses.get(status, 0) + 1
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    stop_at[0] = time.monotonic() + seconds
+    t0 = time.perf_counter()
+    barrier.wait()
+    for thread in threads:
+        thread.join()
+    return latencies, statuses, time.perf_counter() - t0
+
+
+def pgbench(url: str, clients: int, seconds: int, scale: int) -> float:
+    """TPC-B (pgbench's default script) tps on a scratch database of the same server."""
+    binary = shutil.which("pgbench") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))), None)
+    if not binary:
+        sys.exit("pgbench not found (Debian: postgresql-contrib / postgresql-client)")
+    parts = urlsplit(url)
+    env = {**os.environ, "PGHOST": parts.hostname or HOST, "PGPORT": str(parts.port or 5432),
+           "PGUSER": parts.username or "postgres"}
+    if parts.password:
+        env["PGPASSWORD"] = parts.password
+    recreate_database(url, PGBENCH_DB)
+    try:
+        subprocess.run([str(binary), "-i", "-q", "-s", str(scale), PGBENCH_DB], env=env, check=True,
+                       capture_output=True)
+        out = subprocess.run([str(binary), "-c", str(clients), "-j", str(min(clients, os.cpu_count() or 1)),
+                              "-T", str(seconds), PGBENCH_DB], env=env, check=True, capture_output=True, text=True)
+    finally:
+        drop_database(url, PGBENCH_DB)
+    match = re.search(r"tps = ([\d.]+) \((?:without initial connection time|excluding connections establishing)",
+                      out.stdout)
+    if not match:
+        sys.exit(f"could not read pgbench tps:\n{out.stdout}")
+    return float(match.group(1))
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))] if values else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--max-requests", type=int, default=50_000)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--listings", type=int, default=400)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--pgbench-seconds", type=int, default=20)
+    parser.add_argument("--pgbench-scale", type=int, default=16, help="≥ clients, so branches do not all collide")
+    parser.add_argument("--keep", action="store_true", help=f"keep the {BENCH_DB} database afterwards")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when the ratio misses the 0.10 target")
+    args = parser.parse_args()
+
+    url = server_url()
+    bench_url = with_database(url, BENCH_DB)
+    recreate_database(url, BENCH_DB)
+    env = server_environment(bench_url)
+    os.environ.update({k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "CELERY_BROKER_URL",
+                                           "DJANGO_SECRET_KEY", "DJANGO_DEBUG", "DJANGO_SECURE_SSL_REDIRECT",
+                                           "DJANGO_LOG_LEVEL", "DJANGO_STATICFILES_STORAGE")})
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connections
+
+    t0 = time.perf_counter()
+    call_command("migrate", interactive=False, verbosity=0)
+    listing_ids, tokens = seed(args.listings, args.clients)
+    connections.close_all()
+    print(f"fresh {BENCH_DB}: migrated and seeded {len(listing_ids)} listings, {len(tokens)} funded startups "
+          f"in {time.perf_counter() - t0:.1f} s")
+
+    server = start_server(env, free_port(), args.workers, args.threads)
+    try:
+        port = int(server.args[server.args.index("--bind") + 1].rsplit(":", 1)[1])
+        run_clients(port, tokens, listing_ids, 2, 200, args.clients)  # warm-up: connections, imports, plans
+        latencies, statuses, elapsed = run_clients(port, tokens, listing_ids, args.seconds, args.max_requests,
+                                                   args.clients)
+    finally:
+        stop_server(server)
+
+    from ledger.selectors import ledger_breaches
+    from orders.models import Booking
+
+    breaches = ledger_breaches()
+    booked = statuses.get(201, 0)
+    rate = booked / elapsed
+    print(f"gunicorn {args.workers} workers × {args.threads} threads; {args.clients} clients for {elapsed:.1f} s: "
+          f"{sum(statuses.values())} requests {dict(sorted(statuses.items()))}")
+    print(f"bookings/s {rate:8.1f}   p50 {percentile(latencies, .5) * 1000:6.1f} ms   "
+          f"p99 {percentile(latencies, .99) * 1000:6.1f} ms   ({Booking.objects.count()} bookings in the database)")
+    print(f"ledger after the run: {breaches or 'consistent'}")
+    connections.close_all()
+    if not args.keep:
+        drop_database(url, BENCH_DB)
+
+    tps = pgbench(url, args.clients, args.pgbench_seconds, args.pgbench_scale)
+    ratio = rate / tps
+    verdict = "met" if ratio >= 0.10 else "MISSED"
+    print(f"pgbench TPC-B -c {args.clients} -T {args.pgbench_seconds} -s {args.pgbench_scale}: tps {tps:8.1f}")
+    print(f"ratio bookings/s ÷ TPC-B tps = {ratio:.3f}   (target ≥ 0.10: {verdict})")
+    if breaches or set(statuses) - {201, 409}:
+        sys.exit("errors during the run (see above)")
+    if args.strict and ratio < 0.10:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Wallet API: balance, entry history, and deposits recorded by platform staff.
+
+The web layer (this module and ``views.py``) may import ``accounts`` (to resolve the acting organization and
+roles) and ``audit``; ``ledger.models``, ``ledger.services`` and ``ledger.selectors`` never import another app.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Organization
+from accounts.permissions import IsPlatformStaff, IsStartupMember
+from accounts.selectors import acting_organization
+from audit.services import audit_record
+from ledger import selectors
+from ledger.models import Entry
+from ledger.serializers import DepositInputSerializer, DepositSerializer, EntrySerializer, WalletSerializer
+from ledger.services import wallet_deposit
+from marketplace.core.exceptions import ApplicationError
+from marketplace.core.idempotency import idempotent
+
+
+def _wallet_data(organization_id: int) -> dict:
+    return {"organization": organization_id, "currency": settings.PLATFORM_CURRENCY,
+            **selectors.wallet_summary(organization_id)}
+
+
+def _acting_startup(request) -> Organization:
+    return acting_organization(request.user, kind=Organization.Kind.STARTUP,
+                               organization_id=request.headers.get("X-Organization"))
+
+
+class WalletApi(APIView):
+    """The acting startup's wallet (``X-Organization`` picks one when the user belongs to several)."""
+
+    permission_classes = [IsStartupMember]
+
+    @extend_schema(responses=WalletSerializer)
+    def get(self, request):
+        return Response(WalletSerializer(_wallet_data(_acting_startup(request).pk)).data)
+
+
+class WalletEntriesApi(generics.ListAPIView):
+    """The acting startup's wallet and hold entries, newest first, paginated."""
+
+    permission_classes = [IsStartupMember]
+    serializer_class = EntrySerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no user to resolve
+            return Entry.objects.none()
+        return selectors.wallet_entries(_acting_startup(self.request).pk)
+
+
+def deposit_record(*, organization_id: int, amount, reference: str, actor=None, ip: str | None = None):
+    """Record a bank transfer into a startup's wallet, with its audit event, in one transaction.
+
+    The ledger key is the bank reference, so one transfer is credited once: the same reference again returns the
+    first transaction (``replayed`` True); with another amount or organization it is refused (409, ``reference``).
+    Raises ``ApplicationError`` 400 (field ``organization``) unless the organization is a startup.
+    """
+    if not Organization.objects.filter(pk=organization_id, kind=Organization.Kind.STARTUP).exists():
+        raise ApplicationError("Deposits go to startup wallets.",
+                               errors={"organization": ["No startup organization with this id."]})
+    with transaction.atomic():
+        try:
+            posted = wallet_deposit(organization_id=organization_id, amount=amount,
+                                    idempotency_key=f"bank-transfer:{reference}", reference=f"bank:{reference}")
+        except ApplicationError as exc:
+            if exc.code != "idempotency_mismatch":
+                raise
+            raise ApplicationError("This bank transfer was already recorded with another amount or organization.",
+                                   status=409, errors={"reference": ["Already recorded."]},
+                                   code="conflict") from exc
+        if posted.replayed:  # the same transfer recorded again: nothing changed, nothing to audit
+            return posted
+        audit_record(action="wallet.deposit", obj=posted, actor=actor, organization_id=organization_id,
+                     data={"amount": str(amount), "reference": reference}, ip=ip)
+    return posted
+
+
+class DepositApi(APIView):
+    """Platform staff record a bank transfer received for a startup. Accepts ``Idempotency-Key``."""
+
+    permission_classes = [IsPlatformStaff]
+
+    @extend_schema(request=DepositInputSerializer, responses={201: DepositSerializer})
+    @idempotent
+    def post(self, request):
+        params = DepositInputSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        posted = deposit_record(organization_id=data["organization"], amount=data["amount"],
+                                reference=data["reference"], actor=request.user,
+                                ip=request.META.get("REMOTE_ADDR"))
+        body = {"id": posted.pk, "organization": data["organization"], "amount": data["amount"],
+                "reference": data["reference"], "created_at": posted.created_at,
+                "wallet": _wallet_data(data["organization"])}
+        return Response(DepositSerializer(body).data,
+                        status=status.HTTP_200_OK if posted.replayed else status.HTTP_201_CREATED)

@@ -1,0 +1,103 @@
+"""Parsing and validating listing search parameters (django-filter). The filtering itself is
+``selectors.listing_search``, so the API and the browse page share it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import django_filters
+from django import forms
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from accounts.models import CITY_CHOICES
+from listings.models import Accelerator, DataCenter, Listing
+from listings.selectors import ORDERINGS
+
+NAIVE_MESSAGE = "Include a UTC offset (e.g. 2026-01-01T08:00:00Z)."
+HOUR_MESSAGE = "Must be on a whole hour (minutes and seconds zero, UTC)."
+
+
+class HourField(forms.DateTimeField):
+    """An aware datetime on a whole UTC hour. With ``allow_naive`` (the HTML page's datetime-local inputs) a value
+    without offset is read as UTC; otherwise it is refused."""
+
+    def __init__(self, *args, allow_naive: bool = False, **kwargs):
+        self.allow_naive = allow_naive
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value):
+        if isinstance(value, str) and value.strip():
+            try:
+                parsed = parse_datetime(value.strip())
+            except ValueError:
+                parsed = None
+            if parsed is not None and timezone.is_naive(parsed):
+                if not self.allow_naive:
+                    raise forms.ValidationError(NAIVE_MESSAGE, code="naive")
+                return parsed.replace(tzinfo=dt.UTC)
+        return super().to_python(value)
+
+    def validate(self, value):
+        super().validate(value)
+        if value and value.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0) != value:
+            raise forms.ValidationError(HOUR_MESSAGE, code="not_on_hour")
+
+
+class HourFilter(django_filters.Filter):
+    field_class = HourField
+
+
+class SearchForm(forms.Form):
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("start"), data.get("end")
+        given = [name for name in ("start", "end") if self.data.get(name)]
+        if len(given) == 1:
+            missing = "end" if given == ["start"] else "start"
+            self.add_error(missing, "Give both start and end for an availability window.")
+        elif start and end and end <= start:
+            self.add_error("end", "Must be after start.")
+        return data
+
+
+class ListingFilterSet(django_filters.FilterSet):
+    """``GET /api/v1/listings/`` parameters. Unknown accelerator slugs, bad choices, naive or off-the-hour
+    datetimes and a lone start or end are field errors (400)."""
+
+    accelerator = django_filters.ModelMultipleChoiceFilter(queryset=Accelerator.objects.all(), to_field_name="slug")
+    city = django_filters.ChoiceFilter(choices=CITY_CHOICES)
+    operator = django_filters.ChoiceFilter(choices=DataCenter.Operator.choices)
+    domestic = django_filters.BooleanFilter()
+    min_gpus = django_filters.NumberFilter(min_value=1, max_value=1_000_000, decimal_places=0)
+    max_price = django_filters.NumberFilter(min_value=0, max_digits=12, decimal_places=4)
+    start = HourFilter()
+    end = HourFilter()
+    status = django_filters.ChoiceFilter(choices=Listing.Status.choices)
+    mine = django_filters.BooleanFilter()
+    ordering = django_filters.ChoiceFilter(choices=[(key, key) for key in ORDERINGS])
+
+    class Meta:
+        model = Listing
+        fields: list = []
+        form = SearchForm
+
+    def cleaned(self) -> dict:
+        """The cleaned parameters for ``listing_search`` (call after ``is_valid()``)."""
+        data = dict(self.form.cleaned_data)
+        data["accelerator"] = list(data.get("accelerator") or [])
+        if data.get("min_gpus") is not None:
+            data["min_gpus"] = int(data["min_gpus"])
+        return {name: value for name, value in data.items() if value not in (None, "", [])}
+
+    def error_dict(self) -> dict[str, list[str]]:
+        return {field: list(messages) for field, messages in self.errors.items()}
+
+
+class BrowseFilterSet(ListingFilterSet):
+    """The browse page: the same parameters, with ``datetime-local`` inputs read as UTC."""
+
+    start = HourFilter(allow_naive=True,
+                       widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 3600}), label="Start (UTC)")
+    end = HourFilter(allow_naive=True,
+                     widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 3600}), label="End (UTC)")

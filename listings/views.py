@@ -1,0 +1,179 @@
+"""Pages: browse listings (htmx swaps the results), listing detail with an availability timeline, the provider's
+clusters and listings, and the platform review queue."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts import selectors as account_selectors
+from accounts.models import Organization
+from listings import selectors, services
+from listings.filters import BrowseFilterSet
+from listings.forms import ClusterForm, DataCenterForm, ListingForm, ReviewForm, apply_errors
+from listings.models import Listing
+from marketplace.core.exceptions import ApplicationError
+
+PAGE_SIZE = 20
+
+
+def browse(request):
+    """``/listings/``: the search form and the results; an htmx request gets only the results partial."""
+    params = BrowseFilterSet(request.GET or None)
+    valid = not params.is_bound or params.is_valid()
+    filters = params.cleaned() if params.is_bound and valid else {}
+    listings = selectors.listing_search(filters=filters, user=request.user) if valid else Listing.objects.none()
+    page = Paginator(listings, PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = selectors.listing_rows(page.object_list, start=filters.get("start"), end=filters.get("end"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"form": params.form, "page": page, "query": query.urlencode(),
+               "window": bool(filters.get("start"))}
+    if request.htmx:
+        return render(request, "listings/_results.html", context)
+    context["is_provider"] = account_selectors.has_org_kind(request.user, Organization.Kind.PROVIDER)
+    context["is_staff"] = account_selectors.is_platform_staff(request.user)
+    return render(request, "listings/browse.html", context)
+
+
+def detail(request, pk: int):
+    """``/listings/<id>/``: terms, capacity and free nodes per day for the next 14 days."""
+    try:
+        listing = selectors.listing_for_user(pk, request.user)
+    except Listing.DoesNotExist:
+        raise Http404("No such listing.") from None
+    timeline = selectors.listing_daily_availability(listing, days=14)
+    return render(request, "listings/detail.html", {"listing": listing, "timeline": timeline})
+
+
+def _provider(request) -> Organization:
+    try:
+        return account_selectors.acting_organization(request.user, kind=Organization.Kind.PROVIDER,
+                                                      organization_id=request.POST.get("organization")
+                                                      or request.GET.get("organization"))
+    except ApplicationError as exc:
+        if exc.status == 403:
+            raise PermissionDenied(exc.message) from None
+        raise
+
+
+def _provider_page(request, provider: Organization, *, status: int = 200, **forms):
+    data_centers = selectors.provider_data_centers(request.user).filter(provider=provider)
+    clusters = selectors.provider_clusters(request.user).filter(data_center__provider=provider)
+    context = {
+        "provider": provider,
+        "data_centers": data_centers,
+        "clusters": clusters,
+        "listings": selectors.provider_listings(request.user).filter(cluster__data_center__provider=provider)
+        .order_by("-created_at", "-id"),
+        "data_center_form": forms.get("data_center_form") or DataCenterForm(),
+        "cluster_form": forms.get("cluster_form") or ClusterForm(data_centers=data_centers),
+        "listing_form": forms.get("listing_form") or ListingForm(clusters=clusters),
+    }
+    return render(request, "listings/provider.html", context, status=status)
+
+
+@login_required
+def provider_home(request):
+    """``/provider/``: my data centres, clusters and listings, with the forms to add them."""
+    return _provider_page(request, _provider(request))
+
+
+def _create(request, provider: Organization, form, form_name: str, success: str, service, /, **extra):
+    """Validate ``form``; call ``service(**cleaned, **extra)``; errors are shown in place (400), else redirect."""
+    if form.is_valid():
+        kwargs = form.service_kwargs() if hasattr(form, "service_kwargs") else dict(form.cleaned_data)
+        try:
+            service(actor=request.user, **kwargs, **extra)
+        except ApplicationError as exc:
+            apply_errors(form, exc)
+        else:
+            messages.success(request, success)
+            return redirect("listings-provider")
+    return _provider_page(request, provider, status=400, **{form_name: form})
+
+
+@login_required
+@require_POST
+def data_center_new(request):
+    provider = _provider(request)
+    return _create(request, provider, DataCenterForm(request.POST), "data_center_form", "Data centre added.",
+                   services.data_center_create, provider=provider)
+
+
+@login_required
+@require_POST
+def cluster_new(request):
+    provider = _provider(request)
+    form = ClusterForm(request.POST, data_centers=selectors.provider_data_centers(request.user)
+                       .filter(provider=provider))
+    return _create(request, provider, form, "cluster_form", "Cluster added with its nodes.", services.cluster_create)
+
+
+@login_required
+@require_POST
+def listing_new(request):
+    provider = _provider(request)
+    form = ListingForm(request.POST, clusters=selectors.provider_clusters(request.user)
+                       .filter(data_center__provider=provider))
+    return _create(request, provider, form, "listing_form", "Draft listing created: submit it for review when ready.",
+                   services.listing_create, provider=provider)
+
+
+LISTING_ACTIONS = {"submit": (services.listing_submit, "Submitted for review."),
+                   "pause": (services.listing_pause, "Paused."),
+                   "resume": (services.listing_resume, "Resumed.")}
+
+
+@login_required
+@require_POST
+def listing_action(request, pk: int, action: str):
+    """Submit / pause / resume one of my listings (another provider's → 404)."""
+    if action not in LISTING_ACTIONS:
+        raise Http404("No such action.")
+    listing = get_object_or_404(selectors.provider_listings(request.user), pk=pk)
+    service, success = LISTING_ACTIONS[action]
+    try:
+        service(listing=listing, actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, f"Listing {pk}: {exc.message}")
+    else:
+        messages.success(request, f"Listing {pk}: {success}")
+    return redirect("listings-provider")
+
+
+def _require_staff(request):
+    if not account_selectors.is_platform_staff(request.user):
+        raise PermissionDenied("Only platform staff review listings.")
+
+
+@login_required
+def review_queue(request):
+    """``/review/``: listings pending review, with the provenance declaration of export-controlled clusters."""
+    _require_staff(request)
+    page = Paginator(selectors.review_queue(), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "listings/review.html", {"page": page, "form": ReviewForm()})
+
+
+@login_required
+@require_POST
+def review_decide(request, pk: int):
+    _require_staff(request)
+    listing = get_object_or_404(Listing.objects.all(), pk=pk)
+    form = ReviewForm(request.POST)
+    if form.is_valid():
+        try:
+            services.listing_review(listing=listing, actor=request.user, **form.cleaned_data)
+        except ApplicationError as exc:
+            messages.error(request, f"Listing {pk}: {exc.message} "
+                           + " ".join(m for msgs in exc.errors.values() for m in msgs))
+        else:
+            messages.success(request, f"Listing {pk}: {form.cleaned_data['decision']}d.")
+    else:
+        messages.error(request, f"Listing {pk}: choose approve or reject.")
+    return redirect("listings-review")

@@ -1,0 +1,106 @@
+"""``Idempotency-Key`` for API POSTs that create money or capacity (ARCHITECTURE §3).
+
+Usage — decorate the DRF handler; permission checks have already run when it is called::
+
+    from marketplace.core.idempotency import idempotent
+
+    class BookingListCreate(APIView):
+        @idempotent
+        def post(self, request):
+            ...
+            return Response(data, status=201)
+
+Contract:
+- Without the header the handler runs as usual. With it, the key is scoped to (user, key) and the request is
+  fingerprinted: method, path and the SHA-256 of the canonical JSON body (keys sorted).
+- First request: a record is inserted (``INSERT … ON CONFLICT DO NOTHING`` on the unique (user, key)) in the
+  same transaction as the handler, and the response status and JSON body are stored in it. The handler's own
+  ``transaction.atomic`` blocks become savepoints of that transaction, so changes and record commit together.
+- Replay with the same fingerprint: the first response (same status and body) plus ``Idempotent-Replayed: true``;
+  the handler does not run.
+- Same key with another method, path or body: 422 ``{"detail", "errors": {"Idempotency-Key": [...]}}``.
+- Concurrent duplicates: the second insert blocks on the unique index until the first commits, then replays; if
+  the first failed, it runs as a first request.
+- Error responses (status ≥ 400, or an exception) are not stored: the transaction rolls back, so a client may retry
+  with the same key after fixing its input.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+
+from django.db import connection, transaction
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+
+from marketplace.core.exceptions import ApplicationError
+from marketplace.core.models import IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+MAX_KEY_LENGTH = IdempotencyRecord._meta.get_field("key").max_length
+
+
+def request_fingerprint(request) -> str:
+    """SHA-256 over method, path and the body as canonical JSON (sorted keys, no whitespace)."""
+    data = request.data
+    if hasattr(data, "lists"):  # a QueryDict from a form post: keep repeated values
+        data = {key: values if len(values) > 1 else values[0] for key, values in data.lists()}
+    body = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    canonical = "\n".join([request.method, request.path, hashlib.sha256(body.encode()).hexdigest()])
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _claim(request, key: str, fingerprint: str) -> int | None:
+    """Insert the record; its id, or None when (user, key) exists (after waiting for a concurrent first request)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO core_idempotencyrecord (user_id, key, method, path, fingerprint, response_body, created_at) "
+            "VALUES (%s, %s, %s, %s, %s, '', now()) ON CONFLICT (user_id, key) DO NOTHING RETURNING id",
+            [request.user.pk, key, request.method, request.path[:255], fingerprint],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _replay(request, key: str, fingerprint: str) -> Response:
+    record = IdempotencyRecord.objects.get(user=request.user, key=key)
+    if record.fingerprint != fingerprint:
+        raise ApplicationError(
+            "This Idempotency-Key was already used for a different request.", status=422,
+            errors={HEADER: ["Already used with another method, path or body; use a new key."]},
+            code="idempotency_mismatch",
+        )
+    data = json.loads(record.response_body) if record.response_body else None  # dicts keep the stored key order
+    return Response(data, status=record.status_code, headers={REPLAYED_HEADER: "true"})
+
+
+def idempotent(handler):
+    """Decorate a DRF view method (``post``) so an ``Idempotency-Key`` header makes it safe to retry."""
+
+    @functools.wraps(handler)
+    def wrapper(view, request, *args, **kwargs):
+        key = request.headers.get(HEADER, "").strip()
+        if not key or not request.user.is_authenticated:
+            return handler(view, request, *args, **kwargs)
+        if len(key) > MAX_KEY_LENGTH:
+            raise ApplicationError("The Idempotency-Key is too long.",
+                                   errors={HEADER: [f"At most {MAX_KEY_LENGTH} characters."]})
+        fingerprint = request_fingerprint(request)
+        with transaction.atomic():
+            record_id = _claim(request, key, fingerprint)
+            if record_id is None:
+                return _replay(request, key, fingerprint)
+            response = handler(view, request, *args, **kwargs)
+            if response.status_code >= 400:
+                transaction.set_rollback(True)  # neither the changes nor the record: the client may retry
+                return response
+            # Store what the client receives: the rendered JSON (Decimals already strings, dates ISO).
+            body = JSONRenderer().render(response.data).decode() if response.data is not None else ""
+            IdempotencyRecord.objects.filter(pk=record_id).update(status_code=response.status_code,
+                                                                  response_body=body)
+        return response
+
+    return wrapper

@@ -1,0 +1,138 @@
+"""Bookings API: quotes, bookings, confirm, cancel. Views validate, call one service and serialize."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Organization
+from accounts.permissions import IsProviderMember, IsStartupMember
+from accounts.selectors import acting_organization
+from marketplace.core.idempotency import HEADER as IDEMPOTENCY_KEY
+from marketplace.core.idempotency import idempotent
+from orders import selectors, services
+from orders.models import Booking
+from orders.serializers import (
+    BookingCreatedSerializer,
+    BookingDetailSerializer,
+    BookingRequestSerializer,
+    BookingSerializer,
+    QuoteRequestSerializer,
+    QuoteSerializer,
+)
+
+ORG_HEADER = OpenApiParameter("X-Organization", int, OpenApiParameter.HEADER, required=False,
+                              description="the organization to act for, when you belong to several")
+
+IDEMPOTENCY_HEADER = OpenApiParameter(IDEMPOTENCY_KEY, str, OpenApiParameter.HEADER, required=False,
+                                      description="a replay returns the first response; another body answers 422")
+
+
+def _buyer(request) -> Organization:
+    return acting_organization(request.user, kind=Organization.Kind.STARTUP,
+                               organization_id=request.headers.get("X-Organization"))
+
+
+def _client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+class QuoteView(APIView):
+    """Price a booking without writing anything."""
+
+    permission_classes = [IsAuthenticated, IsStartupMember]
+
+    @extend_schema(request=QuoteRequestSerializer, responses={200: QuoteSerializer}, parameters=[ORG_HEADER])
+    def post(self, request):
+        data = QuoteRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        buyer = _buyer(request)
+        values = data.validated_data
+        listing = services.listing_for_quote(values["listing"])
+        quote = services.quote_compute(listing=listing, nodes=values["nodes"], start=values["start"],
+                                       end=values["end"], buyer=buyer, vouchers=values["vouchers"])
+        return Response(QuoteSerializer(quote).data)
+
+
+class BookingListCreateView(generics.ListAPIView):
+    """``GET``: bookings of the organizations you act for (a startup's own, a provider's on its clusters),
+    newest first, ``?status=`` filters. ``POST``: book (startup members); 201, or 409 when nodes or funds are
+    short. Accepts an ``Idempotency-Key`` header."""
+
+    serializer_class = BookingSerializer
+
+    def get_permissions(self):
+        if self.request.method == "POST":
+            return [IsAuthenticated()]  # ``_buyer`` answers 403 for non-startup members, without a second query
+        return [IsAuthenticated(), (IsStartupMember | IsProviderMember)()]
+
+    def get_queryset(self):
+        status_filter = self.request.query_params.get("status") or None
+        if status_filter is not None and status_filter not in Booking.Status.values:
+            status_filter = "__none__"
+        return selectors.bookings_visible_to(self.request.user,
+                                             organization_id=self.request.headers.get("X-Organization"),
+                                             status=status_filter)
+
+    @extend_schema(parameters=[ORG_HEADER, OpenApiParameter("status", str, enum=Booking.Status.values)])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(request=BookingRequestSerializer, responses={201: BookingCreatedSerializer},
+                   parameters=[ORG_HEADER, IDEMPOTENCY_HEADER])
+    @idempotent
+    def post(self, request):
+        data = BookingRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        booking = services.booking_create(buyer=_buyer(request), listing_id=values["listing"],
+                                          nodes=values["nodes"], start=values["start"], end=values["end"],
+                                          created_by=request.user, vouchers=values["vouchers"],
+                                          confirm=values["confirm"], ip=_client_ip(request))
+        return Response(BookingCreatedSerializer(booking).data, status=status.HTTP_201_CREATED)
+
+
+def _detail_response(request, booking_id) -> Response:
+    booking = selectors.booking_detail(booking_id=booking_id, queryset=selectors.bookings_visible_to(request.user))
+    return Response(BookingDetailSerializer(booking).data)
+
+
+class BookingDetailView(APIView):
+    """One booking with its reserved nodes and status history; another organization's answers 404."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: BookingDetailSerializer})
+    def get(self, request, pk):
+        return _detail_response(request, pk)
+
+
+class _BookingActionView(APIView):
+    permission_classes = [IsAuthenticated, IsStartupMember]
+    action_name = ""
+
+    def act(self, booking, request):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @extend_schema(request=None, responses={200: BookingDetailSerializer})
+    def post(self, request, pk):
+        booking = selectors.booking_detail(booking_id=pk, queryset=selectors.bookings_bought_by(request.user))
+        self.act(booking, request)
+        return _detail_response(request, pk)
+
+
+class BookingConfirmView(_BookingActionView):
+    """``held`` → ``confirmed`` (409 from any other status or once the hold lapsed)."""
+
+    def act(self, booking, request):
+        services.booking_confirm(booking=booking, actor=request.user, ip=_client_ip(request))
+
+
+class BookingCancelView(_BookingActionView):
+    """``held|confirmed`` → ``cancelled`` before the start, releasing the payment in full (409 otherwise)."""
+
+    def act(self, booking, request):
+        services.booking_cancel(booking=booking, actor=request.user, ip=_client_ip(request))

@@ -1,0 +1,103 @@
+"""Request and response shapes of the bookings API."""
+
+from __future__ import annotations
+
+from django.utils.dateparse import parse_datetime
+from rest_framework import serializers
+
+from orders.models import Booking, BookingStatusChange
+from orders.selectors import reserved_node_indexes
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 datetime that must carry its offset: DRF would silently read a naive one as UTC."""
+
+    default_error_messages = {"naive": "Give a timezone-aware time (UTC), e.g. 2030-01-01T10:00:00Z."}
+
+    def to_internal_value(self, value):
+        if isinstance(value, str):
+            parsed = parse_datetime(value.strip())
+            if parsed is not None and parsed.tzinfo is None:
+                self.fail("naive")
+        return super().to_internal_value(value)
+
+
+class QuoteRequestSerializer(serializers.Serializer):
+    listing = serializers.IntegerField(min_value=1)
+    nodes = serializers.IntegerField(min_value=1, max_value=100_000,
+                                     error_messages={"min_value": "Book at least one node."})
+    start = AwareDateTimeField()
+    end = AwareDateTimeField()
+    vouchers = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, default=list,
+                                     max_length=10, help_text="ids of your vouchers to pay part of the subtotal")
+
+
+class BookingRequestSerializer(QuoteRequestSerializer):
+    confirm = serializers.BooleanField(required=False, default=False,
+                                       help_text="true: book and confirm in one call (no hold period)")
+
+
+class VoucherPartSerializer(serializers.Serializer):
+    voucher = serializers.IntegerField()
+    amount = serializers.DecimalField(max_digits=16, decimal_places=2)
+    rule = serializers.CharField()
+
+
+class QuoteSerializer(serializers.Serializer):
+    listing = serializers.IntegerField(source="listing_id")
+    nodes = serializers.IntegerField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    hours = serializers.IntegerField()
+    gpu_hours = serializers.IntegerField()
+    price_per_gpu_hour = serializers.DecimalField(max_digits=12, decimal_places=4)
+    subtotal = serializers.DecimalField(max_digits=16, decimal_places=2)
+    voucher_parts = VoucherPartSerializer(many=True)
+    voucher_amount = serializers.DecimalField(max_digits=16, decimal_places=2)
+    cash_amount = serializers.DecimalField(max_digits=16, decimal_places=2)
+
+
+STATUS_HELP = "one of " + ", ".join(Booking.Status.values)
+
+
+class BookingStatusChangeSerializer(serializers.ModelSerializer):
+    # Plain strings in the schema: one enum per app would collide on the name "status" in the OpenAPI components.
+    from_status = serializers.CharField(read_only=True, help_text="empty for the creation; else " + STATUS_HELP)
+    to_status = serializers.CharField(read_only=True, help_text=STATUS_HELP)
+    actor = serializers.CharField(source="actor.username", default=None)
+
+    class Meta:
+        model = BookingStatusChange
+        fields = ["from_status", "to_status", "actor", "note", "created_at"]
+
+
+class BookingSerializer(serializers.ModelSerializer):
+    status = serializers.CharField(read_only=True, help_text=STATUS_HELP)
+    listing = serializers.IntegerField(source="listing_id")
+    buyer = serializers.IntegerField(source="buyer_id")
+
+    class Meta:
+        model = Booking
+        fields = ["id", "status", "buyer", "listing", "nodes", "start", "end", "gpu_hours", "price_per_gpu_hour",
+                  "subtotal", "voucher_amount", "cash_amount", "hold_expires_at", "created_at"]
+
+
+class BookingDetailSerializer(BookingSerializer):
+    reserved_nodes = serializers.SerializerMethodField(help_text="cluster node numbers held by this booking")
+    status_changes = BookingStatusChangeSerializer(many=True, read_only=True)
+
+    class Meta(BookingSerializer.Meta):
+        fields = [*BookingSerializer.Meta.fields, "reserved_nodes", "status_changes"]
+
+    def get_reserved_nodes(self, booking) -> list[int]:
+        return reserved_node_indexes(booking)
+
+
+class BookingCreatedSerializer(BookingSerializer):
+    """The 201 answer to a booking: built from what ``booking_create`` returned, without reading it back."""
+
+    reserved_nodes = serializers.ListField(child=serializers.IntegerField(), read_only=True,
+                                           help_text="cluster node numbers held by this booking")
+
+    class Meta(BookingSerializer.Meta):
+        fields = [*BookingSerializer.Meta.fields, "reserved_nodes"]

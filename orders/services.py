@@ -1,0 +1,381 @@
+"""Writes for bookings: quotes, booking creation (capacity + payment hold in one transaction) and the status pipeline.
+
+Capacity cannot be double-booked: each booked node is a ``NodeReservation`` row and PostgreSQL's exclusion
+constraint refuses two active, overlapping reservations of one node. Money cannot be lost: the cash part of a
+booking moves wallet → wallet hold in the ledger in the same transaction as the reservation, and goes back in full
+when the booking is cancelled before its start or its hold expires.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, OperationalError, connection, transaction
+from django.utils import timezone
+from psycopg import errors as pg_errors
+from psycopg.types.range import Range
+
+from audit.services import audit_record
+from ledger import services as ledger_services
+from listings.models import Listing, Node
+from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
+from marketplace.core.money import ZERO, to_amount
+from orders.models import Booking, BookingStatusChange, NodeReservation
+from vouchers import services as voucher_services
+
+S = Booking.Status
+
+# The status pipeline. Every change of ``Booking.status`` goes through ``_transition`` and this map.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.HELD: frozenset({S.CONFIRMED, S.CANCELLED, S.EXPIRED}),
+    S.CONFIRMED: frozenset({S.ACTIVE, S.CANCELLED}),
+    S.ACTIVE: frozenset({S.COMPLETED}),
+    S.COMPLETED: frozenset({S.SETTLED}),
+    S.SETTLED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.EXPIRED: frozenset(),
+}
+# Statuses whose node reservations are active and whose payment is still held.
+OPEN_STATUSES = (S.HELD, S.CONFIRMED)
+# How many times a booking re-chooses nodes after losing a race to a concurrent booking before answering 409.
+NODE_CHOICE_ATTEMPTS = 3
+# First key of the advisory locks that serialise node choice per cluster (second key: the cluster id).
+CAPACITY_LOCK_SPACE = 0x6F726473  # "ords"
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The price of ``nodes`` whole nodes of a listing for ``[start, end)``.
+
+    ``voucher_parts`` is a list of ``{"voucher": id, "amount": Decimal, "rule": str, "ratio": Decimal}``, one per
+    voucher in the order they are spent (soonest expiry first); ``rule`` names the limit that bound the part
+    (``coverage_ratio``, ``balance``, ``annual_cap``, ``per_booking_cap``, ``stacking_limit``);
+    ``subtotal == voucher_amount + cash_amount``.
+    """
+
+    listing_id: int
+    nodes: int
+    start: dt.datetime
+    end: dt.datetime
+    hours: int
+    gpu_hours: int
+    price_per_gpu_hour: Decimal
+    subtotal: Decimal
+    voucher_parts: list[dict] = field(default_factory=list)
+    voucher_amount: Decimal = ZERO
+    cash_amount: Decimal = ZERO
+
+
+def _check_time(name: str, value, errors: dict[str, list[str]]) -> dt.datetime | None:
+    """``value`` as a UTC datetime, or None after adding a message to ``errors[name]``."""
+    if not isinstance(value, dt.datetime):
+        errors.setdefault(name, []).append("Give a date and time, e.g. 2030-01-01T10:00:00Z.")
+        return None
+    if timezone.is_naive(value):
+        errors.setdefault(name, []).append("Give a timezone-aware time (UTC), e.g. 2030-01-01T10:00:00Z.")
+        return None
+    value = value.astimezone(dt.UTC)
+    if value.minute or value.second or value.microsecond:
+        errors.setdefault(name, []).append("Bookings start and end on the whole hour (UTC).")
+        return None
+    return value
+
+
+def quote_compute(*, listing: Listing, nodes, start, end, buyer=None, vouchers=()) -> Quote:
+    """Price a booking of ``nodes`` whole nodes of ``listing`` for ``[start, end)``; writes nothing.
+
+    Raises ``ApplicationError`` 400 with field errors (``listing``, ``nodes``, ``start``, ``end``, ``vouchers``)
+    when the listing is not active, a time is naive or not on a whole UTC hour, the start is not in the future,
+    the end is not after the start, the window leaves the listing's, it is shorter than ``listing.min_hours``, or
+    ``nodes`` is not within ``1..cluster.node_count``.
+
+    ``vouchers`` (voucher ids of ``buyer``) pay part of the subtotal under their programs' rules
+    (``vouchers.services.voucher_quote``): another organization's voucher answers 404, an ineligible one 400 on
+    ``vouchers`` naming the rule.
+    """
+    errors: dict[str, list[str]] = {}
+    if listing.status != Listing.Status.ACTIVE:
+        errors["listing"] = ["This listing is not open for booking."]
+    cluster = listing.cluster
+    if not isinstance(nodes, int) or isinstance(nodes, bool) or nodes < 1:
+        errors["nodes"] = ["Book at least one node."]
+    elif nodes > cluster.node_count:
+        errors["nodes"] = [f"This cluster has only {cluster.node_count} nodes."]
+    start = _check_time("start", start, errors)
+    end = _check_time("end", end, errors)
+    hours = 0
+    if start is not None and end is not None:
+        if start <= timezone.now():
+            errors.setdefault("start", []).append("The start must be in the future.")
+        if end <= start:
+            errors.setdefault("end", []).append("The end must be after the start.")
+        else:
+            hours = int((end - start).total_seconds()) // 3600
+            if hours < listing.min_hours:
+                errors.setdefault("end", []).append(f"This listing is booked for at least {listing.min_hours} "
+                                                    f"hours.")
+        if start < listing.available_from or start >= listing.available_until:
+            errors.setdefault("start", []).append(
+                f"The listing is open from {listing.available_from:%Y-%m-%d %H:%M} to "
+                f"{listing.available_until:%Y-%m-%d %H:%M} UTC.")
+        if end > listing.available_until:
+            errors.setdefault("end", []).append(
+                f"The listing is open until {listing.available_until:%Y-%m-%d %H:%M} UTC.")
+    if vouchers and buyer is None:
+        errors["vouchers"] = ["Vouchers need a buyer organization."]
+    if errors:
+        raise ApplicationError("Invalid booking request.", errors=errors)
+
+    gpu_hours = cluster.gpus_per_node * nodes * hours
+    subtotal = to_amount(listing.price_per_gpu_hour * gpu_hours)
+    voucher_parts = [
+        {"voucher": part.voucher_id, "amount": part.amount, "rule": part.bound_by, "ratio": part.ratio}
+        for part in (voucher_services.voucher_quote(buyer=buyer, listing=listing, subtotal=subtotal,
+                                                    voucher_ids=vouchers) if vouchers else [])
+    ]
+    voucher_amount = to_amount(sum((part["amount"] for part in voucher_parts), ZERO))
+    return Quote(listing_id=listing.pk, nodes=nodes, start=start, end=end, hours=hours, gpu_hours=gpu_hours,
+                 price_per_gpu_hour=listing.price_per_gpu_hour, subtotal=subtotal, voucher_parts=voucher_parts,
+                 voucher_amount=voucher_amount, cash_amount=subtotal - voucher_amount)
+
+
+def listing_for_quote(listing_id, *, lock: bool = False) -> Listing:
+    """The listing a quote or booking names; ``ApplicationError`` 400 on ``listing`` when unknown or not open.
+
+    Listings that are not active (drafts, pending review, paused, …) answer exactly like unknown ids, so a buyer
+    learns nothing about another provider's unpublished listings. ``lock=True`` (inside a transaction) takes
+    ``FOR NO KEY UPDATE`` on the listing row: a provider's pause or reprice waits until the booking commits, and
+    the booking sees the listing as it is once locked.
+    """
+    try:
+        listing_id = int(listing_id)
+    except (TypeError, ValueError):
+        listing_id = None
+    listing = None
+    if listing_id is not None and listing_id > 0:
+        qs = Listing.objects.select_related("cluster").filter(pk=listing_id, status=Listing.Status.ACTIVE)
+        if lock:
+            qs = qs.select_for_update(of=("self",), no_key=True)
+        listing = qs.first()
+    if listing is None:
+        raise ApplicationError("Invalid booking request.", errors={"listing": ["No open listing with this id."]})
+    return listing
+
+
+def _free_nodes(*, cluster_id: int, start: dt.datetime, end: dt.datetime, limit: int) -> list[tuple[int, int]]:
+    """``(id, index)`` of the lowest-numbered nodes of the cluster with no active reservation overlapping
+    ``[start, end)``: one query, NOT EXISTS answered by the exclusion constraint's GiST index (node, period).
+    Plain SQL: it runs on every booking, and compiling the ORM's Exists() costs more than the query."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT n.id, n.index FROM {Node._meta.db_table} n WHERE n.cluster_id = %s AND NOT EXISTS ("  # noqa: S608
+            f" SELECT 1 FROM {NodeReservation._meta.db_table} r WHERE r.node_id = n.id AND r.active"
+            "  AND r.period && tstzrange(%s, %s, '[)')) ORDER BY n.index LIMIT %s",
+            [cluster_id, start, end, limit])
+        return [(node_id, index) for node_id, index in cursor.fetchall()]
+
+
+def lock_cluster_capacity(cluster_id: int) -> None:
+    """Serialise capacity decisions on one cluster until the end of the current transaction.
+
+    A transaction-scoped advisory lock, taken before choosing nodes, so concurrent bookings of one cluster choose
+    in turn: each sees the nodes the previous one took and no one gets a 409 while nodes are free. Without it, two
+    bookings inserting overlapping rows at the same moment wait for each other inside the exclusion check until
+    PostgreSQL's deadlock detector aborts one (a second later). The exclusion constraint stays the guarantee; this
+    is the fast path. Anything else that reserves nodes (bids matching) should call it too.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [CAPACITY_LOCK_SPACE, cluster_id % 2**31])
+
+
+def _reserve_nodes(booking: Booking, cluster_id: int) -> list[int]:
+    """Insert the booking's ``NodeReservation`` rows and return the node numbers (indexes) taken; Conflict 409
+    when the cluster lacks free nodes.
+
+    Runs inside the caller's transaction. Each attempt is a savepoint: when a concurrent booking committed an
+    overlapping reservation first, the exclusion constraint rejects the insert (or, when both inserted at the same
+    moment, PostgreSQL's deadlock detector aborts one), the savepoint rolls back and the free nodes are chosen again
+    (read committed: the next query sees the winner's rows).
+    """
+    period = Range(booking.start, booking.end, "[)")
+    lock_cluster_capacity(cluster_id)
+    for _attempt in range(NODE_CHOICE_ATTEMPTS):
+        nodes = _free_nodes(cluster_id=cluster_id, start=booking.start, end=booking.end, limit=booking.nodes)
+        if len(nodes) < booking.nodes:
+            break
+        try:
+            with transaction.atomic():
+                # Inserted in node-index order, so concurrent bookings wait on each other in one order: no deadlock.
+                NodeReservation.objects.bulk_create(
+                    NodeReservation(booking=booking, node_id=node_id, period=period) for node_id, _ in nodes)
+            return [index for _, index in nodes]
+        except (IntegrityError, OperationalError) as exc:
+            # Two bookings inserting overlapping rows at the same moment each wait for the other while checking
+            # the constraint; PostgreSQL breaks that with a deadlock error in one of them: a lost race as well.
+            if not isinstance(exc.__cause__, pg_errors.ExclusionViolation | pg_errors.DeadlockDetected):
+                raise
+    raise Conflict(f"Not enough free nodes for {booking.start:%Y-%m-%d %H:%M}–{booking.end:%Y-%m-%d %H:%M} UTC: "
+                   f"{booking.nodes} asked. Pick another window or fewer nodes.",
+                   errors={"nodes": ["Not enough free nodes in this window."]}, code="capacity")
+
+
+def _hold_payment(booking: Booking, vouchers=(), actor=None) -> None:
+    """Hold what the booking will pay, inside the booking's transaction.
+
+    Voucher parts first (voucher → voucher hold, recomputed under the vouchers' row locks, so they may be lower
+    than the quote if a concurrent booking spent the same voucher); the booking's amounts are set to what was
+    actually held. Then the cash part: wallet → wallet hold. ``InsufficientFunds`` (409) or a voucher rule error
+    propagates and rolls the whole booking back.
+    """
+    redemptions = voucher_services.vouchers_hold_for_booking(booking=booking, voucher_ids=vouchers, actor=actor)
+    voucher_amount = to_amount(sum((r.amount for r in redemptions), ZERO))
+    if voucher_amount != booking.voucher_amount:
+        booking.voucher_amount, booking.cash_amount = voucher_amount, booking.subtotal - voucher_amount
+        Booking.objects.filter(pk=booking.pk).update(voucher_amount=booking.voucher_amount,
+                                                     cash_amount=booking.cash_amount)
+    ledger_services.wallet_hold(organization_id=booking.buyer_id, amount=booking.cash_amount,
+                                idempotency_key=f"booking:{booking.pk}:hold", reference=f"booking:{booking.pk}")
+
+
+def _release_payment(booking: Booking) -> None:
+    """Give back everything ``_hold_payment`` held, in full: voucher parts and the cash part."""
+    voucher_services.redemptions_release(booking=booking)
+    ledger_services.wallet_release(organization_id=booking.buyer_id, amount=booking.cash_amount,
+                                   idempotency_key=f"booking:{booking.pk}:release", reference=f"booking:{booking.pk}")
+
+
+def _record(booking: Booking, *, from_status: str, actor, ip=None, note: str = "", data: dict | None = None):
+    BookingStatusChange.objects.create(booking=booking, from_status=from_status, to_status=booking.status,
+                                       actor=actor if getattr(actor, "is_authenticated", False) else None,
+                                       note=note)
+    audit_record(action=f"booking.{booking.status}", obj=booking, actor=actor, organization_id=booking.buyer_id,
+                 ip=ip, data={"from": from_status, "to": booking.status, "cash_amount": str(booking.cash_amount),
+                              "voucher_amount": str(booking.voucher_amount), **(data or {})})
+
+
+def booking_create(*, buyer, listing_id, nodes, start, end, created_by=None, vouchers=(), confirm: bool = False,
+                   ip: str | None = None) -> Booking:
+    """Book ``nodes`` whole nodes of listing ``listing_id`` for ``[start, end)`` for organization ``buyer``.
+
+    One transaction: the listing row is locked (it cannot be paused or repriced meanwhile), the quote is
+    validated, the lowest-numbered free nodes are reserved and the cash part is held in the ledger. The booking is
+    ``held`` until ``now + HOLD_MINUTES`` or, with ``confirm=True``, ``confirmed`` at once.
+
+    Raises ``ApplicationError`` 400 (field errors, see ``quote_compute``; unknown or unopened listing on
+    ``listing``), ``Conflict`` 409 when the cluster has too few free nodes in the window, and
+    ``ledger.services.InsufficientFunds`` (409) when the wallet cannot cover the cash part. Nothing is written when
+    it raises.
+    """
+    with transaction.atomic():
+        listing = listing_for_quote(listing_id, lock=True)
+        quote = quote_compute(listing=listing, nodes=nodes, start=start, end=end, buyer=buyer, vouchers=vouchers)
+        now = timezone.now()
+        status = S.CONFIRMED if confirm else S.HELD
+        booking = Booking.objects.create(
+            buyer=buyer, listing=listing, created_by=created_by, nodes=quote.nodes, start=quote.start,
+            end=quote.end, gpu_hours=quote.gpu_hours, price_per_gpu_hour=quote.price_per_gpu_hour,
+            subtotal=quote.subtotal, voucher_amount=quote.voucher_amount, cash_amount=quote.cash_amount,
+            status=status, hold_expires_at=None if confirm else now + dt.timedelta(minutes=settings.HOLD_MINUTES))
+        booking.reserved_nodes = _reserve_nodes(booking, listing.cluster_id)
+        _hold_payment(booking, vouchers, actor=created_by)
+        _record(booking, from_status="", actor=created_by, ip=ip,
+                data={"listing": listing.pk, "nodes": quote.nodes, "node_indexes": booking.reserved_nodes,
+                      "start": quote.start.isoformat(), "end": quote.end.isoformat()})
+    return booking
+
+
+def _transition(booking: Booking | int, *, to: str, actor=None, ip=None, note: str = "", check=None) -> Booking:
+    """Move a booking to status ``to`` if ``ALLOWED_TRANSITIONS`` permits it; the one writer of ``status``.
+
+    Locks the booking row (``FOR UPDATE OF`` the booking only), runs ``check(locked_booking)`` (which raises to
+    refuse), then updates conditionally on the status it read, writes a ``BookingStatusChange`` and an audit event.
+    Leaving ``held``/``confirmed`` for ``cancelled``/``expired`` deactivates the reservations and releases the
+    payment in full, in the same transaction. Raises ``NotFound`` for an unknown booking and ``Conflict`` 409 when
+    the transition is not allowed from the current status.
+    """
+    pk = booking.pk if isinstance(booking, Booking) else booking
+    with transaction.atomic():
+        locked = Booking.objects.select_for_update(of=("self",)).filter(pk=pk).first()
+        if locked is None:
+            raise NotFound("No such booking.")
+        from_status = locked.status
+        if to not in ALLOWED_TRANSITIONS[from_status]:
+            raise Conflict(f"A {from_status} booking cannot become {to}.", code="invalid_transition")
+        if check is not None:
+            check(locked)
+        changes = {"status": to, "updated_at": timezone.now()}
+        if from_status == S.HELD:
+            changes["hold_expires_at"] = None
+        updated = Booking.objects.filter(pk=pk, status=from_status).update(**changes)
+        if updated != 1:  # cannot happen while the row is locked; refuse rather than write a wrong history
+            raise Conflict("The booking changed meanwhile; try again.", code="concurrent_update")
+        locked.refresh_from_db()
+        if to in (S.CANCELLED, S.EXPIRED):
+            NodeReservation.objects.filter(booking_id=pk, active=True).update(active=False)
+            _release_payment(locked)
+        _record(locked, from_status=from_status, actor=actor, ip=ip, note=note)
+    if isinstance(booking, Booking):
+        booking.refresh_from_db()
+        return booking
+    return locked
+
+
+def _before_start(booking: Booking) -> None:
+    if timezone.now() >= booking.start:
+        raise Conflict("The booking has started; it can no longer be cancelled.", code="started")
+
+
+def _hold_not_lapsed(booking: Booking) -> None:
+    if booking.hold_expires_at is not None and timezone.now() >= booking.hold_expires_at:
+        raise Conflict("The hold has expired; book again.", code="hold_expired")
+
+
+def booking_confirm(*, booking: Booking | int, actor=None, ip=None) -> Booking:
+    """``held`` → ``confirmed`` while the hold has not lapsed. Conflict 409 otherwise."""
+    return _transition(booking, to=S.CONFIRMED, actor=actor, ip=ip, check=_hold_not_lapsed)
+
+
+def booking_cancel(*, booking: Booking | int, actor=None, ip=None, note: str = "") -> Booking:
+    """``held|confirmed`` → ``cancelled`` before the start: nodes freed, payment released in full. Conflict 409
+    otherwise (wrong status or already started)."""
+    return _transition(booking, to=S.CANCELLED, actor=actor, ip=ip, note=note, check=_before_start)
+
+
+def _hold_lapsed(booking: Booking) -> None:
+    if booking.hold_expires_at is None or timezone.now() < booking.hold_expires_at:
+        raise Conflict("The hold has not expired yet.", code="hold_not_expired")
+
+
+def booking_expire(*, booking: Booking | int) -> Booking:
+    """``held`` past ``hold_expires_at`` → ``expired``: nodes freed, payment released. For the settlement sweep,
+    which may call it inside its own transaction after ``SELECT … FOR UPDATE SKIP LOCKED``. Conflict 409 when the
+    booking is not held or its hold has not lapsed."""
+    return _transition(booking, to=S.EXPIRED, note="hold expired", check=_hold_lapsed)
+
+
+def _started(booking: Booking) -> None:
+    if timezone.now() < booking.start:
+        raise Conflict("The booking has not started yet.", code="not_started")
+
+
+def _ended(booking: Booking) -> None:
+    if timezone.now() < booking.end:
+        raise Conflict("The booking has not ended yet.", code="not_ended")
+
+
+def booking_activate(*, booking: Booking | int) -> Booking:
+    """``confirmed`` → ``active`` once the start is reached (settlement sweep). Conflict 409 otherwise."""
+    return _transition(booking, to=S.ACTIVE, note="start reached", check=_started)
+
+
+def booking_complete(*, booking: Booking | int) -> Booking:
+    """``active`` → ``completed`` once the end is reached (settlement sweep). Conflict 409 otherwise."""
+    return _transition(booking, to=S.COMPLETED, note="end reached", check=_ended)
+
+
+def booking_mark_settled(*, booking: Booking | int, note: str = "") -> Booking:
+    """``completed`` → ``settled``. The settlement issue calls it in the transaction that captures the holds."""
+    return _transition(booking, to=S.SETTLED, note=note or "settled")

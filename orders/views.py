@@ -1,0 +1,194 @@
+"""Booking pages: book from a listing (quote first, via htmx), my bookings, one booking with its history."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from accounts.models import Organization
+from accounts.selectors import acting_organization, user_organizations
+from marketplace.core.exceptions import ApplicationError
+from orders import selectors, services
+from orders.models import Booking
+from vouchers import selectors as voucher_selectors
+from vouchers.models import Voucher
+
+HOUR_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+class BookingForm(forms.Form):
+    """Times are entered as UTC on the hour (``datetime-local`` inputs carry no zone: they are read as UTC)."""
+
+    organization = forms.ModelChoiceField(queryset=Organization.objects.none(), required=False,
+                                          help_text="the startup you book for")
+    nodes = forms.IntegerField(min_value=1, initial=1)
+    start = forms.DateTimeField(input_formats=[HOUR_FORMAT, "%Y-%m-%d %H:%M"], label="Start (UTC)",
+                                widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 3600},
+                                                           format=HOUR_FORMAT))
+    end = forms.DateTimeField(input_formats=[HOUR_FORMAT, "%Y-%m-%d %H:%M"], label="End (UTC)",
+                              widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 3600},
+                                                         format=HOUR_FORMAT))
+
+    vouchers = forms.ModelMultipleChoiceField(
+        queryset=Voucher.objects.none(), required=False, widget=forms.CheckboxSelectMultiple,
+        label="Pay with vouchers", help_text="soonest expiry is spent first; the rest is cash")
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        orgs = user_organizations(user, kind=Organization.Kind.STARTUP).order_by("name")
+        self.fields["organization"].queryset = orgs
+        if orgs.count() <= 1:
+            self.fields["organization"].widget = forms.HiddenInput()
+        self.fields["vouchers"].queryset = voucher_selectors.vouchers_spendable(user)
+        self.fields["vouchers"].label_from_instance = (
+            lambda v: f"{v.program.name} · expires {v.expires_at:%Y-%m-%d} · voucher {v.pk}")
+        if not self.fields["vouchers"].queryset.exists():
+            self.fields["vouchers"].widget = forms.MultipleHiddenInput()
+
+    def voucher_ids(self) -> list[int]:
+        return [voucher.pk for voucher in self.cleaned_data.get("vouchers") or []]
+
+    def _utc(self, name):
+        # The form parses in the current time zone (UTC); make the zone explicit for the service.
+        value = self.cleaned_data[name]
+        return value.astimezone(dt.UTC) if value is not None else None
+
+    def clean_start(self):
+        return self._utc("start")
+
+    def clean_end(self):
+        return self._utc("end")
+
+    def add_service_errors(self, exc: ApplicationError) -> None:
+        """Show a service's field errors next to the fields; the rest at the top of the form."""
+        for name, messages_ in exc.errors.items():
+            for message in messages_:
+                self.add_error(name if name in self.fields else None, message)
+        if not exc.errors:
+            self.add_error(None, exc.message)
+
+
+def _listing_or_404(listing_id):
+    try:
+        return services.listing_for_quote(listing_id)
+    except ApplicationError as exc:
+        raise Http404("No open listing with this id.") from exc
+
+
+def _buyer(request, form: BookingForm) -> Organization:
+    chosen = form.cleaned_data.get("organization")
+    return acting_organization(request.user, kind=Organization.Kind.STARTUP,
+                               organization_id=chosen.pk if chosen else None)
+
+
+def _initial_window(listing) -> dict:
+    start = max(listing.available_from,
+                timezone.now().astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1))
+    return {"start": start, "end": start + dt.timedelta(hours=max(listing.min_hours, 1)), "nodes": 1}
+
+
+@login_required
+def book(request, listing_id):
+    """GET: the booking form. POST: book and confirm in one step, then show the booking."""
+    listing = _listing_or_404(listing_id)
+    if request.method == "POST":
+        form = BookingForm(request.POST, user=request.user)
+        status = 400
+        if form.is_valid():
+            try:
+                booking = services.booking_create(
+                    buyer=_buyer(request, form), listing_id=listing.pk, nodes=form.cleaned_data["nodes"],
+                    start=form.cleaned_data["start"], end=form.cleaned_data["end"], created_by=request.user,
+                    vouchers=form.voucher_ids(), confirm=True, ip=request.META.get("REMOTE_ADDR"))
+            except ApplicationError as exc:
+                form.add_service_errors(exc)
+                status = exc.status
+            else:
+                messages.success(request, f"Booked {booking.nodes} node(s): booking {booking.pk} is confirmed.")
+                return redirect("booking-detail", pk=booking.pk)
+        return render(request, "orders/book.html", {"listing": listing, "form": form}, status=status)
+    form = BookingForm(initial=_initial_window(listing), user=request.user)
+    return render(request, "orders/book.html", {"listing": listing, "form": form})
+
+
+@login_required
+@require_POST
+def book_quote(request, listing_id):
+    """htmx partial: the price of the form's booking (subtotal, voucher part, cash part) or its field errors."""
+    listing = _listing_or_404(listing_id)
+    form = BookingForm(request.POST, user=request.user)
+    quote = None
+    if form.is_valid():
+        try:
+            quote = services.quote_compute(listing=listing, nodes=form.cleaned_data["nodes"],
+                                           start=form.cleaned_data["start"], end=form.cleaned_data["end"],
+                                           buyer=_buyer(request, form), vouchers=form.voucher_ids())
+        except ApplicationError as exc:
+            form.add_service_errors(exc)
+    return render(request, "orders/_quote.html", {"listing": listing, "form": form, "quote": quote})
+
+
+@login_required
+def booking_list(request):
+    """My bookings (the startups I act for), newest first, with status and amounts; ``?status=`` filters."""
+    status = request.GET.get("status") or None
+    if status not in Booking.Status.values:
+        status = None
+    orgs = user_organizations(request.user, kind=Organization.Kind.STARTUP)
+    qs = selectors.bookings_for_buyer(orgs, status=status)
+    page = Paginator(qs, 25).get_page(request.GET.get("page"))
+    return render(request, "orders/booking_list.html",
+                  {"page": page, "status": status, "statuses": Booking.Status.choices,
+                   "cancellable": services.OPEN_STATUSES})
+
+
+@login_required
+def booking_detail(request, pk):
+    """One booking (buyer or provider side) with its nodes and status history; others' answer 404."""
+    try:
+        booking = selectors.booking_detail(booking_id=pk, queryset=selectors.bookings_visible_to(request.user))
+    except ApplicationError as exc:
+        raise Http404(exc.message) from exc
+    is_buyer = selectors.bookings_bought_by(request.user).filter(pk=booking.pk).exists()
+    return render(request, "orders/booking_detail.html",
+                  {"booking": booking, "is_buyer": is_buyer, "cancellable": services.OPEN_STATUSES,
+                   "reserved_nodes": selectors.reserved_node_indexes(booking)})
+
+
+def _buyer_action(request, pk, action, done: str):
+    try:
+        booking = selectors.booking_detail(booking_id=pk, queryset=selectors.bookings_bought_by(request.user))
+    except ApplicationError as exc:
+        raise Http404(exc.message) from exc
+    try:
+        action(booking=booking, actor=request.user, ip=request.META.get("REMOTE_ADDR"))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, done.format(id=booking.pk))
+    next_url = request.POST.get("next", "")
+    if next_url and url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        return redirect(next_url)
+    return redirect("booking-detail", pk=pk)
+
+
+@login_required
+@require_POST
+def booking_cancel(request, pk):
+    return _buyer_action(request, pk, services.booking_cancel,
+                         "Booking {id} is cancelled; its payment hold was released in full.")
+
+
+@login_required
+@require_POST
+def booking_confirm(request, pk):
+    return _buyer_action(request, pk, services.booking_confirm, "Booking {id} is confirmed.")

@@ -1,0 +1,75 @@
+"""Celery tasks: thin wrappers (ids in, one service call). Enqueue through ``enqueue_settlement`` so a broker
+outage never breaks the request or sweep that asked: the failure is logged and ``sweep_unsettled`` catches up."""
+
+from __future__ import annotations
+
+import logging
+
+import kombu.exceptions
+import redis.exceptions
+from celery import shared_task
+from django.db import InterfaceError, OperationalError, transaction
+
+from marketplace.core.exceptions import ApplicationError
+from settlement import services
+
+logger = logging.getLogger(__name__)
+
+# Worth retrying: the database or the broker went away for a moment (a failover, a restart, a dropped connection).
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, kombu.exceptions.OperationalError,
+                    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# Sending a message failed: the broker is down or unreachable.
+BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.RedisError, ConnectionError, OSError)
+RETRY = {"autoretry_for": TRANSIENT_ERRORS, "retry_backoff": 2, "retry_backoff_max": 120, "retry_jitter": True,
+         "max_retries": 10, "acks_late": True, "reject_on_worker_lost": True}
+
+
+@shared_task(name="settlement.settle_booking", ignore_result=True, **RETRY)
+def settle_booking(booking_id: int) -> str | None:
+    """Settle one completed booking (idempotent). A booking that cannot be settled is logged, not retried."""
+    try:
+        return services.booking_settle(booking_id=booking_id).status
+    except ApplicationError as exc:
+        logger.warning("settle_booking %s: %s", booking_id, exc.message)
+        return None
+
+
+@shared_task(name="settlement.run_sweeps", ignore_result=True, **RETRY)
+def run_sweeps() -> dict[str, int]:
+    """Every sweep once (beat, every minute). Concurrent runs are safe: rows are taken with SKIP LOCKED."""
+    return services.sweeps_run()
+
+
+@shared_task(name="settlement.create_weekly_payouts", ignore_result=True, **RETRY)
+def create_weekly_payouts() -> list[int]:
+    """Pending payouts for every provider's settlements so far (beat, weekly)."""
+    return [payout.pk for payout in services.payout_batch_create()]
+
+
+def send_safely(task, *args) -> bool:
+    """``task.apply_async(args)`` now; False (logged) when the broker is unreachable. See ``send_many``."""
+    return send_many(task, [args]) == 1
+
+
+def send_many(task, args_list) -> int:
+    """Send ``task`` once per args tuple over one broker connection that fails fast (no connect or publish
+    retries: a caller must never hang on an outage). Returns how many were sent; stops at the first broker error
+    and logs it, so the caller carries on and the sweeps do the rest later."""
+    args_list = list(args_list)
+    options = {**(task.app.conf.broker_transport_options or {}), "max_retries": 0}
+    sent = 0
+    try:
+        with task.app.connection_for_write(transport_options=options, connect_timeout=2) as conn:
+            for args in args_list:
+                task.apply_async(args=args, retry=False, connection=conn)
+                sent += 1
+    except BROKER_ERRORS as exc:
+        logger.warning("could not enqueue %s%r (%d of %d sent): %s (the sweeps will catch up)", task.name,
+                       tuple(args_list[sent]), sent, len(args_list), exc)
+    return sent
+
+
+def enqueue_settlement(*booking_ids: int) -> None:
+    """Send ``settle_booking`` for each id once the current transaction commits (at once outside one); never
+    raises on a broker outage (see ``send_many``)."""
+    transaction.on_commit(lambda: send_many(settle_booking, [(pk,) for pk in booking_ids]))

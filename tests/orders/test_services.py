@@ -1,0 +1,328 @@
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from psycopg.types.range import Range
+
+from audit.models import AuditEvent
+from ledger.selectors import ledger_breaches, wallet_summary
+from ledger.services import InsufficientFunds
+from listings.models import Listing
+from marketplace.core.exceptions import ApplicationError, Conflict
+from orders import services
+from orders.models import Booking, BookingStatusChange, NodeReservation
+from tests.factories import ClusterFactory, ListingFactory, member_of, next_hour
+from tests.orders.factories import booking_kwargs, fund, funded_startup, window
+
+pytestmark = pytest.mark.django_db
+
+
+def _nothing_written():
+    return (Booking.objects.count(), NodeReservation.objects.count()) == (0, 0)
+
+
+def _reserved_indexes(booking):
+    return sorted(booking.reservations.filter(active=True).values_list("node__index", flat=True))
+
+
+# --- quote_compute -------------------------------------------------------------------------------------------
+
+def test_quote_prices_gpus_per_node_times_nodes_times_hours():
+    # given a 10.0000/GPU-h listing on 8-GPU nodes
+    listing = ListingFactory(price_per_gpu_hour=Decimal("10.1235"))
+    start, end = window(2, hours=3)
+    # when
+    quote = services.quote_compute(listing=listing, nodes=2, start=start, end=end)
+    # then 8 × 2 × 3 = 48 GPU-hours, rounded half-up once
+    assert quote.gpu_hours == 48
+    assert quote.subtotal == Decimal("485.93")  # 485.928
+    assert quote.voucher_amount == Decimal("0.00")
+    assert quote.cash_amount == quote.subtotal
+    assert quote.voucher_parts == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"nodes": 0}, "nodes"),
+        ({"nodes": 5}, "nodes"),  # the cluster has 4
+        ({"start": next_hour(2).replace(tzinfo=None)}, "start"),
+        ({"start": next_hour(2) + dt.timedelta(minutes=30)}, "start"),
+        ({"end": next_hour(5) + dt.timedelta(seconds=1)}, "end"),
+        ({"start": next_hour(-1)}, "start"),
+        ({"end": next_hour(2)}, "end"),  # end == start
+        ({"end": next_hour(24 * 40)}, "end"),  # past the listing's 30 days
+        ({"start": next_hour(24 * 31), "end": next_hour(24 * 31 + 2)}, "start"),
+        ({"vouchers": [1]}, "vouchers"),
+    ],
+)
+def test_quote_refuses_bad_input_with_field_errors(change, field):
+    # given
+    listing = ListingFactory()
+    args = {"nodes": 1, "start": next_hour(2), "end": next_hour(5), **change}
+    # when
+    with pytest.raises(ApplicationError) as info:
+        services.quote_compute(listing=listing, **args)
+    # then
+    assert info.value.status == 400
+    assert field in info.value.errors
+
+
+def test_quote_refuses_shorter_than_minimum_hours():
+    listing = ListingFactory(min_hours=4)
+    with pytest.raises(ApplicationError) as info:
+        services.quote_compute(listing=listing, nodes=1, start=next_hour(2), end=next_hour(5))
+    assert "at least 4 hours" in info.value.errors["end"][0]
+
+
+def test_quote_refuses_window_before_the_listing_opens():
+    listing = ListingFactory(available_from=next_hour(10))
+    with pytest.raises(ApplicationError) as info:
+        services.quote_compute(listing=listing, nodes=1, start=next_hour(2), end=next_hour(5))
+    assert "start" in info.value.errors
+
+
+def test_quote_accepts_other_utc_offsets_on_the_hour():
+    listing = ListingFactory()
+    shanghai = dt.timezone(dt.timedelta(hours=8))
+    quote = services.quote_compute(listing=listing, nodes=1, start=next_hour(2).astimezone(shanghai),
+                                   end=next_hour(4).astimezone(shanghai))
+    assert quote.start.tzinfo == dt.UTC
+    assert quote.gpu_hours == 16
+
+
+# --- booking_create ------------------------------------------------------------------------------------------
+
+def test_booking_holds_cash_and_reserves_lowest_numbered_nodes():
+    # given
+    buyer = funded_startup("1000.00")
+    listing = ListingFactory()
+    # when
+    booking = services.booking_create(buyer=buyer, **booking_kwargs(listing, nodes=2, hours=3))
+    # then 8 × 2 × 3 × 10 = 480 held
+    assert booking.status == Booking.Status.HELD
+    assert booking.cash_amount == Decimal("480.00")
+    assert _reserved_indexes(booking) == [1, 2]
+    assert wallet_summary(buyer.pk) == {"balance": Decimal("520.00"), "held": Decimal("480.00")}
+    assert booking.hold_expires_at > timezone.now()
+    assert list(booking.status_changes.values_list("from_status", "to_status")) == [("", "held")]
+    assert AuditEvent.objects.filter(action="booking.held", object_id=str(booking.pk)).exists()
+    assert ledger_breaches() == []
+
+
+def test_booking_skips_busy_nodes_and_reuses_free_windows():
+    # given nodes 1-2 booked 2h..5h
+    buyer = funded_startup()
+    listing = ListingFactory()
+    first = services.booking_create(buyer=buyer, **booking_kwargs(listing, nodes=2, start_in_hours=2, hours=3))
+    # when an overlapping booking and a later, non-overlapping one are made
+    overlapping = services.booking_create(buyer=buyer, **booking_kwargs(listing, nodes=1, start_in_hours=4, hours=2))
+    later = services.booking_create(buyer=buyer, **booking_kwargs(listing, nodes=1, start_in_hours=5, hours=2))
+    # then
+    assert _reserved_indexes(first) == [1, 2]
+    assert _reserved_indexes(overlapping) == [3]
+    assert _reserved_indexes(later) == [1]  # [start, end) — 5h is free again on node 1
+
+
+def test_booking_with_confirm_is_confirmed_without_a_hold_deadline():
+    buyer = funded_startup()
+    booking = services.booking_create(buyer=buyer, confirm=True, **booking_kwargs())
+    assert booking.status == Booking.Status.CONFIRMED
+    assert booking.hold_expires_at is None
+
+
+def test_booking_more_nodes_than_free_is_a_conflict_and_writes_nothing_new():
+    # given 3 of 4 nodes taken
+    buyer = funded_startup("10000.00")
+    listing = ListingFactory()
+    services.booking_create(buyer=buyer, **booking_kwargs(listing, nodes=3))
+    before = (Booking.objects.count(), NodeReservation.objects.count(), wallet_summary(buyer.pk))
+    # when
+    with pytest.raises(Conflict) as info:
+        services.booking_create(buyer=buyer, **booking_kwargs(listing, nodes=2))
+    # then
+    assert info.value.status == 409
+    assert "Not enough free nodes" in info.value.message
+    assert (Booking.objects.count(), NodeReservation.objects.count(), wallet_summary(buyer.pk)) == before
+
+
+def test_booking_short_of_funds_is_409_and_writes_nothing():
+    # given 479.99 for a 480.00 booking
+    buyer = funded_startup("479.99")
+    # when
+    with pytest.raises(InsufficientFunds) as info:
+        services.booking_create(buyer=buyer, **booking_kwargs(nodes=2, hours=3))
+    # then
+    assert info.value.status == 409
+    assert _nothing_written()
+    assert wallet_summary(buyer.pk) == {"balance": Decimal("479.99"), "held": Decimal("0.00")}
+    assert not AuditEvent.objects.filter(action__startswith="booking.").exists()
+
+
+@pytest.mark.parametrize("listing_status", [Listing.Status.DRAFT, Listing.Status.PAUSED,
+                                            Listing.Status.PENDING_REVIEW])
+def test_booking_a_listing_that_is_not_open_is_refused_like_an_unknown_one(listing_status):
+    buyer = funded_startup()
+    listing = ListingFactory(status=listing_status)
+    with pytest.raises(ApplicationError) as info:
+        services.booking_create(buyer=buyer, **booking_kwargs(listing))
+    assert info.value.status == 400
+    assert info.value.errors == {"listing": ["No open listing with this id."]}
+    assert _nothing_written()
+
+
+@pytest.mark.parametrize("listing_id", [999_999, "abc", None, -1])
+def test_booking_an_unknown_listing_is_400_on_listing(listing_id):
+    buyer = funded_startup()
+    kwargs = booking_kwargs() | {"listing_id": listing_id}
+    with pytest.raises(ApplicationError) as info:
+        services.booking_create(buyer=buyer, **kwargs)
+    assert "listing" in info.value.errors
+    assert _nothing_written()
+
+
+def test_booking_bad_window_is_400_and_writes_nothing():
+    buyer = funded_startup()
+    kwargs = booking_kwargs() | {"start": next_hour(-2)}
+    with pytest.raises(ApplicationError) as info:
+        services.booking_create(buyer=buyer, **kwargs)
+    assert info.value.status == 400
+    assert "start" in info.value.errors
+    assert _nothing_written()
+    assert wallet_summary(buyer.pk)["held"] == Decimal("0.00")
+
+
+def test_two_listings_of_one_cluster_share_its_nodes():
+    # given the same cluster listed twice
+    cluster = ClusterFactory(node_count=2)
+    a, b = ListingFactory(cluster=cluster), ListingFactory(cluster=cluster, price_per_gpu_hour=Decimal("9"))
+    buyer = funded_startup()
+    services.booking_create(buyer=buyer, **booking_kwargs(a, nodes=2))
+    # when / then
+    with pytest.raises(Conflict):
+        services.booking_create(buyer=buyer, **booking_kwargs(b, nodes=1))
+
+
+# --- transitions ---------------------------------------------------------------------------------------------
+
+def test_cancel_releases_the_hold_in_full_and_frees_the_nodes():
+    # given
+    buyer = funded_startup("1000.00")
+    user = member_of(buyer)
+    listing = ListingFactory()
+    booking = services.booking_create(buyer=buyer, created_by=user, **booking_kwargs(listing, nodes=4))
+    # when
+    services.booking_cancel(booking=booking, actor=user)
+    # then
+    booking.refresh_from_db()
+    assert booking.status == Booking.Status.CANCELLED
+    assert wallet_summary(buyer.pk) == {"balance": Decimal("1000.00"), "held": Decimal("0.00")}
+    assert not booking.reservations.filter(active=True).exists()
+    again = services.booking_create(buyer=buyer, **booking_kwargs(listing, nodes=4))
+    assert _reserved_indexes(again) == [1, 2, 3, 4]
+    assert list(booking.status_changes.values_list("from_status", "to_status", "actor")) == [
+        ("", "held", user.pk), ("held", "cancelled", user.pk)]
+    assert ledger_breaches() == []
+
+
+def test_cancel_of_a_confirmed_booking_releases_too():
+    buyer = funded_startup("1000.00")
+    booking = services.booking_create(buyer=buyer, **booking_kwargs())
+    services.booking_confirm(booking=booking)
+    services.booking_cancel(booking=booking)
+    assert booking.status == Booking.Status.CANCELLED
+    assert wallet_summary(buyer.pk)["held"] == Decimal("0.00")
+
+
+def test_confirm_keeps_the_hold():
+    buyer = funded_startup("1000.00")
+    booking = services.booking_create(buyer=buyer, **booking_kwargs())
+    services.booking_confirm(booking=booking)
+    assert booking.status == Booking.Status.CONFIRMED
+    assert booking.hold_expires_at is None
+    assert wallet_summary(buyer.pk)["held"] == booking.cash_amount
+
+
+@pytest.mark.parametrize("action", [services.booking_confirm, services.booking_cancel])
+def test_transitions_from_a_final_status_are_refused(action):
+    # given a cancelled booking
+    buyer = funded_startup("1000.00")
+    booking = services.booking_create(buyer=buyer, **booking_kwargs())
+    services.booking_cancel(booking=booking)
+    changes = BookingStatusChange.objects.count()
+    # when / then
+    with pytest.raises(Conflict):
+        action(booking=booking)
+    assert BookingStatusChange.objects.count() == changes
+    assert wallet_summary(buyer.pk) == {"balance": Decimal("1000.00"), "held": Decimal("0.00")}
+
+
+def test_cancel_after_the_start_is_refused():
+    # given a confirmed booking whose start has passed (moved back in time directly)
+    buyer = funded_startup()
+    booking = services.booking_create(buyer=buyer, confirm=True, **booking_kwargs())
+    Booking.objects.filter(pk=booking.pk).update(start=next_hour(-1), end=next_hour(2))
+    # when / then
+    with pytest.raises(Conflict, match="started"):
+        services.booking_cancel(booking=booking)
+    assert Booking.objects.get(pk=booking.pk).status == Booking.Status.CONFIRMED
+
+
+def test_expire_only_after_the_hold_lapses_and_then_releases():
+    buyer = funded_startup("1000.00")
+    booking = services.booking_create(buyer=buyer, **booking_kwargs())
+    with pytest.raises(Conflict, match="not expired"):
+        services.booking_expire(booking=booking)
+    Booking.objects.filter(pk=booking.pk).update(hold_expires_at=timezone.now() - dt.timedelta(seconds=1))
+    with pytest.raises(Conflict, match="expired"):
+        services.booking_confirm(booking=booking)
+    services.booking_expire(booking=booking.pk)
+    booking.refresh_from_db()
+    assert booking.status == Booking.Status.EXPIRED
+    assert wallet_summary(buyer.pk) == {"balance": Decimal("1000.00"), "held": Decimal("0.00")}
+    assert not booking.reservations.filter(active=True).exists()
+
+
+def test_activate_and_complete_follow_the_clock():
+    buyer = funded_startup()
+    booking = services.booking_create(buyer=buyer, confirm=True, **booking_kwargs())
+    with pytest.raises(Conflict, match="not started"):
+        services.booking_activate(booking=booking)
+    Booking.objects.filter(pk=booking.pk).update(start=next_hour(-2), end=next_hour(0))
+    services.booking_activate(booking=booking)
+    services.booking_complete(booking=booking)
+    services.booking_mark_settled(booking=booking)
+    assert booking.status == Booking.Status.SETTLED
+    assert [c.to_status for c in booking.status_changes.all()] == ["confirmed", "active", "completed", "settled"]
+
+
+def test_held_booking_cannot_jump_to_active():
+    buyer = funded_startup()
+    booking = services.booking_create(buyer=buyer, **booking_kwargs())
+    with pytest.raises(Conflict, match="cannot become active"):
+        services.booking_activate(booking=booking)
+
+
+def test_every_status_has_a_transition_entry():
+    assert set(services.ALLOWED_TRANSITIONS) == set(Booking.Status.values)
+
+
+def test_fund_helper_adds_up():
+    buyer = funded_startup("10.00")
+    fund(buyer, "5.50")
+    assert wallet_summary(buyer.pk)["balance"] == Decimal("15.50")
+
+
+def test_the_database_refuses_two_active_overlapping_reservations_of_one_node():
+    # given a booking holding node 1 for 2h..5h
+    buyer = funded_startup()
+    booking = services.booking_create(buyer=buyer, **booking_kwargs(nodes=1, start_in_hours=2, hours=3))
+    node = booking.reservations.get().node
+    # when a reservation overlapping by one hour is inserted directly / an inactive one
+    with pytest.raises(IntegrityError), transaction.atomic():
+        NodeReservation.objects.create(booking=booking, node=node, period=Range(next_hour(4), next_hour(6)))
+    NodeReservation.objects.create(booking=booking, node=node, period=Range(next_hour(4), next_hour(6)), active=False)
+    # then only the original is active
+    assert booking.reservations.filter(active=True).count() == 1

@@ -1,0 +1,95 @@
+"""Each sweep flips exactly the due rows, and a second run is a no-op."""
+
+import datetime as dt
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from ledger.models import JournalTransaction
+from ledger.selectors import ledger_breaches
+from listings.models import Listing
+from orders.models import Booking
+from settlement import services
+from tests import factories
+from tests.settlement.factories import booking_in, held_expired_booking
+from tests.vouchers.factories import issued_voucher
+from vouchers.models import Voucher
+
+pytestmark = pytest.mark.django_db
+
+
+def statuses(*bookings) -> list[str]:
+    return [Booking.objects.get(pk=b.pk).status for b in bookings]
+
+
+def test_expired_holds_expire_and_release_payment():
+    # given one lapsed hold, one still running, one confirmed
+    lapsed = held_expired_booking(subtotal="300.00")
+    running = booking_in("held", start=factories.next_hour(3),
+                         hold_expires_at=timezone.now() + dt.timedelta(minutes=10))
+    confirmed = booking_in("confirmed", start=factories.next_hour(3))
+    # when / then
+    assert services.sweep_expired_holds() == 1
+    assert statuses(lapsed, running, confirmed) == ["expired", "held", "confirmed"]
+    assert JournalTransaction.objects.filter(idempotency_key=f"booking:{lapsed.pk}:release").count() == 1
+    assert services.sweep_expired_holds() == 0
+    assert ledger_breaches() == []
+
+
+def test_started_and_ended_bookings_move_on_and_settle_inline():
+    # given a confirmed booking that started, one not started, an active one that ended
+    started = booking_in("confirmed", start=factories.next_hour(-1), hours=3)
+    future = booking_in("confirmed", start=factories.next_hour(2))
+    ended = booking_in("active")
+    # when
+    assert services.sweep_started_bookings() == 1
+    assert services.sweep_ended_bookings(settle_inline=True) == 1
+    # then
+    assert statuses(started, future, ended) == ["active", "confirmed", "settled"]
+    assert services.sweep_started_bookings() == 0
+    assert services.sweep_ended_bookings(settle_inline=True) == 0
+
+
+def test_sweep_in_small_batches_takes_every_due_row():
+    # given 5 completed bookings
+    bookings = [booking_in("completed", subtotal="10.00") for _ in range(5)]
+    # when in batches of 2
+    assert services.sweep_unsettled(batch=2) == 5
+    # then
+    assert set(statuses(*bookings)) == {"settled"}
+    assert services.sweep_unsettled(batch=2) == 0
+    assert JournalTransaction.objects.filter(kind="settle").count() == 5
+
+
+def test_expired_vouchers_and_closed_listings():
+    # given a voucher past its expiry and a listing past its window
+    startup = factories.StartupFactory()
+    voucher = issued_voucher(holder=startup)
+    Voucher.objects.filter(pk=voucher.pk).update(issued_at=timezone.now() - dt.timedelta(days=2),
+                                                 expires_at=timezone.now() - dt.timedelta(seconds=1))
+    fresh = issued_voucher(holder=factories.StartupFactory())
+    listing = factories.ListingFactory()
+    Listing.objects.filter(pk=listing.pk).update(available_from=factories.next_hour(-48),
+                                                 available_until=factories.next_hour(-1))
+    # when / then
+    assert services.sweep_expired_vouchers() == 1
+    assert services.sweep_closed_listings() == 1
+    assert Voucher.objects.get(pk=voucher.pk).status == "expired"
+    assert Voucher.objects.get(pk=fresh.pk).status == "active"
+    assert Listing.objects.get(pk=listing.pk).status == "closed"
+    assert services.sweep_expired_vouchers() == 0
+    assert services.sweep_closed_listings() == 0
+    assert services.sweep_expired_bids() == 0  # orders has no Bid model yet
+    assert ledger_breaches() == []
+
+
+def test_run_sweeps_command_prints_counts(capsys):
+    # given a completed booking
+    booking = booking_in("completed")
+    # when
+    call_command("run_sweeps")
+    # then
+    out = capsys.readouterr().out
+    assert "unsettled: 1" in out and "expired_holds: 0" in out
+    assert statuses(booking) == ["settled"]

@@ -1,0 +1,121 @@
+"""Tasks through a real worker and real Redis, the enqueue helper when Redis is down, and the crash test."""
+
+import pytest
+from django.core.management import call_command
+from django.db import transaction
+
+from ledger.models import JournalTransaction
+from ledger.selectors import ledger_breaches
+from orders.models import Booking
+from settlement import services
+from settlement.models import BookingSettlement
+from settlement.tasks import enqueue_settlement, send_safely, settle_booking
+from tests import factories
+from tests.orders.factories import booking_body, fund
+from tests.settlement import workers
+from tests.settlement.factories import booking_in, completed_booking
+
+CLOSED_PORT_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+def settled_count(ids) -> int:
+    return Booking.objects.filter(pk__in=ids, status=Booking.Status.SETTLED).count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_settles_bookings_enqueued_on_commit():
+    # given completed bookings and a worker on our broker
+    bookings = [completed_booking(subtotal=f"{100 + i}.00") for i in range(3)]
+    ids = [b.pk for b in bookings]
+    with workers.broker(workers.TEST_BROKER_URL):
+        proc = workers.start_worker()
+        try:
+            # when enqueued inside a transaction (sent on commit)
+            with transaction.atomic():
+                for pk in ids:
+                    enqueue_settlement(pk)
+            # then the worker settles each through Redis
+            assert workers.wait_until(lambda: settled_count(ids) == 3, timeout=90)
+        finally:
+            workers.stop_worker(proc)
+    assert JournalTransaction.objects.filter(kind="settle").count() == 3
+    assert ledger_breaches() == []
+
+
+@pytest.mark.django_db
+def test_enqueue_with_redis_down_is_logged_not_raised(caplog, django_capture_on_commit_callbacks):
+    # given a broker nobody listens on
+    booking = completed_booking()
+    with workers.broker(CLOSED_PORT_BROKER):
+        # when
+        sent = send_safely(settle_booking, booking.pk)
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            enqueue_settlement(booking.pk)
+    # then
+    assert sent is False and len(callbacks) == 1
+    assert caplog.text.count("could not enqueue settlement.settle_booking") == 2
+
+
+@pytest.mark.django_db
+def test_redis_down_bookings_still_taken_and_sweeps_settle_them_later(startup_client, startup, caplog,
+                                                                      django_capture_on_commit_callbacks):
+    # given Redis is down
+    fund(startup)
+    with workers.broker(CLOSED_PORT_BROKER):
+        # when a booking is made through the API
+        response = startup_client.post("/api/v1/bookings/", booking_body(confirm=True), format="json")
+        # then it is taken
+        assert response.status_code == 201, response.content
+        booking = Booking.objects.get(pk=response.json()["id"])
+        # when its time passes and the lifecycle sweeps run while Redis is still down
+        Booking.objects.filter(pk=booking.pk).update(start=factories.next_hour(-5), end=factories.next_hour(-2))
+        with django_capture_on_commit_callbacks(execute=True):
+            assert services.sweep_started_bookings() == 1
+            assert services.sweep_ended_bookings() == 1
+        # then the booking completed and the failed enqueue was logged
+        assert Booking.objects.get(pk=booking.pk).status == Booking.Status.COMPLETED
+        assert f"could not enqueue settlement.settle_booking({booking.pk},)" in caplog.text
+        # when the operator's run_sweeps (or the next beat) runs
+        call_command("run_sweeps")
+    # then the catch-up sweep settled it
+    assert Booking.objects.get(pk=booking.pk).status == Booking.Status.SETTLED
+    assert JournalTransaction.objects.filter(idempotency_key=f"booking:{booking.pk}:settle").count() == 1
+    assert ledger_breaches() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_kill_9_a_worker_mid_batch_then_every_booking_is_settled_exactly_once():
+    # given 200 completed bookings of one buyer on one listing
+    buyer, listing = factories.StartupFactory(), factories.ListingFactory()
+    ids = [booking_in(Booking.Status.COMPLETED, buyer=buyer, listing=listing, subtotal=f"{10 + i % 7}.00").pk
+           for i in range(200)]
+    with workers.broker(workers.TEST_BROKER_URL):
+        # short visibility timeout: the killed worker's unacknowledged tasks come back to the new worker soon
+        env = {"CELERY_VISIBILITY_TIMEOUT": "5"}
+        first = workers.start_worker(pool="prefork", concurrency=2, name="doomed", extra_env=env)
+        try:
+            for pk in ids:
+                assert send_safely(settle_booking, pk)
+            # when the worker is killed (-9, its whole process group) while it works through the batch
+            assert workers.wait_until(lambda: settled_count(ids) >= 20, timeout=90)
+            workers.kill_group(first)
+            at_kill = settled_count(ids)
+        finally:
+            if first.poll() is None:
+                workers.kill_group(first)
+        assert at_kill < len(ids), "the worker finished before it could be killed"
+        second = workers.start_worker(pool="prefork", concurrency=2, name="successor", extra_env=env)
+        try:
+            # and a new worker takes over, while the catch-up sweep runs too
+            services.sweep_unsettled(batch=50)
+            assert workers.wait_until(lambda: settled_count(ids) == len(ids), timeout=120)
+        finally:
+            workers.stop_worker(second)
+    # then each booking was settled exactly once
+    settles = JournalTransaction.objects.filter(kind="settle")
+    assert sorted(settles.values_list("reference", flat=True)) == sorted(f"booking:{pk}" for pk in ids)
+    assert BookingSettlement.objects.count() == len(ids)
+    per_booking = Booking.objects.filter(pk__in=ids, status_changes__to_status="settled").values_list("pk", flat=True)
+    assert sorted(per_booking) == sorted(ids)
+    assert ledger_breaches() == []
+    call_command("verify_ledger")

@@ -1,0 +1,94 @@
+"""Real Celery workers for settlement tests: a broker of our own (a dedicated Redis db, so other test runs'
+workers never take our tasks) and ``celery worker`` subprocesses on the test database."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import redis
+from django.conf import settings
+from django.db import connection
+
+from marketplace.celery import app
+
+ROOT = Path(__file__).resolve().parents[2]
+# Redis db 11 of the test broker's server (the suite's default is 9).
+TEST_BROKER_URL = settings.CELERY_BROKER_URL.rsplit("/", 1)[0] + "/11"
+
+
+def database_url() -> str:
+    """The URL of the database this test runs on (the test database), for worker subprocesses."""
+    s = connection.settings_dict
+    auth = quote(s["USER"] or "", safe="") + (f":{quote(s['PASSWORD'], safe='')}" if s.get("PASSWORD") else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def _reset_pools() -> None:
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@contextlib.contextmanager
+def broker(url: str):
+    """Point this process's Celery app at ``url`` (emptied first when it answers), restoring it afterwards."""
+    # Celery reads CELERY_BROKER_URL from the environment before its own settings (the test settings set it).
+    old_env, old_conf = os.environ.get("CELERY_BROKER_URL"), app.conf.broker_url
+    with contextlib.suppress(redis.exceptions.RedisError):
+        redis.Redis.from_url(url, socket_connect_timeout=1).flushdb()
+    os.environ["CELERY_BROKER_URL"] = url
+    app.conf.broker_url = url
+    _reset_pools()
+    try:
+        yield url
+    finally:
+        if old_env is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = old_env
+        app.conf.broker_url = old_conf
+        _reset_pools()
+
+
+def start_worker(*, pool: str = "solo", concurrency: int = 1, name: str = "w", extra_env: dict | None = None):
+    """A ``celery worker`` subprocess in its own process group (so ``kill_group`` takes its children too)."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "marketplace.settings.test", "DATABASE_URL": database_url(),
+           "CELERY_BROKER_URL": app.conf.broker_url, "CELERY_RESULT_BACKEND": app.conf.broker_url,
+           **(extra_env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "marketplace", "worker", "--pool", pool, "--concurrency",
+         str(concurrency), "-l", "warning", "--without-gossip", "--without-mingle", "--without-heartbeat",
+         "-n", f"{name}-{os.getpid()}-{time.monotonic_ns()}@%h"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    proc.wait(timeout=30)
+
+
+def stop_worker(proc: subprocess.Popen) -> None:
+    """Warm shutdown (SIGTERM), SIGKILL to the group after 20 s."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+
+
+def wait_until(predicate, *, timeout: float = 90, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

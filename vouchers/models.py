@@ -1,0 +1,181 @@
+"""City compute vouchers: programs (policy rules), applications, vouchers and their redemptions.
+
+Money never lives on these rows: a program's budget, a voucher's balance and its held parts are ledger accounts
+(``program_budget`` owned by the program id, ``voucher`` / ``voucher_hold`` owned by the voucher id). The rows
+record who, what and why; ``face_value`` and ``Redemption.amount`` are the amounts that were posted.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from accounts.models import CITY_CHOICES, ModelFiling, Organization
+from marketplace.core.models import TimeStampedModel
+from marketplace.core.money import AmountField
+
+
+def RatioField(**kwargs) -> models.DecimalField:  # noqa: N802 - reads like a field class at call sites
+    """A share in [0, 1] with 4 places (0.3000 = 30 %); the models add the range CHECK."""
+    return models.DecimalField(max_digits=5, decimal_places=4, **kwargs)
+
+
+class VoucherProgram(TimeStampedModel):
+    """A city's voucher policy and budget. ``budget_total`` is what was funded (program_funding → program_budget)."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ACTIVE = "active", "Active"
+        CLOSED = "closed", "Closed"
+
+    issuer = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="voucher_programs",
+                               limit_choices_to={"kind": Organization.Kind.ISSUER})
+    name = models.CharField(max_length=200)
+    city = models.CharField(max_length=32, choices=CITY_CHOICES)
+    description = models.TextField(blank=True)
+    budget_total = AmountField(default=0)
+    face_value_min = AmountField()
+    face_value_max = AmountField()
+    validity_days = models.PositiveIntegerField(default=365)
+    applications_open_from = models.DateTimeField()
+    applications_open_until = models.DateTimeField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT, db_index=True)
+
+    # --- rules (see vouchers.rules) ---
+    domestic_ratio = RatioField(default=0)
+    other_ratio = RatioField(default=0)
+    sme_bonus_ratio = RatioField(default=0)
+    # Hangzhou: "domestic chips OR a registered model → the domestic ratio".
+    model_filing_earns_domestic_ratio = models.BooleanField(default=False)
+    annual_cap_per_org = AmountField(null=True, blank=True, help_text="empty = no annual cap")
+    per_booking_cap = AmountField(null=True, blank=True, help_text="empty = no per-booking cap")
+    eligible_providers = models.ManyToManyField(Organization, blank=True, related_name="+",
+                                                limit_choices_to={"kind": Organization.Kind.PROVIDER},
+                                                help_text="empty = any provider")
+    city_data_centers_only = models.BooleanField(default=False)
+    eligible_accelerators = models.ManyToManyField("listings.Accelerator", blank=True, related_name="+",
+                                                   help_text="empty = every accelerator")
+    requires_model_filing = models.BooleanField(default=False)
+    ban_related_party = models.BooleanField(default=True)
+    max_stacked_share = RatioField(default=1)
+    require_reviewed_listing = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["city", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "name"], name="voucherprogram_unique_name_per_issuer"),
+            models.CheckConstraint(
+                condition=Q(domestic_ratio__gte=0, domestic_ratio__lte=1, other_ratio__gte=0, other_ratio__lte=1,
+                            sme_bonus_ratio__gte=0, sme_bonus_ratio__lte=1, max_stacked_share__gte=0,
+                            max_stacked_share__lte=1),
+                name="voucherprogram_ratios_in_unit_range",
+            ),
+            models.CheckConstraint(condition=Q(face_value_min__gt=0, face_value_min__lte=F("face_value_max")),
+                                   name="voucherprogram_face_value_range"),
+            models.CheckConstraint(condition=Q(budget_total__gte=0), name="voucherprogram_budget_non_negative"),
+            models.CheckConstraint(
+                condition=(Q(annual_cap_per_org__isnull=True) | Q(annual_cap_per_org__gte=0))
+                & (Q(per_booking_cap__isnull=True) | Q(per_booking_cap__gte=0)),
+                name="voucherprogram_caps_non_negative",
+            ),
+            models.CheckConstraint(condition=Q(applications_open_until__gt=F("applications_open_from")),
+                                   name="voucherprogram_window_ordered"),
+            models.CheckConstraint(condition=Q(validity_days__gte=1), name="voucherprogram_validity_positive"),
+            models.CheckConstraint(condition=Q(status__in=["draft", "active", "closed"]),
+                                   name="voucherprogram_status_valid"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class VoucherApplication(TimeStampedModel):
+    class Status(models.TextChoices):
+        SUBMITTED = "submitted", "Submitted"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    program = models.ForeignKey(VoucherProgram, on_delete=models.PROTECT, related_name="applications")
+    applicant = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="voucher_applications")
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    requested_amount = AmountField()
+    purpose = models.TextField()
+    model_filing = models.ForeignKey(ModelFiling, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SUBMITTED, db_index=True)
+    approved_face_value = AmountField(null=True, blank=True)
+    reject_reason = models.TextField(blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(requested_amount__gt=0), name="voucherapplication_amount_positive"),
+            models.CheckConstraint(condition=Q(status__in=["submitted", "approved", "rejected"]),
+                                   name="voucherapplication_status_valid"),
+            models.CheckConstraint(
+                condition=~Q(status="approved") | Q(approved_face_value__gt=0,
+                                                    approved_face_value__lte=F("requested_amount")),
+                name="voucherapplication_approved_face_value",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Application {self.pk} ({self.status})"
+
+
+class Voucher(TimeStampedModel):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        EXPIRED = "expired", "Expired"
+        REVOKED = "revoked", "Revoked"
+
+    program = models.ForeignKey(VoucherProgram, on_delete=models.PROTECT, related_name="vouchers")
+    holder = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="vouchers")
+    application = models.OneToOneField(VoucherApplication, null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="voucher")
+    face_value = AmountField()
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE, db_index=True)
+
+    class Meta:
+        ordering = ["expires_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(face_value__gt=0), name="voucher_face_value_positive"),
+            models.CheckConstraint(condition=Q(expires_at__gt=F("issued_at")), name="voucher_expiry_after_issue"),
+            models.CheckConstraint(condition=Q(status__in=["active", "expired", "revoked"]),
+                                   name="voucher_status_valid"),
+        ]
+        indexes = [models.Index(fields=["holder", "program"], name="voucher_holder_program_idx")]
+
+    def __str__(self):
+        return f"Voucher {self.pk} · {self.face_value} ({self.program})"
+
+
+class Redemption(TimeStampedModel):
+    """A voucher's part of one booking: held at booking, captured at settlement, released on cancel/expiry."""
+
+    class Status(models.TextChoices):
+        HELD = "held", "Held"
+        CAPTURED = "captured", "Captured"
+        RELEASED = "released", "Released"
+
+    voucher = models.ForeignKey(Voucher, on_delete=models.PROTECT, related_name="redemptions")
+    booking = models.ForeignKey("orders.Booking", on_delete=models.PROTECT, related_name="redemptions")
+    amount = AmountField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.HELD, db_index=True)
+    bound_by = models.CharField(max_length=32, help_text="the rule that bound this part")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["voucher", "booking"], name="redemption_unique_voucher_booking"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="redemption_amount_positive"),
+            models.CheckConstraint(condition=Q(status__in=["held", "captured", "released"]),
+                                   name="redemption_status_valid"),
+        ]
+
+    def __str__(self):
+        return f"Redemption {self.pk}: {self.amount} of voucher {self.voucher_id} ({self.status})"

@@ -1,0 +1,165 @@
+"""Reads for vouchers: what a user may see (other organizations' objects are simply absent → 404), the booking
+context and candidates fed to the pure rules engine, voucher balances and the program burn-down series."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.db.models import Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from accounts.models import ModelFiling, Organization
+from accounts.selectors import user_organizations
+from ledger.models import LedgerAccount
+from listings.models import Listing, ProvenanceDeclaration
+from marketplace.core.money import ZERO
+from vouchers import rules
+from vouchers.models import Redemption, Voucher, VoucherApplication, VoucherProgram
+
+SPENDING_STATUSES = (Redemption.Status.HELD, Redemption.Status.CAPTURED)
+
+
+def _org_ids(user) -> list[int]:
+    return list(user_organizations(user).values_list("pk", flat=True))
+
+
+def programs_visible(user) -> QuerySet[VoucherProgram]:
+    """Active programs for everyone logged in, plus every program (drafts too) the user's issuers run."""
+    return (VoucherProgram.objects.filter(Q(status=VoucherProgram.Status.ACTIVE) | Q(issuer_id__in=_org_ids(user)))
+            .select_related("issuer").distinct())
+
+
+def programs_managed(user) -> QuerySet[VoucherProgram]:
+    """Programs run by an issuer the user acts for: the only ones they may change or decide on."""
+    return VoucherProgram.objects.filter(issuer__in=user_organizations(user, kind=Organization.Kind.ISSUER))
+
+
+def applications_visible(user) -> QuerySet[VoucherApplication]:
+    """The user's organizations' own applications and the queue of the programs their issuers run."""
+    org_ids = _org_ids(user)
+    return (VoucherApplication.objects.filter(Q(applicant_id__in=org_ids) | Q(program__issuer_id__in=org_ids))
+            .select_related("program", "applicant", "model_filing", "voucher"))
+
+
+def applications_for_issuer(user) -> QuerySet[VoucherApplication]:
+    return VoucherApplication.objects.filter(program__in=programs_managed(user)).select_related("program")
+
+
+def vouchers_visible(user) -> QuerySet[Voucher]:
+    """Vouchers the user's organizations hold, and those issued by programs their issuers run."""
+    org_ids = _org_ids(user)
+    return (Voucher.objects.filter(Q(holder_id__in=org_ids) | Q(program__issuer_id__in=org_ids))
+            .select_related("program", "holder"))
+
+
+def vouchers_spendable(user) -> QuerySet[Voucher]:
+    """Active, unexpired vouchers of the startups ``user`` acts for, soonest expiry first (the spending order)."""
+    orgs = user_organizations(user, kind=Organization.Kind.STARTUP)
+    return (Voucher.objects.filter(holder__in=orgs, status=Voucher.Status.ACTIVE, expires_at__gt=timezone.now())
+            .select_related("program").order_by("expires_at", "pk"))
+
+
+def voucher_balances(voucher_ids) -> dict[int, dict[str, Decimal]]:
+    """``{voucher id: {"balance", "held", "spent"}}``: balance and held from the ledger, spent = captured parts."""
+    ids = list(voucher_ids)
+    out = {pk: {"balance": ZERO, "held": ZERO, "spent": ZERO} for pk in ids}
+    for kind, owner_id, balance in LedgerAccount.objects.filter(
+        kind__in=[LedgerAccount.Kind.VOUCHER, LedgerAccount.Kind.VOUCHER_HOLD], owner_id__in=ids
+    ).values_list("kind", "owner_id", "balance"):
+        out[owner_id]["balance" if kind == LedgerAccount.Kind.VOUCHER else "held"] = balance
+    for voucher_id, spent in (Redemption.objects.filter(voucher_id__in=ids, status=Redemption.Status.CAPTURED)
+                              .values("voucher_id").annotate(total=Sum("amount")).values_list("voucher_id", "total")):
+        out[voucher_id]["spent"] = spent
+    return out
+
+
+def program_budget_available(program: VoucherProgram) -> Decimal:
+    account = LedgerAccount.objects.filter(kind=LedgerAccount.Kind.PROGRAM_BUDGET, owner_id=program.pk).first()
+    return account.balance if account else ZERO
+
+
+def annual_used(*, program_ids, holder_id: int, now: dt.datetime) -> dict[int, Decimal]:
+    """What ``holder_id`` used (held or captured) per program in ``now``'s calendar year (UTC)."""
+    rows = (Redemption.objects.filter(voucher__program_id__in=program_ids, voucher__holder_id=holder_id,
+                                      status__in=SPENDING_STATUSES, created_at__year=now.year)
+            .values("voucher__program_id").annotate(total=Sum("amount"))
+            .values_list("voucher__program_id", "total"))
+    return dict(rows)
+
+
+def program_rules(program: VoucherProgram) -> rules.ProgramRules:
+    return rules.ProgramRules(
+        program_id=program.pk, city=program.city, domestic_ratio=program.domestic_ratio,
+        other_ratio=program.other_ratio, sme_bonus_ratio=program.sme_bonus_ratio,
+        model_filing_earns_domestic_ratio=program.model_filing_earns_domestic_ratio,
+        annual_cap_per_org=program.annual_cap_per_org, per_booking_cap=program.per_booking_cap,
+        eligible_provider_ids=frozenset(program.eligible_providers.values_list("pk", flat=True)),
+        city_data_centers_only=program.city_data_centers_only,
+        eligible_accelerator_ids=frozenset(program.eligible_accelerators.values_list("pk", flat=True)),
+        requires_model_filing=program.requires_model_filing, ban_related_party=program.ban_related_party,
+        max_stacked_share=program.max_stacked_share, require_reviewed_listing=program.require_reviewed_listing,
+    )
+
+
+def voucher_candidates(vouchers: list[Voucher], *, buyer_id: int, now: dt.datetime) -> list[rules.VoucherCandidate]:
+    """The rules engine's view of ``vouchers``: balances from the ledger and this year's use per program."""
+    balances = voucher_balances(v.pk for v in vouchers)
+    programs = {v.program_id: v.program for v in vouchers}
+    program_rules_by_id = {pk: program_rules(program) for pk, program in programs.items()}
+    used = annual_used(program_ids=list(programs), holder_id=buyer_id, now=now)
+    return [
+        rules.VoucherCandidate(voucher_id=v.pk, holder_id=v.holder_id, expires_at=v.expires_at,
+                               balance=balances[v.pk]["balance"], rules=program_rules_by_id[v.program_id],
+                               status=v.status, annual_used=used.get(v.program_id, ZERO))
+        for v in vouchers
+    ]
+
+
+def listing_reviewed(listing: Listing) -> bool:
+    """Active, and for export-controlled hardware an approved provenance declaration."""
+    if listing.status != Listing.Status.ACTIVE:
+        return False
+    cluster = listing.cluster
+    if not cluster.accelerator.export_controlled:
+        return True
+    return ProvenanceDeclaration.objects.filter(cluster=cluster, status=ProvenanceDeclaration.Status.APPROVED).exists()
+
+
+def booking_context(*, buyer: Organization, listing: Listing, subtotal: Decimal,
+                    now: dt.datetime) -> rules.BookingContext:
+    listing = Listing.objects.select_related("cluster__accelerator", "cluster__data_center__provider").get(
+        pk=listing.pk
+    )
+    cluster = listing.cluster
+    provider = cluster.data_center.provider
+    return rules.BookingContext(
+        subtotal=subtotal, buyer_id=buyer.pk, provider_id=provider.pk, data_center_city=cluster.data_center.city,
+        accelerator_id=cluster.accelerator_id, accelerator_domestic=cluster.accelerator.domestic,
+        accelerator_export_controlled=cluster.accelerator.export_controlled,
+        listing_reviewed=listing_reviewed(listing), buyer_is_sme=buyer.is_sme,
+        buyer_has_model_filing=ModelFiling.objects.filter(organization=buyer).exists(),
+        related_party=bool(buyer.related_party_names() & provider.related_party_names()), now=now,
+    )
+
+
+def program_burndown(program: VoucherProgram) -> dict:
+    """Daily series for the burn-down chart: budget funded, cumulative face value issued, cumulative spent
+    (captured parts) and what is left in the budget. Labels are ISO dates."""
+    issued = dict(Voucher.objects.filter(program=program).annotate(day=TruncDate("issued_at")).values("day")
+                  .annotate(total=Sum("face_value")).values_list("day", "total"))
+    spent = dict(Redemption.objects.filter(voucher__program=program, status=Redemption.Status.CAPTURED)
+                 .annotate(day=TruncDate("updated_at")).values("day").annotate(total=Sum("amount"))
+                 .values_list("day", "total"))
+    days = sorted({*issued, *spent, program.created_at.date()})
+    labels, issued_series, spent_series = [], [], []
+    issued_total = spent_total = ZERO
+    for day in days:
+        issued_total += issued.get(day, ZERO)
+        spent_total += spent.get(day, ZERO)
+        labels.append(day.isoformat())
+        issued_series.append(str(issued_total))
+        spent_series.append(str(spent_total))
+    return {"labels": labels, "issued": issued_series, "spent": spent_series, "budget": str(program.budget_total),
+            "available": str(program_budget_available(program))}

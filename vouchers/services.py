@@ -1,0 +1,445 @@
+"""Writes for voucher programs, applications, vouchers and redemptions.
+
+Every change of money goes through ``ledger.services.ledger_post`` with a deterministic idempotency key and is
+audited in the same transaction. Lock order, always: voucher rows (by pk), then ledger accounts (by the ledger).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import Organization
+from audit.services import audit_record
+from ledger.models import LedgerAccount
+from ledger.services import account_for, ledger_post
+from marketplace.core.exceptions import ApplicationError, Conflict
+from marketplace.core.money import ZERO, to_amount
+from vouchers import rules, selectors
+from vouchers.models import Redemption, Voucher, VoucherApplication, VoucherProgram
+
+# Fields an issuer may set on a program; the M2M rules are passed separately.
+PROGRAM_FIELDS = (
+    "name", "city", "description", "face_value_min", "face_value_max", "validity_days", "applications_open_from",
+    "applications_open_until", "status", "domestic_ratio", "other_ratio", "sme_bonus_ratio",
+    "model_filing_earns_domestic_ratio", "annual_cap_per_org", "per_booking_cap", "city_data_centers_only",
+    "requires_model_filing", "ban_related_party", "max_stacked_share", "require_reviewed_listing",
+)
+PROGRAM_ALLOWED_TRANSITIONS = {
+    VoucherProgram.Status.DRAFT: {VoucherProgram.Status.ACTIVE, VoucherProgram.Status.CLOSED},
+    VoucherProgram.Status.ACTIVE: {VoucherProgram.Status.CLOSED},
+    VoucherProgram.Status.CLOSED: set(),
+}
+
+
+def _field_error(field: str, message: str, *, status: int = 400) -> ApplicationError:
+    return ApplicationError(message, status=status, errors={field: [message]})
+
+
+def _validate_program(program: VoucherProgram) -> None:
+    """Model-level checks with field errors, so bad input answers 400 before the database CHECKs would."""
+    if program.face_value_min is not None and program.face_value_max is not None:
+        if program.face_value_min <= ZERO:
+            raise _field_error("face_value_min", "The minimum face value must be positive.")
+        if program.face_value_min > program.face_value_max:
+            raise _field_error("face_value_max", "The maximum face value must be at least the minimum.")
+    if program.applications_open_until <= program.applications_open_from:
+        raise _field_error("applications_open_until", "The application window must end after it opens.")
+    for name in ("domestic_ratio", "other_ratio", "sme_bonus_ratio", "max_stacked_share"):
+        value = getattr(program, name)
+        if not ZERO <= value <= 1:
+            raise _field_error(name, "A ratio must be between 0 and 1.")
+    for name in ("annual_cap_per_org", "per_booking_cap"):
+        value = getattr(program, name)
+        if value is not None and value < ZERO:
+            raise _field_error(name, "A cap cannot be negative.")
+
+
+def _set_program_lists(program: VoucherProgram, *, eligible_providers=None, eligible_accelerators=None) -> None:
+    if eligible_providers is not None:
+        providers = list(eligible_providers)
+        if any(org.kind != Organization.Kind.PROVIDER for org in providers):
+            raise _field_error("eligible_providers", "Only provider organizations can be on the provider list.")
+        program.eligible_providers.set(providers)
+    if eligible_accelerators is not None:
+        program.eligible_accelerators.set(list(eligible_accelerators))
+
+
+@transaction.atomic
+def program_create(*, issuer: Organization, actor=None, budget: Decimal = ZERO, eligible_providers=None,
+                   eligible_accelerators=None, **fields) -> VoucherProgram:
+    """Create a program for ``issuer`` (an issuer organization) and fund it with ``budget``.
+
+    ``fields`` are ``PROGRAM_FIELDS``. Raises ``ApplicationError`` 403 if ``issuer`` is not an issuer, 400 with
+    field errors on bad values or a duplicate name.
+    """
+    if issuer.kind != Organization.Kind.ISSUER:
+        raise ApplicationError("Only voucher issuers can run programs.", status=403, code="permission_denied")
+    unknown = set(fields) - set(PROGRAM_FIELDS)
+    if unknown:
+        raise ApplicationError(f"Unknown program fields: {', '.join(sorted(unknown))}.")
+    fields.setdefault("city", issuer.city)
+    program = VoucherProgram(issuer=issuer, **fields)
+    _validate_program(program)
+    if VoucherProgram.objects.filter(issuer=issuer, name=program.name).exists():
+        raise _field_error("name", "You already run a program with this name.")
+    program.save()
+    _set_program_lists(program, eligible_providers=eligible_providers, eligible_accelerators=eligible_accelerators)
+    audit_record(action="voucher_program.create", obj=program, actor=actor, organization_id=issuer.pk,
+                 data={"name": program.name, "status": program.status})
+    if budget and to_amount(budget) > ZERO:
+        program_fund(program=program, amount=budget, idempotency_key=f"program:{program.pk}:fund:initial",
+                     actor=actor)
+        program.refresh_from_db()
+    return program
+
+
+@transaction.atomic
+def program_update(*, program: VoucherProgram, actor=None, eligible_providers=None, eligible_accelerators=None,
+                   **fields) -> VoucherProgram:
+    """Change rules or status of ``program`` (status follows ``PROGRAM_ALLOWED_TRANSITIONS``).
+
+    Rule changes apply to quotes from now on; holds already made keep their amounts. Raises ``ApplicationError``
+    400 on bad values, 409 on a status change that is not allowed.
+    """
+    program = VoucherProgram.objects.select_for_update(of=("self",)).get(pk=program.pk)
+    unknown = set(fields) - set(PROGRAM_FIELDS)
+    if unknown:
+        raise ApplicationError(f"Unknown program fields: {', '.join(sorted(unknown))}.")
+    new_status = fields.get("status", program.status)
+    if new_status != program.status and new_status not in PROGRAM_ALLOWED_TRANSITIONS[program.status]:
+        raise Conflict(f"A {program.status} program cannot become {new_status}.",
+                       errors={"status": [f"Not allowed from {program.status}."]})
+    if "name" in fields and VoucherProgram.objects.filter(issuer_id=program.issuer_id, name=fields["name"]).exclude(
+        pk=program.pk
+    ).exists():
+        raise _field_error("name", "You already run a program with this name.")
+    for name, value in fields.items():
+        setattr(program, name, value)
+    _validate_program(program)
+    program.save()
+    _set_program_lists(program, eligible_providers=eligible_providers, eligible_accelerators=eligible_accelerators)
+    changed = sorted([*fields, *(["eligible_providers"] if eligible_providers is not None else []),
+                      *(["eligible_accelerators"] if eligible_accelerators is not None else [])])
+    audit_record(action="voucher_program.update", obj=program, actor=actor, organization_id=program.issuer_id,
+                 data={"fields": changed, "status": program.status})
+    return program
+
+
+@transaction.atomic
+def program_fund(*, program: VoucherProgram, amount: Decimal, idempotency_key: str, actor=None) -> VoucherProgram:
+    """Add ``amount`` to the program's budget: program_funding → program_budget. Idempotent on the key (a replay
+    changes nothing). Raises ``ApplicationError`` 400 for a non-positive amount."""
+    amount = to_amount(amount)
+    if amount <= ZERO:
+        raise _field_error("amount", "The amount must be positive.")
+    posting = ledger_post(
+        kind="program_funding", idempotency_key=idempotency_key, reference=f"voucher_program:{program.pk}",
+        legs=[(account_for(LedgerAccount.Kind.PROGRAM_FUNDING, program.pk), -amount),
+              (account_for(LedgerAccount.Kind.PROGRAM_BUDGET, program.pk), amount)],
+    )
+    if not posting.replayed:
+        VoucherProgram.objects.filter(pk=program.pk).update(budget_total=F("budget_total") + amount)
+        audit_record(action="voucher_program.fund", obj=program, actor=actor, organization_id=program.issuer_id,
+                     data={"amount": str(amount), "idempotency_key": idempotency_key})
+    program.refresh_from_db()
+    return program
+
+
+# --- applications ---------------------------------------------------------------------------------------------
+
+@transaction.atomic
+def application_submit(*, program: VoucherProgram, applicant: Organization, requested_amount: Decimal,
+                       purpose: str, model_filing=None, actor=None, now: dt.datetime | None = None
+                       ) -> VoucherApplication:
+    """A startup applies to an active program while its window is open, for an amount within the face-value range.
+
+    Raises ``ApplicationError`` 403 for a non-startup, 400 with field errors otherwise, 409 if the program is not
+    active or its window is closed.
+    """
+    now = now or timezone.now()
+    if applicant.kind != Organization.Kind.STARTUP:
+        raise ApplicationError("Only startups can apply for vouchers.", status=403, code="permission_denied")
+    if program.status != VoucherProgram.Status.ACTIVE:
+        raise Conflict("This program is not accepting applications.", errors={"program": ["Not active."]})
+    if not program.applications_open_from <= now < program.applications_open_until:
+        raise Conflict("The application window is closed.",
+                       errors={"program": [f"Applications are open from {program.applications_open_from:%Y-%m-%d} "
+                                           f"until {program.applications_open_until:%Y-%m-%d}."]})
+    requested_amount = to_amount(requested_amount)
+    if not program.face_value_min <= requested_amount <= program.face_value_max:
+        raise _field_error("requested_amount", f"Must be between {program.face_value_min} and "
+                                               f"{program.face_value_max}.")
+    if not (purpose or "").strip():
+        raise _field_error("purpose", "Say what the compute is for.")
+    if model_filing is not None and model_filing.organization_id != applicant.pk:
+        raise _field_error("model_filing", "That model filing belongs to another organization.")
+    application = VoucherApplication.objects.create(
+        program=program, applicant=applicant, submitted_by=actor if getattr(actor, "pk", None) else None,
+        requested_amount=requested_amount, purpose=purpose.strip(), model_filing=model_filing,
+    )
+    audit_record(action="voucher_application.submit", obj=application, actor=actor, organization_id=applicant.pk,
+                 data={"program": program.pk, "requested_amount": str(requested_amount)})
+    return application
+
+
+def _lock_submitted(application: VoucherApplication) -> VoucherApplication:
+    locked = VoucherApplication.objects.select_for_update(of=("self",)).select_related("program").get(
+        pk=application.pk
+    )
+    if locked.status != VoucherApplication.Status.SUBMITTED:
+        raise Conflict(f"This application was already {locked.status}.",
+                       errors={"status": [f"Already {locked.status}."]})
+    return locked
+
+
+@transaction.atomic
+def application_approve(*, application: VoucherApplication, face_value: Decimal, actor=None,
+                        now: dt.datetime | None = None) -> Voucher:
+    """Approve and issue a ``Voucher`` of ``face_value`` (≤ requested, within the program's range), moving it
+    program_budget → voucher in the ledger.
+
+    Raises ``ApplicationError`` 400 on a bad face value, 409 when the application was already decided or the
+    program's budget is short (``InsufficientFunds``; nothing is written then). Callers check the actor is a
+    member of the program's issuer (``selectors.applications_for_issuer``).
+    """
+    now = now or timezone.now()
+    application = _lock_submitted(application)
+    program = application.program
+    face_value = to_amount(face_value)
+    if face_value > application.requested_amount:
+        raise _field_error("face_value", f"Cannot exceed the requested {application.requested_amount}.")
+    if not program.face_value_min <= face_value <= program.face_value_max:
+        raise _field_error("face_value", f"Must be between {program.face_value_min} and {program.face_value_max}.")
+    voucher = Voucher.objects.create(program=program, holder_id=application.applicant_id, application=application,
+                                     face_value=face_value, issued_at=now,
+                                     expires_at=now + dt.timedelta(days=program.validity_days))
+    ledger_post(kind="voucher_issue", idempotency_key=f"voucher:{voucher.pk}:issue",
+                reference=f"voucher:{voucher.pk}",
+                legs=[(account_for(LedgerAccount.Kind.PROGRAM_BUDGET, program.pk), -face_value),
+                      (account_for(LedgerAccount.Kind.VOUCHER, voucher.pk), face_value)])
+    VoucherApplication.objects.filter(pk=application.pk).update(
+        status=VoucherApplication.Status.APPROVED, approved_face_value=face_value,
+        decided_by=actor if getattr(actor, "pk", None) else None, decided_at=now, updated_at=now,
+    )
+    audit_record(action="voucher_application.approve", obj=application, actor=actor,
+                 organization_id=program.issuer_id,
+                 data={"voucher": voucher.pk, "face_value": str(face_value), "applicant": application.applicant_id})
+    return voucher
+
+
+@transaction.atomic
+def application_reject(*, application: VoucherApplication, reason: str, actor=None) -> VoucherApplication:
+    """Reject with a ``reason`` (required, 400 without). 409 when the application was already decided."""
+    if not (reason or "").strip():
+        raise _field_error("reason", "Give the applicant a reason.")
+    application = _lock_submitted(application)
+    application.status = VoucherApplication.Status.REJECTED
+    application.reject_reason = reason.strip()
+    application.decided_by = actor if getattr(actor, "pk", None) else None
+    application.decided_at = timezone.now()
+    application.save(update_fields=["status", "reject_reason", "decided_by", "decided_at", "updated_at"])
+    audit_record(action="voucher_application.reject", obj=application, actor=actor,
+                 organization_id=application.program.issuer_id, data={"reason": application.reject_reason})
+    return application
+
+
+# --- vouchers: expiry and revocation --------------------------------------------------------------------------
+
+def _return_to_budget(voucher: Voucher, *, key: str, kind: str, amount: Decimal | None = None) -> Decimal:
+    """Move ``amount`` (default: the voucher's whole unheld balance) back to its program budget; returns it."""
+    account = account_for(LedgerAccount.Kind.VOUCHER, voucher.pk)
+    if amount is None:
+        account.refresh_from_db(fields=["balance"])
+        amount = account.balance
+    if amount > ZERO:
+        ledger_post(kind=kind, idempotency_key=key, reference=f"voucher:{voucher.pk}",
+                    legs=[(account, -amount),
+                          (account_for(LedgerAccount.Kind.PROGRAM_BUDGET, voucher.program_id), amount)])
+    return amount
+
+
+def _end_voucher(voucher: Voucher, *, status: str, actor, now) -> tuple[Voucher, Decimal]:
+    voucher = Voucher.objects.select_for_update(of=("self",)).get(pk=voucher.pk)
+    if voucher.status != Voucher.Status.ACTIVE:
+        return voucher, ZERO
+    action = "expire" if status == Voucher.Status.EXPIRED else "revoke"
+    returned = _return_to_budget(voucher, key=f"voucher:{voucher.pk}:{action}", kind=f"voucher_{action}")
+    Voucher.objects.filter(pk=voucher.pk, status=Voucher.Status.ACTIVE).update(status=status, updated_at=now)
+    voucher.status = status
+    audit_record(action=f"voucher.{action}", obj=voucher, actor=actor, organization_id=voucher.holder_id,
+                 data={"returned_to_budget": str(returned)})
+    return voucher, returned
+
+
+@transaction.atomic
+def voucher_expire(*, voucher: Voucher, now: dt.datetime | None = None, actor=None) -> Voucher:
+    """Expire a voucher past ``expires_at``: its unheld balance returns to the program budget; held parts stay
+    held (released later, they go back to the budget too). Idempotent: a voucher already expired or revoked is
+    returned unchanged. Raises ``Conflict`` (409) before ``expires_at``."""
+    now = now or timezone.now()
+    if voucher.status == Voucher.Status.ACTIVE and voucher.expires_at > now:
+        raise Conflict("This voucher has not expired yet.", errors={"expires_at": [f"Expires {voucher.expires_at}."]})
+    return _end_voucher(voucher, status=Voucher.Status.EXPIRED, actor=actor, now=now)[0]
+
+
+@transaction.atomic
+def voucher_revoke(*, voucher: Voucher, actor=None, reason: str = "") -> Voucher:
+    """Revoke an active voucher (issuer): no new holds; its unheld balance returns to the program budget; parts
+    already held can still be captured or released. Idempotent on an already ended voucher."""
+    voucher, _ = _end_voucher(voucher, status=Voucher.Status.REVOKED, actor=actor, now=timezone.now())
+    if reason:
+        audit_record(action="voucher.revoke_reason", obj=voucher, actor=actor, organization_id=voucher.holder_id,
+                     data={"reason": reason})
+    return voucher
+
+
+# --- redemption: quote, hold, release, capture -----------------------------------------------------------------
+
+def _unique_ids(voucher_ids: Iterable) -> list[int]:
+    try:
+        ids = [int(v) for v in voucher_ids]
+    except (TypeError, ValueError):
+        raise _field_error("vouchers", "Voucher ids must be integers.") from None
+    if len(set(ids)) != len(ids):
+        raise _field_error("vouchers", "Each voucher may be named once.")
+    return ids
+
+
+def _buyer_vouchers(buyer: Organization, ids: list[int]) -> list[Voucher]:
+    """The buyer's vouchers with ``ids``. Another organization's (or a missing) voucher is refused with 400 naming the
+    ``organization`` rule, worded so it does not tell whether such a voucher exists."""
+    vouchers = list(Voucher.objects.filter(pk__in=ids, holder=buyer).select_related("program"))
+    missing = sorted(set(ids) - {v.pk for v in vouchers})
+    if missing:
+        raise ApplicationError("A voucher cannot pay for this booking.", code="voucher_ineligible",
+                               errors={"vouchers": [f"Voucher {pk}: not one of your vouchers (rule: organization)."
+                                                    for pk in missing]})
+    return vouchers
+
+
+def _parts(*, buyer: Organization, listing, subtotal: Decimal, vouchers: list[Voucher],
+           now: dt.datetime) -> list[rules.VoucherPart]:
+    if not vouchers:
+        return []
+    context = selectors.booking_context(buyer=buyer, listing=listing, subtotal=to_amount(subtotal), now=now)
+    candidates = selectors.voucher_candidates(vouchers, buyer_id=buyer.pk, now=now)
+    try:
+        return rules.compute_parts(context, candidates)
+    except rules.RulesError as exc:
+        raise ApplicationError("A voucher cannot pay for this booking.", errors={"vouchers": exc.messages},
+                               code="voucher_ineligible") from exc
+
+
+def voucher_quote(*, buyer: Organization, listing, subtotal: Decimal, voucher_ids: Iterable,
+                  now: dt.datetime | None = None) -> list[rules.VoucherPart]:
+    """Each voucher's part of ``subtotal`` for ``listing`` (soonest expiry first) and the rule that bound it.
+
+    Reads only. Raises ``ApplicationError`` 400 (errors["vouchers"]) for a voucher that is not the buyer's, 400
+    (errors["vouchers"], one message per voucher naming the rule) when one is ineligible.
+    """
+    ids = _unique_ids(voucher_ids)
+    return _parts(buyer=buyer, listing=listing, subtotal=subtotal,
+                  vouchers=_buyer_vouchers(buyer, ids), now=now or timezone.now())
+
+
+def _lock_buyer_vouchers(buyer: Organization, ids: list[int]) -> list[Voucher]:
+    """Lock every voucher the buyer holds in the programs of ``ids``, in one statement ordered by pk, and return
+    the fresh rows of ``ids``. Holds of one (program, buyer) pair then run one at a time, so the annual cap (a sum
+    over all that pair's redemptions) cannot be overrun by a race; one ordered statement cannot deadlock."""
+    program_ids = {v.program_id for v in _buyer_vouchers(buyer, ids)}
+    locked = list(Voucher.objects.select_for_update(of=("self",)).select_related("program")
+                  .filter(holder=buyer, program_id__in=program_ids).order_by("pk"))
+    return [v for v in locked if v.pk in set(ids)]
+
+
+def vouchers_hold_for_booking(*, booking, voucher_ids: Iterable, actor=None,
+                              now: dt.datetime | None = None) -> list[Redemption]:
+    """Hold each voucher's part of ``booking.subtotal``: voucher → voucher_hold, one ``Redemption`` (held) each.
+
+    Call inside the transaction that creates the booking (it requires one). Locks the buyer's vouchers in the
+    programs involved (by pk), re-reads balances and annual use under that lock and recomputes the parts, so the
+    parts never overdraw a voucher or a cap. Zero parts hold nothing. Idempotent per booking: a booking that has
+    redemptions gets them back. Ledger keys ``booking:{id}:voucher:{vid}:hold``. Raises like ``voucher_quote``.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("vouchers_hold_for_booking must run inside the booking's transaction")
+    now = now or timezone.now()
+    ids = _unique_ids(voucher_ids)
+    if not ids:
+        return []
+    buyer = booking.buyer
+    vouchers = _lock_buyer_vouchers(buyer, ids)
+    # Checked under the voucher locks, so two calls for one booking cannot both hold.
+    existing = list(Redemption.objects.filter(booking_id=booking.pk).order_by("pk"))
+    if existing:
+        return existing
+    parts = _parts(buyer=buyer, listing=booking.listing, subtotal=booking.subtotal, vouchers=vouchers, now=now)
+    redemptions = []
+    for part in parts:
+        if part.amount <= ZERO:
+            continue
+        ledger_post(kind="voucher_hold", idempotency_key=f"booking:{booking.pk}:voucher:{part.voucher_id}:hold",
+                    reference=f"booking:{booking.pk}",
+                    legs=[(account_for(LedgerAccount.Kind.VOUCHER, part.voucher_id), -part.amount),
+                          (account_for(LedgerAccount.Kind.VOUCHER_HOLD, part.voucher_id), part.amount)])
+        redemption = Redemption.objects.create(voucher_id=part.voucher_id, booking_id=booking.pk,
+                                               amount=part.amount, bound_by=part.bound_by)
+        audit_record(action="voucher.hold", obj=redemption, actor=actor, organization_id=buyer.pk,
+                     data={"booking": booking.pk, "voucher": part.voucher_id, "amount": str(part.amount),
+                           "bound_by": part.bound_by})
+        redemptions.append(redemption)
+    return redemptions
+
+
+def _settle_held(booking, *, to_status: str, actor, destination: LedgerAccount | None = None) -> list[Redemption]:
+    """Move each held redemption of ``booking`` out of voucher_hold (back to the voucher, or to ``destination``).
+    The conditional update makes it exactly once per redemption, whatever the retries."""
+    action = "release" if to_status == Redemption.Status.RELEASED else "capture"
+    # Voucher rows first (the lock order of holds and expiry), so a voucher cannot end between our reading its
+    # status and the money coming back to it.
+    voucher_ids = Redemption.objects.filter(booking_id=booking.pk, status=Redemption.Status.HELD).values("voucher_id")
+    list(Voucher.objects.select_for_update(of=("self",)).filter(pk__in=voucher_ids).order_by("pk")
+         .values_list("pk", flat=True))
+    held = list(Redemption.objects.select_for_update(of=("self",)).filter(booking_id=booking.pk,
+                                                                          status=Redemption.Status.HELD)
+                .select_related("voucher").order_by("pk"))
+    for redemption in held:
+        voucher = redemption.voucher
+        target = destination or account_for(LedgerAccount.Kind.VOUCHER, voucher.pk)
+        ledger_post(kind=f"voucher_{action}", idempotency_key=f"booking:{booking.pk}:voucher:{voucher.pk}:{action}",
+                    reference=f"booking:{booking.pk}",
+                    legs=[(account_for(LedgerAccount.Kind.VOUCHER_HOLD, voucher.pk), -redemption.amount),
+                          (target, redemption.amount)])
+        Redemption.objects.filter(pk=redemption.pk, status=Redemption.Status.HELD).update(
+            status=to_status, updated_at=timezone.now())
+        redemption.status = to_status
+        data = {"booking": booking.pk, "voucher": voucher.pk, "amount": str(redemption.amount)}
+        if destination is not None:
+            data["destination"] = f"{destination.kind}:{destination.owner_id}"
+        audit_record(action=f"voucher.{action}", obj=redemption, actor=actor, organization_id=voucher.holder_id,
+                     data=data)
+        if action == "release" and voucher.status != Voucher.Status.ACTIVE:
+            # An ended voucher cannot spend what comes back: it returns to the program budget, as on expiry.
+            _return_to_budget(voucher, key=f"booking:{booking.pk}:voucher:{voucher.pk}:return",
+                              kind="voucher_expire", amount=redemption.amount)
+    return held
+
+
+@transaction.atomic
+def redemptions_release(*, booking, actor=None) -> list[Redemption]:
+    """Release the booking's held voucher parts (cancel / hold expiry): voucher_hold → voucher. Idempotent:
+    returns the redemptions released by this call (none the second time)."""
+    return _settle_held(booking, to_status=Redemption.Status.RELEASED, actor=actor)
+
+
+@transaction.atomic
+def redemptions_capture(*, booking, destination_account: LedgerAccount, actor=None) -> list[Redemption]:
+    """Capture the booking's held voucher parts at settlement: voucher_hold → ``destination_account``.
+    Idempotent: returns the redemptions captured by this call (none the second time)."""
+    return _settle_held(booking, to_status=Redemption.Status.CAPTURED, actor=actor, destination=destination_account)

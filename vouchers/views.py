@@ -1,0 +1,186 @@
+"""Voucher pages: programs and apply (startups), the application queue with approve/reject (issuers), my vouchers
+with balance/held/spent and redemption history, and the program page with its budget burn-down chart."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.models import ModelFiling, Organization
+from accounts.selectors import acting_organization, user_organizations
+from marketplace.core.exceptions import ApplicationError
+from marketplace.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
+from vouchers import selectors, services
+from vouchers.models import VoucherApplication
+
+PAGE_SIZE = 20
+
+
+def _amount(**kwargs) -> forms.DecimalField:
+    return forms.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, min_value=0, **kwargs)
+
+
+class ServiceErrorsMixin:
+    def add_service_errors(self, exc: ApplicationError) -> None:
+        """Show a service's field errors next to the fields; the rest at the top of the form."""
+        for name, field_messages in exc.errors.items():
+            for message in field_messages:
+                self.add_error(name if name in self.fields else None, message)
+        if not exc.errors:
+            self.add_error(None, exc.message)
+
+
+class ApplyForm(ServiceErrorsMixin, forms.Form):
+    organization = forms.ModelChoiceField(queryset=Organization.objects.none(), required=False,
+                                          help_text="the startup you apply for")
+    requested_amount = _amount(label="Amount requested (CNY)")
+    purpose = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
+                              help_text="what the compute is for: model, data, expected GPU-hours")
+    model_filing = forms.ModelChoiceField(queryset=ModelFiling.objects.none(), required=False,
+                                          label="Registered model filing")
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        orgs = user_organizations(user, kind=Organization.Kind.STARTUP).order_by("name")
+        self.fields["organization"].queryset = orgs
+        self.fields["model_filing"].queryset = ModelFiling.objects.filter(organization__in=orgs)
+        if orgs.count() <= 1:
+            self.fields["organization"].widget = forms.HiddenInput()
+
+
+class ApproveForm(ServiceErrorsMixin, forms.Form):
+    face_value = _amount(label="Face value (CNY)")
+
+
+class RejectForm(ServiceErrorsMixin, forms.Form):
+    reason = forms.CharField(max_length=2000)
+
+
+def _page(request, queryset):
+    return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def _is_startup_member(user) -> bool:
+    return user_organizations(user, kind=Organization.Kind.STARTUP).exists()
+
+
+@login_required
+def program_list(request):
+    page = _page(request, selectors.programs_visible(request.user).order_by("city", "name"))
+    return render(request, "vouchers/program_list.html", {"page": page, "can_apply": _is_startup_member(request.user)})
+
+
+@login_required
+def program_detail(request, pk: int):
+    """The program's rules; the apply form for startups; budget and burn-down chart for its issuer."""
+    program = get_object_or_404(selectors.programs_visible(request.user), pk=pk)
+    manages = selectors.programs_managed(request.user).filter(pk=pk).exists()
+    context = {"program": program, "manages": manages, "can_apply": _is_startup_member(request.user),
+               "form": ApplyForm(user=request.user, initial={"requested_amount": program.face_value_min})}
+    if manages:
+        context["burndown"] = selectors.program_burndown(program)
+        context["pending"] = program.applications.filter(status=VoucherApplication.Status.SUBMITTED).count()
+    return render(request, "vouchers/program_detail.html", context)
+
+
+@login_required
+@require_POST
+def program_apply(request, pk: int):
+    """POST the apply form; htmx gets the form back with errors in place (400/403/409), or a redirect."""
+    program = get_object_or_404(selectors.programs_visible(request.user), pk=pk)
+    form = ApplyForm(request.POST, user=request.user)
+    status = 400
+    if form.is_valid():
+        chosen = form.cleaned_data["organization"]
+        try:
+            applicant = acting_organization(request.user, kind=Organization.Kind.STARTUP,
+                                            organization_id=chosen.pk if chosen else None)
+            services.application_submit(program=program, applicant=applicant, actor=request.user,
+                                        requested_amount=form.cleaned_data["requested_amount"],
+                                        purpose=form.cleaned_data["purpose"],
+                                        model_filing=form.cleaned_data["model_filing"])
+        except ApplicationError as exc:
+            form.add_service_errors(exc)
+            status = exc.status
+        else:
+            messages.success(request, f"Application sent to {program.issuer.name}. You will see the decision "
+                                      "under Applications.")
+            if request.htmx:
+                response = render(request, "vouchers/_apply_form.html", {"program": program, "form": None})
+                response["HX-Redirect"] = "/vouchers/applications/"
+                return response
+            return redirect("voucher-application-queue")
+    if request.htmx:  # htmx swaps 2xx answers only: the form comes back with its errors in place
+        return render(request, "vouchers/_apply_form.html", {"program": program, "form": form})
+    return render(request, "vouchers/program_detail.html", {"program": program, "form": form, "can_apply": True},
+                  status=status)
+
+
+@login_required
+def application_queue(request):
+    """Issuers: their programs' applications (submitted first). Startups: their own applications."""
+    status_filter = request.GET.get("status", "")
+    qs = selectors.applications_visible(request.user).order_by("-status", "-created_at", "-id")
+    if status_filter in VoucherApplication.Status.values:
+        qs = qs.filter(status=status_filter)
+    managed_ids = set(selectors.programs_managed(request.user).values_list("pk", flat=True))
+    return render(request, "vouchers/application_queue.html", {
+        "page": _page(request, qs), "managed_ids": managed_ids, "status_filter": status_filter,
+        "statuses": VoucherApplication.Status.choices,
+    })
+
+
+def _decide(request, pk: int, form_class, decide):
+    """Approve or reject; htmx swaps the queue row (with the errors in place), a plain POST redirects back."""
+    application = get_object_or_404(selectors.applications_for_issuer(request.user), pk=pk)
+    form = form_class(request.POST)
+    if form.is_valid():
+        try:
+            decide(application, form.cleaned_data)
+        except ApplicationError as exc:
+            form.add_service_errors(exc)
+    application.refresh_from_db()
+    if not request.htmx:
+        if form.errors:
+            messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+        else:
+            messages.success(request, f"Application {application.pk} {application.status}.")
+        return redirect("voucher-application-queue")
+    # htmx swaps 2xx answers only: the errors travel in the row.
+    return render(request, "vouchers/_application_row.html",
+                  {"application": application, "managed_ids": {application.program_id}, "form_errors": form.errors})
+
+
+@login_required
+@require_POST
+def application_approve(request, pk: int):
+    return _decide(request, pk, ApproveForm, lambda application, data: services.application_approve(
+        application=application, face_value=data["face_value"], actor=request.user))
+
+
+@login_required
+@require_POST
+def application_reject(request, pk: int):
+    return _decide(request, pk, RejectForm, lambda application, data: services.application_reject(
+        application=application, reason=data["reason"], actor=request.user))
+
+
+@login_required
+def voucher_list(request):
+    page = _page(request, selectors.vouchers_visible(request.user))
+    balances = selectors.voucher_balances(v.pk for v in page)
+    rows = [(voucher, balances[voucher.pk]) for voucher in page]
+    return render(request, "vouchers/voucher_list.html", {"page": page, "rows": rows})
+
+
+@login_required
+def voucher_detail(request, pk: int):
+    voucher = get_object_or_404(selectors.vouchers_visible(request.user), pk=pk)
+    return render(request, "vouchers/voucher_detail.html", {
+        "voucher": voucher, "amounts": selectors.voucher_balances([voucher.pk])[voucher.pk],
+        "page": _page(request, voucher.redemptions.select_related("booking").order_by("-created_at", "-id")),
+    })
