@@ -19,7 +19,7 @@ from accounts.selectors import acting_organization
 from audit.services import audit_record
 from ledger import selectors
 from ledger.models import Entry
-from ledger.serializers import DepositInputSerializer, DepositSerializer, EntrySerializer, WalletSerializer
+from ledger.serializers import DepositInputSerializer, DepositSerializer, WalletEntrySerializer, WalletSerializer
 from ledger.services import wallet_deposit
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.idempotency import idempotent
@@ -49,7 +49,7 @@ class WalletEntriesApi(generics.ListAPIView):
     """The acting startup's wallet and hold entries, newest first, paginated."""
 
     permission_classes = [IsStartupMember]
-    serializer_class = EntrySerializer
+    serializer_class = WalletEntrySerializer
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no user to resolve

@@ -14,7 +14,7 @@ class WalletSerializer(serializers.Serializer):
     held = serializers.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES)
 
 
-class EntrySerializer(serializers.Serializer):
+class WalletEntrySerializer(serializers.Serializer):
     id = serializers.IntegerField()
     created_at = serializers.DateTimeField(source="transaction.created_at")
     account = serializers.CharField(source="account.kind")

@@ -85,7 +85,8 @@ class ListingFilterSet(django_filters.FilterSet):
     def cleaned(self) -> dict:
         """The cleaned parameters for ``listing_search`` (call after ``is_valid()``)."""
         data = dict(self.form.cleaned_data)
-        data["accelerator"] = list(data.get("accelerator") or [])
+        chips = data.get("accelerator")
+        data["accelerator"] = [chips] if isinstance(chips, Accelerator) else list(chips or [])  # page: one chip
         if data.get("min_gpus") is not None:
             data["min_gpus"] = int(data["min_gpus"])
         return {name: value for name, value in data.items() if value not in (None, "", [])}
@@ -95,9 +96,30 @@ class ListingFilterSet(django_filters.FilterSet):
 
 
 class BrowseFilterSet(ListingFilterSet):
-    """The browse page: the same parameters, with ``datetime-local`` inputs read as UTC."""
+    """The browse page: the same parameters with labels a person reads, one accelerator picked from a drop-down,
+    ``datetime-local`` inputs read as UTC. Status and ``mine`` stay API-only (providers use their own page)."""
 
+    accelerator = django_filters.ModelChoiceFilter(queryset=Accelerator.objects.all(), to_field_name="slug",
+                                                   label="Accelerator", empty_label="Any accelerator")
+    city = django_filters.ChoiceFilter(choices=CITY_CHOICES, label="City", empty_label="Any city")
+    operator = django_filters.ChoiceFilter(choices=DataCenter.Operator.choices, label="Operator",
+                                           empty_label="State or private")
+    domestic = django_filters.BooleanFilter(label="Domestic chips",
+                                            widget=forms.Select(choices=[("", "Any"), ("true", "Domestic only"),
+                                                                         ("false", "Imported only")]))
+    min_gpus = django_filters.NumberFilter(min_value=1, max_value=1_000_000, decimal_places=0,
+                                           label="At least GPUs free")
+    max_price = django_filters.NumberFilter(min_value=0, max_digits=12, decimal_places=4,
+                                            label="Max price per GPU-hour")
     start = HourFilter(allow_naive=True,
                        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 3600}), label="Start (UTC)")
     end = HourFilter(allow_naive=True,
                      widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 3600}), label="End (UTC)")
+    ordering = django_filters.ChoiceFilter(
+        choices=[("price", "Price, lowest first"), ("-price", "Price, highest first"),
+                 ("price_per_pflop", "Price per PFLOP-hour")], label="Sort by", empty_label="Cheapest first")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for api_only in ("status", "mine"):
+            self.filters.pop(api_only, None)

@@ -8,6 +8,7 @@ from audit.urls import api_urlpatterns as audit_api
 from ledger.urls import api_urlpatterns as ledger_api
 from listings.urls import api_urlpatterns as listings_api
 from orders.urls import api_urlpatterns as orders_api
+from settlement.urls import api_urlpatterns as settlement_api
 from vouchers.urls import api_urlpatterns as vouchers_api
 
 urlpatterns = [
@@ -19,4 +20,5 @@ urlpatterns = [
     *vouchers_api,
     *ledger_api,
     *audit_api,
+    *settlement_api,
 ]

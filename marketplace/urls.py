@@ -17,5 +17,6 @@ urlpatterns = [
     path("", include("vouchers.urls")),
     path("", include("ledger.urls")),
     path("", include("audit.urls")),
+    path("", include("settlement.urls")),
     path("api/v1/", include("marketplace.api")),
 ]

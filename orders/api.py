@@ -11,15 +11,21 @@ from rest_framework.views import APIView
 from accounts.models import Organization
 from accounts.permissions import IsProviderMember, IsStartupMember
 from accounts.selectors import acting_organization
+from listings.models import Accelerator
+from marketplace.core.exceptions import ApplicationError
 from marketplace.core.idempotency import HEADER as IDEMPOTENCY_KEY
 from marketplace.core.idempotency import idempotent
-from orders import selectors, services
-from orders.models import Booking
+from orders import bid_selectors, bid_services, selectors, services
+from orders.models import Bid, Booking
 from orders.serializers import (
+    BidDetailSerializer,
+    BidRequestSerializer,
+    BidSerializer,
     BookingCreatedSerializer,
     BookingDetailSerializer,
     BookingRequestSerializer,
     BookingSerializer,
+    DepthSerializer,
     QuoteRequestSerializer,
     QuoteSerializer,
 )
@@ -136,3 +142,73 @@ class BookingCancelView(_BookingActionView):
 
     def act(self, booking, request):
         services.booking_cancel(booking=booking, actor=request.user, ip=_client_ip(request))
+
+
+# --- bids and the order book ------------------------------------------------------------------------------------
+
+class BidListCreateView(generics.ListAPIView):
+    """``GET``: your startups' bids, newest first (``?status=``). ``POST``: place a bid (startup members): its
+    maximum cash cost is held at once (409 when the wallet is short) and it is matched at once when a slot fits.
+    Accepts an ``Idempotency-Key`` header."""
+
+    serializer_class = BidSerializer
+    permission_classes = [IsAuthenticated, IsStartupMember]
+
+    def get_queryset(self):
+        status_filter = self.request.query_params.get("status") or None
+        if status_filter is not None and status_filter not in Bid.Status.values:
+            status_filter = "__none__"
+        return bid_selectors.bids_of_user(self.request.user, organization_id=self.request.headers.get("X-Organization"),
+                                          status=status_filter)
+
+    @extend_schema(parameters=[ORG_HEADER, OpenApiParameter("status", str, enum=Bid.Status.values)])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(request=BidRequestSerializer, responses={201: BidSerializer},
+                   parameters=[ORG_HEADER, IDEMPOTENCY_HEADER])
+    @idempotent
+    def post(self, request):
+        data = BidRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        bid = bid_services.bid_place(buyer=_buyer(request), created_by=request.user, ip=_client_ip(request),
+                                     **data.validated_data)
+        return Response(BidSerializer(bid).data, status=status.HTTP_201_CREATED)
+
+
+class BidDetailView(APIView):
+    """One of your bids with the booking it produced; another organization's answers 404."""
+
+    permission_classes = [IsAuthenticated, IsStartupMember]
+
+    @extend_schema(responses={200: BidDetailSerializer})
+    def get(self, request, pk):
+        bid = bid_selectors.bid_detail(bid_id=pk, queryset=bid_selectors.bids_of_user(request.user))
+        return Response(BidDetailSerializer(bid).data)
+
+
+class BidCancelView(APIView):
+    """``open`` → ``cancelled``, the hold released (409 when not open)."""
+
+    permission_classes = [IsAuthenticated, IsStartupMember]
+
+    @extend_schema(request=None, responses={200: BidDetailSerializer})
+    def post(self, request, pk):
+        bid = bid_selectors.bid_detail(bid_id=pk, queryset=bid_selectors.bids_of_user(request.user))
+        bid_services.bid_cancel(bid=bid, actor=request.user, ip=_client_ip(request))
+        bid = bid_selectors.bid_detail(bid_id=pk, queryset=bid_selectors.bids_of_user(request.user))
+        return Response(BidDetailSerializer(bid).data)
+
+
+class MarketDepthView(APIView):
+    """The order book of one accelerator: ask price levels with free GPUs, open bid price levels with GPUs."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(parameters=[OpenApiParameter("accelerator", str, required=True)], responses={200: DepthSerializer})
+    def get(self, request):
+        slug = request.query_params.get("accelerator", "")
+        accelerator = Accelerator.objects.filter(slug=slug).first() if slug else None
+        if accelerator is None:
+            raise ApplicationError("Unknown accelerator.", errors={"accelerator": ["Give a known accelerator slug."]})
+        return Response(DepthSerializer(bid_selectors.market_depth(accelerator=accelerator)).data)

@@ -1,8 +1,10 @@
 """The demand side: bookings of whole nodes and the reservations that make double booking impossible."""
 
+import datetime as dt
+
 from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
-from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
+from django.contrib.postgres.fields import ArrayField, DateTimeRangeField, RangeOperators
 from django.db import models
 
 from accounts.models import Organization
@@ -101,3 +103,61 @@ class BookingStatusChange(models.Model):
 
     def __str__(self):
         return f"booking {self.booking_id}: {self.from_status or '—'} → {self.to_status}"
+
+
+class Bid(TimeStampedModel):
+    """A standing order: ``nodes`` whole nodes of one cluster of any of ``accelerators`` for ``duration_hours``
+    contiguous hours inside ``[earliest_start, latest_end)``, at most ``max_price_per_gpu_hour``.
+
+    ``held_amount`` is what placing it moved wallet → wallet hold: the maximum cash cost, computed for
+    ``max_gpus_per_node`` GPUs per node (the largest cluster of the accepted accelerators with an active listing
+    when the bid was placed; matching never uses a cluster with more). Matching releases it in full and books
+    through ``booking_create`` (which holds the actual cash part), all in one transaction.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        MATCHED = "matched", "Matched"
+        CANCELLED = "cancelled", "Cancelled"
+        EXPIRED = "expired", "Expired"
+
+    buyer = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="bids")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    accelerators = models.ManyToManyField("listings.Accelerator", related_name="bids")
+    nodes = models.PositiveIntegerField()
+    duration_hours = models.PositiveIntegerField()
+    earliest_start = models.DateTimeField()
+    latest_end = models.DateTimeField()
+    max_price_per_gpu_hour = PriceField()
+    max_gpus_per_node = models.PositiveSmallIntegerField()
+    vouchers = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    expires_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
+    booking = models.OneToOneField(Booking, null=True, blank=True, on_delete=models.PROTECT, related_name="bid")
+    held_amount = AmountField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["expires_at"], condition=models.Q(status="open"), name="bid_open_expiry_idx")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(nodes__gte=1), name="bid_nodes_positive"),
+            models.CheckConstraint(condition=models.Q(duration_hours__gte=1), name="bid_duration_positive"),
+            models.CheckConstraint(condition=models.Q(max_gpus_per_node__gte=1), name="bid_gpus_per_node_positive"),
+            models.CheckConstraint(
+                condition=models.Q(latest_end__gte=models.ExpressionWrapper(
+                    models.F("earliest_start") + models.F("duration_hours") * dt.timedelta(hours=1),
+                    output_field=models.DateTimeField())),
+                name="bid_window_fits_duration",
+            ),
+            models.CheckConstraint(condition=models.Q(max_price_per_gpu_hour__gt=0), name="bid_price_positive"),
+            models.CheckConstraint(condition=models.Q(held_amount__gte=0), name="bid_held_non_negative"),
+            models.CheckConstraint(condition=models.Q(status__in=["open", "matched", "cancelled", "expired"]),
+                                   name="bid_status_valid"),
+            models.CheckConstraint(condition=models.Q(status="matched", booking__isnull=False)
+                                   | (~models.Q(status="matched") & models.Q(booking__isnull=True)),
+                                   name="bid_matched_has_booking"),
+        ]
+
+    def __str__(self):
+        return f"Bid {self.pk} ({self.status})"

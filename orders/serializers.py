@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
-from orders.models import Booking, BookingStatusChange
+from orders.models import Bid, Booking, BookingStatusChange
 from orders.selectors import reserved_node_indexes
 
 
@@ -101,3 +101,46 @@ class BookingCreatedSerializer(BookingSerializer):
 
     class Meta(BookingSerializer.Meta):
         fields = [*BookingSerializer.Meta.fields, "reserved_nodes"]
+
+
+# --- bids ---------------------------------------------------------------------------------------------------------
+
+class BidRequestSerializer(serializers.Serializer):
+    accelerators = serializers.ListField(child=serializers.SlugField(max_length=40), min_length=1, max_length=20,
+                                         help_text="accelerator slugs you accept, e.g. [\"h100\", \"ascend-910b\"]")
+    nodes = serializers.IntegerField(min_value=1, max_value=100_000)
+    duration_hours = serializers.IntegerField(min_value=1, max_value=24 * 90)
+    earliest_start = AwareDateTimeField()
+    latest_end = AwareDateTimeField()
+    max_price_per_gpu_hour = serializers.DecimalField(max_digits=12, decimal_places=4, min_value=0)
+    expires_at = AwareDateTimeField(required=False, default=None, help_text="default: the last possible start")
+    vouchers = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, default=list,
+                                     max_length=10)
+
+
+class BidSerializer(serializers.ModelSerializer):
+    status = serializers.CharField(read_only=True, help_text="one of open, matched, cancelled, expired")
+    buyer = serializers.IntegerField(source="buyer_id")
+    accelerators = serializers.SlugRelatedField(many=True, read_only=True, slug_field="slug")
+    booking = serializers.IntegerField(source="booking_id", allow_null=True)
+
+    class Meta:
+        model = Bid
+        fields = ["id", "status", "buyer", "accelerators", "nodes", "duration_hours", "earliest_start", "latest_end",
+                  "max_price_per_gpu_hour", "max_gpus_per_node", "vouchers", "expires_at", "held_amount", "booking",
+                  "created_at"]
+
+
+class BidDetailSerializer(BidSerializer):
+    booking = BookingSerializer(read_only=True, allow_null=True)
+
+
+class DepthLevelSerializer(serializers.Serializer):
+    price = serializers.DecimalField(max_digits=12, decimal_places=4)
+    gpus = serializers.IntegerField()
+
+
+class DepthSerializer(serializers.Serializer):
+    accelerator = serializers.CharField()
+    asks = DepthLevelSerializer(many=True, help_text="price levels of active listings, GPUs free next hour")
+    bids = DepthLevelSerializer(many=True, help_text="open bids' maximum prices, GPUs asked")

@@ -8,6 +8,10 @@ api_urlpatterns = [
     path("bookings/<int:pk>/", api.BookingDetailView.as_view(), name="api-booking"),
     path("bookings/<int:pk>/confirm/", api.BookingConfirmView.as_view(), name="api-booking-confirm"),
     path("bookings/<int:pk>/cancel/", api.BookingCancelView.as_view(), name="api-booking-cancel"),
+    path("bids/", api.BidListCreateView.as_view(), name="api-bids"),
+    path("bids/<int:pk>/", api.BidDetailView.as_view(), name="api-bid"),
+    path("bids/<int:pk>/cancel/", api.BidCancelView.as_view(), name="api-bid-cancel"),
+    path("market/depth/", api.MarketDepthView.as_view(), name="api-market-depth"),
 ]
 
 urlpatterns = [

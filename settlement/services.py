@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet, Sum
+from django.db.models import F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -39,11 +39,22 @@ logger = logging.getLogger(__name__)
 K = LedgerAccount.Kind
 S = Booking.Status
 DEFAULT_BATCH = 500
+SETTLE_SWEEP_BATCH = 50
 
 
 def platform_fee(subtotal: Decimal) -> Decimal:
     """``subtotal × PLATFORM_FEE_BPS / 10000``, rounded half-up to 2 places."""
     return to_amount(Decimal(subtotal) * settings.PLATFORM_FEE_BPS / Decimal(10000))
+
+
+def _accounts(*pairs: tuple[str, int | None]) -> list[LedgerAccount]:
+    """The ledger accounts ``(kind, owner_id)`` in that order, read in one query; missing ones are created."""
+    pairs = tuple((str(kind), owner_id) for kind, owner_id in pairs)
+    condition = Q()
+    for kind, owner_id in pairs:
+        condition |= Q(kind=kind, owner_id=owner_id)
+    found = {(a.kind, a.owner_id): a for a in LedgerAccount.objects.filter(condition)}
+    return [found.get(pair) or account_for(*pair) for pair in pairs]
 
 
 def _captured_by_program(booking_id: int) -> dict[int, Decimal]:
@@ -66,41 +77,45 @@ def booking_settle(*, booking_id: int, actor=None) -> Booking:
     ``completed`` or ``settled``, or when the captured voucher parts do not add up to ``booking.voucher_amount``.
     """
     with transaction.atomic():
-        booking = (Booking.objects.select_for_update(of=("self",)).select_related("listing__cluster__data_center")
-                   .filter(pk=booking_id).first())
-        if booking is None:
+        found = list(Booking.objects.select_for_update(of=("self",)).filter(pk=booking_id)
+                     .annotate(provider_id=F("listing__cluster__data_center__provider_id")))
+        if not found:
             raise NotFound("No such booking.")
+        booking = found[0]
         if booking.status == S.SETTLED:
             return booking
         if booking.status != S.COMPLETED:
             raise Conflict(f"A {booking.status} booking cannot be settled.", code="not_completed")
-        provider_id = booking.listing.cluster.data_center.provider_id
-        payable = account_for(K.PROVIDER_PAYABLE, provider_id)
-        voucher_services.redemptions_capture(booking=booking, destination_account=payable, actor=actor)
-        by_program = _captured_by_program(booking.pk)
+        provider_id = booking.provider_id
+        payable, wallet_hold, fees = _accounts((K.PROVIDER_PAYABLE, provider_id), (K.WALLET_HOLD, booking.buyer_id),
+                                               (K.PLATFORM_FEES, None))
+        by_program: dict[int, Decimal] = {}
+        if booking.voucher_amount:  # a booking without a voucher part has no redemptions (orders holds none)
+            voucher_services.redemptions_capture(booking=booking, destination_account=payable, actor=actor)
+            by_program = _captured_by_program(booking.pk)
         voucher_part = sum(by_program.values(), ZERO)
         if voucher_part != booking.voucher_amount:
             raise Conflict(f"Booking {booking.pk}: captured voucher parts {voucher_part} differ from its voucher "
                            f"amount {booking.voucher_amount}.", code="voucher_mismatch")
         fee = platform_fee(booking.subtotal)
         cash = booking.cash_amount
-        legs = [(account_for(K.WALLET_HOLD, booking.buyer_id), -cash), (payable, cash - fee),
-                (account_for(K.PLATFORM_FEES), fee)]
+        legs = [(wallet_hold, -cash), (payable, cash - fee), (fees, fee)]
         for program_id, amount in by_program.items():
             legs += [(account_for(K.PROGRAM_FUNDING, program_id), amount),
                      (account_for(K.REIMBURSEMENT_DUE, program_id), -amount)]
+        BookingSettlement.objects.create(booking=booking, provider_id=provider_id, subtotal=booking.subtotal,
+                                         cash_amount=cash, voucher_amount=voucher_part, fee=fee,
+                                         provider_amount=booking.subtotal - fee, settled_at=timezone.now())
+        if by_program:
+            ReimbursementClaim.objects.bulk_create(
+                ReimbursementClaim(program_id=program_id, booking=booking, amount=amount)
+                for program_id, amount in by_program.items())
+        # The audit chain and the platform-fees account serialise every settlement on their locks until commit:
+        # take them last (status change with its audit event, then the posting), so they are held briefly.
+        booking = order_services.booking_mark_settled(booking=booking.pk)
         if any(amount for _, amount in legs):
             ledger_post(kind="settle", idempotency_key=f"booking:{booking.pk}:settle", legs=legs,
                         reference=f"booking:{booking.pk}", memo=f"settle booking {booking.pk}")
-        now = timezone.now()
-        BookingSettlement.objects.create(booking=booking, provider_id=provider_id, subtotal=booking.subtotal,
-                                         cash_amount=cash, voucher_amount=voucher_part, fee=fee,
-                                         provider_amount=booking.subtotal - fee, settled_at=now)
-        ReimbursementClaim.objects.bulk_create(
-            ReimbursementClaim(program_id=program_id, booking=booking, amount=amount)
-            for program_id, amount in by_program.items())
-        # The audit chain serialises writers on one lock until commit: record last, so it is held briefly.
-        booking = order_services.booking_mark_settled(booking=booking.pk)
         audit_record(action="settlement.booking_settled", obj=booking, actor=actor, organization_id=provider_id,
                      data={"subtotal": str(booking.subtotal), "cash": str(cash), "fee": str(fee),
                            "provider_amount": str(booking.subtotal - fee),
@@ -162,11 +177,15 @@ def sweep_ended_bookings(*, batch: int = DEFAULT_BATCH, now: dt.datetime | None 
     return len(completed)
 
 
-def sweep_unsettled(*, batch: int = DEFAULT_BATCH) -> int:
+def sweep_unsettled(*, batch: int = SETTLE_SWEEP_BATCH) -> int:
     """Settle every ``completed`` booking not being settled right now (locked rows are another worker's): the
-    catch-up after a crash, a lost task or a broker outage. Returns how many were settled."""
+    catch-up after a crash, a lost task or a broker outage. Returns how many were settled.
+
+    Batches are small (at most ``SETTLE_SWEEP_BATCH``): a batch commits as one transaction, and settlements hold
+    the audit chain and platform-fee locks until then, which every other settlement waits for."""
     due = Booking.objects.filter(status=S.COMPLETED)
-    return len(_sweep(due, lambda pk: booking_settle(booking_id=pk), batch=batch, name="unsettled"))
+    return len(_sweep(due, lambda pk: booking_settle(booking_id=pk), batch=min(batch, SETTLE_SWEEP_BATCH),
+                      name="unsettled"))
 
 
 def sweep_expired_bids(*, batch: int = DEFAULT_BATCH) -> int:

@@ -1,6 +1,6 @@
 """booking_settle, payouts and reimbursement claims."""
 
-from decimal import Decimal as D
+from decimal import Decimal
 
 import pytest
 
@@ -19,9 +19,9 @@ from vouchers.models import Redemption
 pytestmark = pytest.mark.django_db
 
 
-def balance(kind, owner_id=None) -> D:
+def balance(kind, owner_id=None) -> Decimal:
     account = LedgerAccount.objects.filter(kind=kind, owner_id=owner_id).first()
-    return account.balance if account else D("0.00")
+    return account.balance if account else Decimal("0.00")
 
 
 def provider_of(booking) -> int:
@@ -37,11 +37,12 @@ def test_settle_cash_only_booking_pays_provider_subtotal_less_fee(settings):
     settled = services.booking_settle(booking_id=booking.pk)
     # then fee = round_half_up(37.0371) = 37.04; provider gets 1197.53
     assert settled.status == Booking.Status.SETTLED
-    assert balance("provider_payable", provider_of(booking)) == D("1197.53")
-    assert balance("platform_fees") - fees_before == D("37.04")
-    assert balance("wallet_hold", booking.buyer_id) == D("0.00")
+    assert balance("provider_payable", provider_of(booking)) == Decimal("1197.53")
+    assert balance("platform_fees") - fees_before == Decimal("37.04")
+    assert balance("wallet_hold", booking.buyer_id) == Decimal("0.00")
     record = BookingSettlement.objects.get(booking=booking)
-    assert (record.fee, record.provider_amount, record.voucher_amount) == (D("37.04"), D("1197.53"), D("0.00"))
+    assert (record.fee, record.provider_amount, record.voucher_amount) == (Decimal("37.04"), Decimal("1197.53"),
+                                                                           Decimal("0.00"))
     assert not ReimbursementClaim.objects.exists()
     assert JournalTransaction.objects.filter(idempotency_key=f"booking:{booking.pk}:settle").count() == 1
     assert AuditEvent.objects.filter(action="settlement.booking_settled", object_id=str(booking.pk)).count() == 1
@@ -55,20 +56,20 @@ def test_settle_with_voucher_captures_it_and_opens_a_claim_against_the_program(s
     program = funded_program()
     voucher = issued_voucher(holder=startup, program=program)
     booking = completed_booking(buyer=startup, subtotal="10000.00", vouchers=[voucher])
-    assert (booking.voucher_amount, booking.cash_amount) == (D("2000.00"), D("8000.00"))
+    assert (booking.voucher_amount, booking.cash_amount) == (Decimal("2000.00"), Decimal("8000.00"))
     funding_before = balance("program_funding", program.pk)
     # when
     services.booking_settle(booking_id=booking.pk)
     # then the provider is owed 10000 - 300 and the city owes 2000
-    assert balance("provider_payable", provider_of(booking)) == D("9700.00")
-    assert balance("platform_fees") == D("300.00")
-    assert balance("wallet_hold", startup.pk) == D("0.00")
-    assert balance("voucher_hold", voucher.pk) == D("0.00")
-    assert balance("reimbursement_due", program.pk) == D("-2000.00")
-    assert balance("program_funding", program.pk) - funding_before == D("2000.00")
+    assert balance("provider_payable", provider_of(booking)) == Decimal("9700.00")
+    assert balance("platform_fees") == Decimal("300.00")
+    assert balance("wallet_hold", startup.pk) == Decimal("0.00")
+    assert balance("voucher_hold", voucher.pk) == Decimal("0.00")
+    assert balance("reimbursement_due", program.pk) == Decimal("-2000.00")
+    assert balance("program_funding", program.pk) - funding_before == Decimal("2000.00")
     claim = ReimbursementClaim.objects.get()
     assert (claim.program_id, claim.booking_id, claim.amount, claim.status) == (program.pk, booking.pk,
-                                                                                D("2000.00"), "open")
+                                                                                Decimal("2000.00"), "open")
     assert Redemption.objects.get(booking=booking).status == Redemption.Status.CAPTURED
     assert ledger_breaches() == []
 
@@ -116,7 +117,7 @@ def test_claim_mark_paid_clears_the_city_debt_once():
     paid = services.claim_mark_paid(claim=claim.pk)
     # then
     assert paid.status == "paid" and paid.paid_at is not None
-    assert balance("reimbursement_due", program.pk) == D("0.00")
+    assert balance("reimbursement_due", program.pk) == Decimal("0.00")
     assert JournalTransaction.objects.filter(idempotency_key=f"claim:{claim.pk}:paid").count() == 1
     assert ledger_breaches() == []
 
@@ -137,7 +138,7 @@ def test_payout_batch_covers_each_settlement_once_and_pays_out():
     assert again == []
     assert len(payouts) == 2
     mine = Payout.objects.get(provider_id=provider_id)
-    assert mine.amount == D("2910.00") and mine.status == "pending"
+    assert mine.amount == Decimal("2910.00") and mine.status == "pending"
     assert set(mine.settlements.values_list("booking_id", flat=True)) == {first.pk, second.pk}
     # when paid (twice)
     services.payout_mark_paid(payout=mine)
@@ -145,6 +146,6 @@ def test_payout_batch_covers_each_settlement_once_and_pays_out():
     # then the payable is empty and the bank mirror shows the money out
     mine.refresh_from_db()
     assert mine.status == "paid"
-    assert balance("provider_payable", provider_id) == D("0.00")
+    assert balance("provider_payable", provider_id) == Decimal("0.00")
     assert JournalTransaction.objects.filter(kind="payout").count() == 1
     assert ledger_breaches() == []

@@ -106,8 +106,10 @@ def test_kill_9_a_worker_mid_batch_then_every_booking_is_settled_exactly_once():
         assert at_kill < len(ids), "the worker finished before it could be killed"
         second = workers.start_worker(pool="prefork", concurrency=2, name="successor", extra_env=env)
         try:
-            # and a new worker takes over, while the catch-up sweep runs too
-            services.sweep_unsettled(batch=50)
+            # and a new worker drains the queue (the killed worker's unacknowledged tasks come back after the
+            # visibility timeout), and the catch-up sweep runs too
+            workers.wait_until(lambda: settled_count(ids) >= len(ids) - 4, timeout=120)
+            services.sweep_unsettled()
             assert workers.wait_until(lambda: settled_count(ids) == len(ids), timeout=120)
         finally:
             workers.stop_worker(second)
@@ -119,3 +121,21 @@ def test_kill_9_a_worker_mid_batch_then_every_booking_is_settled_exactly_once():
     assert sorted(per_booking) == sorted(ids)
     assert ledger_breaches() == []
     call_command("verify_ledger")
+
+
+@pytest.mark.django_db
+def test_beat_schedule_names_registered_tasks_and_they_run(settings):
+    # given the beat schedule
+    from marketplace.celery import app
+    from settlement.tasks import create_weekly_payouts, run_sweeps
+
+    names = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert {"settlement.run_sweeps", "settlement.create_weekly_payouts"} <= names
+    assert names <= set(app.tasks)
+    # when the tasks' bodies run (a completed booking due)
+    booking = completed_booking(subtotal="100.00")
+    counts = run_sweeps.run()
+    payout_ids = create_weekly_payouts.run()
+    # then
+    assert counts["unsettled"] == 1 and Booking.objects.get(pk=booking.pk).status == "settled"
+    assert len(payout_ids) == 1

@@ -1,0 +1,326 @@
+"""The matching engine: bids against asks (listings), pure Python (dataclasses in, assignments out, no ORM).
+
+Time is counted in whole hours from an origin the caller picks (hour index 0 = the first hour of the horizon).
+Capacity is exact per node: each ask carries, for every node of its cluster, a bit mask of the hours in which the
+node is free (bit ``h`` set = free during hour ``h``). A bid is filled all-or-nothing on ONE cluster, by
+``nodes`` nodes that are each free for the same contiguous ``duration_hours`` — exactly what
+``orders.services.booking_create`` needs (it takes the lowest-numbered nodes free for the whole window; so do we,
+so a plan applied in order reserves the very nodes it planned). Several asks (listings) of one cluster share the
+cluster's capacity: the engine keys node state by ``cluster_id`` (the first ask of a cluster provides the masks).
+
+Pricing is pay-as-ask: an assignment's price is the ask price, never above the bid's maximum.
+Surplus of an assignment = (bid max − ask price) × GPUs × nodes × hours.
+
+- ``match_one(bid, asks)``: continuous mode — the cheapest feasible slot (ties: earliest start, then oldest ask).
+- ``clear(bids, asks, time_budget_s)``: batch — maximise total surplus. Two greedy plans (bids by surplus density
+  = max price, highest first; and the continuous arrival order), the better one kept, then an improvement pass
+  (evict a lower-surplus assignment to seat a higher-surplus unassigned bid, re-seat the evicted one elsewhere
+  if possible; kept only when the total rises), stopped at the time budget.
+- ``lp_upper_bound(bids, asks)``: the LP relaxation's optimum (scipy HiGHS), an upper bound on any plan.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Ask:
+    """A listing: ``price`` per GPU-hour, open for hours ``[start, end)``, ``node_free`` = one free-hour bit mask per
+    node of the cluster, in node-index order (index 1 first). ``created`` orders ties (smaller = older)."""
+
+    listing_id: int
+    cluster_id: int
+    accelerator: str
+    price: object  # Decimal in the service, float or int in the bench; one kind per call
+    gpus_per_node: int
+    start: int
+    end: int
+    node_free: tuple[int, ...]
+    created: int = 0
+    min_hours: int = 1
+
+
+@dataclass(frozen=True)
+class Bid:
+    """``nodes`` whole nodes for ``duration_hours`` contiguous hours inside ``[earliest_start, latest_end)``, on a
+    cluster of one of ``accelerators``, at most ``max_price`` per GPU-hour. ``created`` orders arrivals."""
+
+    bid_id: int
+    accelerators: frozenset
+    nodes: int
+    duration_hours: int
+    earliest_start: int
+    latest_end: int
+    max_price: object
+    created: int = 0
+    max_gpus_per_node: int = 0  # 0: any; else only clusters with at most this many GPUs per node (the hold's basis)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    bid_id: int
+    listing_id: int
+    cluster_id: int
+    start: int
+    end: int
+    nodes: int
+    price: object
+    gpu_hours: int
+    surplus: object
+    node_indexes: tuple[int, ...]  # 1-based node numbers in the cluster
+
+
+def surplus_of(bid: Bid, ask: Ask):
+    """(bid max − ask price) × GPU-hours of the bid on that ask's cluster."""
+    return (bid.max_price - ask.price) * ask.gpus_per_node * bid.nodes * bid.duration_hours
+
+
+class _Capacity:
+    """Mutable node masks per cluster, plus the asks grouped by accelerator, cheapest (then oldest) first."""
+
+    def __init__(self, asks: Iterable[Ask]):
+        self.masks: dict[int, list[int]] = {}
+        self.by_accelerator: dict[str, list[Ask]] = defaultdict(list)
+        for ask in asks:
+            self.masks.setdefault(ask.cluster_id, list(ask.node_free))
+            self.by_accelerator[ask.accelerator].append(ask)
+        for group in self.by_accelerator.values():
+            group.sort(key=lambda a: (a.price, a.created, a.listing_id))
+
+    def candidates(self, bid: Bid) -> list[Ask]:
+        if len(bid.accelerators) == 1:
+            return self.by_accelerator.get(next(iter(bid.accelerators)), [])
+        merged = [a for acc in bid.accelerators for a in self.by_accelerator.get(acc, ())]
+        merged.sort(key=lambda a: (a.price, a.created, a.listing_id))
+        return merged
+
+    def earliest_fit(self, bid: Bid, ask: Ask) -> tuple[int, tuple[int, ...]] | None:
+        """The earliest start on ``ask`` where ``bid.nodes`` nodes are free for the whole duration, with those
+        nodes (lowest indexes); None when there is none."""
+        first = max(bid.earliest_start, ask.start)
+        last = min(bid.latest_end, ask.end) - bid.duration_hours
+        if last < first or bid.duration_hours < ask.min_hours:
+            return None
+        if bid.max_gpus_per_node and ask.gpus_per_node > bid.max_gpus_per_node:
+            return None
+        masks = self.masks[ask.cluster_id]
+        if len(masks) < bid.nodes:
+            return None
+        full = (1 << bid.duration_hours) - 1
+        for start in range(first, last + 1):
+            need = full << start
+            chosen = []
+            for index, mask in enumerate(masks):
+                if mask & need == need:
+                    chosen.append(index)
+                    if len(chosen) == bid.nodes:
+                        return start, tuple(chosen)
+        return None
+
+    def best_slot(self, bid: Bid) -> Assignment | None:
+        """Cheapest feasible slot; ties: earliest start, then oldest ask."""
+        best = None
+        best_key = None
+        for ask in self.candidates(bid):
+            if ask.price > bid.max_price:
+                break  # sorted by price: nothing cheaper follows
+            if best_key is not None and ask.price > best_key[0]:
+                break
+            fit = self.earliest_fit(bid, ask)
+            if fit is None:
+                continue
+            key = (ask.price, fit[0], ask.created, ask.listing_id)
+            if best_key is None or key < best_key:
+                best, best_key = (ask, fit), key
+        if best is None:
+            return None
+        ask, (start, nodes) = best
+        return Assignment(bid_id=bid.bid_id, listing_id=ask.listing_id, cluster_id=ask.cluster_id, start=start,
+                          end=start + bid.duration_hours, nodes=bid.nodes, price=ask.price,
+                          gpu_hours=ask.gpus_per_node * bid.nodes * bid.duration_hours,
+                          surplus=surplus_of(bid, ask), node_indexes=tuple(i + 1 for i in nodes))
+
+    def take(self, a: Assignment) -> None:
+        bits = ((1 << (a.end - a.start)) - 1) << a.start
+        masks = self.masks[a.cluster_id]
+        for number in a.node_indexes:
+            assert masks[number - 1] & bits == bits, "capacity used twice"
+            masks[number - 1] &= ~bits
+
+    def give_back(self, a: Assignment) -> None:
+        bits = ((1 << (a.end - a.start)) - 1) << a.start
+        masks = self.masks[a.cluster_id]
+        for number in a.node_indexes:
+            masks[number - 1] |= bits
+
+
+def match_one(bid: Bid, asks: Sequence[Ask]) -> Assignment | None:
+    """Continuous mode: the cheapest slot where the whole bid fits on one cluster (ties: earliest start, then the
+    oldest ask), priced at the ask; None when no ask at or below the bid's maximum has room."""
+    return _Capacity(asks).best_slot(bid)
+
+
+def _greedy(bids: Sequence[Bid], asks: Sequence[Ask]) -> tuple[list[Assignment], _Capacity]:
+    capacity = _Capacity(asks)
+    plan = []
+    for bid in bids:
+        assignment = capacity.best_slot(bid)
+        if assignment is not None:
+            capacity.take(assignment)
+            plan.append(assignment)
+    return plan, capacity
+
+
+def continuous(bids: Sequence[Bid], asks: Sequence[Ask]) -> list[Assignment]:
+    """What continuous matching yields when the bids arrive in ``created`` order, each taking ``match_one``'s slot."""
+    return _greedy(sorted(bids, key=lambda b: (b.created, b.bid_id)), asks)[0]
+
+
+def total_surplus(plan: Iterable[Assignment]):
+    return sum((a.surplus for a in plan), 0)
+
+
+def clear(bids: Sequence[Bid], asks: Sequence[Ask], time_budget_s: float = 2.0) -> list[Assignment]:
+    """Batch clearing: a plan maximising total surplus under node capacity, found within ``time_budget_s``.
+
+    Never worse than ``continuous`` on the same market (both greedy plans are computed and the better kept).
+    Returned in application order (highest surplus first), each bid at most once.
+    """
+    deadline = time.monotonic() + time_budget_s
+    by_density = sorted(bids, key=lambda b: (-b.max_price, b.created, b.bid_id))
+    plan, capacity = _greedy(by_density, asks)
+    arrival_plan, arrival_capacity = _greedy(sorted(bids, key=lambda b: (b.created, b.bid_id)), asks)
+    if total_surplus(arrival_plan) > total_surplus(plan):
+        plan, capacity = arrival_plan, arrival_capacity
+    plan = _improve(plan, capacity, by_density, deadline)
+    return sorted(plan, key=lambda a: (-a.surplus, a.bid_id))
+
+
+def _improve(plan: list[Assignment], capacity: _Capacity, bids: Sequence[Bid], deadline: float) -> list[Assignment]:
+    """Seat unassigned bids by evicting one assignment in their way (lowest surplus first) and re-seating the
+    evicted bid elsewhere when possible; a move is kept only if the total surplus rises, so the total never falls."""
+    assigned = {a.bid_id: a for a in plan}
+    bid_by_id = {b.bid_id: b for b in bids}
+    by_cluster: dict[int, list[Assignment]] = defaultdict(list)
+    for a in plan:
+        by_cluster[a.cluster_id].append(a)
+    for bid in bids:
+        if time.monotonic() > deadline:
+            break
+        if bid.bid_id in assigned:
+            continue
+        # First a plain retry: an earlier move may have freed room.
+        seat = capacity.best_slot(bid)
+        if seat is not None:
+            capacity.take(seat)
+            assigned[bid.bid_id] = seat
+            by_cluster[seat.cluster_id].append(seat)
+            continue
+        for ask in capacity.candidates(bid):
+            if ask.price >= bid.max_price:
+                break
+            victims = sorted((v for v in by_cluster.get(ask.cluster_id, ())
+                              if v.start < min(bid.latest_end, ask.end) and v.end > max(bid.earliest_start, ask.start)),
+                             key=lambda v: v.surplus)
+            moved = False
+            for victim in victims[:4]:
+                capacity.give_back(victim)
+                seat = capacity.best_slot(bid)
+                if seat is None:
+                    capacity.take(victim)
+                    continue
+                capacity.take(seat)
+                reseat = capacity.best_slot(bid_by_id[victim.bid_id])
+                if reseat is not None:
+                    capacity.take(reseat)
+                if seat.surplus + (reseat.surplus if reseat is not None else 0) <= victim.surplus:
+                    for undo in (seat, reseat):  # no gain: put the victim back where it was
+                        if undo is not None:
+                            capacity.give_back(undo)
+                    capacity.take(victim)
+                    continue
+                del assigned[victim.bid_id]
+                by_cluster[victim.cluster_id].remove(victim)
+                for a in (seat, reseat):
+                    if a is not None:
+                        assigned[a.bid_id] = a
+                        by_cluster[a.cluster_id].append(a)
+                moved = True
+                break
+            if moved or time.monotonic() > deadline:
+                break
+    return list(assigned.values())
+
+
+def lp_upper_bound(bids: Sequence[Bid], asks: Sequence[Ask]) -> float:
+    """The optimum of an LP relaxation of ``clear``'s problem (scipy ``linprog(method="highs")``): an upper bound
+    on the total surplus of any feasible plan.
+
+    Variables: x[bid, ask class, start] ∈ [0, 1]; Σ x ≤ 1 per bid; per class and hour, Σ nodes·x ≤ free nodes.
+    To keep it tractable, asks with the same (accelerator, price, GPUs per node, minimum hours) form one class whose
+    per-hour capacity is the sum of its clusters' free node counts (a sum of valid constraints, so still a
+    relaxation: it drops "one cluster", "the same nodes all along" and integrality). Only slots with positive
+    surplus are columns (the others never raise the optimum), and slots where the class has fewer free nodes than
+    the bid needs in some hour are left out (no feasible plan can use them, so the bound stays valid).
+    """
+    import numpy as np
+    from scipy.optimize import linprog
+    from scipy.sparse import csc_matrix
+
+    classes: dict[tuple, dict] = {}
+    seen_clusters: set[tuple] = set()
+    for ask in asks:
+        key = (ask.accelerator, ask.price, ask.gpus_per_node, ask.min_hours)
+        cls = classes.setdefault(key, {"free": defaultdict(int), "start": ask.start, "end": ask.end, "ask": ask})
+        cls["start"], cls["end"] = min(cls["start"], ask.start), max(cls["end"], ask.end)
+        if (key, ask.cluster_id) in seen_clusters:
+            continue  # two listings of one cluster at one price: its nodes count once
+        seen_clusters.add((key, ask.cluster_id))
+        for hour in range(ask.start, ask.end):
+            bit = 1 << hour
+            cls["free"][hour] += sum(1 for mask in ask.node_free if mask & bit)
+    by_accelerator: dict[str, list[tuple]] = defaultdict(list)
+    for key in classes:
+        by_accelerator[key[0]].append(key)
+
+    row_of: dict[tuple, int] = {}
+    rows, cols, vals, objective = [], [], [], []
+    n_bids = len(bids)
+    for b_index, bid in enumerate(bids):
+        for acc in bid.accelerators:
+            for key in by_accelerator.get(acc, ()):
+                cls = classes[key]
+                if key[1] >= bid.max_price or bid.duration_hours < key[3] or (
+                        bid.max_gpus_per_node and key[2] > bid.max_gpus_per_node):
+                    continue
+                value = float(surplus_of(bid, cls["ask"]))
+                first = max(bid.earliest_start, cls["start"])
+                last = min(bid.latest_end, cls["end"]) - bid.duration_hours
+                for start in range(first, last + 1):
+                    hours = range(start, start + bid.duration_hours)
+                    if any(cls["free"].get(h, 0) < bid.nodes for h in hours):
+                        continue  # no cluster of the class has the nodes then: no plan uses this slot
+                    column = len(objective)
+                    objective.append(-value)
+                    rows.append(b_index)
+                    cols.append(column)
+                    vals.append(1.0)
+                    for hour in hours:
+                        row = row_of.setdefault((key, hour), n_bids + len(row_of))
+                        rows.append(row)
+                        cols.append(column)
+                        vals.append(float(bid.nodes))
+    if not objective:
+        return 0.0
+    capacity_rows = sorted(row_of.items(), key=lambda item: item[1])
+    b_ub = np.concatenate([np.ones(n_bids), [float(classes[key]["free"].get(hour, 0))
+                                             for (key, hour), _ in capacity_rows]])
+    matrix = csc_matrix((vals, (rows, cols)), shape=(n_bids + len(row_of), len(objective)))
+    result = linprog(np.array(objective), A_ub=matrix, b_ub=b_ub, bounds=(0, 1), method="highs")
+    if result.status != 0:
+        raise RuntimeError(f"LP relaxation failed: {result.message}")
+    return -result.fun

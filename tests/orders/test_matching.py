@@ -1,0 +1,220 @@
+"""orders.matching: hand-checked small markets and property tests (no database)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from orders.matching import Ask, Bid, clear, continuous, lp_upper_bound, match_one, total_surplus
+
+ALL = (1 << 48) - 1  # free for the whole horizon
+
+
+def ask(listing_id, price, *, cluster_id=None, accelerator="h100", nodes=2, gpus=8, start=0, end=48, masks=None,
+        created=None, min_hours=1):
+    return Ask(listing_id=listing_id, cluster_id=cluster_id or listing_id, accelerator=accelerator,
+               price=Decimal(price), gpus_per_node=gpus, start=start, end=end,
+               node_free=tuple(masks) if masks is not None else (ALL,) * nodes,
+               created=created if created is not None else listing_id, min_hours=min_hours)
+
+
+def bid(bid_id, max_price, *, nodes=1, hours=2, earliest=0, latest=48, accelerators=("h100",), created=None):
+    return Bid(bid_id=bid_id, accelerators=frozenset(accelerators), nodes=nodes, duration_hours=hours,
+               earliest_start=earliest, latest_end=latest, max_price=Decimal(max_price),
+               created=created if created is not None else bid_id)
+
+
+def busy(hours) -> int:
+    mask = ALL
+    for hour in hours:
+        mask &= ~(1 << hour)
+    return mask
+
+
+# --- continuous mode --------------------------------------------------------------------------------------------
+
+def test_match_one_takes_the_cheapest_feasible_ask_at_the_ask_price():
+    # given
+    asks = [ask(1, "12"), ask(2, "9"), ask(3, "10")]
+    # when
+    result = match_one(bid(1, "11", nodes=2, hours=3), asks)
+    # then
+    assert (result.listing_id, result.start, result.end, result.price) == (2, 0, 3, Decimal("9"))
+    assert result.gpu_hours == 8 * 2 * 3
+    assert result.surplus == (Decimal("11") - Decimal("9")) * 48
+    assert result.node_indexes == (1, 2)
+
+
+def test_match_one_never_pays_above_the_bid_max():
+    # given: the only ask is dearer than the bid
+    asks = [ask(1, "10.0001")]
+    # when / then
+    assert match_one(bid(1, "10"), asks) is None
+
+
+def test_match_one_is_all_or_nothing_on_one_cluster():
+    # given: two clusters with one node each; the bid wants two nodes
+    asks = [ask(1, "5", nodes=1), ask(2, "5", nodes=1)]
+    # when / then
+    assert match_one(bid(1, "10", nodes=2), asks) is None
+
+
+def test_match_one_ties_prefer_earliest_start_then_oldest_listing():
+    # given: same price; listing 1 (older) is busy at hour 0, listing 2 is free at once, listing 3 too but newer
+    asks = [ask(1, "5", nodes=1, masks=[busy([0])], created=1), ask(3, "5", nodes=1, created=3),
+            ask(2, "5", nodes=1, created=2)]
+    # when
+    result = match_one(bid(1, "9", hours=2), asks)
+    # then: earliest start (0) wins over the older listing; among those, the older listing (2) wins
+    assert (result.listing_id, result.start) == (2, 0)
+
+
+def test_match_one_finds_a_window_that_only_fits_late():
+    # given: node 1 busy hours 0..9, node 2 busy hours 0..5 and 12..13; the bid needs 2 nodes for 3 hours
+    asks = [ask(1, "5", masks=[busy(range(10)), busy([*range(6), 12, 13])])]
+    # when
+    result = match_one(bid(1, "9", nodes=2, hours=3, earliest=0, latest=20), asks)
+    # then: hours 14..16 are the first where both nodes are free for 3 contiguous hours
+    assert (result.start, result.end) == (14, 17)
+
+
+def test_match_one_respects_the_bid_window_and_the_listing_window():
+    # given: the listing opens at hour 10; the bid must end by hour 11
+    asks = [ask(1, "5", start=10, end=48)]
+    # when / then
+    assert match_one(bid(1, "9", hours=2, latest=11), asks) is None
+    assert match_one(bid(1, "9", hours=2, latest=12), asks).start == 10
+
+
+def test_match_one_skips_other_accelerators_and_short_bids_below_min_hours():
+    # given
+    asks = [ask(1, "1", accelerator="ascend-910b"), ask(2, "6", min_hours=4), ask(3, "7")]
+    # when
+    result = match_one(bid(1, "9", hours=2), asks)
+    # then
+    assert result.listing_id == 3
+
+
+def test_contiguous_hours_need_the_same_nodes_all_along():
+    # given: each hour has one free node, but no node is free for both hours
+    asks = [ask(1, "5", masks=[busy([1]), busy([0])])]
+    # when / then
+    assert match_one(bid(1, "9", nodes=1, hours=2, latest=2), asks) is None
+
+
+# --- batch clearing ---------------------------------------------------------------------------------------------
+
+def test_clear_gives_scarce_capacity_to_the_higher_surplus_bid():
+    # given: one node for hours 0..2; an early low bid and a later high bid want it
+    asks = [ask(1, "5", nodes=1, end=2)]
+    bids = [bid(1, "6", hours=2, created=1), bid(2, "9", hours=2, created=2)]
+    # when
+    plan = clear(bids, asks)
+    continuous_plan = continuous(bids, asks)
+    # then
+    assert [a.bid_id for a in plan] == [2]
+    assert [a.bid_id for a in continuous_plan] == [1]
+    assert total_surplus(plan) == Decimal("4") * 16
+
+
+def test_clear_improvement_seats_two_bids_where_greedy_seats_one():
+    # given: a high bid that could use either cluster grabs the cheap one that the second bid needs
+    asks = [ask(1, "5", accelerator="h100", nodes=1, end=2), ask(2, "6", accelerator="a800", nodes=1, end=2)]
+    flexible = bid(1, "20", hours=2, accelerators=("h100", "a800"))
+    picky = bid(2, "15", hours=2, accelerators=("h100",))
+    # when
+    plan = {a.bid_id: a.listing_id for a in clear([flexible, picky], asks)}
+    # then
+    assert plan == {1: 2, 2: 1}
+
+
+def test_lp_bound_on_a_hand_checked_market():
+    # given: one 1-node cluster for 2 hours; two 2-hour bids
+    asks = [ask(1, "5", nodes=1, end=2)]
+    bids = [bid(1, "6", hours=2), bid(2, "9", hours=2)]
+    # when / then: the LP can only fill one node-hour pair: best is the 9-bid, 4 × 16 GPU-hours
+    assert abs(lp_upper_bound(bids, asks) - 64.0) < 1e-6
+
+
+# --- properties -------------------------------------------------------------------------------------------------
+
+HORIZON = 12
+masks = st.integers(min_value=0, max_value=(1 << HORIZON) - 1)
+
+
+@st.composite
+def markets(draw):
+    n_clusters = draw(st.integers(1, 4))
+    asks = []
+    for c in range(1, n_clusters + 1):
+        nodes = draw(st.integers(1, 3))
+        node_masks = tuple(draw(masks) for _ in range(nodes))
+        gpus = draw(st.sampled_from([4, 8]))
+        accelerator = draw(st.sampled_from(["h100", "910b"]))
+        for listing in range(draw(st.integers(1, 2))):
+            start = draw(st.integers(0, HORIZON - 1))
+            end = draw(st.integers(start + 1, HORIZON))
+            asks.append(Ask(listing_id=c * 10 + listing, cluster_id=c, accelerator=accelerator,
+                            price=draw(st.integers(1, 10)), gpus_per_node=gpus, start=start, end=end,
+                            node_free=node_masks, created=c * 10 + listing))
+    bids = []
+    for b in range(1, draw(st.integers(1, 8)) + 1):
+        hours = draw(st.integers(1, 4))
+        earliest = draw(st.integers(0, HORIZON - hours))
+        latest = draw(st.integers(earliest + hours, HORIZON))
+        accs = draw(st.sets(st.sampled_from(["h100", "910b"]), min_size=1))
+        bids.append(Bid(bid_id=b, accelerators=frozenset(accs), nodes=draw(st.integers(1, 3)), duration_hours=hours,
+                        earliest_start=earliest, latest_end=latest, max_price=draw(st.integers(1, 12)),
+                        created=draw(st.integers(0, 100))))
+    return bids, asks
+
+
+def _check_feasible(plan, bids, asks):
+    bid_by_id = {b.bid_id: b for b in bids}
+    ask_by_id = {a.listing_id: a for a in asks}
+    masks_by_cluster = {}
+    for a in asks:
+        masks_by_cluster.setdefault(a.cluster_id, a.node_free)
+    used = defaultdict(set)
+    assert len({a.bid_id for a in plan}) == len(plan)  # each bid at most once
+    for a in plan:
+        b, listing = bid_by_id[a.bid_id], ask_by_id[a.listing_id]
+        assert a.price == listing.price <= b.max_price  # pay-as-ask, never above the max
+        assert listing.accelerator in b.accelerators
+        assert b.earliest_start <= a.start and a.end <= b.latest_end  # inside the bid's window
+        assert listing.start <= a.start and a.end <= listing.end  # inside the listing's window
+        assert a.end - a.start == b.duration_hours  # contiguous, full duration
+        assert len(a.node_indexes) == b.nodes  # all-or-nothing
+        for node in a.node_indexes:
+            for hour in range(a.start, a.end):
+                assert masks_by_cluster[a.cluster_id][node - 1] >> hour & 1  # the node was free
+                assert (hour, node) not in used[a.cluster_id]  # no capacity used twice
+                used[a.cluster_id].add((hour, node))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(markets())
+def test_clear_plans_are_feasible_and_beat_continuous(market):
+    # given
+    bids, asks = market
+    # when
+    plan = clear(bids, asks, time_budget_s=1.0)
+    arrival = continuous(bids, asks)
+    # then
+    _check_feasible(plan, bids, asks)
+    _check_feasible(arrival, bids, asks)
+    assert total_surplus(plan) >= total_surplus(arrival)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(markets())
+def test_clear_surplus_never_exceeds_the_lp_bound(market):
+    # given
+    bids, asks = market
+    # when
+    plan = clear(bids, asks, time_budget_s=1.0)
+    # then
+    assert total_surplus(plan) <= lp_upper_bound(bids, asks) + 1e-6

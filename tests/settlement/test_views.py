@@ -1,0 +1,72 @@
+"""Settlement pages: booking progress, payouts, claims (with the htmx mark-paid button)."""
+
+import pytest
+from django.test import Client
+
+from settlement import services
+from settlement.models import ReimbursementClaim
+from tests import factories
+from tests.settlement.factories import completed_booking
+from tests.vouchers.factories import funded_program, issued_voucher
+
+pytestmark = pytest.mark.django_db
+
+
+def page_client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def settled(startup):
+    booking = completed_booking(buyer=startup, subtotal="10000.00",
+                                vouchers=[issued_voucher(holder=startup, program=funded_program())])
+    services.booking_settle(booking_id=booking.pk)
+    return booking
+
+
+def test_booking_progress_shows_timeline_and_movements(startup, settled):
+    # when
+    response = page_client(factories.member_of(startup)).get(f"/settlement/bookings/{settled.pk}/")
+    # then
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="booking-timeline"' in html and "settled" in html
+    assert 'id="booking-movements"' in html and "Platform fees" in html
+    assert "9700.00" in html  # what the provider receives
+
+
+def test_booking_progress_of_someone_elses_booking_is_404(settled):
+    stranger = page_client(factories.member_of(factories.StartupFactory()))
+    assert stranger.get(f"/settlement/bookings/{settled.pk}/").status_code == 404
+
+
+def test_payouts_page_lists_payouts_and_empty_state(settled):
+    # given the provider of the booking, before and after a payout batch
+    provider = settled.listing.cluster.data_center.provider
+    client = page_client(factories.member_of(provider))
+    # when / then
+    before = client.get("/payouts/").content.decode()
+    assert "No payouts yet" in before and "9700.00" in before  # waiting for the batch
+    payout = services.payout_batch_create()[0]
+    after = client.get("/payouts/").content.decode()
+    assert f"#{payout.pk}" in after and "Pending" in after and "No payouts yet" not in after
+
+
+def test_claims_page_marks_a_claim_paid_with_htmx(settled):
+    # given the program's issuer
+    claim = ReimbursementClaim.objects.get()
+    client = page_client(factories.member_of(claim.program.issuer))
+    assert "Mark paid" in client.get("/claims/").content.decode()
+    # when
+    response = client.post(f"/claims/{claim.pk}/mark-paid/", HTTP_HX_REQUEST="true")
+    # then the row comes back paid
+    assert response.status_code == 200
+    assert "Paid" in response.content.decode() and "Mark paid" not in response.content.decode()
+    claim.refresh_from_db()
+    assert claim.status == "paid"
+    # another issuer cannot
+    other = page_client(factories.member_of(factories.IssuerFactory()))
+    assert other.post(f"/claims/{claim.pk}/mark-paid/").status_code == 404
+    assert "No claims" in other.get("/claims/").content.decode()
