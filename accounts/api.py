@@ -9,8 +9,9 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from accounts import selectors
+from accounts import selectors, throttling
 from accounts.serializers import MeSerializer, TokenRequestSerializer, TokenResponseSerializer
+from marketplace.core.exceptions import ApplicationError
 
 
 class TokenView(APIView):
@@ -22,12 +23,18 @@ class TokenView(APIView):
     throttle_scope = "auth"
 
     @extend_schema(request=TokenRequestSerializer, responses={200: TokenResponseSerializer})
+    # 429 after LOGIN_FAILURE_LIMIT failures for this username from this IP (accounts.throttling).
     def post(self, request):
         data = TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        username, ip = data.validated_data["username"], throttling.client_ip(request)
+        if throttling.login_blocked(username=username, ip=ip):
+            raise ApplicationError(throttling.BLOCKED_MESSAGE, status=429, code="throttled")
         user = authenticate(request, **data.validated_data)
         if user is None:
+            throttling.login_failed(username=username, ip=ip)
             raise serializers.ValidationError("Unable to log in with the given username and password.")
+        throttling.login_succeeded(username=username, ip=ip)
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
 

@@ -1,17 +1,16 @@
 """Read-only audit views in the Django admin: nobody edits or deletes an audit event (the database refuses too)."""
 
+import csv
+import json
+
 from django.contrib import admin
+from django.http import HttpResponse
 
-from audit.models import AuditEvent
+from audit.models import AnomalyFlag, AuditEvent
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["seq", "created_at", "action", "object_type", "object_id", "organization_id", "actor", "ip"]
-    list_filter = ["action", "object_type"]
-    search_fields = ["action", "object_type", "object_id", "hash"]
-    date_hierarchy = "created_at"
-    ordering = ["-seq"]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Browse only: no add, change or delete from the admin."""
 
     def has_add_permission(self, request):
         return False
@@ -21,3 +20,42 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ["seq", "created_at", "action", "object_type", "object_id", "organization_id", "actor", "ip"]
+    list_filter = ["action", "object_type"]
+    search_fields = ["action", "object_type", "object_id", "hash"]
+    date_hierarchy = "created_at"
+    ordering = ["-seq"]
+
+
+def _export_events_csv(modeladmin, request, queryset):
+    """Download the selected events as CSV (read-only: nothing is changed)."""
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="audit-events.csv"'
+    writer = csv.writer(response)
+    columns = ["seq", "created_at", "actor_id", "organization_id", "action", "object_type", "object_id", "data", "ip",
+               "prev_hash", "hash"]
+    writer.writerow(columns)
+    for event in queryset.order_by("seq"):
+        writer.writerow([json.dumps(event.data, sort_keys=True) if name == "data" else getattr(event, name)
+                         for name in columns])
+    return response
+
+
+_export_events_csv.short_description = "Export selected events as CSV"
+AuditEventAdmin.actions = [_export_events_csv]
+
+
+@admin.register(AnomalyFlag)
+class AnomalyFlagAdmin(ReadOnlyAdmin):
+    """Flags are reviewed on /audit/flags/ (with an audit event); the admin only browses them."""
+
+    list_display = ["id", "created_at", "kind", "status", "booking_id", "voucher_id", "program", "organization",
+                    "reviewer", "reviewed_at"]
+    list_filter = ["kind", "status", "program"]
+    search_fields = ["review_note"]
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in AnomalyFlag._meta.fields]

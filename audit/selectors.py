@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import connection
+from django.db.models import QuerySet
+
+from audit.models import AuditEvent
 
 # Recompute every event's hash in SQL with the same function the insert trigger uses, next to the previous
 # event's stored hash, in chain order.
@@ -50,3 +53,19 @@ def audit_chain_breaks(*, first_only: bool = False) -> list[ChainBreak]:
             if breaks and first_only:
                 break
     return breaks
+
+
+def audit_events(*, organization_ids: list[int] | None = None, action: str | None = None,
+                 object_type: str | None = None, organization: int | None = None) -> QuerySet[AuditEvent]:
+    """Events, newest first; only those of ``organization_ids`` when given (None = all), filtered by exact
+    ``action``, ``object_type`` and ``organization`` id when those are given."""
+    qs = AuditEvent.objects.select_related("actor").order_by("-seq", "-id")
+    if organization_ids is not None:
+        qs = qs.filter(organization_id__in=organization_ids)
+    if action:
+        qs = qs.filter(action=action)
+    if object_type:
+        qs = qs.filter(object_type=object_type)
+    if organization:
+        qs = qs.filter(organization_id=organization)
+    return qs

@@ -3,7 +3,7 @@
 Creates a fresh database ``gpux_bench_settlement`` on the PostgreSQL the tests use (see ``bench/booking.py``),
 migrates it, and writes N completed bookings (default 10 000) by bulk SQL — spread over 200 startups and 10
 providers — with their cash holds posted in the ledger (wallet → wallet hold, one balanced transaction each,
-key ``booking:{id}:hold``). It enqueues one ``settle_booking`` per booking on a dedicated Redis db (12), then starts
+key ``booking:{id}:hold``). It enqueues one ``settle_booking`` per booking on a dedicated Redis db (15), then starts
 the worker processes (default: two ``--pool solo`` workers; ``--pool prefork`` gives one worker with
 ``--concurrency 2``) and times the drain from the first settled booking to the last. Prints bookings/s (target
 ≥ 200), then checks every booking settled exactly once and ``ledger_breaches() == []``. Bounded by ``--timeout``.
@@ -34,7 +34,7 @@ from bench.booking import (  # noqa: E402 - after the path is set
 )
 
 BENCH_DB = "gpux_bench_settlement"
-BROKER = f"redis://{HOST}:6379/12"
+BROKER = f"redis://{HOST}:6379/15"
 STARTUPS, PROVIDERS = 200, 10
 
 

@@ -102,7 +102,10 @@ def bid_place(*, buyer, accelerators, nodes, duration_hours, earliest_start, lat
             errors["expires_at"] = ["Give a timezone-aware time (UTC)."]
         elif expires_at <= now:
             errors["expires_at"] = ["The expiry must be in the future."]
-    voucher_ids = [int(v) for v in vouchers or ()]
+    try:
+        voucher_ids = [int(v) for v in vouchers or ()]
+    except (TypeError, ValueError):
+        voucher_ids, errors["vouchers"] = [], ["Give voucher ids."]
     if voucher_ids and Voucher.objects.filter(pk__in=voucher_ids, holder=buyer).count() != len(set(voucher_ids)):
         errors["vouchers"] = ["Use vouchers your organization holds."]
     max_gpus = None

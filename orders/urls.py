@@ -21,4 +21,7 @@ urlpatterns = [
     path("bookings/<int:pk>/", views.booking_detail, name="booking-detail"),
     path("bookings/<int:pk>/cancel/", views.booking_cancel, name="booking-cancel"),
     path("bookings/<int:pk>/confirm/", views.booking_confirm, name="booking-confirm"),
+    path("bids/", views.bid_list, name="bid-list"),
+    path("bids/<int:pk>/cancel/", views.bid_cancel, name="bid-cancel"),
+    path("market/", views.market, name="market"),
 ]

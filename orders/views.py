@@ -16,8 +16,9 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Organization
 from accounts.selectors import acting_organization, user_organizations
+from listings.models import Accelerator
 from marketplace.core.exceptions import ApplicationError
-from orders import selectors, services
+from orders import bid_selectors, bid_services, selectors, services
 from orders.models import Booking
 from vouchers import selectors as voucher_selectors
 from vouchers.models import Voucher
@@ -192,3 +193,88 @@ def booking_cancel(request, pk):
 @require_POST
 def booking_confirm(request, pk):
     return _buyer_action(request, pk, services.booking_confirm, "Booking {id} is confirmed.")
+
+
+# --- bids and the market page ------------------------------------------------------------------------------------
+
+class BidForm(BookingForm):
+    """A bid: accelerators, nodes, duration, window (UTC, whole hours), maximum price, optional vouchers."""
+
+    accelerators = forms.ModelMultipleChoiceField(queryset=None, to_field_name="slug",
+                                                  widget=forms.CheckboxSelectMultiple)
+    duration_hours = forms.IntegerField(min_value=1, initial=4, label="Duration (hours)")
+    max_price_per_gpu_hour = forms.DecimalField(min_value=0, max_digits=12, decimal_places=4,
+                                                label="Max price per GPU-hour (CNY)")
+
+    field_order = ["organization", "accelerators", "nodes", "duration_hours", "start", "end",
+                   "max_price_per_gpu_hour", "vouchers"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["accelerators"].queryset = Accelerator.objects.order_by("slug")
+        self.fields["start"].label = "Earliest start (UTC)"
+        self.fields["end"].label = "Latest end (UTC)"
+        self.order_fields(self.field_order)
+
+    def add_service_errors(self, exc: ApplicationError) -> None:
+        renamed = {"earliest_start": "start", "latest_end": "end"}
+        exc.errors = {renamed.get(name, name): msgs for name, msgs in exc.errors.items()}
+        super().add_service_errors(exc)
+
+
+@login_required
+def bid_list(request):
+    """My bids (newest first, paginated) and the form to place one; field errors are shown in place."""
+    form = BidForm(request.POST or None, user=request.user,
+                   initial={"start": (timezone.now() + dt.timedelta(hours=2)).replace(minute=0, second=0,
+                                                                                      microsecond=0)})
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                bid = bid_services.bid_place(
+                    buyer=_buyer(request, form), accelerators=list(data["accelerators"]), nodes=data["nodes"],
+                    duration_hours=data["duration_hours"], earliest_start=data["start"], latest_end=data["end"],
+                    max_price_per_gpu_hour=data["max_price_per_gpu_hour"], vouchers=form.voucher_ids(),
+                    created_by=request.user, ip=request.META.get("REMOTE_ADDR"))
+            except ApplicationError as exc:
+                form.add_service_errors(exc)
+                status = exc.status
+            else:
+                messages.success(request, f"Bid {bid.pk} placed; {bid.held_amount} CNY is held until it fills, "
+                                          "expires or you cancel it.")
+                return redirect("bid-list")
+    page = Paginator(bid_selectors.bids_of_user(request.user), 25).get_page(request.GET.get("page"))
+    return render(request, "orders/bids.html", {"form": form, "page": page}, status=status)
+
+
+@login_required
+@require_POST
+def bid_cancel(request, pk):
+    try:
+        bid = bid_selectors.bid_detail(bid_id=pk, queryset=bid_selectors.bids_of_user(request.user))
+    except ApplicationError as exc:
+        raise Http404(exc.message) from exc
+    try:
+        bid_services.bid_cancel(bid=bid, actor=request.user, ip=request.META.get("REMOTE_ADDR"))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Bid {bid.pk} is cancelled; its hold was released.")
+    return redirect("bid-list")
+
+
+@login_required
+def market(request):
+    """The order book per accelerator (depth chart: ask levels vs bid levels) and the latest fills."""
+    accelerators = list(Accelerator.objects.order_by("slug"))
+    selected = next((a for a in accelerators if a.slug == request.GET.get("accelerator")), None)
+    selected = selected or (accelerators[0] if accelerators else None)
+    depth = bid_selectors.market_depth(accelerator=selected) if selected else {"asks": [], "bids": []}
+    chart = {"asks": [{"price": str(level["price"]), "gpus": level["gpus"]} for level in depth["asks"]],
+             "bids": [{"price": str(level["price"]), "gpus": level["gpus"]} for level in depth["bids"]]}
+    return render(request, "orders/depth.html",
+                  {"accelerators": accelerators, "selected": selected, "depth": depth, "chart": chart,
+                   "fills": bid_selectors.recent_fills(accelerator=selected) if selected else []})

@@ -28,8 +28,9 @@ from ledger.services import account_for, ledger_post
 from listings.services import listings_close_expired
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 from marketplace.core.money import ZERO, to_amount
+from orders import bid_services
 from orders import services as order_services
-from orders.models import Booking
+from orders.models import Bid, Booking
 from settlement.models import BookingSettlement, Payout, ReimbursementClaim
 from vouchers import services as voucher_services
 from vouchers.models import Redemption, Voucher
@@ -188,9 +189,10 @@ def sweep_unsettled(*, batch: int = SETTLE_SWEEP_BATCH) -> int:
                       name="unsettled"))
 
 
-def sweep_expired_bids(*, batch: int = DEFAULT_BATCH) -> int:
-    """Bids past expiry → expired. ``orders`` has no Bid model yet, so there is nothing to sweep: returns 0."""
-    return 0
+def sweep_expired_bids(*, batch: int = DEFAULT_BATCH, now: dt.datetime | None = None) -> int:
+    """``open`` bids past ``expires_at`` → ``expired``, their hold released (``orders.bid_services.bid_expire``)."""
+    due = Bid.objects.filter(status=Bid.Status.OPEN, expires_at__lte=now or timezone.now())
+    return len(_sweep(due, lambda pk: bid_services.bid_expire(bid=pk), batch=batch, name="expired_bids"))
 
 
 def sweep_expired_vouchers(*, batch: int = DEFAULT_BATCH, now: dt.datetime | None = None) -> int:

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_htmx",
+    "csp",
     "marketplace.core",
     "accounts",
     "listings",
@@ -59,6 +60,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -133,7 +135,31 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content Security Policy (django-csp 4): scripts and styles only from our own static files. Styles also allow
+# 'unsafe-inline' because templates set computed widths with style attributes (listings/detail.html bars); inline
+# <script> blocks and on* handler attributes are blocked.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+# Failed logins (login page and POST /api/v1/auth/token/) counted per username and client IP in the cache.
+LOGIN_FAILURE_LIMIT = env.int("DJANGO_LOGIN_FAILURE_LIMIT", default=10)
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("DJANGO_LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)
 
 # --- Platform ---------------------------------------------------------------------------------------------------
 PLATFORM_CURRENCY = env("PLATFORM_CURRENCY", default="CNY")
@@ -166,6 +192,14 @@ SPECTACULAR_SETTINGS = {
 # --- Celery (Redis broker) --------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=None) or embedded.redis_url()
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=CELERY_BROKER_URL)
+# The cache (login-failure counters) lives in the broker's Redis; redis-py spells the embedded socket ``unix://``.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env("DJANGO_CACHE_URL", default=CELERY_BROKER_URL.replace("redis+socket://", "unix://", 1)),
+        "KEY_PREFIX": env("DJANGO_CACHE_KEY_PREFIX", default="gpux"),
+    }
+}
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -185,6 +219,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     "settlement-sweeps": {"task": "settlement.run_sweeps", "schedule": 60.0, "options": {"expires": 55}},
     "settlement-weekly-payouts": {"task": "settlement.create_weekly_payouts",
                                   "schedule": crontab(minute=0, hour=2, day_of_week="mon")},
+    # Batch clearing of open bids (orders.matching.clear, then one booking per assignment).
+    "orders-clear-bids": {"task": "orders.clear_bids", "schedule": 300.0, "options": {"expires": 290}},
+    # Anomaly flags over recent voucher spend (idempotent: ON CONFLICT DO NOTHING).
+    "audit-compute-flags": {"task": "audit.compute_flags", "schedule": 600.0, "options": {"expires": 590}},
 }
 
 LOGGING = {

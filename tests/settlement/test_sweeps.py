@@ -1,19 +1,22 @@
 """Each sweep flips exactly the due rows, and a second run is a no-op."""
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
 from ledger.models import JournalTransaction
-from ledger.selectors import ledger_breaches
+from ledger.selectors import ledger_breaches, wallet_summary
 from listings.models import Listing
-from orders.models import Booking
+from orders import bid_services
+from orders.models import Bid, Booking
 from settlement import services
 from tests import factories
+from tests.orders.factories import booking_body, fund, funded_startup
 from tests.settlement.factories import booking_in, held_expired_booking
-from tests.vouchers.factories import issued_voucher
+from tests.vouchers.factories import funded_program, issued_voucher
 from vouchers.models import Voucher
 
 pytestmark = pytest.mark.django_db
@@ -80,7 +83,6 @@ def test_expired_vouchers_and_closed_listings():
     assert Listing.objects.get(pk=listing.pk).status == "closed"
     assert services.sweep_expired_vouchers() == 0
     assert services.sweep_closed_listings() == 0
-    assert services.sweep_expired_bids() == 0  # orders has no Bid model yet
     assert ledger_breaches() == []
 
 
@@ -93,3 +95,45 @@ def test_run_sweeps_command_prints_counts(capsys):
     out = capsys.readouterr().out
     assert "unsettled: 1" in out and "expired_holds: 0" in out
     assert statuses(booking) == ["settled"]
+
+
+def test_a_voucher_booking_made_through_the_api_is_settled_by_the_sweeps(startup, startup_client):
+    # given a funded startup with a voucher books through the API (confirmed at once)
+    fund(startup)
+    program = funded_program()
+    voucher = issued_voucher(holder=startup, program=program)
+    response = startup_client.post("/api/v1/bookings/", booking_body(confirm=True, vouchers=[voucher.pk]),
+                                   format="json")
+    assert response.status_code == 201, response.content
+    booking = Booking.objects.get(pk=response.json()["id"])
+    assert booking.voucher_amount > 0
+    # when its window has passed and the sweeps run
+    Booking.objects.filter(pk=booking.pk).update(start=factories.next_hour(-5), end=factories.next_hour(-2))
+    call_command("run_sweeps", "--settle-inline")
+    # then it went active → completed → settled, and the program owes its voucher part
+    booking.refresh_from_db()
+    assert booking.status == "settled"
+    assert [c.to_status for c in booking.status_changes.order_by("id")] == ["confirmed", "active", "completed",
+                                                                           "settled"]
+    claim = booking.reimbursement_claims.get()
+    assert (claim.program_id, claim.amount) == (program.pk, booking.voucher_amount)
+    assert ledger_breaches() == []
+
+
+def test_expired_bids_expire_and_release_their_hold():
+    # given an open bid past its expiry and one still open (no listing matches: every ask is above the maximum)
+    chip = factories.AcceleratorFactory(slug="sweep-chip")
+    factories.ListingFactory(cluster=factories.ClusterFactory(accelerator=chip), price_per_gpu_hour=Decimal("50"))
+    buyer = funded_startup("10000.00")
+    start = factories.next_hour(2)
+    kwargs = {"accelerators": [chip.slug], "nodes": 1, "duration_hours": 3, "earliest_start": start,
+              "latest_end": start + dt.timedelta(hours=6), "max_price_per_gpu_hour": Decimal("12")}
+    due, fresh = bid_services.bid_place(buyer=buyer, **kwargs), bid_services.bid_place(buyer=buyer, **kwargs)
+    Bid.objects.filter(pk=due.pk).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    held_before = wallet_summary(buyer.pk)["held"]
+    # when / then
+    assert services.sweep_expired_bids() == 1
+    assert Bid.objects.get(pk=due.pk).status == "expired" and Bid.objects.get(pk=fresh.pk).status == "open"
+    assert wallet_summary(buyer.pk)["held"] == held_before - due.held_amount
+    assert services.sweep_expired_bids() == 0
+    assert ledger_breaches() == []

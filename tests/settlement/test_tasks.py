@@ -27,7 +27,7 @@ def test_a_real_worker_settles_bookings_enqueued_on_commit():
     # given completed bookings and a worker on our broker
     bookings = [completed_booking(subtotal=f"{100 + i}.00") for i in range(3)]
     ids = [b.pk for b in bookings]
-    with workers.broker(workers.TEST_BROKER_URL):
+    with workers.broker(workers.own_broker_url()):
         proc = workers.start_worker()
         try:
             # when enqueued inside a transaction (sent on commit)
@@ -89,7 +89,7 @@ def test_kill_9_a_worker_mid_batch_then_every_booking_is_settled_exactly_once():
     buyer, listing = factories.StartupFactory(), factories.ListingFactory()
     ids = [booking_in(Booking.Status.COMPLETED, buyer=buyer, listing=listing, subtotal=f"{10 + i % 7}.00").pk
            for i in range(200)]
-    with workers.broker(workers.TEST_BROKER_URL):
+    with workers.broker(workers.own_broker_url()):
         # short visibility timeout: the killed worker's unacknowledged tasks come back to the new worker soon
         env = {"CELERY_VISIBILITY_TIMEOUT": "5"}
         first = workers.start_worker(pool="prefork", concurrency=2, name="doomed", extra_env=env)
@@ -97,7 +97,8 @@ def test_kill_9_a_worker_mid_batch_then_every_booking_is_settled_exactly_once():
             for pk in ids:
                 assert send_safely(settle_booking, pk)
             # when the worker is killed (-9, its whole process group) while it works through the batch
-            assert workers.wait_until(lambda: settled_count(ids) >= 20, timeout=90)
+            assert workers.wait_until(lambda: settled_count(ids) >= 20, timeout=90), (
+                f"only {settled_count(ids)} settled; worker alive: {first.poll() is None}")
             workers.kill_group(first)
             at_kill = settled_count(ids)
         finally:
@@ -110,7 +111,8 @@ def test_kill_9_a_worker_mid_batch_then_every_booking_is_settled_exactly_once():
             # visibility timeout), and the catch-up sweep runs too
             workers.wait_until(lambda: settled_count(ids) >= len(ids) - 4, timeout=120)
             services.sweep_unsettled()
-            assert workers.wait_until(lambda: settled_count(ids) == len(ids), timeout=120)
+            assert workers.wait_until(lambda: settled_count(ids) == len(ids), timeout=120), (
+                f"{settled_count(ids)} of {len(ids)} settled; successor alive: {second.poll() is None}")
         finally:
             workers.stop_worker(second)
     # then each booking was settled exactly once
@@ -131,7 +133,7 @@ def test_beat_schedule_names_registered_tasks_and_they_run(settings):
 
     names = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert {"settlement.run_sweeps", "settlement.create_weekly_payouts"} <= names
-    assert names <= set(app.tasks)
+    assert {"settlement.run_sweeps", "settlement.create_weekly_payouts"} <= set(app.tasks)
     # when the tasks' bodies run (a completed booking due)
     booking = completed_booking(subtotal="100.00")
     counts = run_sweeps.run()

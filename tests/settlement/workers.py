@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,8 +20,13 @@ from django.db import connection
 from marketplace.celery import app
 
 ROOT = Path(__file__).resolve().parents[2]
-# Redis db 11 of the test broker's server (the suite's default is 9).
-TEST_BROKER_URL = settings.CELERY_BROKER_URL.rsplit("/", 1)[0] + "/11"
+
+
+def own_broker_url() -> str:
+    """A Redis db of the test broker's server for this test database (10–14, the suite's default broker is 9), so
+    parallel runs of the suite (other ``DJANGO_TEST_DB_NAME``s) seldom share a queue or flush each other's."""
+    db = 10 + zlib.crc32(connection.settings_dict["NAME"].encode()) % 5
+    return settings.CELERY_BROKER_URL.rsplit("/", 1)[0] + f"/{db}"
 
 
 def database_url() -> str:
@@ -48,6 +54,8 @@ def broker(url: str):
     try:
         yield url
     finally:
+        with contextlib.suppress(redis.exceptions.RedisError):  # leave no messages for a later run
+            redis.Redis.from_url(url, socket_connect_timeout=1).flushdb()
         if old_env is None:
             os.environ.pop("CELERY_BROKER_URL", None)
         else:

@@ -1,0 +1,50 @@
+"""Failed-login throttling shared by the login page and ``POST /api/v1/auth/token/``.
+
+Failures are counted per (username, client IP) in the cache for ``LOGIN_FAILURE_WINDOW_SECONDS``; once
+``LOGIN_FAILURE_LIMIT`` is reached every further attempt for that pair is refused (even with the right password)
+until the window ends. Counting per pair, not per IP alone, keeps one office behind a NAT from locking each other out,
+and counting per IP, not per username alone, stops a stranger from locking a known user out from everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.core.cache import cache
+
+BLOCKED_MESSAGE = "Too many failed login attempts. Wait 15 minutes and try again, or reset your password."
+
+
+def client_ip(request) -> str:
+    """The peer address. Behind a proxy, gunicorn's ``--forwarded-allow-ips`` makes REMOTE_ADDR the client's
+    address; X-Forwarded-For is never read here because any client can forge it."""
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+def _key(username: str, ip: str) -> str:
+    digest = hashlib.sha256(f"{username.strip().lower()}\0{ip}".encode()).hexdigest()
+    return f"login-failures:{digest}"
+
+
+def login_blocked(*, username: str, ip: str) -> bool:
+    """True when this username has failed ``LOGIN_FAILURE_LIMIT`` times from this IP within the window."""
+    return int(cache.get(_key(username, ip), 0)) >= settings.LOGIN_FAILURE_LIMIT
+
+
+def login_failed(*, username: str, ip: str) -> int:
+    """Count one failure; return the count. ``add`` then ``incr`` are atomic in Redis, so racing requests are all
+    counted; the window starts at the first failure (a fixed window, not sliding)."""
+    key = _key(username, ip)
+    if cache.add(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW_SECONDS):
+        return 1
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW_SECONDS)
+        return 1
+
+
+def login_succeeded(*, username: str, ip: str) -> None:
+    """A successful login clears the pair's failures."""
+    cache.delete(_key(username, ip))

@@ -1,0 +1,33 @@
+"""Celery tasks of the bids market: thin wrappers around ``orders.bid_services`` (ids in, one service call)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from orders import bid_services
+
+logger = logging.getLogger(__name__)
+
+# One clearing at a time per worker slot; a run overlapping the next is harmless (bid locks + open checks) but
+# wasteful, so the beat entry expires messages that wait longer than the period.
+CLEAR_BUDGET_S = 3.0
+
+
+@shared_task(name="orders.clear_bids", ignore_result=True, acks_late=True, reject_on_worker_lost=True,
+             autoretry_for=(OperationalError, InterfaceError), retry_backoff=2, max_retries=3,
+             soft_time_limit=120, time_limit=150)
+def clear_bids(time_budget_s: float = CLEAR_BUDGET_S) -> dict[str, int]:
+    """Batch clearing of the open bids (beat, every few minutes): re-plan, then book each assignment."""
+    result = bid_services.bids_clear(time_budget_s=time_budget_s)
+    logger.info("clear_bids: %s open, %s planned, %s matched, surplus %s", result.open_bids, result.planned,
+                result.matched, result.surplus)
+    return {"open_bids": result.open_bids, "planned": result.planned, "matched": result.matched}
+
+
+@shared_task(name="orders.match_bid", ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def match_bid(bid_id: int) -> bool:
+    """Continuous matching of one bid (e.g. when a new listing opens); True when it matched."""
+    return bid_services.bid_try_match(bid=bid_id) is not None
