@@ -191,12 +191,16 @@ def rule_export_controlled(bookings: QuerySet[Booking]) -> list[AnomalyFlag]:
 # --- services ------------------------------------------------------------------------------------------------
 
 def _insert(flags: list[AnomalyFlag]) -> int:
-    """INSERT … ON CONFLICT DO NOTHING; returns how many flags are new."""
+    """INSERT … ON CONFLICT DO NOTHING (the unique constraint decides, even against a concurrent run); returns how
+    many of ``flags`` were not stored before (under a concurrent run both may count the same flag)."""
     if not flags:
         return 0
-    before = AnomalyFlag.objects.count()
+    existing = set(AnomalyFlag.objects.filter(
+        Q(booking_id__in={f.booking_id for f in flags if f.booking_id})
+        | Q(voucher_id__in={f.voucher_id for f in flags if f.voucher_id})).values_list("kind", "booking_id",
+                                                                                     "voucher_id"))
     AnomalyFlag.objects.bulk_create(flags, ignore_conflicts=True)
-    return AnomalyFlag.objects.count() - before
+    return sum((f.kind, f.booking_id, f.voucher_id) not in existing for f in flags)
 
 
 def _run_rules(bookings: QuerySet[Booking]) -> int:

@@ -11,7 +11,7 @@ of its clusters' free nodes (a relaxation of the per-cluster constraints, so the
 looser); prices sit on 4 levels per accelerator, as on a real exchange's price grid. That keeps the LP at about
 10k + 32 × 72 rows and about a million columns.
 
-    .venv/bin/python bench/matching.py [--bids 10000] [--listings 2000] [--seed 7] [--budget 3.0]
+    .venv/bin/python bench/matching.py [--bids 10000] [--listings 2000] [--seed 7] [--budget 2.5]
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--bids", type=int, default=10_000)
     parser.add_argument("--listings", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--budget", type=float, default=3.0, help="clear()'s time budget, seconds")
+    parser.add_argument("--budget", type=float, default=2.5, help="clear()'s time budget, seconds")
     parser.add_argument("--cluster-nodes", default="8-24", help="nodes per cluster, min-max (default 8-24)")
     args = parser.parse_args()
     low, high = (int(n) for n in args.cluster_nodes.split("-"))

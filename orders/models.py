@@ -5,6 +5,7 @@ import datetime as dt
 from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import ArrayField, DateTimeRangeField, RangeOperators
+from django.contrib.postgres.indexes import GistIndex
 from django.db import models
 
 from accounts.models import Organization
@@ -79,7 +80,11 @@ class NodeReservation(models.Model):
                 condition=models.Q(active=True),
             ),
         ]
-        indexes = [models.Index(fields=["booking"], name="reservation_booking_idx")]
+        indexes = [
+            models.Index(fields=["booking"], name="reservation_booking_idx"),
+            # Listing search asks "which reservations overlap this window" for many clusters at once.
+            GistIndex(fields=["period"], condition=models.Q(active=True), name="reservation_active_period_gist"),
+        ]
 
     def __str__(self):
         return f"node {self.node_id} {self.period} ({'active' if self.active else 'released'})"

@@ -80,6 +80,12 @@ def program_budget_available(program: VoucherProgram) -> Decimal:
     return account.balance if account else ZERO
 
 
+def program_budgets_available(program_ids) -> dict[int, Decimal]:
+    """``program_budget_available`` for many programs in one query: {program id: balance}."""
+    return dict(LedgerAccount.objects.filter(kind=LedgerAccount.Kind.PROGRAM_BUDGET, owner_id__in=list(program_ids))
+                .values_list("owner_id", "balance"))
+
+
 def annual_used(*, program_ids, holder_id: int, now: dt.datetime) -> dict[int, Decimal]:
     """What ``holder_id`` used (held or captured) per program in ``now``'s calendar year (UTC)."""
     rows = (Redemption.objects.filter(voucher__program_id__in=program_ids, voucher__holder_id=holder_id,

@@ -10,13 +10,19 @@ from django.views.decorators.http import require_GET
 from kombu import Connection
 
 from accounts import selectors
+from marketplace.core import dashboard
 
 logger = logging.getLogger(__name__)
 
 
 def home(request):
-    memberships = list(selectors.user_memberships(request.user))
-    return render(request, "home.html", {"memberships": memberships})
+    """The dashboard: a panel for each kind of organization the user acts for (see ``core.dashboard``)."""
+    user = request.user
+    context = {"memberships": list(selectors.user_memberships(user))}
+    if user.is_authenticated:
+        context |= {"startup": dashboard.startup_panel(user), "provider": dashboard.provider_panel(user),
+                    "issuer": dashboard.issuer_panel(user)}
+    return render(request, "home.html", context)
 
 
 @require_GET

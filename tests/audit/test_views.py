@@ -39,7 +39,8 @@ def test_dashboard_has_three_charts_and_the_csv_link(flagged, platform_org):
     html = page.content.decode()
     assert page.status_code == 200
     assert all(f'id="chart-{name}"' in html for name in ("city", "month", "chips"))
-    assert "vendor/chart-4.6.1.umd.min.js" in html and 'id="download-csv"' in html
+    assert "vendor/chart-4.6.1.umd.min.js" in html and "audit/dashboard.js" in html and 'id="download-csv"' in html
+    assert "<script>" not in html  # CSP: script-src 'self' only
     charts = json.loads(html.split('id="audit-charts" type="application/json">')[1].split("</script>")[0])
     assert charts["city"] == {"labels": ["Shanghai"], "spent": ["16.00"], "captured": ["0.00"]}
     assert charts["chips"]["spent"] == ["0.00", "16.00"]
@@ -52,7 +53,8 @@ def test_dashboard_has_three_charts_and_the_csv_link(flagged, platform_org):
 
 def test_dashboard_empty_state_and_permissions(startup, issuer, platform_org):
     html = logged_in(platform_org, role="auditor").get("/audit/").content.decode()
-    assert "No voucher spend yet" in html
+    assert "No voucher spend yet" in html and 'href="/audit/"' in html  # the nav link
+    assert 'href="/audit/"' not in logged_in(startup).get("/vouchers/programs/").content.decode()
     assert logged_in(startup).get("/audit/").status_code == 403
     assert logged_in(issuer).get("/audit/").status_code == 200
     assert logged_in(startup).get("/audit/spend.csv").status_code == 403

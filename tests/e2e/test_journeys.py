@@ -7,6 +7,7 @@ import re
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from accounts.demo import DEMO_PASSWORD
 from orders.models import Booking
@@ -29,9 +30,11 @@ def test_startup_filters_to_ascend_in_shanghai_and_books_with_a_voucher(demo, pa
     screenshot("listings-browse")
     page.get_by_label("City").select_option("Shanghai")
     page.get_by_label("Accelerator").select_option(label="Ascend 910B")
-    page.wait_for_function("document.querySelectorAll('#listing-table tbody tr').length > 0 && "
-                           "[...document.querySelectorAll('#listing-table tbody tr')].every("
-                           "r => r.innerText.includes('Ascend 910B') && r.innerText.includes('Shanghai'))")
+    # Locator assertions, not wait_for_function: the Content-Security-Policy forbids string eval in the page.
+    rows = page.locator("#listing-table tbody tr")
+    expect(rows.first).to_be_visible()
+    expect(rows.filter(has_not_text="Ascend 910B")).to_have_count(0)
+    expect(rows.filter(has_not_text="Shanghai")).to_have_count(0)
     screenshot("listings-filtered")
     # and opens the first result and books it, ticking her voucher
     page.locator("#listing-table tbody tr").first.get_by_role("link", name="Details").click()

@@ -217,4 +217,6 @@ def test_clear_surplus_never_exceeds_the_lp_bound(market):
     # when
     plan = clear(bids, asks, time_budget_s=1.0)
     # then
-    assert total_surplus(plan) <= lp_upper_bound(bids, asks) + 1e-6
+    bound = lp_upper_bound(bids, asks)
+    # HiGHS solves to a relative tolerance (~1e-7): allow for it, relative to the size of the bound.
+    assert total_surplus(plan) <= bound + 1e-6 * max(1.0, abs(bound))

@@ -1,0 +1,16 @@
+// Audit dashboard charts: data comes from the json_script block "audit-charts" (no inline scripts: CSP).
+(function () {
+  const source = document.getElementById("audit-charts");
+  if (!source || typeof Chart === "undefined") return;
+  const d = JSON.parse(source.textContent);
+  const num = (xs) => xs.map(Number);
+  Chart.defaults.animation = false; // figures, not a show: draw at once
+  const bars = (labels, rows) => ({labels: labels, datasets: [
+    {label: "Spent", data: num(rows.spent)}, {label: "Captured", data: num(rows.captured)}]});
+  new Chart(document.getElementById("chart-city"), {type: "bar", data: bars(d.city.labels, d.city),
+    options: {scales: {y: {beginAtZero: true}}}});
+  new Chart(document.getElementById("chart-month"), {type: "line", data: bars(d.month.labels, d.month),
+    options: {scales: {y: {beginAtZero: true}}}});
+  new Chart(document.getElementById("chart-chips"), {type: "doughnut",
+    data: {labels: d.chips.labels, datasets: [{label: "Spent", data: num(d.chips.spent)}]}});
+})();

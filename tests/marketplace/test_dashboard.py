@@ -1,0 +1,67 @@
+"""The home page shows each person the panels of the organizations they act for."""
+
+import pytest
+from django.test import Client
+
+from tests import factories
+from tests.orders.factories import booking_kwargs, fund
+from tests.vouchers.factories import issued_voucher
+
+pytestmark = pytest.mark.django_db
+
+
+def page_for(user) -> str:
+    client = Client()
+    client.force_login(user)
+    response = client.get("/")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_startup_sees_wallet_vouchers_and_upcoming_bookings():
+    from orders.services import booking_create
+
+    # given a funded startup with a voucher and a booking
+    startup = factories.StartupFactory()
+    fund(startup, "5000.00")
+    voucher = issued_voucher(holder=startup, face_value="120000.00")
+    booking = booking_create(buyer=startup, confirm=True, **booking_kwargs())
+    # when its member opens the dashboard
+    html = page_for(factories.member_of(startup))
+    # then
+    assert 'id="startup-dashboard"' in html
+    assert f"{booking.cash_amount}" in html and "held" in html
+    assert voucher.program.name in html and "120000.00" in html
+    assert f'href="/bookings/{booking.pk}/"' in html
+    assert 'id="provider-dashboard"' not in html and 'id="issuer-dashboard"' not in html
+
+
+def test_issuer_sees_pending_applications_and_budget():
+    from vouchers import services
+
+    from tests.vouchers.factories import funded_program
+
+    program = funded_program("3000000.00")
+    services.application_submit(program=program, applicant=factories.StartupFactory(),
+                                requested_amount=factories.Decimal("1000000.00"), purpose="training")
+    html = page_for(factories.member_of(program.issuer))
+    assert 'id="issuer-dashboard"' in html
+    assert "<strong>1</strong> application waiting" in html
+    assert "3000000.00" in html
+
+
+def test_provider_sees_bookings_on_its_clusters():
+    from orders.services import booking_create
+
+    listing = factories.ListingFactory()
+    buyer = factories.StartupFactory(name="Buyer Co")
+    fund(buyer, "5000.00")
+    booking_create(buyer=buyer, confirm=True, **booking_kwargs(listing))
+    html = page_for(factories.member_of(listing.cluster.data_center.provider))
+    assert 'id="provider-dashboard"' in html and "Buyer Co" in html
+    assert 'id="startup-dashboard"' not in html
+
+
+def test_someone_without_an_organization_is_told_what_to_do():
+    html = page_for(factories.UserFactory())
+    assert "Ask an owner of your organization" in html

@@ -1,0 +1,377 @@
+"""Authorization matrix: every API route × every role, against the objects of another organization (B).
+
+Roles are members of organizations "A" (startup, provider, issuer), an auditor, platform staff and anonymous.
+Requests for B's objects answer 401/403/404 unless the route grants that role access to every organization's
+objects (listed per route); lists never contain B's rows. ``test_every_api_route_is_in_the_matrix`` fails when a
+route is added without a row here, so new routes cannot be forgotten.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+from rest_framework.test import APIClient
+
+from listings.models import Listing
+from orders import bid_services
+from orders import services as order_services
+from settlement import services as settlement_services
+from settlement.models import Payout, ReimbursementClaim
+from tests import factories
+from tests.orders.factories import booking_body, booking_kwargs, fund
+from tests.settlement.factories import completed_booking
+from tests.vouchers.factories import funded_program, issued_voucher
+from vouchers.models import VoucherApplication
+
+ROLES = ["anonymous", "startup", "provider", "issuer", "auditor", "staff"]
+DENIED = {401, 403, 404}
+
+
+def api_route_names() -> set[str]:
+    """Names of every route under /api/v1/ as the URL resolver has them."""
+    names: set[str] = set()
+
+    def walk(patterns, prefix: str) -> None:
+        for entry in patterns:
+            if isinstance(entry, URLResolver):
+                walk(entry.url_patterns, prefix + str(entry.pattern))
+            elif isinstance(entry, URLPattern) and (prefix + str(entry.pattern)).startswith("api/v1/"):
+                names.add(entry.name)
+
+    walk(get_resolver().url_patterns, "")
+    return names
+
+
+@dataclass
+class World:
+    """Organizations A (whose members ask) and B (whose objects are asked for), and B's objects."""
+
+    clients: dict[str, APIClient]
+    users: dict
+    b: dict = field(default_factory=dict)
+
+
+def build_world() -> World:
+    a_startup, a_provider, a_issuer = (factories.StartupFactory(), factories.ProviderFactory(),
+                                       factories.IssuerFactory())
+    platform = factories.PlatformFactory()
+    users = {"startup": factories.member_of(a_startup), "provider": factories.member_of(a_provider),
+             "issuer": factories.member_of(a_issuer), "auditor": factories.member_of(platform, role="auditor"),
+             "staff": factories.member_of(platform), "anonymous": None}
+    clients = {}
+    for role, user in users.items():
+        client = APIClient()
+        if user is not None:
+            client.force_authenticate(user)
+        clients[role] = client
+
+    # B: a startup with a voucher from B's issuer, a provider with listings (active, draft, pending review), a
+    # held booking, an open bid, a settled booking with its reimbursement claim, and a payout.
+    b_startup, b_provider, b_issuer = (factories.StartupFactory(), factories.ProviderFactory(),
+                                       factories.IssuerFactory())
+    listing = factories.ListingFactory(cluster__data_center__provider=b_provider)
+    draft = factories.ListingFactory(cluster=listing.cluster, status=Listing.Status.DRAFT)
+    pending = factories.ListingFactory(cluster=listing.cluster, status=Listing.Status.PENDING_REVIEW)
+    program = funded_program(issuer=b_issuer)
+    voucher = issued_voucher(holder=b_startup, program=program)
+    application = VoucherApplication.objects.create(program=program, applicant=factories.StartupFactory(),
+                                                    requested_amount=Decimal("5000.00"), purpose="fine-tuning")
+    fund(b_startup, "1000000.00")
+    booking = order_services.booking_create(buyer=b_startup, **booking_kwargs(listing))
+    bid = bid_services.bid_place(
+        buyer=b_startup, accelerators=[listing.cluster.accelerator.slug], nodes=1, duration_hours=2,
+        earliest_start=factories.next_hour(48), latest_end=factories.next_hour(60),
+        max_price_per_gpu_hour=Decimal("1.0000"))
+    settled = completed_booking(buyer=b_startup, listing=listing, vouchers=[voucher], subtotal="10000.00")
+    settlement_services.booking_settle(booking_id=settled.pk)
+    settlement_services.payout_batch_create(provider_id=b_provider.pk)
+    world = World(clients=clients, users=users)
+    world.b = {
+        "startup": b_startup, "provider": b_provider, "issuer": b_issuer, "listing": listing, "draft": draft,
+        "pending": pending, "cluster": listing.cluster, "data_center": listing.cluster.data_center,
+        "program": program, "voucher": voucher, "application": application, "booking": booking, "bid": bid,
+        "settled": settled, "claim": ReimbursementClaim.objects.get(booking=settled),
+        "payout": Payout.objects.get(provider=b_provider),
+    }
+    return world
+
+
+def later(hours: int) -> str:
+    return factories.next_hour(hours).isoformat().replace("+00:00", "Z")
+
+
+# --- the matrix ----------------------------------------------------------------------------------------------
+# Each row: requests that reach one of B's objects (method, path, body) and the roles allowed to reach every
+# organization's objects there. Public routes (no organization's private object) are listed in PUBLIC with why.
+PUBLIC = {
+    "api-schema": "the OpenAPI document",
+    "api-docs": "the Swagger page",
+    "api-token": "login (tests/security/test_login_throttle.py)",
+    "api-me": "the caller's own user and memberships only",
+    "api-accelerators": "the public chip catalog",
+    "api-market-depth": "aggregated public asks and bids, no organizations",
+}
+
+
+def object_requests(b: dict) -> dict[str, tuple[list[tuple], set[str]]]:
+    return {
+        "api-listing": ([("get", f"/api/v1/listings/{b['draft'].pk}/", None),
+                         ("patch", f"/api/v1/listings/{b['listing'].pk}/", {"price_per_gpu_hour": "0.0100"})],
+                        {"staff"}),  # platform staff review every listing, drafts included
+        "api-listing-submit": ([("post", f"/api/v1/listings/{b['draft'].pk}/submit/", {})], set()),
+        "api-listing-pause": ([("post", f"/api/v1/listings/{b['listing'].pk}/pause/", {})], set()),
+        "api-listing-resume": ([("post", f"/api/v1/listings/{b['listing'].pk}/resume/", {})], set()),
+        "api-listing-review": ([("post", f"/api/v1/listings/{b['pending'].pk}/review/",
+                                 {"decision": "approve", "note": "ok"})], {"staff"}),
+        "api-clusters": ([("post", "/api/v1/clusters/",
+                           {"data_center": b["data_center"].pk, "name": "stolen", "accelerator":
+                            b["cluster"].accelerator.slug, "gpus_per_node": 8, "node_count": 1,
+                            "interconnect": "IB"})], set()),
+        "api-listings": ([("post", "/api/v1/listings/",
+                           {"cluster": b["cluster"].pk, "price_per_gpu_hour": "1.0000", "available_from": later(1),
+                            "available_until": later(100), "min_hours": 1})], set()),
+        "api-quote": ([("post", "/api/v1/quotes/", booking_body(b["listing"], vouchers=[b["voucher"].pk]))], set()),
+        "api-bookings": ([("post", "/api/v1/bookings/", booking_body(b["listing"], start_in_hours=200,
+                                                                      vouchers=[b["voucher"].pk]))], set()),
+        "api-booking": ([("get", f"/api/v1/bookings/{b['booking'].pk}/", None)], set()),
+        "api-booking-confirm": ([("post", f"/api/v1/bookings/{b['booking'].pk}/confirm/", {})], set()),
+        "api-booking-cancel": ([("post", f"/api/v1/bookings/{b['booking'].pk}/cancel/", {})], set()),
+        "api-bids": ([("post", "/api/v1/bids/",
+                       {"accelerators": [b["cluster"].accelerator.slug], "nodes": 1, "duration_hours": 2,
+                        "earliest_start": later(50), "latest_end": later(60), "max_price_per_gpu_hour": "1.0000",
+                        "vouchers": [b["voucher"].pk]})], set()),
+        "api-bid": ([("get", f"/api/v1/bids/{b['bid'].pk}/", None)], set()),
+        "api-bid-cancel": ([("post", f"/api/v1/bids/{b['bid'].pk}/cancel/", {})], set()),
+        "api-data-centers": ([("get", "/api/v1/data-centers/", None)], set()),
+        "api-voucher-programs": ([("get", "/api/v1/voucher-programs/", None)], {"startup", "auditor", "staff",
+                                                                                "provider", "issuer"}),
+        "api-voucher-program": ([("patch", f"/api/v1/voucher-programs/{b['program'].pk}/", {"name": "taken over"})],
+                                set()),
+        "api-voucher-program-apply": ([("post", f"/api/v1/voucher-programs/{b['program'].pk}/applications/",
+                                        {"requested_amount": "5000.00", "purpose": "training"})], {"startup"}),
+        "api-voucher-applications": ([("get", "/api/v1/voucher-applications/", None)], set()),
+        "api-voucher-application-approve": ([("post",
+                                              f"/api/v1/voucher-applications/{b['application'].pk}/approve/",
+                                              {"face_value": "5000.00"})], set()),
+        "api-voucher-application-reject": ([("post", f"/api/v1/voucher-applications/{b['application'].pk}/reject/",
+                                             {"reason": "no"})], set()),
+        "api-vouchers": ([("get", "/api/v1/vouchers/", None)], set()),
+        "api-voucher": ([("get", f"/api/v1/vouchers/{b['voucher'].pk}/", None)], set()),
+        "api-wallet": ([("get", "/api/v1/wallet/", None, {"HTTP_X_ORGANIZATION": str(b["startup"].pk)})], set()),
+        "api-wallet-entries": ([("get", "/api/v1/wallet/entries/", None,
+                                 {"HTTP_X_ORGANIZATION": str(b["startup"].pk)})], set()),
+        "api-wallet-deposits": ([("post", "/api/v1/wallet/deposits/",
+                                  {"organization": b["startup"].pk, "amount": "100.00", "reference": "x"})],
+                                {"staff"}),
+        "api-audit-events": ([("get", "/api/v1/audit/events/", None)], {"auditor", "issuer"}),
+        "api-audit-spend": ([("get", "/api/v1/audit/spend/?group_by=city", None)], {"auditor", "issuer"}),
+        "api-audit-spend-csv": ([("get", "/api/v1/audit/spend.csv", None)], {"auditor", "issuer"}),
+        "api-audit-flags": ([("get", "/api/v1/audit/flags/", None)], {"auditor", "issuer"}),
+        "api-audit-flag-review": ([("post", "/api/v1/audit/flags/999999/review/", {})], {"auditor"}),
+        "api-booking-movements": ([("get", f"/api/v1/settlement/bookings/{b['settled'].pk}/movements/", None)],
+                                  set()),
+        "api-payout-list": ([("get", "/api/v1/payouts/", None)], {"staff"}),
+        "api-payout-detail": ([("get", f"/api/v1/payouts/{b['payout'].pk}/", None)], {"staff"}),
+        "api-payout-mark-paid": ([("post", f"/api/v1/payouts/{b['payout'].pk}/mark-paid/", {})], {"staff"}),
+        "api-claim-list": ([("get", "/api/v1/reimbursement-claims/", None)], {"staff"}),
+        "api-claim-mark-paid": ([("post", f"/api/v1/reimbursement-claims/{b['claim'].pk}/mark-paid/", {})],
+                                {"staff"}),
+    }
+
+
+# List routes and the B objects that must never appear in their results (for the roles not exempted above).
+def list_rows(b: dict) -> dict[str, tuple[str, set[int]]]:
+    return {
+        "api-bookings": ("/api/v1/bookings/", {b["booking"].pk, b["settled"].pk}),
+        "api-bids": ("/api/v1/bids/", {b["bid"].pk}),
+        "api-data-centers": ("/api/v1/data-centers/", {b["data_center"].pk}),
+        "api-clusters": ("/api/v1/clusters/", {b["cluster"].pk}),
+        "api-listings": ("/api/v1/listings/?status=draft", {b["draft"].pk}),
+        "api-voucher-applications": ("/api/v1/voucher-applications/", {b["application"].pk}),
+        "api-vouchers": ("/api/v1/vouchers/", {b["voucher"].pk}),
+        "api-payout-list": ("/api/v1/payouts/", {b["payout"].pk}),
+        "api-claim-list": ("/api/v1/reimbursement-claims/", {b["claim"].pk}),
+    }
+
+
+def test_every_api_route_is_in_the_matrix():
+    # given the routes the resolver serves under /api/v1/ / then each is public (with a reason) or in the matrix
+    covered = set(PUBLIC) | object_requests_names()
+    missing = api_route_names() - covered
+    assert not missing, f"API routes missing from the authorization matrix: {sorted(missing)}"
+
+
+def object_requests_names() -> set[str]:
+    """The route names that ``object_requests`` has rows for (read from its source: no objects needed)."""
+    source = inspect.getsource(object_requests)
+    return {name for name in api_route_names() if f'"{name}":' in source}
+
+
+@pytest.fixture
+def world(db) -> World:
+    return build_world()
+
+
+def test_no_role_reaches_another_organizations_objects(world):
+    # given B's objects and members of A in every role
+    failures = []
+    for name, (requests, allowed) in object_requests(world.b).items():
+        for role in ROLES:
+            if role in allowed:
+                continue
+            for method, path, body, *headers in requests:
+                # when the role asks for B's object
+                response = getattr(world.clients[role], method)(path, body, format="json", **(headers or [{}])[0])
+                # then it is refused as unknown or forbidden (a list GET is checked for B's rows below)
+                if name in list_rows(world.b) and method == "get":
+                    continue
+                # a refused body (400/409) writes nothing; a foreign X-Organization is a 400 field error
+                refused = DENIED | ({400, 409} if (method == "post" and body) or headers else set())
+                if response.status_code not in refused:
+                    failures.append(f"{role:9} {method.upper()} {path} → {response.status_code}")
+                elif response.status_code < 300:
+                    failures.append(f"{role:9} {method.upper()} {path} → {response.status_code} (applied)")
+    assert not failures, "\n".join(failures)
+
+
+def test_lists_never_contain_another_organizations_rows(world):
+    failures = []
+    exempt = {name: allowed for name, (_, allowed) in object_requests(world.b).items()}
+    exempt["api-listings"] = {"staff"}  # reviewers list drafts and pending listings of every provider
+    for name, (path, b_ids) in list_rows(world.b).items():
+        for role in ROLES:
+            if role in exempt.get(name, set()):
+                continue
+            # when the role lists / then it is refused or B's rows are absent
+            response = world.clients[role].get(path)
+            if response.status_code in DENIED:
+                continue
+            if response.status_code != 200:
+                failures.append(f"{role:9} GET {path} → {response.status_code}")
+                continue
+            ids = {row["id"] for row in response.json()["results"]}
+            if ids & b_ids:
+                failures.append(f"{role:9} GET {path} shows B's rows {sorted(ids & b_ids)}")
+    assert not failures, "\n".join(failures)
+
+
+def page_requests(b: dict) -> list[tuple[str, str, set[str]]]:
+    return [
+        ("get", f"/bookings/{b['booking'].pk}/", set()),
+        ("post", f"/bookings/{b['booking'].pk}/cancel/", set()),
+        ("post", f"/bookings/{b['booking'].pk}/confirm/", set()),
+        ("post", f"/bids/{b['bid'].pk}/cancel/", set()),
+        ("get", f"/vouchers/{b['voucher'].pk}/", set()),
+        ("post", f"/vouchers/applications/{b['application'].pk}/approve/", set()),
+        ("post", f"/vouchers/applications/{b['application'].pk}/reject/", set()),
+        ("get", f"/settlement/bookings/{b['settled'].pk}/", set()),
+        ("post", f"/claims/{b['claim'].pk}/mark-paid/", {"staff"}),
+        ("post", f"/provider/listings/{b['listing'].pk}/pause/", set()),
+    ]
+
+
+def test_pages_of_another_organizations_objects_answer_404(world):
+    failures = []
+    for role, user in world.users.items():
+        if user is None:
+            continue
+        client = Client()
+        client.force_login(user)
+        for method, path, allowed in page_requests(world.b):
+            if role in allowed:
+                continue
+            response = getattr(client, method)(path)
+            if response.status_code not in {403, 404}:
+                failures.append(f"{role:9} {method.upper()} {path} → {response.status_code}")
+    assert not failures, "\n".join(failures)
+
+
+# --- mass assignment ---------------------------------------------------------------------------------------------
+def test_booking_create_ignores_status_amounts_and_buyer(world):
+    # given startup A's money and B's active listing
+    a_startup = world.users["startup"].memberships.get().organization
+    fund(a_startup, "1000000.00")
+    body = booking_body(world.b["listing"], start_in_hours=300, status="settled", buyer=world.b["startup"].pk,
+                        subtotal="0.01", cash_amount="0.00", voucher_amount="99999.00", gpu_hours=1,
+                        price_per_gpu_hour="0.0001")
+    # when startup A posts it
+    response = world.clients["startup"].post("/api/v1/bookings/", body, format="json")
+    # then either refused, or created as A's held booking at the listing's price
+    assert response.status_code in {201, 400}, response.content
+    if response.status_code == 201:
+        data = response.json()
+        assert data["status"] == "held" and data["buyer"] == a_startup.pk
+        assert Decimal(data["subtotal"]) == Decimal(data["cash_amount"]) == Decimal("240.00")
+        assert Decimal(data["voucher_amount"]) == 0
+
+
+def test_listing_patch_cannot_change_status_or_cluster(world):
+    # given provider A's draft listing
+    a_provider = world.users["provider"].memberships.get().organization
+    listing = factories.ListingFactory(cluster__data_center__provider=a_provider, status=Listing.Status.DRAFT)
+    # when it patches the status to active and the cluster to B's
+    response = world.clients["provider"].patch(f"/api/v1/listings/{listing.pk}/",
+                                               {"status": "active", "cluster": world.b["cluster"].pk}, format="json")
+    # then the listing keeps its status and cluster
+    listing.refresh_from_db()
+    assert response.status_code in {200, 400, 404}, response.content
+    assert listing.status == Listing.Status.DRAFT and listing.cluster.data_center.provider_id == a_provider.pk
+
+
+def test_application_cannot_be_submitted_approved_or_for_another_applicant(world):
+    # when startup A applies with status, face value and B as applicant
+    response = world.clients["startup"].post(
+        f"/api/v1/voucher-programs/{world.b['program'].pk}/applications/",
+        {"requested_amount": "5000.00", "purpose": "training", "status": "approved",
+         "approved_face_value": "2000000.00", "applicant": world.b["startup"].pk}, format="json")
+    # then the application is A's and only submitted
+    assert response.status_code in {201, 400}, response.content
+    if response.status_code == 201:
+        application = VoucherApplication.objects.get(pk=response.json()["id"])
+        assert application.status == VoucherApplication.Status.SUBMITTED
+        assert application.applicant_id != world.b["startup"].pk and application.approved_face_value is None
+
+
+def test_bid_create_ignores_status_buyer_and_held_amount(world):
+    a_startup = world.users["startup"].memberships.get().organization
+    fund(a_startup, "1000000.00")
+    response = world.clients["startup"].post("/api/v1/bids/", {
+        "accelerators": [world.b["cluster"].accelerator.slug], "nodes": 1, "duration_hours": 2,
+        "earliest_start": later(70), "latest_end": later(80), "max_price_per_gpu_hour": "1.0000",
+        "status": "matched", "buyer": world.b["startup"].pk, "held_amount": "0.00"}, format="json")
+    assert response.status_code in {201, 400}, response.content
+    if response.status_code == 201:
+        data = response.json()
+        assert data["buyer"] == a_startup.pk and data["status"] in {"open", "matched"}
+        assert Decimal(data["held_amount"]) == Decimal("1.0000") * 8 * 2
+
+
+def test_wallet_deposit_by_a_startup_is_refused_and_nothing_is_written(world):
+    from ledger.models import JournalTransaction
+
+    before = JournalTransaction.objects.count()
+    response = world.clients["startup"].post("/api/v1/wallet/deposits/", {
+        "organization": world.users["startup"].memberships.get().organization.pk, "amount": "1000000.00",
+        "reference": "self-service"}, format="json")
+    assert response.status_code == 403
+    assert JournalTransaction.objects.count() == before
+
+
+
+def test_b_members_do_see_their_own_rows_so_the_list_checks_can_fail(world):
+    # given members of B's startup, provider and issuer
+    owner_of = {"api-bookings": "startup", "api-bids": "startup", "api-vouchers": "startup",
+                "api-data-centers": "provider", "api-clusters": "provider", "api-voucher-applications": "issuer"}
+    rows = list_rows(world.b)
+    for name, kind in owner_of.items():
+        client = APIClient()
+        client.force_authenticate(factories.member_of(world.b[kind]))
+        path, b_ids = rows[name]
+        # when they list / then their rows are there (same ids, same response shape as the checks above)
+        ids = {row["id"] for row in client.get(path).json()["results"]}
+        assert ids & b_ids, name
