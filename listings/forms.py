@@ -1,5 +1,5 @@
 """Page forms. They check types; services check the rules and their ``ApplicationError`` field errors are shown in
-place with ``apply_errors``."""
+place with ``add_service_errors``."""
 
 from __future__ import annotations
 
@@ -11,31 +11,20 @@ from accounts.models import CITY_CHOICES
 from listings.filters import HourField
 from listings.models import Accelerator, Cluster, DataCenter
 from listings.services import REVIEW_DECISIONS
-from marketplace.core.exceptions import ApplicationError
+from marketplace.core.forms import ServiceErrorsMixin
 from marketplace.core.money import PRICE_DIGITS, PRICE_PLACES
 
 HOUR_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local", "step": 3600})
 
 
-def apply_errors(form: forms.Form, exc: ApplicationError) -> None:
-    """Show a service's field errors on ``form`` (``provenance.supplier`` → field ``provenance_supplier``)."""
-    if not exc.errors:
-        form.add_error(None, exc.message)
-    for field, messages in exc.errors.items():
-        name = field.replace(".", "_")
-        for message in messages:
-            form.add_error(name if name in form.fields else None, message if name in form.fields
-                           else f"{field}: {message}")
-
-
-class DataCenterForm(forms.Form):
+class DataCenterForm(ServiceErrorsMixin, forms.Form):
     name = forms.CharField(max_length=120)
     city = forms.ChoiceField(choices=CITY_CHOICES)
     operator = forms.ChoiceField(choices=DataCenter.Operator.choices)
     region = forms.CharField(max_length=80, required=False, help_text="national computing hub / region")
 
 
-class ClusterForm(forms.Form):
+class ClusterForm(ServiceErrorsMixin, forms.Form):
     data_center = forms.ModelChoiceField(queryset=DataCenter.objects.none())
     name = forms.CharField(max_length=120)
     accelerator = forms.ModelChoiceField(queryset=Accelerator.objects.all(), to_field_name="slug")
@@ -68,7 +57,7 @@ class ClusterForm(forms.Form):
                 "interconnect": data["interconnect"], "provenance": provenance}
 
 
-class ListingForm(forms.Form):
+class ListingForm(ServiceErrorsMixin, forms.Form):
     cluster = forms.ModelChoiceField(queryset=Cluster.objects.none())
     price_per_gpu_hour = forms.DecimalField(label="Price per GPU-hour", max_digits=PRICE_DIGITS,
                                             decimal_places=PRICE_PLACES, min_value=Decimal("0.0001"))
@@ -82,6 +71,6 @@ class ListingForm(forms.Form):
             self.fields["cluster"].queryset = clusters
 
 
-class ReviewForm(forms.Form):
+class ReviewForm(ServiceErrorsMixin, forms.Form):
     decision = forms.ChoiceField(choices=[(d, d.title()) for d in REVIEW_DECISIONS])
     note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)

@@ -15,7 +15,7 @@ from accounts import selectors as account_selectors
 from accounts.models import Organization
 from listings import selectors, services
 from listings.filters import BrowseFilterSet
-from listings.forms import ClusterForm, DataCenterForm, ListingForm, ReviewForm, apply_errors
+from listings.forms import ClusterForm, DataCenterForm, ListingForm, ReviewForm
 from listings.models import Listing
 from marketplace.core.exceptions import ApplicationError
 
@@ -91,7 +91,7 @@ def _create(request, provider: Organization, form, form_name: str, success: str,
         try:
             service(actor=request.user, **kwargs, **extra)
         except ApplicationError as exc:
-            apply_errors(form, exc)
+            form.add_service_errors(exc)
         else:
             messages.success(request, success)
             return redirect("listings-provider")

@@ -18,6 +18,7 @@ from accounts.models import Organization
 from accounts.selectors import acting_organization, user_organizations
 from listings.models import Accelerator
 from marketplace.core.exceptions import ApplicationError
+from marketplace.core.forms import ServiceErrorsMixin
 from orders import bid_selectors, bid_services, selectors, services
 from orders.models import Booking
 from vouchers import selectors as voucher_selectors
@@ -26,7 +27,7 @@ from vouchers.models import Voucher
 HOUR_FORMAT = "%Y-%m-%dT%H:%M"
 
 
-class BookingForm(forms.Form):
+class BookingForm(ServiceErrorsMixin, forms.Form):
     """Times are entered as UTC on the hour (``datetime-local`` inputs carry no zone: they are read as UTC)."""
 
     organization = forms.ModelChoiceField(queryset=Organization.objects.none(), required=False,
@@ -69,13 +70,6 @@ class BookingForm(forms.Form):
     def clean_end(self):
         return self._utc("end")
 
-    def add_service_errors(self, exc: ApplicationError) -> None:
-        """Show a service's field errors next to the fields; the rest at the top of the form."""
-        for name, messages_ in exc.errors.items():
-            for message in messages_:
-                self.add_error(name if name in self.fields else None, message)
-        if not exc.errors:
-            self.add_error(None, exc.message)
 
 
 def _listing_or_404(listing_id):
@@ -216,10 +210,7 @@ class BidForm(BookingForm):
         self.fields["end"].label = "Latest end (UTC)"
         self.order_fields(self.field_order)
 
-    def add_service_errors(self, exc: ApplicationError) -> None:
-        renamed = {"earliest_start": "start", "latest_end": "end"}
-        exc.errors = {renamed.get(name, name): msgs for name, msgs in exc.errors.items()}
-        super().add_service_errors(exc)
+    service_field_names = {"earliest_start": "start", "latest_end": "end"}
 
 
 @login_required

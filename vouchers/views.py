@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import ModelFiling, Organization
 from accounts.selectors import acting_organization, user_organizations
 from marketplace.core.exceptions import ApplicationError
+from marketplace.core.forms import ServiceErrorsMixin
 from marketplace.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
 from vouchers import selectors, services
 from vouchers.models import VoucherApplication
@@ -22,16 +23,6 @@ PAGE_SIZE = 20
 
 def _amount(**kwargs) -> forms.DecimalField:
     return forms.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, min_value=0, **kwargs)
-
-
-class ServiceErrorsMixin:
-    def add_service_errors(self, exc: ApplicationError) -> None:
-        """Show a service's field errors next to the fields; the rest at the top of the form."""
-        for name, field_messages in exc.errors.items():
-            for message in field_messages:
-                self.add_error(name if name in self.fields else None, message)
-        if not exc.errors:
-            self.add_error(None, exc.message)
 
 
 class ApplyForm(ServiceErrorsMixin, forms.Form):

@@ -1,5 +1,7 @@
 """The home page shows each person the panels of the organizations they act for."""
 
+from decimal import Decimal
+
 import pytest
 from django.test import Client
 
@@ -37,13 +39,12 @@ def test_startup_sees_wallet_vouchers_and_upcoming_bookings():
 
 
 def test_issuer_sees_pending_applications_and_budget():
-    from vouchers import services
-
     from tests.vouchers.factories import funded_program
+    from vouchers import services
 
     program = funded_program("3000000.00")
     services.application_submit(program=program, applicant=factories.StartupFactory(),
-                                requested_amount=factories.Decimal("1000000.00"), purpose="training")
+                                requested_amount=Decimal("1000000.00"), purpose="training")
     html = page_for(factories.member_of(program.issuer))
     assert 'id="issuer-dashboard"' in html
     assert "<strong>1</strong> application waiting" in html
