@@ -11,7 +11,7 @@ import csv
 
 from django.http import HttpResponse
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
@@ -44,20 +44,32 @@ def _query(serializer_class, request) -> dict:
     return query.validated_data
 
 
-class EventListView(generics.ListAPIView):
-    """Audit events, newest first; filters ``action``, ``object_type``, ``organization`` (exact)."""
+class _ScopedListView(generics.ListAPIView):
+    """A paginated list of what the user may see (``visible(user, filters)``), filtered by ``filter_serializer``."""
 
-    serializer_class = AuditEventSerializer
     permission_classes = [CanReadAudit]
+    filter_serializer: type
+    model: type
 
-    @extend_schema(parameters=[EventFilterSerializer])
-    def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
+    def visible(self, user, filters: dict):
+        raise NotImplementedError
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no user to scope by
-            return AuditEvent.objects.none()
-        return scope.events_visible(self.request.user, **_query(EventFilterSerializer, self.request))
+            return self.model.objects.none()
+        return self.visible(self.request.user, _query(self.filter_serializer, self.request))
+
+
+@extend_schema_view(get=extend_schema(parameters=[EventFilterSerializer]))
+class EventListView(_ScopedListView):
+    """Audit events, newest first; filters ``action``, ``object_type``, ``organization`` (exact)."""
+
+    serializer_class = AuditEventSerializer
+    filter_serializer = EventFilterSerializer
+    model = AuditEvent
+
+    def visible(self, user, filters: dict):
+        return scope.events_visible(user, **filters)
 
 
 class SpendView(APIView):
@@ -99,20 +111,16 @@ class SpendCsvView(APIView):
         return spend_csv_response(group_by=group_by, rows=rows)
 
 
-class FlagListView(generics.ListAPIView):
+@extend_schema_view(get=extend_schema(parameters=[FlagFilterSerializer]))
+class FlagListView(_ScopedListView):
     """Anomaly flags, newest first; filters ``status`` and ``kind``."""
 
     serializer_class = AnomalyFlagSerializer
-    permission_classes = [CanReadAudit]
+    filter_serializer = FlagFilterSerializer
+    model = AnomalyFlag
 
-    @extend_schema(parameters=[FlagFilterSerializer])
-    def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
-
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return AnomalyFlag.objects.none()
-        return scope.flags_visible(self.request.user).filter(**_query(FlagFilterSerializer, self.request))
+    def visible(self, user, filters: dict):
+        return scope.flags_visible(user).filter(**filters)
 
 
 class FlagReviewView(APIView):

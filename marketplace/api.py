@@ -1,7 +1,7 @@
 """The API under /api/v1/: each app contributes ``api_urlpatterns`` from its ``urls`` module."""
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.urls import api_urlpatterns as accounts_api
 from audit.urls import api_urlpatterns as audit_api
@@ -13,7 +13,7 @@ from vouchers.urls import api_urlpatterns as vouchers_api
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     *accounts_api,
     *listings_api,
     *orders_api,

@@ -1,0 +1,47 @@
+// Charts drawn from data the page embeds with json_script: <canvas data-chart="kind" data-source="json-id">.
+// Loaded after Chart.js; redraws canvases that htmx swaps in.
+(function () {
+  const cumulative = (levels) => {
+    let total = 0;
+    return levels.map((l) => ({x: Number(l.price), y: (total += l.gpus)}));
+  };
+  const kinds = {
+    burndown(canvas, d) {
+      return {
+        type: "line",
+        data: {labels: d.labels, datasets: [
+          {label: "Budget not yet issued", data: d.issued.map((v) => Number(d.budget) - Number(v)), stepped: true},
+          {label: "Issued (cumulative)", data: d.issued.map(Number), stepped: true},
+          {label: "Spent (cumulative)", data: d.spent.map(Number), stepped: true},
+        ]},
+        options: {scales: {y: {beginAtZero: true}}},
+      };
+    },
+    depth(canvas, d) {
+      return {
+        type: "line",
+        data: {datasets: [
+          {label: "Asks: GPUs offered at or below the price", data: cumulative(d.asks), stepped: true, fill: true},
+          {label: "Bids: GPUs wanted at or above the price", data: cumulative(d.bids), stepped: true, fill: true},
+        ]},
+        options: {scales: {x: {type: "linear", title: {display: true, text: "CNY per GPU-hour"}},
+                           y: {beginAtZero: true, title: {display: true, text: "GPUs"}}}},
+      };
+    },
+    // A ready Chart.js config ({type, data, options}) computed on the server.
+    config(canvas, d) { return d; },
+  };
+  function draw(root) {
+    root.querySelectorAll("canvas[data-chart]").forEach((canvas) => {
+      if (canvas.dataset.drawn) return;
+      const source = document.getElementById(canvas.dataset.source);
+      const build = kinds[canvas.dataset.chart];
+      if (!source || !build) return;
+      new Chart(canvas, build(canvas, JSON.parse(source.textContent)));
+      canvas.dataset.drawn = "1";
+    });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", () => draw(document));
+  else draw(document);
+  document.addEventListener("htmx:afterSettle", (event) => draw(event.target));
+})();
