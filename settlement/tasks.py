@@ -10,6 +10,7 @@ import redis.exceptions
 from celery import shared_task
 from django.db import InterfaceError, OperationalError, transaction
 
+from audit import tasks as audit_tasks
 from marketplace.core.exceptions import ApplicationError
 from settlement import services
 
@@ -28,12 +29,17 @@ RETRY = {"autoretry_for": TRANSIENT_ERRORS, "retry_backoff": 2, "retry_backoff_m
 
 @shared_task(name="settlement.settle_booking", ignore_result=True, **RETRY)
 def settle_booking(booking_id: int) -> str | None:
-    """Settle one completed booking (idempotent). A booking that cannot be settled is logged, not retried."""
+    """Settle one completed booking (idempotent). A booking that cannot be settled is logged, not retried.
+    A booking paid with vouchers is then checked for anomalies (``audit.flags_for_booking``), after the settlement
+    committed, so a flag failure can never undo a settlement (the periodic ``audit.compute_flags`` catches up)."""
     try:
-        return services.booking_settle(booking_id=booking_id).status
+        booking = services.booking_settle(booking_id=booking_id)
     except ApplicationError as exc:
         logger.warning("settle_booking %s: %s", booking_id, exc.message)
         return None
+    if booking.voucher_amount:
+        send_safely(audit_tasks.flags_for_booking, booking.pk)
+    return booking.status
 
 
 @shared_task(name="settlement.settle_bookings", ignore_result=True, **RETRY)

@@ -241,4 +241,5 @@ LOGGING = {
 }
 
 # ``manage.py seed_demo`` runs these in order; each app that has demo data adds its seeder.
-DEMO_SEEDERS = ["accounts.demo.seed", "listings.demo.seed", "vouchers.demo.seed", "orders.demo.seed"]
+DEMO_SEEDERS = ["accounts.demo.seed", "listings.demo.seed", "vouchers.demo.seed", "orders.demo.seed",
+                "audit.demo.seed"]

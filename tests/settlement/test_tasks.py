@@ -141,3 +141,34 @@ def test_beat_schedule_names_registered_tasks_and_they_run(settings):
     # then
     assert counts["unsettled"] == 1 and Booking.objects.get(pk=booking.pk).status == "settled"
     assert len(payout_ids) == 1
+
+
+@pytest.mark.django_db
+def test_settling_a_voucher_booking_checks_it_for_anomalies():
+    from audit.models import AnomalyFlag
+    from listings.models import ProvenanceDeclaration
+
+    # given a completed booking on export-controlled hardware, paid partly with a voucher
+    from marketplace.celery import app
+    from settlement.tasks import settle_booking
+    from tests.factories import AcceleratorFactory, ClusterFactory, ListingFactory, StartupFactory
+    from tests.settlement.factories import completed_booking
+    from tests.vouchers.factories import issued_voucher
+
+    app.conf.task_always_eager = True  # the follow-up task runs in-process, as a worker would run it
+    try:
+        buyer = StartupFactory()
+        chip = AcceleratorFactory(slug="h100-test", export_controlled=True)
+        listing = ListingFactory(cluster=ClusterFactory(accelerator=chip))
+        ProvenanceDeclaration.objects.create(cluster=listing.cluster, invoice_number="INV-1", supplier="Supplier",
+                                             serial_numbers=["SN1"], import_documents="customs 1",
+                                             status=ProvenanceDeclaration.Status.APPROVED)
+        booking = completed_booking(buyer=buyer, listing=listing,
+                                    vouchers=[issued_voucher(holder=buyer, face_value="50000.00")])
+        assert booking.voucher_amount > 0
+        # when the settlement task runs
+        assert settle_booking.run(booking.pk) == "settled"
+    finally:
+        app.conf.task_always_eager = False
+    # then the anomaly check ran after it and flagged voucher spend on export-controlled hardware
+    assert AnomalyFlag.objects.filter(booking=booking, kind="export_controlled").exists()
