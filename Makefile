@@ -55,7 +55,7 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 
 bench: install-dev
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache

@@ -31,6 +31,8 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from results import record  # bench/ is on sys.path when run as a script
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 BENCH_DB = "gpux_bench_booking"
@@ -317,6 +319,10 @@ def main() -> None:
     verdict = "met" if ratio >= 0.10 else "MISSED"
     print(f"pgbench TPC-B -c {args.clients} -T {args.pgbench_seconds} -s {args.pgbench_scale}: tps {tps:8.1f}")
     print(f"ratio bookings/s ÷ TPC-B tps = {ratio:.3f}   (target ≥ 0.10: {verdict})")
+    record("booking", "bookings/s over HTTP, 16 clients", rate, unit="/s")
+    record("booking", "p99 latency", percentile(latencies, .99) * 1000, unit="ms")
+    record("booking", "pgbench TPC-B tps, -c 16 (reference)", tps, unit="/s")
+    record("booking", "bookings/s ÷ TPC-B tps", ratio, target="≥ 0.10", met=ratio >= 0.10)
     if breaches or set(statuses) - {201, 409}:
         sys.exit("errors during the run (see above)")
     if args.strict and ratio < 0.10:

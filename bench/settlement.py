@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from results import record  # bench/ is on sys.path when run as a script
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
@@ -213,6 +215,8 @@ def main() -> None:
     print(f"{label}: {done}/{len(ids)} settled; drain {end - first[0]:.1f} s after the first settlement "
           f"(workers started {first[0] - started:.1f} s before it)")
     print(f"bookings/s {rate:8.1f}   (target ≥ 200: {'met' if rate >= 200 else 'MISSED'})")
+    record("settlement", f"settled bookings/s, {len(ids)} bookings, 2 worker processes", rate, unit="/s",
+           target="≥ 200", met=rate >= 200)
     settles = JournalTransaction.objects.filter(kind="settle").count()
     breaches = ledger_breaches()
     print(f"settle transactions {settles} (one per settled booking: {'yes' if settles == done else 'NO'}); "

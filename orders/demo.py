@@ -11,8 +11,10 @@ from django.utils import timezone
 from accounts.models import Organization
 from ledger.services import wallet_deposit
 from listings.models import Listing
+from marketplace.core.exceptions import ApplicationError
 from orders import services
 from orders.models import Booking
+from vouchers.models import Voucher
 
 DEMO_DEPOSIT = Decimal("500000.00")
 
@@ -24,17 +26,28 @@ def seed(stdout=None) -> dict:
     for startup in startups:
         wallet_deposit(organization_id=startup.pk, amount=DEMO_DEPOSIT, idempotency_key=f"demo:deposit:{startup.pk}",
                        reference=f"DEMO-TRANSFER-{startup.pk:04d}")
-    listings = list(Listing.objects.filter(status=Listing.Status.ACTIVE).select_related("cluster").order_by("pk"))
+    listings = list(Listing.objects.filter(status=Listing.Status.ACTIVE)
+                    .select_related("cluster__data_center").order_by("price_per_gpu_hour", "pk"))
     booked = 0
     if listings:
         day_start = timezone.now().astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         for offset, startup in enumerate(startups):
             if Booking.objects.filter(buyer=startup).exists():
                 continue
-            listing = listings[(offset * 7) % len(listings)]
+            vouchers = list(Voucher.objects.filter(holder=startup, status=Voucher.Status.ACTIVE)
+                            .select_related("program"))
+            # A startup with a voucher books in its program's city and pays with it, so the demo shows the split.
+            local = [lst for lst in listings if vouchers and lst.cluster.data_center.city == vouchers[0].program.city]
+            listing = local[0] if local else listings[(offset * 7) % len(listings)]
             start = max(listing.available_from, day_start + dt.timedelta(days=2 + offset))
-            services.booking_create(buyer=startup, listing_id=listing.pk, nodes=1, start=start,
-                                    end=start + dt.timedelta(hours=max(listing.min_hours, 8)), confirm=True)
+            end = start + dt.timedelta(hours=max(listing.min_hours, 8))
+            try:
+                with transaction.atomic():
+                    services.booking_create(buyer=startup, listing_id=listing.pk, nodes=1, start=start, end=end,
+                                            vouchers=[v.pk for v in vouchers] if local else [], confirm=True)
+            except ApplicationError:  # the voucher's rules refuse this listing: book it in cash
+                services.booking_create(buyer=startup, listing_id=listing.pk, nodes=1, start=start, end=end,
+                                        confirm=True)
             booked += 1
     if stdout:
         stdout.write(f"  orders: {len(startups)} wallets funded with {DEMO_DEPOSIT} each, {booked} bookings made")

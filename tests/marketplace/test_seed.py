@@ -41,6 +41,9 @@ def test_seed_demo_covers_every_city_with_an_issuer_and_valid_codes():
 
     alice_org = Organization.objects.get(memberships__user__username="alice")
     assert wallet_summary(alice_org.pk)["balance"] > 0
+    from orders.models import Booking
+
+    assert Booking.objects.filter(buyer=alice_org, voucher_amount__gt=0).exists()  # the demo shows a voucher split
     assert ledger_breaches() == []
     kinds = set(Organization.objects.values_list("kind", flat=True))
     assert kinds == {"startup", "provider", "issuer", "platform"}
