@@ -27,7 +27,7 @@ from ledger import services as ledger_services
 from listings.models import Accelerator, Cluster, Listing, Node
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 from marketplace.core.money import to_amount, to_price
-from orders import matching
+from orders import limits, matching
 from orders.models import Bid, NodeReservation
 from orders.services import _check_time, booking_create
 from vouchers.models import Voucher
@@ -124,6 +124,7 @@ def bid_place(*, buyer, accelerators, nodes, duration_hours, earliest_start, lat
                                  max_gpus_per_node=max_gpus, vouchers=voucher_ids, expires_at=expires_at,
                                  held_amount=held)
         bid.accelerators.set(accs)
+        limits.open_order_count(organization_id=buyer.pk, counter=limits.OPEN_BIDS, delta=1)
         ledger_services.wallet_hold(organization_id=buyer.pk, amount=held, idempotency_key=f"bid:{bid.pk}:hold",
                                     reference=f"bid:{bid.pk}")
         audit_record(action="bid.open", obj=bid, actor=created_by, organization_id=buyer.pk, ip=ip,
@@ -155,6 +156,7 @@ def _close(bid: Bid | int, *, to: str, actor=None, ip=None, check=None, note: st
         if check is not None:
             check(locked)
         Bid.objects.filter(pk=locked.pk, status=B.OPEN).update(status=to, updated_at=timezone.now())
+        limits.open_order_count(organization_id=locked.buyer_id, counter=limits.OPEN_BIDS, delta=-1)
         _release_hold(locked)
         locked.status = to
         audit_record(action=f"bid.{to}", obj=locked, actor=actor, organization_id=locked.buyer_id, ip=ip,
@@ -203,6 +205,7 @@ def bid_match(*, bid: Bid | int, listing_id: int, start: dt.datetime, end: dt.da
             raise Conflict("The listing no longer suits the bid.", code="price")
         Bid.objects.filter(pk=locked.pk, status=B.OPEN).update(status=B.MATCHED, booking=booking,
                                                                updated_at=timezone.now())
+        limits.open_order_count(organization_id=locked.buyer_id, counter=limits.OPEN_BIDS, delta=-1)
         locked.status, locked.booking = B.MATCHED, booking
         audit_record(action="bid.matched", obj=locked, actor=None, organization_id=locked.buyer_id,
                      data={"from": B.OPEN, "to": B.MATCHED, "booking": booking.pk, "listing": listing_id,

@@ -166,3 +166,28 @@ class Bid(TimeStampedModel):
 
     def __str__(self):
         return f"Bid {self.pk} ({self.status})"
+
+
+class OpenOrderLimit(models.Model):
+    """Per buyer organization: how many bookings it holds unconfirmed and how many bids it has open, and the most
+    it may have at once (set from ``MAX_HELD_BOOKINGS`` / ``MAX_OPEN_BIDS`` when the row is created; staff may raise
+    them per organization). The CHECKs keep the counts within the limits under any concurrency: counting one more
+    is an UPDATE, which takes this row's lock and is refused by PostgreSQL past the limit (see ``orders.limits``)."""
+
+    organization = models.OneToOneField(Organization, primary_key=True, on_delete=models.CASCADE,
+                                        related_name="open_order_limit")
+    held_bookings = models.PositiveIntegerField(default=0)
+    open_bids = models.PositiveIntegerField(default=0)
+    max_held_bookings = models.PositiveIntegerField()
+    max_open_bids = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(held_bookings__lte=models.F("max_held_bookings")),
+                                   name="limit_held_bookings"),
+            models.CheckConstraint(condition=models.Q(open_bids__lte=models.F("max_open_bids")),
+                                   name="limit_open_bids"),
+        ]
+
+    def __str__(self):
+        return f"{self.organization_id}: {self.held_bookings} held, {self.open_bids} bids open"

@@ -23,6 +23,7 @@ from ledger import services as ledger_services
 from listings.models import Listing, Node
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 from marketplace.core.money import ZERO, to_amount
+from orders import limits
 from orders.models import Booking, BookingStatusChange, NodeReservation
 from vouchers import services as voucher_services
 
@@ -279,6 +280,8 @@ def booking_create(*, buyer, listing_id, nodes, start, end, created_by=None, vou
             end=quote.end, gpu_hours=quote.gpu_hours, price_per_gpu_hour=quote.price_per_gpu_hour,
             subtotal=quote.subtotal, voucher_amount=quote.voucher_amount, cash_amount=quote.cash_amount,
             status=status, hold_expires_at=None if confirm else now + dt.timedelta(minutes=settings.HOLD_MINUTES))
+        if not confirm:
+            limits.open_order_count(organization_id=buyer.pk, counter=limits.HELD_BOOKINGS, delta=1)
         booking.reserved_nodes = _reserve_nodes(booking, listing.cluster_id)
         _hold_payment(booking, vouchers, actor=created_by)
         _record(booking, from_status="", actor=created_by, ip=ip,
@@ -313,6 +316,8 @@ def _transition(booking: Booking | int, *, to: str, actor=None, ip=None, note: s
         if updated != 1:  # cannot happen while the row is locked; refuse rather than write a wrong history
             raise Conflict("The booking changed meanwhile; try again.", code="concurrent_update")
         locked.refresh_from_db()
+        if from_status == S.HELD:
+            limits.open_order_count(organization_id=locked.buyer_id, counter=limits.HELD_BOOKINGS, delta=-1)
         if to in (S.CANCELLED, S.EXPIRED):
             NodeReservation.objects.filter(booking_id=pk, active=True).update(active=False)
             _release_payment(locked)

@@ -168,6 +168,9 @@ LOGIN_FAILURE_WINDOW_SECONDS = env.int("DJANGO_LOGIN_FAILURE_WINDOW_SECONDS", de
 PLATFORM_CURRENCY = env("PLATFORM_CURRENCY", default="CNY")
 PLATFORM_FEE_BPS = env.int("PLATFORM_FEE_BPS", default=300)
 HOLD_MINUTES = env.int("HOLD_MINUTES", default=15)
+# At most this many unconfirmed bookings / open bids per organization at once (database-enforced, orders.limits).
+MAX_HELD_BOOKINGS = env.int("MAX_HELD_BOOKINGS", default=20)
+MAX_OPEN_BIDS = env.int("MAX_OPEN_BIDS", default=50)
 
 # --- REST framework ---------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

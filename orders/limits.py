@@ -1,0 +1,55 @@
+"""Database-backed limits on what one organization may have open at once: held (unconfirmed) bookings and open
+bids. A request-rate throttle cannot do this (two requests in flight both pass it); a counter row with CHECK
+constraints can: ``open_order_count`` runs in the caller's transaction, so the count commits or rolls back with
+the booking or bid it counts."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+
+from marketplace.core.exceptions import Conflict
+from orders.models import OpenOrderLimit
+
+HELD_BOOKINGS = "held_bookings"
+OPEN_BIDS = "open_bids"
+_REFUSALS = {
+    "limit_held_bookings": ("held_bookings", "Too many bookings waiting for confirmation ({limit}): confirm or "
+                                             "cancel some first, or book with confirm: true."),
+    "limit_open_bids": ("open_bids", "Too many open bids ({limit}): cancel some or wait for them to fill."),
+}
+
+
+def _ensure_row(organization_id: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {OpenOrderLimit._meta.db_table} "  # noqa: S608 - table name from model metadata
+            "(organization_id, held_bookings, open_bids, max_held_bookings, max_open_bids) "
+            "VALUES (%s, 0, 0, %s, %s) ON CONFLICT DO NOTHING",
+            [organization_id, settings.MAX_HELD_BOOKINGS, settings.MAX_OPEN_BIDS])
+
+
+def open_order_count(*, organization_id: int, counter: str, delta: int) -> None:
+    """Add ``delta`` (+1 / -1) to ``counter`` (``HELD_BOOKINGS`` or ``OPEN_BIDS``) of the organization.
+
+    Call inside the transaction that opens or closes the booking or bid. Raises ``Conflict`` 409 naming the limit
+    when one more would exceed it (the caller's transaction is intact: the refused UPDATE ran in a savepoint).
+    """
+    if delta < 0:
+        # Never below zero: rows written around the services (imports, fixtures) were never counted.
+        OpenOrderLimit.objects.filter(pk=organization_id, **{f"{counter}__gte": -delta}).update(
+            **{counter: F(counter) + delta})
+        return
+    _ensure_row(organization_id)
+    try:
+        with transaction.atomic():
+            OpenOrderLimit.objects.filter(pk=organization_id).update(**{counter: F(counter) + delta})
+    except IntegrityError as exc:
+        constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
+        if constraint not in _REFUSALS:
+            raise
+        field, message = _REFUSALS[constraint]
+        limit = OpenOrderLimit.objects.values_list(f"max_{field}", flat=True).get(pk=organization_id)
+        raise Conflict(message.format(limit=limit), code="limit", errors={"non_field_errors": [
+            message.format(limit=limit)]}) from exc
