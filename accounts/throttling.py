@@ -9,9 +9,14 @@ and counting per IP, not per username alone, stops a stranger from locking a kno
 from __future__ import annotations
 
 import hashlib
+import logging
 
 from django.conf import settings
 from django.core.cache import cache
+from redis.exceptions import RedisError
+from rest_framework.throttling import ScopedRateThrottle
+
+logger = logging.getLogger(__name__)
 
 BLOCKED_MESSAGE = "Too many failed login attempts. Wait 15 minutes and try again, or reset your password."
 
@@ -28,14 +33,26 @@ def _key(username: str, ip: str) -> str:
 
 
 def login_blocked(*, username: str, ip: str) -> bool:
-    """True when this username has failed ``LOGIN_FAILURE_LIMIT`` times from this IP within the window."""
-    return int(cache.get(_key(username, ip), 0)) >= settings.LOGIN_FAILURE_LIMIT
+    """True when this username has failed ``LOGIN_FAILURE_LIMIT`` times from this IP within the window.
+    With the cache (Redis) unreachable it answers False and logs: people can still log in during an outage."""
+    try:
+        return int(cache.get(_key(username, ip), 0)) >= settings.LOGIN_FAILURE_LIMIT
+    except (RedisError, OSError) as exc:
+        logger.warning("login throttle unavailable, not blocking: %s", exc)
+        return False
 
 
 def login_failed(*, username: str, ip: str) -> int:
-    """Count one failure; return the count. ``add`` then ``incr`` are atomic in Redis, so racing requests are all
-    counted; the window starts at the first failure (a fixed window, not sliding)."""
-    key = _key(username, ip)
+    """Count one failure; return the count (0 when the cache is unreachable: logged, not raised). ``add`` then
+    ``incr`` are atomic in Redis, so racing requests are all counted; the window starts at the first failure."""
+    try:
+        return _count_failure(_key(username, ip))
+    except (RedisError, OSError) as exc:
+        logger.warning("login throttle unavailable, failure not counted: %s", exc)
+        return 0
+
+
+def _count_failure(key: str) -> int:
     if cache.add(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW_SECONDS):
         return 1
     try:
@@ -47,4 +64,19 @@ def login_failed(*, username: str, ip: str) -> int:
 
 def login_succeeded(*, username: str, ip: str) -> None:
     """A successful login clears the pair's failures."""
-    cache.delete(_key(username, ip))
+    try:
+        cache.delete(_key(username, ip))
+    except (RedisError, OSError) as exc:
+        logger.warning("login throttle unavailable, failures not cleared: %s", exc)
+
+
+class ResilientScopedRateThrottle(ScopedRateThrottle):
+    """DRF's scoped rate throttle, except that an unreachable cache lets the request through (logged) instead of
+    answering 500: a Redis outage must not stop people from signing in."""
+
+    def allow_request(self, request, view):
+        try:
+            return super().allow_request(request, view)
+        except (RedisError, OSError) as exc:
+            logger.warning("rate throttle unavailable, allowing the request: %s", exc)
+            return True

@@ -219,3 +219,65 @@ def listing_daily_availability(listing: Listing, *, days: int = 14, today: dt.da
     total = listing.cluster.node_count
     return [{"day": day.date(), "free": free, "total": total, "percent": round(100 * free / total) if total else 0}
             for day, free in rows]
+
+
+def cluster_utilisation(clusters, *, days: int = 14, today: dt.date | None = None) -> list[dict]:
+    """Booked share of node-hours per UTC day for ``days`` days from ``today``, for each of ``clusters`` (Cluster
+    rows, in the order given): ``[{"cluster": Cluster, "days": [date, ...], "percent": [Decimal, ...]}]``, where a
+    day's percent is the summed overlap of the cluster's active reservations with that day divided by
+    ``node_count × 24 h`` (one decimal place). One SQL query for all clusters (``generate_series`` × clusters);
+    no query at all for an empty ``clusters``."""
+    clusters = list(clusters)
+    if not clusters:
+        return []
+    today = today or timezone.now().astimezone(dt.UTC).date()
+    first = dt.datetime.combine(today, dt.time(0), tzinfo=dt.UTC)
+    reservation = Node._meta.get_field("reservations").related_model._meta.db_table
+    node_table = Node._meta.db_table
+    sql = f"""
+        WITH days AS (
+            SELECT day, tstzrange(day, day + interval '1 day', '[)') AS span
+            FROM generate_series(%(first)s::timestamptz,
+                                 %(first)s::timestamptz + (%(days)s - 1) * interval '1 day',
+                                 interval '1 day') AS day)
+        SELECT c.id, d.day,
+               COALESCE(SUM(EXTRACT(EPOCH FROM upper(b.period * d.span) - lower(b.period * d.span))), 0)
+        FROM days d
+        CROSS JOIN unnest(%(clusters)s::bigint[]) AS c(id)
+        LEFT JOIN (SELECT n.cluster_id, r.period FROM {reservation} r JOIN {node_table} n ON n.id = r.node_id
+                   WHERE r.active) b
+               ON b.cluster_id = c.id AND b.period && d.span
+        GROUP BY c.id, d.day
+        ORDER BY c.id, d.day
+    """  # noqa: S608 - table names come from model metadata, values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"first": first, "days": days, "clusters": [c.pk for c in clusters]})
+        rows = cursor.fetchall()
+    busy: dict[int, list] = {}
+    for cluster_id, day, seconds in rows:
+        busy.setdefault(cluster_id, []).append((day.date(), Decimal(seconds)))
+    result = []
+    for cluster in clusters:
+        capacity = Decimal(cluster.node_count * 24 * 3600)
+        series = busy.get(cluster.pk, [])
+        result.append({
+            "cluster": cluster,
+            "days": [day for day, _ in series],
+            "percent": [(100 * seconds / capacity).quantize(Decimal("0.1")) if capacity else Decimal(0)
+                        for _, seconds in series],
+        })
+    return result
+
+
+def utilisation_chart(utilisation: list[dict]) -> dict:
+    """A Chart.js bar config (for ``static/js/charts.js`` kind ``config``) of ``cluster_utilisation``'s result:
+    one dataset per cluster, y in % of node-hours booked."""
+    labels = [day.isoformat() for day in utilisation[0]["days"]] if utilisation else []
+    return {
+        "type": "bar",
+        "data": {"labels": labels, "datasets": [
+            {"label": f"{row['cluster'].name} ({row['cluster'].node_count} nodes)",
+             "data": [float(p) for p in row["percent"]]} for row in utilisation]},
+        "options": {"scales": {"y": {"beginAtZero": True, "max": 100,
+                                     "title": {"display": True, "text": "% of node-hours booked (UTC days)"}}}},
+    }

@@ -65,10 +65,12 @@ def _provider(request) -> Organization:
 def _provider_page(request, provider: Organization, *, status: int = 200, **forms):
     data_centers = selectors.provider_data_centers(request.user).filter(provider=provider)
     clusters = selectors.provider_clusters(request.user).filter(data_center__provider=provider)
+    utilisation = selectors.cluster_utilisation(clusters, days=14)  # evaluates ``clusters`` once for the page too
     context = {
         "provider": provider,
         "data_centers": data_centers,
         "clusters": clusters,
+        "utilisation_chart": selectors.utilisation_chart(utilisation) if utilisation else None,
         "listings": selectors.provider_listings(request.user).filter(cluster__data_center__provider=provider)
         .order_by("-created_at", "-id"),
         "data_center_form": forms.get("data_center_form") or DataCenterForm(),

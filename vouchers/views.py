@@ -6,17 +6,19 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.models import ModelFiling, Organization
+from accounts.models import CITY_CHOICES, ModelFiling, Organization
 from accounts.selectors import acting_organization, user_organizations
+from listings.models import Accelerator
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.forms import ServiceErrorsMixin
 from marketplace.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
 from vouchers import selectors, services
-from vouchers.models import VoucherApplication
+from vouchers.models import VoucherApplication, VoucherProgram
 
 PAGE_SIZE = 20
 
@@ -43,6 +45,68 @@ class ApplyForm(ServiceErrorsMixin, forms.Form):
             self.fields["organization"].widget = forms.HiddenInput()
 
 
+def _ratio(label: str, help_text: str = "") -> forms.DecimalField:
+    # The range [0, 1] is the service's rule: it answers with a field error shown in place.
+    return forms.DecimalField(max_digits=5, decimal_places=4, label=label, help_text=help_text or "0.3 = 30 %")
+
+
+DATETIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+
+class ProgramForm(ServiceErrorsMixin, forms.Form):
+    """A program's fields and rules for ``program_create`` / ``program_update``: types here, rules in the service.
+    ``organization`` (the issuer) is shown on the create form of a user acting for several issuers only."""
+
+    organization = forms.ModelChoiceField(queryset=Organization.objects.none(), required=False, label="Issuer")
+    name = forms.CharField(max_length=200)
+    city = forms.ChoiceField(choices=CITY_CHOICES)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    status = forms.ChoiceField(choices=VoucherProgram.Status.choices, initial=VoucherProgram.Status.DRAFT)
+    face_value_min = _amount(label="Smallest voucher (CNY)")
+    face_value_max = _amount(label="Largest voucher (CNY)")
+    validity_days = forms.IntegerField(min_value=1, initial=365, label="Vouchers valid for (days)")
+    applications_open_from = forms.DateTimeField(widget=DATETIME_INPUT, label="Applications open (UTC)")
+    applications_open_until = forms.DateTimeField(widget=DATETIME_INPUT, label="Applications close (UTC)")
+    domestic_ratio = _ratio("Share paid on domestic accelerators")
+    other_ratio = _ratio("Share paid on other accelerators")
+    sme_bonus_ratio = _ratio("Extra share for startups/SMEs")
+    max_stacked_share = _ratio("Most vouchers may pay of one booking", "1 = the whole booking")
+    annual_cap_per_org = _amount(label="Annual cap per organization (CNY)", required=False, help_text="empty = none")
+    per_booking_cap = _amount(label="Cap per booking (CNY)", required=False, help_text="empty = none")
+    eligible_providers = forms.ModelMultipleChoiceField(
+        queryset=Organization.objects.filter(kind=Organization.Kind.PROVIDER).order_by("name"), required=False,
+        help_text="none selected = any provider")
+    eligible_accelerators = forms.ModelMultipleChoiceField(queryset=Accelerator.objects.order_by("name"),
+                                                           required=False, help_text="none selected = every chip")
+    model_filing_earns_domestic_ratio = forms.BooleanField(required=False,
+                                                           label="A registered model earns the domestic share")
+    city_data_centers_only = forms.BooleanField(required=False, label="Only data centres in the city")
+    requires_model_filing = forms.BooleanField(required=False, label="Requires a registered model filing")
+    ban_related_party = forms.BooleanField(required=False, initial=True, label="Refuse related-party providers")
+    require_reviewed_listing = forms.BooleanField(required=False, initial=True,
+                                                  label="Only hardware that passed the platform review")
+
+    def __init__(self, *args, user=None, program: VoucherProgram | None = None, **kwargs):
+        if program is not None:
+            kwargs.setdefault("initial", {
+                **{name: getattr(program, name) for name in services.PROGRAM_FIELDS},
+                "eligible_providers": list(program.eligible_providers.all()),
+                "eligible_accelerators": list(program.eligible_accelerators.all()),
+            })
+        super().__init__(*args, **kwargs)
+        orgs = user_organizations(user, kind=Organization.Kind.ISSUER).order_by("name") if user else None
+        if program is not None or orgs is None or orgs.count() <= 1:
+            del self.fields["organization"]
+        else:
+            self.fields["organization"].queryset = orgs
+
+    def service_kwargs(self) -> dict:
+        """The cleaned values as ``program_create`` / ``program_update`` keyword arguments."""
+        data = dict(self.cleaned_data)
+        data.pop("organization", None)
+        return data
+
+
 class ApproveForm(ServiceErrorsMixin, forms.Form):
     face_value = _amount(label="Face value (CNY)")
 
@@ -62,7 +126,59 @@ def _is_startup_member(user) -> bool:
 @login_required
 def program_list(request):
     page = _page(request, selectors.programs_visible(request.user).order_by("city", "name"))
-    return render(request, "vouchers/program_list.html", {"page": page, "can_apply": _is_startup_member(request.user)})
+    return render(request, "vouchers/program_list.html", {
+        "page": page, "can_apply": _is_startup_member(request.user),
+        "is_issuer": user_organizations(request.user, kind=Organization.Kind.ISSUER).exists()})
+
+
+def _issuer(request, form: ProgramForm) -> Organization:
+    """The issuer the user creates a program for (403 for non-issuers; 400 if several and none chosen)."""
+    chosen = form.cleaned_data.get("organization")
+    return acting_organization(request.user, kind=Organization.Kind.ISSUER,
+                               organization_id=chosen.pk if chosen else None)
+
+
+@login_required
+def program_new(request):
+    """``/vouchers/programs/new/``: issuers create a program (a draft unless they choose otherwise); others 403."""
+    if not user_organizations(request.user, kind=Organization.Kind.ISSUER).exists():
+        raise PermissionDenied("Only voucher issuers create programs.")
+    if request.method != "POST":
+        return render(request, "vouchers/program_form.html", {"form": ProgramForm(user=request.user)})
+    form = ProgramForm(request.POST, user=request.user)
+    status = 400
+    if form.is_valid():
+        try:
+            program = services.program_create(issuer=_issuer(request, form), actor=request.user,
+                                              **form.service_kwargs())
+        except ApplicationError as exc:
+            form.add_service_errors(exc)
+            status = exc.status
+        else:
+            messages.success(request, f"Program “{program.name}” created ({program.get_status_display()}).")
+            return redirect("voucher-program-detail", program.pk)
+    return render(request, "vouchers/program_form.html", {"form": form}, status=status)
+
+
+@login_required
+def program_edit(request, pk: int):
+    """``/vouchers/programs/<id>/edit/``: the issuer changes rules or status; another issuer's program → 404."""
+    program = get_object_or_404(selectors.programs_managed(request.user), pk=pk)
+    if request.method != "POST":
+        return render(request, "vouchers/program_form.html",
+                      {"form": ProgramForm(user=request.user, program=program), "program": program})
+    form = ProgramForm(request.POST, user=request.user, program=program)
+    status = 400
+    if form.is_valid():
+        try:
+            services.program_update(program=program, actor=request.user, **form.service_kwargs())
+        except ApplicationError as exc:
+            form.add_service_errors(exc)
+            status = exc.status
+        else:
+            messages.success(request, "Rules saved: quotes use them from now on.")
+            return redirect("voucher-program-detail", program.pk)
+    return render(request, "vouchers/program_form.html", {"form": form, "program": program}, status=status)
 
 
 @login_required

@@ -1,7 +1,10 @@
 import datetime as dt
+import json
+import re
 from decimal import Decimal
 
 import pytest
+from django.test import Client
 
 from listings import selectors
 from listings.models import Accelerator, Listing
@@ -159,3 +162,55 @@ def test_daily_availability_counts_free_nodes_per_day():
     # then today and day 5 are outside the window; day 2 has 2 free nodes
     assert [d["free"] for d in timeline] == [0, 4, 2, 4, 0]
     assert timeline[1]["day"] == day1.date() and timeline[2]["percent"] == 50
+
+
+def test_cluster_utilisation_is_booked_share_of_node_hours_per_day(django_assert_num_queries):
+    # given a 2-node cluster with one node reserved 06:00–18:00 tomorrow, and a second, idle cluster
+    provider = factories.ProviderFactory()
+    today = factories.next_hour(0).date()
+    day1 = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(0), tzinfo=dt.UTC)
+    busy = listing_of(provider, start=day1, days=3, nodes=2)
+    idle = listing_of(provider, start=day1, days=3, nodes=3)
+    reserve(busy, [1], day1 + dt.timedelta(hours=6), day1 + dt.timedelta(hours=18))
+    clusters = [busy.cluster, idle.cluster]
+    # when utilisation is computed for 3 days from today
+    with django_assert_num_queries(1):
+        rows = selectors.cluster_utilisation(clusters, days=3, today=today)
+    # then tomorrow is 25 % booked (12 of 48 node-hours) and the day after 0 %; the idle cluster stays at 0
+    assert [row["cluster"] for row in rows] == clusters
+    assert rows[0]["days"] == [today, today + dt.timedelta(days=1), today + dt.timedelta(days=2)]
+    assert rows[0]["percent"] == [Decimal("0.0"), Decimal("25.0"), Decimal("0.0")]
+    assert rows[1]["percent"] == [Decimal("0.0")] * 3
+
+
+def test_cluster_utilisation_ignores_released_reservations_and_clips_to_the_day():
+    # given a reservation spanning midnight (18:00 → 06:00) and a cancelled one on the same node
+    provider = factories.ProviderFactory()
+    today = factories.next_hour(0).date()
+    day1 = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(0), tzinfo=dt.UTC)
+    listing = listing_of(provider, start=day1, days=3, nodes=1)
+    reserve(listing, [1], day1 + dt.timedelta(hours=18), day1 + dt.timedelta(hours=30))
+    reserve(listing, [1], day1 + dt.timedelta(hours=1), day1 + dt.timedelta(hours=5), active=False)
+    # when / then 6 h fall on each day; the cancelled booking counts for nothing
+    rows = selectors.cluster_utilisation([listing.cluster], days=3, today=today + dt.timedelta(days=1))
+    assert rows[0]["percent"] == [Decimal("25.0"), Decimal("25.0"), Decimal("0.0")]
+    assert selectors.cluster_utilisation([], days=3) == []
+
+
+def test_provider_page_draws_the_utilisation_chart():
+    # given a provider with one cluster
+    provider = factories.ProviderFactory()
+    listing = listing_of(provider, nodes=2)
+    client = Client()
+    client.force_login(factories.member_of(provider))
+    # when the provider page is shown
+    page = client.get("/provider/")
+    # then the canvas, its Chart.js config and the chart scripts are there, with no inline script
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'data-chart="config" data-source="utilisation-data"' in html
+    config = json.loads(re.search(r'<script id="utilisation-data" type="application/json">(.*?)</script>', html,
+                                  re.S).group(1))
+    assert config["type"] == "bar" and len(config["data"]["labels"]) == 14
+    assert config["data"]["datasets"][0]["label"].startswith(listing.cluster.name)
+    assert "js/charts.js" in html and "chart-4.6.1.umd.min.js" in html
