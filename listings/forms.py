@@ -71,6 +71,15 @@ class ListingForm(ServiceErrorsMixin, forms.Form):
             self.fields["cluster"].queryset = clusters
 
 
+class ListingEditForm(ServiceErrorsMixin, forms.Form):
+    """The terms a provider may change on a draft, rejected or paused listing."""
+
+    price_per_gpu_hour = ListingForm.base_fields["price_per_gpu_hour"]
+    available_from = ListingForm.base_fields["available_from"]
+    available_until = ListingForm.base_fields["available_until"]
+    min_hours = ListingForm.base_fields["min_hours"]
+
+
 class ReviewForm(ServiceErrorsMixin, forms.Form):
     decision = forms.ChoiceField(choices=[(d, d.title()) for d in REVIEW_DECISIONS])
     note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)

@@ -21,6 +21,7 @@ urlpatterns = [
     path("provider/data-centers/", views.data_center_new, name="listings-data-center-new"),
     path("provider/clusters/", views.cluster_new, name="listings-cluster-new"),
     path("provider/listings/", views.listing_new, name="listings-listing-new"),
+    path("provider/listings/<int:pk>/edit/", views.listing_edit, name="listings-listing-edit"),
     path("provider/listings/<int:pk>/<str:action>/", views.listing_action, name="listings-listing-action"),
     path("review/", views.review_queue, name="listings-review"),
     path("review/<int:pk>/", views.review_decide, name="listings-review-decide"),

@@ -15,7 +15,7 @@ from accounts import selectors as account_selectors
 from accounts.models import Organization
 from listings import selectors, services
 from listings.filters import BrowseFilterSet
-from listings.forms import ClusterForm, DataCenterForm, ListingForm, ReviewForm
+from listings.forms import ClusterForm, DataCenterForm, ListingEditForm, ListingForm, ReviewForm
 from listings.models import Listing
 from marketplace.core.exceptions import ApplicationError
 
@@ -125,6 +125,31 @@ def listing_new(request):
                        .filter(data_center__provider=provider))
     return _create(request, provider, form, "listing_form", "Draft listing created: submit it for review when ready.",
                    services.listing_create, provider=provider)
+
+
+@login_required
+def listing_edit(request, pk: int):
+    """``/provider/listings/<id>/edit/``: change the price, window or minimum hours of an own draft, rejected or
+    paused listing (``services.listing_update``; an active one must be paused first: 409 shown on the form)."""
+    try:
+        listing = selectors.provider_listings(request.user).get(pk=pk)
+    except Listing.DoesNotExist:
+        raise Http404("No such listing of yours.") from None
+    if request.method != "POST":
+        form = ListingEditForm(initial={name: getattr(listing, name) for name in ListingEditForm.base_fields})
+        return render(request, "listings/listing_edit.html", {"listing": listing, "form": form})
+    form = ListingEditForm(request.POST)
+    status = 400
+    if form.is_valid():
+        try:
+            services.listing_update(listing=listing, actor=request.user, **form.cleaned_data)
+        except ApplicationError as exc:
+            form.add_service_errors(exc)
+            status = exc.status
+        else:
+            messages.success(request, f"Listing {listing.pk} updated.")
+            return redirect("listings-provider")
+    return render(request, "listings/listing_edit.html", {"listing": listing, "form": form}, status=status)
 
 
 LISTING_ACTIONS = {"submit": (services.listing_submit, "Submitted for review."),

@@ -104,3 +104,44 @@ def test_review_queue_for_staff_only(provider, platform_org, startup):
     listing.refresh_from_db()
     assert listing.status == "active"
     assert b"Nothing to review" in staff.get("/review/").content
+
+
+def test_provider_edits_the_terms_of_a_paused_listing_and_sees_errors_in_place():
+    from decimal import Decimal
+
+    from django.test import Client
+
+    from listings.models import Listing
+    from tests.factories import ListingFactory, member_of
+
+    # given a paused listing of this provider
+    listing = ListingFactory(status=Listing.Status.PAUSED)
+    client = Client()
+    client.force_login(member_of(listing.cluster.data_center.provider))
+    url = f"/provider/listings/{listing.pk}/edit/"
+    start = listing.available_from.strftime("%Y-%m-%dT%H:%M")
+    until = listing.available_until.strftime("%Y-%m-%dT%H:%M")
+    assert client.get(url).status_code == 200
+    # when a bad window is posted / then 400 with the error shown and nothing changed
+    bad = client.post(url, {"price_per_gpu_hour": "9.5", "available_from": until, "available_until": start,
+                            "min_hours": 1})
+    assert bad.status_code == 400 and 'class="error"' in bad.content.decode()
+    listing.refresh_from_db()
+    assert listing.price_per_gpu_hour == Decimal("10.0000")
+    # when good terms are posted / then saved
+    good = client.post(url, {"price_per_gpu_hour": "9.5", "available_from": start, "available_until": until,
+                             "min_hours": 2})
+    assert good.status_code == 302
+    listing.refresh_from_db()
+    assert (listing.price_per_gpu_hour, listing.min_hours) == (Decimal("9.5000"), 2)
+
+
+def test_another_providers_listing_cannot_be_edited():
+    from django.test import Client
+
+    from tests.factories import ListingFactory, ProviderFactory, member_of
+
+    listing = ListingFactory()
+    client = Client()
+    client.force_login(member_of(ProviderFactory()))
+    assert client.get(f"/provider/listings/{listing.pk}/edit/").status_code == 404
