@@ -13,9 +13,7 @@ from django.utils.dateparse import parse_datetime
 from accounts.models import CITY_CHOICES
 from listings.models import Accelerator, DataCenter, Listing
 from listings.selectors import ORDERINGS
-
-NAIVE_MESSAGE = "Include a UTC offset (e.g. 2026-01-01T08:00:00Z)."
-HOUR_MESSAGE = "Must be on a whole hour (minutes and seconds zero, UTC)."
+from marketplace.core import hours
 
 
 class HourField(forms.DateTimeField):
@@ -34,14 +32,14 @@ class HourField(forms.DateTimeField):
                 parsed = None
             if parsed is not None and timezone.is_naive(parsed):
                 if not self.allow_naive:
-                    raise forms.ValidationError(NAIVE_MESSAGE, code="naive")
+                    raise forms.ValidationError(hours.NAIVE_MESSAGE, code="naive")
                 return parsed.replace(tzinfo=dt.UTC)
         return super().to_python(value)
 
     def validate(self, value):
         super().validate(value)
-        if value and value.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0) != value:
-            raise forms.ValidationError(HOUR_MESSAGE, code="not_on_hour")
+        if value and hours.start_of_hour(value) != value:
+            raise forms.ValidationError(hours.HOUR_MESSAGE, code="not_on_hour")
 
 
 class HourFilter(django_filters.Filter):

@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts.models import Organization
 from audit.services import audit_record
 from listings.models import Accelerator, Cluster, DataCenter, Listing, Node, ProvenanceDeclaration
+from marketplace.core import hours
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 from marketplace.core.money import to_price
 
@@ -40,12 +41,8 @@ def window_errors(start, end, *, start_field: str = "available_from", end_field:
     ``min_hours``, at least that long. Empty when the window is good."""
     errors: dict[str, list[str]] = {}
     for field, value in ((start_field, start), (end_field, end)):
-        if not isinstance(value, dt.datetime):
-            errors[field] = ["A date and time is required."]
-        elif timezone.is_naive(value):
-            errors[field] = ["Include a UTC offset (e.g. 2026-01-01T08:00:00Z)."]
-        elif value.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0) != value:
-            errors[field] = ["Must be on a whole hour (minutes and seconds zero, UTC)."]
+        if problem := hours.hour_error(value):
+            errors[field] = [problem]
     if errors:
         return errors
     if end <= start:

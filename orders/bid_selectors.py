@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts import selectors as account_selectors
 from accounts.models import Organization
 from listings.models import Accelerator, Cluster, Listing, Node
+from marketplace.core import hours
 from marketplace.core.exceptions import NotFound
 from orders.models import Bid, NodeReservation
 
@@ -39,8 +40,8 @@ def market_depth(*, accelerator: Accelerator, levels: int = 20) -> dict:
     that hour (free nodes × GPUs per node). ``bids``: open, unexpired bids accepting the accelerator, by maximum
     price level (highest first), with the GPUs they ask for (nodes × the GPUs per node their hold assumed).
     """
-    now = timezone.now().astimezone(dt.UTC)
-    start = now.replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
+    now = timezone.now()
+    start = hours.next_hour()
     end = start + dt.timedelta(hours=1)
     with connection.cursor() as cursor:
         cursor.execute(

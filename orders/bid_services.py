@@ -25,11 +25,12 @@ from django.utils import timezone
 from audit.services import audit_record
 from ledger import services as ledger_services
 from listings.models import Accelerator, Cluster, Listing, Node
+from marketplace.core import hours
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 from marketplace.core.money import to_amount, to_price
 from orders import limits, matching
 from orders.models import Bid, NodeReservation
-from orders.services import _check_time, booking_create
+from orders.services import booking_create, check_hour
 from vouchers.models import Voucher
 
 B = Bid.Status
@@ -77,8 +78,8 @@ def bid_place(*, buyer, accelerators, nodes, duration_hours, earliest_start, lat
     accs = _accelerators(accelerators, errors)
     nodes = _int("nodes", nodes, errors)
     duration_hours = _int("duration_hours", duration_hours, errors, maximum=24 * 90)
-    start = _check_time("earliest_start", earliest_start, errors)
-    end = _check_time("latest_end", latest_end, errors)
+    start = check_hour("earliest_start", earliest_start, errors)
+    end = check_hour("latest_end", latest_end, errors)
     now = timezone.now()
     if start is not None and start <= now:
         errors.setdefault("earliest_start", []).append("The earliest start must be in the future.")
@@ -218,8 +219,7 @@ def bid_match(*, bid: Bid | int, listing_id: int, start: dt.datetime, end: dt.da
 
 def _origin() -> dt.datetime:
     """Hour index 0: the next whole UTC hour (bookings must start in the future)."""
-    now = timezone.now().astimezone(dt.UTC)
-    return now.replace(minute=0, second=0, microsecond=0) + HOUR
+    return hours.next_hour()
 
 
 def _index(moment: dt.datetime, origin: dt.datetime) -> int:

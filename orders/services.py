@@ -21,6 +21,7 @@ from psycopg.types.range import Range
 from audit.services import audit_record
 from ledger import services as ledger_services
 from listings.models import Listing, Node
+from marketplace.core import hours
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 from marketplace.core.money import ZERO, to_amount
 from orders import limits
@@ -70,19 +71,13 @@ class Quote:
     cash_amount: Decimal = ZERO
 
 
-def _check_time(name: str, value, errors: dict[str, list[str]]) -> dt.datetime | None:
-    """``value`` as a UTC datetime, or None after adding a message to ``errors[name]``."""
-    if not isinstance(value, dt.datetime):
-        errors.setdefault(name, []).append("Give a date and time, e.g. 2030-01-01T10:00:00Z.")
+def check_hour(name: str, value, errors: dict[str, list[str]]) -> dt.datetime | None:
+    """``value`` as a UTC datetime on a whole hour, or None after adding the reason to ``errors[name]``."""
+    problem = hours.hour_error(value)
+    if problem:
+        errors.setdefault(name, []).append(problem)
         return None
-    if timezone.is_naive(value):
-        errors.setdefault(name, []).append("Give a timezone-aware time (UTC), e.g. 2030-01-01T10:00:00Z.")
-        return None
-    value = value.astimezone(dt.UTC)
-    if value.minute or value.second or value.microsecond:
-        errors.setdefault(name, []).append("Bookings start and end on the whole hour (UTC).")
-        return None
-    return value
+    return value.astimezone(dt.UTC)
 
 
 def quote_compute(*, listing: Listing, nodes, start, end, buyer=None, vouchers=()) -> Quote:
@@ -105,8 +100,8 @@ def quote_compute(*, listing: Listing, nodes, start, end, buyer=None, vouchers=(
         errors["nodes"] = ["Book at least one node."]
     elif nodes > cluster.node_count:
         errors["nodes"] = [f"This cluster has only {cluster.node_count} nodes."]
-    start = _check_time("start", start, errors)
-    end = _check_time("end", end, errors)
+    start = check_hour("start", start, errors)
+    end = check_hour("end", end, errors)
     hours = 0
     if start is not None and end is not None:
         if start <= timezone.now():

@@ -10,13 +10,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from accounts.models import Organization
 from accounts.selectors import acting_organization, user_organizations
 from listings.models import Accelerator
+from marketplace.core import hours
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.forms import ServiceErrorsMixin
 from orders import bid_selectors, bid_services, selectors, services
@@ -86,8 +86,7 @@ def _buyer(request, form: BookingForm) -> Organization:
 
 
 def _initial_window(listing) -> dict:
-    start = max(listing.available_from,
-                timezone.now().astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1))
+    start = max(listing.available_from, hours.next_hour())
     return {"start": start, "end": start + dt.timedelta(hours=max(listing.min_hours, 1)), "nodes": 1}
 
 
@@ -217,8 +216,7 @@ class BidForm(BookingForm):
 def bid_list(request):
     """My bids (newest first, paginated) and the form to place one; field errors are shown in place."""
     form = BidForm(request.POST or None, user=request.user,
-                   initial={"start": (timezone.now() + dt.timedelta(hours=2)).replace(minute=0, second=0,
-                                                                                      microsecond=0)})
+                   initial={"start": hours.next_hour(2)})
     status = 200
     if request.method == "POST":
         status = 400

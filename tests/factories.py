@@ -87,15 +87,8 @@ def member_of(org: Organization, role: str = Membership.Role.OWNER, **user_kwarg
 import datetime as dt  # noqa: E402
 from decimal import Decimal  # noqa: E402
 
-from django.utils import timezone  # noqa: E402
-
 from listings.models import Accelerator, Cluster, DataCenter, Listing, Node  # noqa: E402
-
-
-def next_hour(hours_ahead: int = 1) -> dt.datetime:
-    """A UTC datetime on the hour, ``hours_ahead`` hours after the current hour."""
-    now = timezone.now().astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
-    return now + dt.timedelta(hours=hours_ahead)
+from marketplace.core.hours import next_hour  # noqa: E402 - tests import it from here
 
 
 class AcceleratorFactory(factory.django.DjangoModelFactory):
