@@ -8,7 +8,6 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponseBadRequest
 from django.shortcuts import redirect, render
-from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from accounts.selectors import is_auditor
@@ -75,10 +74,9 @@ def flag_queue(request):
         qs = qs.filter(status=status)
     if kind in AnomalyFlag.Kind.values:
         qs = qs.filter(kind=kind)
-    extra = "&" + urlencode({"status": status, "kind": kind})
     return render(request, "audit/flags.html", {
         "page": _page(request, qs), "status": status, "kind": kind, "statuses": AnomalyFlag.Status.choices,
-        "kinds": AnomalyFlag.Kind.choices, "can_review": is_auditor(request.user), "extra_query": extra})
+        "kinds": AnomalyFlag.Kind.choices, "can_review": is_auditor(request.user)})
 
 
 @login_required
@@ -113,6 +111,5 @@ def event_log(request):
     if organization and not organization.isdigit():
         error, organization = "Organization must be a number (its id).", ""
     qs = scope.events_visible(request.user, organization=int(organization) if organization else None, **filters)
-    extra = "&" + urlencode({k: v for k, v in {**filters, "organization": organization}.items() if v})
     return render(request, "audit/events.html", {"page": _page(request, qs), "filters": filters,
-                                                 "organization": organization, "error": error, "extra_query": extra})
+                                                 "organization": organization, "error": error})

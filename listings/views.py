@@ -30,10 +30,7 @@ def browse(request):
     listings = selectors.listing_search(filters=filters, user=request.user) if valid else Listing.objects.none()
     page = Paginator(listings, PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = selectors.listing_rows(page.object_list, start=filters.get("start"), end=filters.get("end"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    context = {"form": params.form, "page": page, "query": query.urlencode(),
-               "window": bool(filters.get("start"))}
+    context = {"form": params.form, "page": page, "window": bool(filters.get("start"))}
     if request.htmx:
         return render(request, "listings/_results.html", context)
     context["is_provider"] = account_selectors.has_org_kind(request.user, Organization.Kind.PROVIDER)
