@@ -80,6 +80,15 @@ class ListingFilterSet(django_filters.FilterSet):
         fields: list = []
         form = SearchForm
 
+    def get_form_class(self):
+        # django-filter builds a form class, with a new form field per filter, for every request; the filters do
+        # not change between requests, so each filter-set class builds its form class once.
+        form_class = type(self).__dict__.get("_form_class")
+        if form_class is None:
+            form_class = super().get_form_class()
+            type(self)._form_class = form_class
+        return form_class
+
     def cleaned(self) -> dict:
         """The cleaned parameters for ``listing_search`` (call after ``is_valid()``)."""
         data = dict(self.form.cleaned_data)

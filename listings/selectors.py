@@ -13,7 +13,7 @@ from decimal import Decimal
 from django.contrib.postgres.fields import DateTimeRangeField
 from django.db import connection
 from django.db.models import (
-    DecimalField,
+    BooleanField,
     ExpressionWrapper,
     F,
     IntegerField,
@@ -28,13 +28,15 @@ from accounts import selectors as account_selectors
 from accounts.models import Organization
 from listings.models import Accelerator, Cluster, DataCenter, Listing, Node
 
-# Search parameters that are plain lookups (the window, min_gpus, mine and ordering need more than that).
+# Search parameters that are plain lookups (the window, min_gpus, mine and ordering need more than that). They read
+# the listing's own search columns (copies of its cluster's, kept in step by a trigger: see ``Listing``), so a
+# search never joins the cluster, data centre or accelerator.
 FILTER_LOOKUPS = {
     "status": "status",
-    "accelerator": "cluster__accelerator__in",
-    "city": "cluster__data_center__city",
-    "operator": "cluster__data_center__operator",
-    "domestic": "cluster__accelerator__domestic",
+    "accelerator": "accelerator__in",
+    "city": "city",
+    "operator": "operator",
+    "domestic": "domestic",
     "max_price": "price_per_gpu_hour__lte",
 }
 ORDERINGS = {
@@ -78,63 +80,94 @@ def provider_listings(user) -> QuerySet[Listing]:
     return with_search_columns(Listing.objects.filter(cluster__data_center__provider__in=provider_organizations(user)))
 
 
+def _reservation_table() -> str:
+    return Node._meta.get_field("reservations").related_model._meta.db_table
+
+
+def clusters_short_of_gpus(start: dt.datetime, end: dt.datetime, min_gpus: int) -> str | None:
+    """The clusters with fewer than ``min_gpus`` GPUs free in ``[start, end)`` because of their nodes' active
+    reservations overlapping it (a cluster with no such reservation is not among them: all its GPUs are free), as
+    a PostgreSQL array literal of ids (``'{3,17}'``, handed to the next query as it is); ``None`` when there is none.
+
+    One aggregate over the reservations in the window (GiST index): distinct nodes first (a node may have several
+    reservations in it), one cluster lookup per node, busy nodes per cluster, compared with the cluster's size.
+    Its cost grows with the reservations in the window, not with the listings a search scans.
+    """
+    node, cluster, reservation = Node._meta.db_table, Cluster._meta.db_table, _reservation_table()
+    sql = f"""
+        SELECT array_agg(b.cluster_id)::text FROM (
+            SELECT (SELECT n.cluster_id FROM {node} n WHERE n.id = d.node_id) AS cluster_id, count(*) AS busy
+            FROM (SELECT DISTINCT r.node_id FROM {reservation} r
+                  WHERE r.active AND r.period && tstzrange(%s, %s, '[)')) d
+            GROUP BY 1) b
+        -- a lookup per busy cluster (a join would hash every cluster)
+        WHERE (SELECT c.gpus_per_node * (c.node_count - b.busy) FROM {cluster} c WHERE c.id = b.cluster_id) < %s
+    """  # noqa: S608 - table names come from model metadata, values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (start, end, min_gpus))
+        return cursor.fetchone()[0]
+
+
 def nodes_available(start: dt.datetime | None = None, end: dt.datetime | None = None, *,
                     clusters: list[int] | None = None):
-    """SQL expression, per listing row: the cluster's nodes with no active reservation overlapping
-    ``[start, end)`` (all nodes without a window).
+    """SQL expression, per listing row: the cluster's nodes with no active reservation overlapping ``[start, end)``
+    (all nodes without a window). Meant for a page of rows (a filter over many uses ``clusters_short_of_gpus``).
 
-    The busy-node counts of every cluster with a reservation in the window are aggregated once per query (an
-    uncorrelated scalar subquery, i.e. a PostgreSQL InitPlan, into a ``jsonb`` map cluster → busy nodes); each row
-    then looks its cluster up. So the cost does not grow with the number of listings scanned times their nodes.
-    ``clusters`` (ids) narrows the map to those clusters (a page of results).
+    With ``clusters`` (the page's cluster ids) the busy nodes of those clusters are counted once per query (an
+    uncorrelated scalar subquery, a PostgreSQL InitPlan, into a ``jsonb`` map cluster → busy nodes) and each row
+    looks its cluster up: whichever plan PostgreSQL picks (probes of the (node, period) exclusion index, or one
+    pass over the window's reservations), it runs once, not once per row. Without, each row counts its own.
     """
     if not (start and end):
-        return F("cluster__node_count")
-    reservation = Node._meta.get_field("reservations").related_model._meta.db_table
-    params: tuple = (start, end)
-    narrow = ""
+        return F("node_count")
+    listing, node, reservation = Listing._meta.db_table, Node._meta.db_table, _reservation_table()
+    busy_node = f"""EXISTS (SELECT 1 FROM {reservation} r WHERE r.node_id = n.id AND r.active
+                           AND r.period && tstzrange(%s, %s, '[)'))"""  # noqa: S608 - names from model metadata
     if clusters is not None:
-        narrow = f"AND r.node_id IN (SELECT id FROM {Node._meta.db_table} WHERE cluster_id = ANY(%s))"  # noqa: S608
-        params = (start, end, list(clusters))
-    busy = f"""COALESCE(((
-        SELECT jsonb_object_agg(b.cluster_id::text, b.busy) FROM (
-            SELECT c.cluster_id, count(DISTINCT c.node_id) AS busy FROM (
-                -- a scalar lookup per overlapping reservation: few rows, never a scan of all nodes
-                SELECT r.node_id, (SELECT n.cluster_id FROM {Node._meta.db_table} n WHERE n.id = r.node_id)
-                       AS cluster_id
-                FROM {reservation} r WHERE r.active AND r.period && tstzrange(%s, %s, '[)') {narrow}) c
-            GROUP BY c.cluster_id) b
-        ) ->> {Listing._meta.db_table}.cluster_id::text)::int, 0)"""  # noqa: S608 - names from model metadata
-    busy_nodes = RawSQL(busy, params, output_field=IntegerField())  # noqa: S611 - values are parameters
-    return ExpressionWrapper(F("cluster__node_count") - busy_nodes,
-                             output_field=IntegerField())
-
-
-PRICE_PER_PFLOP = ExpressionWrapper(
-    F("price_per_gpu_hour") * Value(Decimal(1000)) / F("cluster__accelerator__bf16_tflops"),
-    output_field=DecimalField(max_digits=16, decimal_places=4),
-)
+        sql = f"""COALESCE(((
+            SELECT jsonb_object_agg(b.cluster_id::text, b.busy) FROM (
+                SELECT n.cluster_id, count(*) AS busy FROM {node} n
+                WHERE n.cluster_id = ANY(%s::bigint[]) AND {busy_node} GROUP BY n.cluster_id) b
+            ) ->> {listing}.cluster_id::text)::int, 0)"""  # noqa: S608 - names from model metadata
+        params: tuple = (list(clusters), start, end)
+    else:
+        sql = f"(SELECT count(*) FROM {node} n WHERE n.cluster_id = {listing}.cluster_id AND {busy_node})"  # noqa: S608
+        params = (start, end)
+    busy_nodes = RawSQL(sql, params, output_field=IntegerField())  # noqa: S611 - values are parameters
+    return ExpressionWrapper(F("node_count") - busy_nodes, output_field=IntegerField())
 
 
 def with_search_columns(qs: QuerySet[Listing], *, start: dt.datetime | None = None, end: dt.datetime | None = None,
                         clusters: list[int] | None = None) -> QuerySet[Listing]:
-    """Annotate the columns the API shows: ``nodes_total``, ``gpus_per_node``, ``nodes_available`` (for
-    ``[start, end)`` when given, else all nodes) and ``price_per_pflop_hour`` (price / (BF16 TFLOPS / 1000))."""
+    """Select the cluster, data centre, provider and accelerator, and annotate ``nodes_total`` and
+    ``nodes_available`` (for ``[start, end)`` when given, else all nodes; see ``nodes_available`` for
+    ``clusters``). ``gpus_per_node`` and ``price_per_pflop_hour`` (price / (BF16 TFLOPS / 1000)) are the listing's
+    own search columns."""
     return qs.select_related("cluster__data_center__provider", "cluster__accelerator").annotate(
-        nodes_total=F("cluster__node_count"),
-        gpus_per_node=F("cluster__gpus_per_node"),
+        nodes_total=F("node_count"),
         nodes_available=nodes_available(start, end, clusters=clusters),
-        price_per_pflop_hour=PRICE_PER_PFLOP,
     )
+
+
+# What a page of results shows (``ListingSerializer``, ``listings/_results.html``): the rest is not read.
+PAGE_COLUMNS = (
+    "id", "price_per_gpu_hour", "available_from", "available_until", "min_hours", "status", "review_note",
+    "gpus_per_node", "node_count", "price_per_pflop_hour", "city", "operator",
+    "cluster__name", "cluster__interconnect", "cluster__accelerator", "cluster__data_center__name",
+    "cluster__data_center__city", "cluster__data_center__operator", "cluster__data_center__provider__name",
+)
 
 
 def listing_rows(listings, *, start: dt.datetime | None = None, end: dt.datetime | None = None) -> list[Listing]:
     """``listings`` (a page of ``listing_search``) re-read in the same order with the search columns: one query
     for the page, so counting and paging the search never pay for the display joins."""
     listings = list(listings)
+    if not listings:
+        return []
     ids = [listing.pk for listing in listings]
-    rows = with_search_columns(Listing.objects.filter(pk__in=ids), start=start, end=end,
-                               clusters=sorted({listing.cluster_id for listing in listings}))
+    clusters = sorted({listing.cluster_id for listing in listings})
+    rows = (with_search_columns(Listing.objects.filter(pk__in=ids), start=start, end=end, clusters=clusters)
+            .only(*PAGE_COLUMNS).order_by())
     by_id = {row.pk: row for row in rows}
     return [by_id[pk] for pk in ids if pk in by_id]
 
@@ -151,13 +184,15 @@ def visible_listings(user) -> Q:
 
 
 def listing_search(*, filters: dict | None = None, user=None) -> QuerySet[Listing]:
-    """Listings ``user`` may see, filtered by ``filters`` (``ListingFilterSet.cleaned()``), ordered; ids and own
-    columns only: show a page with ``listing_rows(page, start=, end=)``.
+    """Listings ``user`` may see, filtered by ``filters`` (``ListingFilterSet.cleaned()``), ordered; ids and clusters
+    only: show a page with ``listing_rows(page, start=, end=)``.
 
     Filters: accelerator (list of Accelerator), city, operator, domestic, min_gpus (GPUs per node × nodes available
     in the window), max_price, start & end (only listings whose window covers ``[start, end)`` and whose minimum
     hours fit in it), status, mine (only the user's own listings), ordering (``ORDERINGS``). One SQL query (plus
-    the count); joins only for the filters given; no Python loop over listings or nodes.
+    the count) on the listing table alone for anonymous users and startups (an index-only scan of one of the
+    search indexes); with min_gpus and a window, one more query first, here: ``clusters_short_of_gpus``. No
+    Python loop over listings or nodes.
     """
     filters = {k: v for k, v in (filters or {}).items() if v not in (None, "", [])}
     start, end = filters.get("start"), filters.get("end")
@@ -169,15 +204,17 @@ def listing_search(*, filters: dict | None = None, user=None) -> QuerySet[Listin
         hours = int((end - start).total_seconds() // 3600)
         qs = qs.filter(available_from__lte=start, available_until__gte=end, min_hours__lte=hours)
     if "min_gpus" in filters:
-        # The cheap bound first (all nodes free) spares the availability expression most rows.
-        qs = qs.alias(gpus_total=F("cluster__gpus_per_node") * F("cluster__node_count")).filter(
-            gpus_total__gte=filters["min_gpus"])
-        qs = qs.alias(gpus_free=F("cluster__gpus_per_node") * nodes_available(start, end)).filter(
-            gpus_free__gte=filters["min_gpus"])
+        # All nodes free is an upper bound; in a window, the clusters that reservations leave short are left out.
+        qs = qs.alias(gpus_total=F("gpus_per_node") * F("node_count")).filter(gpus_total__gte=filters["min_gpus"])
+        if start and end:
+            # Read once here rather than in both the count and the page query; ``<> ALL`` of a constant array is
+            # hashed by PostgreSQL (15+), where a per-row availability expression cost a microsecond or more a row.
+            short = clusters_short_of_gpus(start, end, filters["min_gpus"])
+            if short:  # one parameter: Django's ``__in`` would compile (and psycopg quote) each id, twice
+                qs = qs.filter(RawSQL(f"{Listing._meta.db_table}.cluster_id <> ALL(%s::bigint[])",  # noqa: S611
+                                      (short,), output_field=BooleanField()))
     ordering = filters.get("ordering") or "price"
-    if ordering == "price_per_pflop":
-        qs = qs.alias(price_per_pflop_hour=PRICE_PER_PFLOP)
-    return qs.order_by(*ORDERINGS[ordering])
+    return qs.only("id", "cluster").order_by(*ORDERINGS[ordering])
 
 
 def listing_for_user(listing_id: int, user) -> Listing:

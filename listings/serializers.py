@@ -142,8 +142,11 @@ class ListingSerializer(serializers.ModelSerializer):
         }
 
 
+_DATETIME = serializers.DateTimeField()  # stateless: one instance formats every row's datetimes
+
+
 def _iso(value) -> str:
-    return serializers.DateTimeField().to_representation(value)
+    return _DATETIME.to_representation(value)
 
 
 class ListingWriteSerializer(serializers.Serializer):
