@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from django.db import connection
 from django.db.models import QuerySet
 
 from accounts.models import Membership, Organization
+from marketplace.core import rows
 from marketplace.core.exceptions import ApplicationError
 
 ACTING_ROLES = (Membership.Role.OWNER, Membership.Role.MEMBER)
@@ -47,7 +49,7 @@ def acting_organization(user, *, kind: str, organization_id: int | str | None = 
     an ``organization`` field) must name one. Raises ``ApplicationError`` 403 when the user has none of that kind,
     400 when the choice is ambiguous or names an organization the user cannot act for.
     """
-    orgs = list(user_organizations(user, kind=kind))
+    orgs = _acting_organizations_of_kind(user, kind)
     if not orgs:
         raise ApplicationError(f"Only members of a {kind} organization can do this.", status=403,
                                code="permission_denied")
@@ -61,3 +63,18 @@ def acting_organization(user, *, kind: str, organization_id: int | str | None = 
         raise ApplicationError("You belong to several organizations: name one.",
                                errors={"organization": ["Send the X-Organization header with its id."]})
     return orgs[0]
+
+
+def _acting_organizations_of_kind(user, kind: str) -> list[Organization]:
+    """``list(user_organizations(user, kind=kind))``, by name. Written out (``marketplace.core.rows``): every API
+    write asks it, and compiling the ORM's join costs more than running it. A membership is unique per (user,
+    organization), so the join needs no DISTINCT."""
+    if not user.is_authenticated:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {rows.columns(Organization, 'o')} FROM {Organization._meta.db_table} o "  # noqa: S608
+            f"JOIN {Membership._meta.db_table} m ON m.organization_id = o.id "
+            "WHERE m.user_id = %s AND m.role = ANY(%s) AND o.kind = %s ORDER BY o.name",
+            [user.pk, [str(role) for role in ACTING_ROLES], kind])
+        return [rows.instance(Organization, row) for row in cursor.fetchall()]

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db import models
 
 from audit.models import AuditEvent
+
+
+def audit_event(*, action: str, obj: models.Model | None = None, actor=None, organization_id: int | None = None,
+                data: dict | None = None, ip: str | None = None, object_type: str = "",
+                object_id: str = "") -> AuditEvent:
+    """An unsaved event for ``audit_record_many``; the arguments are those of ``audit_record``."""
+    if obj is not None:
+        object_type = object_type or obj._meta.label_lower
+        object_id = object_id or str(obj.pk)
+    if actor is not None and not getattr(actor, "is_authenticated", False):
+        actor = None
+    return AuditEvent(action=action, object_type=object_type, object_id=object_id, actor=actor,
+                      organization_id=organization_id, data=data or {}, ip=ip)
 
 
 def audit_record(*, action: str, obj: models.Model | None = None, actor=None, organization_id: int | None = None,
@@ -14,10 +29,19 @@ def audit_record(*, action: str, obj: models.Model | None = None, actor=None, or
 
     ``data`` must be JSON-serialisable (amounts as strings). Anonymous actors are stored as NULL.
     """
-    if obj is not None:
-        object_type = object_type or obj._meta.label_lower
-        object_id = object_id or str(obj.pk)
-    if actor is not None and not getattr(actor, "is_authenticated", False):
-        actor = None
-    return AuditEvent.objects.create(action=action, object_type=object_type, object_id=object_id, actor=actor,
-                                     organization_id=organization_id, data=data or {}, ip=ip)
+    event = audit_event(action=action, obj=obj, actor=actor, organization_id=organization_id, data=data, ip=ip,
+                        object_type=object_type, object_id=object_id)
+    event.save(force_insert=True)
+    return event
+
+
+def audit_record_many(events: Iterable[AuditEvent]) -> list[AuditEvent]:
+    """Record unsaved events (``audit_event``) with one INSERT, chained in the order given.
+
+    The chain trigger still runs per row (each row sees the rows inserted before it in the same statement, so
+    ``seq``, ``prev_hash`` and ``hash`` chain exactly as for one insert each); the chain's advisory lock is taken
+    once for the batch and held until the transaction ends, so call this as late in the transaction as possible.
+    Like ``audit_record``, the returned objects do not carry ``seq``/``hash``.
+    """
+    events = list(events)
+    return AuditEvent.objects.bulk_create(events) if events else []

@@ -8,10 +8,13 @@ This module imports no other app (owners are ids); callers record audit events i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 
 from ledger.models import Entry, JournalTransaction, LedgerAccount
 from marketplace.core.exceptions import ApplicationError
@@ -35,19 +38,51 @@ def account_for(kind: str, owner_id: int | None = None) -> LedgerAccount:
     may go negative; all others may not.
     Raises ``ValueError`` for an unknown kind (a programming error, not bad input).
     """
-    if kind not in LedgerAccount.Kind.values:
-        raise ValueError(f"unknown ledger account kind {kind!r}")
-    account = LedgerAccount.objects.filter(kind=kind, owner_id=owner_id).first()
-    if account is not None:
-        return account
+    return _accounts([(kind, owner_id)])[0]
+
+
+# Read and built by hand: the account lookups run on every booking, and compiling the ORM's query costs more than
+# running it. The column list is the model's, so the objects are complete.
+_ACCOUNT_FIELDS = tuple(f.attname for f in LedgerAccount._meta.concrete_fields)
+_ACCOUNT_SELECT = (f"SELECT {', '.join(f.column for f in LedgerAccount._meta.concrete_fields)} "  # noqa: S608
+                   "FROM ledger_ledgeraccount WHERE ")
+
+
+def _select_accounts(keys: Sequence[tuple[str, int | None]]) -> dict[tuple[str, int | None], LedgerAccount]:
+    conditions, params = [], []
+    for kind, owner_id in keys:
+        if owner_id is None:
+            conditions.append("(kind = %s AND owner_id IS NULL)")
+            params.append(kind)
+        else:
+            conditions.append("(kind = %s AND owner_id = %s)")
+            params += [kind, owner_id]
     with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO ledger_ledgeraccount (kind, owner_id, currency, allow_negative, balance, created_at) "
-            "VALUES (%s, %s, %s, %s, 0, now()) ON CONFLICT DO NOTHING",
-            [kind, owner_id, LedgerAccount._meta.get_field("currency").get_default(),
-             kind in LedgerAccount.EXTERNAL_KINDS or kind == LedgerAccount.Kind.REIMBURSEMENT_DUE],
-        )
-    return LedgerAccount.objects.get(kind=kind, owner_id=owner_id)
+        cursor.execute(_ACCOUNT_SELECT + " OR ".join(conditions), params)
+        accounts = [LedgerAccount.from_db(connection.alias, _ACCOUNT_FIELDS, row) for row in cursor.fetchall()]
+    return {(account.kind, account.owner_id): account for account in accounts}
+
+
+def _accounts(keys: Sequence[tuple[str, int | None]]) -> list[LedgerAccount]:
+    """``account_for`` for each of ``keys`` (kind, owner_id), in that order: one query when they all exist, one
+    ``INSERT … ON CONFLICT DO NOTHING`` and a second read for those that do not yet."""
+    for kind, _ in keys:
+        if kind not in LedgerAccount.Kind.values:
+            raise ValueError(f"unknown ledger account kind {kind!r}")
+    found = _select_accounts(keys)
+    missing = [key for key in dict.fromkeys(keys) if key not in found]
+    if missing:
+        currency = LedgerAccount._meta.get_field("currency").get_default()
+        with connection.cursor() as cursor:
+            for kind, owner_id in missing:
+                cursor.execute(
+                    "INSERT INTO ledger_ledgeraccount (kind, owner_id, currency, allow_negative, balance, created_at) "
+                    "VALUES (%s, %s, %s, %s, 0, now()) ON CONFLICT DO NOTHING",
+                    [kind, owner_id, currency,
+                     kind in LedgerAccount.EXTERNAL_KINDS or kind == LedgerAccount.Kind.REIMBURSEMENT_DUE],
+                )
+        found |= _select_accounts(missing)
+    return [found[key] for key in keys]
 
 
 def _normalise_legs(legs: Sequence[tuple[LedgerAccount, Decimal]]) -> list[tuple[LedgerAccount, Decimal]]:
@@ -86,14 +121,10 @@ def ledger_post(*, kind: str, idempotency_key: str, legs: Sequence[tuple[LedgerA
 
     try:
         with transaction.atomic():
-            posted = _insert_transaction(kind=kind, idempotency_key=idempotency_key, reference=reference, memo=memo)
+            posted = _insert_transaction(kind=kind, idempotency_key=idempotency_key, reference=reference, memo=memo,
+                                         legs=normalised)
             if posted is None:
                 return _existing_posting(idempotency_key, normalised)
-            # One INSERT in account-id order: the trigger's balance UPDATEs lock accounts in that order too, so two
-            # postings touching the same accounts cannot deadlock.
-            Entry.objects.bulk_create(
-                [Entry(transaction=posted, account=account, amount=amount) for account, amount in normalised]
-            )
     except IntegrityError as exc:
         if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) == OVERDRAFT_CONSTRAINT:
             raise InsufficientFunds(_overdraft_message(normalised)) from exc
@@ -101,14 +132,27 @@ def ledger_post(*, kind: str, idempotency_key: str, legs: Sequence[tuple[LedgerA
     return posted
 
 
-def _insert_transaction(*, kind: str, idempotency_key: str, reference: str, memo: str) -> JournalTransaction | None:
-    """Insert the transaction row; None when the key exists. A concurrent poster of the same key blocks on the
-    unique index until the first commits (then None) or rolls back (then this insert proceeds)."""
+def _insert_transaction(*, kind: str, idempotency_key: str, reference: str, memo: str,
+                        legs: list[tuple[LedgerAccount, Decimal]]) -> JournalTransaction | None:
+    """Insert the transaction row and its entries in one statement; None (nothing written) when the key exists.
+
+    A concurrent poster of the same key blocks on the unique index until the first commits (then None) or rolls
+    back (then this insert proceeds). The entries go in in the order of ``legs`` (account-id order): the
+    trigger's balance UPDATEs lock accounts in that order too, so two postings touching the same accounts cannot
+    deadlock.
+    """
     with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO ledger_journaltransaction (kind, reference, idempotency_key, memo, created_at) "
-            "VALUES (%s, %s, %s, %s, now()) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, created_at",
-            [kind, reference, idempotency_key, memo],
+            "WITH posted AS ("
+            " INSERT INTO ledger_journaltransaction (kind, reference, idempotency_key, memo, created_at)"
+            " VALUES (%s, %s, %s, %s, now()) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, created_at"
+            "), legs AS ("
+            " INSERT INTO ledger_entry (transaction_id, account_id, amount)"
+            " SELECT posted.id, leg.account_id, leg.amount FROM posted,"
+            " unnest(%s::bigint[], %s::numeric[]) WITH ORDINALITY AS leg(account_id, amount, n) ORDER BY leg.n"
+            ") SELECT id, created_at FROM posted",
+            [kind, reference, idempotency_key, memo, [account.pk for account, _ in legs],
+             [amount for _, amount in legs]],
         )
         row = cursor.fetchone()
     if row is None:
@@ -152,7 +196,8 @@ def _wallet_move(*, source: str, target: str, kind: str, organization_id: int, a
     if amount == ZERO:
         return None
     owner = None if source == LedgerAccount.Kind.BANK else organization_id
-    legs = [(account_for(source, owner), -amount), (account_for(target, organization_id), amount)]
+    source_account, target_account = _accounts([(source, owner), (target, organization_id)])
+    legs = [(source_account, -amount), (target_account, amount)]
     return ledger_post(kind=kind, idempotency_key=idempotency_key, legs=legs, reference=reference)
 
 
@@ -178,3 +223,121 @@ def wallet_release(*, organization_id: int, amount: Decimal, idempotency_key: st
     return _wallet_move(source=LedgerAccount.Kind.WALLET_HOLD, target=LedgerAccount.Kind.WALLET,
                         kind=JournalTransaction.Kind.RELEASE, organization_id=organization_id, amount=amount,
                         idempotency_key=idempotency_key, reference=reference)
+
+
+# --- many at once -------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Posting:
+    """One balanced transaction for ``ledger_post_many``: what ``ledger_post`` takes, as a value."""
+
+    kind: str
+    idempotency_key: str
+    legs: Sequence[tuple[LedgerAccount, Decimal]]
+    reference: str = ""
+    memo: str = ""
+
+
+def accounts_for_many(pairs: Iterable[tuple[str, int | None]]) -> dict[tuple[str, int | None], LedgerAccount]:
+    """``{(kind, owner_id): account}`` for every pair, read in one query (one condition per kind); missing
+    accounts are created first, race-safe like ``account_for`` (one ``INSERT … ON CONFLICT DO NOTHING``).
+    Raises ``ValueError`` for an unknown kind."""
+    wanted = {(str(kind), owner_id) for kind, owner_id in pairs}
+    unknown = {kind for kind, _ in wanted} - set(LedgerAccount.Kind.values)
+    if unknown:
+        raise ValueError(f"unknown ledger account kinds {sorted(unknown)!r}")
+
+    def read(keys) -> dict[tuple[str, int | None], LedgerAccount]:
+        by_kind: dict[str, set] = defaultdict(set)
+        for kind, owner_id in keys:
+            by_kind[kind].add(owner_id)
+        condition = Q()
+        for kind, owners in by_kind.items():
+            condition |= Q(kind=kind, owner_id__in=[o for o in owners if o is not None])
+            if None in owners:
+                condition |= Q(kind=kind, owner_id__isnull=True)
+        return {(a.kind, a.owner_id): a for a in LedgerAccount.objects.filter(condition)} if keys else {}
+
+    found = read(wanted)
+    missing = sorted(wanted - found.keys(), key=lambda pair: (pair[0], pair[1] or 0))
+    if missing:
+        currency = LedgerAccount._meta.get_field("currency").get_default()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO ledger_ledgeraccount (kind, owner_id, currency, allow_negative, balance, created_at) "
+                "SELECT k, o, %s, n, 0, now() FROM unnest(%s::text[], %s::bigint[], %s::boolean[]) AS t(k, o, n) "
+                "ON CONFLICT DO NOTHING",
+                [currency, [k for k, _ in missing], [o for _, o in missing],
+                 [k in LedgerAccount.EXTERNAL_KINDS or k == LedgerAccount.Kind.REIMBURSEMENT_DUE for k, _ in missing]])
+        found.update(read(missing))
+    return found
+
+
+def ledger_post_many(postings: Sequence[Posting]) -> list[JournalTransaction]:
+    """Post each of ``postings`` as its own balanced transaction, all in two statements; returns them in order.
+
+    Each posting obeys the contract of ``ledger_post``: amounts rounded half-up to 2 places, zero legs dropped,
+    idempotent on its key (a key posted before is returned with ``replayed = True`` if its legs are the same,
+    else ``ApplicationError`` 422 ``idempotency_mismatch``), ``ApplicationError`` 400 when one does not sum to zero,
+    is all zero or mixes currencies (nothing is written then). The transaction rows go in with one
+    ``INSERT … ON CONFLICT (idempotency_key) DO NOTHING``; then every entry of every new posting goes in with one
+    INSERT ordered by account id, so the balance trigger locks accounts in one global order and two batches
+    touching the same accounts cannot deadlock. ``InsufficientFunds`` (409) when an account that may not go
+    negative would: then none of the postings is written (one savepoint around all of them).
+    Raises ``ValueError`` when two postings share a key (a programming error).
+    """
+    if not postings:
+        return []
+    normalised = []
+    for posting in postings:
+        if not posting.idempotency_key:
+            raise ApplicationError("A ledger posting needs an idempotency key.",
+                                   errors={"idempotency_key": ["This field is required."]})
+        legs = _normalise_legs(posting.legs)
+        if not legs:
+            raise ApplicationError(f"Nothing to post for {posting.idempotency_key}: every leg is zero.")
+        total = sum((amount for _, amount in legs), ZERO)
+        if total != ZERO:
+            raise ApplicationError(f"Ledger legs of {posting.idempotency_key} must sum to zero; they sum to {total}.")
+        if len({account.currency for account, _ in legs}) > 1:
+            raise ApplicationError("A ledger transaction cannot mix currencies.")
+        normalised.append(legs)
+    keys = [posting.idempotency_key for posting in postings]
+    if len(set(keys)) != len(keys):
+        raise ValueError("ledger_post_many: two postings share an idempotency key")
+
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "INSERT INTO ledger_journaltransaction (kind, reference, idempotency_key, memo, created_at) "
+                    "SELECT k, r, i, m, now() FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) "
+                    "WITH ORDINALITY AS t(k, r, i, m, n) ORDER BY n "
+                    "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key, created_at",
+                    [[p.kind for p in postings], [p.reference for p in postings], keys, [p.memo for p in postings]])
+                inserted = {key: (pk, created_at) for pk, key, created_at in cursor.fetchall()}
+            result, entries = [], []
+            for posting, legs in zip(postings, normalised, strict=True):
+                if posting.idempotency_key not in inserted:
+                    result.append(_existing_posting(posting.idempotency_key, legs))
+                    continue
+                pk, created_at = inserted[posting.idempotency_key]
+                posted = JournalTransaction(id=pk, created_at=created_at, kind=posting.kind,
+                                            reference=posting.reference, idempotency_key=posting.idempotency_key,
+                                            memo=posting.memo)
+                posted._state.adding = False
+                posted.replayed = False
+                result.append(posted)
+                entries += [Entry(transaction=posted, account=account, amount=amount) for account, amount in legs]
+            # One INSERT in account-id order: see the docstring (the lock order).
+            entries.sort(key=lambda entry: (entry.account_id, entry.transaction_id, entry.amount))
+            Entry.objects.bulk_create(entries)
+    except IntegrityError as exc:
+        if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) == OVERDRAFT_CONSTRAINT:
+            per_account: dict[int, list] = {}
+            for legs in normalised:
+                for account, amount in legs:
+                    per_account.setdefault(account.pk, [account, ZERO])[1] += amount
+            raise InsufficientFunds(_overdraft_message([(a, x) for a, x in per_account.values()])) from exc
+        raise
+    return result

@@ -21,6 +21,27 @@ _REFUSALS = {
 }
 
 
+_MAX_SETTINGS = {HELD_BOOKINGS: "MAX_HELD_BOOKINGS", OPEN_BIDS: "MAX_OPEN_BIDS"}
+
+
+def _count_one_more(organization_id: int, counter: str, delta: int) -> bool | None:
+    """Create the organization's row or add ``delta`` to ``counter`` unless that passes the limit, in one statement
+    that cannot fail (the limit is in the WHERE, the CHECK stays the guarantee): True when counted, False when
+    refused. None when a new row would start above the default limit: the caller takes the general path."""
+    if delta > getattr(settings, _MAX_SETTINGS[counter]):
+        return None
+    table = OpenOrderLimit._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} AS l "  # noqa: S608 - table and column names from this module, not input
+            "(organization_id, held_bookings, open_bids, max_held_bookings, max_open_bids) VALUES (%s, %s, %s, %s, %s) "
+            f"ON CONFLICT (organization_id) DO UPDATE SET {counter} = l.{counter} + %s "
+            f"WHERE l.{counter} + %s <= l.max_{counter} RETURNING 1",
+            [organization_id, delta if counter == HELD_BOOKINGS else 0, delta if counter == OPEN_BIDS else 0,
+             settings.MAX_HELD_BOOKINGS, settings.MAX_OPEN_BIDS, delta, delta])
+        return cursor.fetchone() is not None
+
+
 def _ensure_row(organization_id: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
@@ -41,6 +62,11 @@ def open_order_count(*, organization_id: int, counter: str, delta: int) -> None:
         OpenOrderLimit.objects.filter(pk=organization_id, **{f"{counter}__gte": -delta}).update(
             **{counter: F(counter) + delta})
         return
+    counted = _count_one_more(organization_id, counter, delta)
+    if counted is True:
+        return
+    if counted is False:
+        _refuse(organization_id, f"limit_{counter}")
     _ensure_row(organization_id)
     try:
         with transaction.atomic():
@@ -49,7 +75,11 @@ def open_order_count(*, organization_id: int, counter: str, delta: int) -> None:
         constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
         if constraint not in _REFUSALS:
             raise
-        field, message = _REFUSALS[constraint]
-        limit = OpenOrderLimit.objects.values_list(f"max_{field}", flat=True).get(pk=organization_id)
-        raise Conflict(message.format(limit=limit), code="limit", errors={"non_field_errors": [
-            message.format(limit=limit)]}) from exc
+        _refuse(organization_id, constraint, exc)
+
+
+def _refuse(organization_id: int, constraint: str, cause: Exception | None = None):
+    field, message = _REFUSALS[constraint]
+    limit = OpenOrderLimit.objects.values_list(f"max_{field}", flat=True).get(pk=organization_id)
+    raise Conflict(message.format(limit=limit), code="limit", errors={"non_field_errors": [
+        message.format(limit=limit)]}) from cause

@@ -97,7 +97,21 @@ class BookingDetailSerializer(BookingSerializer):
 
 
 class BookingCreatedSerializer(BookingSerializer):
-    """The 201 answer to a booking: built from what ``booking_create`` returned, without reading it back."""
+    """The 201 answer to a booking: built from what ``booking_create`` returned, without reading it back.
+
+    Output only, and on every booking: its fields are built once per process rather than per instance (a
+    ModelSerializer derives each field from the model again for every object, which cost more than the rest of
+    the serialization). They keep no per-request state: plain values, no context, no request.
+    """
+
+    _fields_once: list | None = None
+
+    @property
+    def _readable_fields(self):
+        cls = type(self)
+        if cls.__dict__.get("_fields_once") is None:
+            cls._fields_once = [field for field in self.fields.values() if not field.write_only]
+        return cls._fields_once
 
     reserved_nodes = serializers.ListField(child=serializers.IntegerField(), read_only=True,
                                            help_text="cluster node numbers held by this booking")

@@ -16,12 +16,12 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 from psycopg import errors as pg_errors
-from psycopg.types.range import Range
 
-from audit.services import audit_record
+from audit.services import audit_event, audit_record, audit_record_many
 from ledger import services as ledger_services
-from listings.models import Listing, Node
-from marketplace.core import hours
+from listings.models import Cluster, Listing, Node
+from marketplace.core import hours, rows
+from marketplace.core.deferred import last_statements, run_last
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 from marketplace.core.money import ZERO, to_amount
 from orders import limits
@@ -150,28 +150,51 @@ def listing_for_quote(listing_id, *, lock: bool = False) -> Listing:
         listing_id = int(listing_id)
     except (TypeError, ValueError):
         listing_id = None
-    listing = None
-    if listing_id is not None and listing_id > 0:
-        qs = Listing.objects.select_related("cluster").filter(pk=listing_id, status=Listing.Status.ACTIVE)
-        if lock:
-            qs = qs.select_for_update(of=("self",), no_key=True)
-        listing = qs.first()
+    listing = _open_listing(listing_id, lock=lock) if listing_id is not None and 0 < listing_id < 2**63 else None
     if listing is None:
         raise ApplicationError("Invalid booking request.", errors={"listing": ["No open listing with this id."]})
     return listing
 
 
-def _free_nodes(*, cluster_id: int, start: dt.datetime, end: dt.datetime, limit: int) -> list[tuple[int, int]]:
-    """``(id, index)`` of the lowest-numbered nodes of the cluster with no active reservation overlapping
-    ``[start, end)``: one query, NOT EXISTS answered by the exclusion constraint's GiST index (node, period).
-    Plain SQL: it runs on every booking, and compiling the ORM's Exists() costs more than the query."""
+def _open_listing(listing_id: int, *, lock: bool) -> Listing | None:
+    """The active listing ``listing_id`` with its cluster loaded (None when there is none), ``FOR NO KEY UPDATE`` of
+    the listing row when ``lock``. Plain SQL (``marketplace.core.rows``): it runs on every booking and quote."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT n.id, n.index FROM {Node._meta.db_table} n WHERE n.cluster_id = %s AND NOT EXISTS ("  # noqa: S608
-            f" SELECT 1 FROM {NodeReservation._meta.db_table} r WHERE r.node_id = n.id AND r.active"
-            "  AND r.period && tstzrange(%s, %s, '[)')) ORDER BY n.index LIMIT %s",
-            [cluster_id, start, end, limit])
-        return [(node_id, index) for node_id, index in cursor.fetchall()]
+            f"SELECT {rows.columns(Listing, 'l')}, {rows.columns(Cluster, 'c')} "  # noqa: S608 - names from metadata
+            f"FROM {Listing._meta.db_table} l JOIN {Cluster._meta.db_table} c ON c.id = l.cluster_id "
+            f"WHERE l.id = %s AND l.status = %s{' FOR NO KEY UPDATE OF l' if lock else ''}",
+            [listing_id, Listing.Status.ACTIVE])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    listing = rows.instance(Listing, row)
+    listing.cluster = rows.instance(Cluster, row, rows.width(Listing))
+    return listing
+
+
+def _take_free_nodes(booking: Booking, cluster_id: int) -> list[int]:
+    """Reserve the ``booking.nodes`` lowest-numbered nodes of the cluster that have no active reservation
+    overlapping the booking's ``[start, end)`` and return their indexes; when fewer are free, reserve none and
+    return the free ones' indexes.
+
+    One statement: the free nodes (NOT EXISTS answered by the exclusion constraint's GiST index (node, period)) and
+    the INSERT of their ``NodeReservation`` rows, in node-index order, so concurrent bookings wait on each other in
+    one order: no deadlock. Plain SQL: it runs on every booking, and compiling the ORM's Exists() costs more than
+    the query."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH free AS (SELECT n.id, n.index FROM {Node._meta.db_table} n "  # noqa: S608 - names from metadata
+            f" WHERE n.cluster_id = %s AND NOT EXISTS (SELECT 1 FROM {NodeReservation._meta.db_table} r"
+            "  WHERE r.node_id = n.id AND r.active AND r.period && tstzrange(%s, %s, '[)'))"
+            " ORDER BY n.index LIMIT %s"
+            f"), taken AS (INSERT INTO {NodeReservation._meta.db_table} (booking_id, node_id, period, active)"
+            " SELECT %s, free.id, tstzrange(%s, %s, '[)'), true FROM free"
+            " WHERE (SELECT count(*) FROM free) = %s ORDER BY free.index"
+            ") SELECT index FROM free ORDER BY index",
+            [cluster_id, booking.start, booking.end, booking.nodes, booking.pk, booking.start, booking.end,
+             booking.nodes])
+        return [index for (index,) in cursor.fetchall()]
 
 
 def lock_cluster_capacity(cluster_id: int) -> None:
@@ -196,18 +219,14 @@ def _reserve_nodes(booking: Booking, cluster_id: int) -> list[int]:
     moment, PostgreSQL's deadlock detector aborts one), the savepoint rolls back and the free nodes are chosen again
     (read committed: the next query sees the winner's rows).
     """
-    period = Range(booking.start, booking.end, "[)")
     lock_cluster_capacity(cluster_id)
     for _attempt in range(NODE_CHOICE_ATTEMPTS):
-        nodes = _free_nodes(cluster_id=cluster_id, start=booking.start, end=booking.end, limit=booking.nodes)
-        if len(nodes) < booking.nodes:
-            break
         try:
             with transaction.atomic():
-                # Inserted in node-index order, so concurrent bookings wait on each other in one order: no deadlock.
-                NodeReservation.objects.bulk_create(
-                    NodeReservation(booking=booking, node_id=node_id, period=period) for node_id, _ in nodes)
-            return [index for _, index in nodes]
+                indexes = _take_free_nodes(booking, cluster_id)
+            if len(indexes) < booking.nodes:
+                break
+            return indexes
         except (IntegrityError, OperationalError) as exc:
             # Two bookings inserting overlapping rows at the same moment each wait for the other while checking
             # the constraint; PostgreSQL breaks that with a deadlock error in one of them: a lost race as well.
@@ -247,6 +266,10 @@ def _record(booking: Booking, *, from_status: str, actor, ip=None, note: str = "
     BookingStatusChange.objects.create(booking=booking, from_status=from_status, to_status=booking.status,
                                        actor=actor if getattr(actor, "is_authenticated", False) else None,
                                        note=note)
+    _audit(booking, from_status=from_status, actor=actor, ip=ip, data=data)
+
+
+def _audit(booking: Booking, *, from_status: str, actor, ip=None, data: dict | None = None):
     audit_record(action=f"booking.{booking.status}", obj=booking, actor=actor, organization_id=booking.buyer_id,
                  ip=ip, data={"from": from_status, "to": booking.status, "cash_amount": str(booking.cash_amount),
                               "voucher_amount": str(booking.voucher_amount), **(data or {})})
@@ -265,24 +288,46 @@ def booking_create(*, buyer, listing_id, nodes, start, end, created_by=None, vou
     ``ledger.services.InsufficientFunds`` (409) when the wallet cannot cover the cash part. Nothing is written when
     it raises.
     """
-    with transaction.atomic():
+    with transaction.atomic(), last_statements():
         listing = listing_for_quote(listing_id, lock=True)
         quote = quote_compute(listing=listing, nodes=nodes, start=start, end=end, buyer=buyer, vouchers=vouchers)
         now = timezone.now()
         status = S.CONFIRMED if confirm else S.HELD
-        booking = Booking.objects.create(
+        booking = Booking(
             buyer=buyer, listing=listing, created_by=created_by, nodes=quote.nodes, start=quote.start,
             end=quote.end, gpu_hours=quote.gpu_hours, price_per_gpu_hour=quote.price_per_gpu_hour,
             subtotal=quote.subtotal, voucher_amount=quote.voucher_amount, cash_amount=quote.cash_amount,
             status=status, hold_expires_at=None if confirm else now + dt.timedelta(minutes=settings.HOLD_MINUTES))
+        _insert_created(booking, actor=created_by)
         if not confirm:
             limits.open_order_count(organization_id=buyer.pk, counter=limits.HELD_BOOKINGS, delta=1)
         booking.reserved_nodes = _reserve_nodes(booking, listing.cluster_id)
         _hold_payment(booking, vouchers, actor=created_by)
-        _record(booking, from_status="", actor=created_by, ip=ip,
-                data={"listing": listing.pk, "nodes": quote.nodes, "node_indexes": booking.reserved_nodes,
-                      "start": quote.start.isoformat(), "end": quote.end.isoformat()})
+        # Last (run_last): the audit chain's lock is held from this INSERT until the transaction ends.
+        data = {"listing": listing.pk, "nodes": quote.nodes, "node_indexes": booking.reserved_nodes,
+                "start": quote.start.isoformat(), "end": quote.end.isoformat()}
+        run_last(lambda: _audit(booking, from_status="", actor=created_by, ip=ip, data=data))
     return booking
+
+
+def _insert_created(booking: Booking, *, actor) -> None:
+    """INSERT the new ``booking`` and its first ``BookingStatusChange`` ("" → its status) in one statement, and
+    give the object its id and timestamps, as ``save()`` would. Plain SQL: it runs on every booking."""
+    fields = [f for f in Booking._meta.concrete_fields if not f.primary_key]
+    values = [f.get_db_prep_save(f.pre_save(booking, add=True), connection) for f in fields]
+    change = BookingStatusChange._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH created AS (INSERT INTO {Booking._meta.db_table} "  # noqa: S608 - names from metadata
+            f"({', '.join(connection.ops.quote_name(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING id, created_at, status"
+            f"), change AS (INSERT INTO {change} (booking_id, from_status, to_status, actor_id, note, created_at)"
+            " SELECT id, '', status, %s, '', created_at FROM created"
+            ") SELECT id FROM created",
+            [*values, actor.pk if getattr(actor, "is_authenticated", False) else None])
+        booking.pk = cursor.fetchone()[0]
+    booking._state.adding = False
+    booking._state.db = connection.alias
 
 
 def _transition(booking: Booking | int, *, to: str, actor=None, ip=None, note: str = "", check=None) -> Booking:
@@ -379,3 +424,35 @@ def booking_complete(*, booking: Booking | int) -> Booking:
 def booking_mark_settled(*, booking: Booking | int, note: str = "") -> Booking:
     """``completed`` → ``settled``. The settlement issue calls it in the transaction that captures the holds."""
     return _transition(booking, to=S.SETTLED, note=note or "settled")
+
+
+def bookings_mark_settled(*, booking_ids, actor=None, note: str = "settled") -> list[int]:
+    """``completed`` → ``settled`` for many bookings at once: the bulk form of ``booking_mark_settled``, for
+    settlement batches. Returns the ids moved, in pk order; ids not ``completed`` are left as they are.
+
+    Call inside the settling transaction holding the bookings' row locks (``SELECT … FOR UPDATE``). One conditional
+    UPDATE (``WHERE status = 'completed'``, so a booking moves once whatever the retries), then, as ``_transition``
+    writes for each change, one ``BookingStatusChange`` per booking moved (one INSERT) and one ``booking.settled``
+    audit event each (one INSERT, which takes the audit chain lock: keep this late in the transaction).
+    """
+    ids = sorted({int(pk) for pk in booking_ids})
+    if not ids:
+        return []
+    now = timezone.now()
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:  # the caller's savepoint suffices
+        cursor.execute(
+            f"UPDATE {Booking._meta.db_table} SET status = %s, updated_at = %s "  # noqa: S608
+            "WHERE id = ANY(%s) AND status = %s RETURNING id, buyer_id, cash_amount, voucher_amount",
+            [S.SETTLED, now, ids, S.COMPLETED])
+        moved = sorted(cursor.fetchall())
+        user = actor if getattr(actor, "is_authenticated", False) else None
+        BookingStatusChange.objects.bulk_create(
+            BookingStatusChange(booking_id=pk, from_status=S.COMPLETED, to_status=S.SETTLED, actor=user, note=note)
+            for pk, *_ in moved)
+        audit_record_many(
+            audit_event(action=f"booking.{S.SETTLED}", object_type=Booking._meta.label_lower, object_id=str(pk),
+                        actor=actor, organization_id=buyer_id,
+                        data={"from": S.COMPLETED, "to": S.SETTLED, "cash_amount": str(cash),
+                              "voucher_amount": str(voucher)})
+            for pk, buyer_id, cash, voucher in moved)
+    return [pk for pk, *_ in moved]

@@ -7,7 +7,9 @@ audited in the same transaction. Lock order, always: voucher rows (by pk), then 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import transaction
@@ -15,9 +17,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Organization
-from audit.services import audit_record
+from audit.models import AuditEvent
+from audit.services import audit_event, audit_record
 from ledger.models import LedgerAccount
-from ledger.services import account_for, ledger_post
+from ledger.services import Posting, account_for, accounts_for_many, ledger_post
+from marketplace.core.deferred import run_last
 from marketplace.core.exceptions import ApplicationError, Conflict
 from marketplace.core.money import ZERO, to_amount
 from vouchers import rules, selectors
@@ -390,9 +394,12 @@ def vouchers_hold_for_booking(*, booking, voucher_ids: Iterable, actor=None,
                           (account_for(LedgerAccount.Kind.VOUCHER_HOLD, part.voucher_id), part.amount)])
         redemption = Redemption.objects.create(voucher_id=part.voucher_id, booking_id=booking.pk,
                                                amount=part.amount, bound_by=part.bound_by)
-        audit_record(action="voucher.hold", obj=redemption, actor=actor, organization_id=buyer.pk,
-                     data={"booking": booking.pk, "voucher": part.voucher_id, "amount": str(part.amount),
-                           "bound_by": part.bound_by})
+        # Queued to the end of the booking's transaction (marketplace.core.deferred): the audit chain's lock is
+        # held from the event's INSERT until the commit.
+        run_last(functools.partial(
+            audit_record, action="voucher.hold", obj=redemption, actor=actor, organization_id=buyer.pk,
+            data={"booking": booking.pk, "voucher": part.voucher_id, "amount": str(part.amount),
+                  "bound_by": part.bound_by}))
         redemptions.append(redemption)
     return redemptions
 
@@ -443,3 +450,59 @@ def redemptions_capture(*, booking, destination_account: LedgerAccount, actor=No
     """Capture the booking's held voucher parts at settlement: voucher_hold → ``destination_account``.
     Idempotent: returns the redemptions captured by this call (none the second time)."""
     return _settle_held(booking, to_status=Redemption.Status.CAPTURED, actor=actor, destination=destination_account)
+
+
+@dataclass
+class CaptureBatch:
+    """What ``redemptions_capture_many`` did and what its caller still has to write in the same transaction."""
+
+    redemptions: list[Redemption] = field(default_factory=list)  # captured by this call, voucher loaded
+    postings: list[Posting] = field(default_factory=list)  # voucher_hold → destination, one per redemption
+    events: list[AuditEvent] = field(default_factory=list)  # ``voucher.capture``, one per redemption
+
+
+def redemptions_capture_many(*, destinations: dict[int, LedgerAccount], actor=None) -> CaptureBatch:
+    """Capture the held voucher parts of many bookings at settlement, ``{booking id: destination account}``: the
+    bulk form of ``redemptions_capture`` for ``settlement.services.bookings_settle``.
+
+    Locks the vouchers concerned (one statement, by pk: the lock order of holds and expiry), then the held
+    redemptions, and marks them captured with one conditional update (exactly once per redemption: a second call
+    finds none held). It does NOT post or audit: it returns, per redemption, the ledger posting (key
+    ``booking:{id}:voucher:{vid}:capture``, voucher_hold(-V) → destination(+V), exactly what ``redemptions_capture``
+    posts) and the ``voucher.capture`` audit event, which the caller MUST write in this same transaction
+    (``ledger.services.ledger_post_many`` and ``audit.services.audit_record_many``), so that a batch of settlements
+    posts all its entries in one account-ordered statement and takes the audit chain lock once, last.
+    Raises ``RuntimeError`` outside a transaction.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("redemptions_capture_many must run inside the settlement's transaction")
+    batch = CaptureBatch()
+    if not destinations:
+        return batch
+    held = Redemption.objects.filter(booking_id__in=list(destinations), status=Redemption.Status.HELD)
+    list(Voucher.objects.select_for_update(of=("self",)).filter(pk__in=held.values("voucher_id")).order_by("pk")
+         .values_list("pk", flat=True))
+    batch.redemptions = list(held.select_for_update(of=("self",)).select_related("voucher").order_by("pk"))
+    if not batch.redemptions:
+        return batch
+    now = timezone.now()
+    captured = Redemption.objects.filter(pk__in=[r.pk for r in batch.redemptions],
+                                         status=Redemption.Status.HELD).update(
+        status=Redemption.Status.CAPTURED, updated_at=now)
+    if captured != len(batch.redemptions):  # cannot happen while we hold the row locks
+        raise Conflict("Voucher redemptions changed while being captured; try again.", code="concurrent_update")
+    holds = accounts_for_many((LedgerAccount.Kind.VOUCHER_HOLD, r.voucher_id) for r in batch.redemptions)
+    for redemption in batch.redemptions:
+        redemption.status, redemption.updated_at = Redemption.Status.CAPTURED, now
+        booking_id, voucher = redemption.booking_id, redemption.voucher
+        destination = destinations[booking_id]
+        batch.postings.append(Posting(
+            kind="voucher_capture", idempotency_key=f"booking:{booking_id}:voucher:{voucher.pk}:capture",
+            reference=f"booking:{booking_id}",
+            legs=[(holds[(LedgerAccount.Kind.VOUCHER_HOLD, voucher.pk)], -redemption.amount),
+                  (destination, redemption.amount)]))
+        batch.events.append(audit_event(
+            action="voucher.capture", obj=redemption, actor=actor, organization_id=voucher.holder_id,
+            data={"booking": booking_id, "voucher": voucher.pk, "amount": str(redemption.amount),
+                  "destination": f"{destination.kind}:{destination.owner_id}"}))
+    return batch

@@ -35,6 +35,7 @@ from django.db import connection, transaction
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
+from marketplace.core.deferred import last_statements
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.models import IdempotencyRecord
 
@@ -89,7 +90,9 @@ def idempotent(handler):
             raise ApplicationError("The Idempotency-Key is too long.",
                                    errors={HEADER: [f"At most {MAX_KEY_LENGTH} characters."]})
         fingerprint = request_fingerprint(request)
-        with transaction.atomic():
+        # last_statements(): the handler's audit events go in after the record's UPDATE, right before the COMMIT,
+        # so the audit chain's lock is held as briefly as possible (see marketplace.core.deferred).
+        with transaction.atomic(), last_statements():
             record_id = _claim(request, key, fingerprint)
             if record_id is None:
                 return _replay(request, key, fingerprint)
@@ -99,8 +102,9 @@ def idempotent(handler):
                 return response
             # Store what the client receives: the rendered JSON (Decimals already strings, dates ISO).
             body = JSONRenderer().render(response.data).decode() if response.data is not None else ""
-            IdempotencyRecord.objects.filter(pk=record_id).update(status_code=response.status_code,
-                                                                  response_body=body)
+            with connection.cursor() as cursor:
+                cursor.execute("UPDATE core_idempotencyrecord SET status_code = %s, response_body = %s WHERE id = %s",
+                               [response.status_code, body, record_id])
         return response
 
     return wrapper

@@ -1,5 +1,7 @@
 """The audit log is append-only and hash-chained by the database; verify_audit names the first broken link."""
 
+import itertools
+
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
@@ -75,3 +77,20 @@ def test_parallel_appends_keep_one_unbroken_chain():
     seqs = sorted(AuditEvent.objects.filter(action="race").values_list("seq", flat=True))
     assert seqs == list(range(seqs[0], seqs[0] + 12))
     assert audit_chain_breaks() == []
+
+
+def test_events_recorded_many_at_once_chain_like_one_at_a_time():
+    from audit.services import audit_event, audit_record_many
+
+    # given an event recorded alone, then five recorded with one INSERT, then one more alone
+    first = audit_record(action="test.single", object_type="thing", object_id="0")
+    many = audit_record_many(audit_event(action="test.many", object_type="thing", object_id=str(i), data={"i": i})
+                             for i in range(1, 6))
+    last = audit_record(action="test.single", object_type="thing", object_id="6")
+    # then the seven events form one chain, in the order given, and it verifies
+    events = list(AuditEvent.objects.filter(pk__in=[first.pk, *(e.pk for e in many), last.pk]).order_by("seq"))
+    assert [e.object_id for e in events] == [str(i) for i in range(7)]
+    assert [e.seq for e in events] == list(range(events[0].seq, events[0].seq + 7))
+    assert all(b.prev_hash == a.hash and len(b.hash) == 64 for a, b in itertools.pairwise(events))
+    assert audit_chain_breaks() == []
+    call_command("verify_audit")

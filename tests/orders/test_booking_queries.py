@@ -1,0 +1,92 @@
+"""What one booking POST costs the database, and where the audit chain's lock is taken (issue #3's benchmark).
+
+The booking request runs on the hot path of the booking benchmark: these tests keep its statement count from
+creeping back up, and keep the audit event (whose trigger takes the global chain lock until COMMIT) the last
+statement of the transaction.
+"""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from audit.models import AuditEvent
+from marketplace.core.models import IdempotencyRecord
+from orders.models import Booking, BookingStatusChange, NodeReservation
+from tests.factories import ListingFactory, member_of
+from tests.orders.factories import booking_body, funded_startup
+
+pytestmark = pytest.mark.django_db
+
+BOOKINGS = "/api/v1/bookings/"
+# Token lookup, idempotency claim, acting organization, listing lock, booking + its status change, capacity lock,
+# reservations, the two wallet accounts, the ledger posting, the idempotency record's response, the audit event:
+# 12, plus savepoints. A held booking adds its open-order counter (one statement).
+MAX_STATEMENTS = {True: 12, False: 13}
+
+
+def _statements(queries) -> list[str]:
+    """The SQL sent, without transaction control (BEGIN/COMMIT/SAVEPOINT/RELEASE: the test's own transaction turns
+    the request's outermost one into a savepoint)."""
+    control = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT", "BEGIN", "COMMIT")
+    return [q["sql"] for q in queries if not q["sql"].lstrip().upper().startswith(control)]
+
+
+def _token_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+@pytest.mark.parametrize("confirm", [True, False])
+def test_one_booking_post_stays_within_its_statement_budget(confirm):
+    # given a funded startup member with an API token, an open listing, and a first booking behind them (which
+    # created the wallet-hold account)
+    startup = funded_startup()
+    client = _token_client(member_of(startup))
+    listing = ListingFactory()
+    first = client.post(BOOKINGS, booking_body(listing, nodes=1, confirm=confirm), format="json",
+                        HTTP_IDEMPOTENCY_KEY="first")
+    assert first.status_code == 201, first.data
+    # when one booking is posted the way the benchmark does (token, Idempotency-Key, confirm or not)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(BOOKINGS, booking_body(listing, nodes=2, start_in_hours=6, confirm=confirm),
+                               format="json", HTTP_IDEMPOTENCY_KEY=f"budget-{confirm}")
+    # then it is booked, with everything it must write, in at most the budgeted statements
+    assert response.status_code == 201, response.data
+    booking = Booking.objects.get(pk=response.data["id"])
+    assert booking.status == ("confirmed" if confirm else "held")
+    assert NodeReservation.objects.filter(booking=booking).count() == 2
+    assert BookingStatusChange.objects.filter(booking=booking, from_status="", to_status=booking.status).exists()
+    assert AuditEvent.objects.filter(object_type="orders.booking", object_id=str(booking.pk)).count() == 1
+    assert IdempotencyRecord.objects.get(key=f"budget-{confirm}").status_code == 201
+    statements = _statements(queries.captured_queries)
+    assert len(statements) <= MAX_STATEMENTS[confirm], "\n".join(statements)
+
+
+def test_the_audit_event_is_the_last_statement_of_an_idempotent_booking():
+    # given
+    startup = funded_startup()
+    client = _token_client(member_of(startup))
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(BOOKINGS, booking_body(ListingFactory(), confirm=True), format="json",
+                               HTTP_IDEMPOTENCY_KEY="audit-last")
+    # then the audit INSERT (which takes the chain lock until COMMIT) comes after the idempotency record's UPDATE
+    assert response.status_code == 201
+    statements = _statements(queries.captured_queries)
+    assert 'INSERT INTO "audit_auditevent"' in statements[-1], "\n".join(statements)
+    assert any(s.startswith("UPDATE core_idempotencyrecord") for s in statements[:-1])
+
+
+def test_the_audit_event_is_the_last_statement_of_a_booking_without_idempotency_key():
+    # given
+    startup = funded_startup()
+    client = _token_client(member_of(startup))
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(BOOKINGS, booking_body(ListingFactory()), format="json")
+    # then
+    assert response.status_code == 201
+    assert 'INSERT INTO "audit_auditevent"' in _statements(queries.captured_queries)[-1]
