@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from audit.services import audit_record
+from listings import signals
 from listings.models import Accelerator, Cluster, DataCenter, Listing, Node, ProvenanceDeclaration
 from marketplace.core import hours
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
@@ -244,6 +245,10 @@ def _transition(listing: Listing, to: str, *, actor=None, action: str, note: str
         raise Conflict("The listing changed meanwhile; try again.")
     audit_record(action=action, obj=locked, actor=actor, organization_id=locked.cluster.data_center.provider_id,
                  data={"from": locked.status, "to": to, **({"note": note} if note else {}), **(data or {})})
+    if to == Status.ACTIVE:  # after commit: receivers (bid matching) must only ever see a committed activation
+        listing_id = locked.pk
+        transaction.on_commit(lambda: signals.listing_activated.send(sender=Listing, listing_id=listing_id),
+                              robust=True)
     locked.refresh_from_db()
     return locked
 

@@ -3,3 +3,10 @@ from django.apps import AppConfig
 
 class OrdersConfig(AppConfig):
     name = "orders"
+
+    def ready(self) -> None:
+        # orders depends on listings, never the reverse: listings sends a signal, orders receives it here.
+        from listings.signals import listing_activated
+        from orders import tasks
+
+        listing_activated.connect(tasks.on_listing_activated, dispatch_uid="orders.match_on_listing_activated")

@@ -296,6 +296,47 @@ def bid_try_match(*, bid: Bid | int) -> Bid | None:
     return _apply(assignment, origin) if assignment is not None else None
 
 
+def _engine_market(bids: list[Bid], origin: dt.datetime) -> tuple[list[matching.Bid], list[matching.Ask]]:
+    """The engine's view of ``bids`` (non-empty) and of the asks they could take: the free capacity of the
+    listings of their accelerators up to the latest of their windows."""
+    accs: dict[int, list[int]] = {}
+    for bid_id, acc_id in Bid.accelerators.through.objects.filter(bid_id__in=[b.pk for b in bids]) \
+            .values_list("bid_id", "accelerator_id"):
+        accs.setdefault(bid_id, []).append(acc_id)
+    horizon = max(_index(b.latest_end, origin) for b in bids)
+    asks = market_asks(accelerator_ids={a for ids in accs.values() for a in ids}, origin=origin, horizon=horizon)
+    return [_engine_bid(b, origin, accs.get(b.pk, ())) for b in bids], asks
+
+
+# A listing's activation matches at most this many open bids (oldest first); the batch clearing does the rest.
+LISTING_MATCH_LIMIT = 500
+
+
+def bids_match_listing(*, listing_id: int) -> int:
+    """Continuous matching when ``listing_id`` becomes active: the open, unexpired bids it could serve (accelerator,
+    price, window, cluster size, the hold's GPUs per node), oldest first (arrival order, as if each arrived now),
+    each take ``matching.match_one``'s slot on the current market — the cheapest, which need not be this listing —
+    applied with ``bid_match`` one by one (a lost slot is skipped; that bid stays open). Returns how many matched;
+    0 when the listing is gone or no longer active."""
+    listing = (Listing.objects.filter(pk=listing_id, status=Listing.Status.ACTIVE)
+               .select_related("cluster").first())
+    if listing is None:
+        return 0
+    origin = _origin()
+    cluster = listing.cluster
+    bids = list(Bid.objects.filter(status=B.OPEN, expires_at__gt=timezone.now(), accelerators=cluster.accelerator_id,
+                                   max_price_per_gpu_hour__gte=listing.price_per_gpu_hour,
+                                   max_gpus_per_node__gte=cluster.gpus_per_node, nodes__lte=cluster.node_count,
+                                   earliest_start__lt=listing.available_until,
+                                   latest_end__gt=max(origin, listing.available_from))
+                .order_by("pk")[:LISTING_MATCH_LIMIT])
+    if not bids:
+        return 0
+    engine_bids, asks = _engine_market(bids, origin)
+    plan = matching.continuous(engine_bids, asks)
+    return sum(_apply(a, origin) is not None for a in plan)
+
+
 @dataclass(frozen=True)
 class ClearingResult:
     open_bids: int
@@ -313,13 +354,7 @@ def bids_clear(*, time_budget_s: float = 2.0) -> ClearingResult:
                 .order_by("pk")[:CLEAR_BATCH])
     if not bids:
         return ClearingResult(0, 0, 0, Decimal(0))
-    accs: dict[int, list[int]] = {}
-    for bid_id, acc_id in Bid.accelerators.through.objects.filter(bid_id__in=[b.pk for b in bids]) \
-            .values_list("bid_id", "accelerator_id"):
-        accs.setdefault(bid_id, []).append(acc_id)
-    horizon = max(_index(b.latest_end, origin) for b in bids)
-    asks = market_asks(accelerator_ids={a for ids in accs.values() for a in ids}, origin=origin, horizon=horizon)
-    engine_bids = [_engine_bid(b, origin, accs.get(b.pk, ())) for b in bids]
+    engine_bids, asks = _engine_market(bids, origin)
     plan = matching.clear(engine_bids, asks, time_budget_s=time_budget_s)
     matched = [a for a in plan if _apply(a, origin) is not None]
     return ClearingResult(open_bids=len(bids), planned=len(plan), matched=len(matched),

@@ -12,21 +12,23 @@ Pricing is pay-as-ask: an assignment's price is the ask price, never above the b
 Surplus of an assignment = (bid max − ask price) × GPUs × nodes × hours.
 
 - ``match_one(bid, asks)``: continuous mode — the cheapest feasible slot (ties: earliest start, then oldest ask).
-- ``clear(bids, asks, time_budget_s)``: batch — maximise total surplus. Two greedy plans (bids by surplus density
-  = max price, highest first; and, budget permitting, the continuous arrival order), the better one kept, then an
-  improvement pass
-  (evict a lower-surplus assignment to seat a higher-surplus unassigned bid, re-seat the evicted one elsewhere
-  if possible; kept only when the total rises), stopped at the time budget.
-- ``lp_upper_bound(bids, asks)``: the LP relaxation's optimum (scipy HiGHS), an upper bound on any plan.
+- ``clear(bids, asks, time_budget_s)``: batch — maximise total surplus. A greedy plan (bids by the surplus at
+  stake on their cheapest ask, largest first; each at the cheapest price, in the best-fitting slot), and, budget
+  permitting, the continuous arrival-order plan, the better one kept; then an improvement pass (evict a
+  lower-surplus assignment to seat a higher-surplus unassigned bid, re-seat the evicted one elsewhere if
+  possible; kept only when the total rises), stopped at the time budget.
+- ``lp_upper_bound(bids, asks)``: the LP relaxation's optimum (``orders.matching_lp``: column generation with
+  scipy HiGHS), an upper bound on any plan.
 """
 
 from __future__ import annotations
 
-import heapq
+import dataclasses
 import itertools
+import math
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 
@@ -82,8 +84,17 @@ def surplus_of(bid: Bid, ask: Ask):
     return (bid.max_price - ask.price) * ask.gpus_per_node * bid.nodes * bid.duration_hours
 
 
+def _assignment(bid: Bid, ask: Ask, start: int, positions: Iterable[int]) -> Assignment:
+    return Assignment(bid_id=bid.bid_id, listing_id=ask.listing_id, cluster_id=ask.cluster_id, start=start,
+                      end=start + bid.duration_hours, nodes=bid.nodes, price=ask.price,
+                      gpu_hours=ask.gpus_per_node * bid.nodes * bid.duration_hours,
+                      surplus=surplus_of(bid, ask), node_indexes=tuple(i + 1 for i in positions))
+
+
 # How many "at least k nodes free" masks each cluster keeps for the quick reject (bids rarely want more nodes).
 ATLEAST_LEVELS = 16
+# Batch clearing compares the fit on at most this many clusters at the cheapest price (more: slower, barely better).
+FIT_CLUSTERS = 4
 
 
 def _or(masks: Iterable[int]) -> int:
@@ -135,11 +146,10 @@ class _Capacity:
                 grouped.setdefault(mask, []).append(position)
         self.groups[cluster_id] = list(grouped.items())
         levels = [0] * min(len(masks), ATLEAST_LEVELS)
-        for mask in masks:  # bit-sliced counting: level k gains the hours where level k - 1 already had a node
-            for k in range(len(levels) - 1, 0, -1):
-                levels[k] |= levels[k - 1] & mask
-            if levels:
-                levels[0] |= mask
+        for mask, positions in grouped.items():  # counting per group of c identical masks: level k gains the
+            c = len(positions)  # hours of ``mask`` where level k - c already had nodes (every hour when k < c)
+            for k in range(len(levels) - 1, -1, -1):
+                levels[k] |= mask & levels[k - c] if k >= c else mask
         self.atleast[cluster_id] = levels
         union = _or(masks)
         self.union[cluster_id] = union
@@ -159,28 +169,32 @@ class _Capacity:
             self._merged[bid.accelerators] = merged
         return merged
 
-    def earliest_fit(self, bid: Bid, ask: Ask, before: int | None = None) -> tuple[int, tuple[int, ...]] | None:
-        """The earliest start on ``ask`` (before ``before`` if given) where ``bid.nodes`` nodes are free for the
-        whole duration, with those nodes (lowest indexes); None when there is none."""
+    def fits(self, bid: Bid, ask: Ask, before: int | None = None) -> Iterator[tuple[int, tuple[int, ...]]]:
+        """Every start on ``ask`` (before ``before`` if given), earliest first, where ``bid.nodes`` nodes are free
+        for the whole duration, each with those nodes (the lowest 0-based positions free then, as
+        ``booking_create`` takes them)."""
         duration = bid.duration_hours
         if self.longest[ask.cluster_id] < duration:
-            return None
+            return
         first = bid.earliest_start if bid.earliest_start > ask.start else ask.start
         last = (bid.latest_end if bid.latest_end < ask.end else ask.end) - duration
         if before is not None and last >= before:
             last = before - 1
         if last < first or duration < ask.min_hours:
-            return None
+            return
         if bid.max_gpus_per_node and ask.gpus_per_node > bid.max_gpus_per_node:
-            return None
+            return
         if len(self.masks[ask.cluster_id]) < bid.nodes:
-            return None
+            return
         window = ((1 << (last - first + 1)) - 1) << first
         levels = self.atleast[ask.cluster_id]
         level = levels[bid.nodes - 1] if bid.nodes <= len(levels) else levels[-1]
-        if not _run_starts(level, duration) & window:
-            return None  # never enough nodes free in every hour of any allowed slot: skip the per-group work
         runs = self._runs
+        key = (level, duration)
+        if (run := runs.get(key)) is None:
+            run = runs[key] = _run_starts(level, duration)
+        if not run & window:
+            return  # never enough nodes free in every hour of any allowed slot: skip the per-group work
         starts = []  # per group: bit s set = its nodes are free for [s, s + duration) and s is an allowed start
         union = 0
         for mask, positions in self.groups[ask.cluster_id]:
@@ -196,11 +210,78 @@ class _Capacity:
             bit = union & -union
             fitting = [positions for run, positions in starts if run & bit]
             if sum(len(p) for p in fitting) >= needed:
-                chosen = fitting[0][:needed] if len(fitting) == 1 else heapq.nsmallest(
-                    needed, itertools.chain.from_iterable(fitting))
-                return bit.bit_length() - 1, tuple(chosen)
+                chosen = fitting[0][:needed] if len(fitting) == 1 else sorted(
+                    itertools.chain.from_iterable(fitting))[:needed]
+                yield bit.bit_length() - 1, tuple(chosen)
             union ^= bit
-        return None
+
+    def earliest_fit(self, bid: Bid, ask: Ask, before: int | None = None) -> tuple[int, tuple[int, ...]] | None:
+        """The earliest start on ``ask`` (before ``before`` if given) where ``bid.nodes`` nodes are free for the
+        whole duration, with those nodes (lowest indexes); None when there is none."""
+        return next(self.fits(bid, ask, before), None)
+
+    def waste(self, cluster_id: int, start: int, end: int, positions: Iterable[int]) -> float:
+        """How badly ``[start, end)`` on those nodes fragments their free time: per node, the free hours left
+        just before and just after the slot (in the same free run), counted as their square roots — a slot
+        flush against a booking or the horizon leaves nothing, and many short leftovers (hard to sell to
+        anyone) weigh more than one long one."""
+        masks = self.masks[cluster_id]
+        total = 0.0
+        below_start = (1 << start) - 1
+        for position in positions:
+            mask = masks[position]
+            left = start - (~mask & below_start).bit_length()
+            above = ~mask >> end  # negative (infinitely many ones): its lowest set bit is the first busy hour
+            right = (above & -above).bit_length() - 1
+            total += math.sqrt(left) + math.sqrt(right)
+        return total
+
+    def tightest_slot(self, bid: Bid, clusters: int = FIT_CLUSTERS) -> Assignment | None:
+        """Batch clearing's choice: the cheapest feasible price (so the bid's own surplus is the best it can
+        get); among slots at that price on the first ``clusters`` asks that have one, the one with the least
+        ``waste`` (ties: earlier ask, then earlier start) — best-fit packing leaves room for later bids."""
+        best = None
+        seen = 0
+        duration, nodes, max_price = bid.duration_hours, bid.nodes, bid.max_price
+        earliest, latest_start = bid.earliest_start, bid.latest_end - duration
+        longest, atleast, runs = self.longest, self.atleast, self._runs
+        for ask in self.candidates(bid):
+            price = ask.price
+            if price > max_price or (best is not None and price > best[1].price):
+                break  # sorted by price: only dearer asks follow
+            # The cheap rejects of ``fits``, inlined: most asks of a busy market fail here, and this loop is
+            # most of a clearing's time.
+            cluster_id = ask.cluster_id
+            if longest[cluster_id] < duration:
+                continue
+            first = earliest if earliest > ask.start else ask.start
+            last = latest_start if latest_start < ask.end - duration else ask.end - duration
+            if last < first:
+                continue
+            levels = atleast[cluster_id]
+            if nodes > len(levels) and len(levels) < ATLEAST_LEVELS:
+                continue  # a smaller cluster
+            key = (levels[nodes - 1] if nodes <= len(levels) else levels[-1], duration)
+            if (run := runs.get(key)) is None:
+                run = runs[key] = _run_starts(*key)
+            if not run >> first or not run & ((1 << (last + 1)) - 1) >> first << first:
+                continue
+            found = False
+            for start, positions in self.fits(bid, ask):
+                found = True
+                score = self.waste(cluster_id, start, start + duration, positions)
+                if best is None or score < best[0]:
+                    best = (score, ask, start, positions)
+                    if score == 0:
+                        break
+            if found:
+                seen += 1
+                if seen >= clusters or best[0] == 0:
+                    break
+        if best is None:
+            return None
+        _, ask, start, positions = best
+        return _assignment(bid, ask, start, positions)
 
     def best_slot(self, bid: Bid) -> Assignment | None:
         """Cheapest feasible slot; ties: earliest start, then oldest ask."""
@@ -221,11 +302,8 @@ class _Capacity:
                 break  # nothing can start earlier
         if best is None:
             return None
-        ask, (start, nodes) = best
-        return Assignment(bid_id=bid.bid_id, listing_id=ask.listing_id, cluster_id=ask.cluster_id, start=start,
-                          end=start + bid.duration_hours, nodes=bid.nodes, price=ask.price,
-                          gpu_hours=ask.gpus_per_node * bid.nodes * bid.duration_hours,
-                          surplus=surplus_of(bid, ask), node_indexes=tuple(i + 1 for i in nodes))
+        ask, (start, positions) = best
+        return _assignment(bid, ask, start, positions)
 
     def take(self, a: Assignment) -> None:
         bits = ((1 << (a.end - a.start)) - 1) << a.start
@@ -249,11 +327,15 @@ def match_one(bid: Bid, asks: Sequence[Ask]) -> Assignment | None:
     return _Capacity(asks).best_slot(bid)
 
 
-def _greedy(bids: Sequence[Bid], asks: Sequence[Ask]) -> tuple[list[Assignment], _Capacity]:
-    capacity = _Capacity(asks)
+def _greedy(bids: Sequence[Bid], asks: Sequence[Ask] | _Capacity, *, tight: bool = False,
+            ) -> tuple[list[Assignment], _Capacity]:
+    """Seat ``bids`` in the given order, each in ``best_slot`` (continuous mode's choice) or, with ``tight``, in
+    ``tightest_slot`` (batch clearing's); ``asks`` may be a fresh ``_Capacity`` to fill."""
+    capacity = asks if isinstance(asks, _Capacity) else _Capacity(asks)
+    choose = capacity.tightest_slot if tight else capacity.best_slot
     plan = []
     for bid in bids:
-        assignment = capacity.best_slot(bid)
+        assignment = choose(bid)
         if assignment is not None:
             capacity.take(assignment)
             plan.append(assignment)
@@ -272,22 +354,59 @@ def total_surplus(plan: Iterable[Assignment]):
 def clear(bids: Sequence[Bid], asks: Sequence[Ask], time_budget_s: float = 2.0) -> list[Assignment]:
     """Batch clearing: a plan maximising total surplus under node capacity, found within ``time_budget_s``.
 
-    Never worse than ``continuous`` on the same market when the budget allows the second greedy plan (both are
-    computed and the better kept; one greedy plan takes ~1.5 s on 10k bids × 2k listings). The budget bounds the
-    optional work; the first greedy plan always completes.
-    Returned in application order (highest surplus first), each bid at most once.
+    First a greedy plan: bids by the surplus they would make on the cheapest ask they accept (largest first:
+    the value at stake, so big, valuable bids are packed before small ones fragment the cheap capacity), each in
+    ``tightest_slot`` (the cheapest price, best fit). Then, budget permitting, the continuous arrival-order plan,
+    the better one kept — so never worse than ``continuous`` when the budget allows it (always on small markets;
+    one greedy plan takes ~1.5–2 s on 10k bids × 2k listings) — and the improvement pass (``_improve``), stopped
+    at the budget. The budget bounds the optional work; the first greedy plan always completes.
+    Each bid at most once, in application order: applied in this order, ``booking_create`` (the lowest-numbered
+    nodes free for the window) reserves exactly the nodes of each assignment (see ``_as_applied``), so no fill of
+    the plan is lost to the order of application.
     """
     deadline = time.monotonic() + time_budget_s
-    by_density = sorted(bids, key=lambda b: (-b.max_price, b.created, b.bid_id))
     started = time.monotonic()
-    plan, capacity = _greedy(by_density, asks)
+    capacity = _Capacity(asks)
+    by_value = sorted(bids, key=lambda b: (-_value_at_stake(b, capacity), b.created, b.bid_id))
+    plan, capacity = _greedy(by_value, capacity, tight=True)
     took = time.monotonic() - started
+    arrival_plan = None
     if time.monotonic() + took < deadline:  # always on small markets; skipped when it would overrun the budget
         arrival_plan, arrival_capacity = _greedy(sorted(bids, key=lambda b: (b.created, b.bid_id)), asks)
         if total_surplus(arrival_plan) > total_surplus(plan):
             plan, capacity = arrival_plan, arrival_capacity
-    plan = _improve(plan, capacity, by_density, deadline)
-    return sorted(plan, key=lambda a: (-a.surplus, a.bid_id))
+    plan = _as_applied(_improve(plan, capacity, by_value, deadline), asks)
+    if arrival_plan is not None and total_surplus(arrival_plan) > total_surplus(plan):
+        return arrival_plan  # (arrival order: continuous matching's own plan, applied as planned)
+    return plan
+
+
+def _as_applied(plan: Sequence[Assignment], asks: Sequence[Ask]) -> list[Assignment]:
+    """``plan`` as booking it in order does it: each assignment on the lowest-numbered nodes free for its window
+    once the earlier ones are booked. A greedy plan, built in that order, comes out unchanged; an improvement move
+    (evict, re-seat) can shift the nodes of a later assignment, and, rarely, leave one without room: it is left
+    out (its bid stays open), so the plan's surplus is what applying it yields."""
+    masks: dict[int, list[int]] = {}
+    for ask in asks:
+        masks.setdefault(ask.cluster_id, list(ask.node_free))
+    applied = []
+    for a in plan:
+        bits = ((1 << (a.end - a.start)) - 1) << a.start
+        cluster = masks[a.cluster_id]
+        free = [i for i, mask in enumerate(cluster) if mask & bits == bits][:a.nodes]
+        if len(free) < a.nodes:
+            continue
+        for i in free:
+            cluster[i] &= ~bits
+        nodes = tuple(i + 1 for i in free)
+        applied.append(a if nodes == a.node_indexes else dataclasses.replace(a, node_indexes=nodes))
+    return applied
+
+
+def _value_at_stake(bid: Bid, capacity: _Capacity):
+    """The bid's surplus on the cheapest ask of its accelerators (0 when there is none it could afford)."""
+    candidates = capacity.candidates(bid)
+    return max(surplus_of(bid, candidates[0]), 0) if candidates else 0
 
 
 def _improve(plan: list[Assignment], capacity: _Capacity, bids: Sequence[Bid], deadline: float) -> list[Assignment]:
@@ -346,75 +465,10 @@ def _improve(plan: list[Assignment], capacity: _Capacity, bids: Sequence[Bid], d
     return list(assigned.values())
 
 
-def lp_upper_bound(bids: Sequence[Bid], asks: Sequence[Ask]) -> float:
-    """The optimum of an LP relaxation of ``clear``'s problem (scipy ``linprog(method="highs")``): an upper bound
-    on the total surplus of any feasible plan.
+def lp_upper_bound(bids: Sequence[Bid], asks: Sequence[Ask], *, time_limit_s: float | None = None) -> float:
+    """An upper bound on the total surplus of any feasible plan: the LP relaxation's optimum, by column generation
+    with scipy ``linprog(method="highs")`` (``orders.matching_lp.lp_relaxation``; needs numpy and scipy). With a
+    ``time_limit_s`` that stops it early, still a valid upper bound (a Lagrangian one), only looser."""
+    from orders.matching_lp import lp_relaxation
 
-    Variables: x[bid, ask class, start] ∈ [0, 1]; Σ x ≤ 1 per bid; per class and hour, Σ nodes·x ≤ free nodes.
-    To keep it tractable, asks with the same (accelerator, price, GPUs per node, minimum hours) form one class
-    whose per-hour capacity is the sum of its clusters' free node counts (a sum of valid constraints, so still a
-    relaxation: it drops "one cluster", "the same nodes all along" and integrality). A bid needing more nodes than
-    the largest cluster of a class gets no column there. Only slots with positive
-    surplus are columns (the others never raise the optimum), and slots where the class has fewer free nodes than
-    the bid needs in some hour are left out (no feasible plan can use them, so the bound stays valid).
-    """
-    import numpy as np
-    from scipy.optimize import linprog
-    from scipy.sparse import csc_matrix
-
-    classes: dict[tuple, dict] = {}
-    open_hours: dict[tuple, int] = defaultdict(int)  # (class, cluster) → hours its listings of the class are open
-    node_free: dict[int, tuple[int, ...]] = {}
-    for ask in asks:
-        key = (ask.accelerator, ask.price, ask.gpus_per_node, ask.min_hours)
-        cls = classes.setdefault(key, {"free": defaultdict(int), "start": ask.start, "end": ask.end, "ask": ask,
-                                       "size": 0})
-        cls["start"], cls["end"] = min(cls["start"], ask.start), max(cls["end"], ask.end)
-        cls["size"] = max(cls["size"], len(ask.node_free))
-        open_hours[key, ask.cluster_id] |= ((1 << (ask.end - ask.start)) - 1) << ask.start
-        node_free.setdefault(ask.cluster_id, ask.node_free)
-    for (key, cluster_id), hours in open_hours.items():  # a cluster's nodes count once per class and hour
-        for hour in range(hours.bit_length()):
-            if hours >> hour & 1:
-                classes[key]["free"][hour] += sum(1 for mask in node_free[cluster_id] if mask >> hour & 1)
-    by_accelerator: dict[str, list[tuple]] = defaultdict(list)
-    for key in classes:
-        by_accelerator[key[0]].append(key)
-
-    row_of: dict[tuple, int] = {}
-    rows, cols, vals, objective = [], [], [], []
-    n_bids = len(bids)
-    for b_index, bid in enumerate(bids):
-        for acc in bid.accelerators:
-            for key in by_accelerator.get(acc, ()):
-                cls = classes[key]
-                if key[1] >= bid.max_price or bid.duration_hours < key[3] or bid.nodes > cls["size"] or (
-                        bid.max_gpus_per_node and key[2] > bid.max_gpus_per_node):
-                    continue
-                value = float(surplus_of(bid, cls["ask"]))
-                first = max(bid.earliest_start, cls["start"])
-                last = min(bid.latest_end, cls["end"]) - bid.duration_hours
-                for start in range(first, last + 1):
-                    hours = range(start, start + bid.duration_hours)
-                    if any(cls["free"].get(h, 0) < bid.nodes for h in hours):
-                        continue  # no cluster of the class has the nodes then: no plan uses this slot
-                    column = len(objective)
-                    objective.append(-value)
-                    rows.append(b_index)
-                    cols.append(column)
-                    vals.append(1.0)
-                    for hour in hours:
-                        row = row_of.setdefault((key, hour), n_bids + len(row_of))
-                        rows.append(row)
-                        cols.append(column)
-                        vals.append(float(bid.nodes))
-    if not objective:
-        return 0.0
-    capacity_rows = sorted(row_of.items(), key=lambda item: item[1])
-    b_ub = np.concatenate([np.ones(n_bids), [float(classes[key]["free"].get(hour, 0))
-                                             for (key, hour), _ in capacity_rows]])
-    matrix = csc_matrix((vals, (rows, cols)), shape=(n_bids + len(row_of), len(objective)))
-    result = linprog(np.array(objective), A_ub=matrix, b_ub=b_ub, bounds=(0, 1), method="highs")
-    if result.status != 0:
-        raise RuntimeError(f"LP relaxation failed: {result.message}")
-    return -result.fun
+    return lp_relaxation(bids, asks, time_limit_s=time_limit_s).bound

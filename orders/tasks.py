@@ -1,9 +1,12 @@
-"""Celery tasks of the bids market: thin wrappers around ``orders.bid_services`` (ids in, one service call)."""
+"""Celery tasks of the bids market: thin wrappers around ``orders.bid_services`` (ids in, one service call), and
+the receiver that enqueues matching when a listing becomes active."""
 
 from __future__ import annotations
 
 import logging
 
+import kombu.exceptions
+import redis.exceptions
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
@@ -14,6 +17,8 @@ logger = logging.getLogger(__name__)
 # One clearing at a time per worker slot; a run overlapping the next is harmless (bid locks + open checks) but
 # wasteful, so the beat entry expires messages that wait longer than the period.
 CLEAR_BUDGET_S = 3.0
+# Sending a message failed: the broker is down or unreachable (as ``settlement.tasks``, which orders may not import).
+BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.RedisError, ConnectionError, OSError)
 
 
 @shared_task(name="orders.clear_bids", ignore_result=True, acks_late=True, reject_on_worker_lost=True,
@@ -31,3 +36,32 @@ def clear_bids(time_budget_s: float = CLEAR_BUDGET_S) -> dict[str, int]:
 def match_bid(bid_id: int) -> bool:
     """Continuous matching of one bid (e.g. when a new listing opens); True when it matched."""
     return bid_services.bid_try_match(bid=bid_id) is not None
+
+
+@shared_task(name="orders.match_listing", ignore_result=True, acks_late=True, reject_on_worker_lost=True,
+             autoretry_for=(OperationalError, InterfaceError), retry_backoff=2, max_retries=3,
+             soft_time_limit=120, time_limit=150)
+def match_listing(listing_id: int) -> int:
+    """Continuous matching of the open bids a newly active listing could serve; how many matched. Each match is
+    its own transaction behind the bid lock and open check, so a retry or a concurrent clearing is harmless."""
+    return bid_services.bids_match_listing(listing_id=listing_id)
+
+
+def enqueue_listing_matching(listing_id: int) -> bool:
+    """Send ``match_listing(listing_id)`` now over a connection that fails fast (no connect or publish retries);
+    False, logged, when the broker is unreachable — the listing stays active and the periodic batch clearing
+    (``orders.clear_bids``) matches its bids later."""
+    options = {**(match_listing.app.conf.broker_transport_options or {}), "max_retries": 0}
+    try:
+        with match_listing.app.connection_for_write(transport_options=options, connect_timeout=2) as conn:
+            match_listing.apply_async(args=(listing_id,), retry=False, connection=conn)
+    except BROKER_ERRORS as exc:
+        logger.warning("could not enqueue orders.match_listing(%s): %s (the batch clearing will catch up)",
+                       listing_id, exc)
+        return False
+    return True
+
+
+def on_listing_activated(sender, *, listing_id: int, **kwargs) -> None:
+    """Receiver of ``listings.signals.listing_activated`` (sent after the activation committed)."""
+    enqueue_listing_matching(listing_id)

@@ -131,6 +131,32 @@ def test_clear_improvement_seats_two_bids_where_greedy_seats_one():
     assert plan == {1: 2, 2: 1}
 
 
+def test_clear_packs_a_bid_into_the_snuggest_gap_at_the_cheapest_price():
+    # given: two 1-node clusters at one price; the older is free all along, the newer only for hours 0..3
+    asks = [ask(1, "5", nodes=1), ask(2, "5", nodes=1, masks=[busy(range(4, 48))])]
+    short = bid(1, "9", hours=4)
+    # when
+    planned = clear([short], asks)
+    continuous_choice = match_one(short, asks)
+    # then: continuous mode takes the oldest listing (same price and start); the clearing takes the exact gap,
+    # which leaves the free cluster whole for a long bid
+    assert continuous_choice.listing_id == 1
+    assert [(a.listing_id, a.start) for a in planned] == [(2, 0)]
+    long_too = clear([short, bid(2, "6", hours=48)], asks)
+    assert sorted((a.bid_id, a.listing_id) for a in long_too) == [(1, 2), (2, 1)]
+
+
+def test_clear_seats_the_bid_with_more_surplus_at_stake_first():
+    # given: one node for 4 hours; a long bid at 9 and a short one at 10 that would block it
+    asks = [ask(1, "5", nodes=1, end=4)]
+    long_bid, short_bid = bid(1, "9", hours=4), bid(2, "10", hours=2, latest=3)
+    # when
+    plan = clear([long_bid, short_bid], asks, time_budget_s=0.0)
+    # then: (9 − 5) × 8 × 4 = 128 beats (10 − 5) × 8 × 2 = 80, so the long bid is seated
+    assert [a.bid_id for a in plan] == [1]
+    assert total_surplus(plan) == Decimal("128")
+
+
 def test_lp_bound_on_a_hand_checked_market():
     # given: one 1-node cluster for 2 hours; two 2-hour bids
     asks = [ask(1, "5", nodes=1, end=2)]
@@ -220,3 +246,24 @@ def test_clear_surplus_never_exceeds_the_lp_bound(market):
     bound = lp_upper_bound(bids, asks)
     # HiGHS solves to a relative tolerance (~1e-7): allow for it, relative to the size of the bound.
     assert total_surplus(plan) <= bound + 1e-6 * max(1.0, abs(bound))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(markets())
+def test_clear_plans_applied_in_order_book_exactly_the_planned_nodes(market):
+    # given
+    bids, asks = market
+    masks = {}
+    for a in asks:
+        masks.setdefault(a.cluster_id, list(a.node_free))
+    # when: each assignment is booked in order the way booking_create does (lowest-numbered nodes free)
+    plan = clear(bids, asks, time_budget_s=1.0)
+    booked = []
+    for a in plan:
+        window = ((1 << (a.end - a.start)) - 1) << a.start
+        free = [i for i, m in enumerate(masks[a.cluster_id]) if m & window == window][:a.nodes]
+        for i in free:
+            masks[a.cluster_id][i] &= ~window
+        booked.append(tuple(i + 1 for i in free))
+    # then: every planned fill is booked, on its planned nodes
+    assert booked == [a.node_indexes for a in plan]

@@ -1,0 +1,346 @@
+"""Upper bounds on what ``orders.matching.clear`` can achieve: the LP relaxation of the matching problem, solved by
+column generation with scipy ``linprog(method="highs")``. Pure (dataclasses in, numbers out, no ORM); numpy and
+scipy are imported here only, so the engine itself runs without them.
+
+The model (capacity exactly as ``matching`` keeps it: per cluster, several listings sharing its nodes):
+
+- a column per *slot* (bid b, listing l, start s): the bid's whole ``nodes`` on l's cluster for
+  ``[s, s + duration)``, inside both windows, ``price < max`` (other slots never add surplus), l's minimum hours
+  and the bid's GPUs-per-node cap met, and at least ``nodes`` nodes of the cluster free for the whole window
+  (no plan can use any other slot, so leaving them out keeps every plan feasible for the LP);
+  value v = (max − price) × GPUs × nodes × hours;
+- maximise Σ v·x subject to Σ x ≤ 1 per bid and, per (cluster, hour), Σ nodes·x ≤ nodes free, x ≥ 0.
+
+Every plan of ``clear`` is an integral solution (the same nodes all along and one cluster imply the per-hour
+counts), so the LP optimum bounds its surplus. The full model has millions of columns on a market of 10k bids ×
+2k listings, so it is solved by column generation: a restricted master over a column set, priced with the
+master's duals (π per cluster-hour, μ per bid) over every slot with numpy (sliding-window sums of π), the
+columns of positive reduced cost added, until none is left — then the master's optimum is the LP optimum.
+
+Whatever the state of the iteration, for ANY π ≥ 0 the Lagrangian
+
+    L(π) = Σ_{c,h} free[c,h]·π[c,h] + Σ_b max(0, max_{slots j of b} (v_j − nodes_b·Σ_{h∈j} π[c_j,h]))
+
+is the objective of a feasible solution of the LP's dual (μ_b = that max), so by weak duality an upper bound on
+the LP optimum; it equals it at the LP dual optimum. The reported ``bound`` is the least L(π) seen, so it is
+valid even when the iteration stops early (time limit), and exact (to HiGHS's tolerance) when it converges.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linprog
+from scipy.sparse import csc_matrix
+
+from orders.matching import Ask, Bid, surplus_of
+
+
+@dataclass(frozen=True)
+class LPBound:
+    """``bound``: a valid upper bound on the LP relaxation's optimum (hence on any plan's surplus); ``lower``:
+    the last restricted master's optimum (a feasible LP solution, so ≤ the LP optimum); ``exact``: column
+    generation converged (``bound`` is the LP optimum, to solver tolerance)."""
+
+    bound: float
+    lower: float
+    exact: bool
+    rounds: int
+    columns: int  # in the last restricted master
+    slots: int  # columns of the full model
+    seconds: float
+
+
+@dataclass
+class _Slots:
+    """The full model's columns (sorted by bid) and capacities, as numpy arrays."""
+
+    horizon: int
+    free: np.ndarray  # (clusters, horizon): nodes free per cluster and hour = capacity
+    bid: np.ndarray  # per slot: bid index
+    cluster: np.ndarray  # per slot: cluster index
+    start: np.ndarray  # per slot
+    value: np.ndarray  # per slot
+    duration: np.ndarray  # per bid
+    nodes: np.ndarray  # per bid
+    listing: np.ndarray  # per slot: index into asks
+    cluster_ids: list[int]
+
+    def seg(self) -> np.ndarray:
+        """Index of each bid's first slot (slots are sorted by bid)."""
+        return np.flatnonzero(np.r_[True, self.bid[1:] != self.bid[:-1]]) if len(self.bid) else np.zeros(0, int)
+
+
+def _bits(mask: int, horizon: int, cache: dict) -> np.ndarray:
+    row = cache.get(mask)
+    if row is None:
+        raw = (mask & ((1 << horizon) - 1)).to_bytes((horizon + 7) // 8 or 1, "little")
+        row = cache[mask] = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="little")[:horizon]
+    return row
+
+
+def _per_cluster(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Sum of the node rows of each cluster (``bounds`` = cumulative node counts, starting at 0)."""
+    cumulative = np.zeros((values.shape[0] + 1, values.shape[1]), dtype=np.int64)
+    np.cumsum(values, axis=0, out=cumulative[1:])
+    return cumulative[bounds[1:]] - cumulative[bounds[:-1]]
+
+
+def _slots(bids: Sequence[Bid], asks: Sequence[Ask]) -> _Slots:
+    horizon = max([1, *(a.end for a in asks)])
+    cluster_index: dict[int, int] = {}
+    cluster_masks: list[tuple[int, ...]] = []
+    for ask in asks:  # the first ask of a cluster provides its node masks, as in matching._Capacity
+        if ask.cluster_id not in cluster_index:
+            cluster_index[ask.cluster_id] = len(cluster_masks)
+            cluster_masks.append(ask.node_free)
+    sizes = np.array([len(m) for m in cluster_masks], dtype=np.int64)
+    bounds = np.r_[0, np.cumsum(sizes)].astype(np.int64)
+    cache: dict = {}
+    rows = [_bits(m, horizon, cache) for masks in cluster_masks for m in masks]
+    free_bits = np.array(rows, dtype=np.int64).reshape(len(rows), horizon)
+    free = _per_cluster(free_bits, bounds).astype(float)
+    run = np.zeros((len(rows), horizon + 1), dtype=np.int64)  # run[n, s] = free hours in a row from s on node n
+    for s in range(horizon - 1, -1, -1):
+        run[:, s] = free_bits[:, s] * (run[:, s + 1] + 1)
+
+    duration = np.array([b.duration_hours for b in bids], dtype=np.int64)
+    nodes = np.array([b.nodes for b in bids], dtype=np.int64)
+    max_price = np.array([float(b.max_price) for b in bids])
+    earliest = np.array([b.earliest_start for b in bids], dtype=np.int64)
+    latest = np.array([b.latest_end for b in bids], dtype=np.int64)
+    max_gpus = np.array([b.max_gpus_per_node for b in bids], dtype=np.int64)
+    price = np.array([float(a.price) for a in asks])
+    gpus = np.array([a.gpus_per_node for a in asks], dtype=np.int64)
+    a_start = np.array([a.start for a in asks], dtype=np.int64)
+    a_end = np.array([a.end for a in asks], dtype=np.int64)
+    min_hours = np.array([a.min_hours for a in asks], dtype=np.int64)
+    a_cluster = np.array([cluster_index[a.cluster_id] for a in asks], dtype=np.int64)
+    asks_of: dict[str, list[int]] = defaultdict(list)
+    for i, ask in enumerate(asks):
+        asks_of[ask.accelerator].append(i)
+    bids_of: dict[str, list[int]] = defaultdict(list)
+    for i, bid in enumerate(bids):
+        for accelerator in bid.accelerators:
+            bids_of[accelerator].append(i)
+
+    pair_bid, pair_ask = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for accelerator, bid_list in bids_of.items():  # (bid, ask) pairs that may hold a slot: one outer product
+        if accelerator not in asks_of:
+            continue
+        b = np.array(bid_list)[:, None]
+        a = np.array(asks_of[accelerator])[None, :]
+        first = np.maximum(earliest[b], a_start[a])
+        last = np.minimum(latest[b], a_end[a]) - duration[b]
+        ok = ((price[a] < max_price[b]) & (min_hours[a] <= duration[b]) & (sizes[a_cluster[a]] >= nodes[b])
+              & ((max_gpus[b] == 0) | (gpus[a] <= max_gpus[b])) & (last >= first))
+        r, c = np.nonzero(ok)
+        pair_bid.append(b[r, 0])
+        pair_ask.append(a[0, c])
+    pb, pa = np.concatenate(pair_bid), np.concatenate(pair_ask)
+    first = np.maximum(earliest[pb], a_start[pa])
+    count = np.minimum(latest[pb], a_end[pa]) - duration[pb] - first + 1
+    pair = np.repeat(np.arange(len(pb)), count)
+    start = first[pair] + np.arange(len(pair)) - np.repeat(np.cumsum(count) - count, count)
+    s_bid, s_cluster = pb[pair], a_cluster[pa[pair]]
+    keep = np.zeros(len(pair), dtype=bool)
+    s_duration = duration[s_bid]
+    for d in np.unique(s_duration):  # at least ``nodes`` nodes free through [s, s + d): per duration, per cluster
+        chosen = np.flatnonzero(s_duration == d)
+        enough = _per_cluster((run[:, :horizon] >= d).astype(np.int64), bounds)
+        keep[chosen] = enough[s_cluster[chosen], start[chosen]] >= nodes[s_bid[chosen]]
+    kept = np.flatnonzero(keep)
+    order = kept[np.argsort(s_bid[kept], kind="stable")]
+    value = (max_price[pb] - price[pa]) * gpus[pa] * nodes[pb] * duration[pb]
+    return _Slots(horizon=horizon, free=free, bid=s_bid[order], cluster=s_cluster[order], start=start[order],
+                  value=value[pair[order]], duration=duration, nodes=nodes, listing=pa[pair[order]],
+                  cluster_ids=list(cluster_index))
+
+
+def _reduced_values(slots: _Slots, pi: np.ndarray) -> np.ndarray:
+    """v_j − nodes·Σ π over each slot's window (before the bid dual), by prefix sums over the hours."""
+    horizon = slots.horizon
+    prefix = np.zeros((pi.shape[0], horizon + 1))
+    np.cumsum(pi, axis=1, out=prefix[:, 1:])
+    flat = prefix.ravel()
+    base = slots.cluster * (horizon + 1) + slots.start
+    return slots.value - slots.nodes[slots.bid] * (flat[base + slots.duration[slots.bid]] - flat[base])
+
+
+def _lagrangian(slots: _Slots, pi: np.ndarray, reduced: np.ndarray) -> float:
+    """L(π): a valid upper bound on the LP optimum for any π ≥ 0 (see the module docstring)."""
+    best = np.maximum.reduceat(reduced, slots.seg()) if len(reduced) else np.zeros(0)
+    return float((slots.free * pi).sum() + np.maximum(best, 0).sum())
+
+
+def _solve(slots: _Slots, columns: np.ndarray, time_limit: float | None):
+    """The LP restricted to ``columns``: (objective, μ per bid, π per cluster-hour) or None when HiGHS stops short."""
+    horizon = slots.horizon
+    bid = slots.bid[columns]
+    per_column = 1 + slots.duration[bid]  # the bid row, then one capacity row per hour
+    column_of = np.repeat(np.arange(len(columns)), per_column)
+    within = np.arange(int(per_column.sum())) - np.repeat(np.cumsum(per_column) - per_column, per_column)
+    is_bid = within == 0
+    capacity_key = (slots.cluster[columns] * horizon + slots.start[columns])[column_of] + within - 1
+    capacity_keys, capacity_row = np.unique(capacity_key[~is_bid], return_inverse=True)
+    bid_keys, bid_row = np.unique(bid, return_inverse=True)
+    row = np.empty(len(column_of), dtype=np.int64)
+    row[is_bid] = bid_row
+    row[~is_bid] = len(bid_keys) + capacity_row
+    coefficient = np.where(is_bid, 1.0, slots.nodes[bid][column_of].astype(float))
+    matrix = csc_matrix((coefficient, (row, column_of)), shape=(len(bid_keys) + len(capacity_keys), len(columns)))
+    rhs = np.r_[np.ones(len(bid_keys)), slots.free.ravel()[capacity_keys]]
+    options = {"time_limit": max(time_limit, 1.0)} if time_limit is not None else {}
+    result = linprog(-slots.value[columns], A_ub=matrix, b_ub=rhs, bounds=(0, None), method="highs",
+                     options=options)
+    if result.status != 0 or result.ineqlin is None:
+        return None
+    dual = -result.ineqlin.marginals  # HiGHS: ≤ 0 for ≤ rows of a minimisation; clipped, any π ≥ 0 is valid
+    mu = np.zeros(len(slots.duration))
+    mu[bid_keys] = np.maximum(dual[:len(bid_keys)], 0)
+    pi = np.zeros(slots.free.size)
+    pi[capacity_keys] = np.maximum(dual[len(bid_keys):], 0)
+    return -result.fun, mu, pi.reshape(slots.free.shape)
+
+
+def lp_relaxation(bids: Sequence[Bid], asks: Sequence[Ask], *, time_limit_s: float | None = None,
+                  columns_per_bid: int = 3, warm_start: bool = False, max_rounds: int = 500) -> LPBound:
+    """Solve the LP relaxation by column generation (see the module docstring).
+
+    Starts from each bid's ``columns_per_bid`` most valuable slots (with ``warm_start``, from the duals of
+    ``aggregate_bound``'s smaller LP, mapped to the clusters: a much better first π on large markets, and its
+    bound is kept when better). Each round adds, per bid, up to ``columns_per_bid`` slots of positive reduced
+    cost. Stops when none is left (``exact``), after ``max_rounds``, or when ``time_limit_s`` is spent (a master
+    solve is given what is left; one that HiGHS cannot finish ends the iteration). ``bound`` is always valid.
+    Raises nothing on an empty market (bound 0).
+    """
+    started = time.monotonic()
+    deadline = None if time_limit_s is None else started + time_limit_s
+    slots = _slots(bids, asks)
+    n_slots = len(slots.bid)
+    if n_slots == 0:
+        return LPBound(0.0, 0.0, True, 0, 0, 0, time.monotonic() - started)
+    pi = np.zeros_like(slots.free)
+    bound = np.inf
+    if warm_start:
+        aggregate, class_duals = aggregate_bound(bids, asks, with_duals=True)
+        bound = aggregate
+        index = {cluster_id: i for i, cluster_id in enumerate(slots.cluster_ids)}
+        for (cluster_id, hour), dual in class_duals.items():
+            if hour < slots.horizon:
+                c = index[cluster_id]
+                pi[c, hour] = max(pi[c, hour], dual)
+    reduced = _reduced_values(slots, pi)
+    bound = min(bound, _lagrangian(slots, pi, reduced))
+    tolerance = 1e-9 * max(1.0, float(slots.value.max()))
+    in_master = np.zeros(n_slots, dtype=bool)
+    mu = np.zeros(len(bids))
+    lower, rounds, exact = 0.0, 0, False
+    while rounds < max_rounds:
+        gain = reduced - mu[slots.bid]
+        gain[in_master] = -np.inf
+        candidates = np.flatnonzero(gain > tolerance)
+        if len(candidates) == 0:
+            exact = rounds > 0 or not warm_start
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        candidates = candidates[np.lexsort((-gain[candidates], slots.bid[candidates]))]
+        of_bid = slots.bid[candidates]
+        first_of_bid = np.r_[True, of_bid[1:] != of_bid[:-1]]
+        rank = np.arange(len(candidates)) - np.maximum.accumulate(np.where(first_of_bid,
+                                                                            np.arange(len(candidates)), 0))
+        in_master[candidates[rank < columns_per_bid]] = True
+        solved = _solve(slots, np.flatnonzero(in_master),
+                        None if deadline is None else deadline - time.monotonic())
+        rounds += 1
+        if solved is None:
+            break
+        lower, mu, pi = solved
+        reduced = _reduced_values(slots, pi)
+        bound = min(bound, _lagrangian(slots, pi, reduced))
+    return LPBound(bound=float(bound), lower=float(lower), exact=exact, rounds=rounds,
+                   columns=int(in_master.sum()), slots=n_slots, seconds=time.monotonic() - started)
+
+
+def aggregate_bound(bids: Sequence[Bid], asks: Sequence[Ask], *, with_duals: bool = False):
+    """The optimum of a coarser LP relaxation (one ``linprog(method="highs")`` call, no column generation): asks
+    with the same (accelerator, price, GPUs per node, minimum hours) form one class whose per-hour capacity is the
+    sum of its clusters' free node counts. It is a relaxation of ``lp_relaxation``'s LP (a sum of its capacity
+    rows; every slot maps to a class slot of the same value), so an upper bound too, only looser.
+
+    With ``with_duals``, also the class-hour duals as ``{(cluster_id, hour): π}`` for every cluster of the class
+    (``lp_relaxation``'s warm start).
+    """
+    classes: dict[tuple, dict] = {}
+    open_hours: dict[tuple, int] = defaultdict(int)  # (class, cluster) → hours its listings of the class are open
+    node_free: dict[int, tuple[int, ...]] = {}
+    for ask in asks:
+        key = (ask.accelerator, ask.price, ask.gpus_per_node, ask.min_hours)
+        cls = classes.setdefault(key, {"free": defaultdict(int), "start": ask.start, "end": ask.end, "ask": ask,
+                                       "size": 0})
+        cls["start"], cls["end"] = min(cls["start"], ask.start), max(cls["end"], ask.end)
+        cls["size"] = max(cls["size"], len(ask.node_free))
+        open_hours[key, ask.cluster_id] |= ((1 << (ask.end - ask.start)) - 1) << ask.start
+        node_free.setdefault(ask.cluster_id, ask.node_free)
+    members: dict[tuple, list[tuple[int, int]]] = defaultdict(list)  # class → (cluster, open hours)
+    for (key, cluster_id), hours in open_hours.items():  # a cluster's nodes count once per class and hour
+        members[key].append((cluster_id, hours))
+        for hour in range(hours.bit_length()):
+            if hours >> hour & 1:
+                classes[key]["free"][hour] += sum(1 for mask in node_free[cluster_id] if mask >> hour & 1)
+    by_accelerator: dict[str, list[tuple]] = defaultdict(list)
+    for key in classes:
+        by_accelerator[key[0]].append(key)
+
+    row_of: dict[tuple, int] = {}
+    rows, cols, vals, objective = [], [], [], []
+    n_bids = len(bids)
+    for b_index, bid in enumerate(bids):
+        for acc in bid.accelerators:
+            for key in by_accelerator.get(acc, ()):
+                cls = classes[key]
+                if key[1] >= bid.max_price or bid.duration_hours < key[3] or bid.nodes > cls["size"] or (
+                        bid.max_gpus_per_node and key[2] > bid.max_gpus_per_node):
+                    continue
+                value = float(surplus_of(bid, cls["ask"]))
+                first = max(bid.earliest_start, cls["start"])
+                last = min(bid.latest_end, cls["end"]) - bid.duration_hours
+                for start in range(first, last + 1):
+                    hours = range(start, start + bid.duration_hours)
+                    if any(cls["free"].get(h, 0) < bid.nodes for h in hours):
+                        continue  # no cluster of the class has the nodes then: no plan uses this slot
+                    column = len(objective)
+                    objective.append(-value)
+                    rows.append(b_index)
+                    cols.append(column)
+                    vals.append(1.0)
+                    for hour in hours:
+                        row = row_of.setdefault((key, hour), n_bids + len(row_of))
+                        rows.append(row)
+                        cols.append(column)
+                        vals.append(float(bid.nodes))
+    if not objective:
+        return (0.0, {}) if with_duals else 0.0
+    capacity_rows = sorted(row_of.items(), key=lambda item: item[1])
+    b_ub = np.concatenate([np.ones(n_bids), [float(classes[key]["free"].get(hour, 0))
+                                             for (key, hour), _ in capacity_rows]])
+    matrix = csc_matrix((vals, (rows, cols)), shape=(n_bids + len(row_of), len(objective)))
+    result = linprog(np.array(objective), A_ub=matrix, b_ub=b_ub, bounds=(0, 1), method="highs")
+    if result.status != 0:
+        raise RuntimeError(f"LP relaxation failed: {result.message}")
+    if not with_duals:
+        return -result.fun
+    duals: dict[tuple[int, int], float] = {}
+    marginals = -result.ineqlin.marginals
+    for (key, hour), row in capacity_rows:
+        dual = max(float(marginals[row]), 0.0)
+        if dual:
+            for cluster_id, hours in members[key]:
+                if hours >> hour & 1:
+                    duals[cluster_id, hour] = max(duals.get((cluster_id, hour), 0.0), dual)
+    return -result.fun, duals
