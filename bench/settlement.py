@@ -3,12 +3,15 @@
 Creates a fresh database ``gpux_bench_settlement`` on the PostgreSQL the tests use (see ``bench/booking.py``),
 migrates it, and writes N completed bookings (default 10 000) by bulk SQL — spread over 200 startups and 10
 providers — with their cash holds posted in the ledger (wallet → wallet hold, one balanced transaction each,
-key ``booking:{id}:hold``). It enqueues one ``settle_booking`` per booking on a dedicated Redis db (15), then starts
-the worker processes (default: two ``--pool solo`` workers; ``--pool prefork`` gives one worker with
-``--concurrency 2``) and times the drain from the first settled booking to the last. Prints bookings/s (target
-≥ 200), then checks every booking settled exactly once and ``ledger_breaches() == []``. Bounded by ``--timeout``.
+key ``booking:{id}:hold``). It enqueues the settlements on a dedicated Redis db (15) as production does
+(``sweep_ended_bookings`` → ``enqueue_settlement``: one ``settle_bookings`` message per ``SETTLE_BATCH`` ids, each
+settled in one transaction; ``--batch 1`` sends one ``settle_booking`` per booking instead), then starts the
+worker processes (default: two ``--pool solo`` workers; ``--pool prefork`` gives one worker with ``--concurrency
+2``) and times the drain from the first settled booking to the last. Prints bookings/s (target ≥ 200), then checks
+every booking settled exactly once (one settle posting and one ``BookingSettlement`` each), ``ledger_breaches() ==
+[]`` and the audit chain. Bounded by ``--timeout``.
 
-    .venv/bin/python bench/settlement.py [--bookings 10000] [--pool solo|prefork] [--timeout 300] [--keep]
+    .venv/bin/python bench/settlement.py [--bookings 10000] [--batch 50] [--pool solo|prefork] [--timeout 300]
 """
 
 from __future__ import annotations
@@ -143,9 +146,9 @@ def main() -> None:
     parser.add_argument("--bookings", type=int, default=10_000)
     parser.add_argument("--pool", choices=["solo", "prefork"], default="solo",
                         help="solo: two single-process workers; prefork: one worker with --concurrency 2")
-    parser.add_argument("--batch", type=int, default=1,
-                        help="bookings per message: 1 sends settle_booking(id) each, more sends settle_bookings(ids) "
-                             "as the sweeps do (each booking still its own transaction)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="bookings per message (default: settlement.tasks.SETTLE_BATCH, as the sweeps enqueue): "
+                             "1 sends settle_booking(id) each, more sends settle_bookings(ids), one transaction each")
     parser.add_argument("--timeout", type=float, default=300, help="give up draining after this many seconds")
     parser.add_argument("--keep", action="store_true", help=f"keep the {BENCH_DB} database afterwards")
     parser.add_argument("--strict", action="store_true", help="exit 1 when bookings/s misses the 200 target")
@@ -165,10 +168,14 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connections
 
+    from audit.selectors import audit_chain_breaks
     from ledger.models import JournalTransaction
     from ledger.selectors import ledger_breaches
     from orders.models import Booking
-    from settlement.tasks import send_many, settle_booking, settle_bookings
+    from settlement.models import BookingSettlement
+    from settlement.tasks import SETTLE_BATCH, send_many, settle_booking, settle_bookings
+
+    args.batch = args.batch or SETTLE_BATCH
 
     t0 = time.perf_counter()
     call_command("migrate", interactive=False, verbosity=0)
@@ -218,14 +225,17 @@ def main() -> None:
     record("settlement", f"settled bookings/s, {len(ids)} bookings, 2 worker processes", rate, unit="/s",
            target="≥ 200", met=rate >= 200)
     settles = JournalTransaction.objects.filter(kind="settle").count()
+    records = BookingSettlement.objects.count()
     breaches = ledger_breaches()
-    print(f"settle transactions {settles} (one per settled booking: {'yes' if settles == done else 'NO'}); "
-          f"ledger: {breaches or 'consistent'}")
+    chain = audit_chain_breaks(first_only=True)
+    print(f"settle transactions {settles}, settlement records {records} (one each per settled booking: "
+          f"{'yes' if settles == records == done else 'NO'}); ledger: {breaches or 'consistent'}; "
+          f"audit chain: {chain or 'intact'}")
     connections.close_all()
     if not args.keep:
         drop_database(url, BENCH_DB)
     redis.Redis.from_url(BROKER).flushdb()
-    if breaches or settles != done or done != len(ids):
+    if breaches or chain or not settles == records == done == len(ids):
         sys.exit("errors during the run (see above)")
     if args.strict and rate < 200:
         sys.exit(1)

@@ -3,7 +3,7 @@
 from django.contrib import admin
 
 from ledger.admin import ReadOnlyAdmin
-from settlement.models import BookingSettlement, Payout, ReimbursementClaim
+from settlement.models import BookingSettlement, Payout, ReimbursementClaim, ReimbursementStatement
 
 
 @admin.register(BookingSettlement)
@@ -19,5 +19,11 @@ class PayoutAdmin(ReadOnlyAdmin):
 
 @admin.register(ReimbursementClaim)
 class ReimbursementClaimAdmin(ReadOnlyAdmin):
-    list_display = ["id", "program", "booking", "amount", "status", "paid_at"]
+    list_display = ["id", "program", "booking", "amount", "status", "statement", "paid_at"]
+    list_filter = ["status"]
+
+
+@admin.register(ReimbursementStatement)
+class ReimbursementStatementAdmin(ReadOnlyAdmin):
+    list_display = ["id", "program", "period_start", "period_end", "total", "status", "issued_at", "paid_at"]
     list_filter = ["status"]

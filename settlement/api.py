@@ -1,19 +1,29 @@
-"""Settlement API: a booking's money movements, payouts for providers, reimbursement claims for issuers."""
+"""Settlement API: a booking's money movements, payouts for providers, reimbursement claims and statements for
+issuers."""
 
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsIssuerMember, IsPlatformStaff, IsProviderMember
 from ledger.models import JournalTransaction
-from marketplace.core.exceptions import NotFound
+from marketplace.core.exceptions import ApplicationError, NotFound
+from marketplace.core.idempotency import HEADER as IDEMPOTENCY_KEY
+from marketplace.core.idempotency import idempotent
 from settlement import selectors, services
-from settlement.models import ReimbursementClaim
-from settlement.serializers import ClaimSerializer, MovementSerializer, PayoutSerializer
+from settlement.models import ReimbursementClaim, ReimbursementStatement
+from settlement.serializers import (
+    ClaimSerializer,
+    MovementSerializer,
+    PayoutSerializer,
+    StatementDetailSerializer,
+    StatementFilterSerializer,
+    StatementSerializer,
+)
 
 
 class BookingMovementsApi(generics.ListAPIView):
@@ -89,3 +99,65 @@ class PayoutMarkPaidApi(APIView):
     def post(self, request, pk):
         payout = services.payout_mark_paid(payout=pk, actor=request.user)
         return Response(PayoutSerializer(payout).data)
+
+IDEMPOTENCY_HEADER = OpenApiParameter(IDEMPOTENCY_KEY, str, OpenApiParameter.HEADER, required=False,
+                                      description="a replay returns the first response; another body answers 422")
+
+
+class CanReadStatements(BasePermission):
+    message = "Only voucher issuers, platform staff and auditors can read reimbursement statements."
+
+    def has_permission(self, request, view):
+        return selectors.can_read_statements(request.user)
+
+
+class StatementListApi(generics.ListAPIView):
+    """Reimbursement statements of your programs (every program's for platform staff and auditors), latest period
+    first; ``?program=<id>`` and ``?status=issued|paid`` filter."""
+
+    serializer_class = StatementSerializer
+    permission_classes = [IsAuthenticated, CanReadStatements]
+
+    @extend_schema(parameters=[StatementFilterSerializer])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no user to scope by
+            return ReimbursementStatement.objects.none()
+        query = StatementFilterSerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return selectors.statements_visible_to(self.request.user, program_id=query.validated_data.get("program"),
+                                               status=query.validated_data.get("status"))
+
+
+class StatementDetailApi(APIView):
+    """One statement with the claims it lists (booking, provider, startup, amount). Another city's answers 404."""
+
+    permission_classes = [IsAuthenticated, CanReadStatements]
+
+    @extend_schema(responses={200: StatementDetailSerializer})
+    def get(self, request, pk):
+        statement = selectors.statement_for(request.user, pk)
+        statement.lines = list(selectors.statement_lines(statement))
+        return Response(StatementDetailSerializer(statement).data)
+
+
+class StatementPayApi(APIView):
+    """The city paid this statement: one ledger posting bank → reimbursement due for its total, the statement and
+    its claims become ``paid``. Repeating it changes nothing. Issuer members of the program and platform staff;
+    auditors get 403, another city's issuer 404. Accepts ``Idempotency-Key``."""
+
+    permission_classes = [IsAuthenticated, CanReadStatements]
+
+    @extend_schema(request=None, responses={200: StatementDetailSerializer}, parameters=[IDEMPOTENCY_HEADER])
+    @idempotent
+    def post(self, request, pk):
+        statement = selectors.statement_for(request.user, pk)
+        if not selectors.can_pay_statement(request.user, statement):
+            raise ApplicationError("Only the program's issuer or platform staff can mark a statement paid.",
+                                   status=403, code="permission_denied")
+        statement = services.statement_mark_paid(statement=statement, actor=request.user)
+        statement = selectors.statement_for(request.user, statement.pk)
+        statement.lines = list(selectors.statement_lines(statement))
+        return Response(StatementDetailSerializer(statement).data)

@@ -5,8 +5,10 @@ are the business view of it and carry the uniqueness that makes settlement exact
 """
 
 from django.conf import settings
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Func, Q
 
 from accounts.models import Organization
 from marketplace.core.models import TimeStampedModel
@@ -67,6 +69,54 @@ class BookingSettlement(models.Model):
         return f"Settlement of booking {self.booking_id}"
 
 
+class TstzRange(Func):
+    """``tstzrange(start, end)``: the half-open period ``[start, end)`` of two columns (for the exclusion)."""
+
+    function = "tstzrange"
+    output_field = DateTimeRangeField()
+
+
+class ReimbursementStatement(TimeStampedModel):
+    """What a voucher program (a city) is asked to pay for one period: the open claims it lists, in one sum.
+
+    Issued by ``services.statements_issue`` and paid as a whole by ``services.statement_mark_paid`` (one ledger
+    posting ``statement:{id}:paid``); a claim listed here is never paid on its own. A program's statements never
+    overlap in time (exclusion constraint), so there is one statement per program and period.
+    """
+
+    class Status(models.TextChoices):
+        ISSUED = "issued", "Issued"
+        PAID = "paid", "Paid"
+
+    program = models.ForeignKey("vouchers.VoucherProgram", on_delete=models.PROTECT, related_name="statements")
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField(help_text="lists the program's open claims created before this time")
+    total = AmountField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ISSUED, db_index=True)
+    issued_at = models.DateTimeField()
+    paid_at = models.DateTimeField(null=True, blank=True)
+    paid_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+")
+
+    class Meta:
+        ordering = ["-period_end", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(total__gte=0), name="statement_total_non_negative"),
+            models.CheckConstraint(condition=Q(period_end__gt=F("period_start")), name="statement_period_valid"),
+            models.CheckConstraint(condition=Q(status__in=["issued", "paid"]), name="statement_status_valid"),
+            models.CheckConstraint(condition=Q(status="issued", paid_at__isnull=True)
+                                   | Q(status="paid", paid_at__isnull=False), name="statement_paid_at_iff_paid"),
+            ExclusionConstraint(
+                name="statement_no_overlap",
+                expressions=[("program", RangeOperators.EQUAL),
+                             (TstzRange("period_start", "period_end"), RangeOperators.OVERLAPS)],
+            ),
+        ]
+
+    def __str__(self):
+        return f"Statement {self.pk}: {self.total} ({self.status})"
+
+
 class ReimbursementClaim(TimeStampedModel):
     """What a voucher program (a city) owes for the voucher part of one settled booking."""
 
@@ -82,6 +132,9 @@ class ReimbursementClaim(TimeStampedModel):
     paid_at = models.DateTimeField(null=True, blank=True)
     paid_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="+")
+    # Set once, when a statement lists the claim; from then on only paying the statement pays it.
+    statement = models.ForeignKey(ReimbursementStatement, null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="claims")
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -1,19 +1,21 @@
-"""Reads for settlement: a booking's money movements and timeline, payouts for providers, claims for issuers.
+"""Reads for settlement: a booking's money movements and timeline, payouts for providers, claims and statements for
+issuers.
 
-Every queryset is scoped to the user's organizations, so another organization's objects answer 404.
+Every queryset is scoped to the user's organizations, so another organization's objects answer 404 (platform staff
+and auditors read every statement).
 """
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 
 from accounts.models import Organization
-from accounts.selectors import user_organizations
+from accounts.selectors import has_org_kind, is_auditor, is_platform_staff, user_organizations
 from ledger.models import Entry, JournalTransaction
 from marketplace.core.exceptions import NotFound
 from orders.models import Booking, BookingStatusChange
 from orders.selectors import bookings_visible_to
-from settlement.models import BookingSettlement, Payout, ReimbursementClaim
+from settlement.models import BookingSettlement, Payout, ReimbursementClaim, ReimbursementStatement
 
 
 def booking_for_progress(user, booking_id) -> Booking:
@@ -57,3 +59,48 @@ def claims_visible_to(user, *, status: str | None = None) -> QuerySet[Reimbursem
     issuers = user_organizations(user, kind=Organization.Kind.ISSUER)
     qs = ReimbursementClaim.objects.filter(program__issuer__in=issuers).select_related("program", "booking")
     return qs.filter(status=status) if status else qs
+
+
+def can_read_statements(user) -> bool:
+    """Issuer members (their programs' statements), platform staff and auditors (every statement)."""
+    return bool(user and user.is_authenticated) and (
+        has_org_kind(user, Organization.Kind.ISSUER) or is_platform_staff(user) or is_auditor(user))
+
+
+def statements_visible_to(user, *, program_id: int | None = None,
+                          status: str | None = None) -> QuerySet[ReimbursementStatement]:
+    """Statements of the programs of the issuers the user acts for (every program's for platform staff and
+    auditors), latest period first, with ``claim_count``; optionally one program's or one status's."""
+    qs = ReimbursementStatement.objects.select_related("program", "program__issuer", "paid_by")
+    if not (is_platform_staff(user) or is_auditor(user)):
+        qs = qs.filter(program__issuer__in=user_organizations(user, kind=Organization.Kind.ISSUER))
+    if program_id is not None:
+        qs = qs.filter(program_id=program_id)
+    if status:
+        qs = qs.filter(status=status)
+    return qs.annotate(claim_count=Count("claims")).order_by("-period_end", "-id")  # annotate drops Meta.ordering
+
+
+def statement_for(user, statement_id) -> ReimbursementStatement:
+    """A statement the user may read (``statements_visible_to``); ``NotFound`` otherwise, whether it does not exist
+    or is another city's."""
+    try:
+        pk = int(statement_id)
+    except (TypeError, ValueError):
+        raise NotFound("No such statement.") from None
+    statement = statements_visible_to(user).filter(pk=pk).first()
+    if statement is None:
+        raise NotFound("No such statement.")
+    return statement
+
+
+def statement_lines(statement: ReimbursementStatement) -> QuerySet[ReimbursementClaim]:
+    """The claims a statement lists, oldest first, with booking, startup (buyer) and provider."""
+    return (ReimbursementClaim.objects.filter(statement=statement).order_by("created_at", "id")
+            .select_related("booking__buyer", "booking__listing__cluster__data_center__provider"))
+
+
+def can_pay_statement(user, statement: ReimbursementStatement) -> bool:
+    """Members acting for the program's issuer, and platform staff (auditors only read)."""
+    return (user_organizations(user, kind=Organization.Kind.ISSUER).filter(pk=statement.program.issuer_id).exists()
+            or is_platform_staff(user))

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from ledger.models import Entry, JournalTransaction
-from settlement.models import BookingSettlement, Payout, ReimbursementClaim
+from settlement.models import BookingSettlement, Payout, ReimbursementClaim, ReimbursementStatement
 
 
 class EntrySerializer(serializers.ModelSerializer):
@@ -48,4 +48,51 @@ class ClaimSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ReimbursementClaim
-        fields = ["id", "program", "program_name", "booking", "amount", "status", "created_at", "paid_at"]
+        fields = ["id", "program", "program_name", "booking", "amount", "status", "created_at", "paid_at",
+                  "statement"]
+
+
+class StatementFilterSerializer(serializers.Serializer):
+    """Query of ``GET /statements/``: unknown programs give an empty list, bad values a 400."""
+
+    program = serializers.IntegerField(required=False, min_value=1)
+    status = serializers.ChoiceField(choices=ReimbursementStatement.Status.choices, required=False)
+
+
+class StatementSerializer(serializers.ModelSerializer):
+    program_name = serializers.CharField(source="program.name", read_only=True)
+    issuer = serializers.IntegerField(source="program.issuer_id", read_only=True)
+    issuer_name = serializers.CharField(source="program.issuer.name", read_only=True)
+    claim_count = serializers.IntegerField(read_only=True)
+    paid_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = ReimbursementStatement
+        fields = ["id", "program", "program_name", "issuer", "issuer_name", "period_start", "period_end", "total",
+                  "status", "claim_count", "issued_at", "paid_at", "paid_by"]
+
+
+class StatementLineSerializer(serializers.ModelSerializer):
+    """One claim on a statement: the booking it reimburses, who provided and who bought the compute."""
+
+    provider = serializers.IntegerField(source="booking.listing.cluster.data_center.provider_id", read_only=True)
+    provider_name = serializers.CharField(source="booking.listing.cluster.data_center.provider.name",
+                                          read_only=True)
+    startup = serializers.IntegerField(source="booking.buyer_id", read_only=True)
+    startup_name = serializers.CharField(source="booking.buyer.name", read_only=True)
+    booking_start = serializers.DateTimeField(source="booking.start", read_only=True)
+    booking_end = serializers.DateTimeField(source="booking.end", read_only=True)
+
+    class Meta:
+        model = ReimbursementClaim
+        fields = ["id", "booking", "booking_start", "booking_end", "provider", "provider_name", "startup",
+                  "startup_name", "amount", "status", "created_at"]
+
+
+class StatementDetailSerializer(StatementSerializer):
+    """A statement with its lines; the view sets ``lines`` (``selectors.statement_lines``)."""
+
+    claims = StatementLineSerializer(source="lines", many=True, read_only=True)
+
+    class Meta(StatementSerializer.Meta):
+        fields = [*StatementSerializer.Meta.fields, "claims"]

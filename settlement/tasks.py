@@ -21,7 +21,7 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError, kombu.exceptions.Operation
                     redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 # Sending a message failed: the broker is down or unreachable.
 BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.RedisError, ConnectionError, OSError)
-# Bookings per ``settle_bookings`` message: fewer messages, each still one transaction per booking.
+# Bookings per ``settle_bookings`` message, settled in one transaction (``services.bookings_settle``).
 SETTLE_BATCH = 50
 RETRY = {"autoretry_for": TRANSIENT_ERRORS, "retry_backoff": 2, "retry_backoff_max": 120, "retry_jitter": True,
          "max_retries": 10, "acks_late": True, "reject_on_worker_lost": True}
@@ -44,9 +44,15 @@ def settle_booking(booking_id: int) -> str | None:
 
 @shared_task(name="settlement.settle_bookings", ignore_result=True, **RETRY)
 def settle_bookings(booking_ids: list[int]) -> int:
-    """Settle each booking of a batch, each in its own transaction (what the sweeps enqueue: one message per
-    batch instead of per booking). A retry after a transient error redoes only what is not settled yet."""
-    return sum(settle_booking.run(pk) == "settled" for pk in booking_ids)
+    """Settle a batch of bookings in one transaction (``services.bookings_settle``; what the sweeps enqueue: one
+    message per batch instead of per booking) and return how many it settled. A retry after a transient error, or
+    the redelivery of a batch whose worker died, settles only what is not settled yet. Voucher bookings are then
+    checked for anomalies, after the commit, as in ``settle_booking``."""
+    settled = services.bookings_settle(booking_ids=booking_ids)
+    flagged = [(booking.pk,) for booking in settled if booking.voucher_amount]
+    if flagged:
+        send_many(audit_tasks.flags_for_booking, flagged)
+    return len(settled)
 
 
 @shared_task(name="settlement.run_sweeps", ignore_result=True, **RETRY)
@@ -94,3 +100,10 @@ def enqueue_settlement(*booking_ids: int, batch: int = SETTLE_BATCH) -> None:
     elif ids:
         chunks = [(ids[i:i + batch],) for i in range(0, len(ids), batch)]
         transaction.on_commit(lambda: send_many(settle_bookings, chunks))
+
+
+@shared_task(name="settlement.issue_monthly_statements", ignore_result=True, **RETRY)
+def issue_monthly_statements() -> list[int]:
+    """Last month's reimbursement statement for every program with open claims (beat, 1st of the month).
+    Idempotent: a period already stated gets no second statement."""
+    return [statement.pk for statement in services.statements_issue()]

@@ -1,15 +1,22 @@
-"""Pages: a booking's progress and money movements, payouts for providers, claims to pay for issuers."""
+"""Pages: a booking's progress and money movements, payouts for providers, claims and statements to pay for
+issuers."""
 
+import csv
+
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Sum
-from django.http import Http404
-from django.shortcuts import render
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.money import ZERO
 from settlement import selectors, services
+from settlement.models import ReimbursementStatement
 
 PER_PAGE = 25
 
@@ -52,5 +59,97 @@ def claim_mark_paid(request, pk):
     claim = selectors.claims_visible_to(request.user).filter(pk=pk).first()
     if claim is None:
         raise Http404("No such claim.")
-    claim = services.claim_mark_paid(claim=claim, actor=request.user)
-    return render(request, "settlement/_claim_row.html", {"claim": claim})
+    error = None
+    try:
+        claim = services.claim_mark_paid(claim=claim, actor=request.user)
+    except ApplicationError as exc:  # e.g. listed on a statement: the row says so (htmx swaps 2xx answers only)
+        error = exc.message
+        claim.refresh_from_db()
+    return render(request, "settlement/_claim_row.html", {"claim": claim, "error": error})
+
+
+def _statement_readable(request) -> None:
+    if not selectors.can_read_statements(request.user):
+        raise PermissionDenied("Only voucher issuers, platform staff and auditors read reimbursement statements.")
+
+
+def _statement_or_404(request, pk) -> ReimbursementStatement:
+    _statement_readable(request)
+    try:
+        return selectors.statement_for(request.user, pk)
+    except ApplicationError:
+        raise Http404("No such statement.") from None
+
+
+@login_required
+def statement_list(request):
+    _statement_readable(request)
+    status = request.GET.get("status") or ""
+    statements = selectors.statements_visible_to(
+        request.user, status=status if status in ReimbursementStatement.Status.values else None)
+    page = Paginator(statements, PER_PAGE).get_page(request.GET.get("page"))
+    due = (selectors.statements_visible_to(request.user, status=ReimbursementStatement.Status.ISSUED)
+           .aggregate(total=Sum("total"))["total"] or ZERO)
+    template = "settlement/_statements.html" if request.htmx else "settlement/statements.html"
+    return render(request, template, {"page": page, "status": status, "due": due})
+
+
+def _detail_context(request, statement: ReimbursementStatement) -> dict:
+    return {"statement": statement, "lines": list(selectors.statement_lines(statement)),
+            "can_pay": selectors.can_pay_statement(request.user, statement)}
+
+
+@login_required
+def statement_detail(request, pk):
+    statement = _statement_or_404(request, pk)
+    return render(request, "settlement/statement_detail.html", _detail_context(request, statement))
+
+
+def _csv_cell(value) -> str:
+    """Text a spreadsheet will not run as a formula (names are typed in by organizations)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+STATEMENT_CSV_COLUMNS = ["statement", "program", "period_start", "period_end", "claim", "booking", "booking_start",
+                         "booking_end", "provider", "startup", "amount", "currency", "claim_status"]
+
+
+@login_required
+def statement_csv(request, pk):
+    """The statement's lines as a CSV attachment, one row per claim (the statement total is their sum)."""
+    statement = _statement_or_404(request, pk)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="statement-{statement.pk}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(STATEMENT_CSV_COLUMNS)
+    for claim in selectors.statement_lines(statement):
+        booking = claim.booking
+        writer.writerow([_csv_cell(v) for v in (
+            statement.pk, statement.program.name, statement.period_start.isoformat(),
+            statement.period_end.isoformat(), claim.pk, booking.pk, booking.start.isoformat(), booking.end.isoformat(),
+            booking.listing.cluster.data_center.provider.name, booking.buyer.name, claim.amount,
+            settings.PLATFORM_CURRENCY, claim.status)])
+    return response
+
+
+@login_required
+@require_POST
+def statement_pay(request, pk):
+    """Mark the statement paid. htmx swaps the statement (errors shown in it); a plain POST redirects to it."""
+    statement = _statement_or_404(request, pk)
+    if not selectors.can_pay_statement(request.user, statement):
+        raise PermissionDenied("Only the program's issuer or platform staff can mark a statement paid.")
+    error = None
+    try:
+        services.statement_mark_paid(statement=statement, actor=request.user)
+    except ApplicationError as exc:
+        error = exc.message
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        else:
+            messages.success(request, f"Statement #{statement.pk} marked paid.")
+        return redirect("statement-detail", statement.pk)
+    statement = selectors.statement_for(request.user, statement.pk)
+    return render(request, "settlement/_statement.html", {**_detail_context(request, statement), "error": error})

@@ -175,7 +175,7 @@ MAX_OPEN_BIDS = env.int("MAX_OPEN_BIDS", default=50)
 # --- REST framework ---------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.TokenAuthentication",  # DRF's, with its per-request lookup written out
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -196,6 +196,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Claims' and statements' ``status`` appear in several components: name their enums once.
+    "ENUM_NAME_OVERRIDES": {"ClaimStatusEnum": "settlement.models.ReimbursementClaim.Status",
+                            "StatementStatusEnum": "settlement.models.ReimbursementStatement.Status"},
 }
 
 # --- Celery (Redis broker) --------------------------------------------------------------------------------------
@@ -228,6 +231,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     "settlement-sweeps": {"task": "settlement.run_sweeps", "schedule": 60.0, "options": {"expires": 55}},
     "settlement-weekly-payouts": {"task": "settlement.create_weekly_payouts",
                                   "schedule": crontab(minute=0, hour=2, day_of_week="mon")},
+    # Each program's reimbursement statement of the month before (idempotent: one statement per program and period).
+    "settlement-monthly-statements": {"task": "settlement.issue_monthly_statements",
+                                      "schedule": crontab(minute=0, hour=1, day_of_month=1)},
     # Batch clearing of open bids (orders.matching.clear, then one booking per assignment).
     "orders-clear-bids": {"task": "orders.clear_bids", "schedule": 300.0, "options": {"expires": 290}},
     # Anomaly flags over recent voucher spend (idempotent: ON CONFLICT DO NOTHING).
@@ -247,4 +253,4 @@ LOGGING = {
 
 # ``manage.py seed_demo`` runs these in order; each app that has demo data adds its seeder.
 DEMO_SEEDERS = ["accounts.demo.seed", "listings.demo.seed", "vouchers.demo.seed", "orders.demo.seed",
-                "audit.demo.seed"]
+                "settlement.demo.seed", "audit.demo.seed"]

@@ -1,6 +1,7 @@
 """Settlement races on real PostgreSQL transactions: one set of entries per booking, whatever runs at once."""
 
 import pytest
+from django.core.management import call_command
 
 from ledger.models import JournalTransaction
 from ledger.selectors import ledger_breaches
@@ -59,3 +60,65 @@ def test_concurrent_payout_batches_never_pay_a_settlement_twice():
     assert BookingSettlement.objects.filter(payout__isnull=True).count() == 0
     assert sum(p.amount for p in Payout.objects.all()) == sum(s.provider_amount for s in
                                                              BookingSettlement.objects.all())
+
+
+def test_overlapping_batches_at_once_settle_each_booking_once():
+    # given 16 completed bookings of two buyers on two listings, some paid partly by a voucher
+    startup = factories.StartupFactory()
+    voucher = issued_voucher(holder=startup, program=funded_program(), face_value="50000.00")
+    listings, buyers = [factories.ListingFactory(), factories.ListingFactory()], [startup, factories.StartupFactory()]
+    ids = [completed_booking(listing=listings[i % 2], buyer=buyers[i // 2 % 2], subtotal=f"{100 + i}.00",
+                             vouchers=[voucher] if i % 4 == 0 else []).pk for i in range(16)]
+    # when four batches overlapping each other run at once (all, all reversed, evens, odds)
+    batches = [ids, ids[::-1], ids[::2], ids[1::2]]
+    results = run_concurrently(lambda batch: services.bookings_settle(booking_ids=batch), [(b,) for b in batches])
+    # then none failed (no deadlock) and together they settled each booking once
+    assert all(isinstance(r, list) for r in results), results
+    assert sorted(b.pk for r in results for b in r) == sorted(ids)
+    assert Booking.objects.filter(pk__in=ids, status="settled").count() == 16
+    assert JournalTransaction.objects.filter(kind="settle").count() == 16
+    assert BookingSettlement.objects.count() == 16
+    assert ReimbursementClaim.objects.count() == 4
+    assert ledger_breaches() == []
+    call_command("verify_audit")
+
+
+def test_batches_locking_shared_accounts_in_crossed_orders_do_not_deadlock():
+    # given, per round, two disjoint batches naming the same buyers and providers in opposite orders: batch A is 30
+    # bookings of buyer X at provider P then one of Y at Q, batch B 30 of Y at Q then one of X at P. Posted one
+    # transaction after the other, A would hold X's and the platform-fees account while it needs Y's last, and B
+    # hold Y's from the start: the deadlock detector would abort one
+    x, y = factories.StartupFactory(), factories.StartupFactory()
+    p, q = factories.ListingFactory(), factories.ListingFactory()
+
+    def batch(first, last) -> list[int]:
+        return [completed_booking(buyer=buyer, listing=listing, subtotal=f"{10 + i}.00").pk
+                for i, (buyer, listing) in enumerate([first] * 30 + [last])]
+
+    rounds = [(batch((x, p), (y, q)), batch((y, q), (x, p))) for _ in range(3)]
+    for a, b in rounds:
+        # when both batches run at once
+        results = run_concurrently(lambda ids: services.bookings_settle(booking_ids=ids), [(a,), (b,)])
+        # then both settle everything, neither aborted by the deadlock detector
+        assert [[booking.pk for booking in r] if isinstance(r, list) else r for r in results] == [a, b]
+    assert JournalTransaction.objects.filter(kind="settle").count() == 3 * 62
+    assert ledger_breaches() == []
+
+
+def test_a_batch_and_single_settlements_of_its_bookings_at_once_settle_each_once():
+    # given three completed bookings
+    listing = factories.ListingFactory()
+    ids = [completed_booking(listing=listing, subtotal="10.00").pk for _ in range(3)]
+    # when a batch of all three runs at the same time as two single settlements of the first and one of the second
+    calls = [lambda: services.bookings_settle(booking_ids=ids)] + [
+        (lambda pk=pk: services.booking_settle(booking_id=pk)) for pk in (ids[0], ids[0], ids[1])]
+    results = run_concurrently(lambda call: call(), [(c,) for c in calls])
+    # then the single settlements (which wait for a batch holding their booking) all return it settled
+    assert [r.status for r in results[1:]] == ["settled"] * 3, results
+    assert isinstance(results[0], list)
+    # and each booking was settled once, whoever did it
+    assert Booking.objects.filter(pk__in=ids, status="settled").count() == 3
+    for pk in ids:
+        assert JournalTransaction.objects.filter(idempotency_key=f"booking:{pk}:settle").count() == 1
+        assert BookingSettlement.objects.filter(booking_id=pk).count() == 1
+    assert ledger_breaches() == []

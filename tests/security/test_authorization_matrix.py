@@ -15,6 +15,7 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from listings.models import Listing
@@ -90,6 +91,7 @@ def build_world() -> World:
     settled = completed_booking(buyer=b_startup, listing=listing, vouchers=[voucher], subtotal="10000.00")
     settlement_services.booking_settle(booking_id=settled.pk)
     settlement_services.payout_batch_create(provider_id=b_provider.pk)
+    statement = settlement_services.statements_issue(until=timezone.now(), program_id=program.pk)[0]
     world = World(clients=clients, users=users)
     world.b = {
         "startup": b_startup, "provider": b_provider, "issuer": b_issuer, "listing": listing, "draft": draft,
@@ -97,6 +99,7 @@ def build_world() -> World:
         "program": program, "voucher": voucher, "application": application, "booking": booking, "bid": bid,
         "settled": settled, "claim": ReimbursementClaim.objects.get(booking=settled),
         "payout": Payout.objects.get(provider=b_provider),
+        "statement": statement,
     }
     return world
 
@@ -181,6 +184,10 @@ def object_requests(b: dict) -> dict[str, tuple[list[tuple], set[str]]]:
         "api-claim-list": ([("get", "/api/v1/reimbursement-claims/", None)], {"staff"}),
         "api-claim-mark-paid": ([("post", f"/api/v1/reimbursement-claims/{b['claim'].pk}/mark-paid/", {})],
                                 {"staff"}),
+        # platform staff and auditors read every city's statements; staff may also record a payment
+        "api-statement-list": ([("get", "/api/v1/statements/", None)], {"staff", "auditor"}),
+        "api-statement-detail": ([("get", f"/api/v1/statements/{b['statement'].pk}/", None)], {"staff", "auditor"}),
+        "api-statement-pay": ([("post", f"/api/v1/statements/{b['statement'].pk}/pay/", {})], {"staff"}),
     }
 
 
@@ -196,6 +203,7 @@ def list_rows(b: dict) -> dict[str, tuple[str, set[int]]]:
         "api-vouchers": ("/api/v1/vouchers/", {b["voucher"].pk}),
         "api-payout-list": ("/api/v1/payouts/", {b["payout"].pk}),
         "api-claim-list": ("/api/v1/reimbursement-claims/", {b["claim"].pk}),
+        "api-statement-list": ("/api/v1/statements/", {b["statement"].pk}),
     }
 
 
@@ -271,6 +279,9 @@ def page_requests(b: dict) -> list[tuple[str, str, set[str]]]:
         ("post", f"/vouchers/applications/{b['application'].pk}/reject/", set()),
         ("get", f"/settlement/bookings/{b['settled'].pk}/", set()),
         ("post", f"/claims/{b['claim'].pk}/mark-paid/", {"staff"}),
+        ("get", f"/statements/{b['statement'].pk}/", {"staff", "auditor"}),
+        ("get", f"/statements/{b['statement'].pk}/lines.csv", {"staff", "auditor"}),
+        ("post", f"/statements/{b['statement'].pk}/pay/", {"staff"}),
         ("post", f"/provider/listings/{b['listing'].pk}/pause/", set()),
     ]
 
@@ -366,7 +377,8 @@ def test_wallet_deposit_by_a_startup_is_refused_and_nothing_is_written(world):
 def test_b_members_do_see_their_own_rows_so_the_list_checks_can_fail(world):
     # given members of B's startup, provider and issuer
     owner_of = {"api-bookings": "startup", "api-bids": "startup", "api-vouchers": "startup",
-                "api-data-centers": "provider", "api-clusters": "provider", "api-voucher-applications": "issuer"}
+                "api-data-centers": "provider", "api-clusters": "provider", "api-voucher-applications": "issuer",
+                "api-statement-list": "issuer"}
     rows = list_rows(world.b)
     for name, kind in owner_of.items():
         client = APIClient()

@@ -9,6 +9,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from ledger.models import LedgerAccount
 from ledger.services import wallet_hold
 from orders.models import Booking
 from tests import factories
@@ -49,3 +50,13 @@ def completed_booking(**kwargs) -> Booking:
 def held_expired_booking(**kwargs) -> Booking:
     return booking_in(Booking.Status.HELD, start=factories.next_hour(3),
                       hold_expires_at=timezone.now() - dt.timedelta(minutes=1), **kwargs)
+
+
+def balance(kind, owner_id=None) -> Decimal:
+    """The balance of the account ``(kind, owner_id)``; zero when it does not exist yet."""
+    account = LedgerAccount.objects.filter(kind=kind, owner_id=owner_id).first()
+    return account.balance if account else Decimal("0.00")
+
+
+def provider_of(booking) -> int:
+    return booking.listing.cluster.data_center.provider_id

@@ -5,27 +5,18 @@ from decimal import Decimal
 import pytest
 
 from audit.models import AuditEvent
-from ledger.models import JournalTransaction, LedgerAccount
+from ledger.models import JournalTransaction
 from ledger.selectors import ledger_breaches
 from marketplace.core.exceptions import ApplicationError
 from orders.models import Booking
 from settlement import services
 from settlement.models import BookingSettlement, Payout, ReimbursementClaim
 from tests import factories
-from tests.settlement.factories import booking_in, completed_booking
+from tests.settlement.factories import balance, booking_in, completed_booking, provider_of
 from tests.vouchers.factories import funded_program, issued_voucher
 from vouchers.models import Redemption
 
 pytestmark = pytest.mark.django_db
-
-
-def balance(kind, owner_id=None) -> Decimal:
-    account = LedgerAccount.objects.filter(kind=kind, owner_id=owner_id).first()
-    return account.balance if account else Decimal("0.00")
-
-
-def provider_of(booking) -> int:
-    return booking.listing.cluster.data_center.provider_id
 
 
 def test_settle_cash_only_booking_pays_provider_subtotal_less_fee(settings):

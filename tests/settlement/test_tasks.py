@@ -9,7 +9,7 @@ from ledger.selectors import ledger_breaches
 from orders.models import Booking
 from settlement import services
 from settlement.models import BookingSettlement
-from settlement.tasks import enqueue_settlement, send_safely, settle_booking
+from settlement.tasks import enqueue_settlement, send_many, send_safely, settle_booking, settle_bookings
 from tests import factories
 from tests.orders.factories import booking_body, fund
 from tests.settlement import workers
@@ -23,17 +23,21 @@ def settled_count(ids) -> int:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_real_worker_settles_bookings_enqueued_on_commit():
+@pytest.mark.parametrize("together", [False, True], ids=["settle_booking each", "one settle_bookings batch"])
+def test_a_real_worker_settles_bookings_enqueued_on_commit(together):
     # given completed bookings and a worker on our broker
     bookings = [completed_booking(subtotal=f"{100 + i}.00") for i in range(3)]
     ids = [b.pk for b in bookings]
     with workers.broker(workers.own_broker_url()):
         proc = workers.start_worker()
         try:
-            # when enqueued inside a transaction (sent on commit)
+            # when enqueued inside a transaction (sent on commit), one message each or one for the batch
             with transaction.atomic():
-                for pk in ids:
-                    enqueue_settlement(pk)
+                if together:
+                    enqueue_settlement(*ids)
+                else:
+                    for pk in ids:
+                        enqueue_settlement(pk)
             # then the worker settles each through Redis
             assert workers.wait_until(lambda: settled_count(ids) == 3, timeout=90)
         finally:
@@ -84,7 +88,8 @@ def test_redis_down_bookings_still_taken_and_sweeps_settle_them_later(startup_cl
 
 
 @pytest.mark.django_db(transaction=True)
-def test_kill_9_a_worker_mid_batch_then_every_booking_is_settled_exactly_once():
+@pytest.mark.parametrize("per_message", [1, 10], ids=["settle_booking each", "settle_bookings of 10"])
+def test_kill_9_a_worker_mid_batch_then_every_booking_is_settled_exactly_once(per_message):
     # given 200 completed bookings of one buyer on one listing
     buyer, listing = factories.StartupFactory(), factories.ListingFactory()
     ids = [booking_in(Booking.Status.COMPLETED, buyer=buyer, listing=listing, subtotal=f"{10 + i % 7}.00").pk
@@ -94,8 +99,12 @@ def test_kill_9_a_worker_mid_batch_then_every_booking_is_settled_exactly_once():
         env = {"CELERY_VISIBILITY_TIMEOUT": "5"}
         first = workers.start_worker(pool="prefork", concurrency=2, name="doomed", extra_env=env)
         try:
-            for pk in ids:
-                assert send_safely(settle_booking, pk)
+            if per_message == 1:
+                for pk in ids:
+                    assert send_safely(settle_booking, pk)
+            else:  # as the sweeps enqueue: batches, each settled in one transaction
+                chunks = [(ids[i:i + per_message],) for i in range(0, len(ids), per_message)]
+                assert send_many(settle_bookings, chunks) == len(chunks)
             # when the worker is killed (-9, its whole process group) while it works through the batch
             assert workers.wait_until(lambda: settled_count(ids) >= 20, timeout=90), (
                 f"only {settled_count(ids)} settled; worker alive: {first.poll() is None}")

@@ -1,0 +1,56 @@
+"""The issuer pays a statement in a real browser: statements nav link, detail, confirmation dialog, htmx swap,
+CSV download, no CSP violation or script error."""
+
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from ledger.models import JournalTransaction
+from settlement import services
+from tests import factories
+from tests.e2e.conftest import log_in
+from tests.settlement.statement_factories import open_claims
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_issuer_pays_a_statement_after_confirming(live_server, page, screenshot):
+    # given an issued statement of two claims and a member of its issuer
+    open_claims(count=2)
+    statement = services.statements_issue(until=timezone.now())[0]
+    user = factories.member_of(statement.program.issuer)
+    user.set_password("pw-statements-1")
+    user.save()
+    errors = []
+    # console errors (CSP violations among them) and failed requests; the browser's own favicon probe aside
+    page.on("console", lambda msg: errors.append(msg.text)
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
+            if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    log_in(page, user.username, "pw-statements-1")
+    # when she opens her statement from the navigation
+    page.get_by_role("link", name="Statements").first.click()
+    page.get_by_role("link", name=f"#{statement.pk}").click()
+    expect(page.locator("#statement-total")).to_contain_text("4000.00")
+    screenshot("statement-detail")
+    # and downloads its lines
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download lines (CSV)").click()
+    lines = Path(download_info.value.path()).read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("statement,program,period_start") and len(lines) == 3
+    # when she dismisses the confirmation first, then accepts it
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.get_by_role("button", name="Mark paid").click()
+    page.wait_for_timeout(300)
+    assert not JournalTransaction.objects.filter(idempotency_key=f"statement:{statement.pk}:paid").exists()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Mark paid").click()
+    # then the statement is swapped in place as paid, posted once, with no script error or CSP violation
+    expect(page.locator("#statement-status")).to_have_text("Paid")
+    expect(page.get_by_role("button", name="Mark paid")).to_have_count(0)
+    screenshot("statement-paid")
+    assert JournalTransaction.objects.filter(idempotency_key=f"statement:{statement.pk}:paid").count() == 1
+    assert errors == []
