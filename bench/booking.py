@@ -228,6 +228,28 @@ def run_clients(port: int, tokens: list[str], listing_ids: list[int], seconds: f
     return latencies, statuses, time.perf_counter() - t0
 
 
+def cpu_seconds(server_group: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the web server (the process group we started), PostgreSQL (every
+    ``postgres`` process: the backends serving it) and this process (the clients), from ``/proc``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {"web": 0.0, "postgres": 0.0}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # gone meanwhile
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()  # from field 3 (state) on
+        seconds = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        if int(fields[2]) == server_group:  # pgrp
+            used["web"] += seconds
+        elif name == "postgres":
+            used["postgres"] += seconds
+    times = os.times()
+    used["clients"] = times.user + times.system
+    return used
+
+
 def pgbench(url: str, clients: int, seconds: int, scale: int) -> float:
     """TPC-B (pgbench's default script) tps on a scratch database of the same server."""
     binary = shutil.which("pgbench") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))), None)
@@ -296,8 +318,10 @@ def main() -> None:
     try:
         port = int(server.args[server.args.index("--bind") + 1].rsplit(":", 1)[1])
         run_clients(port, tokens, listing_ids, 2, 200, args.clients)  # warm-up: connections, imports, plans
+        cpu_before = cpu_seconds(server.pid)
         latencies, statuses, elapsed = run_clients(port, tokens, listing_ids, args.seconds, args.max_requests,
                                                    args.clients)
+        cpu_after = cpu_seconds(server.pid)
     finally:
         stop_server(server)
 
@@ -311,6 +335,9 @@ def main() -> None:
           f"{sum(statuses.values())} requests {dict(sorted(statuses.items()))}")
     print(f"bookings/s {rate:8.1f}   p50 {percentile(latencies, .5) * 1000:6.1f} ms   "
           f"p99 {percentile(latencies, .99) * 1000:6.1f} ms   ({Booking.objects.count()} bookings in the database)")
+    per_request = {k: (cpu_after[k] - cpu_before[k]) * 1000 / max(1, sum(statuses.values())) for k in cpu_after}
+    print("CPU per request: " + ", ".join(f"{k} {v:.2f} ms" for k, v in per_request.items())
+          + f" (of {os.cpu_count()} cores)")
     print(f"ledger after the run: {breaches or 'consistent'}")
     connections.close_all()
     if not args.keep:
