@@ -46,7 +46,8 @@ def table(rows: list[dict], failures: dict[str, int]) -> str:
              "| benchmark | figure | value | target | met |", "|---|---|---|---|---|"]
     for row in rows:
         met = "" if row["met"] is None else ("yes" if row["met"] else "**no**")
-        value = f"{row['value']:,.3f}".rstrip("0").rstrip(".") + (f" {row['unit']}" if row["unit"] else "")
+        places = 4 if abs(row["value"]) < 10 else 3  # ratios near a target: 0.9795 must not print as 0.98
+        value = f"{row['value']:,.{places}f}".rstrip("0").rstrip(".") + (f" {row['unit']}" if row["unit"] else "")
         lines.append(f"| {row['bench']} | {row['metric']} | {value} | {row['target']} | {met} |")
     for name, code in failures.items():
         lines.append(f"| {name} | exited with code {code} | | | **no** |")
