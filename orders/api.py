@@ -13,7 +13,7 @@ from accounts.permissions import IsProviderMember, IsStartupMember
 from accounts.selectors import acting_organization
 from listings.models import Accelerator
 from marketplace.core.exceptions import ApplicationError
-from marketplace.core.idempotency import HEADER as IDEMPOTENCY_KEY
+from marketplace.core.idempotency import SCHEMA_PARAMETER as IDEMPOTENCY_HEADER
 from marketplace.core.idempotency import idempotent
 from orders import bid_selectors, bid_services, selectors, services
 from orders.models import Bid, Booking
@@ -32,9 +32,6 @@ from orders.serializers import (
 
 ORG_HEADER = OpenApiParameter("X-Organization", int, OpenApiParameter.HEADER, required=False,
                               description="the organization to act for, when you belong to several")
-
-IDEMPOTENCY_HEADER = OpenApiParameter(IDEMPOTENCY_KEY, str, OpenApiParameter.HEADER, required=False,
-                                      description="a replay returns the first response; another body answers 422")
 
 
 def _buyer(request) -> Organization:

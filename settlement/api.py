@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from accounts.permissions import IsIssuerMember, IsPlatformStaff, IsProviderMember
 from ledger.models import JournalTransaction
 from marketplace.core.exceptions import ApplicationError, NotFound
-from marketplace.core.idempotency import HEADER as IDEMPOTENCY_KEY
+from marketplace.core.idempotency import SCHEMA_PARAMETER as IDEMPOTENCY_HEADER
 from marketplace.core.idempotency import idempotent
 from settlement import selectors, services
 from settlement.models import ReimbursementClaim, ReimbursementStatement
@@ -99,9 +99,6 @@ class PayoutMarkPaidApi(APIView):
     def post(self, request, pk):
         payout = services.payout_mark_paid(payout=pk, actor=request.user)
         return Response(PayoutSerializer(payout).data)
-
-IDEMPOTENCY_HEADER = OpenApiParameter(IDEMPOTENCY_KEY, str, OpenApiParameter.HEADER, required=False,
-                                      description="a replay returns the first response; another body answers 422")
 
 
 class CanReadStatements(BasePermission):

@@ -32,6 +32,7 @@ import hashlib
 import json
 
 from django.db import connection, transaction
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
@@ -40,6 +41,9 @@ from marketplace.core.exceptions import ApplicationError
 from marketplace.core.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
+# The header in the OpenAPI schema of every view decorated with ``idempotent``.
+SCHEMA_PARAMETER = OpenApiParameter(HEADER, str, OpenApiParameter.HEADER, required=False,
+                                    description="a replay returns the first response; another body answers 422")
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = IdempotencyRecord._meta.get_field("key").max_length
 
