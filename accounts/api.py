@@ -1,7 +1,7 @@
 """Accounts API: token, me."""
 
 from django.contrib.auth import authenticate
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
@@ -11,6 +11,10 @@ from rest_framework.views import APIView
 from accounts import selectors, throttling
 from accounts.serializers import MeSerializer, TokenRequestSerializer, TokenResponseSerializer
 from marketplace.core.exceptions import ApplicationError
+
+# The header of every API view that acts for one of the user's organizations (``selectors.acting_organization``).
+ORG_HEADER = OpenApiParameter("X-Organization", int, OpenApiParameter.HEADER, required=False,
+                              description="the organization to act for, when you belong to several")
 
 
 class TokenView(APIView):

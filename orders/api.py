@@ -8,6 +8,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api import ORG_HEADER
 from accounts.models import Organization
 from accounts.permissions import IsProviderMember, IsStartupMember
 from accounts.selectors import acting_organization
@@ -29,9 +30,6 @@ from orders.serializers import (
     QuoteRequestSerializer,
     QuoteSerializer,
 )
-
-ORG_HEADER = OpenApiParameter("X-Organization", int, OpenApiParameter.HEADER, required=False,
-                              description="the organization to act for, when you belong to several")
 
 
 def _buyer(request) -> Organization:

@@ -4,12 +4,13 @@ Querysets come from ``vouchers.selectors``, so another organization's objects an
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api import ORG_HEADER
 from accounts.models import Organization
 from accounts.permissions import IsIssuerMember, IsStartupMember
 from accounts.selectors import acting_organization
@@ -25,9 +26,6 @@ from vouchers.serializers import (
     VoucherProgramSerializer,
     VoucherSerializer,
 )
-
-ORG_HEADER = OpenApiParameter("X-Organization", int, OpenApiParameter.HEADER, required=False,
-                              description="the organization to act for, when you belong to several")
 
 
 def _acting(request, kind: str) -> Organization:
