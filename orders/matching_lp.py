@@ -243,10 +243,16 @@ def lp_relaxation(bids: Sequence[Bid], asks: Sequence[Ask], *, time_limit_s: flo
     while rounds < max_rounds:
         gain = reduced - mu[slots.bid]
         gain[in_master] = -np.inf
-        candidates = np.flatnonzero(gain > tolerance)
-        if len(candidates) == 0:
-            exact = rounds > 0 or not warm_start
-            break
+        if rounds == 0:
+            # The first master: each bid's best columns at the starting duals, whatever their sign (warm-start
+            # duals may price every column out, and then only a solved master can tell how far from optimal they
+            # are).
+            candidates = np.arange(n_slots)
+        else:
+            candidates = np.flatnonzero(gain > tolerance)
+            if len(candidates) == 0:
+                exact = True  # the last master's optimum is the LP optimum, and so is L at its duals
+                break
         if deadline is not None and time.monotonic() >= deadline:
             break
         candidates = candidates[np.lexsort((-gain[candidates], slots.bid[candidates]))]

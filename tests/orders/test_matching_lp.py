@@ -188,3 +188,18 @@ def test_decimal_prices_are_bounded_like_floats():
                 latest_end=4, max_price=Decimal("7.25"))]
     # when / then: two 2-hour slots fit the node one after the other, but there is only one bid
     assert _close(lp_upper_bound(bids, asks), 1.75 * 16)
+
+
+
+def test_a_warm_start_that_prices_every_column_out_still_solves_a_master():
+    # given (found by hypothesis) two 2-hour bids that can only share one node's two free hours in a row, and two
+    # bids priced at the ask: the class LP's duals price every column out, yet its value is not the LP optimum
+    bids = [bid(1, "2", hours=2, latest=7), bid(2, "1", hours=1, latest=1), bid(3, "1", hours=1, latest=1),
+            bid(4, "2", hours=2, latest=7)]
+    asks = [ask(10, "1", cluster_id=1, gpus=4, end=7, masks=[0b100, 0b1101000])]
+    full = _full_lp(bids, asks)
+    # when
+    warm = lp_relaxation(bids, asks, warm_start=True)
+    # then a first master is solved whatever the starting duals say, and the bound is the LP optimum
+    assert warm.exact
+    assert _close(warm.bound, full)
