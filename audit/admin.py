@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.http import HttpResponse
 
 from audit.models import AnomalyFlag, AuditEvent
+from marketplace.core.spreadsheet import safe_cell
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -40,7 +41,7 @@ def _export_events_csv(modeladmin, request, queryset):
                "prev_hash", "hash"]
     writer.writerow(columns)
     for event in queryset.order_by("seq"):
-        writer.writerow([json.dumps(event.data, sort_keys=True) if name == "data" else getattr(event, name)
+        writer.writerow([safe_cell(json.dumps(event.data, sort_keys=True) if name == "data" else getattr(event, name))
                          for name in columns])
     return response
 

@@ -29,6 +29,7 @@ from audit.serializers import (
     SpendQuerySerializer,
     SpendRowSerializer,
 )
+from marketplace.core.spreadsheet import safe_cell
 
 
 class CanReadAudit(BasePermission):
@@ -95,7 +96,7 @@ def spend_csv_response(*, group_by: str, rows: list[dict]) -> HttpResponse:
     writer = csv.writer(response)
     writer.writerow(["group_by", *reports.COLUMNS])
     for row in rows:
-        writer.writerow([group_by, *("" if row.get(name) is None else row[name] for name in reports.COLUMNS)])
+        writer.writerow([group_by, *(safe_cell(row.get(name)) for name in reports.COLUMNS)])
     return response
 
 

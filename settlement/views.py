@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.money import ZERO
+from marketplace.core.spreadsheet import safe_cell
 from settlement import selectors, services
 from settlement.models import ReimbursementStatement
 
@@ -105,12 +106,6 @@ def statement_detail(request, pk):
     return render(request, "settlement/statement_detail.html", _detail_context(request, statement))
 
 
-def _csv_cell(value) -> str:
-    """Text a spreadsheet will not run as a formula (names are typed in by organizations)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 STATEMENT_CSV_COLUMNS = ["statement", "program", "period_start", "period_end", "claim", "booking", "booking_start",
                          "booking_end", "provider", "startup", "amount", "currency", "claim_status"]
 
@@ -125,7 +120,7 @@ def statement_csv(request, pk):
     writer.writerow(STATEMENT_CSV_COLUMNS)
     for claim in selectors.statement_lines(statement):
         booking = claim.booking
-        writer.writerow([_csv_cell(v) for v in (
+        writer.writerow([safe_cell(v) for v in (
             statement.pk, statement.program.name, statement.period_start.isoformat(),
             statement.period_end.isoformat(), claim.pk, booking.pk, booking.start.isoformat(), booking.end.isoformat(),
             booking.listing.cluster.data_center.provider.name, booking.buyer.name, claim.amount,

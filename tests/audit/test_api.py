@@ -1,5 +1,8 @@
 """Audit API: who may read what, filters, the CSV download and flag reviews."""
 
+import csv
+import io
+
 import pytest
 
 from audit import flags
@@ -45,6 +48,20 @@ def test_issuer_a_cannot_see_issuer_b_spend_or_flags(two_issuers, client_for):
     assert [row["key"] for row in spend["results"]] == [str(a.pk)]
     assert [f["program"] for f in flag_list["results"]] == [a.pk]
     assert b.name not in csv_text and a.name in csv_text
+
+
+def test_spend_csv_shows_a_formula_like_name_as_text(two_issuers, auditor_client):
+    # given a program whose name a spreadsheet would run as a formula
+    program = two_issuers[0]
+    program.name = '=HYPERLINK("http://evil","open")'
+    program.save(update_fields=["name"])
+    # when
+    rows = list(csv.DictReader(io.StringIO(
+        auditor_client.get("/api/v1/audit/spend.csv?group_by=program").content.decode())))
+    # then the name is text, and the amounts are still plain numbers
+    labels = {row["key"]: row["label"] for row in rows}
+    assert labels[str(program.pk)] == "'" + program.name
+    assert all(row["held"] == "16.00" for row in rows)
 
 
 def test_auditor_sees_every_program(two_issuers, auditor_client):
