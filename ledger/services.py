@@ -8,13 +8,11 @@ This module imports no other app (owners are ids); callers record audit events i
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
 
 from ledger.models import Entry, JournalTransaction, LedgerAccount
 from marketplace.core.exceptions import ApplicationError
@@ -65,22 +63,22 @@ def _select_accounts(keys: Sequence[tuple[str, int | None]]) -> dict[tuple[str, 
 
 def _accounts(keys: Sequence[tuple[str, int | None]]) -> list[LedgerAccount]:
     """``account_for`` for each of ``keys`` (kind, owner_id), in that order: one query when they all exist, one
-    ``INSERT … ON CONFLICT DO NOTHING`` and a second read for those that do not yet."""
-    for kind, _ in keys:
-        if kind not in LedgerAccount.Kind.values:
-            raise ValueError(f"unknown ledger account kind {kind!r}")
+    ``INSERT … ON CONFLICT DO NOTHING`` of the missing ones (race-safe) and a second read when some do not yet.
+    Raises ``ValueError`` for an unknown kind."""
+    unknown = sorted({str(kind) for kind, _ in keys} - set(LedgerAccount.Kind.values))
+    if unknown:
+        raise ValueError(f"unknown ledger account kinds {unknown!r}")
     found = _select_accounts(keys)
-    missing = [key for key in dict.fromkeys(keys) if key not in found]
+    missing = sorted({key for key in keys if key not in found}, key=lambda key: (key[0], key[1] or 0))
     if missing:
-        currency = LedgerAccount._meta.get_field("currency").get_default()
         with connection.cursor() as cursor:
-            for kind, owner_id in missing:
-                cursor.execute(
-                    "INSERT INTO ledger_ledgeraccount (kind, owner_id, currency, allow_negative, balance, created_at) "
-                    "VALUES (%s, %s, %s, %s, 0, now()) ON CONFLICT DO NOTHING",
-                    [kind, owner_id, currency,
-                     kind in LedgerAccount.EXTERNAL_KINDS or kind == LedgerAccount.Kind.REIMBURSEMENT_DUE],
-                )
+            cursor.execute(
+                "INSERT INTO ledger_ledgeraccount (kind, owner_id, currency, allow_negative, balance, created_at) "
+                "SELECT k, o, %s, n, 0, now() FROM unnest(%s::text[], %s::bigint[], %s::boolean[]) AS t(k, o, n) "
+                "ON CONFLICT DO NOTHING",
+                [LedgerAccount._meta.get_field("currency").get_default(), [str(k) for k, _ in missing],
+                 [o for _, o in missing],
+                 [k in LedgerAccount.EXTERNAL_KINDS or k == LedgerAccount.Kind.REIMBURSEMENT_DUE for k, _ in missing]])
         found |= _select_accounts(missing)
     return [found[key] for key in keys]
 
@@ -239,38 +237,10 @@ class Posting:
 
 
 def accounts_for_many(pairs: Iterable[tuple[str, int | None]]) -> dict[tuple[str, int | None], LedgerAccount]:
-    """``{(kind, owner_id): account}`` for every pair, read in one query (one condition per kind); missing
-    accounts are created first, race-safe like ``account_for`` (one ``INSERT … ON CONFLICT DO NOTHING``).
+    """``{(kind, owner_id): account}`` for every pair (``account_for`` for many: one read when they all exist).
     Raises ``ValueError`` for an unknown kind."""
-    wanted = {(str(kind), owner_id) for kind, owner_id in pairs}
-    unknown = {kind for kind, _ in wanted} - set(LedgerAccount.Kind.values)
-    if unknown:
-        raise ValueError(f"unknown ledger account kinds {sorted(unknown)!r}")
-
-    def read(keys) -> dict[tuple[str, int | None], LedgerAccount]:
-        by_kind: dict[str, set] = defaultdict(set)
-        for kind, owner_id in keys:
-            by_kind[kind].add(owner_id)
-        condition = Q()
-        for kind, owners in by_kind.items():
-            condition |= Q(kind=kind, owner_id__in=[o for o in owners if o is not None])
-            if None in owners:
-                condition |= Q(kind=kind, owner_id__isnull=True)
-        return {(a.kind, a.owner_id): a for a in LedgerAccount.objects.filter(condition)} if keys else {}
-
-    found = read(wanted)
-    missing = sorted(wanted - found.keys(), key=lambda pair: (pair[0], pair[1] or 0))
-    if missing:
-        currency = LedgerAccount._meta.get_field("currency").get_default()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO ledger_ledgeraccount (kind, owner_id, currency, allow_negative, balance, created_at) "
-                "SELECT k, o, %s, n, 0, now() FROM unnest(%s::text[], %s::bigint[], %s::boolean[]) AS t(k, o, n) "
-                "ON CONFLICT DO NOTHING",
-                [currency, [k for k, _ in missing], [o for _, o in missing],
-                 [k in LedgerAccount.EXTERNAL_KINDS or k == LedgerAccount.Kind.REIMBURSEMENT_DUE for k, _ in missing]])
-        found.update(read(missing))
-    return found
+    keys = list(dict.fromkeys(pairs))
+    return dict(zip(keys, _accounts(keys), strict=True)) if keys else {}
 
 
 def ledger_post_many(postings: Sequence[Posting]) -> list[JournalTransaction]:
