@@ -390,6 +390,13 @@ def _user_or_none(actor):
     return actor if getattr(actor, "is_authenticated", False) else None
 
 
+def _receive_reimbursement(*, program_id: int, amount: Decimal, idempotency_key: str, reference: str,
+                           memo: str) -> None:
+    """The city's payment arrived: bank(-amount) → the program's reimbursement_due(+amount), one posting."""
+    ledger_post(kind="reimburse", idempotency_key=idempotency_key, reference=reference, memo=memo,
+                legs=[(account_for(K.BANK), -amount), (account_for(K.REIMBURSEMENT_DUE, program_id), amount)])
+
+
 def claim_mark_paid(*, claim: ReimbursementClaim | int, actor=None) -> ReimbursementClaim:
     """The city paid a claim: bank(-V) → reimbursement_due(+V), key ``claim:{id}:paid``; ``open`` → ``paid``.
     A paid claim is returned as is (no second posting). Raises ``NotFound``, and ``Conflict`` (409, code
@@ -407,10 +414,8 @@ def claim_mark_paid(*, claim: ReimbursementClaim | int, actor=None) -> Reimburse
                            code="in_statement")
         if locked.status == ReimbursementClaim.Status.PAID:
             return locked
-        ledger_post(kind="reimburse", idempotency_key=f"claim:{pk}:paid", reference=f"booking:{locked.booking_id}",
-                    legs=[(account_for(K.BANK), -locked.amount),
-                          (account_for(K.REIMBURSEMENT_DUE, locked.program_id), locked.amount)],
-                    memo=f"reimbursement claim {pk}")
+        _receive_reimbursement(program_id=locked.program_id, amount=locked.amount, idempotency_key=f"claim:{pk}:paid",
+                               reference=f"booking:{locked.booking_id}", memo=f"reimbursement claim {pk}")
         now = timezone.now()
         ReimbursementClaim.objects.filter(pk=pk, status=ReimbursementClaim.Status.OPEN).update(
             status=ReimbursementClaim.Status.PAID, paid_at=now, paid_by=_user_or_none(actor), updated_at=now)
@@ -532,10 +537,9 @@ def statement_mark_paid(*, statement: ReimbursementStatement | int, actor=None) 
             raise Conflict(f"Statement {pk}: its open claims ({listed}) no longer match its total ({locked.total}).",
                            code="statement_mismatch")
         if locked.total:
-            ledger_post(kind="reimburse", idempotency_key=f"statement:{pk}:paid", reference=f"statement:{pk}",
-                        legs=[(account_for(K.BANK), -locked.total),
-                              (account_for(K.REIMBURSEMENT_DUE, locked.program_id), locked.total)],
-                        memo=f"reimbursement statement {pk} ({len(claims)} claims)")
+            _receive_reimbursement(program_id=locked.program_id, amount=locked.total,
+                                   idempotency_key=f"statement:{pk}:paid", reference=f"statement:{pk}",
+                                   memo=f"reimbursement statement {pk} ({len(claims)} claims)")
         now = timezone.now()
         user = _user_or_none(actor)
         ReimbursementStatement.objects.filter(pk=pk, status=ReimbursementStatement.Status.ISSUED).update(
