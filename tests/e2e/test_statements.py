@@ -4,22 +4,19 @@ CSV download, no CSP violation or script error."""
 from pathlib import Path
 
 import pytest
-from django.utils import timezone
 from playwright.sync_api import expect
 
 from ledger.models import JournalTransaction
-from settlement import services
 from tests import factories
 from tests.e2e.conftest import log_in
-from tests.settlement.statement_factories import open_claims
+from tests.settlement.statement_factories import issued_statement
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_issuer_pays_a_statement_after_confirming(live_server, page, screenshot):
     # given an issued statement of two claims and a member of its issuer
-    open_claims(count=2)
-    statement = services.statements_issue(until=timezone.now())[0]
+    statement = issued_statement(count=2)
     user = factories.member_of(statement.program.issuer)
     user.set_password("pw-statements-1")
     user.save()

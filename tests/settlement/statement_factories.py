@@ -7,7 +7,7 @@ import datetime as dt
 from django.utils import timezone
 
 from settlement import services
-from settlement.models import ReimbursementClaim
+from settlement.models import ReimbursementClaim, ReimbursementStatement
 from tests import factories
 from tests.settlement.factories import completed_booking
 from tests.vouchers.factories import funded_program, issued_voucher
@@ -32,6 +32,12 @@ def open_claims(program: VoucherProgram | None = None, *, count: int = 1, subtot
     for claim in claims:
         claim.refresh_from_db()
     return claims
+
+
+def issued_statement(*, count: int = 1) -> ReimbursementStatement:
+    """An issued statement of ``count`` open claims (2000 each) of a new program of its own issuer."""
+    open_claims(count=count)
+    return services.statements_issue(until=timezone.now())[0]
 
 
 def days_ago(days: float) -> dt.datetime:

@@ -1,14 +1,13 @@
 """Statements API: who reads and pays which statement, filters, bad input, replays and the OpenAPI schema."""
 
 import pytest
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from ledger.models import JournalTransaction
 from settlement import services
 from settlement.models import ReimbursementClaim
 from tests import factories
-from tests.settlement.statement_factories import open_claims
+from tests.settlement.statement_factories import issued_statement
 
 pytestmark = pytest.mark.django_db
 
@@ -20,16 +19,8 @@ def client_of(org, role="owner") -> APIClient:
 
 
 @pytest.fixture
-def statement():
-    """An issued statement of two claims (2 × 2000) of a program of its own issuer."""
-    open_claims(count=2)
-    return services.statements_issue(until=timezone.now())[0]
-
-
-@pytest.fixture
 def other_statement():
-    open_claims()
-    return services.statements_issue(until=timezone.now())[0]
+    return issued_statement()
 
 
 def test_issuer_lists_its_own_statements_only(statement, other_statement):

@@ -25,12 +25,6 @@ def page_client(org, role="owner") -> Client:
     return client
 
 
-@pytest.fixture
-def statement():
-    open_claims(count=2)
-    return services.statements_issue(until=timezone.now())[0]
-
-
 def test_list_shows_the_issuers_statements_due_total_and_nav_link(statement):
     client = page_client(statement.program.issuer)
     # when
