@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from django.contrib.postgres.fields import DateTimeRangeField
 from django.db import connection
 from django.db.models import (
     BooleanField,
@@ -19,9 +18,8 @@ from django.db.models import (
     IntegerField,
     Q,
     QuerySet,
-    Value,
 )
-from django.db.models.expressions import Func, RawSQL
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from accounts import selectors as account_selectors
@@ -44,16 +42,6 @@ ORDERINGS = {
     "-price": ("-price_per_gpu_hour", "-id"),
     "price_per_pflop": ("price_per_pflop_hour", "price_per_gpu_hour", "id"),
 }
-
-
-class TstzRange(Func):
-    """``tstzrange(start, end, '[)')``: the half-open window ``[start, end)``."""
-
-    function = "tstzrange"
-    output_field = DateTimeRangeField()
-
-    def __init__(self, start, end):
-        super().__init__(Value(start), Value(end), Value("[)"))
 
 
 def accelerators() -> QuerySet[Accelerator]:
