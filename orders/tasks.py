@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import logging
 
-import kombu.exceptions
-import redis.exceptions
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from marketplace.core.tasks import BROKER_ERRORS, fail_fast_connection
 from orders import bid_services
 
 logger = logging.getLogger(__name__)
@@ -17,8 +16,6 @@ logger = logging.getLogger(__name__)
 # One clearing at a time per worker slot; a run overlapping the next is harmless (bid locks + open checks) but
 # wasteful, so the beat entry expires messages that wait longer than the period.
 CLEAR_BUDGET_S = 3.0
-# Sending a message failed: the broker is down or unreachable (as ``settlement.tasks``, which orders may not import).
-BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.RedisError, ConnectionError, OSError)
 
 
 @shared_task(name="orders.clear_bids", ignore_result=True, acks_late=True, reject_on_worker_lost=True,
@@ -51,9 +48,8 @@ def enqueue_listing_matching(listing_id: int) -> bool:
     """Send ``match_listing(listing_id)`` now over a connection that fails fast (no connect or publish retries);
     False, logged, when the broker is unreachable — the listing stays active and the periodic batch clearing
     (``orders.clear_bids``) matches its bids later."""
-    options = {**(match_listing.app.conf.broker_transport_options or {}), "max_retries": 0}
     try:
-        with match_listing.app.connection_for_write(transport_options=options, connect_timeout=2) as conn:
+        with fail_fast_connection(match_listing.app) as conn:
             match_listing.apply_async(args=(listing_id,), retry=False, connection=conn)
     except BROKER_ERRORS as exc:
         logger.warning("could not enqueue orders.match_listing(%s): %s (the batch clearing will catch up)",

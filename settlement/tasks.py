@@ -12,6 +12,7 @@ from django.db import InterfaceError, OperationalError, transaction
 
 from audit import tasks as audit_tasks
 from marketplace.core.exceptions import ApplicationError
+from marketplace.core.tasks import BROKER_ERRORS, fail_fast_connection
 from settlement import services
 
 logger = logging.getLogger(__name__)
@@ -19,8 +20,6 @@ logger = logging.getLogger(__name__)
 # Worth retrying: the database or the broker went away for a moment (a failover, a restart, a dropped connection).
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, kombu.exceptions.OperationalError,
                     redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-# Sending a message failed: the broker is down or unreachable.
-BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.RedisError, ConnectionError, OSError)
 # Bookings per ``settle_bookings`` message, settled in one transaction (``services.bookings_settle``).
 SETTLE_BATCH = 50
 RETRY = {"autoretry_for": TRANSIENT_ERRORS, "retry_backoff": 2, "retry_backoff_max": 120, "retry_jitter": True,
@@ -77,10 +76,9 @@ def send_many(task, args_list) -> int:
     retries: a caller must never hang on an outage). Returns how many were sent; stops at the first broker error
     and logs it, so the caller carries on and the sweeps do the rest later."""
     args_list = list(args_list)
-    options = {**(task.app.conf.broker_transport_options or {}), "max_retries": 0}
     sent = 0
     try:
-        with task.app.connection_for_write(transport_options=options, connect_timeout=2) as conn:
+        with fail_fast_connection(task.app) as conn:
             for args in args_list:
                 task.apply_async(args=args, retry=False, connection=conn)
                 sent += 1
