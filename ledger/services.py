@@ -15,6 +15,7 @@ from decimal import Decimal
 from django.db import IntegrityError, connection, transaction
 
 from ledger.models import Entry, JournalTransaction, LedgerAccount
+from marketplace.core import rows
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.money import ZERO, to_amount
 
@@ -39,13 +40,6 @@ def account_for(kind: str, owner_id: int | None = None) -> LedgerAccount:
     return _accounts([(kind, owner_id)])[0]
 
 
-# Read and built by hand: the account lookups run on every booking, and compiling the ORM's query costs more than
-# running it. The column list is the model's, so the objects are complete.
-_ACCOUNT_FIELDS = tuple(f.attname for f in LedgerAccount._meta.concrete_fields)
-_ACCOUNT_SELECT = (f"SELECT {', '.join(f.column for f in LedgerAccount._meta.concrete_fields)} "  # noqa: S608
-                   "FROM ledger_ledgeraccount WHERE ")
-
-
 def _select_accounts(keys: Sequence[tuple[str, int | None]]) -> dict[tuple[str, int | None], LedgerAccount]:
     conditions, params = [], []
     for kind, owner_id in keys:
@@ -55,9 +49,12 @@ def _select_accounts(keys: Sequence[tuple[str, int | None]]) -> dict[tuple[str, 
         else:
             conditions.append("(kind = %s AND owner_id = %s)")
             params += [kind, owner_id]
+    # Plain SQL (``marketplace.core.rows``): the account lookups run on every booking, and compiling the ORM's query
+    # costs more than running it.
     with connection.cursor() as cursor:
-        cursor.execute(_ACCOUNT_SELECT + " OR ".join(conditions), params)
-        accounts = [LedgerAccount.from_db(connection.alias, _ACCOUNT_FIELDS, row) for row in cursor.fetchall()]
+        cursor.execute(f"SELECT {rows.columns(LedgerAccount, 'a')} FROM {LedgerAccount._meta.db_table} a "  # noqa: S608
+                       f"WHERE {' OR '.join(conditions)}", params)
+        accounts = [rows.instance(LedgerAccount, row) for row in cursor.fetchall()]
     return {(account.kind, account.owner_id): account for account in accounts}
 
 
