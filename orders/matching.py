@@ -12,11 +12,12 @@ Pricing is pay-as-ask: an assignment's price is the ask price, never above the b
 Surplus of an assignment = (bid max − ask price) × GPUs × nodes × hours.
 
 - ``match_one(bid, asks)``: continuous mode — the cheapest feasible slot (ties: earliest start, then oldest ask).
-- ``clear(bids, asks, time_budget_s)``: batch — maximise total surplus. A greedy plan (bids by the surplus at
-  stake on their cheapest ask, largest first; each at the cheapest price, in the best-fitting slot), and, budget
-  permitting, the continuous arrival-order plan, the better one kept; then an improvement pass (evict a
-  lower-surplus assignment to seat a higher-surplus unassigned bid, re-seat the evicted one elsewhere if
-  possible; kept only when the total rises), stopped at the time budget.
+- ``clear(bids, asks, time_budget_s)``: batch — maximise total surplus. A greedy plan (bids by regret: what they
+  lose if pushed from their cheapest price to the next one, largest first; each at the cheapest price, in the
+  best-fitting slot), and, budget permitting, the continuous arrival-order plan, the better one kept; then a local
+  search (seat a bid, or move it to a cheaper ask, where it fits, where re-ordering a cluster's bookings makes
+  room, or by evicting one assignment and re-seating that one; kept only when the total rises and the plan still
+  books exactly as planned), stopped at the time budget.
 - ``lp_upper_bound(bids, asks)``: the LP relaxation's optimum (``orders.matching_lp``: column generation with
   scipy HiGHS), an upper bound on any plan.
 """
@@ -354,12 +355,12 @@ def total_surplus(plan: Iterable[Assignment]):
 def clear(bids: Sequence[Bid], asks: Sequence[Ask], time_budget_s: float = 2.0) -> list[Assignment]:
     """Batch clearing: a plan maximising total surplus under node capacity, found within ``time_budget_s``.
 
-    First a greedy plan: bids by the surplus they would make on the cheapest ask they accept (largest first:
-    the value at stake, so big, valuable bids are packed before small ones fragment the cheap capacity), each in
+    First a greedy plan: bids by their ``_regret`` (what they lose if pushed from the cheapest price they accept
+    to the next dearer one), then by the surplus at stake on the cheapest ask, largest first, each in
     ``tightest_slot`` (the cheapest price, best fit). Then, budget permitting, the continuous arrival-order plan,
     the better one kept — so never worse than ``continuous`` when the budget allows it (always on small markets;
-    one greedy plan takes ~1.5–2 s on 10k bids × 2k listings) — and the improvement pass (``_improve``), stopped
-    at the budget. The budget bounds the optional work; the first greedy plan always completes.
+    one greedy plan takes ~2–2.5 s on 10k bids × 2k listings) — and the local search (``_improve``), stopped at
+    the budget. The budget bounds the optional work; the first greedy plan always completes.
     Each bid at most once, in application order: applied in this order, ``booking_create`` (the lowest-numbered
     nodes free for the window) reserves exactly the nodes of each assignment (see ``_as_applied``), so no fill of
     the plan is lost to the order of application.
@@ -367,15 +368,16 @@ def clear(bids: Sequence[Bid], asks: Sequence[Ask], time_budget_s: float = 2.0) 
     deadline = time.monotonic() + time_budget_s
     started = time.monotonic()
     capacity = _Capacity(asks)
-    by_value = sorted(bids, key=lambda b: (-_value_at_stake(b, capacity), b.created, b.bid_id))
-    plan, capacity = _greedy(by_value, capacity, tight=True)
+    by_regret = sorted(bids, key=lambda b: (-_regret(b, capacity), -_value_at_stake(b, capacity), b.created,
+                                            b.bid_id))
+    plan, capacity = _greedy(by_regret, capacity, tight=True)
     took = time.monotonic() - started
     arrival_plan = None
     if time.monotonic() + took < deadline:  # always on small markets; skipped when it would overrun the budget
         arrival_plan, arrival_capacity = _greedy(sorted(bids, key=lambda b: (b.created, b.bid_id)), asks)
         if total_surplus(arrival_plan) > total_surplus(plan):
             plan, capacity = arrival_plan, arrival_capacity
-    plan = _as_applied(_improve(plan, capacity, by_value, deadline), asks)
+    plan = _as_applied(_improve(plan, capacity, by_regret, asks, deadline), asks)
     if arrival_plan is not None and total_surplus(arrival_plan) > total_surplus(plan):
         return arrival_plan  # (arrival order: continuous matching's own plan, applied as planned)
     return plan
@@ -403,66 +405,256 @@ def _as_applied(plan: Sequence[Assignment], asks: Sequence[Ask]) -> list[Assignm
     return applied
 
 
+def _regret(bid: Bid, capacity: _Capacity):
+    """What the bid loses if pushed from the cheapest price it accepts to the next dearer one: its surplus on the
+    cheapest ask minus that on the cheapest dearer ask (all of it when it cannot afford that one or there is none).
+    Seating bids by regret, largest first, gives the cheap capacity to those that would lose most elsewhere; a bid
+    that could pay the next price nearly as well waits, and at worst pays it."""
+    candidates = capacity.candidates(bid)
+    if not candidates:
+        return 0
+    cheapest = candidates[0].price
+    dearer = next((a for a in candidates if a.price > cheapest), None)
+    return _value_at_stake(bid, capacity) - (max(surplus_of(bid, dearer), 0) if dearer is not None else 0)
+
+
 def _value_at_stake(bid: Bid, capacity: _Capacity):
     """The bid's surplus on the cheapest ask of its accelerators (0 when there is none it could afford)."""
     candidates = capacity.candidates(bid)
     return max(surplus_of(bid, candidates[0]), 0) if candidates else 0
 
 
-def _improve(plan: list[Assignment], capacity: _Capacity, bids: Sequence[Bid], deadline: float) -> list[Assignment]:
-    """Seat unassigned bids by evicting one assignment in their way (lowest surplus first) and re-seating the
-    evicted bid elsewhere when possible; a move is kept only if the total surplus rises, so the total never falls."""
-    assigned = {a.bid_id: a for a in plan}
-    bid_by_id = {b.bid_id: b for b in bids}
-    by_cluster: dict[int, list[Assignment]] = defaultdict(list)
+def _replay(masks: list[int], plan: Iterable[Assignment]) -> list[Assignment] | None:
+    """Book ``plan`` in order on one cluster's ``masks`` (mutated) as ``booking_create`` does, each assignment on
+    the lowest-numbered nodes free for its window: the assignments with the nodes they got, or None when one
+    finds too few nodes free."""
+    booked = []
     for a in plan:
-        by_cluster[a.cluster_id].append(a)
-    for bid in bids:
-        if time.monotonic() > deadline:
-            break
-        if bid.bid_id in assigned:
-            continue
-        # First a plain retry: an earlier move may have freed room.
-        seat = capacity.best_slot(bid)
-        if seat is not None:
-            capacity.take(seat)
-            assigned[bid.bid_id] = seat
-            by_cluster[seat.cluster_id].append(seat)
-            continue
-        for ask in capacity.candidates(bid):
-            if ask.price >= bid.max_price:
+        bits = ((1 << (a.end - a.start)) - 1) << a.start
+        free = []
+        for position, mask in enumerate(masks):
+            if mask & bits == bits:
+                free.append(position)
+                if len(free) == a.nodes:
+                    break
+        else:
+            return None
+        for position in free:
+            masks[position] &= ~bits
+        nodes = tuple(position + 1 for position in free)
+        booked.append(a if nodes == a.node_indexes else dataclasses.replace(a, node_indexes=nodes))
+    return booked
+
+
+class _Replanner:
+    """A plan under change, kept exactly as booking it yields: per cluster the assignments in booking order, the
+    capacity's masks being what replaying that order on the cluster's initial masks leaves (``_replay``). Changes
+    are tentative until ``commit``; ``rollback`` restores the last committed state (plan, masks, total)."""
+
+    def __init__(self, plan: Sequence[Assignment], capacity: _Capacity, asks: Sequence[Ask]):
+        self.capacity = capacity
+        self.initial: dict[int, tuple[int, ...]] = {}
+        for ask in asks:
+            self.initial.setdefault(ask.cluster_id, ask.node_free)
+        self.order: dict[int, list[Assignment]] = defaultdict(list)
+        self.cluster_of: dict[int, int] = {}  # bid id → the cluster of its assignment
+        for a in plan:
+            self.order[a.cluster_id].append(a)
+            self.cluster_of[a.bid_id] = a.cluster_id
+        self.total = total_surplus(plan)
+        self._saved: dict[int, tuple] = {}  # cluster → its committed state, saved before its first change
+        self._saved_bids: dict[int, int | None] = {}  # bid id → its committed cluster (None: unassigned)
+        self._saved_total = self.total
+
+    def plan(self) -> list[Assignment]:
+        """The plan in an order that books exactly as planned (each cluster's own order; clusters independent)."""
+        return [a for assignments in self.order.values() for a in assignments]
+
+    def assignment(self, bid_id: int) -> Assignment | None:
+        cluster_id = self.cluster_of.get(bid_id)
+        if cluster_id is None:
+            return None
+        return next(a for a in self.order[cluster_id] if a.bid_id == bid_id)
+
+    def rebook(self, cluster_id: int, plan: list[Assignment]) -> bool:
+        """Make ``plan`` the cluster's booking order if replaying it fits (True); else change nothing (False)."""
+        masks = list(self.initial[cluster_id])
+        booked = _replay(masks, plan)
+        if booked is None:
+            return False
+        capacity = self.capacity
+        if cluster_id not in self._saved:
+            self._saved[cluster_id] = (self.order[cluster_id], capacity.masks[cluster_id],
+                                       capacity.groups[cluster_id], capacity.atleast[cluster_id],
+                                       capacity.union[cluster_id], capacity.longest[cluster_id])
+        before = {a.bid_id for a in self.order[cluster_id]}
+        after = {a.bid_id for a in booked}
+        for bid_id in before ^ after:
+            self._saved_bids.setdefault(bid_id, self.cluster_of.get(bid_id))
+        for bid_id in before - after:
+            del self.cluster_of[bid_id]
+        for bid_id in after - before:
+            self.cluster_of[bid_id] = cluster_id
+        self.total += total_surplus(a for a in booked if a.bid_id not in before) - total_surplus(
+            a for a in self.order[cluster_id] if a.bid_id not in after)
+        self.order[cluster_id] = booked
+        capacity.masks[cluster_id] = masks
+        capacity._set_union(cluster_id)
+        return True
+
+    def remove(self, a: Assignment) -> bool:
+        return self.rebook(a.cluster_id, [x for x in self.order[a.cluster_id] if x.bid_id != a.bid_id])
+
+    def add(self, a: Assignment) -> bool:
+        """Book ``a`` after the cluster's others, or, failing that, re-order the cluster by start (a first-fit
+        packing by start time needs only that enough nodes be free in every hour when the nodes are alike)."""
+        current = self.order[a.cluster_id]
+        return self.rebook(a.cluster_id, [*current, a]) or self.rebook(
+            a.cluster_id, sorted([*current, a], key=lambda x: (x.start, -x.nodes)))
+
+    def commit(self) -> None:
+        self._saved.clear()
+        self._saved_bids.clear()
+        self._saved_total = self.total
+
+    def rollback(self) -> None:
+        capacity = self.capacity
+        for cluster_id, (order, masks, groups, atleast, union, longest) in self._saved.items():
+            self.order[cluster_id] = order
+            capacity.masks[cluster_id], capacity.groups[cluster_id] = masks, groups
+            capacity.atleast[cluster_id], capacity.union[cluster_id] = atleast, union
+            capacity.longest[cluster_id] = longest
+        for bid_id, cluster_id in self._saved_bids.items():
+            if cluster_id is None:
+                self.cluster_of.pop(bid_id, None)
+            else:
+                self.cluster_of[bid_id] = cluster_id
+        self.total = self._saved_total
+        self._saved.clear()
+        self._saved_bids.clear()
+
+
+# Per bid and improvement pass: how many clusters the eviction move tries, and how many of each one's assignments
+# in the way (fewest surplus first) it evicts, one at a time.
+EVICT_CLUSTERS = 6
+EVICT_VICTIMS = 3
+# How many starts the re-ordering move tries per cluster (earliest first).
+REPACK_STARTS = 4
+
+
+def _improve(plan: list[Assignment], capacity: _Capacity, bids: Sequence[Bid], asks: Sequence[Ask],
+             deadline: float) -> list[Assignment]:
+    """Local search from ``plan`` until ``deadline`` or a pass over ``bids`` changes nothing. Per bid (unseated
+    ones, and seated ones that could pay less), cheapest ask first: seat it where it fits, or where re-ordering the
+    cluster's bookings by start makes room, or by evicting one assignment in its way and re-seating that one
+    elsewhere. A move is kept only if the total surplus rises and the plan still books exactly as planned, so the
+    total never falls and the result is what applying it yields."""
+    state = _Replanner(plan, capacity, asks)
+    bid_by_id = {b.bid_id: b for b in bids}
+    changed = True
+    while changed and time.monotonic() < deadline:
+        changed = False
+        for bid in bids:
+            if time.monotonic() > deadline:
                 break
-            victims = sorted((v for v in by_cluster.get(ask.cluster_id, ())
-                              if v.start < min(bid.latest_end, ask.end) and v.end > max(bid.earliest_start, ask.start)),
-                             key=lambda v: v.surplus)
-            moved = False
-            for victim in victims[:4]:
-                capacity.give_back(victim)
-                seat = capacity.best_slot(bid)
-                if seat is None:
-                    capacity.take(victim)
-                    continue
-                capacity.take(seat)
-                reseat = capacity.best_slot(bid_by_id[victim.bid_id])
-                if reseat is not None:
-                    capacity.take(reseat)
-                if seat.surplus + (reseat.surplus if reseat is not None else 0) <= victim.surplus:
-                    for undo in (seat, reseat):  # no gain: put the victim back where it was
-                        if undo is not None:
-                            capacity.give_back(undo)
-                    capacity.take(victim)
-                    continue
-                del assigned[victim.bid_id]
-                by_cluster[victim.cluster_id].remove(victim)
-                for a in (seat, reseat):
-                    if a is not None:
-                        assigned[a.bid_id] = a
-                        by_cluster[a.cluster_id].append(a)
-                moved = True
-                break
-            if moved or time.monotonic() > deadline:
-                break
-    return list(assigned.values())
+            if _move(state, bid, bid_by_id):
+                changed = True
+    return state.plan()
+
+
+def _move(state: _Replanner, bid: Bid, bid_by_id: dict[int, Bid]) -> bool:
+    """One improving move for ``bid`` (see ``_improve``), committed; False (and nothing changed) when none."""
+    current = state.assignment(bid.bid_id)
+    limit = bid.max_price if current is None else current.price
+    evictions = 0
+    for ask in state.capacity.candidates(bid):
+        if ask.price >= limit:
+            return False  # sorted by price: no cheaper ask follows
+        if _insert(state, bid, ask, current):
+            return True
+        if evictions < EVICT_CLUSTERS and _blockers(state, bid, ask):
+            evictions += 1
+            if _evict(state, bid, ask, current, bid_by_id):
+                return True
+    return False
+
+
+def _insert(state: _Replanner, bid: Bid, ask: Ask, current: Assignment | None) -> bool:
+    """Seat ``bid`` on ``ask`` (moving it from ``current``) without evicting anyone; committed if done."""
+    same_cluster = current is not None and current.cluster_id == ask.cluster_id
+    if not same_cluster and next(_count_starts(state.capacity, bid, ask), None) is None:
+        return False  # too few nodes free in some hour of every slot: neither fitting nor re-ordering can help
+    if current is not None and not state.remove(current):
+        state.rollback()
+        return False
+    placed = _place(state, bid, ask)
+    if placed:
+        state.commit()
+    else:
+        state.rollback()
+    return placed
+
+
+def _place(state: _Replanner, bid: Bid, ask: Ask) -> bool:
+    """Book ``bid`` on ``ask`` (uncommitted): the best-fitting start where it fits as things stand, else a start
+    where enough nodes are free in every hour and re-ordering the cluster by start makes it fit."""
+    capacity = state.capacity
+    best = None
+    for start, positions in capacity.fits(bid, ask):
+        score = capacity.waste(ask.cluster_id, start, start + bid.duration_hours, positions)
+        if best is None or score < best[0]:
+            best = (score, start, positions)
+    if best is not None:
+        return state.add(_assignment(bid, ask, best[1], best[2]))
+    for start in itertools.islice(_count_starts(capacity, bid, ask), REPACK_STARTS):
+        if state.add(_assignment(bid, ask, start, ())):
+            return True
+    return False
+
+
+def _count_starts(capacity: _Capacity, bid: Bid, ask: Ask) -> Iterator[int]:
+    """Starts on ``ask`` inside both windows where at least ``bid.nodes`` nodes of the cluster are free in every
+    hour of the slot (not necessarily the same nodes all along), earliest first."""
+    duration = bid.duration_hours
+    first = max(bid.earliest_start, ask.start)
+    last = min(bid.latest_end, ask.end) - duration
+    if last < first or duration < ask.min_hours or len(capacity.masks[ask.cluster_id]) < bid.nodes:
+        return
+    if bid.max_gpus_per_node and ask.gpus_per_node > bid.max_gpus_per_node:
+        return
+    levels = capacity.atleast[ask.cluster_id]  # (beyond its levels, "at least the last level": necessary only)
+    level = levels[bid.nodes - 1] if bid.nodes <= len(levels) else levels[-1]
+    run = _run_starts(level, duration) & ((1 << (last + 1)) - 1) >> first << first
+    while run:
+        bit = run & -run
+        yield bit.bit_length() - 1
+        run ^= bit
+
+
+def _blockers(state: _Replanner, bid: Bid, ask: Ask) -> list[Assignment]:
+    """The cluster's assignments overlapping the hours ``bid`` could use on ``ask``, fewest surplus first."""
+    low, high = max(bid.earliest_start, ask.start), min(bid.latest_end, ask.end)
+    if high - low < bid.duration_hours or (bid.max_gpus_per_node and ask.gpus_per_node > bid.max_gpus_per_node):
+        return []
+    return sorted((a for a in state.order.get(ask.cluster_id, ()) if a.start < high and a.end > low
+                   and a.bid_id != bid.bid_id), key=lambda a: a.surplus)
+
+
+def _evict(state: _Replanner, bid: Bid, ask: Ask, current: Assignment | None, bid_by_id: dict[int, Bid]) -> bool:
+    """Seat ``bid`` on ``ask`` by evicting one of the assignments in its way and re-seating that one where it
+    fits best at its cheapest price; committed only if the total rises."""
+    before = state.total
+    for victim in _blockers(state, bid, ask)[:EVICT_VICTIMS]:
+        ok = (current is None or state.remove(current)) and state.remove(victim) and _place(state, bid, ask)
+        if ok:
+            reseat = state.capacity.tightest_slot(bid_by_id[victim.bid_id])
+            if reseat is not None:
+                state.add(reseat)  # False when booking in order leaves it no room after all: the victim stays out
+            if state.total > before:
+                state.commit()
+                return True
+        state.rollback()
+    return False
 
 
 def lp_upper_bound(bids: Sequence[Bid], asks: Sequence[Ask], *, time_limit_s: float | None = None) -> float:

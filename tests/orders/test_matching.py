@@ -157,6 +157,48 @@ def test_clear_seats_the_bid_with_more_surplus_at_stake_first():
     assert total_surplus(plan) == Decimal("128")
 
 
+def test_clear_gives_the_cheap_ask_to_the_bid_that_would_lose_most_elsewhere():
+    # given: a cheap and a dearer 1-node cluster for hours 0..4; a rich 2-hour bid that can pay either and a
+    # 4-hour bid that can only pay the cheap one
+    asks = [ask(1, "5", nodes=1, end=4), ask(2, "6", nodes=1, end=4)]
+    rich, poor = bid(1, "20", hours=2, latest=4), bid(2, "5.9", hours=4, latest=4)
+    # when: the greedy plan alone (no budget for the improvement pass)
+    plan = clear([rich, poor], asks, time_budget_s=0.0)
+    # then: by surplus at stake the rich bid (15 × 16 = 240) would take the cheap ask and leave the poor one out;
+    # its regret (pushed to 6: 1 × 16 = 16) is below the poor bid's (0.9 × 32 = 28.8: all of it), so both are
+    # seated: 14 × 16 + 0.9 × 32 = 252.8
+    assert sorted((a.bid_id, a.listing_id) for a in plan) == [(1, 2), (2, 1)]
+    assert total_surplus(plan) == Decimal("252.8")
+    _check_feasible(plan, [rich, poor], asks)
+
+
+def test_clear_improvement_seats_a_bid_that_first_fit_left_out_and_books_as_planned():
+    # given: 2 nodes for hours 0..3 and four 1-node bids with fixed windows, [0,1) [2,3) [1,3) [0,2), in that
+    # order of surplus: booked in that order (lowest-numbered free nodes), the last finds no node free in both
+    # of its hours, though at most 2 bids overlap in any hour
+    asks = [ask(1, "1", nodes=2, end=3)]
+    bids = [bid(1, "100", hours=1, earliest=0, latest=1), bid(2, "90", hours=1, earliest=2, latest=3),
+            bid(3, "30", hours=2, earliest=1, latest=3), bid(4, "20", hours=2, earliest=0, latest=2)]
+    # when
+    greedy_only = clear(bids, asks, time_budget_s=0.0)
+    improved = clear(bids, asks)
+    # then: the greedy seats three (99 × 8 + 89 × 8 + 29 × 16 = 1968); the improvement pass (re-ordering the
+    # cluster by start, or evicting and re-seating the first bid) seats
+    # all four (+ 19 × 16 = 2272), and booking the plan in its order reserves exactly the planned nodes
+    assert sorted(a.bid_id for a in greedy_only) == [1, 2, 3]
+    assert total_surplus(greedy_only) == Decimal("1968")
+    assert sorted(a.bid_id for a in improved) == [1, 2, 3, 4]
+    assert total_surplus(improved) == Decimal("2272")
+    _check_feasible(improved, bids, asks)
+    masks = list(asks[0].node_free)
+    for a in improved:
+        window = ((1 << (a.end - a.start)) - 1) << a.start
+        free = tuple(i + 1 for i, m in enumerate(masks) if m & window == window)[:a.nodes]
+        assert free == a.node_indexes
+        for node in free:
+            masks[node - 1] &= ~window
+
+
 def test_lp_bound_on_a_hand_checked_market():
     # given: one 1-node cluster for 2 hours; two 2-hour bids
     asks = [ask(1, "5", nodes=1, end=2)]
@@ -233,6 +275,20 @@ def test_clear_plans_are_feasible_and_beat_continuous(market):
     _check_feasible(plan, bids, asks)
     _check_feasible(arrival, bids, asks)
     assert total_surplus(plan) >= total_surplus(arrival)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(markets())
+def test_clear_local_search_never_lowers_the_greedy_total(market):
+    # given
+    bids, asks = market
+    # when: the greedy plans alone (no budget) and with the local search
+    greedy_only = clear(bids, asks, time_budget_s=0.0)
+    improved = clear(bids, asks, time_budget_s=1.0)
+    # then: what booking the improved plan yields is at least the greedy's (the old pass could lose fills when
+    # its moves shifted later assignments' nodes)
+    _check_feasible(improved, bids, asks)
+    assert total_surplus(improved) >= total_surplus(greedy_only)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
