@@ -174,9 +174,25 @@ def stop_server(process: subprocess.Popen) -> None:
             process.wait(5)
 
 
+def booking_request(rng: random.Random, listing_ids: list[int], now: dt.datetime) -> tuple[str, str, str | None]:
+    """A ``POST /api/v1/bookings/`` of 1–2 nodes for 1–8 hours within 50 days, confirmed half of the time."""
+    start = now + dt.timedelta(hours=rng.randint(2, 24 * 50))
+    body = {"listing": rng.choice(listing_ids), "nodes": rng.randint(1, 2),
+            "start": start.isoformat().replace("+00:00", "Z"),
+            "end": (start + dt.timedelta(hours=rng.randint(1, 8))).isoformat().replace("+00:00", "Z"),
+            "confirm": rng.random() < 0.5}
+    return "POST", "/api/v1/bookings/", json.dumps(body)
+
+
+def wallet_request(rng: random.Random, listing_ids: list[int], now: dt.datetime) -> tuple[str, str, str | None]:
+    """``GET /api/v1/wallet/``: the framework's floor, an authenticated API read of two rows."""
+    return "GET", "/api/v1/wallet/", None
+
+
 def run_clients(port: int, tokens: list[str], listing_ids: list[int], seconds: float, max_requests: int,
-                clients: int) -> tuple[list[float], dict[int, int], float]:
-    """``clients`` threads, each with its own keep-alive connection and startup token, booking until time is up."""
+                clients: int, make_request=booking_request) -> tuple[list[float], dict[int, int], float]:
+    """``clients`` threads, each with its own keep-alive connection and startup token, sending ``make_request``'s
+    requests (a fresh ``Idempotency-Key`` on each POST) until time is up."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     lock = threading.Lock()
@@ -195,15 +211,11 @@ def run_clients(port: int, tokens: list[str], listing_ids: list[int], seconds: f
                 if sent[0] >= max_requests:
                     break
                 sent[0] += 1
-            start = now + dt.timedelta(hours=rng.randint(2, 24 * 50))
-            body = {"listing": rng.choice(listing_ids), "nodes": rng.randint(1, 2),
-                    "start": start.isoformat().replace("+00:00", "Z"),
-                    "end": (start + dt.timedelta(hours=rng.randint(1, 8))).isoformat().replace("+00:00", "Z"),
-                    "confirm": rng.random() < 0.5}
+            method, path, body = make_request(rng, listing_ids, now)
             t0 = time.perf_counter()
             try:
-                conn.request("POST", "/api/v1/bookings/", body=json.dumps(body),
-                             headers={**headers, "Idempotency-Key": uuid.uuid4().hex})
+                conn.request(method, path, body=body,
+                             headers={**headers, "Idempotency-Key": uuid.uuid4().hex} if body else headers)
                 response = conn.getresponse()
                 response.read()
                 status = response.status
@@ -288,6 +300,8 @@ def main() -> None:
     parser.add_argument("--listings", type=int, default=400)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--floor-seconds", type=float, default=10,
+                        help="then GET /api/v1/wallet/ for this long, the framework's floor (0: skip)")
     parser.add_argument("--pgbench-seconds", type=int, default=20)
     parser.add_argument("--pgbench-scale", type=int, default=16, help="≥ clients, so branches do not all collide")
     parser.add_argument("--keep", action="store_true", help=f"keep the {BENCH_DB} database afterwards")
@@ -322,6 +336,8 @@ def main() -> None:
         latencies, statuses, elapsed = run_clients(port, tokens, listing_ids, args.seconds, args.max_requests,
                                                    args.clients)
         cpu_after = cpu_seconds(server.pid)
+        floor = run_clients(port, tokens, listing_ids, args.floor_seconds, args.max_requests, args.clients,
+                            wallet_request) if args.floor_seconds else None
     finally:
         stop_server(server)
 
@@ -348,11 +364,18 @@ def main() -> None:
     verdict = "met" if ratio >= 0.10 else "MISSED"
     print(f"pgbench TPC-B -c {args.clients} -T {args.pgbench_seconds} -s {args.pgbench_scale}: tps {tps:8.1f}")
     print(f"ratio bookings/s ÷ TPC-B tps = {ratio:.3f}   (target ≥ 0.10: {verdict})")
+    if floor is not None:
+        floor_latencies, floor_statuses, floor_elapsed = floor
+        floor_rate = floor_statuses.get(200, 0) / floor_elapsed
+        print(f"reference, GET /api/v1/wallet/ (token auth + two reads), same server and clients: {floor_rate:8.1f}/s, "
+              f"p99 {percentile(floor_latencies, .99) * 1000:.1f} ms, ratio {floor_rate / tps:.3f} to TPC-B")
+        record("booking", "reference: GET /api/v1/wallet/ per second, 16 clients", floor_rate, unit="/s")
+        record("booking", "reference: wallet reads/s ÷ TPC-B tps", floor_rate / tps)
     record("booking", "bookings/s over HTTP, 16 clients", rate, unit="/s")
     record("booking", "p99 latency", percentile(latencies, .99) * 1000, unit="ms")
     record("booking", "pgbench TPC-B tps, -c 16 (reference)", tps, unit="/s")
     record("booking", "bookings/s ÷ TPC-B tps", ratio, target="≥ 0.10", met=ratio >= 0.10)
-    if breaches or set(statuses) - {201, 409}:
+    if breaches or set(statuses) - {201, 409} or (floor is not None and set(floor[1]) - {200}):
         sys.exit("errors during the run (see above)")
     if args.strict and ratio < 0.10:
         sys.exit(1)
