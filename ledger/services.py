@@ -99,8 +99,9 @@ def ledger_post(*, kind: str, idempotency_key: str, legs: Sequence[tuple[LedgerA
     provided its legs are the same (the returned object then has ``replayed = True``, else ``False``); otherwise
     ``ApplicationError`` 422 (code ``idempotency_mismatch``).
     Raises ``ApplicationError`` 400 when the legs do not sum to zero, are all zero, or mix currencies, and
-    ``InsufficientFunds`` (409) when an account that may not go negative would. Runs in its own savepoint, so after
-    ``InsufficientFunds`` the caller's transaction is intact and can carry on or roll back as it sees fit.
+    ``InsufficientFunds`` (409) when an account that may not go negative would. The balances are checked under the
+    accounts' row locks before anything is written, so after ``InsufficientFunds`` the caller's transaction is
+    intact (no savepoint needed) and can carry on or roll back as it sees fit.
     """
     if not idempotency_key:
         raise ApplicationError("A ledger posting needs an idempotency key.",
@@ -115,48 +116,62 @@ def ledger_post(*, kind: str, idempotency_key: str, legs: Sequence[tuple[LedgerA
         raise ApplicationError("A ledger transaction cannot mix currencies.")
 
     try:
-        with transaction.atomic():
-            posted = _insert_transaction(kind=kind, idempotency_key=idempotency_key, reference=reference, memo=memo,
-                                         legs=normalised)
-            if posted is None:
-                return _existing_posting(idempotency_key, normalised)
+        posted, short = _insert_transaction(kind=kind, idempotency_key=idempotency_key, reference=reference,
+                                            memo=memo, legs=normalised)
     except IntegrityError as exc:
+        # The account CHECK behind the pre-check: unreachable while the accounts stay locked, and the transaction
+        # is aborted now, so the message cannot read the balances.
         if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) == OVERDRAFT_CONSTRAINT:
-            raise InsufficientFunds(_overdraft_message(normalised)) from exc
+            raise InsufficientFunds("Insufficient funds.") from exc
         raise
-    return posted
+    if posted is not None:
+        return posted
+    if short and not JournalTransaction.objects.filter(idempotency_key=idempotency_key).exists():
+        raise InsufficientFunds(_overdraft_message(normalised))
+    return _existing_posting(idempotency_key, normalised)
 
 
 def _insert_transaction(*, kind: str, idempotency_key: str, reference: str, memo: str,
-                        legs: list[tuple[LedgerAccount, Decimal]]) -> JournalTransaction | None:
-    """Insert the transaction row and its entries in one statement; None (nothing written) when the key exists.
+                        legs: list[tuple[LedgerAccount, Decimal]]) -> tuple[JournalTransaction | None, bool]:
+    """Lock the legs' accounts, check that none that may not go negative would, and insert the transaction row and
+    its entries: one statement. Returns the posting (None when nothing was written) and whether an account was
+    short (then nothing was written).
 
-    A concurrent poster of the same key blocks on the unique index until the first commits (then None) or rolls
-    back (then this insert proceeds). The entries go in in the order of ``legs`` (account-id order): the
-    trigger's balance UPDATEs lock accounts in that order too, so two postings touching the same accounts cannot
-    deadlock.
+    The accounts are locked in id order (``legs`` are in account-id order, and so are the entry trigger's balance
+    UPDATEs), so two postings touching the same accounts cannot deadlock; the balances read under the lock are the
+    latest committed ones, so the check is exact and the account CHECK behind it never fires. When the key exists,
+    nothing is written (None): a concurrent poster of the same key blocks on the unique index until the first
+    commits (then None) or rolls back (then this insert proceeds).
     """
+    account_ids, amounts = [account.pk for account, _ in legs], [amount for _, amount in legs]
     with connection.cursor() as cursor:
         cursor.execute(
-            "WITH posted AS ("
+            "WITH locked AS MATERIALIZED ("
+            " SELECT id, balance, allow_negative FROM ledger_ledgeraccount WHERE id = ANY(%s::bigint[])"
+            " ORDER BY id FOR NO KEY UPDATE"
+            "), short AS ("
+            " SELECT 1 FROM locked JOIN (SELECT account_id, sum(amount) AS amount"
+            "  FROM unnest(%s::bigint[], %s::numeric[]) AS d(account_id, amount) GROUP BY account_id) d"
+            "  ON d.account_id = locked.id WHERE NOT locked.allow_negative AND locked.balance + d.amount < 0"
+            "), posted AS ("
             " INSERT INTO ledger_journaltransaction (kind, reference, idempotency_key, memo, created_at)"
-            " VALUES (%s, %s, %s, %s, now()) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, created_at"
+            " SELECT %s, %s, %s, %s, now() WHERE NOT EXISTS (SELECT 1 FROM short)"
+            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, created_at"
             "), legs AS ("
             " INSERT INTO ledger_entry (transaction_id, account_id, amount)"
             " SELECT posted.id, leg.account_id, leg.amount FROM posted,"
             " unnest(%s::bigint[], %s::numeric[]) WITH ORDINALITY AS leg(account_id, amount, n) ORDER BY leg.n"
-            ") SELECT id, created_at FROM posted",
-            [kind, reference, idempotency_key, memo, [account.pk for account, _ in legs],
-             [amount for _, amount in legs]],
+            ") SELECT (SELECT id FROM posted), (SELECT created_at FROM posted), EXISTS (SELECT 1 FROM short)",
+            [account_ids, account_ids, amounts, kind, reference, idempotency_key, memo, account_ids, amounts],
         )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    posted = JournalTransaction(id=row[0], created_at=row[1], kind=kind, reference=reference,
+        posted_id, created_at, short = cursor.fetchone()
+    if posted_id is None:
+        return None, short
+    posted = JournalTransaction(id=posted_id, created_at=created_at, kind=kind, reference=reference,
                                 idempotency_key=idempotency_key, memo=memo)
     posted._state.adding = False
     posted.replayed = False
-    return posted
+    return posted, False
 
 
 def _existing_posting(idempotency_key: str, legs: list[tuple[LedgerAccount, Decimal]]) -> JournalTransaction:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 from psycopg import errors as pg_errors
 
@@ -173,15 +173,17 @@ def _open_listing(listing_id: int, *, lock: bool) -> Listing | None:
     return listing
 
 
-def _take_free_nodes(booking: Booking, cluster_id: int) -> list[int]:
+def _take_free_nodes(booking: Booking, cluster_id: int) -> tuple[list[int], bool]:
     """Reserve the ``booking.nodes`` lowest-numbered nodes of the cluster that have no active reservation
-    overlapping the booking's ``[start, end)`` and return their indexes; when fewer are free, reserve none and
-    return the free ones' indexes.
+    overlapping the booking's ``[start, end)``. Returns the free nodes' indexes (fewer than asked: nothing was
+    reserved) and whether every one of them was reserved: False when a writer that skipped
+    ``lock_cluster_capacity`` reserved one of them meanwhile (the caller undoes the rest and chooses again).
 
     One statement: the free nodes (NOT EXISTS answered by the exclusion constraint's GiST index (node, period)) and
     the INSERT of their ``NodeReservation`` rows, in node-index order, so concurrent bookings wait on each other in
-    one order: no deadlock. Plain SQL: it runs on every booking, and compiling the ORM's Exists() costs more than
-    the query."""
+    one order: no deadlock. ``ON CONFLICT DO NOTHING`` skips a row the exclusion constraint refuses instead of
+    failing the statement, so the booking's transaction needs no savepoint here. Plain SQL: it runs on every
+    booking, and compiling the ORM's Exists() costs more than the query."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"WITH free AS (SELECT n.id, n.index FROM {Node._meta.db_table} n "  # noqa: S608 - names from metadata
@@ -191,10 +193,13 @@ def _take_free_nodes(booking: Booking, cluster_id: int) -> list[int]:
             f"), taken AS (INSERT INTO {NodeReservation._meta.db_table} (booking_id, node_id, period, active)"
             " SELECT %s, free.id, tstzrange(%s, %s, '[)'), true FROM free"
             " WHERE (SELECT count(*) FROM free) = %s ORDER BY free.index"
-            ") SELECT index FROM free ORDER BY index",
+            " ON CONFLICT DO NOTHING RETURNING node_id"
+            ") SELECT free.index, taken.node_id IS NOT NULL FROM free LEFT JOIN taken ON taken.node_id = free.id"
+            " ORDER BY free.index",
             [cluster_id, booking.start, booking.end, booking.nodes, booking.pk, booking.start, booking.end,
              booking.nodes])
-        return [index for (index,) in cursor.fetchall()]
+        chosen = cursor.fetchall()
+    return [index for index, _ in chosen], all(taken for _, taken in chosen)
 
 
 def lock_cluster_capacity(cluster_id: int) -> None:
@@ -214,24 +219,25 @@ def _reserve_nodes(booking: Booking, cluster_id: int) -> list[int]:
     """Insert the booking's ``NodeReservation`` rows and return the node numbers (indexes) taken; Conflict 409
     when the cluster lacks free nodes.
 
-    Runs inside the caller's transaction. Each attempt is a savepoint: when a concurrent booking committed an
-    overlapping reservation first, the exclusion constraint rejects the insert (or, when both inserted at the same
-    moment, PostgreSQL's deadlock detector aborts one), the savepoint rolls back and the free nodes are chosen again
-    (read committed: the next query sees the winner's rows).
+    Runs inside the caller's transaction, after ``lock_cluster_capacity``, so normally the first choice holds. When
+    a writer that skipped the lock committed an overlapping reservation first, the exclusion constraint skips that
+    row (``_take_free_nodes``); the rows taken are deleted and the free nodes chosen again (read committed: the
+    next statement sees the winner's rows). Crossing inserts of two such writers end in PostgreSQL's deadlock
+    error for one of them, answered 409 (that error aborts the transaction: no second choice).
     """
     lock_cluster_capacity(cluster_id)
     for _attempt in range(NODE_CHOICE_ATTEMPTS):
         try:
-            with transaction.atomic():
-                indexes = _take_free_nodes(booking, cluster_id)
-            if len(indexes) < booking.nodes:
-                break
-            return indexes
-        except (IntegrityError, OperationalError) as exc:
-            # Two bookings inserting overlapping rows at the same moment each wait for the other while checking
-            # the constraint; PostgreSQL breaks that with a deadlock error in one of them: a lost race as well.
-            if not isinstance(exc.__cause__, pg_errors.ExclusionViolation | pg_errors.DeadlockDetected):
+            indexes, all_taken = _take_free_nodes(booking, cluster_id)
+        except OperationalError as exc:
+            if not isinstance(exc.__cause__, pg_errors.DeadlockDetected):
                 raise
+            break
+        if len(indexes) < booking.nodes:
+            break
+        if all_taken:
+            return indexes
+        NodeReservation.objects.filter(booking_id=booking.pk).delete()
     raise Conflict(f"Not enough free nodes for {booking.start:%Y-%m-%d %H:%M}–{booking.end:%Y-%m-%d %H:%M} UTC: "
                    f"{booking.nodes} asked. Pick another window or fewer nodes.",
                    errors={"nodes": ["Not enough free nodes in this window."]}, code="capacity")

@@ -124,9 +124,13 @@ def test_parallel_cancels_release_once(client_for):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_booking_that_loses_at_the_exclusion_constraint_retries_on_another_node():
-    # given a writer that reserves node 1 without the capacity lock and commits only after the booking chose node 1
-    cluster = ClusterFactory(node_count=2)
+@pytest.mark.parametrize(("node_count", "nodes", "sneaked", "expected"), [
+    (2, 1, 1, [2]),  # the only node chosen is lost
+    (3, 2, 2, [1, 3]),  # one of two is lost: node 1, already reserved, is given up and chosen again
+])
+def test_booking_that_loses_at_the_exclusion_constraint_retries_on_other_nodes(node_count, nodes, sneaked, expected):
+    # given a writer that reserves a node without the capacity lock and commits only after the booking chose it
+    cluster = ClusterFactory(node_count=node_count)
     listing = ListingFactory(cluster=cluster)
     startup = funded_startup("1000.00")
     start, end = next_hour(2), next_hour(4)
@@ -138,20 +142,22 @@ def test_booking_that_loses_at_the_exclusion_constraint_retries_on_another_node(
                 buyer=startup, listing=listing, nodes=1, start=start, end=end, gpu_hours=16,
                 price_per_gpu_hour=Decimal("10"), subtotal=Decimal("0"), cash_amount=Decimal("0"),
                 status="confirmed")
-            NodeReservation.objects.create(booking=other, node=cluster.nodes.get(index=1), period=Range(start, end))
+            NodeReservation.objects.create(booking=other, node=cluster.nodes.get(index=sneaked),
+                                           period=Range(start, end))
             inserted.set()
-            time.sleep(1.0)  # the booking now picks node 1 (uncommitted here) and waits on this transaction
+            time.sleep(1.0)  # the booking now picks that node (uncommitted here) and waits on this transaction
         return "committed"
 
     def booker():
         inserted.wait(10)
-        booking = services.booking_create(buyer=startup, listing_id=listing.pk, nodes=1, start=start, end=end)
+        booking = services.booking_create(buyer=startup, listing_id=listing.pk, nodes=nodes, start=start, end=end)
         return sorted(booking.reservations.values_list("node__index", flat=True))
 
     # when
     writer_result, booked_nodes = run_concurrently(lambda fn: fn(), [(sneaky_writer,), (booker,)])
-    # then the booking lost node 1 at the constraint, chose again and got node 2
+    # then the booking lost the node at the constraint, chose again and got the others
     assert writer_result == "committed"
-    assert booked_nodes == [2]
+    assert booked_nodes == expected
+    assert NodeReservation.objects.filter(booking__nodes=nodes, booking__status="held").count() == nodes
     _assert_no_double_booking(cluster)
     assert ledger_breaches() == []

@@ -129,6 +129,18 @@ def test_a_short_wallet_raises_insufficient_funds_and_the_callers_transaction_su
 
 
 @pytest.mark.django_db
+def test_a_retried_hold_replays_even_once_the_wallet_is_empty():
+    # given a hold of the whole wallet
+    funded_wallet(ORG, "30.00")
+    first = wallet_hold(organization_id=ORG, amount=Decimal("30.00"), idempotency_key="hold:all")
+    # when the same hold is retried (the balance check would now refuse a new one)
+    again = wallet_hold(organization_id=ORG, amount=Decimal("30.00"), idempotency_key="hold:all")
+    # then the first posting answers and nothing more is held
+    assert again.pk == first.pk and again.replayed is True
+    assert wallet_summary(ORG) == {"balance": Decimal("0.00"), "held": Decimal("30.00")}
+
+
+@pytest.mark.django_db
 def test_releasing_more_than_is_held_is_refused():
     # given
     funded_wallet(ORG, "10.00")
