@@ -93,9 +93,15 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # the hot paths (booking, search) then skip PostgreSQL's parse and plan (about a quarter of its CPU per booking,
 # measured in bench/booking.py). Set DJANGO_DB_PREPARE_THRESHOLD= (empty) behind a transaction-mode pooler such
 # as PgBouncer < 1.21, which cannot keep prepared statements per client.
+# (marketplace.core.db: a statement with more than 65,535 parameters, which server-side binding cannot send, goes
+# with its values inlined.)
 _PREPARE_THRESHOLD = env("DJANGO_DB_PREPARE_THRESHOLD", default="5")
-DATABASES["default"].setdefault("OPTIONS", {}).update(
-    {"server_side_binding": True, "prepare_threshold": int(_PREPARE_THRESHOLD)} if _PREPARE_THRESHOLD else {})
+if _PREPARE_THRESHOLD:
+    from marketplace.core.db import ServerBindingCursorWithoutLimit
+
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=True, prepare_threshold=int(_PREPARE_THRESHOLD),
+        cursor_factory=ServerBindingCursorWithoutLimit)
 DATABASES["default"]["TEST"] = {"NAME": env("DJANGO_TEST_DB_NAME", default=None)}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     from django.core.exceptions import ImproperlyConfigured
