@@ -14,10 +14,11 @@ by one dimension. Amounts per row:
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
-from django.db.models import Count, DateTimeField, DecimalField, Exists, F, Func, OuterRef, Q, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, DecimalField, Exists, F, OuterRef, Q, Sum, Value
+from django.db.models.functions import Coalesce, TruncMonth
 
 from accounts.models import Organization
 from accounts.selectors import is_auditor, user_organizations
@@ -31,12 +32,6 @@ COLUMNS = ("key", "label", "bookings", "held", "captured", "reimbursed", "spent"
 _LIVE = (Redemption.Status.HELD, Redemption.Status.CAPTURED)
 _CLUSTER = "booking__listing__cluster__"
 
-# The first instant of the booking's month in UTC. Spelled out rather than ``TruncMonth``: with server-side
-# binding (settings: DJANGO_DB_PREPARE_THRESHOLD) TruncMonth's 'month' and time zone become parameters, and
-# PostgreSQL does not see ``date_trunc($1, …)`` in the SELECT as the ``date_trunc($3, …)`` in the GROUP BY.
-_MONTH = Func(F("booking__start"), template="date_trunc('month', %(expressions)s, 'UTC')",
-              output_field=DateTimeField())
-
 # group_by → (key expression, label expression, extra grouped columns)
 _DIMENSIONS = {
     "city": (F("voucher__program__city"), F("voucher__program__city"), {}),
@@ -45,7 +40,7 @@ _DIMENSIONS = {
     "provider": (F(_CLUSTER + "data_center__provider_id"), F(_CLUSTER + "data_center__provider__name"), {}),
     "accelerator": (F(_CLUSTER + "accelerator__slug"), F(_CLUSTER + "accelerator__name"),
                     {"domestic": F(_CLUSTER + "accelerator__domestic")}),
-    "month": (_MONTH, _MONTH, {}),
+    "month": (TruncMonth("booking__start", tzinfo=dt.UTC), TruncMonth("booking__start", tzinfo=dt.UTC), {}),
 }
 
 

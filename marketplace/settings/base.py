@@ -89,19 +89,6 @@ DATABASE_URL = env("DATABASE_URL", default=None) or embedded.postgres_url()
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# Bind parameters on the server and prepare a statement once it has run PREPARE_THRESHOLD times on a connection:
-# the hot paths (booking, search) then skip PostgreSQL's parse and plan (about a quarter of its CPU per booking,
-# measured in bench/booking.py). Set DJANGO_DB_PREPARE_THRESHOLD= (empty) behind a transaction-mode pooler such
-# as PgBouncer < 1.21, which cannot keep prepared statements per client.
-# (marketplace.core.db: a statement with more than 65,535 parameters, which server-side binding cannot send, goes
-# with its values inlined.)
-_PREPARE_THRESHOLD = env("DJANGO_DB_PREPARE_THRESHOLD", default="5")
-if _PREPARE_THRESHOLD:
-    from marketplace.core.db import ServerBindingCursorWithoutLimit
-
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        server_side_binding=True, prepare_threshold=int(_PREPARE_THRESHOLD),
-        cursor_factory=ServerBindingCursorWithoutLimit)
 DATABASES["default"]["TEST"] = {"NAME": env("DJANGO_TEST_DB_NAME", default=None)}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     from django.core.exceptions import ImproperlyConfigured
