@@ -23,15 +23,20 @@ Contract:
   the first failed, it runs as a first request.
 - Error responses (status ≥ 400, or an exception) are not stored: the transaction rolls back, so a client may retry
   with the same key after fixing its input.
+- Records are kept ``IDEMPOTENCY_RETENTION_HOURS`` (default 72), then ``idempotency_records_purge`` (hourly beat
+  task ``core.purge_idempotency_records``) deletes them: a key sent again after that is a new request.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import json
 
+from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -112,3 +117,26 @@ def idempotent(handler):
         return response
 
     return wrapper
+
+
+# Rows deleted per statement by ``idempotency_records_purge``: short statements, so a purge never holds many row
+# locks or a long transaction next to the requests that insert records.
+PURGE_BATCH = 5_000
+
+
+def idempotency_records_purge(*, now: dt.datetime | None = None, batch: int = PURGE_BATCH) -> int:
+    """Delete the records created more than ``IDEMPOTENCY_RETENTION_HOURS`` before ``now`` (default: the current
+    time), ``batch`` rows per statement (each its own transaction, oldest first); returns how many were deleted.
+    Idempotent: a second run finds nothing more to delete."""
+    cutoff = (now or timezone.now()) - dt.timedelta(hours=settings.IDEMPOTENCY_RETENTION_HOURS)
+    table = IdempotencyRecord._meta.db_table
+    deleted = 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE created_at < %s "  # noqa: S608
+                "ORDER BY created_at LIMIT %s)", [cutoff, batch])  # (table name from model metadata)
+            count = cursor.rowcount
+        deleted += count
+        if count < batch:
+            return deleted

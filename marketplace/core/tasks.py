@@ -22,3 +22,11 @@ def fail_fast_connection(app):
 def health(value: int) -> int:
     """Round-trip check: the worker answers ``value + 1``."""
     return value + 1
+
+
+@shared_task(name="core.purge_idempotency_records")
+def purge_idempotency_records() -> int:
+    """Hourly (beat): delete the ``Idempotency-Key`` records past their retention; how many were deleted."""
+    from marketplace.core.idempotency import idempotency_records_purge
+
+    return idempotency_records_purge()

@@ -171,6 +171,8 @@ HOLD_MINUTES = env.int("HOLD_MINUTES", default=15)
 # At most this many unconfirmed bookings / open bids per organization at once (database-enforced, orders.limits).
 MAX_HELD_BOOKINGS = env.int("MAX_HELD_BOOKINGS", default=20)
 MAX_OPEN_BIDS = env.int("MAX_OPEN_BIDS", default=50)
+# How long a replay of an ``Idempotency-Key`` POST returns the first response; older records are purged hourly.
+IDEMPOTENCY_RETENTION_HOURS = env.int("IDEMPOTENCY_RETENTION_HOURS", default=72)
 
 # --- REST framework ---------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -238,6 +240,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     "orders-clear-bids": {"task": "orders.clear_bids", "schedule": 300.0, "options": {"expires": 290}},
     # Anomaly flags over recent voucher spend (idempotent: ON CONFLICT DO NOTHING).
     "audit-compute-flags": {"task": "audit.compute_flags", "schedule": 600.0, "options": {"expires": 590}},
+    # Idempotency-Key records past IDEMPOTENCY_RETENTION_HOURS (batched deletes; idempotent).
+    "core-purge-idempotency-records": {"task": "core.purge_idempotency_records", "schedule": 3600.0,
+                                       "options": {"expires": 3500}},
 }
 
 LOGGING = {

@@ -1,5 +1,7 @@
 """Idempotency-Key on POSTs that create money or capacity, exercised through the deposits endpoint."""
 
+import datetime as dt
+
 import pytest
 from rest_framework.test import APIRequestFactory
 
@@ -107,3 +109,28 @@ def test_concurrent_duplicates_run_once_and_replay_the_first_response(startup, s
     assert all(body == results[0][1] for _, body, _ in results)
     assert sorted(replayed for _, _, replayed in results) == [False] + [True] * 7
     assert JournalTransaction.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_records_past_their_retention_are_purged_in_batches(settings):
+    # given 7 records three days and a minute old and 2 fresh ones, with a retention of 72 hours
+    from django.utils import timezone
+
+    from marketplace.core.idempotency import idempotency_records_purge
+    from marketplace.core.tasks import purge_idempotency_records
+
+    settings.IDEMPOTENCY_RETENTION_HOURS = 72
+    user = factories.UserFactory()
+    now = timezone.now()
+    for i in range(9):
+        IdempotencyRecord.objects.create(user=user, key=f"k{i}", method="POST", path="/api/v1/bookings/",
+                                         fingerprint="0" * 64, status_code=201)
+    IdempotencyRecord.objects.filter(key__in=[f"k{i}" for i in range(7)]).update(
+        created_at=now - dt.timedelta(hours=72, minutes=1))
+    # when purged 3 rows per statement, then again by the beat task
+    deleted = idempotency_records_purge(now=now, batch=3)
+    again = purge_idempotency_records.run()
+    # then the old ones are gone, the fresh ones kept, and the second run finds nothing
+    assert deleted == 7 and again == 0
+    assert sorted(IdempotencyRecord.objects.values_list("key", flat=True)) == ["k7", "k8"]
+    assert settings.CELERY_BEAT_SCHEDULE["core-purge-idempotency-records"]["task"] == "core.purge_idempotency_records"
