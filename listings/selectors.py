@@ -77,17 +77,17 @@ def clusters_short_of_gpus(start: dt.datetime, end: dt.datetime, min_gpus: int) 
     reservations overlapping it (a cluster with no such reservation is not among them: all its GPUs are free), as
     a PostgreSQL array literal of ids (``'{3,17}'``, handed to the next query as it is); ``None`` when there is none.
 
-    One aggregate over the reservations in the window (GiST index): distinct nodes first (a node may have several
-    reservations in it), one cluster lookup per node, busy nodes per cluster, compared with the cluster's size.
-    Its cost grows with the reservations in the window, not with the listings a search scans.
+    One aggregate over the reservations in the window: an index-only scan of the period index, which includes
+    each reservation's node and cluster (copied onto it by a trigger), busy nodes counted per cluster (a node may
+    have several reservations in it), then a lookup per busy cluster for its size. Its cost grows with the
+    reservations in the window, not with the listings a search scans.
     """
-    node, cluster, reservation = Node._meta.db_table, Cluster._meta.db_table, _reservation_table()
+    cluster, reservation = Cluster._meta.db_table, _reservation_table()
     sql = f"""
         SELECT array_agg(b.cluster_id)::text FROM (
-            SELECT (SELECT n.cluster_id FROM {node} n WHERE n.id = d.node_id) AS cluster_id, count(*) AS busy
-            FROM (SELECT DISTINCT r.node_id FROM {reservation} r
-                  WHERE r.active AND r.period && tstzrange(%s, %s, '[)')) d
-            GROUP BY 1) b
+            SELECT r.cluster_id, count(DISTINCT r.node_id) AS busy FROM {reservation} r
+            WHERE r.active AND r.period && tstzrange(%s, %s, '[)')
+            GROUP BY r.cluster_id) b
         -- a lookup per busy cluster (a join would hash every cluster)
         WHERE (SELECT c.gpus_per_node * (c.node_count - b.busy) FROM {cluster} c WHERE c.id = b.cluster_id) < %s
     """  # noqa: S608 - table names come from model metadata, values are parameters
