@@ -170,32 +170,39 @@ class _Capacity:
             self._merged[bid.accelerators] = merged
         return merged
 
-    def fits(self, bid: Bid, ask: Ask, before: int | None = None) -> Iterator[tuple[int, tuple[int, ...]]]:
-        """Every start on ``ask`` (before ``before`` if given), earliest first, where ``bid.nodes`` nodes are free
-        for the whole duration, each with those nodes (the lowest 0-based positions free then, as
-        ``booking_create`` takes them)."""
+    def level_starts(self, bid: Bid, ask: Ask, before: int | None = None) -> int:
+        """Bit ``s`` set: ``s`` is a start on ``ask`` inside both windows (and before ``before`` if given) where at
+        least ``bid.nodes`` nodes of the cluster are free in every hour of the slot, not necessarily the same nodes
+        all along (a necessary condition for a fit). 0 when the ask cannot take the bid at all (too short a window,
+        its minimum hours, GPUs per node, too few nodes)."""
         duration = bid.duration_hours
         if self.longest[ask.cluster_id] < duration:
-            return
+            return 0
         first = bid.earliest_start if bid.earliest_start > ask.start else ask.start
         last = (bid.latest_end if bid.latest_end < ask.end else ask.end) - duration
         if before is not None and last >= before:
             last = before - 1
         if last < first or duration < ask.min_hours:
-            return
+            return 0
         if bid.max_gpus_per_node and ask.gpus_per_node > bid.max_gpus_per_node:
-            return
+            return 0
         if len(self.masks[ask.cluster_id]) < bid.nodes:
-            return
-        window = ((1 << (last - first + 1)) - 1) << first
-        levels = self.atleast[ask.cluster_id]
+            return 0
+        levels = self.atleast[ask.cluster_id]  # (beyond its levels, "at least the last level": necessary only)
         level = levels[bid.nodes - 1] if bid.nodes <= len(levels) else levels[-1]
-        runs = self._runs
         key = (level, duration)
-        if (run := runs.get(key)) is None:
-            run = runs[key] = _run_starts(level, duration)
-        if not run & window:
+        if (run := self._runs.get(key)) is None:
+            run = self._runs[key] = _run_starts(level, duration)
+        return run & ((1 << (last - first + 1)) - 1) << first
+
+    def fits(self, bid: Bid, ask: Ask, before: int | None = None) -> Iterator[tuple[int, tuple[int, ...]]]:
+        """Every start on ``ask`` (before ``before`` if given), earliest first, where ``bid.nodes`` nodes are free
+        for the whole duration, each with those nodes (the lowest 0-based positions free then, as
+        ``booking_create`` takes them)."""
+        window = self.level_starts(bid, ask, before)
+        if not window:
             return  # never enough nodes free in every hour of any allowed slot: skip the per-group work
+        duration, runs = bid.duration_hours, self._runs
         starts = []  # per group: bit s set = its nodes are free for [s, s + duration) and s is an allowed start
         union = 0
         for mask, positions in self.groups[ask.cluster_id]:
@@ -355,8 +362,8 @@ def total_surplus(plan: Iterable[Assignment]):
 def clear(bids: Sequence[Bid], asks: Sequence[Ask], time_budget_s: float = 2.0) -> list[Assignment]:
     """Batch clearing: a plan maximising total surplus under node capacity, found within ``time_budget_s``.
 
-    First a greedy plan: bids by their ``_regret`` (what they lose if pushed from the cheapest price they accept
-    to the next dearer one), then by the surplus at stake on the cheapest ask, largest first, each in
+    First a greedy plan: bids by ``_seating_priority`` (their regret, what they lose if pushed from the cheapest
+    price they accept to the next dearer one, then the surplus at stake on the cheapest ask, largest first), each in
     ``tightest_slot`` (the cheapest price, best fit). Then, budget permitting, the continuous arrival-order plan,
     the better one kept — so never worse than ``continuous`` when the budget allows it (always on small markets;
     one greedy plan takes ~2–2.5 s on 10k bids × 2k listings) — and the local search (``_improve``), stopped at
@@ -368,8 +375,7 @@ def clear(bids: Sequence[Bid], asks: Sequence[Ask], time_budget_s: float = 2.0) 
     deadline = time.monotonic() + time_budget_s
     started = time.monotonic()
     capacity = _Capacity(asks)
-    by_regret = sorted(bids, key=lambda b: (-_regret(b, capacity), -_value_at_stake(b, capacity), b.created,
-                                            b.bid_id))
+    by_regret = sorted(bids, key=lambda b: (*_seating_priority(b, capacity), b.created, b.bid_id))
     plan, capacity = _greedy(by_regret, capacity, tight=True)
     took = time.monotonic() - started
     arrival_plan = None
@@ -385,37 +391,49 @@ def clear(bids: Sequence[Bid], asks: Sequence[Ask], time_budget_s: float = 2.0) 
 
 def _as_applied(plan: Sequence[Assignment], asks: Sequence[Ask]) -> list[Assignment]:
     """``plan`` as booking it in order does it: each assignment on the lowest-numbered nodes free for its window
-    once the earlier ones are booked. A greedy plan, built in that order, comes out unchanged; an improvement move
-    (evict, re-seat) can shift the nodes of a later assignment, and, rarely, leave one without room: it is left
-    out (its bid stays open), so the plan's surplus is what applying it yields."""
+    once the earlier ones are booked. A greedy plan, built in that order, comes out unchanged, and so does the
+    local search's (it keeps every cluster booking as planned); an assignment left without room would be left out
+    (its bid stays open), so the plan's surplus is always what applying it yields."""
     masks: dict[int, list[int]] = {}
     for ask in asks:
         masks.setdefault(ask.cluster_id, list(ask.node_free))
-    applied = []
-    for a in plan:
-        bits = ((1 << (a.end - a.start)) - 1) << a.start
-        cluster = masks[a.cluster_id]
-        free = [i for i, mask in enumerate(cluster) if mask & bits == bits][:a.nodes]
-        if len(free) < a.nodes:
-            continue
-        for i in free:
-            cluster[i] &= ~bits
-        nodes = tuple(i + 1 for i in free)
-        applied.append(a if nodes == a.node_indexes else dataclasses.replace(a, node_indexes=nodes))
-    return applied
+    booked = (_book_lowest(masks[a.cluster_id], a) for a in plan)
+    return [a for a in booked if a is not None]
 
 
-def _regret(bid: Bid, capacity: _Capacity):
-    """What the bid loses if pushed from the cheapest price it accepts to the next dearer one: its surplus on the
-    cheapest ask minus that on the cheapest dearer ask (all of it when it cannot afford that one or there is none).
-    Seating bids by regret, largest first, gives the cheap capacity to those that would lose most elsewhere; a bid
+def _book_lowest(masks: list[int], a: Assignment) -> Assignment | None:
+    """Book ``a`` on the lowest-numbered of its cluster's ``masks`` (mutated) free for its whole window, as
+    ``booking_create`` does: ``a`` with the nodes it got, or None (``masks`` unchanged) when too few are free."""
+    bits = ((1 << (a.end - a.start)) - 1) << a.start
+    free = []
+    for position, mask in enumerate(masks):
+        if mask & bits == bits:
+            free.append(position)
+            if len(free) == a.nodes:
+                break
+    else:
+        return None
+    for position in free:
+        masks[position] &= ~bits
+    nodes = tuple(position + 1 for position in free)
+    return a if nodes == a.node_indexes else dataclasses.replace(a, node_indexes=nodes)
+
+
+def _seating_priority(bid: Bid, capacity: _Capacity) -> tuple:
+    """The greedy's sort key, smallest first: the bid's regret, largest first, then its value at stake.
+
+    Regret: what the bid loses if pushed from the cheapest price it accepts to the next dearer one, i.e. its
+    surplus on the cheapest ask minus that on the cheapest dearer ask (all of it when it cannot afford that one or
+    there is none). Seating bids by regret gives the cheap capacity to those that would lose most elsewhere; a bid
     that could pay the next price nearly as well waits, and at worst pays it."""
     candidates = capacity.candidates(bid)
     if not candidates:
-        return 0
+        return 0, 0
+    value = _value_at_stake(bid, capacity)
     cheapest = candidates[0].price
     dearer = next((a for a in candidates if a.price > cheapest), None)
-    return _value_at_stake(bid, capacity) - (max(surplus_of(bid, dearer), 0) if dearer is not None else 0)
+    regret = value - (max(surplus_of(bid, dearer), 0) if dearer is not None else 0)
+    return -regret, -value
 
 
 def _value_at_stake(bid: Bid, capacity: _Capacity):
@@ -425,24 +443,13 @@ def _value_at_stake(bid: Bid, capacity: _Capacity):
 
 
 def _replay(masks: list[int], plan: Iterable[Assignment]) -> list[Assignment] | None:
-    """Book ``plan`` in order on one cluster's ``masks`` (mutated) as ``booking_create`` does, each assignment on
-    the lowest-numbered nodes free for its window: the assignments with the nodes they got, or None when one
-    finds too few nodes free."""
+    """Book ``plan`` in order on one cluster's ``masks`` (mutated) with ``_book_lowest``: the assignments with the
+    nodes they got, or None when one finds too few nodes free."""
     booked = []
     for a in plan:
-        bits = ((1 << (a.end - a.start)) - 1) << a.start
-        free = []
-        for position, mask in enumerate(masks):
-            if mask & bits == bits:
-                free.append(position)
-                if len(free) == a.nodes:
-                    break
-        else:
+        if (got := _book_lowest(masks, a)) is None:
             return None
-        for position in free:
-            masks[position] &= ~bits
-        nodes = tuple(position + 1 for position in free)
-        booked.append(a if nodes == a.node_indexes else dataclasses.replace(a, node_indexes=nodes))
+        booked.append(got)
     return booked
 
 
@@ -572,9 +579,9 @@ def _move(state: _Replanner, bid: Bid, bid_by_id: dict[int, Bid]) -> bool:
             return False  # sorted by price: no cheaper ask follows
         if _insert(state, bid, ask, current):
             return True
-        if evictions < EVICT_CLUSTERS and _blockers(state, bid, ask):
+        if evictions < EVICT_CLUSTERS and (blockers := _blockers(state, bid, ask)):
             evictions += 1
-            if _evict(state, bid, ask, current, bid_by_id):
+            if _evict(state, bid, ask, current, blockers[:EVICT_VICTIMS], bid_by_id):
                 return True
     return False
 
@@ -613,18 +620,8 @@ def _place(state: _Replanner, bid: Bid, ask: Ask) -> bool:
 
 
 def _count_starts(capacity: _Capacity, bid: Bid, ask: Ask) -> Iterator[int]:
-    """Starts on ``ask`` inside both windows where at least ``bid.nodes`` nodes of the cluster are free in every
-    hour of the slot (not necessarily the same nodes all along), earliest first."""
-    duration = bid.duration_hours
-    first = max(bid.earliest_start, ask.start)
-    last = min(bid.latest_end, ask.end) - duration
-    if last < first or duration < ask.min_hours or len(capacity.masks[ask.cluster_id]) < bid.nodes:
-        return
-    if bid.max_gpus_per_node and ask.gpus_per_node > bid.max_gpus_per_node:
-        return
-    levels = capacity.atleast[ask.cluster_id]  # (beyond its levels, "at least the last level": necessary only)
-    level = levels[bid.nodes - 1] if bid.nodes <= len(levels) else levels[-1]
-    run = _run_starts(level, duration) & ((1 << (last + 1)) - 1) >> first << first
+    """The starts of ``capacity.level_starts(bid, ask)``, earliest first."""
+    run = capacity.level_starts(bid, ask)
     while run:
         bit = run & -run
         yield bit.bit_length() - 1
@@ -640,11 +637,12 @@ def _blockers(state: _Replanner, bid: Bid, ask: Ask) -> list[Assignment]:
                    and a.bid_id != bid.bid_id), key=lambda a: a.surplus)
 
 
-def _evict(state: _Replanner, bid: Bid, ask: Ask, current: Assignment | None, bid_by_id: dict[int, Bid]) -> bool:
-    """Seat ``bid`` on ``ask`` by evicting one of the assignments in its way and re-seating that one where it
-    fits best at its cheapest price; committed only if the total rises."""
+def _evict(state: _Replanner, bid: Bid, ask: Ask, current: Assignment | None, victims: Sequence[Assignment],
+           bid_by_id: dict[int, Bid]) -> bool:
+    """Seat ``bid`` on ``ask`` by evicting one of ``victims`` (assignments in its way, ``_blockers``) and
+    re-seating that one where it fits best at its cheapest price; committed only if the total rises."""
     before = state.total
-    for victim in _blockers(state, bid, ask)[:EVICT_VICTIMS]:
+    for victim in victims:
         ok = (current is None or state.remove(current)) and state.remove(victim) and _place(state, bid, ask)
         if ok:
             reseat = state.capacity.tightest_slot(bid_by_id[victim.bid_id])
