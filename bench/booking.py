@@ -300,6 +300,17 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, round(q * (len(values) - 1)))] if values else float("nan")
 
 
+def print_budget(tps: float, per_request: dict[str, float]) -> None:
+    """What the target allows: at 0.10 × TPC-B tps, the machine's cores give each booking ``cores ÷ rate`` of CPU,
+    for the web server, PostgreSQL and the clients together (they share the cores during the run)."""
+    budget = (os.cpu_count() or 1) * 1000 / (0.10 * tps)
+    spent = sum(per_request.values())
+    print(f"CPU budget per booking at 0.10: {budget:.2f} ms ({os.cpu_count()} cores ÷ {0.10 * tps:.0f}/s); "
+          f"spent {spent:.2f} ms, of which the web server alone {per_request['web']:.2f} ms")
+    record("booking", "CPU budget per booking at the target", budget, unit="ms")
+    record("booking", "CPU spent per booking (web + PostgreSQL + clients)", spent, unit="ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20)
@@ -346,6 +357,7 @@ def main() -> None:
         cpu_after = cpu_seconds(server.pid)
         floor = run_clients(port, tokens, listing_ids, args.floor_seconds, args.max_requests, args.clients,
                             wallet_request) if args.floor_seconds else None
+        cpu_floor = cpu_seconds(server.pid)
     finally:
         stop_server(server)
 
@@ -372,6 +384,7 @@ def main() -> None:
     verdict = "met" if ratio >= 0.10 else "MISSED"
     print(f"pgbench TPC-B -c {args.clients} -T {args.pgbench_seconds} -s {args.pgbench_scale}: tps {tps:8.1f}")
     print(f"ratio bookings/s ÷ TPC-B tps = {ratio:.3f}   (target ≥ 0.10: {verdict})")
+    print_budget(tps, per_request)
     record("booking", "bookings/s over HTTP, 16 clients", rate, unit="/s")
     record("booking", "p99 latency", percentile(latencies, .99) * 1000, unit="ms")
     record("booking", "pgbench TPC-B tps, -c 16 (reference)", tps, unit="/s")
@@ -386,8 +399,10 @@ def main() -> None:
     if floor is not None:
         floor_latencies, floor_statuses, floor_elapsed = floor
         floor_rate = floor_statuses.get(200, 0) / floor_elapsed
+        floor_cpu = {k: (cpu_floor[k] - cpu_after[k]) * 1000 / max(1, sum(floor_statuses.values())) for k in cpu_floor}
         print(f"reference, GET /api/v1/wallet/ (token auth + two reads), same server and clients: {floor_rate:8.1f}/s, "
               f"p99 {percentile(floor_latencies, .99) * 1000:.1f} ms, ratio {floor_rate / tps:.3f} to TPC-B")
+        print("  CPU per read: " + ", ".join(f"{k} {v:.2f} ms" for k, v in floor_cpu.items()))
         record("booking", "reference: GET /api/v1/wallet/ per second, 16 clients", floor_rate, unit="/s")
         record("booking", "reference: wallet reads/s ÷ TPC-B tps", floor_rate / tps)
     if breaches or set(statuses) - {201, 409} or (floor is not None and set(floor[1]) - {200}):
