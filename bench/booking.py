@@ -309,6 +309,7 @@ def print_budget(tps: float, per_request: dict[str, float]) -> None:
           f"spent {spent:.2f} ms, of which the web server alone {per_request['web']:.2f} ms")
     record("booking", "CPU budget per booking at the target", budget, unit="ms")
     record("booking", "CPU spent per booking (web + PostgreSQL + clients)", spent, unit="ms")
+    record("booking", "of which the web server (gunicorn, Django, DRF, psycopg)", per_request["web"], unit="ms")
 
 
 def main() -> None:
