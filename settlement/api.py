@@ -1,5 +1,5 @@
-"""Settlement API: a booking's money movements, payouts for providers, reimbursement claims and statements for
-issuers."""
+"""Settlement API: a booking's money movements, payouts for providers (and platform staff, who pay them),
+reimbursement claims and statements for issuers."""
 
 from __future__ import annotations
 
@@ -9,16 +9,17 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import IsIssuerMember, IsPlatformStaff, IsProviderMember
+from accounts.permissions import IsIssuerMember, IsPlatformStaff
 from ledger.models import JournalTransaction
 from marketplace.core.exceptions import ApplicationError, NotFound
 from marketplace.core.idempotency import SCHEMA_PARAMETER as IDEMPOTENCY_HEADER
 from marketplace.core.idempotency import idempotent
 from settlement import selectors, services
-from settlement.models import ReimbursementClaim, ReimbursementStatement
+from settlement.models import Payout, ReimbursementClaim, ReimbursementStatement
 from settlement.serializers import (
     ClaimSerializer,
     MovementSerializer,
+    PayoutFilterSerializer,
     PayoutSerializer,
     StatementDetailSerializer,
     StatementFilterSerializer,
@@ -40,19 +41,38 @@ class BookingMovementsApi(generics.ListAPIView):
         return selectors.booking_movements(booking.pk)
 
 
+class CanReadPayouts(BasePermission):
+    message = "Only provider members and platform staff can read payouts."
+
+    def has_permission(self, request, view):
+        return selectors.can_read_payouts(request.user)
+
+
 class PayoutListApi(generics.ListAPIView):
-    """Payouts of your provider organizations, newest first, each with the bookings it covers."""
+    """Payouts of your provider organizations (every provider's for platform staff, who make the transfers), newest
+    first, each with the bookings it covers; ``?status=pending|paid`` filters."""
 
     serializer_class = PayoutSerializer
-    permission_classes = [IsAuthenticated, IsProviderMember]
+    permission_classes = [IsAuthenticated, CanReadPayouts]
+
+    @extend_schema(parameters=[PayoutFilterSerializer])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        return selectors.payouts_visible_to(self.request.user).prefetch_related("settlements")
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no user to scope by
+            return Payout.objects.none()
+        query = PayoutFilterSerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return (selectors.payouts_visible_to(self.request.user, status=query.validated_data.get("status"))
+                .prefetch_related("settlements"))
 
 
 class PayoutDetailApi(generics.RetrieveAPIView):
+    """One payout with the bookings it covers. Another provider's answers 404."""
+
     serializer_class = PayoutSerializer
-    permission_classes = [IsAuthenticated, IsProviderMember]
+    permission_classes = [IsAuthenticated, CanReadPayouts]
 
     def get_queryset(self):
         return selectors.payouts_visible_to(self.request.user).prefetch_related("settlements")

@@ -2,7 +2,7 @@
 issuers.
 
 Every queryset is scoped to the user's organizations, so another organization's objects answer 404 (platform staff
-and auditors read every statement).
+read every payout, and platform staff and auditors every statement).
 """
 
 from __future__ import annotations
@@ -42,16 +42,28 @@ def booking_movements(booking_id: int) -> QuerySet[JournalTransaction]:
             .prefetch_related(Prefetch("entries", queryset=Entry.objects.select_related("account").order_by("id"))))
 
 
-def payouts_visible_to(user) -> QuerySet[Payout]:
-    """Payouts of the provider organizations the user acts for, newest first."""
-    providers = user_organizations(user, kind=Organization.Kind.PROVIDER)
-    return Payout.objects.filter(provider__in=providers).select_related("provider")
+def can_read_payouts(user) -> bool:
+    """Provider members (their organizations' payouts) and platform staff (every payout: they make the transfers)."""
+    return bool(user and user.is_authenticated) and (
+        has_org_kind(user, Organization.Kind.PROVIDER) or is_platform_staff(user))
+
+
+def payouts_visible_to(user, *, status: str | None = None) -> QuerySet[Payout]:
+    """Payouts of the provider organizations the user acts for (every provider's for platform staff), newest first;
+    optionally only those of one status."""
+    qs = Payout.objects.select_related("provider")
+    if not is_platform_staff(user):
+        qs = qs.filter(provider__in=user_organizations(user, kind=Organization.Kind.PROVIDER))
+    return qs.filter(status=status) if status else qs
 
 
 def unpaid_settlements(user) -> QuerySet[BookingSettlement]:
-    """Settlements of the user's providers not yet in a payout (what the next batch will cover)."""
-    providers = user_organizations(user, kind=Organization.Kind.PROVIDER)
-    return BookingSettlement.objects.filter(provider__in=providers, payout__isnull=True)
+    """Settlements not yet in a payout (what the next batch will cover): of the user's providers, or of every
+    provider for platform staff."""
+    qs = BookingSettlement.objects.filter(payout__isnull=True)
+    if not is_platform_staff(user):
+        qs = qs.filter(provider__in=user_organizations(user, kind=Organization.Kind.PROVIDER))
+    return qs
 
 
 def claims_visible_to(user, *, status: str | None = None) -> QuerySet[ReimbursementClaim]:

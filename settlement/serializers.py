@@ -32,12 +32,20 @@ class SettlementSerializer(serializers.ModelSerializer):
                   "settled_at"]
 
 
+class PayoutFilterSerializer(serializers.Serializer):
+    """Query of ``GET /payouts/``: bad values a 400."""
+
+    status = serializers.ChoiceField(choices=Payout.Status.choices, required=False)
+
+
 class PayoutSerializer(serializers.ModelSerializer):
+    provider_name = serializers.CharField(source="provider.name", read_only=True)
     bookings = serializers.SerializerMethodField()
 
     class Meta:
         model = Payout
-        fields = ["id", "provider", "amount", "status", "period_until", "paid_at", "created_at", "bookings"]
+        fields = ["id", "provider", "provider_name", "amount", "status", "period_until", "paid_at", "created_at",
+                  "bookings"]
 
     def get_bookings(self, payout) -> list[int]:
         return sorted(s.booking_id for s in payout.settlements.all())

@@ -17,6 +17,7 @@ api_urlpatterns: list = [
 urlpatterns: list = [
     path("settlement/bookings/<int:booking_id>/", views.booking_progress, name="booking-progress"),
     path("payouts/", views.payout_list, name="payout-list"),
+    path("payouts/<int:pk>/mark-paid/", views.payout_mark_paid, name="payout-mark-paid"),
     path("claims/", views.claim_list, name="claim-list"),
     path("claims/<int:pk>/mark-paid/", views.claim_mark_paid, name="claim-mark-paid"),
     path("statements/", views.statement_list, name="statement-list"),

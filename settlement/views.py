@@ -1,5 +1,5 @@
-"""Pages: a booking's progress and money movements, payouts for providers, claims and statements to pay for
-issuers."""
+"""Pages: a booking's progress and money movements, payouts for providers (platform staff record their transfers),
+claims and statements to pay for issuers."""
 
 import csv
 
@@ -13,13 +13,42 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts.models import Organization
+from accounts.selectors import has_org_kind, is_platform_staff
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.money import ZERO
 from marketplace.core.spreadsheet import safe_cell
 from settlement import selectors, services
-from settlement.models import ReimbursementStatement
+from settlement.models import Payout, ReimbursementClaim, ReimbursementStatement
 
 PER_PAGE = 25
+
+
+def _one_or_404(queryset, pk, message: str):
+    """The row ``pk`` of ``queryset`` (the user's visible ones); ``Http404`` with ``message`` otherwise."""
+    found = queryset.filter(pk=pk).first()
+    if found is None:
+        raise Http404(message)
+    return found
+
+
+def _error_of(action) -> str | None:
+    """Run a service call; its ``ApplicationError`` (a claim listed on a statement, a payable short of its payout, …) comes
+    back as the message the page shows in place, since htmx swaps 2xx answers only. None when it succeeded."""
+    try:
+        action()
+    except ApplicationError as exc:
+        return exc.message
+    return None
+
+
+def _back_with_outcome(request, error: str | None, success: str, to: str, *args):
+    """The answer to a plain (non-htmx) POST: its outcome as a flash message, then a redirect to ``to``."""
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, success)
+    return redirect(to, *args)
 
 
 @login_required
@@ -36,36 +65,55 @@ def booking_progress(request, booking_id):
 
 @login_required
 def payout_list(request):
-    payouts = selectors.payouts_visible_to(request.user).prefetch_related("settlements")
+    """A provider's payouts; every provider's for platform staff, with a button to record each transfer."""
+    if not selectors.can_read_payouts(request.user):
+        raise PermissionDenied("Only provider members and platform staff read payouts.")
+    status = request.GET.get("status") or ""
+    payouts = (selectors.payouts_visible_to(request.user, status=status if status in Payout.Status.values else None)
+               .prefetch_related("settlements"))
     page = Paginator(payouts, PER_PAGE).get_page(request.GET.get("page"))
     unpaid = selectors.unpaid_settlements(request.user).aggregate(total=Sum("provider_amount"))["total"] or ZERO
     template = "settlement/_payouts.html" if request.htmx else "settlement/payouts.html"
-    return render(request, template, {"page": page, "unpaid": unpaid})
+    return render(request, template, {"page": page, "unpaid": unpaid, "status": status,
+                                      "statuses": Payout.Status.values, "staff": is_platform_staff(request.user)})
+
+
+@login_required
+@require_POST
+def payout_mark_paid(request, pk):
+    """Platform staff record a payout's bank transfer. htmx swaps the row (errors shown in it); a plain POST
+    redirects to the payouts page."""
+    if not is_platform_staff(request.user):
+        raise PermissionDenied("Only platform staff record payout transfers.")
+    payout = _one_or_404(selectors.payouts_visible_to(request.user), pk, "No such payout.")
+    error = _error_of(lambda: services.payout_mark_paid(payout=payout, actor=request.user))
+    if not request.htmx:
+        return _back_with_outcome(request, error, f"Payout #{payout.pk} marked paid.", "payout-list")
+    payout = selectors.payouts_visible_to(request.user).prefetch_related("settlements").get(pk=payout.pk)
+    return render(request, "settlement/_payout_row.html", {"payout": payout, "staff": True, "error": error})
 
 
 @login_required
 def claim_list(request):
+    if not has_org_kind(request.user, Organization.Kind.ISSUER):
+        raise PermissionDenied("Only voucher issuer members read reimbursement claims.")
     status = request.GET.get("status") or ""
-    claims = selectors.claims_visible_to(request.user, status=status if status in ("open", "paid") else None)
+    claims = selectors.claims_visible_to(
+        request.user, status=status if status in ReimbursementClaim.Status.values else None)
     page = Paginator(claims, PER_PAGE).get_page(request.GET.get("page"))
     open_total = (selectors.claims_visible_to(request.user, status="open")
                   .aggregate(total=Sum("amount"))["total"] or ZERO)
     template = "settlement/_claims.html" if request.htmx else "settlement/claims.html"
-    return render(request, template, {"page": page, "status": status, "open_total": open_total})
+    return render(request, template, {"page": page, "status": status, "statuses": ReimbursementClaim.Status.values,
+                                      "open_total": open_total})
 
 
 @login_required
 @require_POST
 def claim_mark_paid(request, pk):
-    claim = selectors.claims_visible_to(request.user).filter(pk=pk).first()
-    if claim is None:
-        raise Http404("No such claim.")
-    error = None
-    try:
-        claim = services.claim_mark_paid(claim=claim, actor=request.user)
-    except ApplicationError as exc:  # e.g. listed on a statement: the row says so (htmx swaps 2xx answers only)
-        error = exc.message
-        claim.refresh_from_db()
+    claim = _one_or_404(selectors.claims_visible_to(request.user), pk, "No such claim.")
+    error = _error_of(lambda: services.claim_mark_paid(claim=claim, actor=request.user))
+    claim.refresh_from_db()
     return render(request, "settlement/_claim_row.html", {"claim": claim, "error": error})
 
 
@@ -92,7 +140,8 @@ def statement_list(request):
     due = (selectors.statements_visible_to(request.user, status=ReimbursementStatement.Status.ISSUED)
            .aggregate(total=Sum("total"))["total"] or ZERO)
     template = "settlement/_statements.html" if request.htmx else "settlement/statements.html"
-    return render(request, template, {"page": page, "status": status, "due": due})
+    return render(request, template, {"page": page, "status": status,
+                                      "statuses": ReimbursementStatement.Status.values, "due": due})
 
 
 def _detail_context(request, statement: ReimbursementStatement) -> dict:
@@ -135,16 +184,9 @@ def statement_pay(request, pk):
     statement = _statement_or_404(request, pk)
     if not selectors.can_pay_statement(request.user, statement):
         raise PermissionDenied("Only the program's issuer or platform staff can mark a statement paid.")
-    error = None
-    try:
-        services.statement_mark_paid(statement=statement, actor=request.user)
-    except ApplicationError as exc:
-        error = exc.message
+    error = _error_of(lambda: services.statement_mark_paid(statement=statement, actor=request.user))
     if not request.htmx:
-        if error:
-            messages.error(request, error)
-        else:
-            messages.success(request, f"Statement #{statement.pk} marked paid.")
-        return redirect("statement-detail", statement.pk)
+        return _back_with_outcome(request, error, f"Statement #{statement.pk} marked paid.", "statement-detail",
+                                  statement.pk)
     statement = selectors.statement_for(request.user, statement.pk)
     return render(request, "settlement/_statement.html", {**_detail_context(request, statement), "error": error})

@@ -14,19 +14,12 @@ from tests.settlement.statement_factories import issued_statement
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_issuer_pays_a_statement_after_confirming(live_server, page, screenshot):
+def test_issuer_pays_a_statement_after_confirming(live_server, page, page_errors, screenshot):
     # given an issued statement of two claims and a member of its issuer
     statement = issued_statement(count=2)
     user = factories.member_of(statement.program.issuer)
     user.set_password("pw-statements-1")
     user.save()
-    errors = []
-    # console errors (CSP violations among them) and failed requests; the browser's own favicon probe aside
-    page.on("console", lambda msg: errors.append(msg.text)
-            if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
-    page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
     log_in(page, user.username, "pw-statements-1")
     # when she opens her statement from the navigation
     page.get_by_role("link", name="Statements").first.click()
@@ -50,4 +43,4 @@ def test_issuer_pays_a_statement_after_confirming(live_server, page, screenshot)
     expect(page.get_by_role("button", name="Mark paid")).to_have_count(0)
     screenshot("statement-paid")
     assert JournalTransaction.objects.filter(idempotency_key=f"statement:{statement.pk}:paid").count() == 1
-    assert errors == []
+    assert page_errors == []

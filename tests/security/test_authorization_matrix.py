@@ -279,6 +279,7 @@ def page_requests(b: dict) -> list[tuple[str, str, set[str]]]:
         ("post", f"/vouchers/applications/{b['application'].pk}/reject/", set()),
         ("get", f"/settlement/bookings/{b['settled'].pk}/", set()),
         ("post", f"/claims/{b['claim'].pk}/mark-paid/", {"staff"}),
+        ("post", f"/payouts/{b['payout'].pk}/mark-paid/", {"staff"}),
         ("get", f"/statements/{b['statement'].pk}/", {"staff", "auditor"}),
         ("get", f"/statements/{b['statement'].pk}/lines.csv", {"staff", "auditor"}),
         ("post", f"/statements/{b['statement'].pk}/pay/", {"staff"}),

@@ -92,3 +92,28 @@ def test_staff_mark_a_payout_paid(staff_client, provider_client, settled):
     response = staff_client.post(f"/api/v1/payouts/{payout.pk}/mark-paid/")
     assert response.status_code == 200 and response.json()["status"] == "paid"
     assert staff_client.post("/api/v1/payouts/999999/mark-paid/").status_code == 404
+
+
+def test_staff_list_every_providers_payouts_and_filter_by_status(staff_client, startup_client, startup, settled):
+    # given payouts of two providers, one of them paid
+    other_provider = factories.ProviderFactory()
+    other = completed_booking(buyer=startup, listing=factories.ListingFactory(
+        cluster__data_center__provider=other_provider), subtotal="5000.00")
+    services.booking_settle(booking_id=other.pk)
+    payouts = {p.provider_id: p for p in services.payout_batch_create()}
+    services.payout_mark_paid(payout=payouts[other_provider.pk])
+    # when
+    everything = staff_client.get("/api/v1/payouts/").json()
+    pending = staff_client.get("/api/v1/payouts/?status=pending").json()
+    # then staff see both, each named, and the filter keeps the unpaid one
+    assert {row["provider_name"] for row in everything["results"]} == {
+        settled.listing.cluster.data_center.provider.name, other_provider.name}
+    assert [row["id"] for row in pending["results"]] == [payouts[settled.listing.cluster.data_center.provider_id].pk]
+    assert staff_client.get(f"/api/v1/payouts/{payouts[other_provider.pk].pk}/").json()["status"] == "paid"
+
+
+def test_payout_list_refuses_bad_status_and_other_roles(staff_client, startup_client, settled):
+    # when / then: a bad filter is a field error; a startup may not read payouts at all
+    response = staff_client.get("/api/v1/payouts/?status=sent")
+    assert response.status_code == 400 and "status" in response.json()["errors"]
+    assert startup_client.get("/api/v1/payouts/").status_code == 403

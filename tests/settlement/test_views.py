@@ -1,12 +1,14 @@
 """Settlement pages: booking progress, payouts, claims (with the htmx mark-paid button)."""
 
+from decimal import Decimal
+
 import pytest
 from django.test import Client
 
 from settlement import services
 from settlement.models import ReimbursementClaim
 from tests import factories
-from tests.settlement.factories import completed_booking
+from tests.settlement.factories import balance, completed_booking
 from tests.vouchers.factories import funded_program, issued_voucher
 
 pytestmark = pytest.mark.django_db
@@ -52,6 +54,54 @@ def test_payouts_page_lists_payouts_and_empty_state(settled):
     payout = services.payout_batch_create()[0]
     after = client.get("/payouts/").content.decode()
     assert f"#{payout.pk}" in after and "Pending" in after and "No payouts yet" not in after
+
+
+def test_staff_payouts_page_lists_every_provider_and_marks_one_paid_with_htmx(settled, platform_org):
+    # given a pending payout, seen by platform staff
+    payout = services.payout_batch_create()[0]
+    provider = settled.listing.cluster.data_center.provider
+    client = page_client(factories.member_of(platform_org))
+    html = client.get("/payouts/?status=pending").content.decode()
+    assert f'id="payout-{payout.pk}"' in html and provider.name in html and "Mark paid" in html
+    assert f"/settlement/bookings/{settled.pk}/" not in html  # the booking is the buyer's and provider's to read
+    # when staff record the transfer
+    response = client.post(f"/payouts/{payout.pk}/mark-paid/", HTTP_HX_REQUEST="true")
+    # then the row comes back paid, the ledger moved the payable to the bank, and the pending filter drops it
+    assert response.status_code == 200
+    row = response.content.decode()
+    assert f'id="payout-{payout.pk}"' in row and "Paid" in row and "Mark paid" not in row
+    payout.refresh_from_db()
+    assert payout.status == "paid" and payout.paid_by is not None
+    assert balance("provider_payable", provider.pk) == Decimal("0.00")
+    assert f'id="payout-{payout.pk}"' not in client.get("/payouts/?status=pending").content.decode()
+    assert f'id="payout-{payout.pk}"' in client.get("/payouts/?status=paid").content.decode()
+
+
+def test_only_staff_mark_payouts_paid_on_the_page(settled, platform_org):
+    # given a pending payout
+    payout = services.payout_batch_create()[0]
+    provider = page_client(factories.member_of(settled.listing.cluster.data_center.provider))
+    staff = page_client(factories.member_of(platform_org))
+    # when / then: its provider sees it without the button and may not mark it; an unknown payout is 404
+    assert "Mark paid" not in provider.get("/payouts/").content.decode()
+    assert provider.post(f"/payouts/{payout.pk}/mark-paid/").status_code == 403
+    assert staff.post("/payouts/999999/mark-paid/").status_code == 404
+    payout.refresh_from_db()
+    assert payout.status == "pending"
+    # a plain POST (no htmx) marks it and goes back to the list
+    response = staff.post(f"/payouts/{payout.pk}/mark-paid/")
+    assert response.status_code == 302 and response["Location"] == "/payouts/"
+    payout.refresh_from_db()
+    assert payout.status == "paid"
+
+
+def test_payouts_and_claims_pages_refuse_roles_they_are_not_for(startup, provider):
+    # given a startup member and a provider member
+    buyer, seller = page_client(factories.member_of(startup)), page_client(factories.member_of(provider))
+    # when / then: payouts are for providers and staff, claims for issuers (as in the API)
+    assert buyer.get("/payouts/").status_code == 403
+    assert buyer.get("/claims/").status_code == 403
+    assert seller.get("/claims/").status_code == 403
 
 
 def test_claims_page_marks_a_claim_paid_with_htmx(settled):
