@@ -71,3 +71,16 @@ def log_in(page, username: str, password: str) -> None:
     page.get_by_label("Password").fill(password)
     page.locator("main").get_by_role("button", name="Log in").click()
     page.wait_for_url("**/")
+
+
+def confirm_after_one_dismissal(page, button, posting_key: str) -> None:
+    """Click ``button`` and dismiss its confirmation dialog: the ledger posting ``posting_key`` must not exist then;
+    click again and accept."""
+    from ledger.models import JournalTransaction
+
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    button.click()
+    page.wait_for_timeout(300)
+    assert not JournalTransaction.objects.filter(idempotency_key=posting_key).exists()
+    page.once("dialog", lambda dialog: dialog.accept())
+    button.click()

@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 from ledger.models import JournalTransaction
 from settlement import services
 from tests import factories
-from tests.e2e.conftest import log_in
+from tests.e2e.conftest import confirm_after_one_dismissal, log_in
 from tests.settlement.factories import completed_booking
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,12 +37,7 @@ def test_staff_mark_a_payout_paid_after_confirming(live_server, page, page_error
     expect(page.locator(f"#payout-{second.pk}")).to_contain_text(second.provider.name)
     # and marks the first paid, dismissing the confirmation once
     row = page.locator(f"#payout-{first.pk}")
-    page.once("dialog", lambda dialog: dialog.dismiss())
-    row.get_by_role("button", name="Mark paid").click()
-    page.wait_for_timeout(300)
-    assert not JournalTransaction.objects.filter(idempotency_key=f"payout:{first.pk}:paid").exists()
-    page.once("dialog", lambda dialog: dialog.accept())
-    row.get_by_role("button", name="Mark paid").click()
+    confirm_after_one_dismissal(page, row.get_by_role("button", name="Mark paid"), f"payout:{first.pk}:paid")
     # then its row is swapped in place as paid, posted once; the other payout still waits
     expect(row).to_contain_text("Paid")
     expect(row.get_by_role("button", name="Mark paid")).to_have_count(0)

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from ledger.models import JournalTransaction
 from tests import factories
-from tests.e2e.conftest import log_in
+from tests.e2e.conftest import confirm_after_one_dismissal, log_in
 from tests.settlement.statement_factories import issued_statement
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,12 +32,7 @@ def test_issuer_pays_a_statement_after_confirming(live_server, page, page_errors
     lines = Path(download_info.value.path()).read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("statement,program,period_start") and len(lines) == 3
     # when she dismisses the confirmation first, then accepts it
-    page.once("dialog", lambda dialog: dialog.dismiss())
-    page.get_by_role("button", name="Mark paid").click()
-    page.wait_for_timeout(300)
-    assert not JournalTransaction.objects.filter(idempotency_key=f"statement:{statement.pk}:paid").exists()
-    page.once("dialog", lambda dialog: dialog.accept())
-    page.get_by_role("button", name="Mark paid").click()
+    confirm_after_one_dismissal(page, page.get_by_role("button", name="Mark paid"), f"statement:{statement.pk}:paid")
     # then the statement is swapped in place as paid, posted once, with no script error or CSP violation
     expect(page.locator("#statement-status")).to_have_text("Paid")
     expect(page.get_by_role("button", name="Mark paid")).to_have_count(0)
