@@ -7,7 +7,6 @@ roles) and ``audit``; ``ledger.models``, ``ledger.services`` and ``ledger.select
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
@@ -16,12 +15,10 @@ from rest_framework.views import APIView
 from accounts.models import Organization
 from accounts.permissions import IsPlatformStaff, IsStartupMember
 from accounts.selectors import acting_organization
-from audit.services import audit_record
 from ledger import selectors
+from ledger.deposits import deposit_record
 from ledger.models import Entry
 from ledger.serializers import DepositInputSerializer, DepositSerializer, WalletEntrySerializer, WalletSerializer
-from ledger.services import wallet_deposit
-from marketplace.core.exceptions import ApplicationError
 from marketplace.core.idempotency import idempotent
 
 
@@ -55,33 +52,6 @@ class WalletEntriesApi(generics.ListAPIView):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no user to resolve
             return Entry.objects.none()
         return selectors.wallet_entries(_acting_startup(self.request).pk)
-
-
-def deposit_record(*, organization_id: int, amount, reference: str, actor=None, ip: str | None = None):
-    """Record a bank transfer into a startup's wallet, with its audit event, in one transaction.
-
-    The ledger key is the bank reference, so one transfer is credited once: the same reference again returns the
-    first transaction (``replayed`` True); with another amount or organization it is refused (409, ``reference``).
-    Raises ``ApplicationError`` 400 (field ``organization``) unless the organization is a startup.
-    """
-    if not Organization.objects.filter(pk=organization_id, kind=Organization.Kind.STARTUP).exists():
-        raise ApplicationError("Deposits go to startup wallets.",
-                               errors={"organization": ["No startup organization with this id."]})
-    with transaction.atomic():
-        try:
-            posted = wallet_deposit(organization_id=organization_id, amount=amount,
-                                    idempotency_key=f"bank-transfer:{reference}", reference=f"bank:{reference}")
-        except ApplicationError as exc:
-            if exc.code != "idempotency_mismatch":
-                raise
-            raise ApplicationError("This bank transfer was already recorded with another amount or organization.",
-                                   status=409, errors={"reference": ["Already recorded."]},
-                                   code="conflict") from exc
-        if posted.replayed:  # the same transfer recorded again: nothing changed, nothing to audit
-            return posted
-        audit_record(action="wallet.deposit", obj=posted, actor=actor, organization_id=organization_id,
-                     data={"amount": str(amount), "reference": reference}, ip=ip)
-    return posted
 
 
 class DepositApi(APIView):

@@ -48,6 +48,13 @@ def wallet_entries(organization_id: int) -> QuerySet[Entry]:
     )
 
 
+def deposits_recorded() -> QuerySet[Entry]:
+    """The wallet entry of every recorded bank transfer (``owner_id`` names the startup), newest first."""
+    return (Entry.objects.filter(transaction__kind=JournalTransaction.Kind.DEPOSIT,
+                                 account__kind=LedgerAccount.Kind.WALLET)
+            .select_related("transaction", "account").order_by("-transaction_id"))
+
+
 def _rows(sql: str, params=()) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -9,4 +9,5 @@ api_urlpatterns: list = [
 ]
 urlpatterns: list = [
     path("wallet/", views.wallet, name="wallet"),
+    path("deposits/", views.deposits, name="deposit-list"),
 ]

@@ -1,15 +1,22 @@
-"""The wallet page for startup members: balance, held amount, paginated entry history (htmx swaps the table).
+"""Pages: the wallet for startup members (balance, held amount, paginated entry history; htmx swaps the table) and
+the deposits platform staff record when a bank transfer arrives.
 
 Like ``api.py``, this web layer may import ``accounts``; ledger models, services and selectors never do.
 """
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
 from accounts.models import Organization
-from accounts.selectors import user_organizations
+from accounts.selectors import is_platform_staff, user_organizations
 from ledger import selectors
+from ledger.deposits import BANK_REFERENCE_PREFIX, deposit_record
+from ledger.forms import DepositForm
+from marketplace.core.exceptions import ApplicationError
 
 ENTRIES_PER_PAGE = 25
 
@@ -26,3 +33,36 @@ def wallet(request):
                **selectors.wallet_summary(organization.pk)}
     template = "ledger/_entries.html" if request.htmx else "ledger/wallet.html"
     return render(request, template, context)
+
+
+@login_required
+def deposits(request):
+    """``/deposits/``, platform staff only: record a bank transfer into a startup's wallet (the same write as
+    ``POST /api/v1/wallet/deposits/``), and the transfers recorded so far, newest first."""
+    if not is_platform_staff(request.user):
+        raise PermissionDenied("Only platform staff record deposits.")
+    form = DepositForm(request.POST or None)
+    if request.method == "POST" and form.is_valid() and _recorded(request, form):
+        return redirect("deposit-list")
+    page = Paginator(selectors.deposits_recorded(), ENTRIES_PER_PAGE).get_page(request.GET.get("page"))
+    names = dict(Organization.objects.filter(pk__in={entry.account.owner_id for entry in page.object_list})
+                 .values_list("pk", "name"))
+    for entry in page.object_list:
+        entry.startup_name = names.get(entry.account.owner_id, "")
+        entry.bank_reference = entry.transaction.reference.removeprefix(BANK_REFERENCE_PREFIX)
+    template = "ledger/_deposits.html" if request.htmx else "ledger/deposits.html"
+    return render(request, template, {"form": form, "page": page}, status=400 if form.errors else 200)
+
+
+def _recorded(request, form: DepositForm) -> bool:
+    """Record the form's transfer and say so in a message (True); a refusal goes on the form (False)."""
+    data = form.cleaned_data
+    try:
+        posted = deposit_record(organization_id=data["organization"].pk, amount=data["amount"],
+                                reference=data["reference"], actor=request.user, ip=request.META.get("REMOTE_ADDR"))
+    except ApplicationError as exc:
+        form.add_service_errors(exc)
+        return False
+    messages.success(request, f"Transfer {data['reference']} was already recorded: nothing changed." if posted.replayed
+                     else f"Recorded {data['amount']} {settings.PLATFORM_CURRENCY} from {data['organization'].name}.")
+    return True

@@ -68,6 +68,8 @@ PAGES = [
     ("provider", "/provider/"),
     ("provider", "/payouts/"),
     ("staff", "/review/"),
+    ("staff", "/deposits/"),
+    ("staff", "/payouts/"),
     ("auditor", "/audit/"),
     ("auditor", "/audit/events/"),
     ("auditor", "/audit/flags/"),
