@@ -51,6 +51,12 @@ def test_issuer_sees_pending_applications_and_budget():
     assert "3000000.00" in html
 
 
+def test_issuer_without_programs_is_pointed_to_the_new_program_page():
+    # given an issuer with no program / when its member opens the dashboard / then the page to create one is linked
+    html = page_for(factories.member_of(factories.IssuerFactory()))
+    assert 'id="issuer-dashboard"' in html and 'href="/vouchers/programs/new/"' in html
+
+
 def test_provider_sees_bookings_on_its_clusters():
     from orders.services import booking_create
 
