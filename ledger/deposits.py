@@ -15,6 +15,7 @@ from marketplace.core.exceptions import ApplicationError
 
 BANK_REFERENCE_PREFIX = "bank:"  # a deposit's journal reference is this and the transfer's bank reference
 
+
 def deposit_record(*, organization_id: int, amount, reference: str, actor=None, ip: str | None = None):
     """Record a bank transfer into a startup's wallet, with its audit event, in one transaction.
 

@@ -33,8 +33,8 @@ def _one_or_404(queryset, pk, message: str):
 
 
 def _error_of(action) -> str | None:
-    """Run a service call; its ``ApplicationError`` (a claim listed on a statement, a payable short of its payout, …) comes
-    back as the message the page shows in place, since htmx swaps 2xx answers only. None when it succeeded."""
+    """Run a service call; its ``ApplicationError`` (a claim listed on a statement, a payable short of its payout,
+    …) comes back as the message the page shows in place, since htmx swaps 2xx answers only. None on success."""
     try:
         action()
     except ApplicationError as exc:
