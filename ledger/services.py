@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from ledger.models import Entry, JournalTransaction, LedgerAccount
 from marketplace.core import rows
@@ -71,9 +72,9 @@ def _accounts(keys: Sequence[tuple[str, int | None]]) -> list[LedgerAccount]:
         with connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO ledger_ledgeraccount (kind, owner_id, currency, allow_negative, balance, created_at) "
-                "SELECT k, o, %s, n, 0, now() FROM unnest(%s::text[], %s::bigint[], %s::boolean[]) AS t(k, o, n) "
+                "SELECT k, o, %s, n, 0, %s FROM unnest(%s::text[], %s::bigint[], %s::boolean[]) AS t(k, o, n) "
                 "ON CONFLICT DO NOTHING",
-                [LedgerAccount._meta.get_field("currency").get_default(), [str(k) for k, _ in missing],
+                [LedgerAccount._meta.get_field("currency").get_default(), timezone.now(), [str(k) for k, _ in missing],
                  [o for _, o in missing],
                  [k in LedgerAccount.EXTERNAL_KINDS or k == LedgerAccount.Kind.REIMBURSEMENT_DUE for k, _ in missing]])
         found |= _select_accounts(missing)
@@ -155,14 +156,15 @@ def _insert_transaction(*, kind: str, idempotency_key: str, reference: str, memo
             "  ON d.account_id = locked.id WHERE NOT locked.allow_negative AND locked.balance + d.amount < 0"
             "), posted AS ("
             " INSERT INTO ledger_journaltransaction (kind, reference, idempotency_key, memo, created_at)"
-            " SELECT %s, %s, %s, %s, now() WHERE NOT EXISTS (SELECT 1 FROM short)"
+            " SELECT %s, %s, %s, %s, %s WHERE NOT EXISTS (SELECT 1 FROM short)"
             " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, created_at"
             "), legs AS ("
             " INSERT INTO ledger_entry (transaction_id, account_id, amount)"
             " SELECT posted.id, leg.account_id, leg.amount FROM posted,"
             " unnest(%s::bigint[], %s::numeric[]) WITH ORDINALITY AS leg(account_id, amount, n) ORDER BY leg.n"
             ") SELECT (SELECT id FROM posted), (SELECT created_at FROM posted), EXISTS (SELECT 1 FROM short)",
-            [account_ids, account_ids, amounts, kind, reference, idempotency_key, memo, account_ids, amounts],
+            [account_ids, account_ids, amounts, kind, reference, idempotency_key, memo, timezone.now(), account_ids,
+             amounts],
         )
         posted_id, created_at, short = cursor.fetchone()
     if posted_id is None:
@@ -293,10 +295,11 @@ def ledger_post_many(postings: Sequence[Posting]) -> list[JournalTransaction]:
             with connection.cursor() as cursor:
                 cursor.execute(
                     "INSERT INTO ledger_journaltransaction (kind, reference, idempotency_key, memo, created_at) "
-                    "SELECT k, r, i, m, now() FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) "
+                    "SELECT k, r, i, m, %s FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) "
                     "WITH ORDINALITY AS t(k, r, i, m, n) ORDER BY n "
                     "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key, created_at",
-                    [[p.kind for p in postings], [p.reference for p in postings], keys, [p.memo for p in postings]])
+                    [timezone.now(), [p.kind for p in postings], [p.reference for p in postings], keys,
+                     [p.memo for p in postings]])
                 inserted = {key: (pk, created_at) for pk, key, created_at in cursor.fetchall()}
             result, entries = [], []
             for posting, legs in zip(postings, normalised, strict=True):

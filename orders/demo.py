@@ -21,7 +21,8 @@ DEMO_DEPOSIT = Decimal("500000.00")
 
 @transaction.atomic
 def seed(stdout=None) -> dict:
-    """Fund every demo startup's wallet with a recorded bank transfer, and give each one confirmed booking."""
+    """Fund every demo startup's wallet with a recorded bank transfer, and give each one without an upcoming
+    booking a confirmed one, 2–12 days ahead."""
     startups = list(Organization.objects.filter(kind=Organization.Kind.STARTUP).order_by("pk"))
     for startup in startups:
         wallet_deposit(organization_id=startup.pk, amount=DEMO_DEPOSIT, idempotency_key=f"demo:deposit:{startup.pk}",
@@ -32,14 +33,14 @@ def seed(stdout=None) -> dict:
     if listings:
         day_start = timezone.now().astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         for offset, startup in enumerate(startups):
-            if Booking.objects.filter(buyer=startup).exists():
-                continue
+            if Booking.objects.filter(buyer=startup, start__gt=timezone.now()).exists():
+                continue  # it has its upcoming booking (the clock may be set back: see seed_demo)
             vouchers = list(Voucher.objects.filter(holder=startup, status=Voucher.Status.ACTIVE)
                             .select_related("program"))
             # A startup with a voucher books in its program's city and pays with it, so the demo shows the split.
             local = [lst for lst in listings if vouchers and lst.cluster.data_center.city == vouchers[0].program.city]
             listing = local[0] if local else listings[(offset * 7) % len(listings)]
-            start = max(listing.available_from, day_start + dt.timedelta(days=2 + offset))
+            start = max(listing.available_from, day_start + dt.timedelta(days=2 + 2 * offset))
             end = start + dt.timedelta(hours=max(listing.min_hours, 8))
             try:
                 with transaction.atomic():

@@ -1,3 +1,5 @@
+import datetime as dt
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -47,3 +49,47 @@ def test_seed_demo_covers_every_city_with_an_issuer_and_valid_codes():
     assert ledger_breaches() == []
     kinds = set(Organization.objects.values_list("kind", flat=True))
     assert kinds == {"startup", "provider", "issuer", "platform"}
+
+
+def test_seed_demo_replays_two_weeks_of_settlement_consistently():
+    from django.utils import timezone
+
+    from audit.selectors import audit_chain_breaks
+    from ledger.models import JournalTransaction
+    from ledger.selectors import ledger_breaches
+    from marketplace.core.management.commands.seed_demo import HISTORY_DAYS
+    from orders.models import Booking
+    from settlement.demo import PAYDAY_DELAY
+    from settlement.models import BookingSettlement, Payout, ReimbursementClaim
+    from vouchers.models import Voucher
+
+    # given an empty database / when the demo is seeded
+    before = timezone.now()
+    call_command("seed_demo")
+    now = timezone.now()
+    # then the clock is real again
+    assert before <= now <= before + dt.timedelta(minutes=5)
+    # and the bookings of the past two weeks ran and were settled, each once, while every startup has one ahead
+    startups = Organization.objects.filter(kind="startup").count()
+    settled = list(Booking.objects.filter(status="settled"))
+    assert len(settled) == startups
+    assert all(now - dt.timedelta(days=HISTORY_DAYS) < b.start and b.end <= now for b in settled)
+    assert BookingSettlement.objects.count() == len(settled)
+    assert Booking.objects.filter(status="confirmed", start__gt=now).count() == startups
+    # their money moved after they ended, not at seeding time
+    for booking in settled:
+        settle = JournalTransaction.objects.get(idempotency_key=f"booking:{booking.pk}:settle")
+        assert booking.end <= settle.created_at < now - dt.timedelta(hours=1)
+    # voucher parts became claims, stated today, and no voucher was spent before it was issued
+    claims = list(ReimbursementClaim.objects.select_related("booking"))
+    assert claims and all(claim.statement_id is not None for claim in claims)
+    for voucher in Voucher.objects.all():
+        assert all(voucher.issued_at <= claim.booking.created_at for claim in claims
+                   if claim.booking.buyer_id == voucher.holder_id)
+    # payouts are made on Mondays and paid the Tuesday after, once that has come
+    payouts = list(Payout.objects.all())
+    assert payouts
+    for payout in payouts:
+        assert payout.created_at.weekday() == 0
+        assert (payout.status == "paid") == (payout.created_at + PAYDAY_DELAY <= now)
+    assert ledger_breaches() == [] and audit_chain_breaks() == []
