@@ -24,23 +24,23 @@ PAYDAY_DELAY = dt.timedelta(days=1, hours=10)  # platform staff pay a Monday's b
 def replay(move_to: Callable[[dt.datetime], None], *, since: dt.datetime, until: dt.datetime, stdout=None) -> None:
     """Move the clock (``move_to``, see ``marketplace.core.clock``) from ``since`` to ``until`` over every start and
     end of a booking in between, every Monday 00:00 UTC and the Tuesday morning after it; at each step run the
-    sweeps (settling inline), on Mondays the weekly payout batch, on Tuesdays platform staff (``sam``) mark the
-    batch paid. Raises ``RuntimeError`` if a sweep fails."""
+    sweeps (settling inline), on Mondays the weekly payout batch, on Tuesdays platform staff (``sam``) mark that
+    batch paid (payouts the beat made meanwhile are left to staff). Raises ``RuntimeError`` if a sweep fails."""
     mondays = _mondays(since, until)
     paydays = {monday + PAYDAY_DELAY for monday in mondays if monday + PAYDAY_DELAY <= until}
     periods = Booking.objects.filter(start__lt=until, end__gt=since).values_list("start", "end")
     moments = {moment for period in periods for moment in period if since < moment <= until}
     staff = get_user_model().objects.filter(username="sam").first()
+    batches: dict[dt.datetime, list[Payout]] = {}  # payday → the payouts made that Monday (only those: not real ones)
     for moment in sorted(moments | set(mondays) | paydays):
         move_to(moment)
         failed = [name for name, count in sweeps_run(settle_inline=True).items() if count < 0]
         if failed:
             raise RuntimeError(f"demo replay: sweeps {failed} failed at {moment:%Y-%m-%d %H:%M}")
         if moment in mondays:
-            payout_batch_create(until=moment)
-        if moment in paydays:
-            for payout in Payout.objects.filter(status=Payout.Status.PENDING, created_at__lte=moment):
-                payout_mark_paid(payout=payout, actor=staff)
+            batches[moment + PAYDAY_DELAY] = payout_batch_create(until=moment)
+        for payout in batches.pop(moment, []):  # a payday: the batch of the Monday before
+            payout_mark_paid(payout=payout, actor=staff)
     if stdout:
         settled = Booking.objects.filter(status=Booking.Status.SETTLED).count()
         paid = Payout.objects.filter(status=Payout.Status.PAID).count()
