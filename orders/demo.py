@@ -17,6 +17,7 @@ from orders.models import Booking
 from vouchers.models import Voucher
 
 DEMO_DEPOSIT = Decimal("500000.00")
+DEMO_NODES, DEMO_HOURS = 2, 24  # a day on two nodes: a few thousand yuan, the voucher part in the thousands
 
 
 @transaction.atomic
@@ -46,13 +47,13 @@ def seed(stdout=None) -> dict:
             listing = local[0] if local else (shown[offset % len(shown)] if shown and offset % 2
                                               else listings[(offset * 7) % len(listings)])
             start = max(listing.available_from, day_start + dt.timedelta(days=2 + 2 * offset))
-            end = start + dt.timedelta(hours=max(listing.min_hours, 8))
+            end = start + dt.timedelta(hours=max(listing.min_hours, DEMO_HOURS))
             try:
                 with transaction.atomic():
-                    services.booking_create(buyer=startup, listing_id=listing.pk, nodes=1, start=start, end=end,
-                                            vouchers=[v.pk for v in vouchers] if local else [], confirm=True)
+                    services.booking_create(buyer=startup, listing_id=listing.pk, nodes=DEMO_NODES, start=start,
+                                            end=end, vouchers=[v.pk for v in vouchers] if local else [], confirm=True)
             except ApplicationError:  # the voucher's rules refuse this listing: book it in cash
-                services.booking_create(buyer=startup, listing_id=listing.pk, nodes=1, start=start, end=end,
+                services.booking_create(buyer=startup, listing_id=listing.pk, nodes=DEMO_NODES, start=start, end=end,
                                         confirm=True)
             booked += 1
     if stdout:
