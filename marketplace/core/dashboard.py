@@ -6,15 +6,18 @@ Each panel costs a fixed number of queries whatever the data size.
 
 from __future__ import annotations
 
-from django.db.models import Q, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from accounts.models import Organization
-from accounts.selectors import user_organizations
+from accounts.selectors import is_platform_staff, user_organizations
 from ledger.selectors import wallet_summary
+from listings import selectors as listing_selectors
 from orders import bid_selectors
 from orders import selectors as order_selectors
 from orders.models import Bid, Booking
+from settlement import selectors as settlement_selectors
+from settlement.models import Payout, ReimbursementClaim, ReimbursementStatement
 from vouchers import selectors as voucher_selectors
 from vouchers.models import VoucherApplication
 
@@ -65,4 +68,26 @@ def issuer_panel(user) -> dict | None:
         program.available = budgets.get(program.pk, 0)
     pending = voucher_selectors.applications_for_issuer(user).filter(
         Q(status=VoucherApplication.Status.SUBMITTED)).count()
-    return {"programs": programs, "pending_applications": pending}
+    return {"programs": programs, "pending_applications": pending,
+            "open_claims": _total(settlement_selectors.claims_visible_to(user, status=ReimbursementClaim.Status.OPEN)
+                                  .filter(statement__isnull=True), "amount"),
+            "statements_due": _total(settlement_selectors.statements_visible_to(
+                user, status=ReimbursementStatement.Status.ISSUED), "total")}
+
+
+def platform_panel(user) -> dict | None:
+    """Platform staff's work: listings waiting for review, payouts to transfer, statements the cities owe."""
+    if not is_platform_staff(user):
+        return None
+    return {"reviews": listing_selectors.review_queue().count(),
+            "payouts_pending": _total(settlement_selectors.payouts_visible_to(user, status=Payout.Status.PENDING),
+                                      "amount"),
+            "settled_unbatched": _total(settlement_selectors.unpaid_settlements(user), "provider_amount"),
+            "statements_due": _total(settlement_selectors.statements_visible_to(
+                user, status=ReimbursementStatement.Status.ISSUED), "total")}
+
+
+def _total(queryset, field: str) -> dict:
+    """``{"count": rows, "total": sum of field}`` in one query (total 0 when there are none)."""
+    found = queryset.order_by().aggregate(count=Count("pk"), total=Sum(field))
+    return {"count": found["count"], "total": found["total"] or 0}

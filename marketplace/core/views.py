@@ -21,7 +21,7 @@ def home(request):
     context = {"memberships": list(selectors.user_memberships(user))}
     if user.is_authenticated:
         context |= {"startup": dashboard.startup_panel(user), "provider": dashboard.provider_panel(user),
-                    "issuer": dashboard.issuer_panel(user)}
+                    "issuer": dashboard.issuer_panel(user), "platform": dashboard.platform_panel(user)}
     return render(request, "home.html", context)
 
 

@@ -72,3 +72,43 @@ def test_provider_sees_bookings_on_its_clusters():
 def test_someone_without_an_organization_is_told_what_to_do():
     html = page_for(factories.UserFactory())
     assert "Ask an owner of your organization" in html
+
+
+def test_issuer_sees_statements_to_pay_and_claims_not_yet_stated():
+    from tests.settlement.statement_factories import issued_statement, open_claims
+
+    # given one issued statement of two claims (2 × 2000) and, later, one more open claim of the same program
+    statement = issued_statement(count=2)
+    open_claims(statement.program, count=1)
+    # when the program's issuer opens the dashboard / then both are counted, with their totals, and linked
+    html = page_for(factories.member_of(statement.program.issuer))
+    assert "<strong>1</strong> statement to pay, 4000.00" in html
+    assert "<strong>1</strong> open claim not yet on a statement, 2000.00" in html
+    assert 'href="/statements/?status=issued"' in html and 'href="/claims/?status=open"' in html
+
+
+def test_platform_staff_see_reviews_payouts_and_statements_waiting():
+    from settlement import services
+    from tests.settlement.factories import completed_booking
+    from tests.settlement.statement_factories import issued_statement
+
+    # given a listing pending review, a pending payout, a settlement not yet batched and an issued statement
+    factories.ListingFactory(status="pending_review")
+    statement = issued_statement(count=1)
+    payout = services.payout_batch_create()[0]
+    later = completed_booking(subtotal="1000.00")
+    services.booking_settle(booking_id=later.pk)
+    # when staff open the dashboard
+    html = page_for(factories.member_of(factories.PlatformFactory()))
+    # then each is counted with its amount and linked to the page where it is done
+    assert 'id="platform-dashboard"' in html
+    assert "<strong>1</strong> listing waiting for review" in html
+    assert f"<strong>1</strong> payout to transfer, {payout.amount}" in html
+    assert "(970.00 CNY settled for next Monday" in html
+    assert f"<strong>1</strong> city statement awaiting payment, {statement.total}" in html
+    assert 'href="/deposits/"' in html
+
+
+def test_other_people_get_no_operations_panel():
+    html = page_for(factories.member_of(factories.StartupFactory()))
+    assert 'id="platform-dashboard"' not in html

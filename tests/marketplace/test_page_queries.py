@@ -67,6 +67,7 @@ PAGES = [
     ("provider", "/"),
     ("provider", "/provider/"),
     ("provider", "/payouts/"),
+    ("staff", "/"),
     ("staff", "/review/"),
     ("staff", "/deposits/"),
     ("staff", "/payouts/"),
