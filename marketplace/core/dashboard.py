@@ -13,6 +13,7 @@ from accounts.models import Organization
 from accounts.selectors import is_platform_staff, user_organizations
 from ledger.selectors import wallet_summary
 from listings import selectors as listing_selectors
+from marketplace.core.money import ZERO
 from orders import bid_selectors
 from orders import selectors as order_selectors
 from orders.models import Bid, Booking
@@ -88,6 +89,6 @@ def platform_panel(user) -> dict | None:
 
 
 def _total(queryset, field: str) -> dict:
-    """``{"count": rows, "total": sum of field}`` in one query (total 0 when there are none)."""
+    """``{"count": rows, "total": sum of field}`` in one query (total 0.00 when there are none)."""
     found = queryset.order_by().aggregate(count=Count("pk"), total=Sum(field))
-    return {"count": found["count"], "total": found["total"] or 0}
+    return {"count": found["count"], "total": found["total"] or ZERO}

@@ -109,6 +109,7 @@ def test_platform_staff_see_reviews_payouts_and_statements_waiting():
     assert 'href="/deposits/"' in html
 
 
-def test_other_people_get_no_operations_panel():
-    html = page_for(factories.member_of(factories.StartupFactory()))
-    assert 'id="platform-dashboard"' not in html
+def test_other_people_get_no_operations_panel_and_staff_with_no_work_see_zeros():
+    assert 'id="platform-dashboard"' not in page_for(factories.member_of(factories.StartupFactory()))
+    html = page_for(factories.member_of(factories.PlatformFactory()))
+    assert "<strong>0</strong> payouts to transfer, 0.00 CNY" in html
