@@ -32,6 +32,7 @@ def seed(stdout=None) -> dict:
                     .select_related("cluster__data_center").order_by("price_per_gpu_hour", "pk"))
     showcase_ids = set(Organization.objects.filter(kind=Organization.Kind.PROVIDER, memberships__isnull=False)
                        .values_list("pk", flat=True))
+    shown = [lst for lst in listings if lst.cluster.data_center.provider_id in showcase_ids]
     booked = 0
     if listings:
         day_start = timezone.now().astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -43,7 +44,6 @@ def seed(stdout=None) -> dict:
             # A startup with a voucher books in its program's city and pays with it, so the demo shows the split.
             local = [lst for lst in listings if vouchers and lst.cluster.data_center.city == vouchers[0].program.city]
             # Every other one books from a provider with a demo login, so its dashboard and payouts show bookings.
-            shown = [lst for lst in listings if lst.cluster.data_center.provider_id in showcase_ids]
             listing = local[0] if local else (shown[offset % len(shown)] if shown and offset % 2
                                               else listings[(offset * 7) % len(listings)])
             start = max(listing.available_from, day_start + dt.timedelta(days=2 + 2 * offset))

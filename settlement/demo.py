@@ -1,7 +1,7 @@
 """Demo settlement for ``manage.py seed_demo``.
 
 ``replay`` runs the demo's recent past forward through the real sweeps and payout batches, so the demo shows
-bookings that ran and were settled, provider payouts (paid and pending) and reimbursement claims; ``seed`` then
+bookings that ran and were settled, provider payouts and reimbursement claims; ``seed`` then
 states the open claims so far on one statement per program. Both are idempotent: a step already taken changes
 nothing the second time.
 """

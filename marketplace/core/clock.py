@@ -1,9 +1,10 @@
 """A clock that can be set, for replaying the demo's recent past through the real services.
 
 ``manage.py seed_demo`` builds two weeks of history (bookings made, run, settled and paid out) by calling the same
-services a request or a Celery task would, with ``django.utils.timezone.now`` answering the time set here. Every
-timestamp the application writes comes from that function (the ledger's too), so the past it writes is consistent
-with itself: a voucher is issued before it is spent, a payout follows the settlements it covers.
+services a request or a Celery task would, with ``django.utils.timezone.now`` answering the time set here. The
+services take every timestamp they write from that function (the ledger's too), so the past they write is consistent
+with itself: a voucher is issued before it is spent, a payout follows the settlements it covers. (A user's
+``date_joined`` is not one of them: Django binds its default at import.)
 
 Only the demo seeder uses it: it patches a process-wide function, so never in a request, a task or a thread.
 """
