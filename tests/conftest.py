@@ -1,9 +1,31 @@
-"""Fixtures shared by the whole suite: API clients logged in as each kind of organization member."""
+"""Fixtures shared by the whole suite: API clients logged in as each kind of organization member, and the one
+headless Chromium every browser test drives (tests/e2e and the auditor's journey in tests/audit)."""
+
+import os
+import shutil
 
 import pytest
 from rest_framework.test import APIClient
 
 from tests import factories
+
+CHROMIUM = os.environ.get("GPUX_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+                 "--no-first-run", "--disable-component-update", "--disable-sync"]
+
+
+# One for the whole session: Playwright's sync API runs one event loop per thread, so two browsers started by two
+# fixtures would collide whichever test module comes first.
+@pytest.fixture(scope="session")
+def browser():
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"Chromium not found at {CHROMIUM}: `make test` installs Debian's chromium package")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
 
 
 @pytest.fixture

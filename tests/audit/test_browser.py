@@ -1,5 +1,5 @@
 """The auditor's journey in a real browser on the seeded demo: dashboard charts (CSP-clean), CSV download,
-reviewing a flag with htmx. Uses the browser fixtures of tests/e2e."""
+reviewing a flag with htmx. Uses the page fixtures of tests/e2e and the session browser of tests/conftest.py."""
 
 from pathlib import Path
 
@@ -12,12 +12,7 @@ from audit import flags
 from audit.models import AnomalyFlag
 from tests import factories
 from tests.audit import factories as af
-from tests.e2e import conftest as e2e
 from tests.e2e.conftest import log_in, page, screenshot  # noqa: F401 - fixtures
-
-# The e2e browser, but closed at the end of this module: one Playwright loop at a time, so tests/e2e can start its
-# own session-wide browser afterwards.
-browser = pytest.fixture(scope="module", name="browser")(e2e.browser.__wrapped__)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
