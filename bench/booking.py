@@ -300,6 +300,16 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, round(q * (len(values) - 1)))] if values else float("nan")
 
 
+def cpu_per_request(before: dict[str, float], after: dict[str, float], statuses: dict[int, int]) -> dict[str, float]:
+    """Milliseconds of CPU per request on each side (``cpu_seconds`` keys) between two readings."""
+    requests = max(1, sum(statuses.values()))
+    return {side: (after[side] - before[side]) * 1000 / requests for side in after}
+
+
+def cpu_text(per_request: dict[str, float]) -> str:
+    return ", ".join(f"{side} {ms:.2f} ms" for side, ms in per_request.items())
+
+
 def print_budget(tps: float, per_request: dict[str, float]) -> None:
     """What the target allows: at 0.10 × TPC-B tps, the machine's cores give each booking ``cores ÷ rate`` of CPU,
     for the web server, PostgreSQL and the clients together (they share the cores during the run)."""
@@ -372,8 +382,8 @@ def main() -> None:
           f"{sum(statuses.values())} requests {dict(sorted(statuses.items()))}")
     print(f"bookings/s {rate:8.1f}   p50 {percentile(latencies, .5) * 1000:6.1f} ms   "
           f"p99 {percentile(latencies, .99) * 1000:6.1f} ms   ({Booking.objects.count()} bookings in the database)")
-    per_request = {k: (cpu_after[k] - cpu_before[k]) * 1000 / max(1, sum(statuses.values())) for k in cpu_after}
-    print("CPU per request: " + ", ".join(f"{k} {v:.2f} ms" for k, v in per_request.items())
+    per_request = cpu_per_request(cpu_before, cpu_after, statuses)
+    print("CPU per request: " + cpu_text(per_request)
           + f" (of {os.cpu_count()} cores)")
     print(f"ledger after the run: {breaches or 'consistent'}")
     connections.close_all()
@@ -400,10 +410,9 @@ def main() -> None:
     if floor is not None:
         floor_latencies, floor_statuses, floor_elapsed = floor
         floor_rate = floor_statuses.get(200, 0) / floor_elapsed
-        floor_cpu = {k: (cpu_floor[k] - cpu_after[k]) * 1000 / max(1, sum(floor_statuses.values())) for k in cpu_floor}
         print(f"reference, GET /api/v1/wallet/ (token auth + two reads), same server and clients: {floor_rate:8.1f}/s, "
               f"p99 {percentile(floor_latencies, .99) * 1000:.1f} ms, ratio {floor_rate / tps:.3f} to TPC-B")
-        print("  CPU per read: " + ", ".join(f"{k} {v:.2f} ms" for k, v in floor_cpu.items()))
+        print("  CPU per read: " + cpu_text(cpu_per_request(cpu_after, cpu_floor, floor_statuses)))
         record("booking", "reference: GET /api/v1/wallet/ per second, 16 clients", floor_rate, unit="/s")
         record("booking", "reference: wallet reads/s ÷ TPC-B tps", floor_rate / tps)
     if breaches or set(statuses) - {201, 409} or (floor is not None and set(floor[1]) - {200}):
