@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Sum
 from django.http import Http404, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.models import Organization
@@ -22,14 +22,6 @@ from settlement import selectors, services
 from settlement.models import Payout, ReimbursementClaim, ReimbursementStatement
 
 PER_PAGE = 25
-
-
-def _one_or_404(queryset, pk, message: str):
-    """The row ``pk`` of ``queryset`` (the user's visible ones); ``Http404`` with ``message`` otherwise."""
-    found = queryset.filter(pk=pk).first()
-    if found is None:
-        raise Http404(message)
-    return found
 
 
 def _error_of(action) -> str | None:
@@ -85,7 +77,7 @@ def payout_mark_paid(request, pk):
     redirects to the payouts page."""
     if not is_platform_staff(request.user):
         raise PermissionDenied("Only platform staff record payout transfers.")
-    payout = _one_or_404(selectors.payouts_visible_to(request.user), pk, "No such payout.")
+    payout = get_object_or_404(selectors.payouts_visible_to(request.user), pk=pk)
     error = _error_of(lambda: services.payout_mark_paid(payout=payout, actor=request.user))
     if not request.htmx:
         return _back_with_outcome(request, error, f"Payout #{payout.pk} marked paid.", "payout-list")
@@ -111,7 +103,7 @@ def claim_list(request):
 @login_required
 @require_POST
 def claim_mark_paid(request, pk):
-    claim = _one_or_404(selectors.claims_visible_to(request.user), pk, "No such claim.")
+    claim = get_object_or_404(selectors.claims_visible_to(request.user), pk=pk)
     error = _error_of(lambda: services.claim_mark_paid(claim=claim, actor=request.user))
     claim.refresh_from_db()
     return render(request, "settlement/_claim_row.html", {"claim": claim, "error": error})
