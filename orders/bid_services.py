@@ -118,7 +118,7 @@ def bid_place(*, buyer, accelerators, nodes, duration_hours, earliest_start, lat
     if errors:
         raise ApplicationError("Invalid bid.", errors=errors)
 
-    held = to_amount(price * max_gpus * nodes * duration_hours)
+    held = bid_hold_amount(price=price, max_gpus_per_node=max_gpus, nodes=nodes, duration_hours=duration_hours)
     with transaction.atomic():
         bid = Bid.objects.create(buyer=buyer, created_by=created_by, nodes=nodes, duration_hours=duration_hours,
                                  earliest_start=start, latest_end=end, max_price_per_gpu_hour=price,
@@ -200,9 +200,7 @@ def bid_match(*, bid: Bid | int, listing_id: int, start: dt.datetime, end: dt.da
         _release_hold(locked)
         booking = booking_create(buyer=locked.buyer, listing_id=listing_id, nodes=locked.nodes, start=start, end=end,
                                  created_by=locked.created_by, vouchers=list(locked.vouchers), confirm=True)
-        if (booking.price_per_gpu_hour > locked.max_price_per_gpu_hour
-                or booking.gpu_hours > locked.max_gpus_per_node * locked.nodes * locked.duration_hours
-                or not locked.accelerators.filter(clusters__listings=listing_id).exists()):
+        if not listing_suits_bid(locked, booking, listing_id):
             raise Conflict("The listing no longer suits the bid.", code="price")
         Bid.objects.filter(pk=locked.pk, status=B.OPEN).update(status=B.MATCHED, booking=booking,
                                                                updated_at=timezone.now())
@@ -213,6 +211,21 @@ def bid_match(*, bid: Bid | int, listing_id: int, start: dt.datetime, end: dt.da
                            "price_per_gpu_hour": str(booking.price_per_gpu_hour),
                            "released": str(locked.held_amount), "cash_amount": str(booking.cash_amount)})
     return locked
+
+
+# --- what a bid holds and accepts (voucher-aware matching lives below this line) ---------------------------------
+
+def bid_hold_amount(*, price: Decimal, max_gpus_per_node: int, nodes: int, duration_hours: int) -> Decimal:
+    """The most cash a fill of the bid can cost: its limit × the largest GPU-hours a fill may take."""
+    return to_amount(price * max_gpus_per_node * nodes * duration_hours)
+
+
+def listing_suits_bid(bid: Bid, booking, listing_id: int) -> bool:
+    """Whether ``booking`` (just made for ``bid`` on ``listing_id``, inside ``bid_match``) is one the bid accepts:
+    within its price limit, its GPU-hours and its accelerators."""
+    return not (booking.price_per_gpu_hour > bid.max_price_per_gpu_hour
+                or booking.gpu_hours > bid.max_gpus_per_node * bid.nodes * bid.duration_hours
+                or not bid.accelerators.filter(clusters__listings=listing_id).exists())
 
 
 # --- loading the market for the pure engine --------------------------------------------------------------------
