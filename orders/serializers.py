@@ -43,7 +43,9 @@ class BookingRequestSerializer(QuoteRequestSerializer):
 class VoucherPartSerializer(serializers.Serializer):
     voucher = serializers.IntegerField()
     amount = serializers.DecimalField(max_digits=16, decimal_places=2)
-    rule = serializers.CharField()
+    rule = serializers.CharField(help_text="the limit that bound this part: coverage_ratio, balance, annual_cap, "
+                                           "per_booking_cap, stacking_limit or stacking_rule")
+    explanation = serializers.CharField(help_text="the same, in plain words")
 
 
 class QuoteSerializer(serializers.Serializer):

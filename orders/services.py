@@ -52,9 +52,9 @@ CAPACITY_LOCK_SPACE = 0x6F726473  # "ords"
 class Quote:
     """The price of ``nodes`` whole nodes of a listing for ``[start, end)``.
 
-    ``voucher_parts`` is a list of ``{"voucher": id, "amount": Decimal, "rule": str, "ratio": Decimal}``, one per
-    voucher in the order they are spent (soonest expiry first); ``rule`` names the limit that bound the part
-    (``coverage_ratio``, ``balance``, ``annual_cap``, ``per_booking_cap``, ``stacking_limit``);
+    ``voucher_parts`` is a list of ``{"voucher": id, "amount": Decimal, "rule": str, "ratio": Decimal,
+    "explanation": str}``, one per voucher, soonest expiry first; ``rule`` names the limit that bound the part
+    (``vouchers.rules.LIMITS``) and ``explanation`` says it in plain words;
     ``subtotal == voucher_amount + cash_amount``.
     """
 
@@ -128,7 +128,8 @@ def quote_compute(*, listing: Listing, nodes, start, end, buyer=None, vouchers=(
     gpu_hours = cluster.gpus_per_node * nodes * hours
     subtotal = to_amount(listing.price_per_gpu_hour * gpu_hours)
     voucher_parts = [
-        {"voucher": part.voucher_id, "amount": part.amount, "rule": part.bound_by, "ratio": part.ratio}
+        {"voucher": part.voucher_id, "amount": part.amount, "rule": part.bound_by, "ratio": part.ratio,
+         "explanation": part.explanation}
         for part in (voucher_services.voucher_quote(buyer=buyer, listing=listing, subtotal=subtotal,
                                                     voucher_ids=vouchers) if vouchers else [])
     ]

@@ -6,17 +6,32 @@ record who, what and why; ``face_value`` and ``Redemption.amount`` are the amoun
 """
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q
 
 from accounts.models import CITY_CHOICES, ModelFiling, Organization
 from marketplace.core.models import TimeStampedModel
 from marketplace.core.money import AmountField
+from vouchers.rules import LIMIT_EXPLANATIONS
 
 
 def RatioField(**kwargs) -> models.DecimalField:  # noqa: N802 - reads like a field class at call sites
     """A share in [0, 1] with 4 places (0.3000 = 30 %); the models add the range CHECK."""
     return models.DecimalField(max_digits=5, decimal_places=4, **kwargs)
+
+
+class Level(models.TextChoices):
+    """Which government runs a program; stacking rules between programs are written in levels."""
+
+    NATIONAL = "national", "National"
+    PROVINCIAL = "provincial", "Provincial"
+    CITY = "city", "City"
+    DISTRICT = "district", "District"
+
+
+def all_levels() -> list[str]:
+    return list(Level.values)
 
 
 class VoucherProgram(TimeStampedModel):
@@ -56,8 +71,20 @@ class VoucherProgram(TimeStampedModel):
                                                    help_text="empty = every accelerator")
     requires_model_filing = models.BooleanField(default=False)
     ban_related_party = models.BooleanField(default=True)
-    max_stacked_share = RatioField(default=1)
+    max_stacked_share = RatioField(default=1, help_text="the most all vouchers together may pay of one booking")
     require_reviewed_listing = models.BooleanField(default=True)
+    level = models.CharField(max_length=10, choices=Level.choices, default=Level.CITY)
+    stack_levels = ArrayField(models.CharField(max_length=10, choices=Level.choices), default=all_levels, blank=True,
+                              help_text="levels of other programs whose vouchers may pay in the same booking")
+    stack_excluded_programs = models.ManyToManyField("self", symmetrical=False, blank=True, related_name="+",
+                                                     help_text="programs never combined with this one")
+    eligible_buyer_cities = ArrayField(models.CharField(max_length=32, choices=CITY_CHOICES), default=list,
+                                       blank=True, help_text="registered cities of eligible buyers; empty = any")
+    subsidy_period_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="days a buyer is subsidised from its first subsidised booking; empty = none")
+    sme_contract_limit = AmountField(null=True, blank=True,
+                                     help_text="SMEs booking at most this much get the SME contract ratio")
+    sme_contract_ratio = RatioField(default=0)
 
     class Meta:
         ordering = ["city", "name"]
@@ -80,6 +107,14 @@ class VoucherProgram(TimeStampedModel):
             models.CheckConstraint(condition=Q(applications_open_until__gt=F("applications_open_from")),
                                    name="voucherprogram_window_ordered"),
             models.CheckConstraint(condition=Q(validity_days__gte=1), name="voucherprogram_validity_positive"),
+            models.CheckConstraint(condition=Q(level__in=["national", "provincial", "city", "district"]),
+                                   name="voucherprogram_level_valid"),
+            models.CheckConstraint(
+                condition=Q(sme_contract_ratio__gte=0, sme_contract_ratio__lte=1)
+                & (Q(sme_contract_limit__isnull=True) | Q(sme_contract_limit__gte=0))
+                & (Q(subsidy_period_days__isnull=True) | Q(subsidy_period_days__gte=1)),
+                name="voucherprogram_tiers_valid",
+            ),
             models.CheckConstraint(condition=Q(status__in=["draft", "active", "closed"]),
                                    name="voucherprogram_status_valid"),
         ]
@@ -176,6 +211,11 @@ class Redemption(TimeStampedModel):
             models.CheckConstraint(condition=Q(status__in=["held", "captured", "released"]),
                                    name="redemption_status_valid"),
         ]
+
+    @property
+    def bound_by_text(self) -> str:
+        """The limit that bound this part, in plain words."""
+        return LIMIT_EXPLANATIONS.get(self.bound_by, self.bound_by)
 
     def __str__(self):
         return f"Redemption {self.pk}: {self.amount} of voucher {self.voucher_id} ({self.status})"

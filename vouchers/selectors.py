@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Min, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -106,19 +106,37 @@ def program_rules(program: VoucherProgram) -> rules.ProgramRules:
         eligible_accelerator_ids=frozenset(program.eligible_accelerators.values_list("pk", flat=True)),
         requires_model_filing=program.requires_model_filing, ban_related_party=program.ban_related_party,
         max_stacked_share=program.max_stacked_share, require_reviewed_listing=program.require_reviewed_listing,
+        level=program.level, stack_levels=frozenset(program.stack_levels),
+        stack_excluded_program_ids=frozenset(program.stack_excluded_programs.values_list("pk", flat=True)),
+        eligible_buyer_cities=frozenset(program.eligible_buyer_cities),
+        subsidy_period_days=program.subsidy_period_days, sme_contract_limit=program.sme_contract_limit,
+        sme_contract_ratio=program.sme_contract_ratio,
     )
 
 
+def first_subsidised(*, program_ids, holder_id: int) -> dict[int, dt.datetime]:
+    """When ``holder_id``'s first subsidised booking in each program was made: its first redemption that was not
+    released (held or captured), per program."""
+    return dict(Redemption.objects.filter(voucher__program_id__in=program_ids, voucher__holder_id=holder_id,
+                                          status__in=SPENDING_STATUSES)
+                .values("voucher__program_id").annotate(first=Min("created_at"))
+                .values_list("voucher__program_id", "first"))
+
+
 def voucher_candidates(vouchers: list[Voucher], *, buyer_id: int, now: dt.datetime) -> list[rules.VoucherCandidate]:
-    """The rules engine's view of ``vouchers``: balances from the ledger and this year's use per program."""
+    """The rules engine's view of ``vouchers``: balances from the ledger, this year's use per program and the start
+    of each program's subsidy period for the buyer."""
     balances = voucher_balances(v.pk for v in vouchers)
     programs = {v.program_id: v.program for v in vouchers}
     program_rules_by_id = {pk: program_rules(program) for pk, program in programs.items()}
     used = annual_used(program_ids=list(programs), holder_id=buyer_id, now=now)
+    periods = [pk for pk, program in programs.items() if program.subsidy_period_days is not None]
+    first = first_subsidised(program_ids=periods, holder_id=buyer_id) if periods else {}
     return [
         rules.VoucherCandidate(voucher_id=v.pk, holder_id=v.holder_id, expires_at=v.expires_at,
                                balance=balances[v.pk]["balance"], rules=program_rules_by_id[v.program_id],
-                               status=v.status, annual_used=used.get(v.program_id, ZERO))
+                               status=v.status, annual_used=used.get(v.program_id, ZERO),
+                               first_subsidised_at=first.get(v.program_id))
         for v in vouchers
     ]
 
@@ -147,6 +165,7 @@ def booking_context(*, buyer: Organization, listing: Listing, subtotal: Decimal,
         listing_reviewed=listing_reviewed(listing), buyer_is_sme=buyer.is_sme,
         buyer_has_model_filing=ModelFiling.objects.filter(organization=buyer).exists(),
         related_party=bool(buyer.related_party_names() & provider.related_party_names()), now=now,
+        buyer_city=buyer.city,
     )
 
 

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import Organization
+from accounts.models import CITIES, Organization
 from audit.models import AuditEvent
 from audit.services import audit_event, audit_record
 from ledger.models import LedgerAccount
@@ -25,15 +25,18 @@ from marketplace.core.deferred import run_last
 from marketplace.core.exceptions import ApplicationError, Conflict
 from marketplace.core.money import ZERO, to_amount
 from vouchers import rules, selectors
-from vouchers.models import Redemption, Voucher, VoucherApplication, VoucherProgram
+from vouchers.models import Level, Redemption, Voucher, VoucherApplication, VoucherProgram
 
 # Fields an issuer may set on a program; the M2M rules are passed separately.
 PROGRAM_FIELDS = (
     "name", "city", "description", "face_value_min", "face_value_max", "validity_days", "applications_open_from",
     "applications_open_until", "status", "domestic_ratio", "other_ratio", "sme_bonus_ratio",
     "model_filing_earns_domestic_ratio", "annual_cap_per_org", "per_booking_cap", "city_data_centers_only",
-    "requires_model_filing", "ban_related_party", "max_stacked_share", "require_reviewed_listing",
+    "requires_model_filing", "ban_related_party", "max_stacked_share", "require_reviewed_listing", "level",
+    "stack_levels", "eligible_buyer_cities", "subsidy_period_days", "sme_contract_limit", "sme_contract_ratio",
 )
+# Every set of programs among a booking's vouchers is tried (vouchers.rules), so their number stays small.
+MAX_VOUCHERS_PER_BOOKING = rules.MAX_PROGRAMS
 PROGRAM_ALLOWED_TRANSITIONS = {
     VoucherProgram.Status.DRAFT: {VoucherProgram.Status.ACTIVE, VoucherProgram.Status.CLOSED},
     VoucherProgram.Status.ACTIVE: {VoucherProgram.Status.CLOSED},
@@ -54,17 +57,30 @@ def _validate_program(program: VoucherProgram) -> None:
             raise _field_error("face_value_max", "The maximum face value must be at least the minimum.")
     if program.applications_open_until <= program.applications_open_from:
         raise _field_error("applications_open_until", "The application window must end after it opens.")
-    for name in ("domestic_ratio", "other_ratio", "sme_bonus_ratio", "max_stacked_share"):
+    for name in ("domestic_ratio", "other_ratio", "sme_bonus_ratio", "max_stacked_share", "sme_contract_ratio"):
         value = getattr(program, name)
         if not ZERO <= value <= 1:
             raise _field_error(name, "A ratio must be between 0 and 1.")
-    for name in ("annual_cap_per_org", "per_booking_cap"):
+    for name in ("annual_cap_per_org", "per_booking_cap", "sme_contract_limit"):
         value = getattr(program, name)
         if value is not None and value < ZERO:
             raise _field_error(name, "A cap cannot be negative.")
+    if program.validity_days is not None and program.validity_days < 1:
+        raise _field_error("validity_days", "A voucher must be valid for at least one day.")
+    if program.subsidy_period_days is not None and program.subsidy_period_days < 1:
+        raise _field_error("subsidy_period_days", "The subsidy period is at least one day (or empty for none).")
+    if program.level not in Level.values:
+        raise _field_error("level", "Choose national, provincial, city or district.")
+    unknown_levels = sorted(set(program.stack_levels or ()) - set(Level.values))
+    if unknown_levels:
+        raise _field_error("stack_levels", f"Unknown level: {', '.join(unknown_levels)}.")
+    unknown_cities = sorted(set(program.eligible_buyer_cities or ()) - set(CITIES))
+    if unknown_cities:
+        raise _field_error("eligible_buyer_cities", f"Unknown city: {', '.join(unknown_cities)}.")
 
 
-def _set_program_lists(program: VoucherProgram, *, eligible_providers=None, eligible_accelerators=None) -> None:
+def _set_program_lists(program: VoucherProgram, *, eligible_providers=None, eligible_accelerators=None,
+                       stack_excluded_programs=None) -> None:
     if eligible_providers is not None:
         providers = list(eligible_providers)
         if any(org.kind != Organization.Kind.PROVIDER for org in providers):
@@ -72,11 +88,16 @@ def _set_program_lists(program: VoucherProgram, *, eligible_providers=None, elig
         program.eligible_providers.set(providers)
     if eligible_accelerators is not None:
         program.eligible_accelerators.set(list(eligible_accelerators))
+    if stack_excluded_programs is not None:
+        excluded = list(stack_excluded_programs)
+        if any(other.pk == program.pk for other in excluded):
+            raise _field_error("stack_excluded_programs", "A program cannot exclude itself.")
+        program.stack_excluded_programs.set(excluded)
 
 
 @transaction.atomic
 def program_create(*, issuer: Organization, actor=None, budget: Decimal = ZERO, eligible_providers=None,
-                   eligible_accelerators=None, **fields) -> VoucherProgram:
+                   eligible_accelerators=None, stack_excluded_programs=None, **fields) -> VoucherProgram:
     """Create a program for ``issuer`` (an issuer organization) and fund it with ``budget``.
 
     ``fields`` are ``PROGRAM_FIELDS``. Raises ``ApplicationError`` 403 if ``issuer`` is not an issuer, 400 with
@@ -93,7 +114,8 @@ def program_create(*, issuer: Organization, actor=None, budget: Decimal = ZERO, 
     if VoucherProgram.objects.filter(issuer=issuer, name=program.name).exists():
         raise _field_error("name", "You already run a program with this name.")
     program.save()
-    _set_program_lists(program, eligible_providers=eligible_providers, eligible_accelerators=eligible_accelerators)
+    _set_program_lists(program, eligible_providers=eligible_providers, eligible_accelerators=eligible_accelerators,
+                       stack_excluded_programs=stack_excluded_programs)
     audit_record(action="voucher_program.create", obj=program, actor=actor, organization_id=issuer.pk,
                  data={"name": program.name, "status": program.status})
     if budget and to_amount(budget) > ZERO:
@@ -105,7 +127,7 @@ def program_create(*, issuer: Organization, actor=None, budget: Decimal = ZERO, 
 
 @transaction.atomic
 def program_update(*, program: VoucherProgram, actor=None, eligible_providers=None, eligible_accelerators=None,
-                   **fields) -> VoucherProgram:
+                   stack_excluded_programs=None, **fields) -> VoucherProgram:
     """Change rules or status of ``program`` (status follows ``PROGRAM_ALLOWED_TRANSITIONS``).
 
     Rule changes apply to quotes from now on; holds already made keep their amounts. Raises ``ApplicationError``
@@ -127,9 +149,11 @@ def program_update(*, program: VoucherProgram, actor=None, eligible_providers=No
         setattr(program, name, value)
     _validate_program(program)
     program.save()
-    _set_program_lists(program, eligible_providers=eligible_providers, eligible_accelerators=eligible_accelerators)
-    changed = sorted([*fields, *(["eligible_providers"] if eligible_providers is not None else []),
-                      *(["eligible_accelerators"] if eligible_accelerators is not None else [])])
+    _set_program_lists(program, eligible_providers=eligible_providers, eligible_accelerators=eligible_accelerators,
+                       stack_excluded_programs=stack_excluded_programs)
+    lists = {"eligible_providers": eligible_providers, "eligible_accelerators": eligible_accelerators,
+             "stack_excluded_programs": stack_excluded_programs}
+    changed = sorted([*fields, *(name for name, value in lists.items() if value is not None)])
     audit_record(action="voucher_program.update", obj=program, actor=actor, organization_id=program.issuer_id,
                  data={"fields": changed, "status": program.status})
     return program
@@ -312,6 +336,8 @@ def _unique_ids(voucher_ids: Iterable) -> list[int]:
         raise _field_error("vouchers", "Voucher ids must be integers.") from None
     if len(set(ids)) != len(ids):
         raise _field_error("vouchers", "Each voucher may be named once.")
+    if len(ids) > MAX_VOUCHERS_PER_BOOKING:
+        raise _field_error("vouchers", f"Name at most {MAX_VOUCHERS_PER_BOOKING} vouchers for one booking.")
     return ids
 
 

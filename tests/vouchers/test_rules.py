@@ -132,14 +132,14 @@ def test_stacking_limit_boundary(first_balance, expected_second):
 
 
 def test_annual_cap_counts_earlier_vouchers_of_the_same_program_in_one_booking():
-    # given two vouchers of one program with 300 left under the annual cap
-    rules = replace(PROGRAM, annual_cap_per_org=D("1300.00"))
-    first = candidate(1, rules=rules, days=10, annual_used=D("1000.00"))
+    # given two vouchers of one 20 % program with 150 left under the annual cap
+    rules = replace(PROGRAM, annual_cap_per_org=D("1150.00"))
+    first = candidate(1, rules=rules, days=10, balance=D("100.00"), annual_used=D("1000.00"))
     second = candidate(2, rules=rules, days=20, annual_used=D("1000.00"))
     # when
-    parts = compute_parts(CONTEXT, [first, second])
-    # then the second may only take what the first left: 300 − 200
-    assert [(p.amount, p.bound_by) for p in parts] == [(D("200.00"), "coverage_ratio"), (D("100.00"), "annual_cap")]
+    parts = compute_parts(CONTEXT, [second, first])
+    # then the second may only take what the first left under the cap: 150 − 100
+    assert [(p.amount, p.bound_by) for p in parts] == [(D("100.00"), "balance"), (D("50.00"), "annual_cap")]
 
 
 def test_rounds_half_up_to_fen_once():
@@ -225,3 +225,236 @@ def test_parts_never_exceed_any_limit(subtotal, balances, share, cap):
     assert total <= cap + D("0.005")
     assert total <= (share * subtotal).quantize(D("0.01")) + D("0.01") * len(parts)
     assert total <= subtotal
+
+
+# --- several vouchers: the split that pays the most, whatever their order (issue 17, defects 1 and 2) -------------
+
+def test_a_later_vouchers_stacking_limit_bounds_the_earlier_ones():
+    # given P1 pays 20 % (no stacking limit) and P2 pays 30 % but caps the booking's voucher total at 30 %
+    p1 = replace(PROGRAM, program_id=1, other_ratio=D("0.20"))
+    p2 = replace(PROGRAM, program_id=2, other_ratio=D("0.30"), max_stacked_share=D("0.30"))
+    for p1_days, p2_days in [(10, 20), (20, 10)]:
+        vouchers = [candidate(1, rules=p1, days=p1_days), candidate(2, rules=p2, days=p2_days)]
+        # when
+        parts = compute_parts(CONTEXT, vouchers)
+        # then 30 % in total whichever expires first
+        assert sum(p.amount for p in parts) == D("300.00"), (p1_days, p2_days)
+
+
+def test_two_vouchers_of_one_program_share_its_ratio():
+    # given two vouchers of one 30 % program, subtotal 800
+    rules = replace(PROGRAM, other_ratio=D("0.30"))
+    context = replace(CONTEXT, subtotal=D("800.00"))
+    # when
+    parts = compute_parts(context, [candidate(1, rules=rules, days=10), candidate(2, rules=rules, days=20)])
+    # then 240 (30 %), not 480: the first pays it all, the second has nothing left under the ratio
+    assert [(p.amount, p.bound_by) for p in parts] == [(D("240.00"), "coverage_ratio"), (D("0.00"), "coverage_ratio")]
+
+
+def test_two_vouchers_of_one_program_share_its_per_booking_cap():
+    # given two vouchers of one 30 % program capped at 200 per booking, subtotal 800
+    rules = replace(PROGRAM, other_ratio=D("0.30"), per_booking_cap=D("200.00"))
+    context = replace(CONTEXT, subtotal=D("800.00"))
+    first = candidate(1, rules=rules, days=10, balance=D("150.00"))
+    # when
+    parts = compute_parts(context, [candidate(2, rules=rules, days=20), first])
+    # then 200 together, the sooner-expiring first
+    assert [(p.amount, p.bound_by) for p in parts] == [(D("150.00"), "balance"), (D("50.00"), "per_booking_cap")]
+
+
+def test_a_program_with_a_low_stacking_limit_is_left_out_when_that_pays_more():
+    # given P1 pays 50 % and P2 pays 10 % but allows only 10 % of vouchers in total
+    p1 = replace(PROGRAM, program_id=1, other_ratio=D("0.50"))
+    p2 = replace(PROGRAM, program_id=2, other_ratio=D("0.10"), max_stacked_share=D("0.10"))
+    # when
+    parts = compute_parts(CONTEXT, [candidate(2, rules=p2, days=5), candidate(1, rules=p1, days=10)])
+    # then P1 alone pays 500; P2 pays nothing and says why
+    assert [(p.voucher_id, p.amount, p.bound_by) for p in parts] == [
+        (2, D("0.00"), "stacking_limit"), (1, D("500.00"), "coverage_ratio")]
+
+
+# --- program levels and the real stacking rules ----------------------------------------------------------------
+
+def test_no_other_city_level_subsidy():
+    # given Beijing's program stacks with national and district programs only; another city program pays 30 %
+    beijing = replace(PROGRAM, program_id=1, other_ratio=D("0.40"), level="city",
+                      stack_levels=frozenset({"national", "provincial", "district"}))
+    other_city = replace(PROGRAM, program_id=2, other_ratio=D("0.30"), level="city")
+    national = replace(PROGRAM, program_id=3, other_ratio=D("0.10"), level="national")
+    vouchers = [candidate(1, rules=beijing, days=10), candidate(2, rules=other_city, days=5),
+                candidate(3, rules=national, days=20)]
+    # when
+    parts = {p.voucher_id: (p.amount, p.bound_by) for p in compute_parts(CONTEXT, vouchers)}
+    # then Beijing (40 %) + national (10 %) beat the other city (30 %) + national (10 %)
+    assert parts == {1: (D("400.00"), "coverage_ratio"), 2: (D("0.00"), "stacking_rule"),
+                     3: (D("100.00"), "coverage_ratio")}
+
+
+def test_a_program_may_exclude_another_by_id():
+    # given P1 excludes P2 by name
+    p1 = replace(PROGRAM, program_id=1, other_ratio=D("0.20"), stack_excluded_program_ids=frozenset({2}))
+    p2 = replace(PROGRAM, program_id=2, other_ratio=D("0.25"))
+    # when
+    parts = compute_parts(CONTEXT, [candidate(1, rules=p1), candidate(2, rules=p2)])
+    # then only the better one pays
+    assert [(p.voucher_id, p.amount, p.bound_by) for p in parts] == [
+        (1, D("0.00"), "stacking_rule"), (2, D("250.00"), "coverage_ratio")]
+
+
+def test_hangzhou_combined_cap_of_sixty_percent():
+    # given Hangzhou's voucher pays 50 % and caps all vouchers together at 60 %; another pays 30 %
+    hangzhou = replace(PROGRAM, program_id=1, other_ratio=D("0.50"), max_stacked_share=D("0.60"))
+    other = replace(PROGRAM, program_id=2, other_ratio=D("0.30"))
+    # when
+    parts = compute_parts(CONTEXT, [candidate(2, rules=other, days=20), candidate(1, rules=hangzhou, days=10)])
+    # then 600 in total: Hangzhou's 500 first (it expires first), the other the rest
+    assert [(p.voucher_id, p.amount, p.bound_by) for p in parts] == [
+        (1, D("500.00"), "coverage_ratio"), (2, D("100.00"), "stacking_limit")]
+
+
+@pytest.mark.parametrize(
+    ("subtotal", "sme", "ratio"),
+    [
+        (D("500000.00"), True, D("0.50")),  # exactly at the contract-size limit: the SME tier
+        (D("500000.01"), True, D("0.20")),  # one fen over: the ordinary tier
+        (D("100000.00"), False, D("0.20")),  # not an SME
+    ],
+)
+def test_sme_contract_size_tier(subtotal, sme, ratio):
+    # given Hangzhou: SMEs with contracts up to ¥500k get 50 %
+    rules = replace(PROGRAM, sme_contract_limit=D("500000.00"), sme_contract_ratio=D("0.50"))
+    context = replace(CONTEXT, subtotal=subtotal, buyer_is_sme=sme)
+    # when / then
+    assert coverage_ratio(context, rules) == ratio
+
+
+@pytest.mark.parametrize(
+    ("first", "now_offset_days", "refused"),
+    [
+        (None, 0, False),  # never subsidised: the period has not started
+        (NOW - dt.timedelta(days=365), 0, True),  # exactly one year since the first subsidised booking
+        (NOW - dt.timedelta(days=364), 0, False),
+    ],
+)
+def test_subsidy_period_from_the_first_subsidised_booking(first, now_offset_days, refused):
+    # given Shanghai: subsidised for at most one year
+    rules = replace(PROGRAM, subsidy_period_days=365)
+    voucher = candidate(rules=rules, first_subsidised_at=first)
+    # when / then
+    if refused:
+        with pytest.raises(RulesError) as excinfo:
+            compute_parts(CONTEXT, [voucher])
+        assert [v.rule for v in excinfo.value.violations] == ["subsidy_period_over"]
+    else:
+        assert compute_parts(CONTEXT, [voucher])[0].amount == D("200.00")
+
+
+@pytest.mark.parametrize(("city", "refused"), [("Beijing", False), ("Shanghai", True), ("", True)])
+def test_buyer_registered_city(city, refused):
+    # given a program for organizations registered in Beijing or Yangzhou's neighbours
+    rules = replace(PROGRAM, eligible_buyer_cities=frozenset({"Beijing", "Tianjin"}))
+    context = replace(CONTEXT, buyer_city=city)
+    # when / then
+    if refused:
+        with pytest.raises(RulesError, match="registered"):
+            compute_parts(context, [candidate(rules=rules)])
+    else:
+        assert compute_parts(context, [candidate(rules=rules)])[0].amount == D("200.00")
+
+
+def test_each_part_explains_its_limit_in_plain_words():
+    (part,) = compute_parts(CONTEXT, [candidate(balance=D("10.00"))])
+    assert part.explanation == "all that is left on the voucher"
+
+
+# --- properties: order-independent, within every limit, never below any greedy order ----------------------------
+
+LEVEL = st.sampled_from(["national", "provincial", "city", "district"])
+
+
+@st.composite
+def programs_and_vouchers(draw):
+    n_programs = draw(st.integers(1, 4))
+    programs = []
+    for pid in range(1, n_programs + 1):
+        programs.append(replace(
+            PROGRAM, program_id=pid,
+            other_ratio=draw(st.decimals(min_value=0, max_value=1, places=2)),
+            max_stacked_share=draw(st.decimals(min_value=0, max_value=1, places=2)),
+            per_booking_cap=draw(st.none() | st.decimals(min_value=0, max_value=2000, places=2)),
+            annual_cap_per_org=draw(st.none() | st.decimals(min_value=0, max_value=2000, places=2)),
+            level=draw(LEVEL),
+            stack_levels=frozenset(draw(st.lists(LEVEL, min_size=1, max_size=4))),
+        ))
+    used = {p.program_id: draw(st.decimals(min_value=0, max_value=1000, places=2)) for p in programs}
+    vouchers = []
+    for vid in range(1, draw(st.integers(1, 6)) + 1):
+        program = draw(st.sampled_from(programs))
+        vouchers.append(candidate(vid, rules=program, days=draw(st.integers(1, 5)),
+                                  balance=draw(st.decimals(min_value=0, max_value=1500, places=2)),
+                                  annual_used=used[program.program_id]))
+    subtotal = draw(st.decimals(min_value=0, max_value=5000, places=2))
+    return replace(CONTEXT, subtotal=subtotal), vouchers
+
+
+def within_every_limit(context, vouchers, parts) -> bool:
+    by_id = {v.voucher_id: v for v in vouchers}
+    paid = {p.voucher_id: p.amount for p in parts}
+    total = sum(paid.values(), D(0))
+    by_program: dict[int, D] = {}
+    for vid, amount in paid.items():
+        assert D(0) <= amount <= by_id[vid].balance
+        by_program[by_id[vid].rules.program_id] = by_program.get(by_id[vid].rules.program_id, D(0)) + amount
+    paying = {by_id[vid].rules for vid, amount in paid.items() if amount > 0}
+    for rules in paying:
+        spent = by_program[rules.program_id]
+        assert spent <= (coverage_ratio(context, rules) * context.subtotal).quantize(D("0.01"), "ROUND_HALF_UP")
+        assert rules.per_booking_cap is None or spent <= rules.per_booking_cap
+        used = next(v.annual_used for v in vouchers if v.rules.program_id == rules.program_id)
+        assert rules.annual_cap_per_org is None or spent <= rules.annual_cap_per_org - used
+        assert total <= (rules.max_stacked_share * context.subtotal).quantize(D("0.01"), "ROUND_HALF_UP")
+        assert all(rules.stacks_with(other) for other in paying if other.program_id != rules.program_id)
+    return True
+
+
+def greedy_total(context, ordered) -> D:
+    """A reference: each voucher in turn takes what every limit still allows, given the programs already paying;
+    one whose program may not be combined with them, or whose stacking limit is already passed, pays nothing."""
+    paying: dict[int, tuple] = {}
+    total = D(0)
+    for voucher in ordered:
+        annual_room = (voucher.rules.annual_cap_per_org - voucher.annual_used
+                       if voucher.rules.annual_cap_per_org is not None else D("1e9"))
+        rules = voucher.rules
+        others = [r for pid, (r, _) in paying.items() if pid != rules.program_id]
+        if not all(rules.stacks_with(r) for r in others):
+            continue
+        spent = paying.get(rules.program_id, (rules, D(0)))[1]
+        limit_share = min([rules.max_stacked_share, *(r.max_stacked_share for r in others)])
+        room = min(
+            voucher.balance,
+            (coverage_ratio(context, rules) * context.subtotal).quantize(D("0.01"), "ROUND_HALF_UP") - spent,
+            (rules.per_booking_cap if rules.per_booking_cap is not None else D("1e9")) - spent,
+            annual_room - spent,
+            (limit_share * context.subtotal).quantize(D("0.01"), "ROUND_HALF_UP") - total,
+        )
+        if room <= 0:
+            continue
+        paying[rules.program_id] = (rules, spent + room)
+        total += room
+    return total
+
+
+@given(case=programs_and_vouchers(), data=st.data())
+def test_split_is_order_independent_within_limits_and_beats_every_greedy_order(case, data):
+    # given
+    context, vouchers = case
+    # when
+    parts = compute_parts(context, vouchers)
+    shuffled = data.draw(st.permutations(vouchers))
+    # then the same split whatever the order
+    assert compute_parts(context, shuffled) == parts
+    assert within_every_limit(context, vouchers, parts)
+    total = sum(p.amount for p in parts)
+    assert total >= greedy_total(context, shuffled)
+    assert total >= greedy_total(context, sorted(vouchers, key=lambda v: (v.expires_at, v.voucher_id)))

@@ -77,7 +77,7 @@ def test_my_vouchers_show_balance_held_and_history(startup):
     listing_page = client.get("/vouchers/").content.decode()
     assert "98000.00" in listing_page and "2000.00" in listing_page
     detail = client.get(f"/vouchers/{voucher.pk}/").content.decode()
-    assert "coverage_ratio" in detail and f"/bookings/{booking.pk}/" in detail
+    assert "the program pays at most its coverage ratio" in detail and f"/bookings/{booking.pk}/" in detail
     # and another startup gets 404
     assert logged_in(factories.StartupFactory()).get(f"/vouchers/{voucher.pk}/").status_code == 404
 
