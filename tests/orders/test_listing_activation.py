@@ -8,7 +8,6 @@ import json
 from decimal import Decimal
 
 import pytest
-import redis
 
 from ledger.selectors import ledger_breaches, wallet_summary
 from listings import services as listing_services
@@ -108,7 +107,7 @@ def test_activation_enqueues_match_listing_on_the_broker(django_capture_on_commi
         with django_capture_on_commit_callbacks(execute=True):
             listing_services.listing_review(listing=listing, actor=UserFactory(), decision="approve")
         # then: one orders.match_listing message for this listing waits in the default queue
-        messages = [json.loads(m) for m in redis.Redis.from_url(url).lrange("celery", 0, -1)]
+        messages = [json.loads(m) for m in workers.broker_client(url).lrange("celery", 0, -1)]
     sent = [m for m in messages if m["headers"]["task"] == "orders.match_listing"]
     assert [m["headers"]["argsrepr"] for m in sent] == [f"({listing.pk},)"]
 

@@ -26,13 +26,30 @@ def own_broker_url() -> str:
     """A Redis db of the test broker's server for this test database (10–14, the suite's default broker is 9), so
     parallel runs of the suite (other ``DJANGO_TEST_DB_NAME``s) seldom share a queue or flush each other's."""
     db = 10 + zlib.crc32(connection.settings_dict["NAME"].encode()) % 5
-    return settings.CELERY_BROKER_URL.rsplit("/", 1)[0] + f"/{db}"
+    url = settings.CELERY_BROKER_URL
+    if url.startswith(SOCKET_SCHEME):  # the embedded Redis: kombu names the db in the query
+        return f"{url.split('?', 1)[0]}?virtual_host={db}"
+    return url.rsplit("/", 1)[0] + f"/{db}"
+
+
+SOCKET_SCHEME = "redis+socket://"
+
+
+def broker_client(url: str) -> redis.Redis:
+    """A redis-py client for a broker URL; redis-py spells kombu's ``redis+socket://path?virtual_host=N`` as
+    ``unix://path?db=N``."""
+    if url.startswith(SOCKET_SCHEME):
+        url = "unix://" + url[len(SOCKET_SCHEME):].replace("virtual_host=", "db=")
+    return redis.Redis.from_url(url, socket_connect_timeout=1)
 
 
 def database_url() -> str:
     """The URL of the database this test runs on (the test database), for worker subprocesses."""
     s = connection.settings_dict
     auth = quote(s["USER"] or "", safe="") + (f":{quote(s['PASSWORD'], safe='')}" if s.get("PASSWORD") else "")
+    socket_dir = (s.get("OPTIONS") or {}).get("host")
+    if socket_dir and not s["HOST"]:  # the embedded PostgreSQL: a socket directory, as marketplace.embedded names it
+        return f"postgres://{auth}@/{s['NAME']}?host={quote(socket_dir, safe='/')}"
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
@@ -47,7 +64,7 @@ def broker(url: str):
     # Celery reads CELERY_BROKER_URL from the environment before its own settings (the test settings set it).
     old_env, old_conf = os.environ.get("CELERY_BROKER_URL"), app.conf.broker_url
     with contextlib.suppress(redis.exceptions.RedisError):
-        redis.Redis.from_url(url, socket_connect_timeout=1).flushdb()
+        broker_client(url).flushdb()
     os.environ["CELERY_BROKER_URL"] = url
     app.conf.broker_url = url
     _reset_pools()
@@ -55,7 +72,7 @@ def broker(url: str):
         yield url
     finally:
         with contextlib.suppress(redis.exceptions.RedisError):  # leave no messages for a later run
-            redis.Redis.from_url(url, socket_connect_timeout=1).flushdb()
+            broker_client(url).flushdb()
         if old_env is None:
             os.environ.pop("CELERY_BROKER_URL", None)
         else:
