@@ -26,20 +26,26 @@ FACE_VALUE = (Decimal("1000000.00"), Decimal("2000000.00"))
 PROGRAMS = {
     "Hangzhou": ("Hangzhou compute vouchers 2026", Decimal("200000000.00"),
                  {"domestic_ratio": Decimal("0.30"), "other_ratio": Decimal("0.20"),
-                  "model_filing_earns_domestic_ratio": True, "annual_cap_per_org": Decimal("8000000.00")},
+                  "model_filing_earns_domestic_ratio": True, "annual_cap_per_org": Decimal("8000000.00"),
+                  "max_stacked_share": Decimal("0.60"), "sme_contract_limit": Decimal("500000.00"),
+                  "sme_contract_ratio": Decimal("0.50")},
                  False, "Up to 30 % on domestic chips or for companies with a registered model, 20 % otherwise; "
-                        "at most ¥8M per company per year."),
+                        "50 % for SMEs on contracts up to ¥500k; at most ¥8M per company per year; with other "
+                        "vouchers at most 60 % of a booking."),
     "Beijing": ("Beijing AI compute vouchers", Decimal("100000000.00"),
                 {"domestic_ratio": Decimal("0.20"), "other_ratio": Decimal("0.20"),
-                 "annual_cap_per_org": Decimal("2000000.00"), "ban_related_party": True},
-                True, "Up to 20 %, ¥2M per company per year, from partner compute centres not related to you."),
+                 "annual_cap_per_org": Decimal("2000000.00"), "ban_related_party": True,
+                 "stack_levels": ["national", "provincial", "district"], "eligible_buyer_cities": ["Beijing"]},
+                True, "Up to 20 %, ¥2M per company per year, from partner compute centres not related to you; for "
+                      "companies registered in Beijing; not combined with another city's subsidy."),
     "Shenzhen": ("Shenzhen compute vouchers", Decimal("200000000.00"),
                  {"domestic_ratio": Decimal("0.50"), "other_ratio": Decimal("0.50"),
                   "sme_bonus_ratio": Decimal("0.10"), "annual_cap_per_org": Decimal("10000000.00")},
                  False, "Up to 50 %, 60 % for startups and SMEs; at most ¥10M per company per year."),
     "Shanghai": ("Shanghai compute vouchers", Decimal("100000000.00"),
-                 {"domestic_ratio": Decimal("0.30"), "other_ratio": Decimal("0.30")},
-                 False, "Up to 30 % of compute bought from platforms on the exchange."),
+                 {"domestic_ratio": Decimal("0.30"), "other_ratio": Decimal("0.30"), "subsidy_period_days": 365},
+                 False, "Up to 30 % of compute bought from platforms on the exchange, for one year from your first "
+                        "subsidised booking."),
     "Chengdu": ("Chengdu compute vouchers", Decimal("50000000.00"),
                 {"domestic_ratio": Decimal("0.30"), "other_ratio": Decimal("0.30"), "city_data_centers_only": True},
                 True, "Up to 30 %, only in the two named Chengdu computing centres."),

@@ -48,6 +48,12 @@ def test_program_create_funds_the_budget(issuer):
         ({"domestic_ratio": D("1.5")}, "domestic_ratio"),
         ({"max_stacked_share": D("-0.1")}, "max_stacked_share"),
         ({"per_booking_cap": D("-1.00")}, "per_booking_cap"),
+        ({"validity_days": 0}, "validity_days"),
+        ({"subsidy_period_days": 0}, "subsidy_period_days"),
+        ({"level": "galactic"}, "level"),
+        ({"stack_levels": ["city", "moon"]}, "stack_levels"),
+        ({"eligible_buyer_cities": ["Atlantis"]}, "eligible_buyer_cities"),
+        ({"sme_contract_ratio": D("1.01")}, "sme_contract_ratio"),
     ],
 )
 def test_program_create_refuses_bad_rules_with_field_errors(issuer, fields, field):
@@ -210,6 +216,65 @@ def test_quote_explains_the_binding_rule(startup):
     (part,) = services.voucher_quote(buyer=startup, listing=factories.ListingFactory(), subtotal=D("10000.00"),
                                      voucher_ids=[voucher.pk])
     assert (part.amount, part.bound_by) == (D("1500.00"), "per_booking_cap")
+
+
+def test_subsidy_period_counts_from_the_buyers_first_subsidised_booking(startup):
+    # given a one-year program and a first subsidised booking made 365 days ago
+    program = funded_program(subsidy_period_days=365)
+    voucher = issued_voucher(holder=startup, program=program, face_value="100000.00")
+    first = held_booking(buyer=startup, subtotal="1000.00")
+    services.vouchers_hold_for_booking(booking=first, voucher_ids=[voucher.pk])
+    listing = factories.ListingFactory()
+    # when quoting now, and as if a year had passed since that booking
+    services.voucher_quote(buyer=startup, listing=listing, subtotal=D("1000.00"), voucher_ids=[voucher.pk])
+    Redemption.objects.filter(booking=first).update(created_at=timezone.now() - dt.timedelta(days=365))
+    with pytest.raises(ApplicationError) as excinfo:
+        services.voucher_quote(buyer=startup, listing=listing, subtotal=D("1000.00"), voucher_ids=[voucher.pk])
+    # then the period is over
+    assert "subsidy_period_over" in excinfo.value.errors["vouchers"][0]
+
+
+def test_a_released_part_does_not_start_the_subsidy_period(startup):
+    # given a one-year program whose only booking, a year ago, was cancelled (its part released)
+    program = funded_program(subsidy_period_days=365)
+    voucher = issued_voucher(holder=startup, program=program, face_value="100000.00")
+    first = held_booking(buyer=startup, subtotal="1000.00")
+    services.vouchers_hold_for_booking(booking=first, voucher_ids=[voucher.pk])
+    services.redemptions_release(booking=first)
+    Redemption.objects.filter(booking=first).update(created_at=timezone.now() - dt.timedelta(days=400))
+    # when / then the voucher still pays
+    (part,) = services.voucher_quote(buyer=startup, listing=factories.ListingFactory(), subtotal=D("1000.00"),
+                                     voucher_ids=[voucher.pk])
+    assert part.amount == D("200.00")
+
+
+@pytest.mark.parametrize(("buyer_city", "ok"), [("Beijing", True), ("Shanghai", False)])
+def test_buyer_registered_city_is_read_from_the_organization(buyer_city, ok):
+    # given a program for organizations registered in Beijing
+    startup = factories.StartupFactory(city=buyer_city)
+    program = funded_program(eligible_buyer_cities=["Beijing"])
+    voucher = issued_voucher(holder=startup, program=program, face_value="100000.00")
+    quote = lambda: services.voucher_quote(  # noqa: E731
+        buyer=startup, listing=factories.ListingFactory(), subtotal=D("1000.00"), voucher_ids=[voucher.pk])
+    # when / then
+    if ok:
+        assert quote()[0].amount == D("200.00")
+    else:
+        with pytest.raises(ApplicationError, match="cannot pay"):
+            quote()
+
+
+def test_program_stacking_exclusions_come_from_the_program_page(startup):
+    # given two programs, the first excluding the second
+    p1, p2 = funded_program(other_ratio=D("0.20")), funded_program(other_ratio=D("0.25"))
+    services.program_update(program=p1, stack_excluded_programs=[p2])
+    vouchers = [issued_voucher(holder=startup, program=p).pk for p in (p1, p2)]
+    # when
+    parts = services.voucher_quote(buyer=startup, listing=factories.ListingFactory(), subtotal=D("1000.00"),
+                                   voucher_ids=vouchers)
+    # then only the better program pays
+    assert sorted((p.amount, p.bound_by) for p in parts) == [(D("0.00"), "stacking_rule"),
+                                                            (D("250.00"), "coverage_ratio")]
 
 
 def test_quote_with_another_organizations_voucher_is_400_naming_the_rule(startup):
