@@ -54,6 +54,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "marketplace.core.middleware.RequestGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -188,7 +189,15 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "marketplace.core.handlers.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {"auth": env("DJANGO_AUTH_THROTTLE", default="20/min")},
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "DEFAULT_PARSER_CLASSES": [
+        "marketplace.core.parsers.LimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
+# JSON request bodies: at most this many bytes (413 above) and this many nested lists/objects (400 deeper).
+API_MAX_BODY_BYTES = env.int("DJANGO_API_MAX_BODY_BYTES", default=1024 * 1024)
+API_MAX_JSON_DEPTH = 32
 SPECTACULAR_SETTINGS = {
     "TITLE": "GPU compute exchange API",
     "DESCRIPTION": "Book GPU clusters, post bids, pay with city compute vouchers.",

@@ -1,0 +1,63 @@
+"""The API's JSON parser: DRF's, with a body-size limit and a nesting limit.
+
+DRF's ``JSONParser`` turns only ``ValueError`` into a 400, so a body of 5,000 nested brackets (10 kB) escaped as a
+``RecursionError`` (500) on every JSON endpoint, anonymous ones included; and it read bodies of any size. Here a
+body above ``API_MAX_BODY_BYTES`` answers 413 before it is parsed, and one nested deeper than ``API_MAX_JSON_DEPTH``
+answers 400; neither reaches a view.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from rest_framework import status
+from rest_framework.exceptions import APIException, ParseError
+from rest_framework.parsers import JSONParser
+
+
+class BodyTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "body_too_large"
+
+
+def json_depth_exceeds(value, limit: int) -> bool:
+    """Whether ``value`` (parsed JSON) nests lists/objects deeper than ``limit``; stops at the first that does."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+class LimitedJSONParser(JSONParser):
+    """``JSONParser`` that refuses oversized bodies (413) and deep nesting (400) instead of failing with a 500."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        limit = settings.API_MAX_BODY_BYTES
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if len(raw) > limit:
+            raise BodyTooLarge(f"The request body is larger than {limit} bytes.")
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            data = json.loads(raw.decode(encoding), parse_constant=_refuse_constant)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply.") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
+        if json_depth_exceeds(data, settings.API_MAX_JSON_DEPTH):
+            raise ParseError(f"JSON parse error - nested deeper than {settings.API_MAX_JSON_DEPTH} levels.")
+        return data
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")

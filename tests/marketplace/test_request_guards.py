@@ -1,0 +1,80 @@
+"""Malformed requests get a 4xx with the error shape, never a 500 (issue 23, items 1, 3, 4 and 6)."""
+
+import pytest
+
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+JSON_POSTS = [("api", "/api/v1/auth/token/"), ("startup_client", "/api/v1/quotes/"),
+              ("startup_client", "/api/v1/bookings/"), ("startup_client", "/api/v1/bids/"),
+              ("issuer_client", "/api/v1/voucher-programs/")]
+
+
+@pytest.mark.parametrize(("client_name", "path"), JSON_POSTS)
+def test_deeply_nested_json_is_400(request, client_name, path):
+    # given 5,000 nested lists (10 kB), which made DRF's parser raise RecursionError
+    client = request.getfixturevalue(client_name)
+    body = "[" * 5000 + "]" * 5000
+    # when
+    response = client.post(path, body, content_type="application/json")
+    # then
+    assert response.status_code == 400
+    assert "nested" in response.json()["detail"]
+
+
+def test_nesting_within_the_limit_still_parses(startup_client):
+    body = '{"listing": ' + "[" * 20 + "]" * 20 + "}"
+    response = startup_client.post("/api/v1/quotes/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert "listing" in response.json()["errors"]  # reached the view: a field error, not a parse error
+
+
+def test_an_oversized_body_is_413_before_parsing(startup_client, settings):
+    settings.API_MAX_BODY_BYTES = 1000
+    response = startup_client.post("/api/v1/quotes/", '{"purpose": "' + "x" * 2000 + '"}',
+                                   content_type="application/json")
+    assert response.status_code == 413
+    assert response.json()["errors"] == {}
+
+
+def test_nan_is_not_json(startup_client):
+    response = startup_client.post("/api/v1/quotes/", '{"nodes": NaN}', content_type="application/json")
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("url", ["/api/v1/market/depth/?accelerator=a%00b", "/api/v1/voucher-applications/?status=%00",
+                                 "/api/v1/listings/?city=Shang%00hai"])
+def test_a_nul_byte_in_an_api_query_is_400(startup_client, url):
+    response = startup_client.get(url)
+    assert response.status_code == 400
+    assert response.json() == {"detail": "A parameter contains a NUL character.", "errors": {}}
+
+
+def test_a_nul_byte_in_a_page_query_is_400(client):
+    # given an auditor's page
+    user = factories.member_of(factories.PlatformFactory())
+    client.force_login(user)
+    # when
+    response = client.get("/audit/events/?action=%00")
+    # then the site's error page, not a 500
+    assert response.status_code == 400
+    assert "NUL" in response.content.decode()
+
+
+def test_an_application_error_on_a_page_answers_its_status(client):
+    # given a provider member naming an organization that is not a number
+    user = factories.member_of(factories.ProviderFactory())
+    client.force_login(user)
+    # when
+    response = client.get("/provider/?organization=abc")
+    # then 400 on the error page, with the reason
+    assert response.status_code == 400
+    assert "cannot act for that organization" in response.content.decode()
+
+
+def test_flag_review_by_a_startup_member_is_refused_not_500(client):
+    user = factories.member_of(factories.StartupFactory())
+    client.force_login(user)
+    response = client.post("/audit/flags/999999/review/", {"decision": "dismiss", "note": "x"})
+    assert response.status_code in (403, 404)
