@@ -113,7 +113,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / ".data" / "staticfiles"
+STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", default=str(BASE_DIR / ".data" / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -189,6 +189,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "marketplace.core.handlers.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {"auth": env("DJANGO_AUTH_THROTTLE", default="20/min")},
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # Client addresses (throttles, audit ip) come from REMOTE_ADDR unless this many proxies are trusted to set
+    # X-Forwarded-For; with 0 a made-up X-Forwarded-For cannot dodge the token endpoint's rate limit.
+    "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
     "DEFAULT_PARSER_CLASSES": [
         "marketplace.core.parsers.LimitedJSONParser",
         "rest_framework.parsers.FormParser",

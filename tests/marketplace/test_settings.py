@@ -86,3 +86,17 @@ print('redis', redis.Redis(unix_socket_path=socket_path).ping())
     result = python(code, DJANGO_DEBUG="1", GPUX_DATA_DIR=str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split("\n")[:3] == ["overlap refused IntegrityError", "db True", "redis True"]
+
+
+def test_collectstatic_works_with_the_production_storage(tmp_path):
+    # given production settings: whitenoise's compressed manifest storage, which follows source-map references
+    result = run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput"],
+        DJANGO_SETTINGS_MODULE="marketplace.settings.base", DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY="k3y-" + "a1b2c3d4e5" * 6, DJANGO_STATIC_ROOT=str(tmp_path),
+        DATABASE_URL="postgres://u@127.0.0.1/none", CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
+    )
+    # then every file is collected and the manifest names the vendored scripts
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    manifest = (tmp_path / "staticfiles.json").read_text()
+    assert "vendor/chart-4.6.1.umd.min.js" in manifest and "vendor/htmx-2.0.11.min.js" in manifest

@@ -116,3 +116,16 @@ def test_logins_still_work_when_the_cache_is_down(api, settings, caplog):
     page = Client().post("/login/", {"username": user.username, "password": factories.PASSWORD})
     assert page.status_code == 302
     assert "throttle unavailable" in caplog.text
+
+
+def test_a_made_up_x_forwarded_for_does_not_change_the_throttle_identity(rf):
+    # given DRF's throttle identity (the token endpoint's "auth" scope), with no proxy trusted
+    from rest_framework.request import Request
+    from rest_framework.throttling import ScopedRateThrottle
+
+    throttle = ScopedRateThrottle()
+    # when two requests from one address claim different forwarded addresses
+    first = Request(rf.post("/api/v1/auth/token/", REMOTE_ADDR="10.0.0.9", HTTP_X_FORWARDED_FOR="1.2.3.4"))
+    second = Request(rf.post("/api/v1/auth/token/", REMOTE_ADDR="10.0.0.9", HTTP_X_FORWARDED_FOR="5.6.7.8"))
+    # then both count against the real peer address
+    assert throttle.get_ident(first) == throttle.get_ident(second) == "10.0.0.9"
