@@ -10,6 +10,8 @@ from marketplace.core import rows
 from marketplace.core.exceptions import ApplicationError
 
 ACTING_ROLES = (Membership.Role.OWNER, Membership.Role.MEMBER)
+# Who reads an issuer's audit data (its programs' spend, events, flags): its members and its auditors.
+AUDIT_READ_ROLES = (*ACTING_ROLES, Membership.Role.AUDITOR)
 
 
 def user_memberships(user) -> QuerySet[Membership]:
@@ -32,14 +34,24 @@ def has_org_kind(user, kind: str, *, roles=ACTING_ROLES) -> bool:
     return user_organizations(user, kind=kind, roles=roles).exists()
 
 
+def audited_issuers(user) -> QuerySet[Organization]:
+    """The issuer organizations whose programs ``user`` may audit: those it belongs to as member or auditor."""
+    return user_organizations(user, kind=Organization.Kind.ISSUER, roles=AUDIT_READ_ROLES)
+
+
 def is_platform_staff(user) -> bool:
     """Members of the platform operator review listings and record deposits."""
     return has_org_kind(user, Organization.Kind.PLATFORM)
 
 
 def is_auditor(user) -> bool:
-    """Auditors (role ``auditor`` in any organization) read audit data; platform auditors see everything."""
-    return user_memberships(user).filter(role=Membership.Role.AUDITOR).exists()
+    """Platform-wide auditors: role ``auditor`` in a platform organization; they read every city's audit data.
+
+    Auditor rights come from the organization that audits: an auditor of an issuer reads what that issuer's members
+    read (its own programs), and an "auditor" membership in a startup or provider grants no audit access at all.
+    """
+    return user_memberships(user).filter(role=Membership.Role.AUDITOR,
+                                         organization__kind=Organization.Kind.PLATFORM).exists()
 
 
 def acting_organization(user, *, kind: str, organization_id: int | str | None = None) -> Organization:

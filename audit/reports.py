@@ -20,8 +20,7 @@ from decimal import Decimal
 from django.db.models import Count, DecimalField, Exists, F, OuterRef, Q, Sum, Value
 from django.db.models.functions import Coalesce, TruncMonth
 
-from accounts.models import Organization
-from accounts.selectors import is_auditor, user_organizations
+from accounts.selectors import audited_issuers, is_auditor
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.money import ZERO
 from settlement.models import ReimbursementClaim
@@ -49,7 +48,7 @@ def spend_scope(user) -> list[int] | None:
     issuer organizations the user acts for. Raises ``ApplicationError`` 403 for anyone else."""
     if is_auditor(user):
         return None
-    issuers = list(user_organizations(user, kind=Organization.Kind.ISSUER).values_list("pk", flat=True))
+    issuers = list(audited_issuers(user).values_list("pk", flat=True))
     if not issuers:
         raise ApplicationError("Only auditors and voucher issuers can see spend reports.", status=403,
                                code="permission_denied")

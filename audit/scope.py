@@ -1,19 +1,18 @@
-"""Who sees which audit data (reporting layer: reads accounts). Auditors see everything; issuer members see the
-events of their issuer organizations and the flags of their programs; everyone else is refused (403)."""
+"""Who sees which audit data (reporting layer: reads accounts). Platform auditors see everything; an issuer's members
+and auditors see the events of that issuer and the flags of its programs; everyone else is refused (403)."""
 
 from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from accounts.models import Organization
-from accounts.selectors import has_org_kind, is_auditor
+from accounts.selectors import audited_issuers, is_auditor
 from audit import selectors
 from audit.models import AnomalyFlag, AuditEvent
 from audit.reports import spend_scope
 
 
 def can_read_audit(user) -> bool:
-    return bool(user and user.is_authenticated and (is_auditor(user) or has_org_kind(user, Organization.Kind.ISSUER)))
+    return bool(user and user.is_authenticated and (is_auditor(user) or audited_issuers(user).exists()))
 
 
 def events_visible(user, **filters) -> QuerySet[AuditEvent]:

@@ -3,6 +3,7 @@ event log browser. Auditors see everything, issuer members their own programs an
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -89,10 +90,13 @@ def flag_review(request, pk: int):
         flags.flag_review(flag=pk, actor=request.user, decision=request.POST.get("decision", ""),
                           note=request.POST.get("note", ""))
     except ApplicationError as exc:
-        if exc.status == 404:
+        if exc.status in (403, 404):  # the error page says why (marketplace.core.middleware)
             raise
         errors = exc.errors or {"__all__": [exc.message]}
     if not request.htmx:
+        for messages_ in errors.values():
+            for message in messages_:
+                messages.error(request, message)
         return redirect("audit-flags")
     flag = visible.filter(pk=pk).select_related("booking", "voucher", "program", "organization").first()
     if flag is None:
