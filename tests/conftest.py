@@ -5,9 +5,15 @@ import os
 import shutil
 
 import pytest
+from hypothesis import HealthCheck, settings
 from rest_framework.test import APIClient
 
 from tests import factories
+
+# Property tests share two cores with race tests and browsers: a slow draw is the machine, not the property, and
+# a per-example deadline would fail for the same reason. Every example still runs and every assertion holds.
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 
 CHROMIUM = os.environ.get("GPUX_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
