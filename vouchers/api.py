@@ -27,6 +27,9 @@ from vouchers.serializers import (
     VoucherSerializer,
 )
 
+# The program's many-to-many rules, fetched with the programs the API answers with.
+PROGRAM_LISTS = ("eligible_providers", "eligible_accelerators", "stack_excluded_programs")
+
 
 def _acting(request, kind: str) -> Organization:
     return acting_organization(request.user, kind=kind, organization_id=request.headers.get("X-Organization"))
@@ -38,7 +41,9 @@ def _client_ip(request) -> str | None:
 
 class ProgramListCreateView(generics.ListCreateAPIView):
     """``GET``: active programs, plus your issuer's drafts and closed ones. ``POST``: create and fund a program
-    (issuer members); ``budget`` is moved into the program's ledger budget."""
+    (issuer members); ``budget`` is moved into the program's ledger budget. Besides ratios and caps, a program has a
+    level and stacking rules (the levels and programs its vouchers may be combined with, a combined cap), buyer
+    cities, a subsidy period and an SME contract-size tier."""
 
     serializer_class = VoucherProgramSerializer
 
@@ -48,17 +53,15 @@ class ProgramListCreateView(generics.ListCreateAPIView):
         return [IsAuthenticated()]
 
     def get_queryset(self):
-        return selectors.programs_visible(self.request.user).prefetch_related("eligible_providers",
-                                                                             "eligible_accelerators")
+        return selectors.programs_visible(self.request.user).prefetch_related(*PROGRAM_LISTS)
 
     @extend_schema(parameters=[ORG_HEADER])
     def post(self, request, *args, **kwargs):
-        data = VoucherProgramSerializer(data=request.data)
+        data = self.get_serializer(data=request.data)
         data.is_valid(raise_exception=True)
-        values = dict(data.validated_data)
         program = services.program_create(issuer=_acting(request, Organization.Kind.ISSUER), actor=request.user,
-                                          **values)
-        return Response(VoucherProgramSerializer(program).data, status=status.HTTP_201_CREATED)
+                                          **data.validated_data)
+        return Response(self.get_serializer(program).data, status=status.HTTP_201_CREATED)
 
 
 class ProgramDetailView(generics.RetrieveUpdateAPIView):
@@ -70,18 +73,18 @@ class ProgramDetailView(generics.RetrieveUpdateAPIView):
     def get_queryset(self):
         if self.request.method == "PATCH":
             return selectors.programs_managed(self.request.user)
-        return selectors.programs_visible(self.request.user)
+        return selectors.programs_visible(self.request.user).prefetch_related(*PROGRAM_LISTS)
 
     def patch(self, request, *args, **kwargs):
         program = self.get_object()
-        data = VoucherProgramSerializer(program, data=request.data, partial=True)
+        data = self.get_serializer(program, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         if "budget" in values:
             raise ApplicationError("The budget is funded, not edited.",
                                    errors={"budget": ["Fund the program instead of editing its budget."]})
         program = services.program_update(program=program, actor=request.user, **values)
-        return Response(VoucherProgramSerializer(program).data)
+        return Response(self.get_serializer(program).data)
 
 
 class ApplicationCreateView(APIView):

@@ -1,32 +1,98 @@
 """Voucher API shapes. Input serializers validate types only; the services enforce the business rules."""
 
+from decimal import Decimal
+
 from rest_framework import serializers
 
-from accounts.models import ModelFiling, Organization
+from accounts.models import CITY_CHOICES, ModelFiling, Organization
 from listings.models import Accelerator
 from marketplace.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
-from vouchers.models import Redemption, Voucher, VoucherApplication, VoucherProgram
+from vouchers import selectors
+from vouchers.models import Level, Redemption, Voucher, VoucherApplication, VoucherProgram
 from vouchers.services import PROGRAM_FIELDS
+
+MAX_DAYS = 3660  # ten years: longer periods are typing mistakes
 
 
 def amount_field(**kwargs) -> serializers.DecimalField:
     return serializers.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, **kwargs)
 
 
+def ratio_field(help_text: str, **kwargs) -> serializers.DecimalField:
+    """A share of a booking's price in [0, 1] with 4 places (0.3 = 30 %)."""
+    return serializers.DecimalField(max_digits=5, decimal_places=4, min_value=Decimal(0), max_value=Decimal(1),
+                                    help_text=help_text, **kwargs)
+
+
+def cap_field(help_text: str) -> serializers.DecimalField:
+    return amount_field(required=False, allow_null=True, min_value=Decimal(0), help_text=help_text)
+
+
 class VoucherProgramSerializer(serializers.ModelSerializer):
+    """A program and its rules. ``stack_excluded_programs`` may name only programs the caller can see (the request
+    in the context decides; without one, none)."""
+
     issuer = serializers.CharField(source="issuer.name", read_only=True)
     eligible_providers = serializers.PrimaryKeyRelatedField(
-        many=True, required=False, queryset=Organization.objects.filter(kind=Organization.Kind.PROVIDER))
-    eligible_accelerators = serializers.SlugRelatedField(many=True, required=False, slug_field="slug",
-                                                         queryset=Accelerator.objects.all())
-    budget = amount_field(write_only=True, required=False, min_value=0)
+        many=True, required=False, queryset=Organization.objects.filter(kind=Organization.Kind.PROVIDER),
+        help_text="Ids of the providers whose listings the vouchers pay for. Empty: any provider.")
+    eligible_accelerators = serializers.SlugRelatedField(
+        many=True, required=False, slug_field="slug", queryset=Accelerator.objects.all(),
+        help_text="Slugs of the accelerators the vouchers pay for. Empty: every accelerator.")
+    budget = amount_field(write_only=True, required=False, min_value=Decimal(0),
+                          help_text="Money moved into the program's budget when it is created (CNY).")
+    validity_days = serializers.IntegerField(required=False, min_value=1, max_value=MAX_DAYS,
+                                             help_text="How many days an issued voucher can be spent.")
+    domestic_ratio = ratio_field("Share of a booking paid on domestic accelerators: 0.3 pays 30 %.", required=False)
+    other_ratio = ratio_field("Share of a booking paid on other accelerators: 0.2 pays 20 %.", required=False)
+    sme_bonus_ratio = ratio_field("Extra share for startups and SMEs, added to the ratio above.", required=False)
+    max_stacked_share = ratio_field(
+        "The most all vouchers together may pay of one booking when this program pays a part (combined cap): "
+        "0.6 means vouchers pay at most 60 %, the buyer at least 40 %.", required=False)
+    annual_cap_per_org = cap_field("The most the program pays one organization in a year (CNY). Null: no cap.")
+    per_booking_cap = cap_field("The most the program pays for one booking (CNY). Null: no cap.")
+    level = serializers.ChoiceField(choices=Level.choices, required=False,
+                                    help_text="Which government runs the program: national, provincial, city "
+                                              "or district.")
+    stack_levels = serializers.ListField(
+        child=serializers.ChoiceField(choices=Level.choices), required=False, allow_empty=True, max_length=4,
+        help_text="Levels of other programs whose vouchers may pay in the same booking as this one. Empty: never "
+                  "combined with another program. Both programs must allow each other's level.")
+    stack_excluded_programs = serializers.PrimaryKeyRelatedField(
+        many=True, required=False, queryset=VoucherProgram.objects.none(),
+        help_text="Ids of programs whose vouchers are never combined with this one in a booking, whatever their "
+                  "level. Only programs you can see.")
+    eligible_buyer_cities = serializers.ListField(
+        child=serializers.ChoiceField(choices=CITY_CHOICES), required=False, allow_empty=True,
+        max_length=len(CITY_CHOICES),
+        help_text="Cities where a buyer must be registered to use the vouchers. Empty: any city.")
+    subsidy_period_days = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=MAX_DAYS,
+        help_text="How many days a buyer is subsidised, counted from its first booking paid by this program "
+                  "(365: at most one year). Null: no limit.")
+    sme_contract_limit = cap_field("SMEs whose booking costs at most this much (CNY) get the SME contract share "
+                                   "instead of the usual one. Null: no contract-size tier.")
+    sme_contract_ratio = ratio_field("Share paid for SMEs whose booking is within the contract limit: 0.5 pays "
+                                     "50 %.", required=False)
 
     class Meta:
         model = VoucherProgram
         fields = ["id", "issuer", "budget_total", "budget", *PROGRAM_FIELDS, "eligible_providers",
-                  "eligible_accelerators", "created_at"]
+                  "eligible_accelerators", "stack_excluded_programs", "created_at"]
         read_only_fields = ["id", "issuer", "budget_total", "created_at"]
         extra_kwargs = {"city": {"required": False}}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None and request.user.is_authenticated:
+            self.fields["stack_excluded_programs"].child_relation.queryset = selectors.programs_visible(request.user)
+
+    def validate_stack_levels(self, value: list[str]) -> list[str]:
+        return sorted(set(value), key=Level.values.index)
+
+    def validate_eligible_buyer_cities(self, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
 
 
 class VoucherApplicationCreateSerializer(serializers.Serializer):

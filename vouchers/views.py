@@ -3,7 +3,6 @@ with balance/held/spent and redemption history, and the program page with its bu
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -11,108 +10,14 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.models import CITY_CHOICES, ModelFiling, Organization
+from accounts.models import Organization
 from accounts.selectors import acting_organization, user_organizations
-from listings.models import Accelerator
 from marketplace.core.exceptions import ApplicationError
-from marketplace.core.forms import ServiceErrorsMixin
-from marketplace.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
 from vouchers import selectors, services
-from vouchers.models import VoucherApplication, VoucherProgram
+from vouchers.forms import ApplyForm, ApproveForm, ProgramForm, RejectForm, ratio_to_percent
+from vouchers.models import Level, VoucherApplication, VoucherProgram
 
 PAGE_SIZE = 20
-
-
-def _amount(**kwargs) -> forms.DecimalField:
-    return forms.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, min_value=0, **kwargs)
-
-
-class ApplyForm(ServiceErrorsMixin, forms.Form):
-    organization = forms.ModelChoiceField(queryset=Organization.objects.none(), required=False,
-                                          help_text="the startup you apply for")
-    requested_amount = _amount(label="Amount requested (CNY)")
-    purpose = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
-                              help_text="what the compute is for: model, data, expected GPU-hours")
-    model_filing = forms.ModelChoiceField(queryset=ModelFiling.objects.none(), required=False,
-                                          label="Registered model filing")
-
-    def __init__(self, *args, user=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        orgs = user_organizations(user, kind=Organization.Kind.STARTUP).order_by("name")
-        self.fields["organization"].queryset = orgs
-        self.fields["model_filing"].queryset = ModelFiling.objects.filter(organization__in=orgs)
-        if orgs.count() <= 1:
-            self.fields["organization"].widget = forms.HiddenInput()
-
-
-def _ratio(label: str, help_text: str = "") -> forms.DecimalField:
-    # The range [0, 1] is the service's rule: it answers with a field error shown in place.
-    return forms.DecimalField(max_digits=5, decimal_places=4, label=label, help_text=help_text or "0.3 = 30 %")
-
-
-DATETIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
-
-
-class ProgramForm(ServiceErrorsMixin, forms.Form):
-    """A program's fields and rules for ``program_create`` / ``program_update``: types here, rules in the service.
-    ``organization`` (the issuer) is shown on the create form of a user acting for several issuers only."""
-
-    organization = forms.ModelChoiceField(queryset=Organization.objects.none(), required=False, label="Issuer")
-    name = forms.CharField(max_length=200)
-    city = forms.ChoiceField(choices=CITY_CHOICES)
-    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    status = forms.ChoiceField(choices=VoucherProgram.Status.choices, initial=VoucherProgram.Status.DRAFT)
-    face_value_min = _amount(label="Smallest voucher (CNY)")
-    face_value_max = _amount(label="Largest voucher (CNY)")
-    validity_days = forms.IntegerField(min_value=1, initial=365, label="Vouchers valid for (days)")
-    applications_open_from = forms.DateTimeField(widget=DATETIME_INPUT, label="Applications open (UTC)")
-    applications_open_until = forms.DateTimeField(widget=DATETIME_INPUT, label="Applications close (UTC)")
-    domestic_ratio = _ratio("Share paid on domestic accelerators")
-    other_ratio = _ratio("Share paid on other accelerators")
-    sme_bonus_ratio = _ratio("Extra share for startups/SMEs")
-    max_stacked_share = _ratio("Most vouchers may pay of one booking", "1 = the whole booking")
-    annual_cap_per_org = _amount(label="Annual cap per organization (CNY)", required=False, help_text="empty = none")
-    per_booking_cap = _amount(label="Cap per booking (CNY)", required=False, help_text="empty = none")
-    eligible_providers = forms.ModelMultipleChoiceField(
-        queryset=Organization.objects.filter(kind=Organization.Kind.PROVIDER).order_by("name"), required=False,
-        help_text="none selected = any provider")
-    eligible_accelerators = forms.ModelMultipleChoiceField(queryset=Accelerator.objects.order_by("name"),
-                                                           required=False, help_text="none selected = every chip")
-    model_filing_earns_domestic_ratio = forms.BooleanField(required=False,
-                                                           label="A registered model earns the domestic share")
-    city_data_centers_only = forms.BooleanField(required=False, label="Only data centres in the city")
-    requires_model_filing = forms.BooleanField(required=False, label="Requires a registered model filing")
-    ban_related_party = forms.BooleanField(required=False, initial=True, label="Refuse related-party providers")
-    require_reviewed_listing = forms.BooleanField(required=False, initial=True,
-                                                  label="Only hardware that passed the platform review")
-
-    def __init__(self, *args, user=None, program: VoucherProgram | None = None, **kwargs):
-        if program is not None:
-            kwargs.setdefault("initial", {
-                **{name: getattr(program, name) for name in services.PROGRAM_FIELDS},
-                "eligible_providers": list(program.eligible_providers.all()),
-                "eligible_accelerators": list(program.eligible_accelerators.all()),
-            })
-        super().__init__(*args, **kwargs)
-        orgs = user_organizations(user, kind=Organization.Kind.ISSUER).order_by("name") if user else None
-        if program is not None or orgs is None or orgs.count() <= 1:
-            del self.fields["organization"]
-        else:
-            self.fields["organization"].queryset = orgs
-
-    def service_kwargs(self) -> dict:
-        """The cleaned values as ``program_create`` / ``program_update`` keyword arguments."""
-        data = dict(self.cleaned_data)
-        data.pop("organization", None)
-        return data
-
-
-class ApproveForm(ServiceErrorsMixin, forms.Form):
-    face_value = _amount(label="Face value (CNY)")
-
-
-class RejectForm(ServiceErrorsMixin, forms.Form):
-    reason = forms.CharField(max_length=2000)
 
 
 def _page(request, queryset):
@@ -181,13 +86,45 @@ def program_edit(request, pk: int):
     return render(request, "vouchers/program_form.html", {"form": form, "program": program}, status=status)
 
 
+def _join(words: list[str], last: str = "and") -> str:
+    """["a", "b", "c"] → "a, b and c"."""
+    return f"{', '.join(words[:-1])} {last} {words[-1]}" if len(words) > 1 else "".join(words)
+
+
+def _stacking_text(program: VoucherProgram) -> str:
+    """Which other programs' vouchers may pay in the same booking, by level, in plain words."""
+    allowed = [level for level in Level.values if level in program.stack_levels]
+    if not allowed:
+        return "Never combined with another program's vouchers in one booking."
+    if len(allowed) == len(Level.values):
+        return "May be combined with vouchers of programs at any level."
+    refused = [Level(level).label.lower() for level in Level.values if level not in allowed]
+    return (f"May be combined only with vouchers of {_join([Level(level).label.lower() for level in allowed])}"
+            f"-level programs (no other {_join(refused, 'or')}-level subsidy).")
+
+
+def _rules_context(request, program: VoucherProgram) -> dict:
+    """The program's rules as the page words them: percentages and the programs it is never combined with (only
+    those the viewer may see)."""
+    percent = {name: ratio_to_percent(getattr(program, name)) for name in ProgramForm.PERCENT_FIELDS}
+    return {
+        "percent": percent,
+        "combined_cap": program.max_stacked_share < 1,
+        "stacking_text": _stacking_text(program),
+        "excluded_programs": program.stack_excluded_programs.filter(
+            pk__in=selectors.programs_visible(request.user).values("pk")).order_by("city", "name"),
+        "buyer_cities": _join(list(program.eligible_buyer_cities), "or"),
+    }
+
+
 @login_required
 def program_detail(request, pk: int):
     """The program's rules; the apply form for startups; budget and burn-down chart for its issuer."""
     program = get_object_or_404(selectors.programs_visible(request.user), pk=pk)
     manages = selectors.programs_managed(request.user).filter(pk=pk).exists()
     context = {"program": program, "manages": manages, "can_apply": _is_startup_member(request.user),
-               "form": ApplyForm(user=request.user, initial={"requested_amount": program.face_value_min})}
+               "form": ApplyForm(user=request.user, initial={"requested_amount": program.face_value_min}),
+               **_rules_context(request, program)}
     if manages:
         context["burndown"] = selectors.program_burndown(program)
         context["pending"] = program.applications.filter(status=VoucherApplication.Status.SUBMITTED).count()
@@ -223,7 +160,8 @@ def program_apply(request, pk: int):
             return redirect("voucher-application-queue")
     if request.htmx:  # htmx swaps 2xx answers only: the form comes back with its errors in place
         return render(request, "vouchers/_apply_form.html", {"program": program, "form": form})
-    return render(request, "vouchers/program_detail.html", {"program": program, "form": form, "can_apply": True},
+    return render(request, "vouchers/program_detail.html",
+                  {"program": program, "form": form, "can_apply": True, **_rules_context(request, program)},
                   status=status)
 
 

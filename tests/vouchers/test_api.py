@@ -160,3 +160,147 @@ def test_voucher_detail_lists_redemptions(startup_client, startup):
     assert (data["balance"], data["held"]) == ("98000.00", "2000.00")
     assert [(r["booking"], r["amount"], r["bound_by"], r["status"]) for r in data["redemptions"]] == [
         (booking.pk, "2000.00", "coverage_ratio", "held")]
+
+
+# --- levels, stacking rules, buyer cities, subsidy period, contract tier -----------------------------------------
+
+def error_fields(response) -> set[str]:
+    """The fields named in an error answer (``stack_levels.1`` → ``stack_levels``)."""
+    return {name.split(".")[0] for name in response.data["errors"]}
+
+
+def test_issuer_creates_a_program_with_levels_and_stacking_rules(issuer_client):
+    # given a national program the new one must never be combined with
+    national = VoucherProgramFactory(level="national")
+    body = program_body(level="district", stack_levels=["national", "city"], stack_excluded_programs=[national.pk],
+                        eligible_buyer_cities=["Beijing", "Hangzhou"], subsidy_period_days=365,
+                        sme_contract_limit="500000.00", sme_contract_ratio="0.5", max_stacked_share="0.6")
+    # when
+    response = issuer_client.post(PROGRAMS, body, format="json")
+    # then every rule is saved and answered
+    assert response.status_code == 201, response.data
+    data = response.data
+    assert (data["level"], data["stack_levels"], data["stack_excluded_programs"]) == (
+        "district", ["national", "city"], [national.pk])
+    assert (data["eligible_buyer_cities"], data["subsidy_period_days"]) == (["Beijing", "Hangzhou"], 365)
+    assert (data["sme_contract_limit"], data["sme_contract_ratio"], data["max_stacked_share"]) == (
+        "500000.00", "0.5000", "0.6000")
+    program = VoucherProgram.objects.get(pk=data["id"])
+    assert list(program.stack_excluded_programs.all()) == [national]
+    assert (program.level, program.stack_levels, program.subsidy_period_days) == ("district", ["national", "city"],
+                                                                                  365)
+    # and they are read back by GET
+    fetched = issuer_client.get(f"{PROGRAMS}{program.pk}/").data
+    assert fetched["stack_excluded_programs"] == [national.pk] and fetched["eligible_buyer_cities"] == [
+        "Beijing", "Hangzhou"]
+
+
+def test_defaults_stack_with_every_level_and_any_buyer_city(issuer_client):
+    response = issuer_client.post(PROGRAMS, program_body(), format="json")
+    assert response.status_code == 201, response.data
+    assert response.data["level"] == "city"
+    assert response.data["stack_levels"] == ["national", "provincial", "city", "district"]
+    assert (response.data["eligible_buyer_cities"], response.data["stack_excluded_programs"]) == ([], [])
+    assert (response.data["subsidy_period_days"], response.data["sme_contract_limit"]) == (None, None)
+
+
+def test_patch_changes_and_clears_the_stacking_rules(issuer_client, issuer):
+    # given a program of ours and two others
+    own = VoucherProgramFactory(issuer=issuer)
+    first, second = VoucherProgramFactory(), VoucherProgramFactory()
+    url = f"{PROGRAMS}{own.pk}/"
+    # when ("no other city-level subsidy": Beijing)
+    response = issuer_client.patch(url, {"stack_levels": ["national", "provincial", "district"],
+                                         "stack_excluded_programs": [first.pk, second.pk],
+                                         "eligible_buyer_cities": ["Beijing"], "subsidy_period_days": 365},
+                                   format="json")
+    # then
+    assert response.status_code == 200, response.data
+    assert sorted(response.data["stack_excluded_programs"]) == sorted([first.pk, second.pk])
+    own.refresh_from_db()
+    assert own.stack_levels == ["national", "provincial", "district"] and own.eligible_buyer_cities == ["Beijing"]
+    # when cleared / then empty lists and no period; fields not named stay as they were
+    response = issuer_client.patch(url, {"stack_excluded_programs": [], "subsidy_period_days": None,
+                                         "stack_levels": []}, format="json")
+    assert response.status_code == 200, response.data
+    own.refresh_from_db()
+    assert (own.stack_levels, own.subsidy_period_days, own.eligible_buyer_cities) == ([], None, ["Beijing"])
+    assert not own.stack_excluded_programs.exists()
+
+
+def test_a_program_excluding_another_is_never_combined_with_it(issuer_client, startup):
+    # given an active program of another issuer, and ours that excludes it
+    theirs = funded_program()
+    response = issuer_client.post(PROGRAMS, program_body(budget="5000000.00", face_value_min="1000.00",
+                                                         stack_excluded_programs=[theirs.pk]), format="json")
+    assert response.status_code == 201, response.data
+    ours = VoucherProgram.objects.get(pk=response.data["id"])
+    # and a startup holding a voucher of each
+    ours_voucher = issued_voucher(holder=startup, program=ours, face_value="100000.00")
+    theirs_voucher = issued_voucher(holder=startup, program=theirs, face_value="100000.00")
+    # when a booking names both / then only one of them pays, and the other part names the stacking rule
+    parts = services.voucher_quote(buyer=startup, listing=factories.ListingFactory(), subtotal=D("10000.00"),
+                                   voucher_ids=[ours_voucher.pk, theirs_voucher.pk])
+    assert sorted(part.amount > 0 for part in parts) == [False, True]
+    assert [part.bound_by for part in parts if part.amount == 0] == ["stacking_rule"]
+
+
+def test_a_program_cannot_exclude_itself(issuer_client, issuer):
+    own = VoucherProgramFactory(issuer=issuer)
+    response = issuer_client.patch(f"{PROGRAMS}{own.pk}/", {"stack_excluded_programs": [own.pk]}, format="json")
+    assert response.status_code == 400 and "stack_excluded_programs" in response.data["errors"]
+    assert not own.stack_excluded_programs.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"level": "municipal"}, "level"), ({"level": "city\x00"}, "level"),
+     ({"stack_levels": ["city", "galactic"]}, "stack_levels"), ({"stack_levels": "city"}, "stack_levels"),
+     ({"eligible_buyer_cities": ["Atlantis"]}, "eligible_buyer_cities"),
+     ({"eligible_buyer_cities": ["Beijing\x00"]}, "eligible_buyer_cities"),
+     ({"subsidy_period_days": 0}, "subsidy_period_days"), ({"subsidy_period_days": -5}, "subsidy_period_days"),
+     ({"subsidy_period_days": 1e30}, "subsidy_period_days"), ({"subsidy_period_days": "1e30"}, "subsidy_period_days"),
+     ({"sme_contract_limit": "-1.00"}, "sme_contract_limit"), ({"sme_contract_limit": 1e30}, "sme_contract_limit"),
+     ({"sme_contract_limit": "1e30"}, "sme_contract_limit"), ({"sme_contract_ratio": "1.01"}, "sme_contract_ratio"),
+     ({"sme_contract_ratio": "-0.1"}, "sme_contract_ratio"), ({"max_stacked_share": "1.5"}, "max_stacked_share"),
+     ({"per_booking_cap": "-5.00"}, "per_booking_cap"), ({"validity_days": 0}, "validity_days"),
+     ({"name": "Shanghai\x00vouchers"}, "name"), ({"description": "nul \x00 byte"}, "description"),
+     ({"stack_excluded_programs": [999999]}, "stack_excluded_programs"),
+     ({"stack_excluded_programs": [10**30]}, "stack_excluded_programs"),
+     ({"stack_excluded_programs": ["abc"]}, "stack_excluded_programs"),
+     ({"stack_excluded_programs": [1e30]}, "stack_excluded_programs")],
+)
+def test_bad_rules_are_400_with_field_errors_and_write_nothing(issuer_client, change, field):
+    response = issuer_client.post(PROGRAMS, program_body(**change), format="json")
+    assert response.status_code == 400, response.data
+    assert field in error_fields(response), response.data  # a list's item errors are named "field.<index>"
+    assert not VoucherProgram.objects.exists()
+
+
+def test_bad_patch_is_400_and_changes_nothing(issuer_client, issuer):
+    own = VoucherProgramFactory(issuer=issuer, level="city")
+    for change in ({"level": "planetary"}, {"sme_contract_ratio": "2"}, {"subsidy_period_days": 0},
+                   {"stack_excluded_programs": [own.pk + 1000]}, {"eligible_buyer_cities": ["Nowhere"]}):
+        response = issuer_client.patch(f"{PROGRAMS}{own.pk}/", {"per_booking_cap": "10.00", **change}, format="json")
+        assert response.status_code == 400 and set(change) <= error_fields(response), response.data
+    own.refresh_from_db()
+    assert (own.level, own.per_booking_cap, own.sme_contract_ratio, own.subsidy_period_days) == (
+        "city", None, D("0"), None)
+
+
+def test_excluding_a_program_the_caller_cannot_see_is_400(issuer_client):
+    # given a draft of another issuer (invisible to us)
+    hidden = VoucherProgramFactory(status="draft")
+    # when / then it is refused like an unknown id
+    response = issuer_client.post(PROGRAMS, program_body(stack_excluded_programs=[hidden.pk]), format="json")
+    assert response.status_code == 400 and "stack_excluded_programs" in response.data["errors"]
+    assert not VoucherProgram.objects.filter(name="Shanghai compute vouchers").exists()
+
+
+def test_schema_explains_the_stacking_rules_in_plain_words(issuer_client):
+    schema = issuer_client.get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()
+    props = schema["components"]["schemas"]["VoucherProgramRequest"]["properties"]
+    for name in ("level", "stack_levels", "stack_excluded_programs", "eligible_buyer_cities", "subsidy_period_days",
+                 "sme_contract_limit", "sme_contract_ratio", "max_stacked_share"):
+        assert props[name].get("description"), name
+    assert "never combined" in props["stack_excluded_programs"]["description"]

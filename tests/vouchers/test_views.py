@@ -109,7 +109,8 @@ def program_post(**overrides) -> dict:
     data = {"name": "Hefei compute vouchers 2027", "city": "Hefei", "description": "For AI startups.",
             "status": "draft", "face_value_min": "1000.00", "face_value_max": "500000.00", "validity_days": "180",
             "applications_open_from": "2027-01-01T00:00", "applications_open_until": "2027-06-30T00:00",
-            "domestic_ratio": "0.5", "other_ratio": "0.2", "sme_bonus_ratio": "0.1", "max_stacked_share": "0.8",
+            "domestic_ratio": "50", "other_ratio": "20", "sme_bonus_ratio": "10", "max_stacked_share": "80",
+            "level": "city", "stack_levels": ["national", "provincial", "city", "district"],
             "annual_cap_per_org": "1000000.00", "per_booking_cap": "", "requires_model_filing": "on",
             "ban_related_party": "on", "require_reviewed_listing": "on"}
     data.update(overrides)
@@ -147,10 +148,10 @@ def test_program_form_shows_errors_in_place_and_writes_nothing(issuer):
     # then 400 with the error next to the field, and no program
     assert page.status_code == 400
     assert "The maximum face value must be at least the minimum." in page.content.decode()
-    # when a ratio is above 1
-    page = client.post("/vouchers/programs/new/", program_post(domestic_ratio="1.5"))
-    assert page.status_code == 400 and "A ratio must be between 0 and 1." in page.content.decode()
-    assert 'value="1.5"' in page.content.decode()  # what was typed stays in the form
+    # when a share is above 100 %
+    page = client.post("/vouchers/programs/new/", program_post(domestic_ratio="150"))
+    assert page.status_code == 400 and "Enter a percentage between 0 and 100." in page.content.decode()
+    assert 'value="150"' in page.content.decode()  # what was typed stays in the form
     assert not VoucherProgram.objects.filter(issuer=issuer).exists()
 
 
@@ -164,7 +165,7 @@ def test_issuer_edits_the_rules_of_own_program_only(startup, issuer):
     form = client.get(f"/vouchers/programs/{program.pk}/edit/")
     assert form.status_code == 200 and f'value="{program.name}"' in form.content.decode()
     # when the ratio and the status are changed
-    data = program_post(name=program.name, city=program.city, status="closed", domestic_ratio="0.4")
+    data = program_post(name=program.name, city=program.city, status="closed", domestic_ratio="40")
     assert client.post(f"/vouchers/programs/{program.pk}/edit/", data).status_code == 302
     # then they are saved
     program.refresh_from_db()
@@ -177,3 +178,134 @@ def test_issuer_edits_the_rules_of_own_program_only(startup, issuer):
     assert client.post(f"/vouchers/programs/{other.pk}/edit/", data).status_code == 404
     assert logged_in(startup).get("/vouchers/programs/new/").status_code == 403
     assert logged_in(startup).post("/vouchers/programs/new/", program_post()).status_code == 403
+
+
+def field_block(page: str, name: str) -> str:
+    """The HTML of one field's block on the program form: its label, input, help and errors."""
+    start = page.index(f'name="{name}"')
+    return page[page.rindex('<div class="form-field', 0, start):page.index("</div>", start)]
+
+
+def test_program_form_groups_fields_in_plain_words(issuer):
+    # given other programs to exclude, of another issuer (active) and a hidden draft
+    other = VoucherProgramFactory(name="Beijing national compute fund", level="national")
+    hidden = VoucherProgramFactory(name="Someone's secret draft", status="draft")
+    # when
+    page = logged_in(issuer).get("/vouchers/programs/new/").content.decode()
+    # then the fields sit in named groups, with labels people read and no internal names
+    for legend in ("Basics", "Coverage", "Caps", "Stacking", "Eligibility"):
+        assert f"<legend>{legend}</legend>" in page
+    assert ">Combined cap for all vouchers (%)</label>" in page and ">Subsidy period (days)</label>" in page
+    for internal in ("max_stacked_share", "sme_contract_ratio", "stack_levels", "eligible_buyer_cities"):
+        assert f">{internal}" not in page and f"{internal}<" not in page
+    # and lists are checkboxes, not multi-selects; every level is ticked for a new program
+    assert "<select multiple" not in page and 'name="eligible_providers"' not in page.split("<select")[-1]
+    assert page.count('type="checkbox" name="stack_levels"') == 4
+    assert page.count('name="stack_levels" value="city" id="id_stack_levels_2" checked') == 1
+    assert 'type="checkbox" name="eligible_buyer_cities" value="Beijing"' in page
+    assert "Beijing national compute fund (Shanghai, national level)" in page and hidden.name not in page
+    assert f'name="stack_excluded_programs" value="{other.pk}"' in page
+    # and shares are typed in percent, the combined cap defaulting to 100 %
+    assert 'name="max_stacked_share" value="100"' in page
+
+
+def test_program_form_saves_percent_as_ratio_and_checkbox_lists(issuer):
+    # given another program to exclude, a provider and a chip
+    other = VoucherProgramFactory()
+    provider = factories.ProviderFactory()
+    chip = Accelerator.objects.get(slug="ascend-910b")
+    client = logged_in(issuer)
+    # when the form is posted with Hangzhou-like rules
+    data = program_post(domestic_ratio="30", other_ratio="20.5", sme_bonus_ratio="", max_stacked_share="60",
+                        sme_contract_limit="500000.00", sme_contract_ratio="50", level="district",
+                        stack_levels=["national", "provincial"], stack_excluded_programs=[other.pk],
+                        eligible_buyer_cities=["Beijing", "Hangzhou"], subsidy_period_days="365",
+                        eligible_providers=[provider.pk], eligible_accelerators=[chip.pk], budget="250000.00")
+    response = client.post("/vouchers/programs/new/", data)
+    # then percentages are stored as ratios and the ticked boxes as lists
+    assert response.status_code == 302, response.content.decode()[:3000]
+    program = VoucherProgram.objects.get(issuer=issuer, name="Hefei compute vouchers 2027")
+    assert (program.domestic_ratio, program.other_ratio, program.sme_bonus_ratio) == (D("0.3"), D("0.205"), D("0"))
+    assert (program.max_stacked_share, program.sme_contract_ratio, program.sme_contract_limit) == (
+        D("0.6"), D("0.5"), D("500000.00"))
+    assert (program.level, program.stack_levels, program.subsidy_period_days) == (
+        "district", ["national", "provincial"], 365)
+    assert program.eligible_buyer_cities == ["Beijing", "Hangzhou"] and program.budget_total == D("250000.00")
+    assert list(program.stack_excluded_programs.all()) == [other]
+    assert list(program.eligible_providers.all()) == [provider]
+    # when the edit form is opened / then the ratios come back as the percentages typed, boxes ticked
+    page = client.get(f"/vouchers/programs/{program.pk}/edit/").content.decode()
+    assert 'name="domestic_ratio" value="30"' in page and 'name="other_ratio" value="20.5"' in page
+    assert 'name="max_stacked_share" value="60"' in page and 'name="sme_contract_ratio" value="50"' in page
+    assert f'name="stack_excluded_programs" value="{other.pk}" id="id_stack_excluded_programs_0" checked' in page
+    assert 'value="Hangzhou" id="id_eligible_buyer_cities_2" checked' in page
+    assert 'value="city" id="id_stack_levels_2" checked' not in page
+    assert f'value="{program.pk}"' not in page.split('name="stack_excluded_programs"', 1)[-1].split("</fieldset>")[0]
+    assert 'name="budget"' not in page  # funded, not edited
+    # when every box is unticked and saved / then the lists are cleared ("never combined", any city)
+    data = program_post(level="district", stack_levels=None, subsidy_period_days="")
+    assert client.post(f"/vouchers/programs/{program.pk}/edit/", data).status_code == 302
+    program.refresh_from_db()
+    assert (program.stack_levels, program.eligible_buyer_cities, program.subsidy_period_days) == ([], [], None)
+    assert not program.stack_excluded_programs.exists() and not program.eligible_providers.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [({"max_stacked_share": "120"}, "max_stacked_share", "Enter a percentage between 0 and 100."),
+     ({"sme_contract_ratio": "-5"}, "sme_contract_ratio", "Enter a percentage between 0 and 100."),
+     ({"subsidy_period_days": "0"}, "subsidy_period_days", "greater than or equal to 1"),
+     ({"sme_contract_limit": "-1"}, "sme_contract_limit", "greater than or equal to 0"),
+     ({"level": "galactic"}, "level", "Select a valid choice."),
+     ({"stack_levels": ["city", "galactic"]}, "stack_levels", "Select a valid choice."),
+     ({"eligible_buyer_cities": ["Atlantis"]}, "eligible_buyer_cities", "Select a valid choice."),
+     ({"stack_excluded_programs": ["999999"]}, "stack_excluded_programs", "Select a valid choice.")],
+)
+def test_program_form_shows_rule_errors_next_to_the_field(issuer, change, field, message):
+    page = logged_in(issuer).post("/vouchers/programs/new/", program_post(**change))
+    assert page.status_code == 400
+    html = page.content.decode()
+    if field in ("stack_levels", "eligible_buyer_cities", "stack_excluded_programs"):
+        block = html[html.index(f'id="id_{field}"'):]
+        block = block[:block.index("</fieldset>")]
+    else:
+        block = field_block(html, field)
+    assert message in block and 'class="error"' in block
+    assert not VoucherProgram.objects.filter(issuer=issuer).exists()
+
+
+def test_a_service_refusal_shows_next_to_its_field(issuer):
+    # given our program / when it is made to exclude itself (only the service knows that rule)
+    program = VoucherProgramFactory(issuer=issuer)
+    client = logged_in(issuer)
+    data = program_post(name=program.name, status="active", stack_excluded_programs=[program.pk])
+    page = client.post(f"/vouchers/programs/{program.pk}/edit/", data)
+    # then the form refuses it: the program is not among the choices
+    assert page.status_code == 400 and "Select a valid choice." in page.content.decode()
+    # and a duplicate name comes back from the service next to the name field
+    VoucherProgramFactory(issuer=issuer, name="Taken")
+    page = client.post(f"/vouchers/programs/{program.pk}/edit/", program_post(name="Taken", status="active"))
+    assert page.status_code == 400
+    assert "You already run a program with this name." in field_block(page.content.decode(), "name")
+
+
+def test_program_page_states_the_stacking_rules_in_plain_words(startup, issuer):
+    # given a Beijing-like program: no other city-level subsidy, 60 % combined cap, one year, buyer cities
+    other = VoucherProgramFactory(name="Haidian district fund", level="district")
+    program = VoucherProgramFactory(
+        issuer=issuer, level="city", stack_levels=["national", "provincial", "district"], max_stacked_share=D("0.6"),
+        subsidy_period_days=365, eligible_buyer_cities=["Beijing", "Hangzhou"], sme_contract_limit=D("500000.00"),
+        sme_contract_ratio=D("0.5"), domestic_ratio=D("0.305"))
+    program.stack_excluded_programs.set([other])
+    # when a startup opens it
+    page = logged_in(startup).get(f"/vouchers/programs/{program.pk}/").content.decode()
+    # then
+    assert "A city-level program" in page
+    assert ("May be combined only with vouchers of national, provincial and district-level programs "
+            "(no other city-level subsidy).") in page
+    assert f'Never combined with: <a href="/vouchers/programs/{other.pk}/">Haidian district fund</a>' in page
+    assert "all vouchers together pay at most 60 % of a booking" in page
+    assert "Subsidy period: 365 days from your organization's first booking this program pays for" in page
+    assert "Only for organizations registered in Beijing or Hangzhou" in page
+    assert "SMEs whose booking costs at most 500000.00" in page and "get 50 % instead" in page
+    assert "Pays 30.5 % on domestic accelerators" in page

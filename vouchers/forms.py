@@ -1,0 +1,226 @@
+"""Voucher page forms: types and plain-word labels here, business rules in ``vouchers.services``.
+
+The program form shows shares of a booking's price as percentages (30 = 30 %) and hands the service ratios
+(0.3000); its fields are grouped in ``ProgramForm.FIELDSETS`` for the page.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from django.db.models import Q
+
+from accounts.models import CITY_CHOICES, ModelFiling, Organization
+from accounts.selectors import user_organizations
+from listings.models import Accelerator
+from marketplace.core.forms import ServiceErrorsMixin
+from marketplace.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
+from vouchers import selectors, services
+from vouchers.models import Level, VoucherProgram
+
+HUNDRED = Decimal(100)
+RATIO_PLACES = Decimal("0.0001")
+MAX_DAYS = 3660  # ten years: longer periods are typing mistakes
+
+
+def _amount(**kwargs) -> forms.DecimalField:
+    return forms.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, min_value=0, **kwargs)
+
+
+def _percent(label: str, help_text: str = "", **kwargs) -> forms.DecimalField:
+    """A share typed as a percentage, 0–100 with 2 places (30 = 30 %); ``ProgramForm`` converts it to a ratio."""
+    return forms.DecimalField(
+        max_digits=5, decimal_places=2, min_value=0, max_value=100, label=label, help_text=help_text,
+        error_messages={"min_value": "Enter a percentage between 0 and 100.",
+                        "max_value": "Enter a percentage between 0 and 100."}, **kwargs)
+
+
+def ratio_to_percent(ratio: Decimal | None) -> Decimal | None:
+    """0.3000 → 30, 0.3050 → 30.5 (as typed, without trailing zeros or an exponent)."""
+    if ratio is None:
+        return None
+    value = (Decimal(ratio) * HUNDRED).quantize(Decimal("0.01"))
+    return value.to_integral_value() if value == value.to_integral_value() else value.normalize()
+
+
+def percent_to_ratio(percent: Decimal) -> Decimal:
+    """30 → 0.3000."""
+    return (percent / HUNDRED).quantize(RATIO_PLACES)
+
+
+class ApplyForm(ServiceErrorsMixin, forms.Form):
+    organization = forms.ModelChoiceField(queryset=Organization.objects.none(), required=False,
+                                          help_text="the startup you apply for")
+    requested_amount = _amount(label="Amount requested (CNY)")
+    purpose = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
+                              help_text="what the compute is for: model, data, expected GPU-hours")
+    model_filing = forms.ModelChoiceField(queryset=ModelFiling.objects.none(), required=False,
+                                          label="Registered model filing")
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        orgs = user_organizations(user, kind=Organization.Kind.STARTUP).order_by("name")
+        self.fields["organization"].queryset = orgs
+        self.fields["model_filing"].queryset = ModelFiling.objects.filter(organization__in=orgs)
+        if orgs.count() <= 1:
+            self.fields["organization"].widget = forms.HiddenInput()
+
+
+class ApproveForm(ServiceErrorsMixin, forms.Form):
+    face_value = _amount(label="Face value (CNY)")
+
+
+class RejectForm(ServiceErrorsMixin, forms.Form):
+    reason = forms.CharField(max_length=2000)
+
+
+DATETIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+CHECKBOXES = forms.CheckboxSelectMultiple
+
+
+class ProgramChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj: VoucherProgram) -> str:
+        return f"{obj.name} ({obj.city}, {obj.get_level_display().lower()} level)"
+
+
+class ProgramForm(ServiceErrorsMixin, forms.Form):
+    """A program's fields and rules for ``program_create`` / ``program_update``: types here, rules in the service.
+    ``organization`` (the issuer) is shown on the create form of a user acting for several issuers only; ``budget``
+    on the create form only (a program's budget is funded, not edited)."""
+
+    # (legend, what the group is about, field names); fields a form does not have are skipped.
+    FIELDSETS = (
+        ("Basics", "", ("organization", "name", "city", "status", "description", "budget", "face_value_min",
+                        "face_value_max", "validity_days", "applications_open_from", "applications_open_until")),
+        ("Coverage", "How much of a booking's price the program pays, in percent (30 = 30 %).",
+         ("domestic_ratio", "other_ratio", "sme_bonus_ratio", "model_filing_earns_domestic_ratio",
+          "sme_contract_limit", "sme_contract_ratio")),
+        ("Caps", "Limits on what the program pays. Leave an amount empty for no cap.",
+         ("annual_cap_per_org", "per_booking_cap", "max_stacked_share")),
+        ("Stacking", "Whether a buyer may use this program's vouchers together with other programs' vouchers "
+                     "in one booking.",
+         ("level", "stack_levels", "stack_excluded_programs")),
+        ("Eligibility", "Who may use the vouchers, and for what. Nothing ticked in a list means no restriction.",
+         ("eligible_providers", "eligible_accelerators", "eligible_buyer_cities", "city_data_centers_only",
+          "requires_model_filing", "ban_related_party", "require_reviewed_listing", "subsidy_period_days")),
+    )
+    PERCENT_FIELDS = ("domestic_ratio", "other_ratio", "sme_bonus_ratio", "max_stacked_share", "sme_contract_ratio")
+    EMPTY_PERCENT = {"sme_bonus_ratio": Decimal(0), "sme_contract_ratio": Decimal(0), "max_stacked_share": HUNDRED}
+    WIDE_FIELDS = ("description",)
+    LONG_OPTION_FIELDS = ("stack_excluded_programs", "eligible_providers")  # checkbox lists of long names
+
+    # --- basics ---
+    organization = forms.ModelChoiceField(queryset=Organization.objects.none(), required=False, label="Issuer")
+    name = forms.CharField(max_length=200, label="Program name")
+    city = forms.ChoiceField(choices=CITY_CHOICES)
+    status = forms.ChoiceField(choices=VoucherProgram.Status.choices, initial=VoucherProgram.Status.DRAFT,
+                               help_text="startups see active programs only")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    budget = _amount(label="Budget to fund now (CNY)", required=False,
+                     help_text="moved into the program's budget when it is created")
+    face_value_min = _amount(label="Smallest voucher (CNY)")
+    face_value_max = _amount(label="Largest voucher (CNY)")
+    validity_days = forms.IntegerField(min_value=1, max_value=MAX_DAYS, initial=365, label="Vouchers valid for (days)")
+    applications_open_from = forms.DateTimeField(widget=DATETIME_INPUT, label="Applications open (UTC)")
+    applications_open_until = forms.DateTimeField(widget=DATETIME_INPUT, label="Applications close (UTC)")
+    # --- coverage ---
+    domestic_ratio = _percent("Share on domestic accelerators (%)", "e.g. 30 for Ascend or Cambricon chips",
+                              initial=0)
+    other_ratio = _percent("Share on other accelerators (%)", "e.g. 20", initial=0)
+    sme_bonus_ratio = _percent("Extra share for startups and SMEs (%)", "added to the share above", initial=0,
+                               required=False)
+    model_filing_earns_domestic_ratio = forms.BooleanField(
+        required=False, label="A registered model earns the domestic share on any accelerator")
+    sme_contract_limit = _amount(label="SME contract limit (CNY)", required=False,
+                                 help_text="SMEs whose booking costs at most this much get the share below; "
+                                           "empty = no contract tier")
+    sme_contract_ratio = _percent("Share for SMEs within that limit (%)", "e.g. 50 (Hangzhou: up to ¥500,000)",
+                                  initial=0, required=False)
+    # --- caps ---
+    annual_cap_per_org = _amount(label="Yearly cap per organization (CNY)", required=False,
+                                 help_text="empty = no cap")
+    per_booking_cap = _amount(label="Cap per booking (CNY)", required=False, help_text="empty = no cap")
+    max_stacked_share = _percent("Combined cap for all vouchers (%)",
+                                 "the most all vouchers together may pay of one booking; 100 = no combined cap",
+                                 initial=100, required=False)
+    # --- stacking ---
+    level = forms.ChoiceField(choices=Level.choices, initial=Level.CITY, label="This program's level",
+                              help_text="which government runs it")
+    stack_levels = forms.MultipleChoiceField(
+        choices=Level.choices, required=False, widget=CHECKBOXES, initial=Level.values,
+        label="May be combined with programs of these levels",
+        help_text="none ticked = never combined with another program (both programs must allow each other)")
+    stack_excluded_programs = ProgramChoiceField(queryset=VoucherProgram.objects.none(), required=False,
+                                                 widget=CHECKBOXES, label="Never combined with these programs",
+                                                 help_text="whatever their level")
+    # --- eligibility ---
+    eligible_providers = forms.ModelMultipleChoiceField(
+        queryset=Organization.objects.filter(kind=Organization.Kind.PROVIDER).order_by("name"), required=False,
+        widget=CHECKBOXES, label="Only these providers", help_text="none ticked = any provider")
+    eligible_accelerators = forms.ModelMultipleChoiceField(
+        queryset=Accelerator.objects.order_by("name"), required=False, widget=CHECKBOXES,
+        label="Only these accelerators", help_text="none ticked = every accelerator")
+    eligible_buyer_cities = forms.MultipleChoiceField(
+        choices=CITY_CHOICES, required=False, widget=CHECKBOXES, label="Only buyers registered in these cities",
+        help_text="none ticked = buyers from any city")
+    city_data_centers_only = forms.BooleanField(required=False, label="Only data centres in the program's city")
+    requires_model_filing = forms.BooleanField(required=False, label="Requires a registered model filing")
+    ban_related_party = forms.BooleanField(required=False, initial=True,
+                                           label="Refuse related-party providers (shared owner or legal rep.)")
+    require_reviewed_listing = forms.BooleanField(required=False, initial=True,
+                                                  label="Only hardware that passed the platform review")
+    subsidy_period_days = forms.IntegerField(
+        min_value=1, max_value=MAX_DAYS, required=False, label="Subsidy period (days)",
+        help_text="counted from the buyer's first subsidised booking; empty = no limit")
+
+    def __init__(self, *args, user=None, program: VoucherProgram | None = None, **kwargs):
+        if program is not None:
+            initial = {name: getattr(program, name) for name in services.PROGRAM_FIELDS}
+            initial.update({name: ratio_to_percent(initial[name]) for name in self.PERCENT_FIELDS})
+            initial.update({"eligible_providers": list(program.eligible_providers.all()),
+                            "eligible_accelerators": list(program.eligible_accelerators.all()),
+                            "stack_excluded_programs": list(program.stack_excluded_programs.all())})
+            kwargs.setdefault("initial", initial)
+        super().__init__(*args, **kwargs)
+        orgs = user_organizations(user, kind=Organization.Kind.ISSUER).order_by("name") if user else None
+        if program is not None or orgs is None or orgs.count() <= 1:
+            del self.fields["organization"]
+        else:
+            self.fields["organization"].queryset = orgs
+        if program is not None:
+            del self.fields["budget"]
+        if program is None and orgs is not None and orgs.count() == 1 and "city" not in self.initial:
+            self.fields["city"].initial = orgs.get().city
+        visible = selectors.programs_visible(user).values("pk") if user else []
+        choices = Q(pk__in=visible)
+        if program is not None:
+            # programs excluded earlier stay listed (and ticked) even when no longer visible, so saving keeps them
+            choices = (choices | Q(pk__in=program.stack_excluded_programs.values("pk"))) & ~Q(pk=program.pk)
+        self.fields["stack_excluded_programs"].queryset = VoucherProgram.objects.filter(choices).order_by(
+            "city", "name")
+
+    def fieldsets(self) -> list[dict]:
+        """The bound fields by group, in page order: ``[{legend, help, fields, boxes, lists}]`` where ``fields`` are
+        inputs, ``boxes`` single checkboxes and ``lists`` checkbox lists (each group shows them in that order)."""
+        groups = []
+        for legend, help_text, names in self.FIELDSETS:
+            bound = [self[name] for name in names if name in self.fields]
+            groups.append({
+                "legend": legend, "help": help_text,
+                "fields": [f for f in bound if not isinstance(f.field.widget, (forms.CheckboxInput, CHECKBOXES))],
+                "boxes": [f for f in bound if isinstance(f.field.widget, forms.CheckboxInput)],
+                "lists": [f for f in bound if isinstance(f.field.widget, CHECKBOXES)],
+            })
+        return groups
+
+    def service_kwargs(self) -> dict:
+        """The cleaned values as ``program_create`` / ``program_update`` keyword arguments (percent → ratio)."""
+        data = dict(self.cleaned_data)
+        data.pop("organization", None)
+        if data.get("budget") is None:
+            data.pop("budget", None)
+        for name in self.PERCENT_FIELDS:  # an optional share left empty means its default: none, or no cap
+            value = data.get(name)
+            data[name] = percent_to_ratio(self.EMPTY_PERCENT[name] if value is None else value)
+        return data
