@@ -210,9 +210,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # Claims' and statements' ``status`` appear in several components: name their enums once.
+    # Choice sets that appear in several components (statuses, levels, cities): name their enums once.
     "ENUM_NAME_OVERRIDES": {"ClaimStatusEnum": "settlement.models.ReimbursementClaim.Status",
-                            "StatementStatusEnum": "settlement.models.ReimbursementStatement.Status"},
+                            "StatementStatusEnum": "settlement.models.ReimbursementStatement.Status",
+                            "ProgramLevelEnum": "vouchers.models.Level", "CityEnum": "accounts.models.CITY_CHOICES",
+                            "ListingStatusEnum": "listings.models.Listing.Status"},
 }
 
 # --- Celery (Redis broker) --------------------------------------------------------------------------------------
