@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from accounts.models import CITY_CHOICES, ModelFiling, Organization
 from listings.models import Accelerator
+from listings.serializers import AwareDateTimeField
 from marketplace.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
 from vouchers import selectors
 from vouchers.models import Level, Redemption, Voucher, VoucherApplication, VoucherProgram
@@ -41,6 +42,8 @@ class VoucherProgramSerializer(serializers.ModelSerializer):
         help_text="Slugs of the accelerators the vouchers pay for. Empty: every accelerator.")
     budget = amount_field(write_only=True, required=False, min_value=Decimal(0),
                           help_text="Money moved into the program's budget when it is created (CNY).")
+    applications_open_from = AwareDateTimeField(help_text="When applications open (with a UTC offset).")
+    applications_open_until = AwareDateTimeField(help_text="When applications close (with a UTC offset).")
     validity_days = serializers.IntegerField(required=False, min_value=1, max_value=MAX_DAYS,
                                              help_text="How many days an issued voucher can be spent.")
     domestic_ratio = ratio_field("Share of a booking paid on domestic accelerators: 0.3 pays 30 %.", required=False)

@@ -304,3 +304,15 @@ def test_schema_explains_the_stacking_rules_in_plain_words(issuer_client):
                  "sme_contract_limit", "sme_contract_ratio", "max_stacked_share"):
         assert props[name].get("description"), name
     assert "never combined" in props["stack_excluded_programs"]["description"]
+
+
+def test_a_naive_application_window_is_400_and_writes_nothing(issuer_client):
+    # given a program whose window has no UTC offset (bookings, listings and bids refuse those too)
+    body = {"name": "Naive", "face_value_min": "1000.00", "face_value_max": "2000.00",
+            "applications_open_from": "2026-12-01T00:00:00Z", "applications_open_until": "2026-12-06T11:00:00"}
+    # when
+    response = issuer_client.post("/api/v1/voucher-programs/", body, format="json")
+    # then
+    assert response.status_code == 400
+    assert "applications_open_until" in response.json()["errors"]
+    assert not VoucherProgram.objects.filter(name="Naive").exists()
