@@ -4,7 +4,8 @@ from listings import api, views
 
 api_urlpatterns = [
     path("accelerators/", api.AcceleratorListView.as_view(), name="api-accelerators"),
-    path("listings/", api.ListingListCreateView.as_view(), name="api-listings"),
+    # GET|POST /listings/ is routed in marketplace/api.py to orders.api.ListingSearchView, which extends
+    # api.ListingListCreateView with net prices after the buyer's vouchers (listings may not import vouchers).
     path("listings/<int:pk>/", api.ListingDetailView.as_view(), name="api-listing"),
     path("listings/<int:pk>/submit/", api.ListingActionView.as_view(action_name="submit"), name="api-listing-submit"),
     path("listings/<int:pk>/pause/", api.ListingActionView.as_view(action_name="pause"), name="api-listing-pause"),
@@ -15,7 +16,8 @@ api_urlpatterns = [
 ]
 
 urlpatterns = [
-    path("listings/", views.browse, name="listings-browse"),
+    # /listings/ (the browse page) is routed in marketplace/urls.py to orders.search.browse, which extends
+    # views.browse through its hooks with net prices after the buyer's vouchers.
     path("listings/<int:pk>/", views.detail, name="listings-detail"),
     path("provider/", views.provider_home, name="listings-provider"),
     path("provider/data-centers/", views.data_center_new, name="listings-data-center-new"),

@@ -22,15 +22,35 @@ from marketplace.core.exceptions import ApplicationError
 PAGE_SIZE = 20
 
 
-def browse(request):
-    """``/listings/``: the search form and the results; an htmx request gets only the results partial."""
-    params = BrowseFilterSet(request.GET or None)
+def browse(request, *, filterset_class=BrowseFilterSet, search=None, decorate=None):
+    """``/listings/``: the search form and the results; an htmx request gets only the results partial.
+
+    Hooks for a higher layer, so it can extend this page without listings importing it (listings sits below
+    vouchers and orders; ``orders.search.browse`` adds net prices after the buyer's vouchers this way):
+    ``filterset_class`` — a ``BrowseFilterSet`` subclass with more parameters (built with ``request=``);
+    ``search(filters, user)`` — replaces ``selectors.listing_search``: any sequence of listings, in the order to
+    show; ``decorate(rows, filters) -> dict`` — called with the page's rows (``selectors.listing_rows``), may set
+    attributes on them and returns extra template context. Either may raise ``ApplicationError``: its field errors
+    are shown on the form.
+    """
+    params = filterset_class(request.GET or None, request=request)
     valid = not params.is_bound or params.is_valid()
     filters = params.cleaned() if params.is_bound and valid else {}
-    listings = selectors.listing_search(filters=filters, user=request.user) if valid else Listing.objects.none()
-    page = Paginator(listings, PAGE_SIZE).get_page(request.GET.get("page"))
-    page.object_list = selectors.listing_rows(page.object_list, start=filters.get("start"), end=filters.get("end"))
-    context = {"form": params.form, "page": page, "window": bool(filters.get("start"))}
+    search = search or selectors.listing_search
+    extra: dict = {}
+    try:
+        listings = search(filters=filters, user=request.user) if valid else Listing.objects.none()
+        page = Paginator(listings, PAGE_SIZE).get_page(request.GET.get("page"))
+        page.object_list = selectors.listing_rows(page.object_list, start=filters.get("start"),
+                                                  end=filters.get("end"))
+        if decorate is not None:
+            extra = decorate(page.object_list, filters) or {}
+    except ApplicationError as exc:
+        for field, errors in (exc.errors or {"__all__": [exc.message]}).items():
+            for error in errors:
+                params.form.add_error(field if field in params.form.fields else None, error)
+        page = Paginator(Listing.objects.none(), PAGE_SIZE).get_page(1)
+    context = {"form": params.form, "page": page, "window": bool(filters.get("start")), **extra}
     if request.htmx:
         return render(request, "listings/_results.html", context)
     context["is_provider"] = account_selectors.has_org_kind(request.user, Organization.Kind.PROVIDER)

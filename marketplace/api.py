@@ -7,6 +7,7 @@ from accounts.urls import api_urlpatterns as accounts_api
 from audit.urls import api_urlpatterns as audit_api
 from ledger.urls import api_urlpatterns as ledger_api
 from listings.urls import api_urlpatterns as listings_api
+from orders.api import ListingSearchView
 from orders.urls import api_urlpatterns as orders_api
 from settlement.urls import api_urlpatterns as settlement_api
 from vouchers.urls import api_urlpatterns as vouchers_api
@@ -15,6 +16,8 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     *accounts_api,
+    # The listings search, extended by orders with net prices after the buyer's vouchers (orders.search).
+    path("listings/", ListingSearchView.as_view(), name="api-listings"),
     *listings_api,
     *orders_api,
     *vouchers_api,

@@ -6,6 +6,7 @@ from django.urls import include, path
 
 from accounts.views import ThrottledLoginView
 from marketplace.core import views as core_views
+from orders import search as order_search
 
 urlpatterns = [
     path("", core_views.home, name="home"),
@@ -13,6 +14,8 @@ urlpatterns = [
     path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    # The listings page, extended by orders with net prices after the buyer's vouchers (orders.search).
+    path("listings/", order_search.browse, name="listings-browse"),
     path("", include("listings.urls")),
     path("", include("orders.urls")),
     path("", include("vouchers.urls")),

@@ -12,11 +12,14 @@ from accounts.api import ORG_HEADER
 from accounts.models import Organization
 from accounts.permissions import IsProviderMember, IsStartupMember
 from accounts.selectors import acting_organization
-from listings.models import Accelerator
+from listings.api import ListingListCreateView
+from listings.models import Accelerator, Listing
+from listings.selectors import ORDERINGS, listing_rows
+from listings.serializers import ListingSerializer
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.idempotency import SCHEMA_PARAMETER as IDEMPOTENCY_HEADER
 from marketplace.core.idempotency import idempotent
-from orders import bid_selectors, bid_services, selectors, services
+from orders import bid_selectors, bid_services, search, selectors, services
 from orders.models import Bid, Booking
 from orders.serializers import (
     BidDetailSerializer,
@@ -27,6 +30,7 @@ from orders.serializers import (
     BookingRequestSerializer,
     BookingSerializer,
     DepthSerializer,
+    NetPriceListingSerializer,
     QuoteRequestSerializer,
     QuoteSerializer,
 )
@@ -207,3 +211,38 @@ class MarketDepthView(APIView):
         if accelerator is None:
             raise ApplicationError("Unknown accelerator.", errors={"accelerator": ["Give a known accelerator slug."]})
         return Response(DepthSerializer(bid_selectors.market_depth(accelerator=accelerator)).data)
+
+
+# --- listing search by what I will pay --------------------------------------------------------------------------
+
+class ListingSearchView(ListingListCreateView):
+    """``GET /api/v1/listings/``: the listings search (``listings.api.ListingListCreateView``, whose POST this
+    keeps) plus ``vouchers=1,2`` — each result then carries ``net_price_per_gpu_hour`` after those vouchers of
+    yours (null where one may not pay; another organization's id is a 400 on ``vouchers``) — and
+    ``ordering=net_price`` / ``-net_price``. Routed at the listings URL because listings may not import vouchers
+    (see ``orders.search``)."""
+
+    @extend_schema(parameters=[
+        ORG_HEADER,
+        OpenApiParameter("vouchers", str, description="ids of your vouchers, comma-separated: adds "
+                         "net_price_per_gpu_hour (one node for start/end, else for the listing's minimum hours)"),
+        OpenApiParameter("ordering", str, enum=[*ORDERINGS, *search.NET_ORDERINGS],
+                         description="net_price / -net_price: by net_price_per_gpu_hour (nulls last); as price "
+                                     "without vouchers"),
+    ], responses={200: NetPriceListingSerializer(many=True)})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def list(self, request, *args, **kwargs):
+        params = search.NetPriceFilterSet(request.query_params)
+        if not params.is_valid():
+            raise ApplicationError("Invalid search parameters.", errors=params.error_dict())
+        found = search.api_search(request, params.cleaned())
+        page = self.paginate_queryset(found.listings())
+        rows = listing_rows(page, start=found.start, end=found.end)
+        found.annotate(rows)
+        serializer = NetPriceListingSerializer if found.vouchers else ListingSerializer
+        return self.get_paginated_response(serializer(rows, many=True, context={"request": request}).data)
+
+    def get_queryset(self):  # for the schema; ``list`` searches
+        return Listing.objects.none()

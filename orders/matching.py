@@ -11,6 +11,13 @@ cluster's capacity: the engine keys node state by ``cluster_id`` (the first ask 
 Pricing is pay-as-ask: an assignment's price is the ask price, never above the bid's maximum.
 Surplus of an assignment = (bid max − ask price) × GPUs × nodes × hours.
 
+Vouchers: a bid that carries vouchers comes with a net-price table (``Bid.net_prices``: listing id → what it pays
+per GPU-hour there after its vouchers, precomputed by the caller, who knows the rules and the balances). It is
+paired only with the listings in its table (where its vouchers may pay), ranks them by that net price, its
+``max_price`` bounds the net price, and its surplus and the assignment's ``price`` are counted at the net price.
+The engine sees such a bid's asks as copies carrying its net prices (``_Capacity.candidates``), so every search
+below works on them unchanged.
+
 - ``match_one(bid, asks)``: continuous mode — the cheapest feasible slot (ties: earliest start, then oldest ask).
 - ``clear(bids, asks, time_budget_s)``: batch — maximise total surplus. A greedy plan (bids by regret: what they
   lose if pushed from their cheapest price to the next one, largest first; each at the cheapest price, in the
@@ -29,8 +36,8 @@ import itertools
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,12 @@ class Ask:
 @dataclass(frozen=True)
 class Bid:
     """``nodes`` whole nodes for ``duration_hours`` contiguous hours inside ``[earliest_start, latest_end)``, on a
-    cluster of one of ``accelerators``, at most ``max_price`` per GPU-hour. ``created`` orders arrivals."""
+    cluster of one of ``accelerators``, at most ``max_price`` per GPU-hour. ``created`` orders arrivals.
+
+    ``net_prices``: None for a plain bid. For a bid that carries vouchers, listing id → its net price per GPU-hour
+    on that listing (the ask price less its vouchers' part ÷ the fill's GPU-hours: nodes, duration and the cluster's
+    GPUs per node are fixed per pair, so one number per listing); only those listings may fill it (the others are
+    where its vouchers may not pay), and ``max_price`` bounds the net price."""
 
     bid_id: int
     accelerators: frozenset
@@ -64,10 +76,14 @@ class Bid:
     max_price: object
     created: int = 0
     max_gpus_per_node: int = 0  # 0: any; else only clusters with at most this many GPUs per node (the hold's basis)
+    net_prices: Mapping[int, object] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)
 class Assignment:
+    """``price``: what the bid pays per GPU-hour as the engine counts it: the ask price, or for a bid with
+    ``net_prices`` its net price on that listing."""
+
     bid_id: int
     listing_id: int
     cluster_id: int
@@ -80,16 +96,37 @@ class Assignment:
     node_indexes: tuple[int, ...]  # 1-based node numbers in the cluster
 
 
+def price_for(bid: Bid, ask: Ask):
+    """What ``bid`` pays per GPU-hour on ``ask``: the ask price, or its net price there (KeyError when the bid's
+    vouchers may not pay for that listing)."""
+    return ask.price if bid.net_prices is None else bid.net_prices[ask.listing_id]
+
+
 def surplus_of(bid: Bid, ask: Ask):
-    """(bid max − ask price) × GPU-hours of the bid on that ask's cluster."""
-    return (bid.max_price - ask.price) * ask.gpus_per_node * bid.nodes * bid.duration_hours
+    """(bid max − the price it pays there, ``price_for``) × GPU-hours of the bid on that ask's cluster."""
+    return (bid.max_price - price_for(bid, ask)) * ask.gpus_per_node * bid.nodes * bid.duration_hours
+
+
+def _priced(ask: Ask, price) -> Ask:
+    """A copy of ``ask`` at ``price`` (a voucher bid's view of it). Built from its ``__dict__`` rather than with
+    ``dataclasses.replace``, which costs several times more: batch clearing makes one per (voucher bid, eligible
+    ask)."""
+    fields = ask.__dict__.copy()
+    fields["price"] = price
+    copy = _new_ask(Ask)
+    _set_dict(copy, "__dict__", fields)
+    return copy
+
+
+_new_ask, _set_dict = object.__new__, object.__setattr__  # (the dataclass is frozen: its own __setattr__ refuses)
 
 
 def _assignment(bid: Bid, ask: Ask, start: int, positions: Iterable[int]) -> Assignment:
+    gpu_hours = ask.gpus_per_node * bid.nodes * bid.duration_hours
+    price = price_for(bid, ask)
     return Assignment(bid_id=bid.bid_id, listing_id=ask.listing_id, cluster_id=ask.cluster_id, start=start,
-                      end=start + bid.duration_hours, nodes=bid.nodes, price=ask.price,
-                      gpu_hours=ask.gpus_per_node * bid.nodes * bid.duration_hours,
-                      surplus=surplus_of(bid, ask), node_indexes=tuple(i + 1 for i in positions))
+                      end=start + bid.duration_hours, nodes=bid.nodes, price=price, gpu_hours=gpu_hours,
+                      surplus=(bid.max_price - price) * gpu_hours, node_indexes=tuple(i + 1 for i in positions))
 
 
 # How many "at least k nodes free" masks each cluster keeps for the quick reject (bids rarely want more nodes).
@@ -130,12 +167,15 @@ class _Capacity:
         self.groups: dict[int, list[tuple[int, list[int]]]] = {}
         self._runs: dict[tuple[int, int], int] = {}  # memo of _run_starts(mask, duration)
         self._merged: dict[frozenset, list[Ask]] = {}
+        self._priced: dict[int, list[Ask]] = {}  # per voucher bid: its eligible asks at its net prices
+        self.by_listing: dict[int, Ask] = {}
         self.by_accelerator: dict[str, list[Ask]] = defaultdict(list)
         for ask in asks:
             if ask.cluster_id not in self.masks:
                 self.masks[ask.cluster_id] = list(ask.node_free)
                 self._set_union(ask.cluster_id)
             self.by_accelerator[ask.accelerator].append(ask)
+            self.by_listing.setdefault(ask.listing_id, ask)
         for group in self.by_accelerator.values():
             group.sort(key=lambda a: (a.price, a.created, a.listing_id))
 
@@ -161,6 +201,10 @@ class _Capacity:
         self.longest[cluster_id] = longest
 
     def candidates(self, bid: Bid) -> list[Ask]:
+        """The asks ``bid`` may take, cheapest for it first (then oldest): for a voucher bid, only the listings in
+        its ``net_prices``, as copies at its net prices."""
+        if bid.net_prices is not None:
+            return self._voucher_candidates(bid)
         if len(bid.accelerators) == 1:
             return self.by_accelerator.get(next(iter(bid.accelerators)), [])
         merged = self._merged.get(bid.accelerators)
@@ -169,6 +213,16 @@ class _Capacity:
             merged.sort(key=lambda a: (a.price, a.created, a.listing_id))
             self._merged[bid.accelerators] = merged
         return merged
+
+    def _voucher_candidates(self, bid: Bid) -> list[Ask]:
+        priced = self._priced.get(bid.bid_id)
+        if priced is None:
+            by_listing, accelerators = self.by_listing, bid.accelerators
+            priced = [_priced(ask, price) for listing_id, price in bid.net_prices.items()
+                      if (ask := by_listing.get(listing_id)) is not None and ask.accelerator in accelerators]
+            priced.sort(key=lambda a: (a.price, a.created, a.listing_id))
+            self._priced[bid.bid_id] = priced
+        return priced
 
     def level_starts(self, bid: Bid, ask: Ask, before: int | None = None) -> int:
         """Bit ``s`` set: ``s`` is a start on ``ask`` inside both windows (and before ``before`` if given) where at

@@ -8,7 +8,8 @@ The model (capacity exactly as ``matching`` keeps it: per cluster, several listi
   ``[s, s + duration)``, inside both windows, ``price < max`` (other slots never add surplus), l's minimum hours
   and the bid's GPUs-per-node cap met, and at least ``nodes`` nodes of the cluster free for the whole window
   (no plan can use any other slot, so leaving them out keeps every plan feasible for the LP);
-  value v = (max − price) × GPUs × nodes × hours;
+  value v = (max − price) × GPUs × nodes × hours — for a bid with vouchers (``Bid.net_prices``) only on the listings
+  of its table, at its net price there;
 - maximise Σ v·x subject to Σ x ≤ 1 per bid and, per (cluster, hour), Σ nodes·x ≤ nodes free, x ≥ 0.
 
 Every plan of ``clear`` is an integral solution (the same nodes all along and one cluster imply the per-hour
@@ -125,23 +126,32 @@ def _slots(bids: Sequence[Bid], asks: Sequence[Ask]) -> _Slots:
         asks_of[ask.accelerator].append(i)
     bids_of: dict[str, list[int]] = defaultdict(list)
     for i, bid in enumerate(bids):
-        for accelerator in bid.accelerators:
-            bids_of[accelerator].append(i)
+        if bid.net_prices is None:
+            for accelerator in bid.accelerators:
+                bids_of[accelerator].append(i)
 
-    pair_bid, pair_ask = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    def fits(b, a) -> np.ndarray:  # per (bid, ask) pair: windows overlap enough, minimum hours, sizes
+        first = np.maximum(earliest[b], a_start[a])
+        last = np.minimum(latest[b], a_end[a]) - duration[b]
+        return ((min_hours[a] <= duration[b]) & (sizes[a_cluster[a]] >= nodes[b])
+                & ((max_gpus[b] == 0) | (gpus[a] <= max_gpus[b])) & (last >= first))
+
+    pair_bid, pair_ask, pair_price = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0)]
     for accelerator, bid_list in bids_of.items():  # (bid, ask) pairs that may hold a slot: one outer product
         if accelerator not in asks_of:
             continue
         b = np.array(bid_list)[:, None]
         a = np.array(asks_of[accelerator])[None, :]
-        first = np.maximum(earliest[b], a_start[a])
-        last = np.minimum(latest[b], a_end[a]) - duration[b]
-        ok = ((price[a] < max_price[b]) & (min_hours[a] <= duration[b]) & (sizes[a_cluster[a]] >= nodes[b])
-              & ((max_gpus[b] == 0) | (gpus[a] <= max_gpus[b])) & (last >= first))
-        r, c = np.nonzero(ok)
+        r, c = np.nonzero((price[a] < max_price[b]) & fits(b, a))
         pair_bid.append(b[r, 0])
         pair_ask.append(a[0, c])
-    pb, pa = np.concatenate(pair_bid), np.concatenate(pair_ask)
+        pair_price.append(price[a[0, c]])
+    b, a, net = _voucher_pairs(bids, asks)  # bids with vouchers: the pairs of their net-price tables
+    keep = (net < max_price[b]) & fits(b, a)
+    pair_bid.append(b[keep])
+    pair_ask.append(a[keep])
+    pair_price.append(net[keep])
+    pb, pa, pp = np.concatenate(pair_bid), np.concatenate(pair_ask), np.concatenate(pair_price)
     first = np.maximum(earliest[pb], a_start[pa])
     count = np.minimum(latest[pb], a_end[pa]) - duration[pb] - first + 1
     pair = np.repeat(np.arange(len(pb)), count)
@@ -155,10 +165,28 @@ def _slots(bids: Sequence[Bid], asks: Sequence[Ask]) -> _Slots:
         keep[chosen] = enough[s_cluster[chosen], start[chosen]] >= nodes[s_bid[chosen]]
     kept = np.flatnonzero(keep)
     order = kept[np.argsort(s_bid[kept], kind="stable")]
-    value = (max_price[pb] - price[pa]) * gpus[pa] * nodes[pb] * duration[pb]
+    value = (max_price[pb] - pp) * gpus[pa] * nodes[pb] * duration[pb]
     return _Slots(horizon=horizon, free=free, bid=s_bid[order], cluster=s_cluster[order], start=start[order],
                   value=value[pair[order]], duration=duration, nodes=nodes, listing=pa[pair[order]],
                   cluster_ids=list(cluster_index))
+
+
+def _voucher_pairs(bids: Sequence[Bid], asks: Sequence[Ask]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bid index, ask index, net price) of every listing in a voucher bid's ``net_prices`` whose ask is of one of
+    the bid's accelerators."""
+    index = {ask.listing_id: i for i, ask in enumerate(asks)}
+    accelerator = [ask.accelerator for ask in asks]
+    b, a, net = [], [], []
+    for i, bid in enumerate(bids):
+        if bid.net_prices is None:
+            continue
+        for listing_id, price in bid.net_prices.items():
+            j = index.get(listing_id)
+            if j is not None and accelerator[j] in bid.accelerators:
+                b.append(i)
+                a.append(j)
+                net.append(float(price))
+    return np.array(b, dtype=np.int64), np.array(a, dtype=np.int64), np.array(net, dtype=float)
 
 
 def _reduced_values(slots: _Slots, pi: np.ndarray) -> np.ndarray:
@@ -277,7 +305,9 @@ def aggregate_bound(bids: Sequence[Bid], asks: Sequence[Ask], *, with_duals: boo
     """The optimum of a coarser LP relaxation (one ``linprog(method="highs")`` call, no column generation): asks
     with the same (accelerator, price, GPUs per node, minimum hours) form one class whose per-hour capacity is the
     sum of its clusters' free node counts. It is a relaxation of ``lp_relaxation``'s LP (a sum of its capacity
-    rows; every slot maps to a class slot of the same value), so an upper bound too, only looser.
+    rows; every slot maps to a class slot of the same value), so an upper bound too, only looser. A bid with
+    vouchers takes a class where its table names one of the class's listings, valued at the cheapest net price it
+    names there (at least any of its slots in the class is worth: still a relaxation).
 
     With ``with_duals``, also the class-hour duals as ``{(cluster_id, hour): π}`` for every cluster of the class
     (``lp_relaxation``'s warm start).
@@ -288,7 +318,8 @@ def aggregate_bound(bids: Sequence[Bid], asks: Sequence[Ask], *, with_duals: boo
     for ask in asks:
         key = (ask.accelerator, ask.price, ask.gpus_per_node, ask.min_hours)
         cls = classes.setdefault(key, {"free": defaultdict(int), "start": ask.start, "end": ask.end, "ask": ask,
-                                       "size": 0})
+                                       "size": 0, "listings": []})
+        cls["listings"].append(ask.listing_id)
         cls["start"], cls["end"] = min(cls["start"], ask.start), max(cls["end"], ask.end)
         cls["size"] = max(cls["size"], len(ask.node_free))
         open_hours[key, ask.cluster_id] |= ((1 << (ask.end - ask.start)) - 1) << ask.start
@@ -310,10 +341,18 @@ def aggregate_bound(bids: Sequence[Bid], asks: Sequence[Ask], *, with_duals: boo
         for acc in bid.accelerators:
             for key in by_accelerator.get(acc, ()):
                 cls = classes[key]
-                if key[1] >= bid.max_price or bid.duration_hours < key[3] or bid.nodes > cls["size"] or (
+                if bid.duration_hours < key[3] or bid.nodes > cls["size"] or (
                         bid.max_gpus_per_node and key[2] > bid.max_gpus_per_node):
                     continue
-                value = float(surplus_of(bid, cls["ask"]))
+                if bid.net_prices is None:
+                    if key[1] >= bid.max_price:
+                        continue
+                    value = float(surplus_of(bid, cls["ask"]))
+                else:
+                    nets = [bid.net_prices[i] for i in cls["listings"] if i in bid.net_prices]
+                    if not nets or min(nets) >= bid.max_price:
+                        continue
+                    value = float((bid.max_price - min(nets)) * key[2] * bid.nodes * bid.duration_hours)
                 first = max(bid.earliest_start, cls["start"])
                 last = min(bid.latest_end, cls["end"]) - bid.duration_hours
                 for start in range(first, last + 1):

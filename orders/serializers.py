@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from listings.serializers import ListingSerializer
 from orders.models import Bid, Booking, BookingStatusChange
 from orders.selectors import reserved_node_indexes
 
@@ -131,10 +132,17 @@ class BidRequestSerializer(serializers.Serializer):
     duration_hours = serializers.IntegerField(min_value=1, max_value=24 * 90)
     earliest_start = AwareDateTimeField()
     latest_end = AwareDateTimeField()
-    max_price_per_gpu_hour = serializers.DecimalField(max_digits=12, decimal_places=4, min_value=0)
+    max_price_per_gpu_hour = serializers.DecimalField(
+        max_digits=12, decimal_places=4, min_value=0,
+        help_text="your limit per GPU-hour. Without vouchers it bounds the listing's price. With vouchers it bounds "
+                  "the NET price, the cash you pay per GPU-hour after them (price less the vouchers' part ÷ "
+                  "GPU-hours): the bid may fill on a listing priced above it when the vouchers bring the cash "
+                  "within it. The hold is this limit × the largest GPU-hours a fill may take (the most cash).")
     expires_at = AwareDateTimeField(required=False, default=None, help_text="default: the last possible start")
-    vouchers = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, default=list,
-                                     max_length=10)
+    vouchers = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, default=list, max_length=10,
+        help_text="ids of your vouchers to pay part of the fill: the bid is matched only with listings where ALL "
+                  "of them may pay, cheapest net price first")
 
 
 class BidSerializer(serializers.ModelSerializer):
@@ -163,3 +171,23 @@ class DepthSerializer(serializers.Serializer):
     accelerator = serializers.CharField()
     asks = DepthLevelSerializer(many=True, help_text="price levels of active listings, GPUs free next hour")
     bids = DepthLevelSerializer(many=True, help_text="open bids' maximum prices, GPUs asked")
+
+
+# --- listing search by what I will pay --------------------------------------------------------------------------
+
+class NetPriceListingSerializer(ListingSerializer):
+    """A search result when ``vouchers`` were given: the listing plus what the buyer pays per GPU-hour after them."""
+
+    net_price_per_gpu_hour = serializers.DecimalField(
+        max_digits=12, decimal_places=4, read_only=True, allow_null=True,
+        help_text="cash per GPU-hour after your vouchers, for one node over your window (start/end), else over the "
+                  "listing's minimum hours; null where one of them may not pay for this listing")
+
+    class Meta(ListingSerializer.Meta):
+        fields = [*ListingSerializer.Meta.fields, "net_price_per_gpu_hour"]
+        read_only_fields = fields
+
+    def to_representation(self, listing) -> dict:
+        # ListingSerializer builds its rows by hand (speed); the one more column the same way.
+        net = listing.net_price_per_gpu_hour
+        return {**super().to_representation(listing), "net_price_per_gpu_hour": None if net is None else str(net)}

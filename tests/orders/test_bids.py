@@ -14,8 +14,17 @@ from ledger.services import InsufficientFunds
 from marketplace.core.exceptions import ApplicationError, Conflict
 from orders import bid_services, services
 from orders.models import Bid, Booking
-from tests.factories import AcceleratorFactory, ClusterFactory, ListingFactory, next_hour
+from tests.factories import (
+    AcceleratorFactory,
+    ClusterFactory,
+    DataCenterFactory,
+    ListingFactory,
+    ProviderFactory,
+    next_hour,
+)
 from tests.orders.factories import funded_startup
+from tests.vouchers.factories import funded_program, issued_voucher
+from vouchers.services import voucher_revoke
 
 pytestmark = pytest.mark.django_db
 
@@ -170,3 +179,173 @@ def test_batch_clearing_gives_the_slot_to_the_higher_bid(h100):
     assert ledger_breaches() == []
     # when run again: nothing left to do for the low bid (no capacity)
     assert bid_services.bids_clear(time_budget_s=0.5).matched == 0
+
+
+
+# --- bids with vouchers: net prices, the net hold, re-planning (issue 17, defect 3) ----------------------------
+
+def city_listing(accelerator, city, price, *, node_count=1):
+    data_center = DataCenterFactory(provider=ProviderFactory(city=city), city=city)
+    return ListingFactory(cluster=ClusterFactory(data_center=data_center, accelerator=accelerator, gpus_per_node=8,
+                                                 node_count=node_count), price_per_gpu_hour=Decimal(price))
+
+
+def shanghai_voucher(holder, *, face_value="100000.00", ratio="0.50"):
+    """A voucher that pays ``ratio`` of bookings in Shanghai data centres only."""
+    program = funded_program(city="Shanghai", city_data_centers_only=True, domestic_ratio=Decimal(ratio),
+                             other_ratio=Decimal(ratio))
+    return issued_voucher(holder=holder, program=program, face_value=face_value)
+
+
+def test_defect_3_a_shanghai_voucher_bid_fills_on_shanghai_at_net_5(h100, django_capture_on_commit_callbacks):
+    # given: Hangzhou at 8, Shanghai at 10; the bid's voucher pays half, in Shanghai only
+    hangzhou, shanghai = city_listing(h100, "Hangzhou", "8"), city_listing(h100, "Shanghai", "10")
+    buyer = funded_startup("1000.00")
+    voucher = shanghai_voucher(buyer)
+    # when: placed with a limit of 12 (3 h × 8 GPUs)
+    with django_capture_on_commit_callbacks(execute=True):
+        bid = bid_services.bid_place(buyer=buyer, **bid_kwargs(h100, price="12", vouchers=[voucher.pk]))
+    # then: matched on Shanghai; the voucher pays 120 of 240, the wallet 120 (5 per GPU-hour)
+    bid.refresh_from_db()
+    assert bid.status == Bid.Status.MATCHED
+    assert bid.booking.listing_id == shanghai.pk
+    assert (bid.booking.voucher_amount, bid.booking.cash_amount) == (Decimal("120.00"), Decimal("120.00"))
+    assert hangzhou.bookings.count() == 0
+    assert ledger_breaches() == []
+
+
+def test_batch_clearing_seats_a_voucher_bid_where_its_voucher_pays(h100):
+    # given: the same market and the bid open (placed without its on-commit match running)
+    hangzhou, shanghai = city_listing(h100, "Hangzhou", "8"), city_listing(h100, "Shanghai", "10")
+    buyer = funded_startup("1000.00")
+    voucher = shanghai_voucher(buyer)
+    bid = bid_services.bid_place(buyer=buyer, **bid_kwargs(h100, price="12", vouchers=[voucher.pk]))
+    # when
+    result = bid_services.bids_clear(time_budget_s=0.5)
+    # then: on Shanghai; the surplus counted at the net price, (12 − 5) × 24
+    assert (result.planned, result.matched) == (1, 1)
+    assert Bid.objects.get(pk=bid.pk).booking.listing_id == shanghai.pk
+    assert result.surplus == Decimal("168.00")
+    assert hangzhou.bookings.count() == 0
+
+
+def test_a_voucher_bid_holds_its_limit_as_net_cash_and_may_fill_above_it_gross(h100,
+                                                                                django_capture_on_commit_callbacks):
+    # given: the only listing is at 20 per GPU-hour, above the bid's limit of 12; the voucher pays half there
+    listing = city_listing(h100, "Shanghai", "20")
+    buyer = funded_startup("1000.00")
+    voucher = shanghai_voucher(buyer)
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        bid = bid_services.bid_place(buyer=buyer, **bid_kwargs(h100, price="12", vouchers=[voucher.pk]))
+    # then: the hold was the net maximum, 12 × 24 = 288 (the gross would be 480), and the bid fills at net 10
+    assert bid.held_amount == Decimal("288.00")
+    bid.refresh_from_db()
+    assert bid.status == Bid.Status.MATCHED and bid.booking.listing_id == listing.pk
+    assert (bid.booking.subtotal, bid.booking.cash_amount) == (Decimal("480.00"), Decimal("240.00"))
+    assert wallet_summary(buyer.pk)["held"] == Decimal("240.00")
+    # and a bid whose voucher cannot bring the price within its limit is not matched
+    with django_capture_on_commit_callbacks(execute=True):
+        other = bid_services.bid_place(buyer=buyer, **bid_kwargs(h100, price="9.99", start_in=10,
+                                                                 vouchers=[voucher.pk]))
+    assert Bid.objects.get(pk=other.pk).status == Bid.Status.OPEN
+
+
+def _plan(bid):
+    planned = bid_services._plan_one(bid.pk)
+    assert planned is not None
+    return planned
+
+
+def test_a_slot_taken_meanwhile_re_plans_the_bid_onto_the_next_one(h100, caplog):
+    # given: a plan for the cheap listing; then another buyer takes its only node for that slot
+    cheap, dear = listing_of(h100, price="9", node_count=1), listing_of(h100, price="11")
+    buyer = funded_startup("10000.00")
+    bid = bid_services.bid_place(buyer=buyer, **bid_kwargs(h100, window=3, price="12"))
+    assignment, origin = _plan(bid)
+    assert assignment.listing_id == cheap.pk
+    services.booking_create(buyer=funded_startup(), listing_id=cheap.pk, nodes=1, start=bid.earliest_start,
+                            end=bid.latest_end, confirm=True)
+    # when
+    with caplog.at_level("INFO", logger="orders.bid_services"):
+        matched = bid_services._apply(assignment, origin)
+    # then: re-planned on the current market and filled on the dearer listing; the failure was logged with why
+    assert matched is not None and matched.booking.listing_id == dear.pk
+    assert any(f"listing {cheap.pk}" in r.getMessage() and "attempt 1 of 3" in r.getMessage()
+               for r in caplog.records)
+    assert ledger_breaches() == []
+
+
+def test_a_voucher_refused_at_match_time_is_logged_and_the_bid_stays_open(h100, caplog):
+    # given: a plan on Shanghai at net 5; then the issuer revokes the voucher
+    city_listing(h100, "Shanghai", "10")
+    buyer = funded_startup("1000.00")
+    voucher = shanghai_voucher(buyer)
+    bid = bid_services.bid_place(buyer=buyer, **bid_kwargs(h100, price="6", vouchers=[voucher.pk]))
+    assignment, origin = _plan(bid)
+    voucher_revoke(voucher=voucher)
+    # when
+    with caplog.at_level("INFO", logger="orders.bid_services"):
+        assert bid_services._apply(assignment, origin) is None
+    # then: the refusal and the fruitless re-plan are both logged; the bid keeps its hold
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("voucher_ineligible" in m and "revoked" in m for m in messages)
+    assert any("no other slot" in m for m in messages)
+    assert Bid.objects.get(pk=bid.pk).status == Bid.Status.OPEN
+    assert wallet_summary(buyer.pk)["held"] == bid.held_amount
+    assert ledger_breaches() == []
+
+
+def test_a_voucher_paying_less_at_match_time_fails_the_net_limit_check(h100):
+    # given: planned at net 5 (limit 6); then the buyer spends the voucher down to 40 on another booking, so it
+    # would pay 40 of 240 at match time: 200 cash = 8.33 per GPU-hour
+    listing = city_listing(h100, "Shanghai", "10", node_count=2)
+    buyer = funded_startup("10000.00")
+    voucher = shanghai_voucher(buyer, face_value="1000.00")
+    bid = bid_services.bid_place(buyer=buyer, **bid_kwargs(h100, price="6", vouchers=[voucher.pk]))
+    assignment, origin = _plan(bid)
+    services.booking_create(buyer=buyer, listing_id=listing.pk, nodes=1, start=next_hour(30), end=next_hour(54),
+                            vouchers=[voucher.pk], confirm=True)  # 10 × 8 × 24 = 1920: the voucher pays 960
+    # when / then: bid_match refuses the booking (the whole transaction rolls back) and no re-plan fits
+    with pytest.raises(Conflict):
+        bid_services.bid_match(bid=bid, listing_id=listing.pk, start=origin + assignment.start * dt.timedelta(hours=1),
+                               end=origin + assignment.end * dt.timedelta(hours=1))
+    assert bid_services._apply(assignment, origin) is None
+    assert Bid.objects.get(pk=bid.pk).status == Bid.Status.OPEN
+    assert listing.bookings.count() == 1
+    assert ledger_breaches() == []
+
+
+def test_re_planning_is_bounded_when_the_market_keeps_offering_the_failed_slot(h100, monkeypatch, caplog):
+    # given: a bid and a slot that bid_match refuses for a reason the market does not show
+    listing_of(h100, price="9")
+    bid = bid_services.bid_place(buyer=funded_startup("10000.00"), **bid_kwargs(h100, price="12"))
+    assignment, origin = _plan(bid)
+    calls = []
+
+    def refuse(**kwargs):
+        calls.append(kwargs)
+        raise Conflict("Refused.", code="test")
+
+    monkeypatch.setattr(bid_services, "bid_match", refuse)
+    # when
+    with caplog.at_level("INFO", logger="orders.bid_services"):
+        result = bid_services._apply(assignment, origin)
+    # then: tried once, re-planned onto the same slot, stopped (logged) rather than looping
+    assert result is None
+    assert len(calls) == 1
+    assert any("still offers the slot that failed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_new_listing_matches_voucher_bids_whose_limit_is_below_its_price(h100):
+    # given: an open voucher bid (limit 12) and, later, a Shanghai listing at 20 (net 10 after the voucher)
+    buyer = funded_startup("1000.00")
+    voucher = shanghai_voucher(buyer)
+    listing_of(h100, price="50")  # so the accelerator has an open listing when the bid is placed
+    bid = bid_services.bid_place(buyer=buyer, **bid_kwargs(h100, price="12", vouchers=[voucher.pk]))
+    listing = city_listing(h100, "Shanghai", "20")
+    # when
+    matched = bid_services.bids_match_listing(listing_id=listing.pk)
+    # then
+    assert matched == 1
+    assert Bid.objects.get(pk=bid.pk).booking.listing_id == listing.pk

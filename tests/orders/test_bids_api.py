@@ -9,8 +9,18 @@ import pytest
 
 from ledger.selectors import wallet_summary
 from orders.models import Bid
-from tests.factories import AcceleratorFactory, ClusterFactory, ListingFactory, StartupFactory, member_of, next_hour
+from tests.factories import (
+    AcceleratorFactory,
+    ClusterFactory,
+    DataCenterFactory,
+    ListingFactory,
+    ProviderFactory,
+    StartupFactory,
+    member_of,
+    next_hour,
+)
 from tests.orders.factories import fund
+from tests.vouchers.factories import funded_program, issued_voucher
 
 pytestmark = pytest.mark.django_db
 
@@ -113,3 +123,36 @@ def test_depth_shows_ask_and_bid_levels(startup, startup_client, chip):
     assert response.json() == {"accelerator": chip.slug, "asks": [{"price": "50.0000", "gpus": 16}],
                                "bids": [{"price": "10.5000", "gpus": 8}]}
     assert startup_client.get("/api/v1/market/depth/", {"accelerator": "nope"}).status_code == 400
+
+
+# --- vouchers: matching by what the buyer pays (issue 17, defect 3) ---------------------------------------------
+
+def city_listing(chip, city: str, price: str):
+    data_center = DataCenterFactory(provider=ProviderFactory(city=city), city=city)
+    return ListingFactory(cluster=ClusterFactory(data_center=data_center, accelerator=chip, gpus_per_node=8,
+                                                 node_count=1), price_per_gpu_hour=Decimal(price))
+
+
+def test_a_bid_with_a_shanghai_voucher_fills_on_shanghai_at_the_net_price(
+        startup, startup_client, django_capture_on_commit_callbacks):
+    # given: Hangzhou at 8, Shanghai at 10; a 50 % voucher that only pays for Shanghai data centres
+    chip = AcceleratorFactory(slug="voucher-chip")
+    hangzhou = city_listing(chip, "Hangzhou", "8")
+    shanghai = city_listing(chip, "Shanghai", "10")
+    program = funded_program(city="Shanghai", city_data_centers_only=True, domestic_ratio=Decimal("0.50"),
+                             other_ratio=Decimal("0.50"))
+    voucher = issued_voucher(holder=startup, program=program)
+    fund(startup, "1000.00")
+    # when: a bid of at most 12 per GPU-hour with that voucher (1 node × 2 h × 8 GPUs)
+    with django_capture_on_commit_callbacks(execute=True):
+        created = startup_client.post("/api/v1/bids/", body(chip, max_price_per_gpu_hour="12",
+                                                            vouchers=[voucher.pk]), format="json")
+    # then: it fills on Shanghai, paying 5 per GPU-hour in cash (10 less the voucher's half); Hangzhou stays free
+    assert created.status_code == 201, created.json()
+    detail = startup_client.get(f"/api/v1/bids/{created.json()['id']}/").json()
+    assert detail["status"] == "matched"
+    booking = detail["booking"]
+    assert (booking["listing"], booking["price_per_gpu_hour"]) == (shanghai.pk, "10.0000")
+    assert (booking["subtotal"], booking["voucher_amount"], booking["cash_amount"]) == ("160.00", "80.00", "80.00")
+    assert wallet_summary(startup.pk)["held"] == Decimal("80.00")
+    assert hangzhou.bookings.count() == 0

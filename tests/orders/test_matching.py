@@ -21,10 +21,12 @@ def ask(listing_id, price, *, cluster_id=None, accelerator="h100", nodes=2, gpus
                created=created if created is not None else listing_id, min_hours=min_hours)
 
 
-def bid(bid_id, max_price, *, nodes=1, hours=2, earliest=0, latest=48, accelerators=("h100",), created=None):
+def bid(bid_id, max_price, *, nodes=1, hours=2, earliest=0, latest=48, accelerators=("h100",), created=None,
+        net_prices=None):
     return Bid(bid_id=bid_id, accelerators=frozenset(accelerators), nodes=nodes, duration_hours=hours,
                earliest_start=earliest, latest_end=latest, max_price=Decimal(max_price),
-               created=created if created is not None else bid_id)
+               created=created if created is not None else bid_id,
+               net_prices=None if net_prices is None else {k: Decimal(v) for k, v in net_prices.items()})
 
 
 def busy(hours) -> int:
@@ -199,6 +201,61 @@ def test_clear_improvement_seats_a_bid_that_first_fit_left_out_and_books_as_plan
             masks[node - 1] &= ~window
 
 
+# --- bids that carry vouchers: net prices ---------------------------------------------------------------------
+
+def test_a_voucher_bid_takes_the_cheapest_net_price_not_the_cheapest_ask():
+    # given: Hangzhou at 8 and Shanghai at 10; the bid's voucher pays half in Shanghai only (net 5 there)
+    hangzhou, shanghai = ask(1, "8"), ask(2, "10")
+    voucher_bid = bid(1, "12", hours=3, net_prices={2: "5"})
+    # when
+    result = match_one(voucher_bid, [hangzhou, shanghai])
+    # then: Shanghai, counted at the net price
+    assert (result.listing_id, result.price) == (2, Decimal("5"))
+    assert result.surplus == (Decimal("12") - Decimal("5")) * 8 * 3
+
+
+def test_a_voucher_bid_skips_the_asks_its_vouchers_may_not_pay():
+    # given: the only ask its vouchers may pay is full; a cheaper free ask is not in its table
+    asks = [ask(1, "1"), ask(2, "10", nodes=1, masks=[0])]
+    voucher_bid = bid(1, "12", net_prices={2: "5"})
+    # when / then: nothing, rather than an ask the vouchers would refuse; an empty table takes nothing at all
+    assert match_one(voucher_bid, asks) is None
+    assert match_one(bid(1, "12", net_prices={}), asks) is None
+    assert clear([voucher_bid], asks) == []
+
+
+def test_a_voucher_bids_limit_bounds_the_net_price_not_the_ask():
+    # given: both asks above the limit of 12; the voucher brings one of them to 11.5 and the other to 12.5
+    asks = [ask(1, "20"), ask(2, "23")]
+    # when
+    result = match_one(bid(1, "12", net_prices={1: "12.5", 2: "11.5"}), asks)
+    # then: the one whose net price is within the limit
+    assert (result.listing_id, result.price) == (2, Decimal("11.5"))
+    assert match_one(bid(1, "12", net_prices={1: "12.5"}), asks) is None
+
+
+def test_a_voucher_bids_table_ignores_listings_of_other_accelerators():
+    # given: its table names an a800 listing, but the bid only accepts h100
+    asks = [ask(1, "10", accelerator="a800"), ask(2, "10")]
+    # when
+    result = match_one(bid(1, "12", net_prices={1: "1", 2: "9"}), asks)
+    # then
+    assert result.listing_id == 2
+
+
+def test_clear_seats_a_plain_and_a_voucher_bid_where_each_pays_least():
+    # given: one node each in Hangzhou (8) and Shanghai (10) for 3 hours; a plain bid that can only afford
+    # Hangzhou, and a voucher bid (net 5 in Shanghai, nothing in Hangzhou)
+    asks = [ask(1, "8", nodes=1, end=3), ask(2, "10", nodes=1, end=3)]
+    plain, voucher_bid = bid(1, "9", hours=3, latest=3), bid(2, "12", hours=3, latest=3, net_prices={2: "5"})
+    # when
+    plan = clear([plain, voucher_bid], asks)
+    # then: (9 − 8) × 24 + (12 − 5) × 24
+    assert sorted((a.bid_id, a.listing_id, a.price) for a in plan) == [(1, 1, Decimal("8")), (2, 2, Decimal("5"))]
+    assert total_surplus(plan) == Decimal("192")
+    assert lp_upper_bound([plain, voucher_bid], asks) >= 192 - 1e-6
+
+
 def test_lp_bound_on_a_hand_checked_market():
     # given: one 1-node cluster for 2 hours; two 2-hour bids
     asks = [ask(1, "5", nodes=1, end=2)]
@@ -240,6 +297,21 @@ def markets(draw):
     return bids, asks
 
 
+@st.composite
+def voucher_markets(draw):
+    """``markets()`` where some bids carry vouchers: a net-price table over a random subset of the listings of
+    their accelerators, each at 50–100 % of the ask price (some above the bid's limit)."""
+    bids, asks = draw(markets())
+    with_vouchers = []
+    for b in bids:
+        if draw(st.booleans()):
+            eligible = [a for a in asks if a.accelerator in b.accelerators and draw(st.booleans())]
+            table = {a.listing_id: a.price * draw(st.sampled_from([0.5, 0.6, 0.8, 1.0])) for a in eligible}
+            b = Bid(**{**b.__dict__, "net_prices": table})
+        with_vouchers.append(b)
+    return with_vouchers, asks
+
+
 def _check_feasible(plan, bids, asks):
     bid_by_id = {b.bid_id: b for b in bids}
     ask_by_id = {a.listing_id: a for a in asks}
@@ -250,7 +322,9 @@ def _check_feasible(plan, bids, asks):
     assert len({a.bid_id for a in plan}) == len(plan)  # each bid at most once
     for a in plan:
         b, listing = bid_by_id[a.bid_id], ask_by_id[a.listing_id]
-        assert a.price == listing.price <= b.max_price  # pay-as-ask, never above the max
+        # pay-as-ask (a voucher bid: its net price there, only where its vouchers pay), never above the max
+        net = listing.price if b.net_prices is None else b.net_prices[listing.listing_id]
+        assert a.price == net <= b.max_price
         assert listing.accelerator in b.accelerators
         assert b.earliest_start <= a.start and a.end <= b.latest_end  # inside the bid's window
         assert listing.start <= a.start and a.end <= listing.end  # inside the listing's window
@@ -323,3 +397,19 @@ def test_clear_plans_applied_in_order_book_exactly_the_planned_nodes(market):
         booked.append(tuple(i + 1 for i in free))
     # then: every planned fill is booked, on its planned nodes
     assert booked == [a.node_indexes for a in plan]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(voucher_markets())
+def test_clear_with_voucher_bids_is_feasible_beats_continuous_and_stays_under_the_lp_bound(market):
+    # given
+    bids, asks = market
+    # when
+    plan = clear(bids, asks, time_budget_s=1.0)
+    arrival = continuous(bids, asks)
+    # then: only where their vouchers pay, at net prices within their limits; never above the LP bound
+    _check_feasible(plan, bids, asks)
+    _check_feasible(arrival, bids, asks)
+    assert total_surplus(plan) >= total_surplus(arrival)
+    bound = lp_upper_bound(bids, asks)
+    assert total_surplus(plan) <= bound + 1e-6 * max(1.0, abs(bound))

@@ -12,26 +12,30 @@ from scipy.sparse import coo_matrix
 
 from orders.matching import Ask, Bid, clear, lp_upper_bound, total_surplus
 from orders.matching_lp import aggregate_bound, lp_relaxation
-from tests.orders.test_matching import ALL, ask, bid, busy, markets
+from tests.orders.test_matching import ALL, ask, bid, busy, markets, voucher_markets
 
 
 def _slots(bids, asks):
     """Every column of the full model, by plain enumeration (independent of the numpy code under test):
-    (bid index, ask, start, value, free nodes throughout), each with at least ``nodes`` such nodes."""
+    (bid index, ask, start, value, free nodes throughout), each with at least ``nodes`` such nodes. A bid with
+    vouchers: only the listings of its net-price table, valued at its net price there."""
     masks = {}
     for a in asks:
         masks.setdefault(a.cluster_id, a.node_free)
     slots = []
     for i, b in enumerate(bids):
         for a in asks:
-            if (a.accelerator not in b.accelerators or not a.price < b.max_price or b.duration_hours < a.min_hours
+            if b.net_prices is not None and a.listing_id not in b.net_prices:
+                continue
+            price = a.price if b.net_prices is None else b.net_prices[a.listing_id]
+            if (a.accelerator not in b.accelerators or not price < b.max_price or b.duration_hours < a.min_hours
                     or (b.max_gpus_per_node and a.gpus_per_node > b.max_gpus_per_node)):
                 continue
             for start in range(max(b.earliest_start, a.start), min(b.latest_end, a.end) - b.duration_hours + 1):
                 window = ((1 << b.duration_hours) - 1) << start
                 free = [n for n, m in enumerate(masks[a.cluster_id]) if m & window == window]
                 if len(free) >= b.nodes:
-                    value = float((b.max_price - a.price) * a.gpus_per_node * b.nodes * b.duration_hours)
+                    value = float((b.max_price - price) * a.gpus_per_node * b.nodes * b.duration_hours)
                     slots.append((i, a, start, value, free))
     return slots
 
@@ -203,3 +207,19 @@ def test_a_warm_start_that_prices_every_column_out_still_solves_a_master():
     # then a first master is solved whatever the starting duals say, and the bound is the LP optimum
     assert warm.exact
     assert _close(warm.bound, full)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(voucher_markets())
+def test_with_voucher_bids_column_generation_reaches_the_full_lp_above_the_optimum(market):
+    # given: some bids carry net-price tables
+    bids, asks = market
+    # when
+    result = lp_relaxation(bids, asks)
+    # then: the LP over their eligible listings at their net prices, warm-started or not, bounds the optimum
+    full = _full_lp(bids, asks)
+    assert result.exact
+    assert _close(result.bound, full)
+    assert _close(lp_relaxation(bids, asks, warm_start=True).bound, full)
+    assert _at_least(aggregate_bound(bids, asks), full)
+    assert _at_least(full, _ip_optimum(bids, asks))
