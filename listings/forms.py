@@ -10,7 +10,7 @@ from django import forms
 from accounts.models import CITY_CHOICES
 from listings.filters import HourField
 from listings.models import Accelerator, Cluster, DataCenter
-from listings.services import REVIEW_DECISIONS
+from listings.services import MAX_MIN_HOURS, REVIEW_DECISIONS
 from marketplace.core.forms import ServiceErrorsMixin
 from marketplace.core.money import PRICE_DIGITS, PRICE_PLACES
 
@@ -63,7 +63,8 @@ class ListingForm(ServiceErrorsMixin, forms.Form):
                                             decimal_places=PRICE_PLACES, min_value=Decimal("0.0001"))
     available_from = HourField(allow_naive=True, widget=HOUR_INPUT, label="Available from (UTC)")
     available_until = HourField(allow_naive=True, widget=HOUR_INPUT, label="Available until (UTC)")
-    min_hours = forms.IntegerField(min_value=1, initial=1, label="Minimum hours")
+    # At most a year, as the API allows: larger values overflowed the window arithmetic (500).
+    min_hours = forms.IntegerField(min_value=1, max_value=MAX_MIN_HOURS, initial=1, label="Minimum hours")
 
     def __init__(self, *args, clusters=None, **kwargs):
         super().__init__(*args, **kwargs)

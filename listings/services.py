@@ -32,6 +32,7 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 EDITABLE_STATUSES = frozenset({Status.DRAFT, Status.REJECTED, Status.PAUSED})
 MAX_NODES_PER_CLUSTER = 4096
+MAX_MIN_HOURS = 24 * 366  # a listing's minimum booking: at most a year
 REVIEW_DECISIONS = ("approve", "reject")
 
 
@@ -63,8 +64,8 @@ def _listing_terms(*, price_per_gpu_hour, available_from, available_until, min_h
     except (TypeError, InvalidOperation, ValueError):
         errors["price_per_gpu_hour"] = ["A decimal price is required."]
         price = None
-    if not isinstance(min_hours, int) or isinstance(min_hours, bool) or min_hours < 1:
-        errors["min_hours"] = ["Must be a whole number of hours, at least 1."]
+    if not isinstance(min_hours, int) or isinstance(min_hours, bool) or not 1 <= min_hours <= MAX_MIN_HOURS:
+        errors["min_hours"] = [f"Must be a whole number of hours, from 1 to {MAX_MIN_HOURS}."]
         min_hours = None
     errors.update(window_errors(available_from, available_until, min_hours=min_hours))
     if errors:

@@ -82,6 +82,10 @@ def test_provider_page_creates_things_and_shows_errors_in_place(provider):
     # and a window that ends before it starts is a field error
     bad = client.post("/provider/listings/", {**form, "available_until": form["available_from"]})
     assert bad.status_code == 400 and b"Must be after the start" in bad.content
+    # and absurd minimum hours are a field error, not a 500
+    for absurd in ("1e30", "1" + "0" * 30):
+        huge = client.post("/provider/listings/", {**form, "min_hours": absurd})
+        assert huge.status_code == 400 and b"Minimum hours" in huge.content
     # and the draft can be submitted
     assert client.post(f"/provider/listings/{listing.pk}/submit/").status_code == 302
     listing.refresh_from_db()
