@@ -10,6 +10,7 @@ from rest_framework import serializers
 from accounts.models import CITY_CHOICES
 from listings.models import Accelerator, Cluster, DataCenter, Listing, ProvenanceDeclaration
 from listings.services import REVIEW_DECISIONS
+from marketplace.core.fields import StrictPrimaryKeyRelatedField
 from marketplace.core.money import CENT, PRICE_DIGITS, PRICE_PLACES, PRICE_QUANTUM
 
 
@@ -72,7 +73,7 @@ class ClusterSerializer(serializers.ModelSerializer):
 
 
 class ClusterCreateSerializer(serializers.Serializer):
-    data_center = serializers.PrimaryKeyRelatedField(queryset=DataCenter.objects.none())
+    data_center = StrictPrimaryKeyRelatedField(queryset=DataCenter.objects.none())
     name = serializers.CharField(max_length=120)
     accelerator = serializers.SlugRelatedField(slug_field="slug", queryset=Accelerator.objects.all())
     gpus_per_node = serializers.IntegerField(min_value=1, max_value=64)
@@ -152,7 +153,7 @@ def _iso(value) -> str:
 class ListingWriteSerializer(serializers.Serializer):
     """Create (all required) and PATCH (``partial=True``) input."""
 
-    cluster = serializers.PrimaryKeyRelatedField(queryset=Cluster.objects.none())
+    cluster = StrictPrimaryKeyRelatedField(queryset=Cluster.objects.none())
     price_per_gpu_hour = serializers.DecimalField(max_digits=PRICE_DIGITS, decimal_places=PRICE_PLACES,
                                                   min_value=Decimal("0.0001"))
     available_from = AwareDateTimeField()

@@ -7,6 +7,7 @@ from rest_framework import serializers
 from accounts.models import CITY_CHOICES, ModelFiling, Organization
 from listings.models import Accelerator
 from listings.serializers import AwareDateTimeField
+from marketplace.core.fields import StrictPrimaryKeyRelatedField
 from marketplace.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
 from vouchers import selectors
 from vouchers.models import Level, Redemption, Voucher, VoucherApplication, VoucherProgram
@@ -34,7 +35,7 @@ class VoucherProgramSerializer(serializers.ModelSerializer):
     in the context decides; without one, none)."""
 
     issuer = serializers.CharField(source="issuer.name", read_only=True)
-    eligible_providers = serializers.PrimaryKeyRelatedField(
+    eligible_providers = StrictPrimaryKeyRelatedField(
         many=True, required=False, queryset=Organization.objects.filter(kind=Organization.Kind.PROVIDER),
         help_text="Ids of the providers whose listings the vouchers pay for. Empty: any provider.")
     eligible_accelerators = serializers.SlugRelatedField(
@@ -61,7 +62,7 @@ class VoucherProgramSerializer(serializers.ModelSerializer):
         child=serializers.ChoiceField(choices=Level.choices), required=False, allow_empty=True, max_length=4,
         help_text="Levels of other programs whose vouchers may pay in the same booking as this one. Empty: never "
                   "combined with another program. Both programs must allow each other's level.")
-    stack_excluded_programs = serializers.PrimaryKeyRelatedField(
+    stack_excluded_programs = StrictPrimaryKeyRelatedField(
         many=True, required=False, queryset=VoucherProgram.objects.none(),
         help_text="Ids of programs whose vouchers are never combined with this one in a booking, whatever their "
                   "level. Only programs you can see.")
@@ -101,7 +102,7 @@ class VoucherProgramSerializer(serializers.ModelSerializer):
 class VoucherApplicationCreateSerializer(serializers.Serializer):
     requested_amount = amount_field(min_value=0)
     purpose = serializers.CharField(max_length=2000)
-    model_filing = serializers.PrimaryKeyRelatedField(queryset=ModelFiling.objects.all(), required=False,
+    model_filing = StrictPrimaryKeyRelatedField(queryset=ModelFiling.objects.all(), required=False,
                                                       allow_null=True)
 
 

@@ -78,3 +78,20 @@ def test_flag_review_by_a_startup_member_is_refused_not_500(client):
     client.force_login(user)
     response = client.post("/audit/flags/999999/review/", {"decision": "dismiss", "note": "x"})
     assert response.status_code in (403, 404)
+
+
+@pytest.mark.parametrize("bad_id", [1.5, "1.5", True, "1e3", 10**30])
+def test_a_non_integer_or_huge_related_id_is_a_field_error(provider_client, bad_id):
+    # given the provider's data centre
+    from listings.models import Cluster, DataCenter
+
+    provider = provider_client.user.memberships.get().organization
+    dc = DataCenter.objects.create(provider=provider, name="DC", city="Hefei", operator="state")
+    body = {"data_center": bad_id if bad_id != 1.5 else dc.pk + 0.5, "name": "C", "accelerator": "rtx-4090",
+            "gpus_per_node": 8, "node_count": 2}
+    # when
+    response = provider_client.post("/api/v1/clusters/", body, format="json")
+    # then a field error and no cluster (1.5 was read as data centre 1 before)
+    assert response.status_code == 400, response.json()
+    assert "data_center" in response.json()["errors"]
+    assert not Cluster.objects.exists()
