@@ -15,7 +15,6 @@ from accounts.selectors import acting_organization
 from listings.api import ListingListCreateView
 from listings.models import Accelerator, Listing
 from listings.selectors import ORDERINGS, listing_rows
-from listings.serializers import ListingSerializer
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.idempotency import SCHEMA_PARAMETER as IDEMPOTENCY_HEADER
 from marketplace.core.idempotency import idempotent
@@ -241,8 +240,9 @@ class ListingSearchView(ListingListCreateView):
         page = self.paginate_queryset(found.listings())
         rows = listing_rows(page, start=found.start, end=found.end)
         found.annotate(rows)
-        serializer = NetPriceListingSerializer if found.vouchers else ListingSerializer
-        return self.get_paginated_response(serializer(rows, many=True, context={"request": request}).data)
+        # One shape either way (the schema's): net_price_per_gpu_hour is null when no vouchers were given.
+        return self.get_paginated_response(NetPriceListingSerializer(rows, many=True,
+                                                                     context={"request": request}).data)
 
     def get_queryset(self):  # for the schema; ``list`` searches
         return Listing.objects.none()

@@ -181,7 +181,8 @@ class NetPriceListingSerializer(ListingSerializer):
     net_price_per_gpu_hour = serializers.DecimalField(
         max_digits=12, decimal_places=4, read_only=True, allow_null=True,
         help_text="cash per GPU-hour after your vouchers, for one node over your window (start/end), else over the "
-                  "listing's minimum hours; null where one of them may not pay for this listing")
+                  "listing's minimum hours; null where one of them may not pay for this listing, and when no vouchers "
+                  "were given")
 
     class Meta(ListingSerializer.Meta):
         fields = [*ListingSerializer.Meta.fields, "net_price_per_gpu_hour"]
@@ -189,5 +190,5 @@ class NetPriceListingSerializer(ListingSerializer):
 
     def to_representation(self, listing) -> dict:
         # ListingSerializer builds its rows by hand (speed); the one more column the same way.
-        net = listing.net_price_per_gpu_hour
+        net = getattr(listing, "net_price_per_gpu_hour", None)  # set only when vouchers were given
         return {**super().to_representation(listing), "net_price_per_gpu_hour": None if net is None else str(net)}

@@ -211,6 +211,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # Choice sets that appear in several components (statuses, levels, cities): name their enums once.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "marketplace.core.schema.add_error_responses"],
     "ENUM_NAME_OVERRIDES": {"ClaimStatusEnum": "settlement.models.ReimbursementClaim.Status",
                             "StatementStatusEnum": "settlement.models.ReimbursementStatement.Status",
                             "ProgramLevelEnum": "vouchers.models.Level", "CityEnum": "accounts.models.CITY_CHOICES",
