@@ -4,6 +4,11 @@ Sign convention: an entry's amount is added to its account's balance. Money a st
 a positive wallet balance; the ``bank`` counter-account goes negative by what came in.
 
 This module imports no other app (owners are ids); callers record audit events in their own transaction.
+
+Locks (step 6 of the one order in ``marketplace.core.locks``): every posting locks its accounts in id order —
+``ledger_post`` with one ``SELECT … ORDER BY id FOR NO KEY UPDATE``, ``ledger_post_many`` by inserting its entries
+in account-id order — so the wallet helpers (``wallet_hold``, ``wallet_release``, ``wallet_deposit``) do too.
+Callers post after the rows of the earlier steps (listing, capacity, counters, vouchers) and before any audit event.
 """
 
 from __future__ import annotations

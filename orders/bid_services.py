@@ -6,33 +6,43 @@ match each give it back in full (key ``bid:<id>:release`` — only one of them c
 the ``open`` status check see to that). A match books through ``orders.services.booking_create(confirm=True)`` in the
 same transaction, so the booking's own cash part is held on the same ledger path; the excess is simply not re-held.
 
-Voucher part: a bid holds the FULL maximum cash cost, without deducting what its vouchers might pay. This is the
-conservative estimate the design allows (a voucher's part depends on the listing finally chosen, its programme's
-rules and the balance left at match time); the booking made at the match applies the vouchers and holds only the
-cash remainder.
+Locks: every path here follows ``marketplace.core.locks`` — the bid row first, then (a match) the listing, cluster
+capacity, the open-bids counter, vouchers, the wallet's ledger accounts, and the audit events last — and is run
+again on a deadlock or serialization failure when it owns the transaction (``Busy`` 409 when that persists).
+
+Vouchers: a bid's limit applies to its NET price (cash per GPU-hour after its vouchers) when it carries vouchers, so
+its hold is the maximum net cash (``bid_hold_amount``). Matching pairs it only with listings where all its vouchers
+may pay, ranked by net price (``net_price_tables``, computed by ``orders.pricing``); the booking made at the match
+recomputes the voucher parts under the vouchers' locks and ``listing_suits_bid`` checks the cash against the limit.
+A slot that fails is logged and the bid re-planned (``_apply``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
+from accounts.models import Organization
 from audit.services import audit_record
 from ledger import services as ledger_services
 from listings.models import Accelerator, Cluster, Listing, Node
 from marketplace.core import hours
+from marketplace.core.deferred import last_statements, run_last
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
+from marketplace.core.locks import retry_on_contention
 from marketplace.core.money import to_amount, to_price
-from orders import limits, matching
+from orders import limits, matching, pricing
 from orders.models import Bid, NodeReservation
-from orders.services import booking_create, check_hour
+from orders.services import ReplacedOrder, booking_create, check_hour
 from vouchers.models import Voucher
 
+logger = logging.getLogger(__name__)
 B = Bid.Status
 HOUR = dt.timedelta(hours=1)
 # Bids and matching look at most this far ahead (the per-node free-hour masks grow with it).
@@ -61,6 +71,7 @@ def _accelerators(slugs, errors: dict) -> list[Accelerator]:
     return found
 
 
+@retry_on_contention
 def bid_place(*, buyer, accelerators, nodes, duration_hours, earliest_start, latest_end, max_price_per_gpu_hour,
               expires_at=None, vouchers=(), created_by=None, ip: str | None = None) -> Bid:
     """Place a bid of ``buyer`` (a startup) and hold its maximum cash cost; then, once committed, try to match it.
@@ -72,7 +83,9 @@ def bid_place(*, buyer, accelerators, nodes, duration_hours, earliest_start, lat
     ``max_gpus_per_node``; matching never picks a larger cluster, so a fill never costs more than the hold).
 
     Raises ``ApplicationError`` 400 with field errors (nothing written), ``InsufficientFunds`` 409 when the wallet
-    cannot cover the hold (nothing written).
+    cannot cover the hold (nothing written), ``Busy`` 409 when contention outlasts the retries. Locks: the new bid,
+    the open-bids counter, the wallet's accounts, the audit event last. The match after the commit is
+    ``bid_try_match``, whose ``bid_match`` retries contention on its own (it is its own transaction).
     """
     errors: dict[str, list[str]] = {}
     accs = _accelerators(accelerators, errors)
@@ -119,7 +132,7 @@ def bid_place(*, buyer, accelerators, nodes, duration_hours, earliest_start, lat
         raise ApplicationError("Invalid bid.", errors=errors)
 
     held = bid_hold_amount(price=price, max_gpus_per_node=max_gpus, nodes=nodes, duration_hours=duration_hours)
-    with transaction.atomic():
+    with transaction.atomic(), last_statements():
         bid = Bid.objects.create(buyer=buyer, created_by=created_by, nodes=nodes, duration_hours=duration_hours,
                                  earliest_start=start, latest_end=end, max_price_per_gpu_hour=price,
                                  max_gpus_per_node=max_gpus, vouchers=voucher_ids, expires_at=expires_at,
@@ -128,9 +141,10 @@ def bid_place(*, buyer, accelerators, nodes, duration_hours, earliest_start, lat
         limits.open_order_count(organization_id=buyer.pk, counter=limits.OPEN_BIDS, delta=1)
         ledger_services.wallet_hold(organization_id=buyer.pk, amount=held, idempotency_key=f"bid:{bid.pk}:hold",
                                     reference=f"bid:{bid.pk}")
-        audit_record(action="bid.open", obj=bid, actor=created_by, organization_id=buyer.pk, ip=ip,
-                     data={"held_amount": str(held), "nodes": nodes, "duration_hours": duration_hours,
-                           "max_price_per_gpu_hour": str(price), "accelerators": sorted(a.slug for a in accs)})
+        data = {"held_amount": str(held), "nodes": nodes, "duration_hours": duration_hours,
+                "max_price_per_gpu_hour": str(price), "accelerators": sorted(a.slug for a in accs)}
+        run_last(lambda: audit_record(action="bid.open", obj=bid, actor=created_by, organization_id=buyer.pk, ip=ip,
+                                      data=data))
         bid_id = bid.pk
         transaction.on_commit(lambda: bid_try_match(bid=bid_id), robust=True)
     return bid
@@ -151,8 +165,11 @@ def _release_hold(bid: Bid) -> None:
                                    idempotency_key=f"bid:{bid.pk}:release", reference=f"bid:{bid.pk}")
 
 
+@retry_on_contention
 def _close(bid: Bid | int, *, to: str, actor=None, ip=None, check=None, note: str = "") -> Bid:
-    with transaction.atomic():
+    """``open`` → ``to``, the hold released in full. Locks: bid row → open-bids counter → wallet accounts → audit
+    last (inside a sweep's batch it joins the batch's ``last_statements`` block)."""
+    with transaction.atomic(), last_statements():
         locked = _lock_open(bid)
         if check is not None:
             check(locked)
@@ -160,8 +177,9 @@ def _close(bid: Bid | int, *, to: str, actor=None, ip=None, check=None, note: st
         limits.open_order_count(organization_id=locked.buyer_id, counter=limits.OPEN_BIDS, delta=-1)
         _release_hold(locked)
         locked.status = to
-        audit_record(action=f"bid.{to}", obj=locked, actor=actor, organization_id=locked.buyer_id, ip=ip,
-                     data={"from": B.OPEN, "to": to, "released": str(locked.held_amount), "note": note})
+        run_last(lambda: audit_record(action=f"bid.{to}", obj=locked, actor=actor, organization_id=locked.buyer_id,
+                                      ip=ip, data={"from": B.OPEN, "to": to, "released": str(locked.held_amount),
+                                                   "note": note}))
     return locked
 
 
@@ -181,51 +199,69 @@ def bid_expire(*, bid: Bid | int) -> Bid:
     return _close(bid, to=B.EXPIRED, check=_past_expiry, note="expired")
 
 
+@retry_on_contention
 def bid_match(*, bid: Bid | int, listing_id: int, start: dt.datetime, end: dt.datetime) -> Bid:
     """Fill ``bid`` with a confirmed booking of ``listing_id`` for ``[start, end)``; one transaction.
 
-    Locks the bid (must be open and unexpired), releases its hold, books through ``booking_create(confirm=True)``
-    (listing lock, capacity advisory lock, exclusion constraint, cash part held from the wallet) and marks the bid
-    ``matched``. Raises ``Conflict`` 409 when the slot was taken meanwhile, the listing was repriced above the bid's
-    maximum or the window does not fit the bid; ``ApplicationError`` from the booking (e.g. InsufficientFunds).
-    Whatever it raises, everything rolls back: the bid stays open with its hold.
+    In the lock order: locks the bid (must be open and unexpired), then books through
+    ``booking_create(confirm=True, replaces=…)``, which locks the listing, takes cluster capacity (advisory lock,
+    exclusion constraint), gives back the bid's open-bids count, holds the vouchers' parts, and in the ledger step
+    releases the bid's hold before holding the booking's cash part; then marks the bid ``matched``; the audit
+    events go in last. Raises ``Conflict`` 409 when the slot was taken meanwhile, the listing was repriced above
+    the bid's maximum or the window does not fit the bid; ``ApplicationError`` from the booking (e.g.
+    InsufficientFunds); ``Busy`` 409 when contention outlasts the retries (a deadlock or serialization failure is
+    run again from the start when this owns the transaction, e.g. the match on a bid's commit). Whatever it
+    raises, everything rolls back: the bid stays open with its hold.
     """
-    with transaction.atomic():
+    with transaction.atomic(), last_statements():
         locked = _lock_open(bid)
         if timezone.now() >= locked.expires_at:
             raise Conflict("The bid has expired.", code="expired")
         if (end - start != locked.duration_hours * HOUR or start < locked.earliest_start
                 or end > locked.latest_end):
             raise Conflict("The slot does not fit the bid's window.", code="window")
-        _release_hold(locked)
+        replaces = ReplacedOrder(counter=limits.OPEN_BIDS, hold_amount=locked.held_amount,
+                                 release_key=f"bid:{locked.pk}:release", reference=f"bid:{locked.pk}")
         booking = booking_create(buyer=locked.buyer, listing_id=listing_id, nodes=locked.nodes, start=start, end=end,
-                                 created_by=locked.created_by, vouchers=list(locked.vouchers), confirm=True)
+                                 created_by=locked.created_by, vouchers=list(locked.vouchers), confirm=True,
+                                 replaces=replaces)
         if not listing_suits_bid(locked, booking, listing_id):
             raise Conflict("The listing no longer suits the bid.", code="price")
         Bid.objects.filter(pk=locked.pk, status=B.OPEN).update(status=B.MATCHED, booking=booking,
                                                                updated_at=timezone.now())
-        limits.open_order_count(organization_id=locked.buyer_id, counter=limits.OPEN_BIDS, delta=-1)
         locked.status, locked.booking = B.MATCHED, booking
-        audit_record(action="bid.matched", obj=locked, actor=None, organization_id=locked.buyer_id,
-                     data={"from": B.OPEN, "to": B.MATCHED, "booking": booking.pk, "listing": listing_id,
-                           "price_per_gpu_hour": str(booking.price_per_gpu_hour),
-                           "released": str(locked.held_amount), "cash_amount": str(booking.cash_amount)})
+        data = {"from": B.OPEN, "to": B.MATCHED, "booking": booking.pk, "listing": listing_id,
+                "price_per_gpu_hour": str(booking.price_per_gpu_hour), "released": str(locked.held_amount),
+                "cash_amount": str(booking.cash_amount)}
+        run_last(lambda: audit_record(action="bid.matched", obj=locked, actor=None, organization_id=locked.buyer_id,
+                                      data=data))
     return locked
 
 
 # --- what a bid holds and accepts (voucher-aware matching lives below this line) ---------------------------------
 
+
 def bid_hold_amount(*, price: Decimal, max_gpus_per_node: int, nodes: int, duration_hours: int) -> Decimal:
-    """The most cash a fill of the bid can cost: its limit × the largest GPU-hours a fill may take."""
+    """The most cash a fill of the bid can cost: its limit × the largest GPU-hours a fill may take.
+
+    For a bid with vouchers the limit bounds the NET price (the cash per GPU-hour after its vouchers:
+    ``listing_suits_bid``), so this is the maximum net cash, not the gross: the bid may fill on a listing priced
+    above its limit when its vouchers bring the cash within it, and still never needs more than it holds."""
     return to_amount(price * max_gpus_per_node * nodes * duration_hours)
 
 
 def listing_suits_bid(bid: Bid, booking, listing_id: int) -> bool:
     """Whether ``booking`` (just made for ``bid`` on ``listing_id``, inside ``bid_match``) is one the bid accepts:
-    within its price limit, its GPU-hours and its accelerators."""
-    return not (booking.price_per_gpu_hour > bid.max_price_per_gpu_hour
-                or booking.gpu_hours > bid.max_gpus_per_node * bid.nodes * bid.duration_hours
-                or not bid.accelerators.filter(clusters__listings=listing_id).exists())
+    within its price limit, its GPU-hours and its accelerators.
+
+    The price limit: a plain bid's bounds the listing's price per GPU-hour; a bid with vouchers' bounds the cash it
+    pays per GPU-hour (``cash_amount ≤ limit × gpu_hours``), with the voucher parts the booking holds — recomputed
+    under the voucher locks at this moment, so possibly lower than when the bid was planned."""
+    limit = bid.max_price_per_gpu_hour
+    price_ok = (booking.cash_amount <= limit * booking.gpu_hours if bid.vouchers
+                else booking.price_per_gpu_hour <= limit)
+    return (price_ok and booking.gpu_hours <= bid.max_gpus_per_node * bid.nodes * bid.duration_hours
+            and bid.accelerators.filter(clusters__listings=listing_id).exists())
 
 
 # --- loading the market for the pure engine --------------------------------------------------------------------
@@ -239,9 +275,10 @@ def _index(moment: dt.datetime, origin: dt.datetime) -> int:
     return int((moment - origin) // HOUR)
 
 
-def market_asks(*, accelerator_ids, origin: dt.datetime, horizon: int) -> list[matching.Ask]:
-    """Active listings of ``accelerator_ids`` overlapping ``[origin, origin + horizon h)`` as ``matching.Ask``,
-    with each node's free hours (bit h = free during hour h) from the active reservations: three queries."""
+def _market(*, accelerator_ids, origin: dt.datetime, horizon: int) -> tuple[list[Listing], list[matching.Ask]]:
+    """Active listings of ``accelerator_ids`` overlapping ``[origin, origin + horizon h)`` and the same as
+    ``matching.Ask``, with each node's free hours (bit h = free during hour h) from the active reservations: three
+    queries."""
     until = origin + horizon * HOUR
     listings = list(Listing.objects.filter(status=Listing.Status.ACTIVE, cluster__accelerator_id__in=accelerator_ids,
                                            available_until__gt=origin, available_from__lt=until)
@@ -273,52 +310,145 @@ def market_asks(*, accelerator_ids, origin: dt.datetime, horizon: int) -> list[m
             start=max(0, _index(listing.available_from, origin)),
             end=min(horizon, _index(listing.available_until, origin)),
             node_free=tuple(masks.get(cluster.pk, {}).values()), created=listing.pk, min_hours=listing.min_hours))
-    return asks
+    return listings, asks
 
 
-def _engine_bid(bid: Bid, origin: dt.datetime, accelerator_ids) -> matching.Bid:
+def market_asks(*, accelerator_ids, origin: dt.datetime, horizon: int) -> list[matching.Ask]:
+    """``_market``'s asks only."""
+    return _market(accelerator_ids=accelerator_ids, origin=origin, horizon=horizon)[1]
+
+
+def net_price_tables(bids: list[Bid], listings: list[Listing], accelerators: dict[int, list[int]]
+                     ) -> dict[int, dict[int, Decimal]]:
+    """For each bid of ``bids`` that carries vouchers: ``{listing id: net price per GPU-hour}`` over the
+    ``listings`` of its accelerators (``accelerators``: bid id → accelerator ids) and GPUs-per-node cap where ALL
+    its vouchers may pay (``orders.pricing``, i.e. ``vouchers.rules.compute_parts`` without ``RulesError``), for a
+    fill of its nodes × duration on that cluster. Plain bids are absent. Reads only: per buyer, the listings'
+    booking contexts once; per set of vouchers, their candidates once.
+
+    A bid whose vouchers are no longer all its buyer's gets an empty table (it can match nothing) and a log line.
+    """
+    voucher_bids = [b for b in bids if b.vouchers]
+    if not voucher_bids:
+        return {}
+    now = timezone.now()
+    listing_ids = [listing.pk for listing in listings]
+    buyers = Organization.objects.in_bulk({b.buyer_id for b in voucher_bids})
+    contexts: dict[int, dict] = {}
+    pricers: dict[tuple[int, frozenset], pricing.NetPricer | None] = {}
+    tables: dict[int, dict[int, Decimal]] = {}
+    for bid in voucher_bids:
+        buyer = buyers[bid.buyer_id]
+        key = (buyer.pk, frozenset(bid.vouchers))
+        if key not in pricers:
+            try:
+                vouchers = pricing.buyer_vouchers(buyer, sorted(key[1]))
+            except ApplicationError as exc:
+                logger.warning("bid %s: its vouchers cannot be priced (%s); it matches nothing", bid.pk, exc.errors)
+                pricers[key] = None
+            else:
+                if buyer.pk not in contexts:
+                    contexts[buyer.pk] = pricing.listing_contexts(buyer, listing_ids, now)
+                pricers[key] = pricing.NetPricer(buyer=buyer, vouchers=vouchers, contexts=contexts[buyer.pk], now=now)
+        pricer, table = pricers[key], {}
+        tables[bid.pk] = table
+        if pricer is None:
+            continue
+        accepted = set(accelerators.get(bid.pk, ()))
+        for listing in listings:
+            cluster = listing.cluster
+            if cluster.accelerator_id not in accepted or cluster.gpus_per_node > bid.max_gpus_per_node:
+                continue
+            net = pricer.net_price(listing.pk, price=listing.price_per_gpu_hour,
+                                   gpu_hours=cluster.gpus_per_node * bid.nodes * bid.duration_hours)
+            if net is not None:
+                table[listing.pk] = net
+    return tables
+
+
+def _engine_bid(bid: Bid, origin: dt.datetime, accelerator_ids, net_prices: dict | None = None) -> matching.Bid:
     return matching.Bid(bid_id=bid.pk, accelerators=frozenset(str(a) for a in accelerator_ids), nodes=bid.nodes,
                         duration_hours=bid.duration_hours, earliest_start=max(0, _index(bid.earliest_start, origin)),
                         latest_end=_index(bid.latest_end, origin), max_price=bid.max_price_per_gpu_hour,
-                        created=bid.pk, max_gpus_per_node=bid.max_gpus_per_node)
-
-
-def _apply(assignment: matching.Assignment, origin: dt.datetime) -> Bid | None:
-    try:
-        return bid_match(bid=assignment.bid_id, listing_id=assignment.listing_id,
-                         start=origin + assignment.start * HOUR, end=origin + assignment.end * HOUR)
-    except ApplicationError:
-        return None  # slot taken, listing changed, bid closed meanwhile, funds short: the bid stays as it is
-
-
-def bid_try_match(*, bid: Bid | int) -> Bid | None:
-    """Continuous matching of one open bid: ``matching.match_one`` on the current market, applied with
-    ``bid_match``. Returns the matched bid, or None (no slot, or the slot was lost to a concurrent booking)."""
-    pk = bid.pk if isinstance(bid, Bid) else bid
-    row = Bid.objects.filter(pk=pk, status=B.OPEN, expires_at__gt=timezone.now()).first()
-    if row is None:
-        return None
-    accelerator_ids = list(row.accelerators.values_list("pk", flat=True))
-    origin = _origin()
-    horizon = _index(row.latest_end, origin)
-    if horizon < row.duration_hours:
-        return None
-    engine_bid = _engine_bid(row, origin, accelerator_ids)
-    assignment = matching.match_one(engine_bid, market_asks(accelerator_ids=accelerator_ids, origin=origin,
-                                                            horizon=horizon))
-    return _apply(assignment, origin) if assignment is not None else None
+                        created=bid.pk, max_gpus_per_node=bid.max_gpus_per_node, net_prices=net_prices)
 
 
 def _engine_market(bids: list[Bid], origin: dt.datetime) -> tuple[list[matching.Bid], list[matching.Ask]]:
     """The engine's view of ``bids`` (non-empty) and of the asks they could take: the free capacity of the
-    listings of their accelerators up to the latest of their windows."""
+    listings of their accelerators up to the latest of their windows; bids with vouchers with their net-price
+    tables (``net_price_tables``)."""
     accs: dict[int, list[int]] = {}
     for bid_id, acc_id in Bid.accelerators.through.objects.filter(bid_id__in=[b.pk for b in bids]) \
             .values_list("bid_id", "accelerator_id"):
         accs.setdefault(bid_id, []).append(acc_id)
     horizon = max(_index(b.latest_end, origin) for b in bids)
-    asks = market_asks(accelerator_ids={a for ids in accs.values() for a in ids}, origin=origin, horizon=horizon)
-    return [_engine_bid(b, origin, accs.get(b.pk, ())) for b in bids], asks
+    listings, asks = _market(accelerator_ids={a for ids in accs.values() for a in ids}, origin=origin,
+                             horizon=horizon)
+    tables = net_price_tables(bids, listings, accs)
+    return [_engine_bid(b, origin, accs.get(b.pk, ()), tables.get(b.pk)) for b in bids], asks
+
+
+# --- applying a plan: a failed slot re-plans the bid -------------------------------------------------------------
+
+# How many slots one bid tries per matching run: the planned one, then re-plans on the current market.
+MATCH_ATTEMPTS = 3
+
+
+def _plan_one(bid_id: int) -> tuple[matching.Assignment, dt.datetime] | None:
+    """Continuous matching's choice for one open, unexpired bid on the current market (``matching.match_one``,
+    with its net-price table when it carries vouchers) and the origin its hours count from; None when the bid is
+    no longer open or nothing fits."""
+    row = Bid.objects.filter(pk=bid_id, status=B.OPEN, expires_at__gt=timezone.now()).first()
+    if row is None:
+        return None
+    origin = _origin()
+    if _index(row.latest_end, origin) < row.duration_hours:
+        return None
+    engine_bids, asks = _engine_market([row], origin)
+    assignment = matching.match_one(engine_bids[0], asks)
+    return None if assignment is None else (assignment, origin)
+
+
+def _apply(assignment: matching.Assignment, origin: dt.datetime) -> Bid | None:
+    """Fill the bid of ``assignment`` with ``bid_match``; the matched bid, or None when it stays open.
+
+    A slot that fails (taken meanwhile, a voucher refused or paying less under the locks, the listing repriced or
+    paused, funds short, the bid closed) is logged with its reason and the bid re-planned on the current market
+    (``_plan_one``), up to ``MATCH_ATTEMPTS`` slots in all; a re-plan that offers a slot already tried, or none, ends
+    it (logged too): the bid stays open for the next run. Nothing is dropped silently."""
+    tried: set[tuple[int, dt.datetime]] = set()
+    bid_id = assignment.bid_id
+    for attempt in range(1, MATCH_ATTEMPTS + 1):
+        start, end = origin + assignment.start * HOUR, origin + assignment.end * HOUR
+        tried.add((assignment.listing_id, start))
+        try:
+            return bid_match(bid=bid_id, listing_id=assignment.listing_id, start=start, end=end)
+        except ApplicationError as exc:
+            logger.info("bid %s: slot on listing %s from %s failed (attempt %s of %s): %s %s %s", bid_id,
+                        assignment.listing_id, start.isoformat(), attempt, MATCH_ATTEMPTS, exc.code, exc.message,
+                        exc.errors or "")
+        if attempt == MATCH_ATTEMPTS:
+            break
+        replanned = _plan_one(bid_id)
+        if replanned is None:
+            logger.info("bid %s: no other slot on the current market (or no longer open); not matched", bid_id)
+            return None
+        assignment, origin = replanned
+        if (assignment.listing_id, origin + assignment.start * HOUR) in tried:
+            logger.warning("bid %s: the current market still offers the slot that failed (listing %s); left open "
+                           "for the next run", bid_id, assignment.listing_id)
+            return None
+    logger.warning("bid %s: not matched after %s slots; left open for the next run", bid_id, MATCH_ATTEMPTS)
+    return None
+
+
+def bid_try_match(*, bid: Bid | int) -> Bid | None:
+    """Continuous matching of one open bid: ``matching.match_one`` on the current market (a bid with vouchers: only
+    where they may pay, by net price), applied with ``_apply`` (re-planned if the slot fails). Returns the matched
+    bid, or None (no slot, or none of the slots tried could be booked)."""
+    pk = bid.pk if isinstance(bid, Bid) else bid
+    planned = _plan_one(pk)
+    return _apply(*planned) if planned is not None else None
 
 
 # A listing's activation matches at most this many open bids (oldest first); the batch clearing does the rest.
@@ -327,18 +457,18 @@ LISTING_MATCH_LIMIT = 500
 
 def bids_match_listing(*, listing_id: int) -> int:
     """Continuous matching when ``listing_id`` becomes active: the open, unexpired bids it could serve (accelerator,
-    price, window, cluster size, the hold's GPUs per node), oldest first (arrival order, as if each arrived now),
-    each take ``matching.match_one``'s slot on the current market — the cheapest, which need not be this listing —
-    applied with ``bid_match`` one by one (a lost slot is skipped; that bid stays open). Returns how many matched;
-    0 when the listing is gone or no longer active."""
+    price — any price for a bid with vouchers, whose limit bounds the net price —, window, cluster size, the hold's
+    GPUs per node), oldest first (arrival order, as if each arrived now), each take ``matching.match_one``'s slot on
+    the current market — the cheapest for it, which need not be this listing — applied with ``_apply`` one by one
+    (a lost slot re-plans that bid). Returns how many matched; 0 when the listing is gone or no longer active."""
     listing = (Listing.objects.filter(pk=listing_id, status=Listing.Status.ACTIVE)
                .select_related("cluster").first())
     if listing is None:
         return 0
     origin = _origin()
     cluster = listing.cluster
-    bids = list(Bid.objects.filter(status=B.OPEN, expires_at__gt=timezone.now(), accelerators=cluster.accelerator_id,
-                                   max_price_per_gpu_hour__gte=listing.price_per_gpu_hour,
+    bids = list(Bid.objects.filter(Q(max_price_per_gpu_hour__gte=listing.price_per_gpu_hour) | Q(vouchers__len__gt=0),
+                                   status=B.OPEN, expires_at__gt=timezone.now(), accelerators=cluster.accelerator_id,
                                    max_gpus_per_node__gte=cluster.gpus_per_node, nodes__lte=cluster.node_count,
                                    earliest_start__lt=listing.available_until,
                                    latest_end__gt=max(origin, listing.available_from))
@@ -359,9 +489,11 @@ class ClearingResult:
 
 
 def bids_clear(*, time_budget_s: float = 2.0) -> ClearingResult:
-    """Batch clearing: re-plan up to ``CLEAR_BATCH`` open, unexpired bids with ``matching.clear`` and apply the
-    plan assignment by assignment (``bid_match``, each its own transaction; conflicts are skipped and the bid
-    stays open). Safe to run concurrently with bookings and with itself (the bid lock + open check)."""
+    """Batch clearing: re-plan up to ``CLEAR_BATCH`` open, unexpired bids with ``matching.clear`` (bids with
+    vouchers by their net prices, where their vouchers may pay) and apply the plan assignment by assignment
+    (``_apply``: ``bid_match``, each its own transaction; a failed slot re-plans that bid on the current market).
+    ``surplus`` is that of the fills made (net prices for voucher bids; a re-planned fill counts at its new slot).
+    Safe to run concurrently with bookings and with itself (the bid lock + open check)."""
     origin = _origin()
     bids = list(Bid.objects.filter(status=B.OPEN, expires_at__gt=timezone.now(), latest_end__gt=origin)
                 .order_by("pk")[:CLEAR_BATCH])
@@ -369,6 +501,15 @@ def bids_clear(*, time_budget_s: float = 2.0) -> ClearingResult:
         return ClearingResult(0, 0, 0, Decimal(0))
     engine_bids, asks = _engine_market(bids, origin)
     plan = matching.clear(engine_bids, asks, time_budget_s=time_budget_s)
-    matched = [a for a in plan if _apply(a, origin) is not None]
-    return ClearingResult(open_bids=len(bids), planned=len(plan), matched=len(matched),
-                          surplus=to_amount(matching.total_surplus(matched)))
+    by_id = {b.bid_id: b for b in engine_bids}
+    matched = [(a, done) for a in plan if (done := _apply(a, origin)) is not None]
+    surplus = sum(((by_id[a.bid_id].max_price - _paid_per_gpu_hour(done)) * done.booking.gpu_hours
+                   for a, done in matched), Decimal(0))
+    return ClearingResult(open_bids=len(bids), planned=len(plan), matched=len(matched), surplus=to_amount(surplus))
+
+
+def _paid_per_gpu_hour(bid: Bid) -> Decimal:
+    """What a matched bid pays per GPU-hour as its limit counts it: the price, or the cash per GPU-hour when it
+    carries vouchers."""
+    booking = bid.booking
+    return booking.cash_amount / booking.gpu_hours if bid.vouchers else booking.price_per_gpu_hour

@@ -4,6 +4,9 @@ Capacity cannot be double-booked: each booked node is a ``NodeReservation`` row 
 constraint refuses two active, overlapping reservations of one node. Money cannot be lost: the cash part of a
 booking moves wallet → wallet hold in the ledger in the same transaction as the reservation, and goes back in full
 when the booking is cancelled before its start or its hold expires.
+
+Every write here takes its locks in the one order of ``marketplace.core.locks`` (booking row → listing → cluster
+capacity → open-order counters → vouchers → ledger accounts → audit last) and is retried on contention there.
 """
 
 from __future__ import annotations
@@ -13,9 +16,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
-from psycopg import errors as pg_errors
 
 from audit.services import audit_event, audit_record, audit_record_many
 from ledger import services as ledger_services
@@ -23,6 +25,7 @@ from listings.models import Cluster, Listing, Node
 from marketplace.core import hours, rows
 from marketplace.core.deferred import last_statements, run_last
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
+from marketplace.core.locks import lock_cluster_capacity, retry_on_contention
 from marketplace.core.money import ZERO, to_amount
 from orders import limits
 from orders.models import Booking, BookingStatusChange, NodeReservation
@@ -44,8 +47,6 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 OPEN_STATUSES = (S.HELD, S.CONFIRMED)
 # How many times a booking re-chooses nodes after losing a race to a concurrent booking before answering 409.
 NODE_CHOICE_ATTEMPTS = 3
-# First key of the advisory locks that serialise node choice per cluster (second key: the cluster id).
-CAPACITY_LOCK_SPACE = 0x6F726473  # "ords"
 
 
 @dataclass(frozen=True)
@@ -203,19 +204,6 @@ def _take_free_nodes(booking: Booking, cluster_id: int) -> tuple[list[int], bool
     return [index for index, _ in chosen], all(taken for _, taken in chosen)
 
 
-def lock_cluster_capacity(cluster_id: int) -> None:
-    """Serialise capacity decisions on one cluster until the end of the current transaction.
-
-    A transaction-scoped advisory lock, taken before choosing nodes, so concurrent bookings of one cluster choose
-    in turn: each sees the nodes the previous one took and no one gets a 409 while nodes are free. Without it, two
-    bookings inserting overlapping rows at the same moment wait for each other inside the exclusion check until
-    PostgreSQL's deadlock detector aborts one (a second later). The exclusion constraint stays the guarantee; this
-    is the fast path. Anything else that reserves nodes (bids matching) should call it too.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [CAPACITY_LOCK_SPACE, cluster_id % 2**31])
-
-
 def _reserve_nodes(booking: Booking, cluster_id: int) -> list[int]:
     """Insert the booking's ``NodeReservation`` rows and return the node numbers (indexes) taken; Conflict 409
     when the cluster lacks free nodes.
@@ -224,16 +212,12 @@ def _reserve_nodes(booking: Booking, cluster_id: int) -> list[int]:
     a writer that skipped the lock committed an overlapping reservation first, the exclusion constraint skips that
     row (``_take_free_nodes``); the rows taken are deleted and the free nodes chosen again (read committed: the
     next statement sees the winner's rows). Crossing inserts of two such writers end in PostgreSQL's deadlock
-    error for one of them, answered 409 (that error aborts the transaction: no second choice).
+    error for one of them: it propagates (it aborted the transaction) and ``retry_on_contention`` runs the whole
+    booking again.
     """
     lock_cluster_capacity(cluster_id)
     for _attempt in range(NODE_CHOICE_ATTEMPTS):
-        try:
-            indexes, all_taken = _take_free_nodes(booking, cluster_id)
-        except OperationalError as exc:
-            if not isinstance(exc.__cause__, pg_errors.DeadlockDetected):
-                raise
-            break
+        indexes, all_taken = _take_free_nodes(booking, cluster_id)
         if len(indexes) < booking.nodes:
             break
         if all_taken:
@@ -244,13 +228,26 @@ def _reserve_nodes(booking: Booking, cluster_id: int) -> list[int]:
                    errors={"nodes": ["Not enough free nodes in this window."]}, code="capacity")
 
 
-def _hold_payment(booking: Booking, vouchers=(), actor=None) -> None:
-    """Hold what the booking will pay, inside the booking's transaction.
+@dataclass(frozen=True)
+class ReplacedOrder:
+    """An open order (a bid) that the new booking fills and takes over, in the booking's own lock order: its
+    open-order ``counter`` goes down at the counters step, and its cash hold (``hold_amount``, released under
+    ``release_key``) goes back to the wallet at the ledger step, right before the booking's own cash hold."""
+
+    counter: str
+    hold_amount: Decimal
+    release_key: str
+    reference: str
+
+
+def _hold_payment(booking: Booking, vouchers=(), actor=None, replaces: ReplacedOrder | None = None) -> None:
+    """Hold what the booking will pay, inside the booking's transaction (lock steps 5 and 6).
 
     Voucher parts first (voucher → voucher hold, recomputed under the vouchers' row locks, so they may be lower
     than the quote if a concurrent booking spent the same voucher); the booking's amounts are set to what was
-    actually held. Then the cash part: wallet → wallet hold. ``InsufficientFunds`` (409) or a voucher rule error
-    propagates and rolls the whole booking back.
+    actually held. Then the wallet: the replaced order's hold is released (``replaces``), and the cash part moves
+    wallet → wallet hold. ``InsufficientFunds`` (409) or a voucher rule error propagates and rolls the whole
+    booking back.
     """
     redemptions = voucher_services.vouchers_hold_for_booking(booking=booking, voucher_ids=vouchers, actor=actor)
     voucher_amount = to_amount(sum((r.amount for r in redemptions), ZERO))
@@ -258,6 +255,9 @@ def _hold_payment(booking: Booking, vouchers=(), actor=None) -> None:
         booking.voucher_amount, booking.cash_amount = voucher_amount, booking.subtotal - voucher_amount
         Booking.objects.filter(pk=booking.pk).update(voucher_amount=booking.voucher_amount,
                                                      cash_amount=booking.cash_amount)
+    if replaces is not None:
+        ledger_services.wallet_release(organization_id=booking.buyer_id, amount=replaces.hold_amount,
+                                       idempotency_key=replaces.release_key, reference=replaces.reference)
     ledger_services.wallet_hold(organization_id=booking.buyer_id, amount=booking.cash_amount,
                                 idempotency_key=f"booking:{booking.pk}:hold", reference=f"booking:{booking.pk}")
 
@@ -270,10 +270,11 @@ def _release_payment(booking: Booking) -> None:
 
 
 def _record(booking: Booking, *, from_status: str, actor, ip=None, note: str = "", data: dict | None = None):
+    """The status change row now; the audit event queued to the end of the transaction (``run_last``)."""
     BookingStatusChange.objects.create(booking=booking, from_status=from_status, to_status=booking.status,
                                        actor=actor if getattr(actor, "is_authenticated", False) else None,
                                        note=note)
-    _audit(booking, from_status=from_status, actor=actor, ip=ip, data=data)
+    run_last(lambda: _audit(booking, from_status=from_status, actor=actor, ip=ip, data=data))
 
 
 def _audit(booking: Booking, *, from_status: str, actor, ip=None, data: dict | None = None):
@@ -282,13 +283,18 @@ def _audit(booking: Booking, *, from_status: str, actor, ip=None, data: dict | N
                               "voucher_amount": str(booking.voucher_amount), **(data or {})})
 
 
+@retry_on_contention
 def booking_create(*, buyer, listing_id, nodes, start, end, created_by=None, vouchers=(), confirm: bool = False,
-                   ip: str | None = None) -> Booking:
+                   ip: str | None = None, replaces: ReplacedOrder | None = None) -> Booking:
     """Book ``nodes`` whole nodes of listing ``listing_id`` for ``[start, end)`` for organization ``buyer``.
 
-    One transaction: the listing row is locked (it cannot be paused or repriced meanwhile), the quote is
-    validated, the lowest-numbered free nodes are reserved and the cash part is held in the ledger. The booking is
-    ``held`` until ``now + HOLD_MINUTES`` or, with ``confirm=True``, ``confirmed`` at once.
+    One transaction, in the lock order: the listing row is locked (it cannot be paused or repriced meanwhile), the
+    quote is validated, the lowest-numbered free nodes are reserved (cluster capacity), the held-bookings counter
+    goes up (and ``replaces``' counter down), the voucher parts and the cash part are held in the ledger, and the
+    audit event goes in last. The booking is ``held`` until ``now + HOLD_MINUTES`` or, with ``confirm=True``,
+    ``confirmed`` at once. ``replaces``: the bid this booking fills (``orders.bid_services.bid_match``), whose
+    counter and hold are given back in their steps. Run again on a deadlock or serialization failure when it owns
+    the transaction (``marketplace.core.locks``); ``Busy`` (409) when contention persists.
 
     Raises ``ApplicationError`` 400 (field errors, see ``quote_compute``; unknown or unopened listing on
     ``listing``), ``Conflict`` 409 when the cluster has too few free nodes in the window, and
@@ -306,10 +312,12 @@ def booking_create(*, buyer, listing_id, nodes, start, end, created_by=None, vou
             subtotal=quote.subtotal, voucher_amount=quote.voucher_amount, cash_amount=quote.cash_amount,
             status=status, hold_expires_at=None if confirm else now + dt.timedelta(minutes=settings.HOLD_MINUTES))
         _insert_created(booking, actor=created_by)
+        booking.reserved_nodes = _reserve_nodes(booking, listing.cluster_id)
         if not confirm:
             limits.open_order_count(organization_id=buyer.pk, counter=limits.HELD_BOOKINGS, delta=1)
-        booking.reserved_nodes = _reserve_nodes(booking, listing.cluster_id)
-        _hold_payment(booking, vouchers, actor=created_by)
+        if replaces is not None:
+            limits.open_order_count(organization_id=buyer.pk, counter=replaces.counter, delta=-1)
+        _hold_payment(booking, vouchers, actor=created_by, replaces=replaces)
         # Last (run_last): the audit chain's lock is held from this INSERT until the transaction ends.
         data = {"listing": listing.pk, "nodes": quote.nodes, "node_indexes": booking.reserved_nodes,
                 "start": quote.start.isoformat(), "end": quote.end.isoformat()}
@@ -337,17 +345,21 @@ def _insert_created(booking: Booking, *, actor) -> None:
     booking._state.db = connection.alias
 
 
+@retry_on_contention
 def _transition(booking: Booking | int, *, to: str, actor=None, ip=None, note: str = "", check=None) -> Booking:
     """Move a booking to status ``to`` if ``ALLOWED_TRANSITIONS`` permits it; the one writer of ``status``.
 
     Locks the booking row (``FOR UPDATE OF`` the booking only), runs ``check(locked_booking)`` (which raises to
     refuse), then updates conditionally on the status it read, writes a ``BookingStatusChange`` and an audit event.
     Leaving ``held``/``confirmed`` for ``cancelled``/``expired`` deactivates the reservations and releases the
-    payment in full, in the same transaction. Raises ``NotFound`` for an unknown booking and ``Conflict`` 409 when
-    the transition is not allowed from the current status.
+    payment in full, in the same transaction. In the lock order: booking row → its reservations (capacity) → the
+    held-bookings counter → vouchers → ledger accounts → the audit event last (``last_statements``: inside a
+    caller's block, such as a sweep's batch, it joins that block and goes in at its end). Raises ``NotFound`` for
+    an unknown booking and ``Conflict`` 409 when the transition is not allowed from the current status; run again
+    on contention when it owns the transaction, ``Busy`` (409) when that persists.
     """
     pk = booking.pk if isinstance(booking, Booking) else booking
-    with transaction.atomic():
+    with transaction.atomic(), last_statements():
         locked = Booking.objects.select_for_update(of=("self",)).filter(pk=pk).first()
         if locked is None:
             raise NotFound("No such booking.")
@@ -363,10 +375,12 @@ def _transition(booking: Booking | int, *, to: str, actor=None, ip=None, note: s
         if updated != 1:  # cannot happen while the row is locked; refuse rather than write a wrong history
             raise Conflict("The booking changed meanwhile; try again.", code="concurrent_update")
         locked.refresh_from_db()
+        releases = to in (S.CANCELLED, S.EXPIRED)
+        if releases:
+            NodeReservation.objects.filter(booking_id=pk, active=True).update(active=False)
         if from_status == S.HELD:
             limits.open_order_count(organization_id=locked.buyer_id, counter=limits.HELD_BOOKINGS, delta=-1)
-        if to in (S.CANCELLED, S.EXPIRED):
-            NodeReservation.objects.filter(booking_id=pk, active=True).update(active=False)
+        if releases:
             _release_payment(locked)
         _record(locked, from_status=from_status, actor=actor, ip=ip, note=note)
     if isinstance(booking, Booking):

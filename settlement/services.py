@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Max, QuerySet
 from django.utils import timezone
 
@@ -29,7 +29,9 @@ from audit.services import audit_event, audit_record, audit_record_many
 from ledger.models import LedgerAccount
 from ledger.services import Posting, account_for, accounts_for_many, ledger_post, ledger_post_many
 from listings.services import listings_close_expired
+from marketplace.core.deferred import last_statements
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
+from marketplace.core.locks import is_contention
 from marketplace.core.money import ZERO, to_amount
 from orders import bid_services
 from orders import services as order_services
@@ -217,11 +219,16 @@ def _settle_locked(bookings: list[Booking], *, actor=None) -> dict[int, Applicat
 def _sweep(queryset: QuerySet, apply: Callable[[int], object], *, batch: int, name: str) -> list[int]:
     """Run ``apply(pk)`` on each row of ``queryset``, locked ``FOR UPDATE SKIP LOCKED`` ``batch`` at a time (one
     transaction per batch, one savepoint per row). Returns the pks ``apply`` succeeded on; an ``ApplicationError``
-    (the row changed meanwhile) is logged and skipped."""
+    (the row changed meanwhile) is logged and skipped, and so is a row whose savepoint lost a deadlock or a
+    serialization failure (rolled back to the savepoint: its locks are gone; the next run takes it again).
+
+    The rows' audit events all go in at the end of the batch (``last_statements``): the audit chain's lock is held
+    until COMMIT, and a batch that took it for its first row would hold it while it locks the next rows' counters,
+    vouchers and wallets, which concurrent requests hold while they wait for it (``marketplace.core.locks``)."""
     done: list[int] = []
     after = 0
     while True:
-        with transaction.atomic():
+        with transaction.atomic(), last_statements():
             ids = list(queryset.select_for_update(of=("self",), skip_locked=True).filter(pk__gt=after)
                        .order_by("pk").values_list("pk", flat=True)[:batch])
             for pk in ids:
@@ -231,6 +238,10 @@ def _sweep(queryset: QuerySet, apply: Callable[[int], object], *, batch: int, na
                     done.append(pk)
                 except ApplicationError as exc:
                     logger.info("sweep %s: skipped %s: %s", name, pk, exc.message)
+                except DatabaseError as exc:
+                    if not is_contention(exc):
+                        raise
+                    logger.info("sweep %s: skipped %s (contention: %s)", name, pk, type(exc.__cause__).__name__)
         if len(ids) < batch:
             return done
         after = ids[-1]

@@ -20,8 +20,8 @@ from accounts.models import CITIES, Organization
 from audit.models import AuditEvent
 from audit.services import audit_event, audit_record
 from ledger.models import LedgerAccount
-from ledger.services import Posting, account_for, accounts_for_many, ledger_post
-from marketplace.core.deferred import run_last
+from ledger.services import Posting, account_for, accounts_for_many, ledger_post, ledger_post_many
+from marketplace.core.deferred import last_statements, run_last
 from marketplace.core.exceptions import ApplicationError, Conflict
 from marketplace.core.money import ZERO, to_amount
 from vouchers import rules, selectors
@@ -279,20 +279,30 @@ def application_reject(*, application: VoucherApplication, reason: str, actor=No
 
 # --- vouchers: expiry and revocation --------------------------------------------------------------------------
 
+def _budget_return(voucher: Voucher, *, key: str, kind: str, amount: Decimal) -> Posting:
+    """The posting that moves ``amount`` of the voucher's balance back to its program budget."""
+    legs = [(account_for(LedgerAccount.Kind.VOUCHER, voucher.pk), -amount),
+            (account_for(LedgerAccount.Kind.PROGRAM_BUDGET, voucher.program_id), amount)]
+    return Posting(kind=kind, idempotency_key=key, reference=f"voucher:{voucher.pk}", legs=legs)
+
+
 def _return_to_budget(voucher: Voucher, *, key: str, kind: str, amount: Decimal | None = None) -> Decimal:
-    """Move ``amount`` (default: the voucher's whole unheld balance) back to its program budget; returns it."""
-    account = account_for(LedgerAccount.Kind.VOUCHER, voucher.pk)
+    """Move ``amount`` (default: the voucher's whole unheld balance) back to its program budget; returns it.
+    Call holding the voucher's row lock (lock step 5): this is its ledger step (6); audit after it, never before."""
     if amount is None:
+        account = account_for(LedgerAccount.Kind.VOUCHER, voucher.pk)
         account.refresh_from_db(fields=["balance"])
         amount = account.balance
     if amount > ZERO:
-        ledger_post(kind=kind, idempotency_key=key, reference=f"voucher:{voucher.pk}",
-                    legs=[(account, -amount),
-                          (account_for(LedgerAccount.Kind.PROGRAM_BUDGET, voucher.program_id), amount)])
+        posting = _budget_return(voucher, key=key, kind=kind, amount=amount)
+        ledger_post(kind=posting.kind, idempotency_key=posting.idempotency_key, reference=posting.reference,
+                    legs=posting.legs)
     return amount
 
 
 def _end_voucher(voucher: Voucher, *, status: str, actor, now) -> tuple[Voucher, Decimal]:
+    """End an active voucher: its row lock, its balance back to the budget, its status, the audit event last
+    (``run_last``: the caller opens ``last_statements``)."""
     voucher = Voucher.objects.select_for_update(of=("self",)).get(pk=voucher.pk)
     if voucher.status != Voucher.Status.ACTIVE:
         return voucher, ZERO
@@ -300,30 +310,31 @@ def _end_voucher(voucher: Voucher, *, status: str, actor, now) -> tuple[Voucher,
     returned = _return_to_budget(voucher, key=f"voucher:{voucher.pk}:{action}", kind=f"voucher_{action}")
     Voucher.objects.filter(pk=voucher.pk, status=Voucher.Status.ACTIVE).update(status=status, updated_at=now)
     voucher.status = status
-    audit_record(action=f"voucher.{action}", obj=voucher, actor=actor, organization_id=voucher.holder_id,
-                 data={"returned_to_budget": str(returned)})
+    run_last(functools.partial(audit_record, action=f"voucher.{action}", obj=voucher, actor=actor,
+                               organization_id=voucher.holder_id, data={"returned_to_budget": str(returned)}))
     return voucher, returned
 
 
-@transaction.atomic
 def voucher_expire(*, voucher: Voucher, now: dt.datetime | None = None, actor=None) -> Voucher:
     """Expire a voucher past ``expires_at``: its unheld balance returns to the program budget; held parts stay
     held (released later, they go back to the budget too). Idempotent: a voucher already expired or revoked is
-    returned unchanged. Raises ``Conflict`` (409) before ``expires_at``."""
+    returned unchanged. Raises ``Conflict`` (409) before ``expires_at``. Its audit event goes in last."""
     now = now or timezone.now()
     if voucher.status == Voucher.Status.ACTIVE and voucher.expires_at > now:
         raise Conflict("This voucher has not expired yet.", errors={"expires_at": [f"Expires {voucher.expires_at}."]})
-    return _end_voucher(voucher, status=Voucher.Status.EXPIRED, actor=actor, now=now)[0]
+    with transaction.atomic(), last_statements():
+        return _end_voucher(voucher, status=Voucher.Status.EXPIRED, actor=actor, now=now)[0]
 
 
-@transaction.atomic
 def voucher_revoke(*, voucher: Voucher, actor=None, reason: str = "") -> Voucher:
     """Revoke an active voucher (issuer): no new holds; its unheld balance returns to the program budget; parts
-    already held can still be captured or released. Idempotent on an already ended voucher."""
-    voucher, _ = _end_voucher(voucher, status=Voucher.Status.REVOKED, actor=actor, now=timezone.now())
-    if reason:
-        audit_record(action="voucher.revoke_reason", obj=voucher, actor=actor, organization_id=voucher.holder_id,
-                     data={"reason": reason})
+    already held can still be captured or released. Idempotent on an already ended voucher. Its audit events go
+    in last."""
+    with transaction.atomic(), last_statements():
+        voucher, _ = _end_voucher(voucher, status=Voucher.Status.REVOKED, actor=actor, now=timezone.now())
+        if reason:
+            run_last(functools.partial(audit_record, action="voucher.revoke_reason", obj=voucher, actor=actor,
+                                       organization_id=voucher.holder_id, data={"reason": reason}))
     return voucher
 
 
@@ -432,7 +443,13 @@ def vouchers_hold_for_booking(*, booking, voucher_ids: Iterable, actor=None,
 
 def _settle_held(booking, *, to_status: str, actor, destination: LedgerAccount | None = None) -> list[Redemption]:
     """Move each held redemption of ``booking`` out of voucher_hold (back to the voucher, or to ``destination``).
-    The conditional update makes it exactly once per redemption, whatever the retries."""
+    The conditional update makes it exactly once per redemption, whatever the retries.
+
+    In the lock order (``marketplace.core.locks``): the vouchers' rows (by id), then every ledger posting in one
+    statement (``ledger_post_many``: accounts in id order) — the moves out of voucher_hold and, on release, what
+    comes back to an ended voucher returning to its program budget — and the audit events last (``run_last``: the
+    caller opens ``last_statements``). An audit event written before the postings would hold the audit chain's
+    lock while waiting for ledger rows that a concurrent cancel holds while it waits for that lock (defect 4)."""
     action = "release" if to_status == Redemption.Status.RELEASED else "capture"
     # Voucher rows first (the lock order of holds and expiry), so a voucher cannot end between our reading its
     # status and the money coming back to it.
@@ -442,40 +459,49 @@ def _settle_held(booking, *, to_status: str, actor, destination: LedgerAccount |
     held = list(Redemption.objects.select_for_update(of=("self",)).filter(booking_id=booking.pk,
                                                                           status=Redemption.Status.HELD)
                 .select_related("voucher").order_by("pk"))
+    if not held:
+        return held
+    postings, returns = [], []
     for redemption in held:
         voucher = redemption.voucher
         target = destination or account_for(LedgerAccount.Kind.VOUCHER, voucher.pk)
-        ledger_post(kind=f"voucher_{action}", idempotency_key=f"booking:{booking.pk}:voucher:{voucher.pk}:{action}",
-                    reference=f"booking:{booking.pk}",
-                    legs=[(account_for(LedgerAccount.Kind.VOUCHER_HOLD, voucher.pk), -redemption.amount),
-                          (target, redemption.amount)])
-        Redemption.objects.filter(pk=redemption.pk, status=Redemption.Status.HELD).update(
-            status=to_status, updated_at=timezone.now())
+        postings.append(Posting(
+            kind=f"voucher_{action}", idempotency_key=f"booking:{booking.pk}:voucher:{voucher.pk}:{action}",
+            reference=f"booking:{booking.pk}",
+            legs=[(account_for(LedgerAccount.Kind.VOUCHER_HOLD, voucher.pk), -redemption.amount),
+                  (target, redemption.amount)]))
+        if action == "release" and voucher.status != Voucher.Status.ACTIVE:
+            # An ended voucher cannot spend what comes back: it returns to the program budget, as on expiry. (After
+            # the release in the same statement: entries go in by account, then by posting order.)
+            returns.append(_budget_return(voucher, key=f"booking:{booking.pk}:voucher:{voucher.pk}:return",
+                                          kind="voucher_expire", amount=redemption.amount))
+    ledger_post_many([*postings, *returns])
+    Redemption.objects.filter(pk__in=[r.pk for r in held], status=Redemption.Status.HELD).update(
+        status=to_status, updated_at=timezone.now())
+    for redemption in held:
         redemption.status = to_status
+        voucher = redemption.voucher
         data = {"booking": booking.pk, "voucher": voucher.pk, "amount": str(redemption.amount)}
         if destination is not None:
             data["destination"] = f"{destination.kind}:{destination.owner_id}"
-        audit_record(action=f"voucher.{action}", obj=redemption, actor=actor, organization_id=voucher.holder_id,
-                     data=data)
-        if action == "release" and voucher.status != Voucher.Status.ACTIVE:
-            # An ended voucher cannot spend what comes back: it returns to the program budget, as on expiry.
-            _return_to_budget(voucher, key=f"booking:{booking.pk}:voucher:{voucher.pk}:return",
-                              kind="voucher_expire", amount=redemption.amount)
+        run_last(functools.partial(audit_record, action=f"voucher.{action}", obj=redemption, actor=actor,
+                                   organization_id=voucher.holder_id, data=data))
     return held
 
 
-@transaction.atomic
 def redemptions_release(*, booking, actor=None) -> list[Redemption]:
     """Release the booking's held voucher parts (cancel / hold expiry): voucher_hold → voucher. Idempotent:
-    returns the redemptions released by this call (none the second time)."""
-    return _settle_held(booking, to_status=Redemption.Status.RELEASED, actor=actor)
+    returns the redemptions released by this call (none the second time). Audit events last."""
+    with transaction.atomic(), last_statements():
+        return _settle_held(booking, to_status=Redemption.Status.RELEASED, actor=actor)
 
 
-@transaction.atomic
 def redemptions_capture(*, booking, destination_account: LedgerAccount, actor=None) -> list[Redemption]:
     """Capture the booking's held voucher parts at settlement: voucher_hold → ``destination_account``.
-    Idempotent: returns the redemptions captured by this call (none the second time)."""
-    return _settle_held(booking, to_status=Redemption.Status.CAPTURED, actor=actor, destination=destination_account)
+    Idempotent: returns the redemptions captured by this call (none the second time). Audit events last."""
+    with transaction.atomic(), last_statements():
+        return _settle_held(booking, to_status=Redemption.Status.CAPTURED, actor=actor,
+                            destination=destination_account)
 
 
 @dataclass

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DatabaseError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from marketplace.core.exceptions import ApplicationError
+from marketplace.core.locks import Busy, is_contention
 
 
 def _flatten(detail) -> dict[str, list[str]]:
@@ -40,7 +42,12 @@ def error_body(detail: str, errors: dict[str, list[str]] | None = None) -> dict:
 
 
 def api_exception_handler(exc, context):
-    """Map ``ApplicationError``, Django and DRF exceptions to the one error format. Unknown errors re-raise (500)."""
+    """Map ``ApplicationError``, Django and DRF exceptions to the one error format. Unknown errors re-raise (500).
+
+    A deadlock or serialization failure that escaped the services' retries (``marketplace.core.locks``) answers
+    409 ``Busy`` like an exhausted retry: contention is the client's cue to retry, never a server error."""
+    if isinstance(exc, DatabaseError) and is_contention(exc):
+        exc = Busy()
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.message, exc.errors), status=exc.status)
     if isinstance(exc, DjangoValidationError):

@@ -11,11 +11,16 @@ Usage — decorate the DRF handler; permission checks have already run when it i
             return Response(data, status=201)
 
 Contract:
-- Without the header the handler runs as usual. With it, the key is scoped to (user, key) and the request is
-  fingerprinted: method, path and the SHA-256 of the canonical JSON body (keys sorted).
-- First request: a record is inserted (``INSERT … ON CONFLICT DO NOTHING`` on the unique (user, key)) in the
-  same transaction as the handler, and the response status and JSON body are stored in it. The handler's own
-  ``transaction.atomic`` blocks become savepoints of that transaction, so changes and record commit together.
+- Without the header the handler runs as usual. With it, the key is scoped to (user, organization, key) — the
+  organization is the one the request acts for, its ``X-Organization`` header (none without it), so a user of two
+  organizations may send one key for each — and the request is fingerprinted: method, path and the SHA-256 of the
+  canonical JSON body (keys sorted). An ``X-Organization`` that is not an id answers 400.
+- First request: a record is inserted (``INSERT … ON CONFLICT DO NOTHING`` on the unique (user, organization,
+  key)) in the same transaction as the handler, and the response status and JSON body are stored in it. The
+  handler's own ``transaction.atomic`` blocks become savepoints of that transaction, so changes and record commit
+  together.
+- Contention: when that transaction fails on a deadlock or a serialization failure, it is run again from the start
+  (``marketplace.core.locks.run_with_retry``), a bounded number of times, then answers 409 ``busy``.
 - Replay with the same fingerprint: the first response (same status and body) plus ``Idempotent-Replayed: true``;
   the handler does not run.
 - Same key with another method, path or body: 422 ``{"detail", "errors": {"Idempotency-Key": [...]}}``.
@@ -43,9 +48,11 @@ from rest_framework.response import Response
 
 from marketplace.core.deferred import last_statements
 from marketplace.core.exceptions import ApplicationError
+from marketplace.core.locks import run_with_retry
 from marketplace.core.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
+ORGANIZATION_HEADER = "X-Organization"
 # The header in the OpenAPI schema of every view decorated with ``idempotent``.
 SCHEMA_PARAMETER = OpenApiParameter(HEADER, str, OpenApiParameter.HEADER, required=False,
                                     description="a replay returns the first response; another body answers 422")
@@ -63,20 +70,34 @@ def request_fingerprint(request) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _claim(request, key: str, fingerprint: str) -> int | None:
-    """Insert the record; its id, or None when (user, key) exists (after waiting for a concurrent first request)."""
+def _organization_id(request) -> int | None:
+    """The organization the request acts for, from its ``X-Organization`` header: None without one; 400 when it is
+    not an id (the handler would refuse it too, but the key must not be claimed under a scope it cannot name)."""
+    value = request.headers.get(ORGANIZATION_HEADER, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or not 0 < int(value) < 2**63:
+        raise ApplicationError("You cannot act for that organization.",
+                               errors={"organization": ["Send the X-Organization header with an organization id."]})
+    return int(value)
+
+
+def _claim(request, organization_id: int | None, key: str, fingerprint: str) -> int | None:
+    """Insert the record; its id, or None when (user, organization, key) exists (after waiting for a concurrent
+    first request)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO core_idempotencyrecord (user_id, key, method, path, fingerprint, response_body, created_at) "
-            "VALUES (%s, %s, %s, %s, %s, '', now()) ON CONFLICT (user_id, key) DO NOTHING RETURNING id",
-            [request.user.pk, key, request.method, request.path[:255], fingerprint],
+            "INSERT INTO core_idempotencyrecord (user_id, organization_id, key, method, path, fingerprint, "
+            "response_body, created_at) VALUES (%s, %s, %s, %s, %s, %s, '', now()) "
+            "ON CONFLICT (user_id, organization_id, key) DO NOTHING RETURNING id",
+            [request.user.pk, organization_id, key, request.method, request.path[:255], fingerprint],
         )
         row = cursor.fetchone()
     return row[0] if row else None
 
 
-def _replay(request, key: str, fingerprint: str) -> Response:
-    record = IdempotencyRecord.objects.get(user=request.user, key=key)
+def _replay(request, organization_id: int | None, key: str, fingerprint: str) -> Response:
+    record = IdempotencyRecord.objects.get(user=request.user, organization_id=organization_id, key=key)
     if record.fingerprint != fingerprint:
         raise ApplicationError(
             "This Idempotency-Key was already used for a different request.", status=422,
@@ -98,13 +119,18 @@ def idempotent(handler):
         if len(key) > MAX_KEY_LENGTH:
             raise ApplicationError("The Idempotency-Key is too long.",
                                    errors={HEADER: [f"At most {MAX_KEY_LENGTH} characters."]})
+        organization_id = _organization_id(request)
         fingerprint = request_fingerprint(request)
+        return run_with_retry(lambda: _once(view, request, args, kwargs, organization_id, key, fingerprint),
+                              name=f"{handler.__qualname__} (idempotent)")
+
+    def _once(view, request, args, kwargs, organization_id, key, fingerprint):
         # last_statements(): the handler's audit events go in after the record's UPDATE, right before the COMMIT,
         # so the audit chain's lock is held as briefly as possible (see marketplace.core.deferred).
         with transaction.atomic(), last_statements():
-            record_id = _claim(request, key, fingerprint)
+            record_id = _claim(request, organization_id, key, fingerprint)
             if record_id is None:
-                return _replay(request, key, fingerprint)
+                return _replay(request, organization_id, key, fingerprint)
             response = handler(view, request, *args, **kwargs)
             if response.status_code >= 400:
                 transaction.set_rollback(True)  # neither the changes nor the record: the client may retry

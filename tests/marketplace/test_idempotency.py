@@ -134,3 +134,49 @@ def test_records_past_their_retention_are_purged_in_batches(settings):
     assert deleted == 7 and again == 0
     assert sorted(IdempotencyRecord.objects.values_list("key", flat=True)) == ["k7", "k8"]
     assert settings.CELERY_BEAT_SCHEDULE["core-purge-idempotency-records"]["task"] == "core.purge_idempotency_records"
+
+
+@pytest.mark.django_db
+def test_keys_are_scoped_to_the_organization_acted_for(client_for):
+    # given a user in two funded startups and one listing
+    from orders.models import Booking
+    from tests.orders.factories import booking_body, fund
+
+    first, second = factories.StartupFactory(), factories.StartupFactory()
+    user = factories.member_of(first)
+    factories.MembershipFactory(user=user, organization=second)
+    for startup in (first, second):
+        fund(startup, "10000.00")
+    client = client_for(user)
+    body = booking_body(confirm=True)
+
+    def book(org, key="k-1"):
+        return client.post("/api/v1/bookings/", body, format="json", HTTP_IDEMPOTENCY_KEY=key,
+                           HTTP_X_ORGANIZATION=str(org.pk))
+
+    # when the same body is posted with the same key for s1, then for s2, then for s1 again
+    for_first, for_second, again = book(first), book(second), book(first)
+    # then s2 got its own booking, and only the repeat for s1 is a replay
+    assert (for_first.status_code, for_second.status_code, again.status_code) == (201, 201, 201)
+    assert for_first.json()["id"] != for_second.json()["id"]
+    assert not for_second.has_header("Idempotent-Replayed")
+    assert again["Idempotent-Replayed"] == "true" and again.json() == for_first.json()
+    assert sorted(Booking.objects.values_list("buyer_id", flat=True)) == sorted([first.pk, second.pk])
+
+
+@pytest.mark.django_db
+def test_a_key_sent_without_an_organization_header_still_replays(startup, startup_client):
+    # given a member of one startup who names no organization
+    from orders.models import Booking
+    from tests.orders.factories import booking_body, fund
+
+    fund(startup, "10000.00")
+    body = booking_body(confirm=True)
+    # when the same booking is posted twice with one key
+    first = startup_client.post("/api/v1/bookings/", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    replay = startup_client.post("/api/v1/bookings/", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    # then the second is the first's replay
+    assert (first.status_code, replay.status_code) == (201, 201)
+    assert replay["Idempotent-Replayed"] == "true" and replay.json() == first.json()
+    assert Booking.objects.count() == 1
+    assert IdempotencyRecord.objects.get().organization_id is None
