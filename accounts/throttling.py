@@ -4,6 +4,8 @@ Failures are counted per (username, client IP) in the cache for ``LOGIN_FAILURE_
 ``LOGIN_FAILURE_LIMIT`` is reached every further attempt for that pair is refused (even with the right password)
 until the window ends. Counting per pair, not per IP alone, keeps one office behind a NAT from locking each other out,
 and counting per IP, not per username alone, stops a stranger from locking a known user out from everywhere.
+Failures are also counted per IP over all usernames: at ``LOGIN_IP_FAILURE_LIMIT`` (higher) that address is refused
+for every username until the window ends, so one address cannot try many accounts.
 """
 
 from __future__ import annotations
@@ -32,11 +34,18 @@ def _key(username: str, ip: str) -> str:
     return f"login-failures:{digest}"
 
 
+def _ip_key(ip: str) -> str:
+    return f"login-failures-ip:{hashlib.sha256(ip.encode()).hexdigest()}"
+
+
 def login_blocked(*, username: str, ip: str) -> bool:
-    """True when this username has failed ``LOGIN_FAILURE_LIMIT`` times from this IP within the window.
-    With the cache (Redis) unreachable it answers False and logs: people can still log in during an outage."""
+    """True when this username has failed ``LOGIN_FAILURE_LIMIT`` times from this IP within the window, or this IP
+    ``LOGIN_IP_FAILURE_LIMIT`` times over all usernames. With the cache (Redis) unreachable it answers False and
+    logs: people can still log in during an outage."""
     try:
-        return int(cache.get(_key(username, ip), 0)) >= settings.LOGIN_FAILURE_LIMIT
+        counts = cache.get_many([_key(username, ip), _ip_key(ip)])
+        return (int(counts.get(_key(username, ip), 0)) >= settings.LOGIN_FAILURE_LIMIT
+                or int(counts.get(_ip_key(ip), 0)) >= settings.LOGIN_IP_FAILURE_LIMIT)
     except (RedisError, OSError) as exc:
         logger.warning("login throttle unavailable, not blocking: %s", exc)
         return False
@@ -46,6 +55,7 @@ def login_failed(*, username: str, ip: str) -> int:
     """Count one failure; return the count (0 when the cache is unreachable: logged, not raised). ``add`` then
     ``incr`` are atomic in Redis, so racing requests are all counted; the window starts at the first failure."""
     try:
+        _count_failure(_ip_key(ip))
         return _count_failure(_key(username, ip))
     except (RedisError, OSError) as exc:
         logger.warning("login throttle unavailable, failure not counted: %s", exc)

@@ -164,6 +164,8 @@ CONTENT_SECURITY_POLICY = {
 # Failed logins (login page and POST /api/v1/auth/token/) counted per username and client IP in the cache.
 LOGIN_FAILURE_LIMIT = env.int("DJANGO_LOGIN_FAILURE_LIMIT", default=10)
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("DJANGO_LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)
+# Failures from one address over all usernames (guessing many accounts): higher, so an office behind a NAT still works.
+LOGIN_IP_FAILURE_LIMIT = env.int("DJANGO_LOGIN_IP_FAILURE_LIMIT", default=50)
 
 # --- Platform ---------------------------------------------------------------------------------------------------
 PLATFORM_CURRENCY = env("PLATFORM_CURRENCY", default="CNY")

@@ -26,3 +26,6 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"auth": "1000/min"}  # noqa: F405
 # Throttle counters live in a Redis shared by parallel runs: a prefix per test process keeps them apart.
 CACHES["default"]["KEY_PREFIX"] = f"test-{os.getpid()}"  # noqa: F405
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise warns about a missing directory
+# Login failures accumulate per address across the whole run (the cache is not cleared between tests, and most test
+# requests come from one address): the per-address limit is tested with its own override.
+LOGIN_IP_FAILURE_LIMIT = 10_000

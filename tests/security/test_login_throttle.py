@@ -129,3 +129,23 @@ def test_a_made_up_x_forwarded_for_does_not_change_the_throttle_identity(rf):
     second = Request(rf.post("/api/v1/auth/token/", REMOTE_ADDR="10.0.0.9", HTTP_X_FORWARDED_FOR="5.6.7.8"))
     # then both count against the real peer address
     assert throttle.get_ident(first) == throttle.get_ident(second) == "10.0.0.9"
+
+
+@pytest.mark.parametrize("where", ["api", "page"])
+def test_one_address_cannot_try_many_usernames(api, where):
+    # given an address that failed once each for four different usernames (per-address limit 4)
+    users = [factories.UserFactory() for _ in range(5)]
+    page = Client()
+
+    def attempt(username, password, ip="10.9.9.9"):
+        if where == "api":
+            return token(api, username, password, ip=ip).status_code
+        return page.post("/login/", {"username": username, "password": password}, REMOTE_ADDR=ip).status_code
+
+    with override_settings(LOGIN_IP_FAILURE_LIMIT=4):
+        for user in users[:4]:
+            attempt(user.username, "wrong")
+        # when a fifth username is tried from it, even with the right password / then refused
+        assert attempt(users[4].username, factories.PASSWORD) == 429
+        # and the same user from another address is not
+        assert attempt(users[4].username, factories.PASSWORD, ip="10.9.9.10") in (200, 302)
