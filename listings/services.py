@@ -67,7 +67,10 @@ def _listing_terms(*, price_per_gpu_hour, available_from, available_until, min_h
     if not isinstance(min_hours, int) or isinstance(min_hours, bool) or not 1 <= min_hours <= MAX_MIN_HOURS:
         errors["min_hours"] = [f"Must be a whole number of hours, from 1 to {MAX_MIN_HOURS}."]
         min_hours = None
-    errors.update(window_errors(available_from, available_until, min_hours=min_hours))
+    window = window_errors(available_from, available_until, min_hours=min_hours)
+    if not window and available_until <= timezone.now():
+        window["available_until"] = ["This window has already ended: offer time still to come."]
+    errors.update(window)
     if errors:
         raise ApplicationError("Invalid listing.", errors=errors)
     return {"price_per_gpu_hour": price, "available_from": available_from, "available_until": available_until,

@@ -189,3 +189,18 @@ def test_two_staff_approving_at_once_approve_once():
     statuses = sorted(str(r if isinstance(r, str) else r.status) for r in results)
     assert statuses == ["409", "active"]
     assert AuditEvent.objects.filter(action="listings.listing_approved").count() == 1
+
+
+def test_a_window_wholly_in_the_past_is_refused_even_as_a_draft():
+    # given a provider's cluster
+    from django.utils import timezone
+
+    cluster = factories.ClusterFactory()
+    start = timezone.now().replace(minute=0, second=0, microsecond=0) - dt.timedelta(days=3)
+    # when / then
+    with pytest.raises(ApplicationError) as excinfo:
+        services.listing_create(provider=cluster.data_center.provider, cluster=cluster,
+                                price_per_gpu_hour=Decimal("5"), available_from=start,
+                                available_until=start + dt.timedelta(days=1))
+    assert "available_until" in excinfo.value.errors
+    assert not Listing.objects.exists()
