@@ -4,8 +4,6 @@ reads nothing; an issuer's auditor reads only that issuer's programs; only platf
 import pytest
 from rest_framework.test import APIClient
 
-from audit import flags
-from audit.models import AnomalyFlag
 from tests import factories
 from tests.audit import factories as af
 from tests.vouchers.factories import funded_program
@@ -18,16 +16,8 @@ AUDIT_READS = ["/api/v1/audit/events/", "/api/v1/audit/spend/?group_by=city", "/
 
 def api_client(user) -> APIClient:
     client = APIClient()
-    client.force_authenticate(user)
+    client.force_authenticate(user)  # no session: the API's own authentication path
     return client
-
-
-@pytest.fixture
-def open_flag(startup):
-    listing = factories.ListingFactory(cluster__accelerator__export_controlled=True)
-    af.booking(buyer=startup, listing=listing, voucher_part="16.00", vouchers=[af.voucher(holder=startup)])
-    flags.flags_compute()
-    return AnomalyFlag.objects.get()
 
 
 @pytest.mark.parametrize("url", AUDIT_READS)

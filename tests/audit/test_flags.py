@@ -198,14 +198,6 @@ def test_flags_since_skips_older_bookings(startup):
     assert flags.flags_compute(since=timezone.now() - dt.timedelta(minutes=5)) == 1
 
 
-@pytest.fixture
-def open_flag(startup):
-    listing = factories.ListingFactory(cluster__accelerator__export_controlled=True)
-    af.booking(buyer=startup, listing=listing, voucher_part="16.00", vouchers=[af.voucher(holder=startup)])
-    flags.flags_compute()
-    return AnomalyFlag.objects.get()
-
-
 def test_auditor_confirms_a_flag_once(open_flag, platform_org):
     # given
     auditor = factories.member_of(platform_org, role="auditor")
