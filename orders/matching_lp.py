@@ -38,7 +38,7 @@ import numpy as np
 from scipy.optimize import linprog
 from scipy.sparse import csc_matrix
 
-from orders.matching import Ask, Bid, surplus_of
+from orders.matching import Ask, Bid
 
 
 @dataclass(frozen=True)
@@ -206,7 +206,11 @@ def _lagrangian(slots: _Slots, pi: np.ndarray, reduced: np.ndarray) -> float:
 
 
 def _solve(slots: _Slots, columns: np.ndarray, time_limit: float | None):
-    """The LP restricted to ``columns``: (objective, μ per bid, π per cluster-hour) or None when HiGHS stops short."""
+    """The LP restricted to ``columns``: (objective, π per cluster-hour) or None when HiGHS stops short.
+
+    x ≤ 1 is stated as a bound (implied by the bid rows, so the same LP; as in ``aggregate_bound``), so the
+    row duals alone may not price the master's own columns out: the caller takes each bid's μ as the best reduced
+    value of its columns at π instead (``_bid_duals``), which, with π, is the master's dual optimum."""
     horizon = slots.horizon
     bid = slots.bid[columns]
     per_column = 1 + slots.duration[bid]  # the bid row, then one capacity row per hour
@@ -223,28 +227,51 @@ def _solve(slots: _Slots, columns: np.ndarray, time_limit: float | None):
     matrix = csc_matrix((coefficient, (row, column_of)), shape=(len(bid_keys) + len(capacity_keys), len(columns)))
     rhs = np.r_[np.ones(len(bid_keys)), slots.free.ravel()[capacity_keys]]
     options = {"time_limit": max(time_limit, 1.0)} if time_limit is not None else {}
-    result = linprog(-slots.value[columns], A_ub=matrix, b_ub=rhs, bounds=(0, None), method="highs",
-                     options=options)
+    result = linprog(-slots.value[columns], A_ub=matrix, b_ub=rhs, bounds=(0, 1), method="highs", options=options)
     if result.status != 0 or result.ineqlin is None:
         return None
     dual = -result.ineqlin.marginals  # HiGHS: ≤ 0 for ≤ rows of a minimisation; clipped, any π ≥ 0 is valid
-    mu = np.zeros(len(slots.duration))
-    mu[bid_keys] = np.maximum(dual[:len(bid_keys)], 0)
     pi = np.zeros(slots.free.size)
     pi[capacity_keys] = np.maximum(dual[len(bid_keys):], 0)
-    return -result.fun, mu, pi.reshape(slots.free.shape)
+    return -result.fun, pi.reshape(slots.free.shape)
+
+
+def _bid_duals(slots: _Slots, reduced: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """μ per bid: the best reduced value (at the π of ``reduced``) of its ``columns``, at least 0."""
+    mu = np.zeros(len(slots.duration))
+    np.maximum.at(mu, slots.bid[columns], reduced[columns])
+    return mu
+
+
+def _slot_index(slots: _Slots, bids: Sequence[Bid], asks: Sequence[Ask], plan) -> np.ndarray:
+    """The slots of ``plan`` (assignments: bid id, listing id, start) that are columns of the model."""
+    bid_index = {b.bid_id: i for i, b in enumerate(bids)}
+    ask_index = {a.listing_id: i for i, a in enumerate(asks)}
+    span = slots.horizon + 1
+    wanted = np.array([(bid_index[a.bid_id] * len(asks) + ask_index[a.listing_id]) * span + a.start for a in plan
+                       if a.bid_id in bid_index and a.listing_id in ask_index], dtype=np.int64)
+    keys = (slots.bid * len(asks) + slots.listing) * span + slots.start
+    order = np.argsort(keys, kind="stable")
+    position = np.searchsorted(keys[order], wanted)
+    found = position < len(keys)
+    found[found] = keys[order][position[found]] == wanted[found]
+    return order[position[found]]
 
 
 def lp_relaxation(bids: Sequence[Bid], asks: Sequence[Ask], *, time_limit_s: float | None = None,
-                  columns_per_bid: int = 3, warm_start: bool = False, max_rounds: int = 500) -> LPBound:
+                  columns_per_bid: int = 3, warm_start: bool = False, max_rounds: int = 500, seed=None,
+                  gap: float = 1e-7) -> LPBound:
     """Solve the LP relaxation by column generation (see the module docstring).
 
-    Starts from each bid's ``columns_per_bid`` most valuable slots (with ``warm_start``, from the duals of
-    ``aggregate_bound``'s smaller LP, mapped to the clusters: a much better first π on large markets, and its
-    bound is kept when better). Each round adds, per bid, up to ``columns_per_bid`` slots of positive reduced
-    cost. Stops when none is left (``exact``), after ``max_rounds``, or when ``time_limit_s`` is spent (a master
-    solve is given what is left; one that HiGHS cannot finish ends the iteration). ``bound`` is always valid.
-    Raises nothing on an empty market (bound 0).
+    Starts from each bid's ``columns_per_bid`` most valuable slots at the starting π (with ``warm_start``, the
+    duals of ``aggregate_bound``'s smaller LP, mapped to the clusters: a much better first π on large markets, and
+    its bound is kept when better), plus the slots of ``seed`` (a plan, e.g. ``matching.clear``'s: the first master
+    is then at least as good, and its duals far more telling). Each round prices every slot at the master's duals,
+    adds per bid up to ``columns_per_bid`` slots of positive reduced cost, and solves the master again.
+    Stops when the bound and the master's optimum meet (relative ``gap``: ``exact``, the LP optimum to solver
+    tolerance), when no slot prices in (``exact``), after ``max_rounds``, or when ``time_limit_s`` is spent (a
+    master solve is given what is left; one that HiGHS cannot finish ends the iteration). ``bound`` is always
+    valid. Raises nothing on an empty market (bound 0).
     """
     started = time.monotonic()
     deadline = None if time_limit_s is None else started + time_limit_s
@@ -254,18 +281,26 @@ def lp_relaxation(bids: Sequence[Bid], asks: Sequence[Ask], *, time_limit_s: flo
         return LPBound(0.0, 0.0, True, 0, 0, 0, time.monotonic() - started)
     pi = np.zeros_like(slots.free)
     bound = np.inf
+    reduced = _reduced_values(slots, pi)
     if warm_start:
-        aggregate, class_duals = aggregate_bound(bids, asks, with_duals=True)
+        aggregate, candidates = aggregate_bound(bids, asks, with_duals=True)
         bound = aggregate
         index = {cluster_id: i for i, cluster_id in enumerate(slots.cluster_ids)}
-        for (cluster_id, hour), dual in class_duals.items():
-            if hour < slots.horizon:
-                c = index[cluster_id]
-                pi[c, hour] = max(pi[c, hour], dual)
-    reduced = _reduced_values(slots, pi)
+        best = np.inf
+        for duals in candidates:  # the class duals, with and without the subclass duals: the better start kept
+            trial = np.zeros_like(slots.free)
+            for (cluster_id, hour), dual in duals.items():
+                if hour < slots.horizon:
+                    trial[index[cluster_id], hour] = dual
+            trial_reduced = _reduced_values(slots, trial)
+            value = _lagrangian(slots, trial, trial_reduced)
+            if value < best:
+                best, pi, reduced = value, trial, trial_reduced
     bound = min(bound, _lagrangian(slots, pi, reduced))
     tolerance = 1e-9 * max(1.0, float(slots.value.max()))
     in_master = np.zeros(n_slots, dtype=bool)
+    if seed is not None:
+        in_master[_slot_index(slots, bids, asks, seed)] = True
     mu = np.zeros(len(bids))
     lower, rounds, exact = 0.0, 0, False
     while rounds < max_rounds:
@@ -275,7 +310,7 @@ def lp_relaxation(bids: Sequence[Bid], asks: Sequence[Ask], *, time_limit_s: flo
             # The first master: each bid's best columns at the starting duals, whatever their sign (warm-start
             # duals may price every column out, and then only a solved master can tell how far from optimal they
             # are).
-            candidates = np.arange(n_slots)
+            candidates = np.flatnonzero(gain > -np.inf)
         else:
             candidates = np.flatnonzero(gain > tolerance)
             if len(candidates) == 0:
@@ -294,98 +329,170 @@ def lp_relaxation(bids: Sequence[Bid], asks: Sequence[Ask], *, time_limit_s: flo
         rounds += 1
         if solved is None:
             break
-        lower, mu, pi = solved
+        lower, pi = solved
         reduced = _reduced_values(slots, pi)
+        mu = _bid_duals(slots, reduced, np.flatnonzero(in_master))
         bound = min(bound, _lagrangian(slots, pi, reduced))
+        if bound - lower <= gap * max(1.0, abs(bound)):
+            exact = True  # a valid upper bound meets a feasible LP solution: both are the LP optimum
+            break
     return LPBound(bound=float(bound), lower=float(lower), exact=exact, rounds=rounds,
                    columns=int(in_master.sum()), slots=n_slots, seconds=time.monotonic() - started)
 
 
 def aggregate_bound(bids: Sequence[Bid], asks: Sequence[Ask], *, with_duals: bool = False):
-    """The optimum of a coarser LP relaxation (one ``linprog(method="highs")`` call, no column generation): asks
-    with the same (accelerator, price, GPUs per node, minimum hours) form one class whose per-hour capacity is the
-    sum of its clusters' free node counts. It is a relaxation of ``lp_relaxation``'s LP (a sum of its capacity
-    rows; every slot maps to a class slot of the same value), so an upper bound too, only looser. A bid with
-    vouchers takes a class where its table names one of the class's listings, valued at the cheapest net price it
-    names there (at least any of its slots in the class is worth: still a relaxation).
+    """The optimum of a coarser LP relaxation (one ``linprog(method="highs")`` call, no column generation).
 
-    With ``with_duals``, also the class-hour duals as ``{(cluster_id, hour): π}`` for every cluster of the class
-    (``lp_relaxation``'s warm start).
+    Asks with the same (accelerator, price, GPUs per node, minimum hours) form one *class*, whose per-hour capacity
+    is the sum of its clusters' free node counts (a cluster's nodes count once per class and hour). Within a class,
+    the listings named by the same set of voucher bids (the same *eligibility*: in the same bids' net-price tables)
+    form a *subclass*, with a capacity row of its own that counts the voucher bids only. A plain bid takes a class
+    slot (its class row); a bid with vouchers takes a subclass slot of a subclass whose listings its table names,
+    valued at the cheapest net price it names there, and uses both its class row and its subclass row.
+
+    It is a relaxation of ``lp_relaxation``'s LP, so an upper bound too, only looser: every slot maps to a class (or
+    subclass) slot of at least its value, a class row is the sum of its clusters' capacity rows, and a subclass row
+    is the sum of its clusters' rows with the plain bids' (non-negative) use left out. Without subclasses, a
+    voucher bid would see every city's capacity of its class: far looser when vouchers pay in one city only.
+
+    With ``with_duals``, also ``lp_relaxation``'s warm-start candidates: a list of ``{(cluster_id, hour): π}``
+    (the class duals mapped to their clusters; the same plus the subclass duals).
     """
-    classes: dict[tuple, dict] = {}
-    open_hours: dict[tuple, int] = defaultdict(int)  # (class, cluster) → hours its listings of the class are open
+    horizon = max([1, *(a.end for a in asks)])
+    naming: dict[int, list[int]] = defaultdict(list)  # listing id → the voucher bids whose table names it
+    for i, bid in enumerate(bids):
+        if bid.net_prices is not None:
+            for listing_id in bid.net_prices:
+                naming[listing_id].append(i)
     node_free: dict[int, tuple[int, ...]] = {}
-    for ask in asks:
-        key = (ask.accelerator, ask.price, ask.gpus_per_node, ask.min_hours)
-        cls = classes.setdefault(key, {"free": defaultdict(int), "start": ask.start, "end": ask.end, "ask": ask,
-                                       "size": 0, "listings": []})
-        cls["listings"].append(ask.listing_id)
-        cls["start"], cls["end"] = min(cls["start"], ask.start), max(cls["end"], ask.end)
-        cls["size"] = max(cls["size"], len(ask.node_free))
-        open_hours[key, ask.cluster_id] |= ((1 << (ask.end - ask.start)) - 1) << ask.start
-        node_free.setdefault(ask.cluster_id, ask.node_free)
-    members: dict[tuple, list[tuple[int, int]]] = defaultdict(list)  # class → (cluster, open hours)
-    for (key, cluster_id), hours in open_hours.items():  # a cluster's nodes count once per class and hour
-        members[key].append((cluster_id, hours))
-        for hour in range(hours.bit_length()):
-            if hours >> hour & 1:
-                classes[key]["free"][hour] += sum(1 for mask in node_free[cluster_id] if mask >> hour & 1)
-    by_accelerator: dict[str, list[tuple]] = defaultdict(list)
-    for key in classes:
-        by_accelerator[key[0]].append(key)
+    units: dict[tuple, int] = {}  # (class key,) or (class key, eligibility) → unit index
+    start, end, size, parent, price, gpus, min_hours = [], [], [], [], [], [], []
+    open_hours: dict[tuple[int, int], int] = defaultdict(int)  # (unit, cluster) → hours its listings are open
+    unit_of_listing: dict[int, tuple[int, int]] = {}  # listing id → (class unit, subclass unit or -1)
+    accelerator_of: dict[int, str] = {}
 
-    row_of: dict[tuple, int] = {}
-    rows, cols, vals, objective = [], [], [], []
-    n_bids = len(bids)
-    for b_index, bid in enumerate(bids):
-        for acc in bid.accelerators:
-            for key in by_accelerator.get(acc, ()):
-                cls = classes[key]
-                if bid.duration_hours < key[3] or bid.nodes > cls["size"] or (
-                        bid.max_gpus_per_node and key[2] > bid.max_gpus_per_node):
-                    continue
-                if bid.net_prices is None:
-                    if key[1] >= bid.max_price:
-                        continue
-                    value = float(surplus_of(bid, cls["ask"]))
-                else:
-                    nets = [bid.net_prices[i] for i in cls["listings"] if i in bid.net_prices]
-                    if not nets or min(nets) >= bid.max_price:
-                        continue
-                    value = float((bid.max_price - min(nets)) * key[2] * bid.nodes * bid.duration_hours)
-                first = max(bid.earliest_start, cls["start"])
-                last = min(bid.latest_end, cls["end"]) - bid.duration_hours
-                for start in range(first, last + 1):
-                    hours = range(start, start + bid.duration_hours)
-                    if any(cls["free"].get(h, 0) < bid.nodes for h in hours):
-                        continue  # no cluster of the class has the nodes then: no plan uses this slot
-                    column = len(objective)
-                    objective.append(-value)
-                    rows.append(b_index)
-                    cols.append(column)
-                    vals.append(1.0)
-                    for hour in hours:
-                        row = row_of.setdefault((key, hour), n_bids + len(row_of))
-                        rows.append(row)
-                        cols.append(column)
-                        vals.append(float(bid.nodes))
-    if not objective:
-        return (0.0, {}) if with_duals else 0.0
-    capacity_rows = sorted(row_of.items(), key=lambda item: item[1])
-    b_ub = np.concatenate([np.ones(n_bids), [float(classes[key]["free"].get(hour, 0))
-                                             for (key, hour), _ in capacity_rows]])
-    matrix = csc_matrix((vals, (rows, cols)), shape=(n_bids + len(row_of), len(objective)))
-    result = linprog(np.array(objective), A_ub=matrix, b_ub=b_ub, bounds=(0, 1), method="highs")
+    def unit(key: tuple, ask: Ask, up: int) -> int:
+        u = units.get(key)
+        if u is None:
+            u = units[key] = len(start)
+            start.append(ask.start)
+            end.append(ask.end)
+            size.append(0)
+            parent.append(up)
+            price.append(float(ask.price))
+            gpus.append(ask.gpus_per_node)
+            min_hours.append(ask.min_hours)
+        start[u], end[u], size[u] = min(start[u], ask.start), max(end[u], ask.end), max(size[u], len(ask.node_free))
+        open_hours[u, ask.cluster_id] |= ((1 << (ask.end - ask.start)) - 1) << ask.start
+        return u
+
+    for ask in asks:
+        node_free.setdefault(ask.cluster_id, ask.node_free)
+        key = (ask.accelerator, ask.price, ask.gpus_per_node, ask.min_hours)
+        k = unit((key,), ask, -1)
+        eligibility = tuple(naming.get(ask.listing_id, ()))
+        s = unit((key, eligibility), ask, k) if eligibility else -1
+        unit_of_listing.setdefault(ask.listing_id, (k, s))
+        accelerator_of.setdefault(ask.listing_id, ask.accelerator)
+    if not units:
+        return (0.0, []) if with_duals else 0.0
+    cache: dict = {}
+    counts = {c: np.sum([_bits(m, horizon, cache) for m in masks], axis=0) if masks else np.zeros(horizon)
+              for c, masks in node_free.items()}
+    free = np.zeros((len(start), horizon))
+    for (u, cluster_id), hours in open_hours.items():
+        free[u] += _bits(hours, horizon, cache) * counts[cluster_id]
+    classes_of: dict[str, list[int]] = defaultdict(list)
+    for key, u in units.items():
+        if len(key) == 1:
+            classes_of[key[0][0]].append(u)
+
+    pair_bid, pair_unit, pair_value = [], [], []
+    for i, bid in enumerate(bids):
+        work = bid.nodes * bid.duration_hours
+        if bid.net_prices is None:
+            for accelerator in bid.accelerators:
+                for u in classes_of.get(accelerator, ()):
+                    if price[u] < float(bid.max_price):
+                        pair_bid.append(i)
+                        pair_unit.append(u)
+                        pair_value.append((float(bid.max_price) - price[u]) * gpus[u] * work)
+            continue
+        best: dict[int, float] = {}  # subclass → the cheapest net price the bid's table names there
+        for listing_id, net in bid.net_prices.items():
+            where = unit_of_listing.get(listing_id)
+            if where is not None and accelerator_of[listing_id] in bid.accelerators:
+                net = float(net)
+                if net < best.get(where[1], np.inf):
+                    best[where[1]] = net
+        for u, net in best.items():
+            if net < float(bid.max_price):
+                pair_bid.append(i)
+                pair_unit.append(u)
+                pair_value.append((float(bid.max_price) - net) * gpus[u] * work)
+    pb, pu = np.array(pair_bid, dtype=np.int64), np.array(pair_unit, dtype=np.int64)
+    pv = np.array(pair_value, dtype=float)
+    start, end, size, parent = (np.array(x, dtype=np.int64) for x in (start, end, size, parent))
+    gpus, min_hours = np.array(gpus, dtype=np.int64), np.array(min_hours, dtype=np.int64)
+    duration = np.array([b.duration_hours for b in bids], dtype=np.int64)
+    nodes = np.array([b.nodes for b in bids], dtype=np.int64)
+    earliest = np.array([b.earliest_start for b in bids], dtype=np.int64)
+    latest = np.array([b.latest_end for b in bids], dtype=np.int64)
+    max_gpus = np.array([b.max_gpus_per_node for b in bids], dtype=np.int64)
+    if len(pb):
+        keep = ((duration[pb] >= min_hours[pu]) & (nodes[pb] <= size[pu])
+                & ((max_gpus[pb] == 0) | (gpus[pu] <= max_gpus[pb])))
+        pb, pu, pv = pb[keep], pu[keep], pv[keep]
+    first = np.maximum(earliest[pb], start[pu])
+    count = np.maximum(np.minimum(latest[pb], end[pu]) - duration[pb] - first + 1, 0)
+    pair = np.repeat(np.arange(len(pb)), count)
+    s_start = first[pair] + np.arange(len(pair)) - np.repeat(np.cumsum(count) - count, count)
+    s_bid, s_unit = pb[pair], pu[pair]
+    keep = np.zeros(len(pair), dtype=bool)
+    for k in np.unique(nodes[s_bid]) if len(pair) else ():  # a slot needs ``nodes`` free in each of its hours
+        short = np.zeros((len(free), horizon + 1), dtype=np.int64)
+        np.cumsum(free < k, axis=1, out=short[:, 1:])
+        chosen = np.flatnonzero(nodes[s_bid] == k)
+        u, s = s_unit[chosen], s_start[chosen]
+        keep[chosen] = short[u, s + duration[s_bid[chosen]]] == short[u, s]
+    kept = np.flatnonzero(keep)
+    if len(kept) == 0:
+        return (0.0, []) if with_duals else 0.0
+    s_bid, s_unit, s_start, s_value = s_bid[kept], s_unit[kept], s_start[kept], pv[pair[kept]]
+    s_duration = duration[s_bid]
+    # Entries: the bid row; per hour the class row; per hour the subclass row (voucher slots).
+    s_class = np.where(parent[s_unit] >= 0, parent[s_unit], s_unit)
+    is_sub = parent[s_unit] >= 0
+    n_columns = len(s_bid)
+    hours_of = np.repeat(np.arange(n_columns), s_duration)
+    within = np.arange(len(hours_of)) - np.repeat(np.cumsum(s_duration) - s_duration, s_duration)
+    hour = s_start[hours_of] + within
+    sub_entries = np.flatnonzero(is_sub[hours_of])
+    column = np.r_[np.arange(n_columns), hours_of, hours_of[sub_entries]]
+    key = np.r_[s_class[hours_of] * horizon + hour, s_unit[hours_of[sub_entries]] * horizon + hour[sub_entries]]
+    capacity_keys, capacity_row = np.unique(key, return_inverse=True)
+    row = np.r_[s_bid, len(bids) + capacity_row]
+    coefficient = np.r_[np.ones(n_columns), nodes[s_bid][column[n_columns:]].astype(float)]
+    matrix = csc_matrix((coefficient, (row, column)), shape=(len(bids) + len(capacity_keys), n_columns))
+    b_ub = np.r_[np.ones(len(bids)), free.ravel()[capacity_keys]]
+    # (x ≤ 1 is implied by the bid rows; stated as a bound, HiGHS solves this LP many times faster)
+    result = linprog(-s_value, A_ub=matrix, b_ub=b_ub, bounds=(0, 1), method="highs")
     if result.status != 0:
         raise RuntimeError(f"LP relaxation failed: {result.message}")
     if not with_duals:
         return -result.fun
-    duals: dict[tuple[int, int], float] = {}
-    marginals = -result.ineqlin.marginals
-    for (key, hour), row in capacity_rows:
-        dual = max(float(marginals[row]), 0.0)
-        if dual:
-            for cluster_id, hours in members[key]:
-                if hours >> hour & 1:
-                    duals[cluster_id, hour] = max(duals.get((cluster_id, hour), 0.0), dual)
-    return -result.fun, duals
+    dual = np.zeros(free.size)
+    dual[capacity_keys] = np.maximum(-result.ineqlin.marginals[len(bids):], 0.0)
+    dual = dual.reshape(free.shape)
+    pooled: dict[tuple[int, int], float] = {}
+    combined: dict[tuple[int, int], float] = {}
+    for (u, cluster_id), hours in open_hours.items():
+        k = parent[u] if parent[u] >= 0 else u
+        for h in np.flatnonzero(_bits(hours, horizon, cache)):
+            class_dual = dual[k, h]
+            value = class_dual + (dual[u, h] if u != k else 0.0)
+            if class_dual > pooled.get((cluster_id, h), 0.0):
+                pooled[cluster_id, int(h)] = float(class_dual)
+            if value > combined.get((cluster_id, h), 0.0):
+                combined[cluster_id, int(h)] = float(value)
+    return -result.fun, [pooled, combined]

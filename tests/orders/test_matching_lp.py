@@ -223,3 +223,32 @@ def test_with_voucher_bids_column_generation_reaches_the_full_lp_above_the_optim
     assert _close(lp_relaxation(bids, asks, warm_start=True).bound, full)
     assert _at_least(aggregate_bound(bids, asks), full)
     assert _at_least(full, _ip_optimum(bids, asks))
+
+
+def test_class_bound_counts_voucher_bids_against_the_capacity_where_they_may_pay():
+    # given: two 1-node clusters at one price (one class); two voucher bids may only use listing 1 (their city),
+    # for the whole window each: one of them fits; pooling the class would let both in
+    asks = [ask(1, "5", nodes=1, end=4), ask(2, "5", nodes=1, end=4)]
+    bids = [bid(1, "9", hours=4, latest=4, net_prices={1: "4"}), bid(2, "9", hours=4, latest=4, net_prices={1: "4"})]
+    # when
+    bound = aggregate_bound(bids, asks)
+    # then: one bid, (9 − 4) × 8 GPUs × 4 h
+    assert _close(bound, 160.0)
+    assert _close(lp_relaxation(bids, asks, warm_start=True).bound, 160.0)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(voucher_markets())
+def test_seeded_bounds_stay_above_the_lp_and_converge(market):
+    # given: a plan to seed the first master with
+    bids, asks = market
+    plan = clear(bids, asks, time_budget_s=0.2)
+    full = _full_lp(bids, asks)
+    # when: one round only; and to the end
+    early = lp_relaxation(bids, asks, warm_start=True, seed=plan, max_rounds=1)
+    converged = lp_relaxation(bids, asks, warm_start=True, seed=plan)
+    # then: every bound is an upper bound of the LP, the first master at least the seeded plan's surplus
+    assert _at_least(early.bound, full)
+    assert _at_least(early.lower, total_surplus(plan))
+    assert converged.exact
+    assert _close(converged.bound, full)
