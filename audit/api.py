@@ -27,7 +27,7 @@ from audit.serializers import (
     FlagFilterSerializer,
     FlagReviewSerializer,
     SpendQuerySerializer,
-    SpendRowSerializer,
+    SpendReportSerializer,
 )
 from marketplace.core.spreadsheet import safe_cell
 
@@ -78,14 +78,12 @@ class SpendView(APIView):
 
     permission_classes = [CanReadAudit]
 
-    @extend_schema(parameters=[SpendQuerySerializer], responses=SpendRowSerializer(many=True))
+    @extend_schema(parameters=[SpendQuerySerializer], responses=SpendReportSerializer)
     def get(self, request):
         group_by = _query(SpendQuerySerializer, request)["group_by"]
         rows = reports.spend_report(group_by=group_by, issuer_ids=reports.spend_scope(request.user))
-        totals = reports.spend_totals(rows)
-        return Response({"group_by": group_by, "results": SpendRowSerializer(rows, many=True).data,
-                         "totals": {name: str(value) if name != "bookings" else value
-                                    for name, value in totals.items()}})
+        report = {"group_by": group_by, "results": rows, "totals": reports.spend_totals(rows)}
+        return Response(SpendReportSerializer(report).data)
 
 
 def spend_csv_response(*, group_by: str, rows: list[dict]) -> HttpResponse:

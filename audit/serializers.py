@@ -7,7 +7,8 @@ from audit.reports import GROUPS
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
-    actor = serializers.CharField(source="actor.username", default=None, read_only=True)
+    actor = serializers.CharField(source="actor.username", default=None, read_only=True, allow_null=True,
+                                  help_text="username; null for changes the system made (sweeps, settlement)")
 
     class Meta:
         model = AuditEvent
@@ -38,13 +39,31 @@ class SpendRowSerializer(serializers.Serializer):
     budget_used = serializers.DecimalField(max_digits=6, decimal_places=4, allow_null=True)
 
 
+class SpendTotalsSerializer(serializers.Serializer):
+    bookings = serializers.IntegerField(help_text="sum of the rows' bookings (a booking paid by vouchers of several "
+                                                  "groups counts in each)")
+    held = serializers.DecimalField(max_digits=16, decimal_places=2)
+    captured = serializers.DecimalField(max_digits=16, decimal_places=2)
+    reimbursed = serializers.DecimalField(max_digits=16, decimal_places=2)
+    spent = serializers.DecimalField(max_digits=16, decimal_places=2)
+
+
+class SpendReportSerializer(serializers.Serializer):
+    """``GET /audit/spend/``: the grouping, one row per group and the column totals."""
+
+    group_by = serializers.ChoiceField(choices=GROUPS)
+    results = SpendRowSerializer(many=True)
+    totals = SpendTotalsSerializer()
+
+
 class FlagFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=AnomalyFlag.Status.choices, required=False)
     kind = serializers.ChoiceField(choices=AnomalyFlag.Kind.choices, required=False)
 
 
 class AnomalyFlagSerializer(serializers.ModelSerializer):
-    reviewer = serializers.CharField(source="reviewer.username", default=None, read_only=True)
+    reviewer = serializers.CharField(source="reviewer.username", default=None, read_only=True, allow_null=True,
+                                     help_text="username; null until reviewed")
 
     class Meta:
         model = AnomalyFlag

@@ -19,6 +19,7 @@ from ledger import selectors
 from ledger.deposits import deposit_record
 from ledger.models import Entry
 from ledger.serializers import DepositInputSerializer, DepositSerializer, WalletEntrySerializer, WalletSerializer
+from marketplace.core.idempotency import SCHEMA_PARAMETER as IDEMPOTENCY_HEADER
 from marketplace.core.idempotency import idempotent
 
 
@@ -59,7 +60,8 @@ class DepositApi(APIView):
 
     permission_classes = [IsPlatformStaff]
 
-    @extend_schema(request=DepositInputSerializer, responses={201: DepositSerializer})
+    @extend_schema(request=DepositInputSerializer, responses={201: DepositSerializer, 200: DepositSerializer},
+                   parameters=[IDEMPOTENCY_HEADER])
     @idempotent
     def post(self, request):
         params = DepositInputSerializer(data=request.data)

@@ -3,7 +3,9 @@
 DRF's ``JSONParser`` turns only ``ValueError`` into a 400, so a body of 5,000 nested brackets (10 kB) escaped as a
 ``RecursionError`` (500) on every JSON endpoint, anonymous ones included; and it read bodies of any size. Here a
 body above ``API_MAX_BODY_BYTES`` answers 413 before it is parsed, and one nested deeper than ``API_MAX_JSON_DEPTH``
-answers 400; neither reaches a view.
+answers 400; neither reaches a view. A string holding a NUL character (``"\u0000"``, in a value or a key) is a 400
+field error naming where it is: PostgreSQL text and jsonb cannot hold one, so a value that reached a lookup (a slug
+field) or a JSON column failed with ``DataError`` (500).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 
 from django.conf import settings
 from rest_framework import status
-from rest_framework.exceptions import APIException, ParseError
+from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 
 
@@ -39,6 +41,31 @@ def json_depth_exceeds(value, limit: int) -> bool:
     return False
 
 
+NUL = "\x00"
+NUL_MESSAGE = "May not contain a NUL character."
+
+
+def nul_path(value, path: str = "") -> str | None:
+    """The dotted path (``field``, ``field.0``, ``provenance.supplier``) of a string in ``value`` (parsed JSON,
+    already known to be shallow) that contains a NUL character, ``"non_field_errors"`` for the top level; None when
+    there is none."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                return where or "non_field_errors"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                name = f"{where}.{key}" if where else str(key)
+                if NUL in str(key):
+                    return name.replace(NUL, "\\u0000")
+                stack.append((child, name))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}.{index}" if where else str(index)) for index, child in enumerate(item))
+    return None
+
+
 class LimitedJSONParser(JSONParser):
     """``JSONParser`` that refuses oversized bodies (413) and deep nesting (400) instead of failing with a 500."""
 
@@ -56,6 +83,8 @@ class LimitedJSONParser(JSONParser):
             raise ParseError(f"JSON parse error - {exc}") from None
         if json_depth_exceeds(data, settings.API_MAX_JSON_DEPTH):
             raise ParseError(f"JSON parse error - nested deeper than {settings.API_MAX_JSON_DEPTH} levels.")
+        if (where := nul_path(data)) is not None:
+            raise ValidationError({where: [NUL_MESSAGE]})
         return data
 
 

@@ -3,9 +3,16 @@
 drf-spectacular documents the 2xx answer of each view only; the exception handler (``marketplace.core.handlers``)
 answers ``{"detail", "errors"}`` with 400/401/403/404/409/413/422/429 on every route. This post-processing hook
 adds those to each operation (leaving any a view declares itself), so clients and schema-driven tests know them.
+
+``filterset_parameters`` documents the query parameters of a django-filter ``FilterSet`` a view parses itself.
 """
 
 from __future__ import annotations
+
+import django_filters
+from django import forms
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -54,3 +61,30 @@ def add_error_responses(result, generator, request, public):
                 responses.setdefault(code, {"description": DESCRIPTIONS[code],
                                             "content": {"application/json": {"schema": reference}}})
     return result
+
+
+def filterset_parameters(filterset_class, descriptions: dict[str, str] | None = None) -> list:
+    """The query parameters of a django-filter ``FilterSet`` as drf-spectacular ``OpenApiParameter``s, for views
+    that parse their parameters with a filter set themselves (no filter backend for drf-spectacular to read).
+
+    Multiple-choice filters are repeatable (``?accelerator=a&accelerator=b``), choices are enums, booleans,
+    numbers and date-times are typed; ``descriptions`` (by name) says what each does."""
+    descriptions = descriptions or {}
+    parameters = []
+    for name, spec in filterset_class.base_filters.items():
+        kind, enum, many = OpenApiTypes.STR, None, False
+        field_class = getattr(spec, "field_class", None)
+        if isinstance(spec, django_filters.ModelMultipleChoiceFilter | django_filters.MultipleChoiceFilter):
+            many = True
+        elif isinstance(spec, django_filters.ChoiceFilter):
+            enum = [str(key) for key, _ in spec.extra.get("choices", []) if key not in ("", None)]
+        elif isinstance(spec, django_filters.BooleanFilter):
+            kind = OpenApiTypes.BOOL
+        elif isinstance(spec, django_filters.NumberFilter):
+            kind = OpenApiTypes.INT if spec.extra.get("decimal_places") == 0 else OpenApiTypes.DECIMAL
+        elif field_class is not None and issubclass(field_class, forms.DateTimeField):
+            kind = OpenApiTypes.DATETIME
+        parameters.append(OpenApiParameter(name, kind, OpenApiParameter.QUERY, required=False, enum=enum,
+                                           many=many or None, explode=True if many else None,
+                                           description=descriptions.get(name, "")))
+    return parameters

@@ -1,6 +1,7 @@
 """Authorization matrix: every API route × every role, against the objects of another organization (B).
 
-Roles are members of organizations "A" (startup, provider, issuer), an auditor, platform staff and anonymous.
+Roles are members of organizations "A" (startup, provider, issuer), an auditor, platform staff and anonymous, and
+"auditor" memberships outside auditor organizations (of a startup, of a provider), which grant nothing.
 Requests for B's objects answer 401/403/404 unless the route grants that role access to every organization's
 objects (listed per route); lists never contain B's rows. ``test_every_api_route_is_in_the_matrix`` fails when a
 route is added without a row here, so new routes cannot be forgotten.
@@ -29,7 +30,7 @@ from tests.settlement.factories import completed_booking
 from tests.vouchers.factories import funded_program, issued_voucher
 from vouchers.models import VoucherApplication
 
-ROLES = ["anonymous", "startup", "provider", "issuer", "auditor", "staff"]
+ROLES = ["anonymous", "startup", "provider", "issuer", "auditor", "staff", "startup_auditor", "provider_auditor"]
 DENIED = {401, 403, 404}
 
 
@@ -63,7 +64,10 @@ def build_world() -> World:
     platform = factories.PlatformFactory()
     users = {"startup": factories.member_of(a_startup), "provider": factories.member_of(a_provider),
              "issuer": factories.member_of(a_issuer), "auditor": factories.member_of(platform, role="auditor"),
-             "staff": factories.member_of(platform), "anonymous": None}
+             "staff": factories.member_of(platform), "anonymous": None,
+             # auditor rights come from an auditor organization (platform or issuer), not from the role alone
+             "startup_auditor": factories.member_of(factories.StartupFactory(), role="auditor"),
+             "provider_auditor": factories.member_of(factories.ProviderFactory(), role="auditor")}
     clients = {}
     for role, user in users.items():
         client = APIClient()
@@ -118,6 +122,9 @@ PUBLIC = {
     "api-me": "the caller's own user and memberships only",
     "api-accelerators": "the public chip catalog",
     "api-market-depth": "aggregated public asks and bids, no organizations",
+    "api-signup": "anonymous sign-up: creates only its own user and organization (tests/accounts/test_signup.py)",
+    "api-signup-confirm": "a signed, one-use e-mail token is the credential",
+    "api-invitation-accept": "the e-mailed invitation token is the credential (tests/accounts/test_teams.py)",
 }
 
 
@@ -152,7 +159,8 @@ def object_requests(b: dict) -> dict[str, tuple[list[tuple], set[str]]]:
         "api-bid-cancel": ([("post", f"/api/v1/bids/{b['bid'].pk}/cancel/", {})], set()),
         "api-data-centers": ([("get", "/api/v1/data-centers/", None)], set()),
         "api-voucher-programs": ([("get", "/api/v1/voucher-programs/", None)], {"startup", "auditor", "staff",
-                                                                                "provider", "issuer"}),
+                                                                                "provider", "issuer", "startup_auditor",
+                                                                                "provider_auditor"}),
         "api-voucher-program": ([("patch", f"/api/v1/voucher-programs/{b['program'].pk}/", {"name": "taken over"})],
                                 set()),
         "api-voucher-program-apply": ([("post", f"/api/v1/voucher-programs/{b['program'].pk}/applications/",
@@ -188,6 +196,15 @@ def object_requests(b: dict) -> dict[str, tuple[list[tuple], set[str]]]:
         "api-statement-list": ([("get", "/api/v1/statements/", None)], {"staff", "auditor"}),
         "api-statement-detail": ([("get", f"/api/v1/statements/{b['statement'].pk}/", None)], {"staff", "auditor"}),
         "api-statement-pay": ([("post", f"/api/v1/statements/{b['statement'].pk}/pay/", {})], {"staff"}),
+        "api-organizations": ([("get", "/api/v1/organizations/", None)], {"staff"}),
+        "api-organization-verify": ([("post", f"/api/v1/organizations/{b['startup'].pk}/verify/", {})], {"staff"}),
+        "api-organization-reject": ([("post", f"/api/v1/organizations/{b['startup'].pk}/reject/",
+                                      {"reason": "x"})], {"staff"}),
+        "api-organization-invitations": ([("post", f"/api/v1/organizations/{b['startup'].pk}/invitations/",
+                                           {"email": "x@example.cn", "role": "member"})], set()),
+        "api-organization-members": ([("get", f"/api/v1/organizations/{b['startup'].pk}/members/", None)], set()),
+        "api-organization-member": ([("delete", f"/api/v1/organizations/{b['startup'].pk}/members/1/", None)],
+                                    set()),
     }
 
 
@@ -388,3 +405,82 @@ def test_b_members_do_see_their_own_rows_so_the_list_checks_can_fail(world):
         # when they list / then their rows are there (same ids, same response shape as the checks above)
         ids = {row["id"] for row in client.get(path).json()["results"]}
         assert ids & b_ids, name
+
+
+# --- auditor memberships outside auditor organizations ------------------------------------------------------------
+AUDIT_API = [("get", "/api/v1/audit/events/"), ("get", "/api/v1/audit/spend/?group_by=city"),
+             ("get", "/api/v1/audit/spend.csv?group_by=city"), ("get", "/api/v1/audit/flags/"),
+             ("post", "/api/v1/audit/flags/{flag}/review/")]
+AUDIT_PAGES = [("get", "/audit/"), ("get", "/audit/events/"), ("get", "/audit/flags/"),
+               ("get", "/audit/spend.csv?group_by=city"), ("post", "/audit/flags/{flag}/review/")]
+
+
+@pytest.fixture
+def open_flag(db):
+    from audit import flags
+    from audit.models import AnomalyFlag
+    from tests.audit import factories as audit_factories
+
+    buyer = factories.StartupFactory()
+    listing = factories.ListingFactory(cluster__accelerator__export_controlled=True)
+    audit_factories.booking(buyer=buyer, listing=listing, voucher_part="16.00",
+                            vouchers=[audit_factories.voucher(holder=buyer)])
+    flags.flags_compute()
+    return AnomalyFlag.objects.get()
+
+
+@pytest.mark.parametrize("kind", ["startup", "provider"])
+def test_an_auditor_membership_outside_an_auditor_organization_is_refused_with_403(open_flag, kind):
+    # given a member of a startup who is "auditor" of another startup or of a provider (no platform, no issuer)
+    organization = {"startup": factories.StartupFactory, "provider": factories.ProviderFactory}[kind]()
+    user = factories.member_of(factories.StartupFactory())
+    factories.MembershipFactory(user=user, organization=organization, role="auditor")
+    api, page = APIClient(), Client()
+    api.force_authenticate(user)
+    page.force_login(user)
+    failures = []
+    # when it calls every audit route and page / then each answers 403, and the flag stays open
+    for client, routes in ((api, AUDIT_API), (page, AUDIT_PAGES)):
+        for method, path in routes:
+            url = path.format(flag=open_flag.pk)
+            body = {"decision": "dismissed", "note": "x"} if method == "post" else None
+            response = getattr(client, method)(url, body) if body else getattr(client, method)(url)
+            if response.status_code != 403:
+                failures.append(f"{method.upper()} {url} → {response.status_code}")
+    assert not failures, "\n".join(failures)
+    open_flag.refresh_from_db()
+    assert open_flag.status == "open"
+
+
+# --- X-Forwarded-For ----------------------------------------------------------------------------------------------
+def test_a_made_up_x_forwarded_for_does_not_reset_the_token_endpoint_throttle(api, db, monkeypatch):
+    # given the token endpoint's rate limit at 3 a minute, and one client address
+    from accounts.throttling import ResilientScopedRateThrottle
+
+    monkeypatch.setattr(ResilientScopedRateThrottle, "THROTTLE_RATES", {"auth": "3/min"})
+    address = "10.66.0.1"
+
+    def attempt(forwarded: str):
+        return api.post("/api/v1/auth/token/", {"username": "nobody", "password": "x"}, format="json",
+                        REMOTE_ADDR=address, HTTP_X_FORWARDED_FOR=forwarded)
+
+    # when it sends each request claiming another forwarded address
+    statuses = [attempt(f"203.0.113.{n}").status_code for n in range(1, 6)]
+    # then the limit holds for the real address: the fourth and later are throttled
+    assert statuses[:3] == [400, 400, 400] and statuses[3:] == [429, 429]
+    assert set(attempt("198.51.100.7").json()) == {"detail", "errors"}
+
+
+def test_a_made_up_x_forwarded_for_does_not_reset_the_failed_login_limit(api, db, settings):
+    # given a user and a per-(username, address) failure limit of 3
+    settings.LOGIN_FAILURE_LIMIT = 3
+    user = factories.UserFactory()
+
+    def attempt(password: str, forwarded: str):
+        return api.post("/api/v1/auth/token/", {"username": user.username, "password": password}, format="json",
+                        REMOTE_ADDR="10.66.0.2", HTTP_X_FORWARDED_FOR=forwarded).status_code
+
+    # when three failures each claim another forwarded address
+    assert [attempt("wrong", f"203.0.113.{n}") for n in range(3)] == [400, 400, 400]
+    # then the right password from the same peer is refused, whatever address it claims
+    assert attempt(factories.PASSWORD, "192.0.2.99") == 429
