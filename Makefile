@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint security bench install install-dev browser clean
+.PHONY: run test lint security bench install install-dev browser gettext messages clean
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/python:
@@ -23,17 +23,35 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-run: install
+run: install gettext
+	@# compilemessages needs no settings (and so starts no embedded PostgreSQL)
+	env -u DJANGO_SETTINGS_MODULE $(BIN)/django-admin compilemessages --ignore=.venv --ignore=.data -v 0
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py run_site
 
-# Browser tests drive Debian's Chromium (Playwright cannot download browsers here).
+# Browser tests drive Debian's Chromium (Playwright cannot download browsers here), with a CJK font so Chinese pages
+# render (and screenshot) as text, not boxes.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { echo "Installing Debian's chromium for the browser tests …"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+	@fc-list 2>/dev/null | grep -qi "noto sans cjk" || { echo "Installing Debian's Noto CJK fonts for Chinese pages …"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq fonts-noto-cjk; }
+
+# Translations (locale/*/LC_MESSAGES/django.po) are compiled to .mo by GNU gettext's msgfmt, from Debian's package
+# like Chromium; the .mo files are build output (not committed).
+gettext:
+	@command -v msgfmt >/dev/null 2>&1 || { echo "Installing Debian's gettext for the translations …"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq gettext; }
+
+# After changing visible strings: extract them into the catalog, then translate every new msgid in the .po.
+messages: install gettext
+	$(BIN)/python manage.py makemessages -l zh_Hans --no-location --ignore=.venv --ignore=.data \
+	  --ignore=test-artifacts --ignore=docs --ignore=bench --ignore=agent --ignore=tests
 
 # pytest exits 5 when it collected no tests: that is a failure here, never a silent pass.
-test: install-dev browser
+test: install-dev browser gettext
 	$(BIN)/ruff check .
+	@# compilemessages needs no settings (and so starts no embedded PostgreSQL)
+	env -u DJANGO_SETTINGS_MODULE $(BIN)/django-admin compilemessages --ignore=.venv --ignore=.data -v 0
 	$(MAKE) --no-print-directory security
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings=marketplace.settings.test >/dev/null
 	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \

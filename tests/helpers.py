@@ -28,3 +28,13 @@ def run_concurrently(fn, args_list, *, timeout=120):
     for thread in threads:
         thread.join(timeout)
     return results
+
+
+def page_input(moment) -> str:
+    """``moment`` as a person types it into a page's ``datetime-local`` input: in Beijing time (the pages' default
+    zone, ``settings.DISPLAY_TIME_ZONE``), without offset."""
+    import zoneinfo
+
+    from django.conf import settings
+
+    return moment.astimezone(zoneinfo.ZoneInfo(settings.DISPLAY_TIME_ZONE)).strftime("%Y-%m-%dT%H:%M")
