@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from accounts.models import Membership, ModelFiling, Organization
+from accounts.models import Invitation, Membership, ModelFiling, Organization
 
 
 class MembershipInline(admin.TabularInline):
@@ -16,10 +16,13 @@ class ModelFilingInline(admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "city", "credit_code", "is_sme"]
-    list_filter = ["kind", "city", "is_sme"]
+    list_display = ["name", "kind", "city", "credit_code", "is_sme", "verification_status"]
+    list_filter = ["kind", "verification_status", "city", "is_sme"]
     search_fields = ["name", "credit_code", "legal_representative"]
     inlines = [MembershipInline, ModelFilingInline]
+    # Decisions are made on /staff/organizations/ (accounts.services: locked, audited, owners told), not here.
+    readonly_fields = ["verification_status", "verification_reason", "verification_decided_at",
+                       "verification_decided_by"]
 
 
 @admin.register(Membership)
@@ -33,3 +36,16 @@ class MembershipAdmin(admin.ModelAdmin):
 class ModelFilingAdmin(admin.ModelAdmin):
     list_display = ["model_name", "filing_number", "organization", "registered_on"]
     search_fields = ["model_name", "filing_number", "organization__name"]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["email", "organization", "role", "status", "expires_at", "invited_by"]
+    list_filter = ["status", "role"]
+    search_fields = ["email", "organization__name"]
+    # Invitations are made and accepted through accounts.services (the token is only ever e-mailed).
+    readonly_fields = ["organization", "email", "role", "token_hash", "status", "expires_at", "invited_by",
+                       "accepted_by", "accepted_at"]
+
+    def has_add_permission(self, request):
+        return False

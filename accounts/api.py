@@ -1,16 +1,34 @@
-"""Accounts API: token, me."""
+"""Accounts API: token, me, sign-up and e-mail confirmation, verification by platform staff, teams."""
 
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
+from rest_framework import generics, serializers, status
 from rest_framework.authtoken.models import Token
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import selectors, throttling
-from accounts.serializers import MeSerializer, TokenRequestSerializer, TokenResponseSerializer
-from marketplace.core.exceptions import ApplicationError
+from accounts import emails, selectors, services, throttling
+from accounts.models import Invitation, Membership, Organization, VerificationStatus
+from accounts.permissions import IsPlatformStaff
+from accounts.serializers import (
+    ConfirmEmailSerializer,
+    DetailSerializer,
+    InvitationAcceptSerializer,
+    InvitationCreateSerializer,
+    InvitationSerializer,
+    MemberSerializer,
+    MembershipSerializer,
+    MeSerializer,
+    OrganizationRejectSerializer,
+    OrganizationReviewSerializer,
+    OrganizationVerifySerializer,
+    SignupResponseSerializer,
+    SignupSerializer,
+    TokenRequestSerializer,
+    TokenResponseSerializer,
+)
+from marketplace.core.exceptions import ApplicationError, NotFound
 
 # The header of every API view that acts for one of the user's organizations (``selectors.acting_organization``).
 ORG_HEADER = OpenApiParameter("X-Organization", int, OpenApiParameter.HEADER, required=False,
@@ -50,3 +68,162 @@ class MeView(APIView):
         user = request.user
         user._prefetched_objects_cache = {"memberships": list(selectors.user_memberships(user))}
         return Response(MeSerializer(user).data)
+
+
+def _ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+# --- sign-up and e-mail confirmation -------------------------------------------------------------------------------
+
+SIGNED_UP = ("Check your e-mail: follow the link we sent to confirm your address, then log in. Platform staff "
+             "verify your organization before it can book, bid, list capacity or apply for vouchers.")
+
+
+class SignupView(APIView):
+    """Sign up a startup or compute provider with its first owner (anonymous). The user is inactive until it follows
+    the e-mailed link; the organization is pending until platform staff verify it. 400 with field errors and
+    nothing written on bad or duplicate input."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_classes = [throttling.ResilientScopedRateThrottle]
+    throttle_scope = "auth"
+
+    @extend_schema(request=SignupSerializer, responses={201: SignupResponseSerializer})
+    def post(self, request):
+        data = SignupSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services.signup(**data.validated_data, base_url=emails.site_url(request), ip=_ip(request))
+        body = {"detail": SIGNED_UP, "user": membership.user, "organization": membership.organization}
+        return Response(SignupResponseSerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+class SignupConfirmView(APIView):
+    """Confirm the e-mail address with the token of the e-mailed link: the user may log in from now on. A link
+    works once, for three days."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_classes = [throttling.ResilientScopedRateThrottle]
+    throttle_scope = "auth"
+
+    @extend_schema(request=ConfirmEmailSerializer, responses={200: DetailSerializer})
+    def post(self, request):
+        data = ConfirmEmailSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.user_confirm_email(token=data.validated_data["token"], ip=_ip(request))
+        return Response({"detail": "Your e-mail address is confirmed: you can log in."})
+
+
+# --- verification by platform staff --------------------------------------------------------------------------------
+
+class OrganizationReviewListView(generics.ListAPIView):
+    """Platform staff: organizations to verify, pending first; ``?verification_status=`` filters."""
+
+    permission_classes = [IsAuthenticated, IsPlatformStaff]
+    serializer_class = OrganizationReviewSerializer
+
+    @extend_schema(parameters=[OpenApiParameter("verification_status", str, enum=VerificationStatus.values)])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        wanted = self.request.query_params.get("verification_status") or None
+        if wanted is not None and wanted not in VerificationStatus.values:
+            return Organization.objects.none()
+        return selectors.organizations_for_review(status=wanted)
+
+
+class OrganizationVerifyView(APIView):
+    """Platform staff verify a pending organization (an audit event; its owners are told by e-mail)."""
+
+    permission_classes = [IsAuthenticated, IsPlatformStaff]
+
+    @extend_schema(request=OrganizationVerifySerializer, responses={200: OrganizationReviewSerializer})
+    def post(self, request, pk: int):
+        data = OrganizationVerifySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        org = services.organization_verify(organization_id=pk, actor=request.user, note=data.validated_data["note"],
+                                           base_url=emails.site_url(request), ip=_ip(request))
+        return Response(OrganizationReviewSerializer(org).data)
+
+
+class OrganizationRejectView(APIView):
+    """Platform staff reject a pending organization with a reason (required; an audit event; owners are told)."""
+
+    permission_classes = [IsAuthenticated, IsPlatformStaff]
+
+    @extend_schema(request=OrganizationRejectSerializer, responses={200: OrganizationReviewSerializer})
+    def post(self, request, pk: int):
+        data = OrganizationRejectSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        org = services.organization_reject(organization_id=pk, actor=request.user,
+                                           reason=data.validated_data["reason"],
+                                           base_url=emails.site_url(request), ip=_ip(request))
+        return Response(OrganizationReviewSerializer(org).data)
+
+
+# --- teams ---------------------------------------------------------------------------------------------------------
+
+def _membership_or_404(request, organization_id) -> Membership:
+    membership = selectors.membership_of(request.user, organization_id)
+    if membership is None:
+        raise NotFound("No such organization.")
+    return membership
+
+
+class InvitationListCreateView(generics.ListAPIView):
+    """``GET``: the organization's pending invitations (its members). ``POST``: an owner invites an e-mail address
+    with a role (owner or member; auditor for issuers); the link, valid 7 days, is e-mailed."""
+
+    serializer_class = InvitationSerializer
+    queryset = Invitation.objects.none()  # for the schema; the organization's come from ``get_queryset``
+
+    def get_queryset(self):
+        return selectors.pending_invitations(_membership_or_404(self.request, self.kwargs["pk"]).organization)
+
+    @extend_schema(request=InvitationCreateSerializer, responses={201: InvitationSerializer})
+    def post(self, request, pk: int):
+        data = InvitationCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        invitation = services.invitation_create(organization_id=pk, actor=request.user, **data.validated_data,
+                                                base_url=emails.site_url(request), ip=_ip(request))
+        return Response(InvitationSerializer(invitation).data, status=status.HTTP_201_CREATED)
+
+
+class InvitationAcceptView(APIView):
+    """Accept an e-mailed invitation. Signed in: you join with the invitation's role (it must have been sent to your
+    e-mail address). Not signed in: send ``username`` and ``password`` to create your account for the invited
+    address. 400 when it has expired or was used."""
+
+    permission_classes = [AllowAny]
+    throttle_classes = [throttling.ResilientScopedRateThrottle]
+    throttle_scope = "auth"
+
+    @extend_schema(request=InvitationAcceptSerializer, responses={201: MembershipSerializer})
+    def post(self, request, token: str):
+        data = InvitationAcceptSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services.invitation_accept(token=token, user=request.user, ip=_ip(request),
+                                                **data.validated_data)
+        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+
+class MemberListView(generics.ListAPIView):
+    """The organization's members and their roles (its members only; other organizations answer 404)."""
+
+    serializer_class = MemberSerializer
+    queryset = Membership.objects.none()  # for the schema; the organization's come from ``get_queryset``
+
+    def get_queryset(self):
+        return selectors.organization_members(_membership_or_404(self.request, self.kwargs["pk"]).organization)
+
+
+class MemberDeleteView(APIView):
+    """An owner removes a member, or a member leaves (their own id). The last owner cannot leave or be removed."""
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, pk: int, user_id: int):
+        services.membership_remove(organization_id=pk, user_id=user_id, actor=request.user, ip=_ip(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -56,7 +56,8 @@ def _org(kind, name, city, serial, legal_rep="", owners=(), is_sme=False) -> Org
     org, _ = Organization.objects.update_or_create(
         credit_code=demo_credit_code(city, serial),
         defaults={"kind": kind, "name": name, "city": city, "legal_representative": legal_rep,
-                  "owners": list(owners), "is_sme": is_sme},
+                  "owners": list(owners), "is_sme": is_sme,
+                  "verification_status": Organization.VerificationStatus.VERIFIED},
     )
     return org
 

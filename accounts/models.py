@@ -1,9 +1,13 @@
-"""Organizations (startup, provider, issuer, platform) and who belongs to them."""
+"""Organizations (startup, provider, issuer, platform), who belongs to them, and invitations to join."""
+
+import datetime as dt
+import hashlib
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models.functions import Upper
+from django.utils.translation import gettext_lazy as _
 
 from accounts.validators import validate_credit_code
 from marketplace.core.models import TimeStampedModel
@@ -12,15 +16,30 @@ CITIES = [
     "Shanghai", "Beijing", "Hangzhou", "Shenzhen", "Chengdu", "Wuhan", "Tianjin", "Suzhou", "Nanjing",
     "Guangzhou", "Chongqing", "Hefei", "Xi'an", "Wuhu", "Kunming", "Ningbo", "Qingdao",
 ]  # fmt: skip
-CITY_CHOICES = [(city, city) for city in CITIES]
+# The names people read, in their language (the stored value stays the English name).
+CITY_LABELS = {
+    "Shanghai": _("Shanghai"), "Beijing": _("Beijing"), "Hangzhou": _("Hangzhou"), "Shenzhen": _("Shenzhen"),
+    "Chengdu": _("Chengdu"), "Wuhan": _("Wuhan"), "Tianjin": _("Tianjin"), "Suzhou": _("Suzhou"),
+    "Nanjing": _("Nanjing"), "Guangzhou": _("Guangzhou"), "Chongqing": _("Chongqing"), "Hefei": _("Hefei"),
+    "Xi'an": _("Xi'an"), "Wuhu": _("Wuhu"), "Kunming": _("Kunming"), "Ningbo": _("Ningbo"), "Qingdao": _("Qingdao"),
+}
+CITY_CHOICES = [(city, CITY_LABELS.get(city, city)) for city in CITIES]
+
+
+class VerificationStatus(models.TextChoices):
+    PENDING = "pending", _("Pending verification")
+    VERIFIED = "verified", _("Verified")
+    REJECTED = "rejected", _("Rejected")
 
 
 class Organization(TimeStampedModel):
     class Kind(models.TextChoices):
-        STARTUP = "startup", "Startup"
-        PROVIDER = "provider", "Compute provider"
-        ISSUER = "issuer", "Voucher issuer (city)"
-        PLATFORM = "platform", "Platform operator"
+        STARTUP = "startup", _("Startup")
+        PROVIDER = "provider", _("Compute provider")
+        ISSUER = "issuer", _("Voucher issuer (city)")
+        PLATFORM = "platform", _("Platform operator")
+
+    VerificationStatus = VerificationStatus
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     name = models.CharField(max_length=200, unique=True)
@@ -32,6 +51,14 @@ class Organization(TimeStampedModel):
     # Names of beneficial owners; with the legal representative they decide related-party deals.
     owners = ArrayField(models.CharField(max_length=100), default=list, blank=True)
     is_sme = models.BooleanField("startup / SME", default=False)
+    # Platform staff verify an organization before it may book, bid, list or apply for vouchers
+    # (``accounts.selectors.acting_organization(for_write=True)``). New rows are pending, whoever creates them.
+    verification_status = models.CharField(max_length=16, choices=VerificationStatus.choices,
+                                           default=VerificationStatus.PENDING, db_index=True)
+    verification_reason = models.TextField("reason for the decision", blank=True)
+    verification_decided_at = models.DateTimeField(null=True, blank=True)
+    verification_decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                                                blank=True, related_name="+")
 
     class Meta:
         ordering = ["name"]
@@ -40,10 +67,22 @@ class Organization(TimeStampedModel):
                 condition=models.Q(kind__in=["startup", "provider", "issuer", "platform"]), name="org_kind_valid"
             ),
             models.CheckConstraint(condition=models.Q(credit_code=Upper("credit_code")), name="org_credit_code_upper"),
+            models.CheckConstraint(
+                condition=models.Q(verification_status__in=["pending", "verified", "rejected"]),
+                name="org_verification_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(verification_status="rejected") | ~models.Q(verification_reason=""),
+                name="org_rejection_has_reason",
+            ),
         ]
 
     def __str__(self):
         return self.name
+
+    @property
+    def is_verified(self) -> bool:
+        return self.verification_status == VerificationStatus.VERIFIED
 
     def related_party_names(self) -> set[str]:
         """Normalised names of the people behind this organization (owners and legal representative)."""
@@ -68,9 +107,9 @@ class ModelFiling(TimeStampedModel):
 
 class Membership(TimeStampedModel):
     class Role(models.TextChoices):
-        OWNER = "owner", "Owner"
-        MEMBER = "member", "Member"
-        AUDITOR = "auditor", "Auditor"
+        OWNER = "owner", _("Owner")
+        MEMBER = "member", _("Member")
+        AUDITOR = "auditor", _("Auditor")
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
@@ -87,3 +126,46 @@ class Membership(TimeStampedModel):
 
     def __str__(self):
         return f"{self.user} @ {self.organization} ({self.role})"
+
+
+from accounts.preferences import UserPreference  # noqa: E402, F401 - a model of this app, kept in its own module
+
+
+def invitation_token_hash(token: str) -> str:
+    """Invitations store the SHA-256 of their token; the token itself is only in the e-mail."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Invitation(TimeStampedModel):
+    """An owner's invitation of an e-mail address to join ``organization`` with ``role`` (accepted at most once)."""
+
+    VALID_FOR = dt.timedelta(days=7)
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        ACCEPTED = "accepted", _("Accepted")
+        REVOKED = "revoked", _("Revoked")
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Membership.Role.choices, default=Membership.Role.MEMBER)
+    token_hash = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    expires_at = models.DateTimeField()
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                                   related_name="+")
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                    related_name="+")
+    accepted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(status__in=["pending", "accepted", "revoked"]),
+                                   name="invitation_status_valid"),
+            models.CheckConstraint(condition=models.Q(role__in=["owner", "member", "auditor"]),
+                                   name="invitation_role_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.email} → {self.organization} ({self.role})"

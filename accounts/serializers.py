@@ -1,13 +1,26 @@
 from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounts.models import Membership, Organization
+from accounts.models import CITY_CHOICES, Invitation, Membership, Organization
+
+SIGNUP_KIND_CHOICES = [(Organization.Kind.STARTUP.value, "Startup"),
+                       (Organization.Kind.PROVIDER.value, "Compute provider")]
+
+
+@extend_schema_field({"type": "string", "enum": [value for value, _ in SIGNUP_KIND_CHOICES]})
+class SignupKindField(serializers.ChoiceField):
+    """Startup or provider (issuers and the platform are set up by platform staff). An inline enum in the schema:
+    the organization kinds' enum has four values."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=SIGNUP_KIND_CHOICES, **kwargs)
 
 
 class OrganizationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Organization
-        fields = ["id", "kind", "name", "city", "credit_code", "is_sme"]
+        fields = ["id", "kind", "name", "city", "credit_code", "is_sme", "verification_status"]
 
 
 class MembershipSerializer(serializers.ModelSerializer):
@@ -33,3 +46,100 @@ class TokenRequestSerializer(serializers.Serializer):
 
 class TokenResponseSerializer(serializers.Serializer):
     token = serializers.CharField()
+
+
+# --- sign-up and e-mail confirmation -------------------------------------------------------------------------------
+
+class SignupSerializer(serializers.Serializer):
+    """Types and lengths only; the rules (credit code check character, duplicates, password strength) are the
+    service's (``accounts.services.signup``), so the page and the API refuse the same things the same way."""
+
+    kind = SignupKindField()
+    name = serializers.CharField(max_length=200)
+    credit_code = serializers.CharField(max_length=32, help_text="unified social credit code, 18 characters")
+    city = serializers.ChoiceField(choices=CITY_CHOICES, help_text="registered city")
+    legal_representative = serializers.CharField(max_length=100)
+    owners = serializers.ListField(child=serializers.CharField(max_length=100), allow_empty=False, max_length=20)
+    is_sme = serializers.BooleanField(default=False, help_text="a startup / small or medium enterprise")
+    username = serializers.CharField(max_length=150)
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False, write_only=True,
+                                     style={"input_type": "password"})
+
+
+class SignupUserSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = get_user_model()
+        fields = ["id", "username", "email", "is_active"]
+
+
+class SignupOrganizationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Organization
+        fields = ["id", "kind", "name", "city", "verification_status"]
+
+
+class SignupResponseSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    user = SignupUserSerializer()
+    organization = SignupOrganizationSerializer()
+
+
+class ConfirmEmailSerializer(serializers.Serializer):
+    token = serializers.CharField(max_length=1024)
+
+
+class DetailSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+# --- verification by platform staff --------------------------------------------------------------------------------
+
+class OrganizationReviewSerializer(serializers.ModelSerializer):
+    """What staff see to decide: the registration data and the decision so far."""
+
+    class Meta:
+        model = Organization
+        fields = ["id", "kind", "name", "city", "credit_code", "legal_representative", "owners", "is_sme",
+                  "verification_status", "verification_reason", "verification_decided_at", "created_at"]
+
+
+class OrganizationVerifySerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class OrganizationRejectSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+# --- teams ---------------------------------------------------------------------------------------------------------
+
+class InvitationCreateSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    role = serializers.ChoiceField(choices=Membership.Role.choices, default=Membership.Role.MEMBER)
+
+
+class InvitationSerializer(serializers.ModelSerializer):
+    """An invitation as its organization's members see it (never its token)."""
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "organization", "email", "role", "status", "expires_at", "created_at"]
+
+
+class InvitationAcceptSerializer(serializers.Serializer):
+    """Signed in: empty. Not signed in: the new account's username and password (the e-mail is the invitation's)."""
+
+    username = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+    password = serializers.CharField(max_length=4096, required=False, allow_blank=True, default="",
+                                     trim_whitespace=False, write_only=True, style={"input_type": "password"})
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    user_id = serializers.IntegerField(source="user.id")
+    username = serializers.CharField(source="user.username")
+    email = serializers.CharField(source="user.email")
+
+    class Meta:
+        model = Membership
+        fields = ["user_id", "username", "email", "role"]

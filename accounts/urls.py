@@ -1,8 +1,39 @@
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts import api
+from accounts import api, views
 
 api_urlpatterns = [
     path("auth/token/", api.TokenView.as_view(), name="api-token"),
     path("me/", api.MeView.as_view(), name="api-me"),
+    path("signup/", api.SignupView.as_view(), name="api-signup"),
+    path("signup/confirm/", api.SignupConfirmView.as_view(), name="api-signup-confirm"),
+    path("organizations/", api.OrganizationReviewListView.as_view(), name="api-organizations"),
+    path("organizations/<int:pk>/verify/", api.OrganizationVerifyView.as_view(), name="api-organization-verify"),
+    path("organizations/<int:pk>/reject/", api.OrganizationRejectView.as_view(), name="api-organization-reject"),
+    path("organizations/<int:pk>/invitations/", api.InvitationListCreateView.as_view(),
+         name="api-organization-invitations"),
+    path("organizations/<int:pk>/members/", api.MemberListView.as_view(), name="api-organization-members"),
+    path("organizations/<int:pk>/members/<int:user_id>/", api.MemberDeleteView.as_view(),
+         name="api-organization-member"),
+    path("invitations/<str:token>/accept/", api.InvitationAcceptView.as_view(), name="api-invitation-accept"),
+]
+
+urlpatterns = [
+    path("signup/", views.signup, name="signup"),
+    path("signup/done/", views.signup_done, name="signup-done"),
+    path("signup/confirm/<str:token>/", views.signup_confirm, name="signup-confirm"),
+    # Password reset by e-mail: Django's own views, our templates (templates/registration/password_reset_*).
+    path("password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path("password-reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(),
+         name="password_reset_confirm"),
+    path("password-reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+    path("staff/organizations/", views.verification_queue, name="staff-organizations"),
+    path("staff/organizations/<int:pk>/<str:decision>/", views.verification_decide,
+         name="staff-organization-decide"),
+    path("organization/", views.team, name="team"),
+    path("organization/<int:pk>/invitations/", views.team_invite, name="team-invite"),
+    path("organization/<int:pk>/members/<int:user_id>/remove/", views.team_remove, name="team-remove"),
+    path("invitations/<str:token>/", views.invitation_accept, name="invitation-accept"),
 ]

@@ -2,6 +2,8 @@
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class AuditEvent(models.Model):
@@ -44,16 +46,16 @@ class AnomalyFlag(models.Model):
     """
 
     class Kind(models.TextChoices):
-        RELATED_PARTY = "related_party", "Related-party booking"
-        PRICE_ABOVE_MEDIAN = "price_above_median", "Price far above the market median"
-        SPEND_VELOCITY = "spend_velocity", "Voucher drained right after issue"
-        SPLIT_BOOKING = "split_booking", "Split bookings dodging a per-booking cap"
-        EXPORT_CONTROLLED = "export_controlled", "Voucher spend on export-controlled hardware"
+        RELATED_PARTY = "related_party", _("Related-party booking")
+        PRICE_ABOVE_MEDIAN = "price_above_median", _("Price far above the market median")
+        SPEND_VELOCITY = "spend_velocity", _("Voucher drained right after issue")
+        SPLIT_BOOKING = "split_booking", _("Split bookings dodging a per-booking cap")
+        EXPORT_CONTROLLED = "export_controlled", _("Voucher spend on export-controlled hardware")
 
     class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        DISMISSED = "dismissed", "Dismissed"
-        CONFIRMED = "confirmed", "Confirmed"
+        OPEN = "open", pgettext_lazy("anomaly flag status", "Open")
+        DISMISSED = "dismissed", pgettext_lazy("anomaly flag status", "Dismissed")
+        CONFIRMED = "confirmed", pgettext_lazy("anomaly flag status", "Confirmed")
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     kind = models.CharField(max_length=24, choices=Kind.choices, db_index=True)

@@ -9,8 +9,11 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from accounts.models import CITY_LABELS
 from accounts.selectors import is_auditor
 from audit import flags, reports, scope
 from audit.api import spend_csv_response
@@ -18,6 +21,9 @@ from audit.models import AnomalyFlag
 from marketplace.core.exceptions import ApplicationError
 
 PAGE_SIZE = 20
+GROUP_LABELS = {"city": gettext_lazy("city"), "program": gettext_lazy("program"),
+                "provider": gettext_lazy("provider"), "accelerator": gettext_lazy("accelerator"),
+                "month": gettext_lazy("month"), "issuer": gettext_lazy("issuer")}
 
 
 def _page(request, queryset):
@@ -26,13 +32,14 @@ def _page(request, queryset):
 
 def _issuers(request) -> list[int] | None:
     if not scope.can_read_audit(request.user):
-        raise PermissionDenied("Only auditors and voucher issuers can read audit data.")
+        raise PermissionDenied(_("Only auditors and voucher issuers can read audit data."))
     return reports.spend_scope(request.user)
 
 
-def _chart(rows: list[dict]) -> dict:
-    return {"labels": [row["label"] for row in rows], "spent": [str(row["spent"]) for row in rows],
-            "captured": [str(row["captured"]) for row in rows]}
+def _chart(rows: list[dict], names: dict | None = None) -> dict:
+    names = names or {}
+    return {"labels": [str(names.get(row["label"], row["label"])) for row in rows],
+            "spent": [str(row["spent"]) for row in rows], "captured": [str(row["captured"]) for row in rows]}
 
 
 @login_required
@@ -47,11 +54,15 @@ def dashboard(request):
     by_chip = reports.spend_report(group_by="accelerator", issuer_ids=issuers)
     domestic = sum((r["spent"] for r in by_chip if r["domestic"]), reports.ZERO)
     foreign = sum((r["spent"] for r in by_chip if not r["domestic"]), reports.ZERO)
-    charts = {"city": _chart(by_city), "month": _chart(by_month),
-              "chips": {"labels": ["Domestic chips", "Foreign chips"], "spent": [str(domestic), str(foreign)]}}
+    if group_by == "city":  # the cities by their names in the reader's language
+        table = [{**row, "label": CITY_LABELS.get(row["label"], row["label"])} for row in table]
+    charts = {"city": _chart(by_city, CITY_LABELS), "month": _chart(by_month),
+              "chips": {"labels": [_("Domestic chips"), _("Foreign chips")], "spent": [str(domestic), str(foreign)]}}
     open_flags = scope.flags_visible(request.user).filter(status=AnomalyFlag.Status.OPEN).count()
     return render(request, "audit/dashboard.html", {
-        "rows": table, "totals": reports.spend_totals(table), "group_by": group_by, "groups": reports.GROUPS,
+        "rows": table, "totals": reports.spend_totals(table), "group_by": group_by,
+        "group_label": GROUP_LABELS.get(group_by, group_by),
+        "groups": [(g, GROUP_LABELS.get(g, g)) for g in reports.GROUPS],
         "charts": charts, "open_flags": open_flags, "all_programs": issuers is None})
 
 
@@ -100,7 +111,7 @@ def flag_review(request, pk: int):
         return redirect("audit-flags")
     flag = visible.filter(pk=pk).select_related("booking", "voucher", "program", "organization").first()
     if flag is None:
-        raise PermissionDenied("Not a flag you can see.")
+        raise PermissionDenied(_("Not a flag you can see."))
     # htmx swaps 2xx answers only: the errors travel in the row.
     return render(request, "audit/_flag_row.html", {"flag": flag, "errors": errors,
                                                      "can_review": is_auditor(request.user)})
@@ -113,7 +124,7 @@ def event_log(request):
     organization = request.GET.get("organization", "").strip()
     error = ""
     if organization and not organization.isdigit():
-        error, organization = "Organization must be a number (its id).", ""
+        error, organization = _("Organization must be a number (its id)."), ""
     qs = scope.events_visible(request.user, organization=int(organization) if organization else None, **filters)
     return render(request, "audit/events.html", {"page": _page(request, qs), "filters": filters,
                                                  "organization": organization, "error": error})

@@ -7,6 +7,8 @@ from decimal import Decimal
 
 from django import forms
 from django.conf import settings
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Organization
 from marketplace.core.forms import ServiceErrorsMixin
@@ -16,9 +18,9 @@ from marketplace.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
 class DepositForm(ServiceErrorsMixin, forms.Form):
     organization = forms.ModelChoiceField(
         queryset=Organization.objects.filter(kind=Organization.Kind.STARTUP).order_by("name"),
-        label="Startup", empty_label="Choose the startup that sent the transfer")
+        label=_("Startup"), empty_label=_("Choose the startup that sent the transfer"))
     amount = forms.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, min_value=Decimal("0.01"),
-                                label=f"Amount ({settings.PLATFORM_CURRENCY})")
-    reference = forms.CharField(max_length=80, label="Bank reference",
-                                help_text="The transfer's reference on the bank statement: one transfer is credited "
-                                          "once, so recording it twice changes nothing.")
+                                label=format_lazy(_("Amount ({currency})"), currency=settings.PLATFORM_CURRENCY))
+    reference = forms.CharField(max_length=80, label=_("Bank reference"),
+                                help_text=_("The transfer's reference on the bank statement: one transfer is credited "
+                                            "once, so recording it twice changes nothing."))

@@ -13,6 +13,7 @@ This module imports no other app: owners are plain ids whose meaning depends on 
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from marketplace.core.money import AmountField
 
@@ -23,16 +24,16 @@ def platform_currency() -> str:
 
 class LedgerAccount(models.Model):
     class Kind(models.TextChoices):
-        WALLET = "wallet", "Wallet"  # owner: organization id
-        WALLET_HOLD = "wallet_hold", "Wallet hold"  # owner: organization id
-        VOUCHER = "voucher", "Voucher"  # owner: voucher id
-        VOUCHER_HOLD = "voucher_hold", "Voucher hold"  # owner: voucher id
-        PROVIDER_PAYABLE = "provider_payable", "Provider payable"  # owner: organization id
-        PLATFORM_FEES = "platform_fees", "Platform fees"  # platform-wide
-        PROGRAM_BUDGET = "program_budget", "Program budget"  # owner: program id
-        REIMBURSEMENT_DUE = "reimbursement_due", "Reimbursement due"  # owner: program id
-        BANK = "bank", "Bank (external)"  # counter-account for cash in and out; may go negative
-        PROGRAM_FUNDING = "program_funding", "Program funding (external)"  # money a city puts in; may go negative
+        WALLET = "wallet", _("Wallet")  # owner: organization id
+        WALLET_HOLD = "wallet_hold", _("Wallet hold")  # owner: organization id
+        VOUCHER = "voucher", _("Voucher")  # owner: voucher id
+        VOUCHER_HOLD = "voucher_hold", _("Voucher hold")  # owner: voucher id
+        PROVIDER_PAYABLE = "provider_payable", _("Provider payable")  # owner: organization id
+        PLATFORM_FEES = "platform_fees", _("Platform fees")  # platform-wide
+        PROGRAM_BUDGET = "program_budget", _("Program budget")  # owner: program id
+        REIMBURSEMENT_DUE = "reimbursement_due", _("Reimbursement due")  # owner: program id
+        BANK = "bank", _("Bank (external)")  # counter-account for cash in and out; may go negative
+        PROGRAM_FUNDING = "program_funding", _("Program funding (external)")  # money a city puts in; may go negative
 
     # Counter-accounts outside the platform: their balance mirrors money that came in, so it may be negative.
     EXTERNAL_KINDS = frozenset({Kind.BANK, Kind.PROGRAM_FUNDING})

@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 
 from accounts.models import Organization
 from accounts.selectors import is_platform_staff, user_organizations
@@ -40,7 +41,7 @@ def deposits(request):
     """``/deposits/``, platform staff only: record a bank transfer into a startup's wallet (the same write as
     ``POST /api/v1/wallet/deposits/``), and the transfers recorded so far, newest first."""
     if not is_platform_staff(request.user):
-        raise PermissionDenied("Only platform staff record deposits.")
+        raise PermissionDenied(_("Only platform staff record deposits."))
     form = DepositForm(request.POST or None)
     if request.method == "POST" and form.is_valid() and _recorded(request, form):
         return redirect("deposit-list")
@@ -63,6 +64,9 @@ def _recorded(request, form: DepositForm) -> bool:
     except ApplicationError as exc:
         form.add_service_errors(exc)
         return False
-    messages.success(request, f"Transfer {data['reference']} was already recorded: nothing changed." if posted.replayed
-                     else f"Recorded {data['amount']} {settings.PLATFORM_CURRENCY} from {data['organization'].name}.")
+    messages.success(request, _("Transfer %(reference)s was already recorded: nothing changed.")
+                     % {"reference": data["reference"]} if posted.replayed
+                     else _("Recorded %(amount)s %(currency)s from %(startup)s.")
+                     % {"amount": data["amount"], "currency": settings.PLATFORM_CURRENCY,
+                        "startup": data["organization"].name})
     return True

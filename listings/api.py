@@ -32,9 +32,10 @@ from marketplace.core.exceptions import ApplicationError
 
 
 def acting_provider(request) -> Organization:
-    """The provider organization the request acts for (``X-Organization`` header when the user has several)."""
+    """The provider organization the request acts for (``X-Organization`` header when the user has several), to
+    write: it must be verified by platform staff (403 with the reason)."""
     return acting_organization(request.user, kind=Organization.Kind.PROVIDER,
-                               organization_id=request.headers.get("X-Organization"))
+                               organization_id=request.headers.get("X-Organization"), for_write=True)
 
 
 def listing_response(listing: Listing, request, *, status_code=status.HTTP_200_OK) -> Response:

@@ -3,22 +3,26 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import django_filters
 from django import forms
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import CITY_CHOICES
 from listings.models import Accelerator, DataCenter, Listing
 from listings.selectors import ORDERINGS
 from marketplace.core import hours
+from marketplace.core.zones import in_zone
+
+PAGE_HOUR_MESSAGE = _("Choose a whole hour (minutes zero).")
+HOUR_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local", "step": 3600}, format="%Y-%m-%dT%H:%M")
 
 
 class HourField(forms.DateTimeField):
     """An aware datetime on a whole UTC hour. With ``allow_naive`` (the HTML page's datetime-local inputs) a value
-    without offset is read as UTC; otherwise it is refused."""
+    without offset is read in the active time zone (the person's: Beijing time unless they chose another; see
+    ``accounts.preferences``), so 14:00 typed in Shanghai is 06:00 UTC; otherwise it is refused (the API)."""
 
     def __init__(self, *args, allow_naive: bool = False, **kwargs):
         self.allow_naive = allow_naive
@@ -33,13 +37,14 @@ class HourField(forms.DateTimeField):
             if parsed is not None and timezone.is_naive(parsed):
                 if not self.allow_naive:
                     raise forms.ValidationError(hours.NAIVE_MESSAGE, code="naive")
-                return parsed.replace(tzinfo=dt.UTC)
+                return timezone.make_aware(parsed)  # in the active zone
         return super().to_python(value)
 
     def validate(self, value):
         super().validate(value)
         if value and hours.start_of_hour(value) != value:
-            raise forms.ValidationError(hours.HOUR_MESSAGE, code="not_on_hour")
+            raise forms.ValidationError(PAGE_HOUR_MESSAGE if self.allow_naive else hours.HOUR_MESSAGE,
+                                        code="not_on_hour")
 
 
 class HourFilter(django_filters.Filter):
@@ -53,9 +58,9 @@ class SearchForm(forms.Form):
         given = [name for name in ("start", "end") if self.data.get(name)]
         if len(given) == 1:
             missing = "end" if given == ["start"] else "start"
-            self.add_error(missing, "Give both start and end for an availability window.")
+            self.add_error(missing, _("Give both start and end for an availability window."))
         elif start and end and end <= start:
-            self.add_error("end", "Must be after start.")
+            self.add_error("end", _("Must be after start."))
         return data
 
 
@@ -104,27 +109,26 @@ class ListingFilterSet(django_filters.FilterSet):
 
 class BrowseFilterSet(ListingFilterSet):
     """The browse page: the same parameters with labels a person reads, one accelerator picked from a drop-down,
-    ``datetime-local`` inputs read as UTC. Status and ``mine`` stay API-only (providers use their own page)."""
+    ``datetime-local`` inputs read in the person's time zone. Status and ``mine`` stay API-only (providers use their
+    own page)."""
 
     accelerator = django_filters.ModelChoiceFilter(queryset=Accelerator.objects.all(), to_field_name="slug",
-                                                   label="Accelerator", empty_label="Any accelerator")
-    city = django_filters.ChoiceFilter(choices=CITY_CHOICES, label="City", empty_label="Any city")
-    operator = django_filters.ChoiceFilter(choices=DataCenter.Operator.choices, label="Operator",
-                                           empty_label="State or private")
-    domestic = django_filters.BooleanFilter(label="Domestic chips",
-                                            widget=forms.Select(choices=[("", "Any"), ("true", "Domestic only"),
-                                                                         ("false", "Imported only")]))
+                                                   label=_("Accelerator"), empty_label=_("Any accelerator"))
+    city = django_filters.ChoiceFilter(choices=CITY_CHOICES, label=_("City"), empty_label=_("Any city"))
+    operator = django_filters.ChoiceFilter(choices=DataCenter.Operator.choices, label=_("Operator"),
+                                           empty_label=_("State or private"))
+    domestic = django_filters.BooleanFilter(label=_("Domestic chips"),
+                                            widget=forms.Select(choices=[("", _("Any")), ("true", _("Domestic only")),
+                                                                         ("false", _("Imported only"))]))
     min_gpus = django_filters.NumberFilter(min_value=1, max_value=1_000_000, decimal_places=0,
-                                           label="At least GPUs free")
+                                           label=_("At least GPUs free"))
     max_price = django_filters.NumberFilter(min_value=0, max_digits=12, decimal_places=4,
-                                            label="Max price per GPU-hour")
-    start = HourFilter(allow_naive=True,
-                       widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 3600}), label="Start (UTC)")
-    end = HourFilter(allow_naive=True,
-                     widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 3600}), label="End (UTC)")
+                                            label=_("Max price per GPU-hour"))
+    start = HourFilter(allow_naive=True, widget=HOUR_INPUT, label=in_zone(_("Start")))
+    end = HourFilter(allow_naive=True, widget=HOUR_INPUT, label=in_zone(_("End")))
     ordering = django_filters.ChoiceFilter(
-        choices=[("price", "Price, lowest first"), ("-price", "Price, highest first"),
-                 ("price_per_pflop", "Price per PFLOP-hour")], label="Sort by", empty_label="Cheapest first")
+        choices=[("price", _("Price, lowest first")), ("-price", _("Price, highest first")),
+                 ("price_per_pflop", _("Price per PFLOP-hour"))], label=_("Sort by"), empty_label=_("Cheapest first"))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -6,36 +6,38 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import CITY_CHOICES
-from listings.filters import HourField
+from listings.filters import HOUR_INPUT, HourField
 from listings.models import Accelerator, Cluster, DataCenter
 from listings.services import MAX_MIN_HOURS, REVIEW_DECISIONS
 from marketplace.core.forms import ServiceErrorsMixin
 from marketplace.core.money import PRICE_DIGITS, PRICE_PLACES
-
-HOUR_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local", "step": 3600})
+from marketplace.core.zones import in_zone
 
 
 class DataCenterForm(ServiceErrorsMixin, forms.Form):
-    name = forms.CharField(max_length=120)
-    city = forms.ChoiceField(choices=CITY_CHOICES)
-    operator = forms.ChoiceField(choices=DataCenter.Operator.choices)
-    region = forms.CharField(max_length=80, required=False, help_text="national computing hub / region")
+    name = forms.CharField(max_length=120, label=_("Name"))
+    city = forms.ChoiceField(choices=CITY_CHOICES, label=_("City"))
+    operator = forms.ChoiceField(choices=DataCenter.Operator.choices, label=_("Operator"))
+    region = forms.CharField(max_length=80, required=False, label=_("Region"),
+                             help_text=_("national computing hub / region"))
 
 
 class ClusterForm(ServiceErrorsMixin, forms.Form):
-    data_center = forms.ModelChoiceField(queryset=DataCenter.objects.none())
-    name = forms.CharField(max_length=120)
-    accelerator = forms.ModelChoiceField(queryset=Accelerator.objects.all(), to_field_name="slug")
-    gpus_per_node = forms.IntegerField(min_value=1, max_value=64, initial=8)
-    node_count = forms.IntegerField(min_value=1, max_value=4096)
-    interconnect = forms.CharField(max_length=120, required=False)
-    provenance_invoice_number = forms.CharField(label="Invoice number", max_length=64, required=False)
-    provenance_supplier = forms.CharField(label="Supplier", max_length=120, required=False)
-    provenance_serial_numbers = forms.CharField(label="Serial numbers (one per line)", required=False,
+    data_center = forms.ModelChoiceField(queryset=DataCenter.objects.none(), label=_("Data centre"))
+    name = forms.CharField(max_length=120, label=_("Name"))
+    accelerator = forms.ModelChoiceField(queryset=Accelerator.objects.all(), to_field_name="slug",
+                                         label=_("Accelerator"))
+    gpus_per_node = forms.IntegerField(min_value=1, max_value=64, initial=8, label=_("GPUs per node"))
+    node_count = forms.IntegerField(min_value=1, max_value=4096, label=_("Number of nodes"))
+    interconnect = forms.CharField(max_length=120, required=False, label=_("Interconnect"))
+    provenance_invoice_number = forms.CharField(label=_("Invoice number"), max_length=64, required=False)
+    provenance_supplier = forms.CharField(label=_("Supplier"), max_length=120, required=False)
+    provenance_serial_numbers = forms.CharField(label=_("Serial numbers (one per line)"), required=False,
                                                 widget=forms.Textarea(attrs={"rows": 3}))
-    provenance_import_documents = forms.CharField(label="Import documents (customs declaration numbers …)",
+    provenance_import_documents = forms.CharField(label=_("Import documents (customs declaration numbers …)"),
                                                   required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
     def __init__(self, *args, data_centers=None, **kwargs):
@@ -58,13 +60,13 @@ class ClusterForm(ServiceErrorsMixin, forms.Form):
 
 
 class ListingForm(ServiceErrorsMixin, forms.Form):
-    cluster = forms.ModelChoiceField(queryset=Cluster.objects.none())
-    price_per_gpu_hour = forms.DecimalField(label="Price per GPU-hour", max_digits=PRICE_DIGITS,
+    cluster = forms.ModelChoiceField(queryset=Cluster.objects.none(), label=_("Cluster"))
+    price_per_gpu_hour = forms.DecimalField(label=_("Price per GPU-hour"), max_digits=PRICE_DIGITS,
                                             decimal_places=PRICE_PLACES, min_value=Decimal("0.0001"))
-    available_from = HourField(allow_naive=True, widget=HOUR_INPUT, label="Available from (UTC)")
-    available_until = HourField(allow_naive=True, widget=HOUR_INPUT, label="Available until (UTC)")
+    available_from = HourField(allow_naive=True, widget=HOUR_INPUT, label=in_zone(_("Available from")))
+    available_until = HourField(allow_naive=True, widget=HOUR_INPUT, label=in_zone(_("Available until")))
     # At most a year, as the API allows: larger values overflowed the window arithmetic (500).
-    min_hours = forms.IntegerField(min_value=1, max_value=MAX_MIN_HOURS, initial=1, label="Minimum hours")
+    min_hours = forms.IntegerField(min_value=1, max_value=MAX_MIN_HOURS, initial=1, label=_("Minimum hours"))
 
     def __init__(self, *args, clusters=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -82,5 +84,5 @@ class ListingEditForm(ServiceErrorsMixin, forms.Form):
 
 
 class ReviewForm(ServiceErrorsMixin, forms.Form):
-    decision = forms.ChoiceField(choices=[(d, d.title()) for d in REVIEW_DECISIONS])
-    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
+    decision = forms.ChoiceField(choices=[(d, d.title()) for d in REVIEW_DECISIONS], label=_("Decision"))
+    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=2000, label=_("Note"))

@@ -2,6 +2,8 @@
 
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.models import CITY_CHOICES, Organization
 from marketplace.core.models import TimeStampedModel
@@ -32,8 +34,8 @@ class Accelerator(models.Model):
 
 class DataCenter(TimeStampedModel):
     class Operator(models.TextChoices):
-        STATE = "state", "State-owned"
-        PRIVATE = "private", "Private cloud"
+        STATE = "state", _("State-owned")
+        PRIVATE = "private", _("Private cloud")
 
     provider = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="data_centers")
     name = models.CharField(max_length=120)
@@ -79,9 +81,9 @@ class ProvenanceDeclaration(TimeStampedModel):
     """Where an export-controlled cluster's chips came from; platform staff approve it before listings go active."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending review"
-        APPROVED = "approved", "Approved"
-        REJECTED = "rejected", "Rejected"
+        PENDING = "pending", pgettext_lazy("provenance declaration status", "Pending review")
+        APPROVED = "approved", pgettext_lazy("provenance declaration status", "Approved")
+        REJECTED = "rejected", pgettext_lazy("provenance declaration status", "Rejected")
 
     cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE, related_name="provenance")
     invoice_number = models.CharField(max_length=64)
@@ -115,12 +117,12 @@ class Listing(TimeStampedModel):
     """An ask: a cluster's capacity offered at a price per GPU-hour for a window of whole hours."""
 
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        PENDING_REVIEW = "pending_review", "Pending review"
-        ACTIVE = "active", "Active"
-        REJECTED = "rejected", "Rejected"
-        PAUSED = "paused", "Paused"
-        CLOSED = "closed", "Closed"
+        DRAFT = "draft", pgettext_lazy("listing status", "Draft")
+        PENDING_REVIEW = "pending_review", pgettext_lazy("listing status", "Pending review")
+        ACTIVE = "active", pgettext_lazy("listing status", "Active")
+        REJECTED = "rejected", pgettext_lazy("listing status", "Rejected")
+        PAUSED = "paused", pgettext_lazy("listing status", "Paused")
+        CLOSED = "closed", pgettext_lazy("listing status", "Closed")
 
     cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="listings")
     price_per_gpu_hour = PriceField()

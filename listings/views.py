@@ -9,6 +9,8 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from accounts import selectors as account_selectors
@@ -68,11 +70,11 @@ def detail(request, pk: int):
     return render(request, "listings/detail.html", {"listing": listing, "timeline": timeline})
 
 
-def _provider(request) -> Organization:
+def _provider(request, *, for_write: bool = True) -> Organization:
     try:
         return account_selectors.acting_organization(request.user, kind=Organization.Kind.PROVIDER,
                                                       organization_id=request.POST.get("organization")
-                                                      or request.GET.get("organization"))
+                                                      or request.GET.get("organization"), for_write=for_write)
     except ApplicationError as exc:
         if exc.status == 403:
             raise PermissionDenied(exc.message) from None
@@ -100,7 +102,7 @@ def _provider_page(request, provider: Organization, *, status: int = 200, **form
 @login_required
 def provider_home(request):
     """``/provider/``: my data centres, clusters and listings, with the forms to add them."""
-    return _provider_page(request, _provider(request))
+    return _provider_page(request, _provider(request, for_write=False))
 
 
 def _create(request, provider: Organization, form, form_name: str, success: str, service, /, **extra):
@@ -121,7 +123,7 @@ def _create(request, provider: Organization, form, form_name: str, success: str,
 @require_POST
 def data_center_new(request):
     provider = _provider(request)
-    return _create(request, provider, DataCenterForm(request.POST), "data_center_form", "Data centre added.",
+    return _create(request, provider, DataCenterForm(request.POST), "data_center_form", _("Data centre added."),
                    services.data_center_create, provider=provider)
 
 
@@ -131,7 +133,8 @@ def cluster_new(request):
     provider = _provider(request)
     form = ClusterForm(request.POST, data_centers=selectors.provider_data_centers(request.user)
                        .filter(provider=provider))
-    return _create(request, provider, form, "cluster_form", "Cluster added with its nodes.", services.cluster_create)
+    return _create(request, provider, form, "cluster_form", _("Cluster added with its nodes."),
+                   services.cluster_create)
 
 
 @login_required
@@ -140,8 +143,9 @@ def listing_new(request):
     provider = _provider(request)
     form = ListingForm(request.POST, clusters=selectors.provider_clusters(request.user)
                        .filter(data_center__provider=provider))
-    return _create(request, provider, form, "listing_form", "Draft listing created: submit it for review when ready.",
-                   services.listing_create, provider=provider)
+    return _create(request, provider, form, "listing_form",
+                   _("Draft listing created: submit it for review when ready."), services.listing_create,
+                   provider=provider)
 
 
 @login_required
@@ -151,7 +155,7 @@ def listing_edit(request, pk: int):
     try:
         listing = selectors.provider_listings(request.user).get(pk=pk)
     except Listing.DoesNotExist:
-        raise Http404("No such listing of yours.") from None
+        raise Http404(_("No such listing of yours.")) from None
     if request.method != "POST":
         form = ListingEditForm(initial={name: getattr(listing, name) for name in ListingEditForm.base_fields})
         return render(request, "listings/listing_edit.html", {"listing": listing, "form": form})
@@ -164,14 +168,14 @@ def listing_edit(request, pk: int):
             form.add_service_errors(exc)
             status = exc.status
         else:
-            messages.success(request, f"Listing {listing.pk} updated.")
+            messages.success(request, _("Listing %(id)s updated.") % {"id": listing.pk})
             return redirect("listings-provider")
     return render(request, "listings/listing_edit.html", {"listing": listing, "form": form}, status=status)
 
 
-LISTING_ACTIONS = {"submit": (services.listing_submit, "Submitted for review."),
-                   "pause": (services.listing_pause, "Paused."),
-                   "resume": (services.listing_resume, "Resumed.")}
+LISTING_ACTIONS = {"submit": (services.listing_submit, gettext_lazy("Submitted for review.")),
+                   "pause": (services.listing_pause, gettext_lazy("Paused.")),
+                   "resume": (services.listing_resume, gettext_lazy("Resumed."))}
 
 
 @login_required
@@ -179,21 +183,21 @@ LISTING_ACTIONS = {"submit": (services.listing_submit, "Submitted for review."),
 def listing_action(request, pk: int, action: str):
     """Submit / pause / resume one of my listings (another provider's → 404)."""
     if action not in LISTING_ACTIONS:
-        raise Http404("No such action.")
+        raise Http404(_("No such action."))
     listing = get_object_or_404(selectors.provider_listings(request.user), pk=pk)
     service, success = LISTING_ACTIONS[action]
     try:
         service(listing=listing, actor=request.user)
     except ApplicationError as exc:
-        messages.error(request, f"Listing {pk}: {exc.message}")
+        messages.error(request, _("Listing %(id)s: %(message)s") % {"id": pk, "message": exc.message})
     else:
-        messages.success(request, f"Listing {pk}: {success}")
+        messages.success(request, _("Listing %(id)s: %(message)s") % {"id": pk, "message": success})
     return redirect("listings-provider")
 
 
 def _require_staff(request):
     if not account_selectors.is_platform_staff(request.user):
-        raise PermissionDenied("Only platform staff review listings.")
+        raise PermissionDenied(_("Only platform staff review listings."))
 
 
 @login_required
@@ -214,10 +218,12 @@ def review_decide(request, pk: int):
         try:
             services.listing_review(listing=listing, actor=request.user, **form.cleaned_data)
         except ApplicationError as exc:
-            messages.error(request, f"Listing {pk}: {exc.message} "
-                           + " ".join(m for msgs in exc.errors.values() for m in msgs))
+            details = [str(m) for msgs in exc.errors.values() for m in msgs]
+            messages.error(request, _("Listing %(id)s: %(message)s") % {
+                "id": pk, "message": " ".join([str(exc.message), *details])})
         else:
-            messages.success(request, f"Listing {pk}: {form.cleaned_data['decision']}d.")
+            done = _("approved") if form.cleaned_data["decision"] == "approve" else _("rejected")
+            messages.success(request, _("Listing %(id)s: %(message)s.") % {"id": pk, "message": done})
     else:
-        messages.error(request, f"Listing {pk}: choose approve or reject.")
+        messages.error(request, _("Listing %(id)s: choose approve or reject.") % {"id": pk})
     return redirect("listings-review")

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts.preference_views import preferences
 from accounts.views import ThrottledLoginView
 from marketplace.core import views as core_views
 from orders import search as order_search
@@ -13,9 +14,15 @@ urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # The header's language switch (Django's set_language: a cookie, then back to the page) and the user's
+    # time zone and language. URLs carry no language prefix.
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("account/preferences/", preferences, name="preferences"),
     path("admin/", admin.site.urls),
     # The listings page, extended by orders with net prices after the buyer's vouchers (orders.search).
     path("listings/", order_search.browse, name="listings-browse"),
+    # Sign-up, e-mail confirmation, password reset, the staff's verification queue, teams and invitations.
+    path("", include("accounts.urls")),
     path("", include("listings.urls")),
     path("", include("orders.urls")),
     path("", include("vouchers.urls")),

@@ -14,10 +14,11 @@ from accounts.permissions import IsProviderMember, IsStartupMember
 from accounts.selectors import acting_organization
 from listings.api import ListingListCreateView
 from listings.models import Accelerator, Listing
-from listings.selectors import ORDERINGS, listing_rows
+from listings.selectors import listing_rows
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.idempotency import SCHEMA_PARAMETER as IDEMPOTENCY_HEADER
 from marketplace.core.idempotency import idempotent
+from marketplace.core.schema import filterset_parameters
 from orders import bid_selectors, bid_services, search, selectors, services
 from orders.models import Bid, Booking
 from orders.serializers import (
@@ -35,9 +36,10 @@ from orders.serializers import (
 )
 
 
-def _buyer(request) -> Organization:
+def _buyer(request, *, for_write: bool = False) -> Organization:
+    """The startup the request acts for; ``for_write`` (book, bid): it must be verified (403 with the reason)."""
     return acting_organization(request.user, kind=Organization.Kind.STARTUP,
-                               organization_id=request.headers.get("X-Organization"))
+                               organization_id=request.headers.get("X-Organization"), for_write=for_write)
 
 
 def _client_ip(request) -> str | None:
@@ -92,7 +94,7 @@ class BookingListCreateView(generics.ListAPIView):
         data = BookingRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        booking = services.booking_create(buyer=_buyer(request), listing_id=values["listing"],
+        booking = services.booking_create(buyer=_buyer(request, for_write=True), listing_id=values["listing"],
                                           nodes=values["nodes"], start=values["start"], end=values["end"],
                                           created_by=request.user, vouchers=values["vouchers"],
                                           confirm=values["confirm"], ip=_client_ip(request))
@@ -169,8 +171,8 @@ class BidListCreateView(generics.ListAPIView):
     def post(self, request):
         data = BidRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        bid = bid_services.bid_place(buyer=_buyer(request), created_by=request.user, ip=_client_ip(request),
-                                     **data.validated_data)
+        bid = bid_services.bid_place(buyer=_buyer(request, for_write=True), created_by=request.user,
+                                     ip=_client_ip(request), **data.validated_data)
         return Response(BidSerializer(bid).data, status=status.HTTP_201_CREATED)
 
 
@@ -222,12 +224,7 @@ class ListingSearchView(ListingListCreateView):
     (see ``orders.search``)."""
 
     @extend_schema(parameters=[
-        ORG_HEADER,
-        OpenApiParameter("vouchers", str, description="ids of your vouchers, comma-separated: adds "
-                         "net_price_per_gpu_hour (one node for start/end, else for the listing's minimum hours)"),
-        OpenApiParameter("ordering", str, enum=[*ORDERINGS, *search.NET_ORDERINGS],
-                         description="net_price / -net_price: by net_price_per_gpu_hour (nulls last); as price "
-                                     "without vouchers"),
+        ORG_HEADER, *filterset_parameters(search.NetPriceFilterSet, search.API_PARAMETER_DESCRIPTIONS),
     ], responses={200: NetPriceListingSerializer(many=True)})
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)

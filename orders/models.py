@@ -7,6 +7,7 @@ from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import ArrayField, DateTimeRangeField, RangeOperators
 from django.contrib.postgres.indexes import GistIndex
 from django.db import models
+from django.utils.translation import pgettext_lazy
 
 from accounts.models import Organization
 from listings.models import Cluster, Listing, Node
@@ -16,13 +17,13 @@ from marketplace.core.money import AmountField, PriceField
 
 class Booking(TimeStampedModel):
     class Status(models.TextChoices):
-        HELD = "held", "Held"
-        CONFIRMED = "confirmed", "Confirmed"
-        ACTIVE = "active", "Active"
-        COMPLETED = "completed", "Completed"
-        SETTLED = "settled", "Settled"
-        CANCELLED = "cancelled", "Cancelled"
-        EXPIRED = "expired", "Expired"
+        HELD = "held", pgettext_lazy("booking status", "Held")
+        CONFIRMED = "confirmed", pgettext_lazy("booking status", "Confirmed")
+        ACTIVE = "active", pgettext_lazy("booking status", "Active")
+        COMPLETED = "completed", pgettext_lazy("booking status", "Completed")
+        SETTLED = "settled", pgettext_lazy("booking status", "Settled")
+        CANCELLED = "cancelled", pgettext_lazy("booking status", "Cancelled")
+        EXPIRED = "expired", pgettext_lazy("booking status", "Expired")
 
     buyer = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="bookings")
     listing = models.ForeignKey(Listing, on_delete=models.PROTECT, related_name="bookings")
@@ -128,10 +129,10 @@ class Bid(TimeStampedModel):
     """
 
     class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        MATCHED = "matched", "Matched"
-        CANCELLED = "cancelled", "Cancelled"
-        EXPIRED = "expired", "Expired"
+        OPEN = "open", pgettext_lazy("bid status", "Open")
+        MATCHED = "matched", pgettext_lazy("bid status", "Matched")
+        CANCELLED = "cancelled", pgettext_lazy("bid status", "Cancelled")
+        EXPIRED = "expired", pgettext_lazy("bid status", "Expired")
 
     buyer = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="bids")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,

@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import django_filters
 from django import forms
+from django.utils.formats import date_format
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Organization
 from accounts.selectors import acting_organization
@@ -36,7 +39,25 @@ from vouchers import selectors as voucher_selectors
 from vouchers.models import Voucher
 
 NET_ORDERINGS = {"net_price": "price", "-net_price": "-price"}  # and what each falls back on without vouchers
-NET_PRICE_BASIS = "one node, for your window (or the listing's minimum hours without one)"
+NET_PRICE_BASIS = _("one node, for your window (or the listing's minimum hours without one)")
+# What each ``GET /api/v1/listings/`` parameter does, for the OpenAPI schema (``marketplace.core.schema``).
+API_PARAMETER_DESCRIPTIONS = {
+    "accelerator": "accelerator slug; repeat for several (?accelerator=h100&accelerator=ascend-910b)",
+    "city": "the data centre's city",
+    "operator": "state or private data centres",
+    "domestic": "true: domestic accelerators only; false: imported only",
+    "min_gpus": "at least this many GPUs free (in the start/end window when given, else the cluster's total)",
+    "max_price": "at most this price per GPU-hour (CNY)",
+    "start": "availability window start: a whole UTC hour with an offset (give end too)",
+    "end": "availability window end: a whole UTC hour with an offset, after start; nodes_available is then for "
+           "the window",
+    "status": "listing status (providers see their own listings in every status, platform staff all)",
+    "mine": "true: only your organization's listings",
+    "vouchers": "ids of your vouchers, comma-separated: adds net_price_per_gpu_hour (one node for start/end, else "
+                "for the listing's minimum hours)",
+    "ordering": "price, -price, price_per_pflop; net_price / -net_price: by net_price_per_gpu_hour (nulls last), "
+                "as price without vouchers",
+}
 
 
 class NetPriceFilterSet(ListingFilterSet):
@@ -52,11 +73,12 @@ class NetPriceBrowseFilterSet(BrowseFilterSet):
     """The listings page: the browse filters, plus the buyer's spendable vouchers as checkboxes."""
 
     vouchers = django_filters.ModelMultipleChoiceFilter(
-        queryset=Voucher.objects.none(), widget=forms.CheckboxSelectMultiple, label="Pay with my vouchers")
+        queryset=Voucher.objects.none(), widget=forms.CheckboxSelectMultiple, label=_("Pay with my vouchers"))
     ordering = django_filters.ChoiceFilter(
-        choices=[("price", "Price, lowest first"), ("-price", "Price, highest first"),
-                 ("price_per_pflop", "Price per PFLOP-hour"), ("net_price", "After my vouchers, lowest first"),
-                 ("-net_price", "After my vouchers, highest first")], label="Sort by", empty_label="Cheapest first")
+        choices=[("price", _("Price, lowest first")), ("-price", _("Price, highest first")),
+                 ("price_per_pflop", _("Price per PFLOP-hour")), ("net_price", _("After my vouchers, lowest first")),
+                 ("-net_price", _("After my vouchers, highest first"))], label=_("Sort by"),
+        empty_label=_("Cheapest first"))
 
     def __init__(self, *args, request=None, **kwargs):
         super().__init__(*args, request=request, **kwargs)
@@ -65,6 +87,9 @@ class NetPriceBrowseFilterSet(BrowseFilterSet):
         self.form.fields["vouchers"].queryset = (
             voucher_selectors.vouchers_spendable(user) if user is not None and user.is_authenticated
             else Voucher.objects.none())
+        self.form.fields["vouchers"].label_from_instance = lambda v: gettext(
+            "%(program)s · expires %(date)s · voucher %(id)s") % {
+            "program": v.program.name, "date": date_format(v.expires_at, "Y-m-d"), "id": v.pk}
         if not (self.data or {}).get("vouchers") and not self.form.fields["vouchers"].queryset.exists():
             del self.form.fields["vouchers"]  # nothing to tick: no empty fieldset (ids sent anyway are refused)
 
@@ -146,8 +171,8 @@ def browse(request):
         vouchers = list(filters.get("vouchers") or [])
         holders = {v.holder_id for v in vouchers}
         if len(holders) > 1:
-            raise ApplicationError("Invalid search parameters.",
-                                   errors={"vouchers": ["Tick the vouchers of one organization."]})
+            raise ApplicationError(_("Invalid search parameters."),
+                                   errors={"vouchers": [_("Tick the vouchers of one organization.")]})
         buyer = Organization.objects.get(pk=holders.pop()) if holders else None
         state["search"] = NetPriceSearch(filters=filters, user=user, buyer=buyer, vouchers=vouchers)
         return state["search"].listings()

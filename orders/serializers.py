@@ -70,7 +70,8 @@ class BookingStatusChangeSerializer(serializers.ModelSerializer):
     # Plain strings in the schema: one enum per app would collide on the name "status" in the OpenAPI components.
     from_status = serializers.CharField(read_only=True, help_text="empty for the creation; else " + STATUS_HELP)
     to_status = serializers.CharField(read_only=True, help_text=STATUS_HELP)
-    actor = serializers.CharField(source="actor.username", default=None)
+    actor = serializers.CharField(source="actor.username", default=None, read_only=True, allow_null=True,
+                                  help_text="username; null for changes the system made (expiry, start, settlement)")
 
     class Meta:
         model = BookingStatusChange

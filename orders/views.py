@@ -10,7 +10,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.formats import date_format
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from accounts.models import Organization
@@ -19,6 +22,7 @@ from listings.models import Accelerator
 from marketplace.core import hours
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.forms import ServiceErrorsMixin
+from marketplace.core.zones import in_zone
 from orders import bid_selectors, bid_services, selectors, services
 from orders.models import Booking
 from vouchers import selectors as voucher_selectors
@@ -28,21 +32,24 @@ HOUR_FORMAT = "%Y-%m-%dT%H:%M"
 
 
 class BookingForm(ServiceErrorsMixin, forms.Form):
-    """Times are entered as UTC on the hour (``datetime-local`` inputs carry no zone: they are read as UTC)."""
+    """Times are entered on the hour in the person's time zone (``datetime-local`` inputs carry no zone: they are
+    read in the active one, Beijing time by default, and handed to the services in UTC)."""
 
     organization = forms.ModelChoiceField(queryset=Organization.objects.none(), required=False,
-                                          help_text="the startup you book for")
-    nodes = forms.IntegerField(min_value=1, initial=1)
-    start = forms.DateTimeField(input_formats=[HOUR_FORMAT, "%Y-%m-%d %H:%M"], label="Start (UTC)",
+                                          label=gettext_lazy("Organization"),
+                                          help_text=gettext_lazy("the startup you book for"))
+    nodes = forms.IntegerField(min_value=1, initial=1, label=gettext_lazy("Nodes"))
+    start = forms.DateTimeField(input_formats=[HOUR_FORMAT, "%Y-%m-%d %H:%M"], label=in_zone(gettext_lazy("Start")),
                                 widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 3600},
                                                            format=HOUR_FORMAT))
-    end = forms.DateTimeField(input_formats=[HOUR_FORMAT, "%Y-%m-%d %H:%M"], label="End (UTC)",
+    end = forms.DateTimeField(input_formats=[HOUR_FORMAT, "%Y-%m-%d %H:%M"], label=in_zone(gettext_lazy("End")),
                               widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 3600},
                                                          format=HOUR_FORMAT))
 
     vouchers = forms.ModelMultipleChoiceField(
         queryset=Voucher.objects.none(), required=False, widget=forms.CheckboxSelectMultiple,
-        label="Pay with vouchers", help_text="soonest expiry is spent first; the rest is cash")
+        label=gettext_lazy("Pay with vouchers"),
+        help_text=gettext_lazy("soonest expiry is spent first; the rest is cash"))
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -52,7 +59,8 @@ class BookingForm(ServiceErrorsMixin, forms.Form):
             self.fields["organization"].widget = forms.HiddenInput()
         self.fields["vouchers"].queryset = voucher_selectors.vouchers_spendable(user)
         self.fields["vouchers"].label_from_instance = (
-            lambda v: f"{v.program.name} · expires {v.expires_at:%Y-%m-%d} · voucher {v.pk}")
+            lambda v: _("%(program)s · expires %(date)s · voucher %(id)s") % {
+                "program": v.program.name, "date": date_format(v.expires_at, "Y-m-d"), "id": v.pk})
         if not self.fields["vouchers"].queryset.exists():
             self.fields["vouchers"].widget = forms.MultipleHiddenInput()
 
@@ -60,7 +68,7 @@ class BookingForm(ServiceErrorsMixin, forms.Form):
         return [voucher.pk for voucher in self.cleaned_data.get("vouchers") or []]
 
     def _utc(self, name):
-        # The form parses in the current time zone (UTC); make the zone explicit for the service.
+        # The form parses in the active time zone (the person's); the services get UTC.
         value = self.cleaned_data[name]
         return value.astimezone(dt.UTC) if value is not None else None
 
@@ -76,13 +84,13 @@ def _listing_or_404(listing_id):
     try:
         return services.listing_for_quote(listing_id)
     except ApplicationError as exc:
-        raise Http404("No open listing with this id.") from exc
+        raise Http404(_("No open listing with this id.")) from exc
 
 
-def _buyer(request, form: BookingForm) -> Organization:
+def _buyer(request, form: BookingForm, *, for_write: bool = False) -> Organization:
     chosen = form.cleaned_data.get("organization")
     return acting_organization(request.user, kind=Organization.Kind.STARTUP,
-                               organization_id=chosen.pk if chosen else None)
+                               organization_id=chosen.pk if chosen else None, for_write=for_write)
 
 
 def _initial_window(listing) -> dict:
@@ -100,14 +108,16 @@ def book(request, listing_id):
         if form.is_valid():
             try:
                 booking = services.booking_create(
-                    buyer=_buyer(request, form), listing_id=listing.pk, nodes=form.cleaned_data["nodes"],
-                    start=form.cleaned_data["start"], end=form.cleaned_data["end"], created_by=request.user,
+                    buyer=_buyer(request, form, for_write=True), listing_id=listing.pk,
+                    nodes=form.cleaned_data["nodes"], start=form.cleaned_data["start"], end=form.cleaned_data["end"],
+                    created_by=request.user,
                     vouchers=form.voucher_ids(), confirm=True, ip=request.META.get("REMOTE_ADDR"))
             except ApplicationError as exc:
                 form.add_service_errors(exc)
                 status = exc.status
             else:
-                messages.success(request, f"Booked {booking.nodes} node(s): booking {booking.pk} is confirmed.")
+                messages.success(request, _("Booked %(nodes)s node(s): booking %(id)s is confirmed.")
+                                 % {"nodes": booking.nodes, "id": booking.pk})
                 return redirect("booking-detail", pk=booking.pk)
         return render(request, "orders/book.html", {"listing": listing, "form": form}, status=status)
     form = BookingForm(initial=_initial_window(listing), user=request.user)
@@ -168,7 +178,7 @@ def _buyer_action(request, pk, action, done: str):
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, done.format(id=booking.pk))
+        messages.success(request, str(done).format(id=booking.pk))
     next_url = request.POST.get("next", "")
     if next_url and url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
         return redirect(next_url)
@@ -179,25 +189,27 @@ def _buyer_action(request, pk, action, done: str):
 @require_POST
 def booking_cancel(request, pk):
     return _buyer_action(request, pk, services.booking_cancel,
-                         "Booking {id} is cancelled; its payment hold was released in full.")
+                         gettext_lazy("Booking {id} is cancelled; its payment hold was released in full."))
 
 
 @login_required
 @require_POST
 def booking_confirm(request, pk):
-    return _buyer_action(request, pk, services.booking_confirm, "Booking {id} is confirmed.")
+    return _buyer_action(request, pk, services.booking_confirm, gettext_lazy("Booking {id} is confirmed."))
 
 
 # --- bids and the market page ------------------------------------------------------------------------------------
 
 class BidForm(BookingForm):
-    """A bid: accelerators, nodes, duration, window (UTC, whole hours), maximum price, optional vouchers."""
+    """A bid: accelerators, nodes, duration, window (whole hours, in the person's zone), maximum price, optional
+    vouchers."""
 
     accelerators = forms.ModelMultipleChoiceField(queryset=None, to_field_name="slug",
-                                                  widget=forms.CheckboxSelectMultiple)
-    duration_hours = forms.IntegerField(min_value=1, initial=4, label="Duration (hours)")
+                                                  widget=forms.CheckboxSelectMultiple,
+                                                  label=gettext_lazy("Accelerators"))
+    duration_hours = forms.IntegerField(min_value=1, initial=4, label=gettext_lazy("Duration (hours)"))
     max_price_per_gpu_hour = forms.DecimalField(min_value=0, max_digits=12, decimal_places=4,
-                                                label="Max price per GPU-hour (CNY)")
+                                                label=gettext_lazy("Max price per GPU-hour (CNY)"))
 
     field_order = ["organization", "accelerators", "nodes", "duration_hours", "start", "end",
                    "max_price_per_gpu_hour", "vouchers"]
@@ -205,8 +217,8 @@ class BidForm(BookingForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["accelerators"].queryset = Accelerator.objects.order_by("slug")
-        self.fields["start"].label = "Earliest start (UTC)"
-        self.fields["end"].label = "Latest end (UTC)"
+        self.fields["start"].label = in_zone(gettext_lazy("Earliest start"))
+        self.fields["end"].label = in_zone(gettext_lazy("Latest end"))
         self.order_fields(self.field_order)
 
     service_field_names = {"earliest_start": "start", "latest_end": "end"}
@@ -224,7 +236,8 @@ def bid_list(request):
             data = form.cleaned_data
             try:
                 bid = bid_services.bid_place(
-                    buyer=_buyer(request, form), accelerators=list(data["accelerators"]), nodes=data["nodes"],
+                    buyer=_buyer(request, form, for_write=True), accelerators=list(data["accelerators"]),
+                    nodes=data["nodes"],
                     duration_hours=data["duration_hours"], earliest_start=data["start"], latest_end=data["end"],
                     max_price_per_gpu_hour=data["max_price_per_gpu_hour"], vouchers=form.voucher_ids(),
                     created_by=request.user, ip=request.META.get("REMOTE_ADDR"))
@@ -232,8 +245,8 @@ def bid_list(request):
                 form.add_service_errors(exc)
                 status = exc.status
             else:
-                messages.success(request, f"Bid {bid.pk} placed; {bid.held_amount} CNY is held until it fills, "
-                                          "expires or you cancel it.")
+                messages.success(request, _("Bid %(id)s placed; %(amount)s CNY is held until it fills, expires or "
+                                            "you cancel it.") % {"id": bid.pk, "amount": bid.held_amount})
                 return redirect("bid-list")
     page = Paginator(bid_selectors.bids_of_user(request.user), 25).get_page(request.GET.get("page"))
     return render(request, "orders/bids.html", {"form": form, "page": page}, status=status)
@@ -251,7 +264,7 @@ def bid_cancel(request, pk):
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"Bid {bid.pk} is cancelled; its hold was released.")
+        messages.success(request, _("Bid %(id)s is cancelled; its hold was released.") % {"id": bid.pk})
     return redirect("bid-list")
 
 

@@ -9,6 +9,7 @@ from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
 from django.db import models
 from django.db.models import F, Func, Q
+from django.utils.translation import pgettext_lazy
 
 from accounts.models import Organization
 from marketplace.core.models import TimeStampedModel
@@ -19,8 +20,8 @@ class Payout(TimeStampedModel):
     """One batch transfer of a provider's payable to its bank account, covering the settlements it lists."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        PAID = "paid", "Paid"
+        PENDING = "pending", pgettext_lazy("payout status", "Pending")
+        PAID = "paid", pgettext_lazy("payout status", "Paid")
 
     provider = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="payouts")
     amount = AmountField()
@@ -85,8 +86,8 @@ class ReimbursementStatement(TimeStampedModel):
     """
 
     class Status(models.TextChoices):
-        ISSUED = "issued", "Issued"
-        PAID = "paid", "Paid"
+        ISSUED = "issued", pgettext_lazy("reimbursement statement status", "Issued")
+        PAID = "paid", pgettext_lazy("reimbursement statement status", "Paid")
 
     program = models.ForeignKey("vouchers.VoucherProgram", on_delete=models.PROTECT, related_name="statements")
     period_start = models.DateTimeField()
@@ -121,8 +122,8 @@ class ReimbursementClaim(TimeStampedModel):
     """What a voucher program (a city) owes for the voucher part of one settled booking."""
 
     class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        PAID = "paid", "Paid"
+        OPEN = "open", pgettext_lazy("reimbursement claim status", "Open")
+        PAID = "paid", pgettext_lazy("reimbursement claim status", "Paid")
 
     program = models.ForeignKey("vouchers.VoucherProgram", on_delete=models.PROTECT,
                                 related_name="reimbursement_claims")

@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.db.models import Sum
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.models import Organization
@@ -48,7 +49,7 @@ def booking_progress(request, booking_id):
     try:
         booking = selectors.booking_for_progress(request.user, booking_id)
     except ApplicationError:
-        raise Http404("No such booking.") from None
+        raise Http404(_("No such booking.")) from None
     movements = list(selectors.booking_movements(booking.pk))
     return render(request, "settlement/booking_progress.html",
                   {"booking": booking, "movements": movements, "settlement": booking.settlement_record,
@@ -59,7 +60,7 @@ def booking_progress(request, booking_id):
 def payout_list(request):
     """A provider's payouts; every provider's for platform staff, with a button to record each transfer."""
     if not selectors.can_read_payouts(request.user):
-        raise PermissionDenied("Only provider members and platform staff read payouts.")
+        raise PermissionDenied(_("Only provider members and platform staff read payouts."))
     status = request.GET.get("status") or ""
     payouts = (selectors.payouts_visible_to(request.user, status=status if status in Payout.Status.values else None)
                .prefetch_related("settlements"))
@@ -67,7 +68,7 @@ def payout_list(request):
     unpaid = selectors.unpaid_settlements(request.user).aggregate(total=Sum("provider_amount"))["total"] or ZERO
     template = "settlement/_payouts.html" if request.htmx else "settlement/payouts.html"
     return render(request, template, {"page": page, "unpaid": unpaid, "status": status,
-                                      "statuses": Payout.Status.values, "staff": is_platform_staff(request.user)})
+                                      "statuses": Payout.Status.choices, "staff": is_platform_staff(request.user)})
 
 
 @login_required
@@ -76,11 +77,11 @@ def payout_mark_paid(request, pk):
     """Platform staff record a payout's bank transfer. htmx swaps the row (errors shown in it); a plain POST
     redirects to the payouts page."""
     if not is_platform_staff(request.user):
-        raise PermissionDenied("Only platform staff record payout transfers.")
+        raise PermissionDenied(_("Only platform staff record payout transfers."))
     payout = get_object_or_404(selectors.payouts_visible_to(request.user), pk=pk)
     error = _error_of(lambda: services.payout_mark_paid(payout=payout, actor=request.user))
     if not request.htmx:
-        return _back_with_outcome(request, error, f"Payout #{payout.pk} marked paid.", "payout-list")
+        return _back_with_outcome(request, error, _("Payout #%(id)s marked paid.") % {"id": payout.pk}, "payout-list")
     payout = selectors.payouts_visible_to(request.user).prefetch_related("settlements").get(pk=payout.pk)
     return render(request, "settlement/_payout_row.html", {"payout": payout, "staff": True, "error": error})
 
@@ -88,7 +89,7 @@ def payout_mark_paid(request, pk):
 @login_required
 def claim_list(request):
     if not has_org_kind(request.user, Organization.Kind.ISSUER):
-        raise PermissionDenied("Only voucher issuer members read reimbursement claims.")
+        raise PermissionDenied(_("Only voucher issuer members read reimbursement claims."))
     status = request.GET.get("status") or ""
     claims = selectors.claims_visible_to(
         request.user, status=status if status in ReimbursementClaim.Status.values else None)
@@ -96,7 +97,7 @@ def claim_list(request):
     open_total = (selectors.claims_visible_to(request.user, status="open")
                   .aggregate(total=Sum("amount"))["total"] or ZERO)
     template = "settlement/_claims.html" if request.htmx else "settlement/claims.html"
-    return render(request, template, {"page": page, "status": status, "statuses": ReimbursementClaim.Status.values,
+    return render(request, template, {"page": page, "status": status, "statuses": ReimbursementClaim.Status.choices,
                                       "open_total": open_total})
 
 
@@ -111,7 +112,7 @@ def claim_mark_paid(request, pk):
 
 def _statement_readable(request) -> None:
     if not selectors.can_read_statements(request.user):
-        raise PermissionDenied("Only voucher issuers, platform staff and auditors read reimbursement statements.")
+        raise PermissionDenied(_("Only voucher issuers, platform staff and auditors read reimbursement statements."))
 
 
 def _statement_or_404(request, pk) -> ReimbursementStatement:
@@ -119,7 +120,7 @@ def _statement_or_404(request, pk) -> ReimbursementStatement:
     try:
         return selectors.statement_for(request.user, pk)
     except ApplicationError:
-        raise Http404("No such statement.") from None
+        raise Http404(_("No such statement.")) from None
 
 
 @login_required
@@ -133,7 +134,7 @@ def statement_list(request):
            .aggregate(total=Sum("total"))["total"] or ZERO)
     template = "settlement/_statements.html" if request.htmx else "settlement/statements.html"
     return render(request, template, {"page": page, "status": status,
-                                      "statuses": ReimbursementStatement.Status.values, "due": due})
+                                      "statuses": ReimbursementStatement.Status.choices, "due": due})
 
 
 def _detail_context(request, statement: ReimbursementStatement) -> dict:
@@ -175,10 +176,10 @@ def statement_pay(request, pk):
     """Mark the statement paid. htmx swaps the statement (errors shown in it); a plain POST redirects to it."""
     statement = _statement_or_404(request, pk)
     if not selectors.can_pay_statement(request.user, statement):
-        raise PermissionDenied("Only the program's issuer or platform staff can mark a statement paid.")
+        raise PermissionDenied(_("Only the program's issuer or platform staff can mark a statement paid."))
     error = _error_of(lambda: services.statement_mark_paid(statement=statement, actor=request.user))
     if not request.htmx:
-        return _back_with_outcome(request, error, f"Statement #{statement.pk} marked paid.", "statement-detail",
-                                  statement.pk)
+        return _back_with_outcome(request, error, _("Statement #%(id)s marked paid.") % {"id": statement.pk},
+                                  "statement-detail", statement.pk)
     statement = selectors.statement_for(request.user, statement.pk)
     return render(request, "settlement/_statement.html", {**_detail_context(request, statement), "error": error})

@@ -40,6 +40,8 @@ class OrganizationFactory(factory.django.DjangoModelFactory):
     credit_code = factory.Sequence(lambda n: credit_code(n + 1000))
     legal_representative = factory.Sequence(lambda n: f"Rep {n}")
     owners = factory.LazyAttribute(lambda o: [o.legal_representative])
+    # Set up by the platform, as the demo's: verified (a sign-up starts pending; tests/accounts cover that).
+    verification_status = Organization.VerificationStatus.VERIFIED
 
 
 class StartupFactory(OrganizationFactory):

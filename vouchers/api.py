@@ -4,7 +4,7 @@ Querysets come from ``vouchers.selectors``, so another organization's objects an
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -15,8 +15,10 @@ from accounts.models import Organization
 from accounts.permissions import IsIssuerMember, IsStartupMember
 from accounts.selectors import acting_organization
 from marketplace.core.exceptions import ApplicationError
+from marketplace.core.idempotency import SCHEMA_PARAMETER as IDEMPOTENCY_HEADER
 from marketplace.core.idempotency import idempotent
 from vouchers import selectors, services
+from vouchers.models import VoucherApplication
 from vouchers.serializers import (
     ApproveSerializer,
     RejectSerializer,
@@ -32,7 +34,9 @@ PROGRAM_LISTS = ("eligible_providers", "eligible_accelerators", "stack_excluded_
 
 
 def _acting(request, kind: str) -> Organization:
-    return acting_organization(request.user, kind=kind, organization_id=request.headers.get("X-Organization"))
+    """The organization of ``kind`` that writes (creates a program, applies): it must be verified (403 otherwise)."""
+    return acting_organization(request.user, kind=kind, organization_id=request.headers.get("X-Organization"),
+                               for_write=True)
 
 
 def _client_ip(request) -> str | None:
@@ -108,6 +112,10 @@ class ApplicationListView(generics.ListAPIView):
 
     serializer_class = VoucherApplicationSerializer
 
+    @extend_schema(parameters=[OpenApiParameter("status", str, enum=VoucherApplication.Status.values)])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
     def get_queryset(self):
         qs = selectors.applications_visible(self.request.user)
         if status_filter := self.request.query_params.get("status"):
@@ -121,7 +129,8 @@ class ApplicationApproveView(APIView):
 
     permission_classes = [IsAuthenticated, IsIssuerMember]
 
-    @extend_schema(request=ApproveSerializer, responses={200: VoucherApplicationSerializer})
+    @extend_schema(request=ApproveSerializer, responses={200: VoucherApplicationSerializer},
+                   parameters=[IDEMPOTENCY_HEADER])
     @idempotent
     def post(self, request, pk: int):
         application = get_object_or_404(selectors.applications_for_issuer(request.user), pk=pk)

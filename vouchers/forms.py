@@ -10,12 +10,15 @@ from decimal import Decimal
 
 from django import forms
 from django.db.models import Q
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import CITY_CHOICES, ModelFiling, Organization
 from accounts.selectors import user_organizations
 from listings.models import Accelerator
 from marketplace.core.forms import ServiceErrorsMixin
 from marketplace.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
+from marketplace.core.zones import in_zone
 from vouchers import selectors, services
 from vouchers.models import Level, VoucherProgram
 
@@ -28,12 +31,12 @@ def _amount(**kwargs) -> forms.DecimalField:
     return forms.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, min_value=0, **kwargs)
 
 
-def _percent(label: str, help_text: str = "", **kwargs) -> forms.DecimalField:
+def _percent(label, help_text="", **kwargs) -> forms.DecimalField:
     """A share typed as a percentage, 0–100 with 2 places (30 = 30 %); ``ProgramForm`` converts it to a ratio."""
     return forms.DecimalField(
         max_digits=5, decimal_places=2, min_value=0, max_value=100, label=label, help_text=help_text,
-        error_messages={"min_value": "Enter a percentage between 0 and 100.",
-                        "max_value": "Enter a percentage between 0 and 100."}, **kwargs)
+        error_messages={"min_value": _("Enter a percentage between 0 and 100."),
+                        "max_value": _("Enter a percentage between 0 and 100.")}, **kwargs)
 
 
 def ratio_to_percent(ratio: Decimal | None) -> Decimal | None:
@@ -51,12 +54,12 @@ def percent_to_ratio(percent: Decimal) -> Decimal:
 
 class ApplyForm(ServiceErrorsMixin, forms.Form):
     organization = forms.ModelChoiceField(queryset=Organization.objects.none(), required=False,
-                                          help_text="the startup you apply for")
-    requested_amount = _amount(label="Amount requested (CNY)")
-    purpose = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
-                              help_text="what the compute is for: model, data, expected GPU-hours")
+                                          label=_("Organization"), help_text=_("the startup you apply for"))
+    requested_amount = _amount(label=_("Amount requested (CNY)"))
+    purpose = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000, label=_("Purpose"),
+                              help_text=_("what the compute is for: model, data, expected GPU-hours"))
     model_filing = forms.ModelChoiceField(queryset=ModelFiling.objects.none(), required=False,
-                                          label="Registered model filing")
+                                          label=_("Registered model filing"))
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -68,11 +71,11 @@ class ApplyForm(ServiceErrorsMixin, forms.Form):
 
 
 class ApproveForm(ServiceErrorsMixin, forms.Form):
-    face_value = _amount(label="Face value (CNY)")
+    face_value = _amount(label=_("Face value (CNY)"))
 
 
 class RejectForm(ServiceErrorsMixin, forms.Form):
-    reason = forms.CharField(max_length=2000)
+    reason = forms.CharField(max_length=2000, label=_("Reason"))
 
 
 DATETIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
@@ -81,7 +84,8 @@ CHECKBOXES = forms.CheckboxSelectMultiple
 
 class ProgramChoiceField(forms.ModelMultipleChoiceField):
     def label_from_instance(self, obj: VoucherProgram) -> str:
-        return f"{obj.name} ({obj.city}, {obj.get_level_display().lower()} level)"
+        return gettext("%(name)s (%(city)s, %(level)s level)") % {
+            "name": obj.name, "city": obj.get_city_display(), "level": obj.get_level_display().lower()}
 
 
 class ProgramForm(ServiceErrorsMixin, forms.Form):
@@ -89,19 +93,22 @@ class ProgramForm(ServiceErrorsMixin, forms.Form):
     ``organization`` (the issuer) is shown on the create form of a user acting for several issuers only; ``budget``
     on the create form only (a program's budget is funded, not edited)."""
 
-    # (legend, what the group is about, field names); fields a form does not have are skipped.
+    # (key, legend, what the group is about, field names); fields a form does not have are skipped. The key names
+    # the section in the page (``#section-<key>``) whatever the language.
     FIELDSETS = (
-        ("Basics", "", ("organization", "name", "city", "status", "description", "budget", "face_value_min",
-                        "face_value_max", "validity_days", "applications_open_from", "applications_open_until")),
-        ("Coverage", "How much of a booking's price the program pays, in percent (30 = 30 %).",
+        ("basics", _("Basics"), "", ("organization", "name", "city", "status", "description", "budget",
+                                     "face_value_min", "face_value_max", "validity_days", "applications_open_from",
+                                     "applications_open_until")),
+        ("coverage", _("Coverage"), _("How much of a booking's price the program pays, in percent (30 = 30 %)."),
          ("domestic_ratio", "other_ratio", "sme_bonus_ratio", "model_filing_earns_domestic_ratio",
           "sme_contract_limit", "sme_contract_ratio")),
-        ("Caps", "Limits on what the program pays. Leave an amount empty for no cap.",
+        ("caps", _("Caps"), _("Limits on what the program pays. Leave an amount empty for no cap."),
          ("annual_cap_per_org", "per_booking_cap", "max_stacked_share")),
-        ("Stacking", "Whether a buyer may use this program's vouchers together with other programs' vouchers "
-                     "in one booking.",
+        ("stacking", _("Stacking"), _("Whether a buyer may use this program's vouchers together with other "
+                                      "programs' vouchers in one booking."),
          ("level", "stack_levels", "stack_excluded_programs")),
-        ("Eligibility", "Who may use the vouchers, and for what. Nothing ticked in a list means no restriction.",
+        ("eligibility", _("Eligibility"),
+         _("Who may use the vouchers, and for what. Nothing ticked in a list means no restriction."),
          ("eligible_providers", "eligible_accelerators", "eligible_buyer_cities", "city_data_centers_only",
           "requires_model_filing", "ban_related_party", "require_reviewed_listing", "subsidy_period_days")),
     )
@@ -111,68 +118,69 @@ class ProgramForm(ServiceErrorsMixin, forms.Form):
     LONG_OPTION_FIELDS = ("stack_excluded_programs", "eligible_providers")  # checkbox lists of long names
 
     # --- basics ---
-    organization = forms.ModelChoiceField(queryset=Organization.objects.none(), required=False, label="Issuer")
-    name = forms.CharField(max_length=200, label="Program name")
-    city = forms.ChoiceField(choices=CITY_CHOICES)
+    organization = forms.ModelChoiceField(queryset=Organization.objects.none(), required=False, label=_("Issuer"))
+    name = forms.CharField(max_length=200, label=_("Program name"))
+    city = forms.ChoiceField(choices=CITY_CHOICES, label=_("City"))
     status = forms.ChoiceField(choices=VoucherProgram.Status.choices, initial=VoucherProgram.Status.DRAFT,
-                               help_text="startups see active programs only")
-    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    budget = _amount(label="Budget to fund now (CNY)", required=False,
-                     help_text="moved into the program's budget when it is created")
-    face_value_min = _amount(label="Smallest voucher (CNY)")
-    face_value_max = _amount(label="Largest voucher (CNY)")
-    validity_days = forms.IntegerField(min_value=1, max_value=MAX_DAYS, initial=365, label="Vouchers valid for (days)")
-    applications_open_from = forms.DateTimeField(widget=DATETIME_INPUT, label="Applications open (UTC)")
-    applications_open_until = forms.DateTimeField(widget=DATETIME_INPUT, label="Applications close (UTC)")
+                               label=_("Status"), help_text=_("startups see active programs only"))
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), label=_("Description"))
+    budget = _amount(label=_("Budget to fund now (CNY)"), required=False,
+                     help_text=_("moved into the program's budget when it is created"))
+    face_value_min = _amount(label=_("Smallest voucher (CNY)"))
+    face_value_max = _amount(label=_("Largest voucher (CNY)"))
+    validity_days = forms.IntegerField(min_value=1, max_value=MAX_DAYS, initial=365,
+                                       label=_("Vouchers valid for (days)"))
+    applications_open_from = forms.DateTimeField(widget=DATETIME_INPUT, label=in_zone(_("Applications open")))
+    applications_open_until = forms.DateTimeField(widget=DATETIME_INPUT, label=in_zone(_("Applications close")))
     # --- coverage ---
-    domestic_ratio = _percent("Share on domestic accelerators (%)", "e.g. 30 for Ascend or Cambricon chips",
-                              initial=0)
-    other_ratio = _percent("Share on other accelerators (%)", "e.g. 20", initial=0)
-    sme_bonus_ratio = _percent("Extra share for startups and SMEs (%)", "added to the share above", initial=0,
-                               required=False)
+    domestic_ratio = _percent(_("Share on domestic accelerators (%)"),
+                              _("e.g. 30 for Ascend or Cambricon chips"), initial=0)
+    other_ratio = _percent(_("Share on other accelerators (%)"), _("e.g. 20"), initial=0)
+    sme_bonus_ratio = _percent(_("Extra share for startups and SMEs (%)"), _("added to the share above"),
+                               initial=0, required=False)
     model_filing_earns_domestic_ratio = forms.BooleanField(
-        required=False, label="A registered model earns the domestic share on any accelerator")
-    sme_contract_limit = _amount(label="SME contract limit (CNY)", required=False,
-                                 help_text="SMEs whose booking costs at most this much get the share below; "
-                                           "empty = no contract tier")
-    sme_contract_ratio = _percent("Share for SMEs within that limit (%)", "e.g. 50 (Hangzhou: up to ¥500,000)",
-                                  initial=0, required=False)
+        required=False, label=_("A registered model earns the domestic share on any accelerator"))
+    sme_contract_limit = _amount(label=_("SME contract limit (CNY)"), required=False,
+                                 help_text=_("SMEs whose booking costs at most this much get the share below; "
+                                             "empty = no contract tier"))
+    sme_contract_ratio = _percent(_("Share for SMEs within that limit (%)"),
+                                  _("e.g. 50 (Hangzhou: up to ¥500,000)"), initial=0, required=False)
     # --- caps ---
-    annual_cap_per_org = _amount(label="Yearly cap per organization (CNY)", required=False,
-                                 help_text="empty = no cap")
-    per_booking_cap = _amount(label="Cap per booking (CNY)", required=False, help_text="empty = no cap")
-    max_stacked_share = _percent("Combined cap for all vouchers (%)",
-                                 "the most all vouchers together may pay of one booking; 100 = no combined cap",
+    annual_cap_per_org = _amount(label=_("Yearly cap per organization (CNY)"), required=False,
+                                 help_text=_("empty = no cap"))
+    per_booking_cap = _amount(label=_("Cap per booking (CNY)"), required=False, help_text=_("empty = no cap"))
+    max_stacked_share = _percent(_("Combined cap for all vouchers (%)"),
+                                 _("the most all vouchers together may pay of one booking; 100 = no combined cap"),
                                  initial=100, required=False)
     # --- stacking ---
-    level = forms.ChoiceField(choices=Level.choices, initial=Level.CITY, label="This program's level",
-                              help_text="which government runs it")
+    level = forms.ChoiceField(choices=Level.choices, initial=Level.CITY, label=_("This program's level"),
+                              help_text=_("which government runs it"))
     stack_levels = forms.MultipleChoiceField(
         choices=Level.choices, required=False, widget=CHECKBOXES, initial=Level.values,
-        label="May be combined with programs of these levels",
-        help_text="none ticked = never combined with another program (both programs must allow each other)")
+        label=_("May be combined with programs of these levels"),
+        help_text=_("none ticked = never combined with another program (both programs must allow each other)"))
     stack_excluded_programs = ProgramChoiceField(queryset=VoucherProgram.objects.none(), required=False,
-                                                 widget=CHECKBOXES, label="Never combined with these programs",
-                                                 help_text="whatever their level")
+                                                 widget=CHECKBOXES, label=_("Never combined with these programs"),
+                                                 help_text=_("whatever their level"))
     # --- eligibility ---
     eligible_providers = forms.ModelMultipleChoiceField(
         queryset=Organization.objects.filter(kind=Organization.Kind.PROVIDER).order_by("name"), required=False,
-        widget=CHECKBOXES, label="Only these providers", help_text="none ticked = any provider")
+        widget=CHECKBOXES, label=_("Only these providers"), help_text=_("none ticked = any provider"))
     eligible_accelerators = forms.ModelMultipleChoiceField(
         queryset=Accelerator.objects.order_by("name"), required=False, widget=CHECKBOXES,
-        label="Only these accelerators", help_text="none ticked = every accelerator")
+        label=_("Only these accelerators"), help_text=_("none ticked = every accelerator"))
     eligible_buyer_cities = forms.MultipleChoiceField(
-        choices=CITY_CHOICES, required=False, widget=CHECKBOXES, label="Only buyers registered in these cities",
-        help_text="none ticked = buyers from any city")
-    city_data_centers_only = forms.BooleanField(required=False, label="Only data centres in the program's city")
-    requires_model_filing = forms.BooleanField(required=False, label="Requires a registered model filing")
+        choices=CITY_CHOICES, required=False, widget=CHECKBOXES, label=_("Only buyers registered in these cities"),
+        help_text=_("none ticked = buyers from any city"))
+    city_data_centers_only = forms.BooleanField(required=False, label=_("Only data centres in the program's city"))
+    requires_model_filing = forms.BooleanField(required=False, label=_("Requires a registered model filing"))
     ban_related_party = forms.BooleanField(required=False, initial=True,
-                                           label="Refuse related-party providers (shared owner or legal rep.)")
+                                           label=_("Refuse related-party providers (shared owner or legal rep.)"))
     require_reviewed_listing = forms.BooleanField(required=False, initial=True,
-                                                  label="Only hardware that passed the platform review")
+                                                  label=_("Only hardware that passed the platform review"))
     subsidy_period_days = forms.IntegerField(
-        min_value=1, max_value=MAX_DAYS, required=False, label="Subsidy period (days)",
-        help_text="counted from the buyer's first subsidised booking; empty = no limit")
+        min_value=1, max_value=MAX_DAYS, required=False, label=_("Subsidy period (days)"),
+        help_text=_("counted from the buyer's first subsidised booking; empty = no limit"))
 
     def __init__(self, *args, user=None, program: VoucherProgram | None = None, **kwargs):
         if program is not None:
@@ -201,13 +209,13 @@ class ProgramForm(ServiceErrorsMixin, forms.Form):
             "city", "name")
 
     def fieldsets(self) -> list[dict]:
-        """The bound fields by group, in page order: ``[{legend, help, fields, boxes, lists}]`` where ``fields`` are
-        inputs, ``boxes`` single checkboxes and ``lists`` checkbox lists (each group shows them in that order)."""
+        """The bound fields by group, in page order: ``[{key, legend, help, fields, boxes, lists}]`` where ``fields``
+        are inputs, ``boxes`` single checkboxes and ``lists`` checkbox lists (each group shows them in that order)."""
         groups = []
-        for legend, help_text, names in self.FIELDSETS:
+        for key, legend, help_text, names in self.FIELDSETS:
             bound = [self[name] for name in names if name in self.fields]
             groups.append({
-                "legend": legend, "help": help_text,
+                "key": key, "legend": legend, "help": help_text,
                 "fields": [f for f in bound if not isinstance(f.field.widget, (forms.CheckboxInput, CHECKBOXES))],
                 "boxes": [f for f in bound if isinstance(f.field.widget, forms.CheckboxInput)],
                 "lists": [f for f in bound if isinstance(f.field.widget, CHECKBOXES)],

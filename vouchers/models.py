@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import pgettext_lazy
 
 from accounts.models import CITY_CHOICES, ModelFiling, Organization
 from marketplace.core.models import TimeStampedModel
@@ -24,10 +25,10 @@ def RatioField(**kwargs) -> models.DecimalField:  # noqa: N802 - reads like a fi
 class Level(models.TextChoices):
     """Which government runs a program; stacking rules between programs are written in levels."""
 
-    NATIONAL = "national", "National"
-    PROVINCIAL = "provincial", "Provincial"
-    CITY = "city", "City"
-    DISTRICT = "district", "District"
+    NATIONAL = "national", pgettext_lazy("program level", "National")
+    PROVINCIAL = "provincial", pgettext_lazy("program level", "Provincial")
+    CITY = "city", pgettext_lazy("program level", "City")
+    DISTRICT = "district", pgettext_lazy("program level", "District")
 
 
 def all_levels() -> list[str]:
@@ -38,9 +39,9 @@ class VoucherProgram(TimeStampedModel):
     """A city's voucher policy and budget. ``budget_total`` is what was funded (program_funding → program_budget)."""
 
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        ACTIVE = "active", "Active"
-        CLOSED = "closed", "Closed"
+        DRAFT = "draft", pgettext_lazy("voucher program status", "Draft")
+        ACTIVE = "active", pgettext_lazy("voucher program status", "Active")
+        CLOSED = "closed", pgettext_lazy("voucher program status", "Closed")
 
     issuer = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="voucher_programs",
                                limit_choices_to={"kind": Organization.Kind.ISSUER})
@@ -125,9 +126,9 @@ class VoucherProgram(TimeStampedModel):
 
 class VoucherApplication(TimeStampedModel):
     class Status(models.TextChoices):
-        SUBMITTED = "submitted", "Submitted"
-        APPROVED = "approved", "Approved"
-        REJECTED = "rejected", "Rejected"
+        SUBMITTED = "submitted", pgettext_lazy("voucher application status", "Submitted")
+        APPROVED = "approved", pgettext_lazy("voucher application status", "Approved")
+        REJECTED = "rejected", pgettext_lazy("voucher application status", "Rejected")
 
     program = models.ForeignKey(VoucherProgram, on_delete=models.PROTECT, related_name="applications")
     applicant = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="voucher_applications")
@@ -162,9 +163,9 @@ class VoucherApplication(TimeStampedModel):
 
 class Voucher(TimeStampedModel):
     class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        EXPIRED = "expired", "Expired"
-        REVOKED = "revoked", "Revoked"
+        ACTIVE = "active", pgettext_lazy("voucher status", "Active")
+        EXPIRED = "expired", pgettext_lazy("voucher status", "Expired")
+        REVOKED = "revoked", pgettext_lazy("voucher status", "Revoked")
 
     program = models.ForeignKey(VoucherProgram, on_delete=models.PROTECT, related_name="vouchers")
     holder = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="vouchers")
@@ -193,9 +194,9 @@ class Redemption(TimeStampedModel):
     """A voucher's part of one booking: held at booking, captured at settlement, released on cancel/expiry."""
 
     class Status(models.TextChoices):
-        HELD = "held", "Held"
-        CAPTURED = "captured", "Captured"
-        RELEASED = "released", "Released"
+        HELD = "held", pgettext_lazy("redemption status", "Held")
+        CAPTURED = "captured", pgettext_lazy("redemption status", "Captured")
+        RELEASED = "released", pgettext_lazy("redemption status", "Released")
 
     voucher = models.ForeignKey(Voucher, on_delete=models.PROTECT, related_name="redemptions")
     booking = models.ForeignKey("orders.Booking", on_delete=models.PROTECT, related_name="redemptions")

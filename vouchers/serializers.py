@@ -7,13 +7,16 @@ from rest_framework import serializers
 from accounts.models import CITY_CHOICES, ModelFiling, Organization
 from listings.models import Accelerator
 from listings.serializers import AwareDateTimeField
-from marketplace.core.fields import StrictPrimaryKeyRelatedField
+from marketplace.core.fields import BoundedManyRelatedField, StrictPrimaryKeyRelatedField
 from marketplace.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
 from vouchers import selectors
 from vouchers.models import Level, Redemption, Voucher, VoucherApplication, VoucherProgram
 from vouchers.services import PROGRAM_FIELDS
 
 MAX_DAYS = 3660  # ten years: longer periods are typing mistakes
+# Longest list of providers, accelerators or programs a program names: each item is looked up, so a list of
+# 10,001 took seconds; the lists are refused above this before any lookup (marketplace.core.fields).
+MAX_LIST_ITEMS = 200
 
 
 def amount_field(**kwargs) -> serializers.DecimalField:
@@ -35,11 +38,14 @@ class VoucherProgramSerializer(serializers.ModelSerializer):
     in the context decides; without one, none)."""
 
     issuer = serializers.CharField(source="issuer.name", read_only=True)
-    eligible_providers = StrictPrimaryKeyRelatedField(
-        many=True, required=False, queryset=Organization.objects.filter(kind=Organization.Kind.PROVIDER),
+    eligible_providers = BoundedManyRelatedField(
+        child_relation=StrictPrimaryKeyRelatedField(
+            queryset=Organization.objects.filter(kind=Organization.Kind.PROVIDER)),
+        max_length=MAX_LIST_ITEMS, required=False,
         help_text="Ids of the providers whose listings the vouchers pay for. Empty: any provider.")
-    eligible_accelerators = serializers.SlugRelatedField(
-        many=True, required=False, slug_field="slug", queryset=Accelerator.objects.all(),
+    eligible_accelerators = BoundedManyRelatedField(
+        child_relation=serializers.SlugRelatedField(slug_field="slug", queryset=Accelerator.objects.all()),
+        max_length=MAX_LIST_ITEMS, required=False,
         help_text="Slugs of the accelerators the vouchers pay for. Empty: every accelerator.")
     budget = amount_field(write_only=True, required=False, min_value=Decimal(0),
                           help_text="Money moved into the program's budget when it is created (CNY).")
@@ -62,8 +68,9 @@ class VoucherProgramSerializer(serializers.ModelSerializer):
         child=serializers.ChoiceField(choices=Level.choices), required=False, allow_empty=True, max_length=4,
         help_text="Levels of other programs whose vouchers may pay in the same booking as this one. Empty: never "
                   "combined with another program. Both programs must allow each other's level.")
-    stack_excluded_programs = StrictPrimaryKeyRelatedField(
-        many=True, required=False, queryset=VoucherProgram.objects.none(),
+    stack_excluded_programs = BoundedManyRelatedField(
+        child_relation=StrictPrimaryKeyRelatedField(queryset=VoucherProgram.objects.none()),
+        max_length=MAX_LIST_ITEMS, required=False,
         help_text="Ids of programs whose vouchers are never combined with this one in a booking, whatever their "
                   "level. Only programs you can see.")
     eligible_buyer_cities = serializers.ListField(

@@ -8,9 +8,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts.models import Organization
+from accounts.models import CITY_CHOICES, Organization
 from accounts.selectors import acting_organization, user_organizations
 from marketplace.core.exceptions import ApplicationError
 from vouchers import selectors, services
@@ -18,6 +19,7 @@ from vouchers.forms import ApplyForm, ApproveForm, ProgramForm, RejectForm, rati
 from vouchers.models import Level, VoucherApplication, VoucherProgram
 
 PAGE_SIZE = 20
+CITY_LABELS = dict(CITY_CHOICES)
 
 
 def _page(request, queryset):
@@ -39,7 +41,7 @@ def program_list(request):
 def _issuer(request, form: ProgramForm) -> Organization:
     """The issuer the user creates a program for (403 for non-issuers; 400 if several and none chosen)."""
     chosen = form.cleaned_data.get("organization")
-    return acting_organization(request.user, kind=Organization.Kind.ISSUER,
+    return acting_organization(request.user, kind=Organization.Kind.ISSUER, for_write=True,
                                organization_id=chosen.pk if chosen else None)
 
 
@@ -47,7 +49,7 @@ def _issuer(request, form: ProgramForm) -> Organization:
 def program_new(request):
     """``/vouchers/programs/new/``: issuers create a program (a draft unless they choose otherwise); others 403."""
     if not user_organizations(request.user, kind=Organization.Kind.ISSUER).exists():
-        raise PermissionDenied("Only voucher issuers create programs.")
+        raise PermissionDenied(_("Only voucher issuers create programs."))
     if request.method != "POST":
         return render(request, "vouchers/program_form.html", {"form": ProgramForm(user=request.user)})
     form = ProgramForm(request.POST, user=request.user)
@@ -60,7 +62,8 @@ def program_new(request):
             form.add_service_errors(exc)
             status = exc.status
         else:
-            messages.success(request, f"Program “{program.name}” created ({program.get_status_display()}).")
+            messages.success(request, _("Program “%(name)s” created (%(status)s).")
+                             % {"name": program.name, "status": program.get_status_display()})
             return redirect("voucher-program-detail", program.pk)
     return render(request, "vouchers/program_form.html", {"form": form}, status=status)
 
@@ -81,26 +84,31 @@ def program_edit(request, pk: int):
             form.add_service_errors(exc)
             status = exc.status
         else:
-            messages.success(request, "Rules saved: quotes use them from now on.")
+            messages.success(request, _("Rules saved: quotes use them from now on."))
             return redirect("voucher-program-detail", program.pk)
     return render(request, "vouchers/program_form.html", {"form": form, "program": program}, status=status)
 
 
 def _join(words: list[str], last: str = "and") -> str:
-    """["a", "b", "c"] → "a, b and c"."""
-    return f"{', '.join(words[:-1])} {last} {words[-1]}" if len(words) > 1 else "".join(words)
+    """["a", "b", "c"] → "a, b and c" (in the active language; ``last`` is "and" or "or")."""
+    words = [str(word) for word in words]
+    if len(words) < 2:
+        return "".join(words)
+    pattern = _("%(items)s and %(last)s") if last == "and" else _("%(items)s or %(last)s")
+    return pattern % {"items": _(", ").join(words[:-1]), "last": words[-1]}
 
 
 def _stacking_text(program: VoucherProgram) -> str:
     """Which other programs' vouchers may pay in the same booking, by level, in plain words."""
     allowed = [level for level in Level.values if level in program.stack_levels]
     if not allowed:
-        return "Never combined with another program's vouchers in one booking."
+        return _("Never combined with another program's vouchers in one booking.")
     if len(allowed) == len(Level.values):
-        return "May be combined with vouchers of programs at any level."
+        return _("May be combined with vouchers of programs at any level.")
     refused = [Level(level).label.lower() for level in Level.values if level not in allowed]
-    return (f"May be combined only with vouchers of {_join([Level(level).label.lower() for level in allowed])}"
-            f"-level programs (no other {_join(refused, 'or')}-level subsidy).")
+    return _("May be combined only with vouchers of %(allowed)s-level programs (no other %(refused)s-level "
+             "subsidy).") % {"allowed": _join([Level(level).label.lower() for level in allowed]),
+                            "refused": _join(refused, "or")}
 
 
 def _rules_context(request, program: VoucherProgram) -> dict:
@@ -113,7 +121,7 @@ def _rules_context(request, program: VoucherProgram) -> dict:
         "stacking_text": _stacking_text(program),
         "excluded_programs": program.stack_excluded_programs.filter(
             pk__in=selectors.programs_visible(request.user).values("pk")).order_by("city", "name"),
-        "buyer_cities": _join(list(program.eligible_buyer_cities), "or"),
+        "buyer_cities": _join([CITY_LABELS.get(city, city) for city in program.eligible_buyer_cities], "or"),
     }
 
 
@@ -141,7 +149,7 @@ def program_apply(request, pk: int):
     if form.is_valid():
         chosen = form.cleaned_data["organization"]
         try:
-            applicant = acting_organization(request.user, kind=Organization.Kind.STARTUP,
+            applicant = acting_organization(request.user, kind=Organization.Kind.STARTUP, for_write=True,
                                             organization_id=chosen.pk if chosen else None)
             services.application_submit(program=program, applicant=applicant, actor=request.user,
                                         requested_amount=form.cleaned_data["requested_amount"],
@@ -151,8 +159,8 @@ def program_apply(request, pk: int):
             form.add_service_errors(exc)
             status = exc.status
         else:
-            messages.success(request, f"Application sent to {program.issuer.name}. You will see the decision "
-                                      "under Applications.")
+            messages.success(request, _("Application sent to %(issuer)s. You will see the decision under "
+                                        "Applications.") % {"issuer": program.issuer.name})
             if request.htmx:
                 response = render(request, "vouchers/_apply_form.html", {"program": program, "form": None})
                 response["HX-Redirect"] = "/vouchers/applications/"
@@ -193,7 +201,8 @@ def _decide(request, pk: int, form_class, decide):
         if form.errors:
             messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
         else:
-            messages.success(request, f"Application {application.pk} {application.status}.")
+            messages.success(request, _("Application %(id)s %(status)s.")
+                             % {"id": application.pk, "status": application.get_status_display().lower()})
         return redirect("voucher-application-queue")
     # htmx swaps 2xx answers only: the errors travel in the row.
     return render(request, "vouchers/_application_row.html",

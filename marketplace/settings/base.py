@@ -57,9 +57,11 @@ MIDDLEWARE = [
     "marketplace.core.middleware.RequestGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",  # language: cookie, then Accept-Language, then LANGUAGE_CODE
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.preferences.PreferenceMiddleware",  # pages in the user's zone (Asia/Shanghai by default); /api/ in UTC
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -79,6 +81,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+                "django.template.context_processors.tz",
                 "marketplace.core.context_processors.site",
             ],
         },
@@ -107,8 +111,18 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
 
-LANGUAGE_CODE = "en-us"
+# Languages: Simplified Chinese and English. A zh browser gets zh-hans (LocaleMiddleware reads the language cookie
+# set by the header's switch, then Accept-Language); any other browser gets English.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_NAME = "gpux_language"
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+# Time: stored and exchanged over the API in UTC; people see and enter times in their own zone, Beijing time
+# unless they chose another on /account/preferences/ (accounts.preferences.PreferenceMiddleware).
 TIME_ZONE = "UTC"
+DISPLAY_TIME_ZONE = env("DJANGO_DISPLAY_TIME_ZONE", default="Asia/Shanghai")
 USE_I18N = True
 USE_TZ = True
 
@@ -167,6 +181,21 @@ LOGIN_FAILURE_WINDOW_SECONDS = env.int("DJANGO_LOGIN_FAILURE_WINDOW_SECONDS", de
 # Failures from one address over all usernames (guessing many accounts): higher, so an office behind a NAT still works.
 LOGIN_IP_FAILURE_LIMIT = env.int("DJANGO_LOGIN_IP_FAILURE_LIMIT", default=50)
 
+# --- E-mail (sign-up confirmation, password reset, invitations, verification decisions) ---------------------------
+# The console under DEBUG (`make run` prints e-mails to the terminal), SMTP otherwise, configured here; tests use
+# Django's locmem backend (marketplace.settings.test).
+EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend" if DEBUG
+                    else "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env("DJANGO_EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("DJANGO_EMAIL_PORT", default=587)
+EMAIL_HOST_USER = env("DJANGO_EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("DJANGO_EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_SSL = env.bool("DJANGO_EMAIL_USE_SSL", default=False)  # implicit TLS (port 465); else STARTTLS
+EMAIL_USE_TLS = env.bool("DJANGO_EMAIL_USE_TLS", default=not EMAIL_USE_SSL)
+EMAIL_TIMEOUT = env.int("DJANGO_EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", default="GPU compute exchange <noreply@gpux.example.cn>")
+SERVER_EMAIL = env("DJANGO_SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+
 # --- Platform ---------------------------------------------------------------------------------------------------
 PLATFORM_CURRENCY = env("PLATFORM_CURRENCY", default="CNY")
 PLATFORM_FEE_BPS = env.int("PLATFORM_FEE_BPS", default=300)
@@ -218,7 +247,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"ClaimStatusEnum": "settlement.models.ReimbursementClaim.Status",
                             "StatementStatusEnum": "settlement.models.ReimbursementStatement.Status",
                             "ProgramLevelEnum": "vouchers.models.Level", "CityEnum": "accounts.models.CITY_CHOICES",
-                            "ListingStatusEnum": "listings.models.Listing.Status"},
+                            "ListingStatusEnum": "listings.models.Listing.Status",
+                            "OrganizationKindEnum": "accounts.models.Organization.Kind"},
 }
 
 # --- Celery (Redis broker) --------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ if not os.environ.get("CELERY_BROKER_URL") and embedded.tcp_reachable("127.0.0.1
 from marketplace.settings.base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; never in production
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"  # mail.outbox; the live server shares it
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 DATABASES["default"]["TEST"]["NAME"] = os.environ.get("DJANGO_TEST_DB_NAME") or "test_gpux"  # noqa: F405

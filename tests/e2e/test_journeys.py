@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 from accounts.demo import DEMO_PASSWORD
 from orders.models import Booking
 from tests.e2e.conftest import log_in
+from tests.helpers import page_input
 from vouchers.models import VoucherApplication
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,8 +66,8 @@ def test_provider_creates_and_submits_a_listing(demo, page, screenshot):
     form = page.locator("#new-listing form")
     form.get_by_label("Cluster").select_option(index=1)
     form.get_by_label("Price per GPU-hour").fill("18.5000")
-    form.get_by_label("Available from (UTC)").fill(start.strftime("%Y-%m-%dT%H:%M"))
-    form.get_by_label("Available until (UTC)").fill((start + dt.timedelta(days=10)).strftime("%Y-%m-%dT%H:%M"))
+    form.get_by_label("Available from · Beijing time (UTC+8)").fill(page_input(start))
+    form.get_by_label("Available until · Beijing time (UTC+8)").fill(page_input(start + dt.timedelta(days=10)))
     form.get_by_role("button", name="Create draft").click()
     draft_row = page.locator("#my-listings tr", has_text="Draft")
     draft_row.first.wait_for()

@@ -5,6 +5,7 @@ from django.test import Client
 
 from listings.models import Accelerator, Cluster, DataCenter, Listing
 from tests import factories
+from tests.helpers import page_input
 from tests.listings.factories import listing_of
 
 pytestmark = pytest.mark.django_db
@@ -41,11 +42,10 @@ def test_browse_page_shows_field_errors_and_empty_state():
     assert b"No listing matches these filters" in empty.content
 
 
-def test_browse_reads_datetime_local_as_utc(provider):
+def test_browse_reads_datetime_local_in_beijing_time(provider):
     listing = listing_of(provider)
     start = listing.available_from + dt.timedelta(hours=1)
-    page = Client().get("/listings/", {"start": start.strftime("%Y-%m-%dT%H:%M"),
-                                       "end": (start + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")})
+    page = Client().get("/listings/", {"start": page_input(start), "end": page_input(start + dt.timedelta(hours=2))})
     assert f'href="/listings/{listing.pk}/"'.encode() in page.content
 
 
@@ -71,8 +71,7 @@ def test_provider_page_creates_things_and_shows_errors_in_place(provider):
     cluster = Cluster.objects.get(data_center=dc)
     start = factories.next_hour(2)
     form = {"cluster": cluster.pk, "price_per_gpu_hour": "7", "min_hours": 1,
-            "available_from": start.strftime("%Y-%m-%dT%H:%M"),
-            "available_until": (start + dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")}
+            "available_from": page_input(start), "available_until": page_input(start + dt.timedelta(days=2))}
     assert client.post("/provider/listings/", form).status_code == 302
     listing = Listing.objects.get(cluster=cluster)
     # then an export-controlled cluster without provenance is refused in place
@@ -123,8 +122,8 @@ def test_provider_edits_the_terms_of_a_paused_listing_and_sees_errors_in_place()
     client = Client()
     client.force_login(member_of(listing.cluster.data_center.provider))
     url = f"/provider/listings/{listing.pk}/edit/"
-    start = listing.available_from.strftime("%Y-%m-%dT%H:%M")
-    until = listing.available_until.strftime("%Y-%m-%dT%H:%M")
+    start = page_input(listing.available_from)
+    until = page_input(listing.available_until)
     assert client.get(url).status_code == 200
     # when a bad window is posted / then 400 with the error shown and nothing changed
     bad = client.post(url, {"price_per_gpu_hour": "9.5", "available_from": until, "available_until": start,

@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 
 from tests import factories
+from tests.helpers import page_input
 from tests.orders.factories import fund
 
 MAX_QUERIES = 30
@@ -49,7 +50,7 @@ def market(django_db_setup, django_db_blocker):
 
 def window_query() -> str:
     start = factories.next_hour(4)
-    return f"start={start:%Y-%m-%dT%H:%M}&end={start + dt.timedelta(hours=3):%Y-%m-%dT%H:%M}"
+    return f"start={page_input(start)}&end={page_input(start + dt.timedelta(hours=3))}"
 
 
 PAGES = [

@@ -9,13 +9,14 @@ from django.test import Client
 
 from orders.models import Bid
 from tests.factories import AcceleratorFactory, ClusterFactory, ListingFactory, member_of, next_hour
+from tests.helpers import page_input
 from tests.orders.factories import funded_startup
 
 pytestmark = pytest.mark.django_db
 
 
 def _local(hours: int) -> str:
-    return next_hour(hours).strftime("%Y-%m-%dT%H:%M")
+    return page_input(next_hour(hours))
 
 
 @pytest.fixture

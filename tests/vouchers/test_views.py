@@ -138,7 +138,8 @@ def test_issuer_creates_a_program_with_its_rules(issuer):
     assert program.requires_model_filing and not program.city_data_centers_only
     assert list(program.eligible_providers.all()) == [provider]
     assert list(program.eligible_accelerators.all()) == [chip]
-    assert program.applications_open_from == dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    # typed in Beijing time (the page's zone): midnight 1 January in Beijing is 16:00 UTC the day before
+    assert program.applications_open_from == dt.datetime(2026, 12, 31, 16, tzinfo=dt.UTC)
 
 
 def test_program_form_shows_errors_in_place_and_writes_nothing(issuer):
