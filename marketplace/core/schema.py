@@ -43,8 +43,8 @@ def _codes(path: str, method: str, operation: dict) -> list[str]:
         codes.append("401")
     if method in WRITE_METHODS:
         codes += ["409", "413", "422"]
-    if path.endswith("/auth/token/"):
-        codes.append("429")
+    if method in WRITE_METHODS and {} in operation.get("security", []):
+        codes.append("429")  # anonymous writes (token, sign-up, confirmations) are rate-limited
     return codes
 
 

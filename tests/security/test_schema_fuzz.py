@@ -1,5 +1,5 @@
-"""schemathesis against /api/v1/schema/ through the WSGI app: every operation, as a startup member and as a
-provider member, with a few derandomized examples each. No 5xx; every status is one the schema documents (errors
+"""schemathesis against /api/v1/schema/ through the WSGI app: every operation, as each role (startup, provider,
+issuer, platform staff, auditor), with a few derandomized examples each. No 5xx; every status is one the schema documents (errors
 included: ``marketplace.core.schema``) and JSON responses conform to it.
 
 Bounded for a 2-core machine: ``MAX_EXAMPLES`` per operation and role, no deadline, no stateful phase.
@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 from tests import factories
 from tests.orders.factories import fund
 
-MAX_EXAMPLES = 5
+MAX_EXAMPLES = 3
 
 schema = schemathesis.openapi.from_wsgi("/api/v1/schema/", get_wsgi_application())
 
@@ -36,11 +36,14 @@ def keep_connection():
 
 @pytest.fixture
 def tokens(db, keep_connection) -> dict[str, str]:
-    """Tokens of a funded startup member and of a provider member with an active listing (data to fuzz into)."""
-    startup, provider = factories.StartupFactory(), factories.ProviderFactory()
+    """Tokens of each role: a funded startup member, a provider member with an active listing (data to fuzz into),
+    an issuer member, platform staff and a platform auditor."""
+    startup, provider, platform = factories.StartupFactory(), factories.ProviderFactory(), factories.PlatformFactory()
     fund(startup, "100000.00")
     factories.ListingFactory(cluster__data_center__provider=provider)
-    users = {"startup": factories.member_of(startup), "provider": factories.member_of(provider)}
+    users = {"startup": factories.member_of(startup), "provider": factories.member_of(provider),
+             "issuer": factories.member_of(factories.IssuerFactory()), "staff": factories.member_of(platform),
+             "auditor": factories.member_of(platform, role="auditor")}
     return {role: Token.objects.create(user=user).key for role, user in users.items()}
 
 
