@@ -1,6 +1,6 @@
 """schemathesis against /api/v1/schema/ through the WSGI app: every operation, as each role (startup, provider,
-issuer, platform staff, auditor), with a few derandomized examples each. No 5xx; every status is one the schema documents (errors
-included: ``marketplace.core.schema``) and JSON responses conform to it.
+issuer, platform staff, auditor), with a few derandomized examples each. No 5xx; every status is one the schema
+documents (errors included: ``marketplace.core.schema``) and JSON responses conform to it.
 
 Bounded for a 2-core machine: ``MAX_EXAMPLES`` per operation and role, no deadline, no stateful phase.
 """
