@@ -24,7 +24,7 @@ def test_issuer_pays_a_statement_after_confirming(live_server, page, page_errors
     # when she opens her statement from the navigation
     page.get_by_role("link", name="Statements").first.click()
     page.get_by_role("link", name=f"#{statement.pk}").click()
-    expect(page.locator("#statement-total")).to_contain_text("4000.00")
+    expect(page.locator("#statement-total")).to_contain_text("¥4,000.00")
     screenshot("statement-detail")
     # and downloads its lines
     with page.expect_download() as download_info:

@@ -30,7 +30,7 @@ def test_the_wallet_page_shows_balance_held_and_history(client, startup):
     # then
     html = page.content.decode()
     assert page.status_code == 200
-    assert '<strong id="wallet-balance">378.00 CNY</strong>' in html
+    assert '<strong id="wallet-balance">¥378.00</strong>' in html
     assert "Page 1 of 2" in html
     assert older.status_code == 200
     assert "<html" not in older.content.decode()  # htmx gets the table only
@@ -81,7 +81,7 @@ def test_staff_record_a_bank_transfer_once_and_see_it_listed(client, startup, pl
     assert wallet_summary(startup.pk)["balance"] == Decimal("2500.00")
     assert AuditEvent.objects.filter(action="wallet.deposit", organization_id=startup.pk).count() == 1
     html = client.get("/deposits/").content.decode()
-    assert startup.name in html and "ICBC-20261129-001" in html and "2500.00" in html
+    assert startup.name in html and "ICBC-20261129-001" in html and "¥2,500.00" in html
     assert "bank:ICBC" not in html
     assert "already recorded: nothing changed" in html  # the second submit's message
     assert ledger_breaches() == []

@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
+from marketplace.core.templatetags.money import money
 from tests import factories
 from tests.orders.factories import booking_kwargs, fund
 from tests.vouchers.factories import issued_voucher
@@ -32,8 +33,8 @@ def test_startup_sees_wallet_vouchers_and_upcoming_bookings():
     html = page_for(factories.member_of(startup))
     # then
     assert 'id="startup-dashboard"' in html
-    assert f"{booking.cash_amount}" in html and "held" in html
-    assert voucher.program.name in html and "120000.00" in html
+    assert money(booking.cash_amount) in html and "held" in html
+    assert voucher.program.name in html and "¥120,000.00" in html
     assert f'href="/bookings/{booking.pk}/"' in html
     assert 'id="provider-dashboard"' not in html and 'id="issuer-dashboard"' not in html
 
@@ -48,7 +49,7 @@ def test_issuer_sees_pending_applications_and_budget():
     html = page_for(factories.member_of(program.issuer))
     assert 'id="issuer-dashboard"' in html
     assert "<strong>1</strong> application waiting" in html
-    assert "3000000.00" in html
+    assert "¥3,000,000.00" in html
 
 
 def test_issuer_without_programs_is_pointed_to_the_new_program_page():
@@ -82,8 +83,8 @@ def test_issuer_sees_statements_to_pay_and_claims_not_yet_stated():
     open_claims(statement.program, count=1)
     # when the program's issuer opens the dashboard / then both are counted, with their totals, and linked
     html = page_for(factories.member_of(statement.program.issuer))
-    assert "<strong>1</strong> statement to pay, 4000.00" in html
-    assert "<strong>1</strong> open claim not yet on a statement, 2000.00" in html
+    assert "<strong>1</strong> statement to pay, ¥4,000.00" in html
+    assert "<strong>1</strong> open claim not yet on a statement, ¥2,000.00" in html
     assert 'href="/statements/?status=issued"' in html and 'href="/claims/?status=open"' in html
 
 
@@ -103,13 +104,13 @@ def test_platform_staff_see_reviews_payouts_and_statements_waiting():
     # then each is counted with its amount and linked to the page where it is done
     assert 'id="platform-dashboard"' in html
     assert "<strong>1</strong> listing waiting for review" in html
-    assert f"<strong>1</strong> payout to transfer, {payout.amount}" in html
-    assert "(970.00 CNY settled for next Monday" in html
-    assert f"<strong>1</strong> city statement awaiting payment, {statement.total}" in html
+    assert f"<strong>1</strong> payout to transfer, {money(payout.amount)}" in html
+    assert "(¥970.00 settled for next Monday" in html
+    assert f"<strong>1</strong> city statement awaiting payment, {money(statement.total)}" in html
     assert 'href="/deposits/"' in html
 
 
 def test_other_people_get_no_operations_panel_and_staff_with_no_work_see_zeros():
     assert 'id="platform-dashboard"' not in page_for(factories.member_of(factories.StartupFactory()))
     html = page_for(factories.member_of(factories.PlatformFactory()))
-    assert "<strong>0</strong> payouts to transfer, 0.00 CNY" in html
+    assert "<strong>0</strong> payouts to transfer, ¥0.00" in html

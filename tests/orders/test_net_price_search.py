@@ -133,7 +133,7 @@ def test_the_page_offers_my_vouchers_and_shows_the_net_price_when_ticked(startup
     assert "after vouchers" not in unticked.content.decode()
     page = ticked.content.decode()
     assert ticked.status_code == 200
-    assert "¥/GPU-h after vouchers" in page
+    assert "After vouchers / GPU-h" in page and 'class="num net-price">¥5.00<' in page
     assert [row.net_price_per_gpu_hour for row in ticked.context["page"].object_list] == [
         Decimal("5.0000"), Decimal("7.0000"), None]
 

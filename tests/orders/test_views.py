@@ -165,5 +165,5 @@ def test_quote_partial_shows_each_voucher_part_and_its_binding_rule(browser, buy
     # then 20 % of 8 × 3 × 10.00 = 240.00 is the voucher part, bound by the coverage ratio
     html = response.content.decode()
     assert response.status_code == 200
-    assert f"Voucher {voucher.pk}" in html and 'data-rule="coverage_ratio">48.00' in html
-    assert "192.00" in html  # the cash part
+    assert f"Voucher {voucher.pk}" in html and 'data-rule="coverage_ratio">¥48.00' in html
+    assert "¥192.00" in html  # the cash part

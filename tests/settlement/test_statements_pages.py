@@ -31,7 +31,7 @@ def test_list_shows_the_issuers_statements_due_total_and_nav_link(statement):
     html = client.get("/statements/").content.decode()
     # then
     assert f'href="/statements/{statement.pk}/"' in html and statement.program.name in html
-    assert 'id="statements-due">4000.00' in html
+    assert 'id="statements-due">¥4,000.00' in html
     assert 'href="/statements/">Statements</a>' in html  # in the navigation
     # and the status filter (htmx) answers the table alone
     partial = client.get("/statements/?status=paid", HTTP_HX_REQUEST="true").content.decode()
@@ -49,7 +49,7 @@ def test_detail_shows_lines_total_csv_link_and_a_confirmed_button_without_inline
     # then
     assert response.status_code == 200
     html = response.content.decode()
-    assert 'id="statement-total">4000.00' in html and html.count("2000.00") >= 2
+    assert 'id="statement-total">¥4,000.00' in html and html.count("¥2,000.00") >= 2
     for claim in ReimbursementClaim.objects.filter(statement=statement).select_related("booking__buyer"):
         assert f"#{claim.pk}" in html and claim.booking.buyer.name in html
     assert f'href="/statements/{statement.pk}/lines.csv"' in html

@@ -36,7 +36,7 @@ def test_booking_progress_shows_timeline_and_movements(startup, settled):
     html = response.content.decode()
     assert 'id="booking-timeline"' in html and "settled" in html
     assert 'id="booking-movements"' in html and "Platform fees" in html
-    assert "9700.00" in html  # what the provider receives
+    assert "¥9,700.00" in html  # what the provider receives
 
 
 def test_booking_progress_of_someone_elses_booking_is_404(settled):
@@ -50,7 +50,7 @@ def test_payouts_page_lists_payouts_and_empty_state(settled):
     client = page_client(factories.member_of(provider))
     # when / then
     before = client.get("/payouts/").content.decode()
-    assert "No payouts yet" in before and "9700.00" in before  # waiting for the batch
+    assert "No payouts yet" in before and "¥9,700.00" in before  # waiting for the batch
     payout = services.payout_batch_create()[0]
     after = client.get("/payouts/").content.decode()
     assert f"#{payout.pk}" in after and "Pending" in after and "No payouts yet" not in after

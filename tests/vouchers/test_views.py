@@ -75,7 +75,7 @@ def test_my_vouchers_show_balance_held_and_history(startup):
     client = logged_in(startup)
     # when / then
     listing_page = client.get("/vouchers/").content.decode()
-    assert "98000.00" in listing_page and "2000.00" in listing_page
+    assert "¥98,000.00" in listing_page and "¥2,000.00" in listing_page
     detail = client.get(f"/vouchers/{voucher.pk}/").content.decode()
     assert "the program pays at most its coverage ratio" in detail and f"/bookings/{booking.pk}/" in detail
     # and another startup gets 404
@@ -100,7 +100,7 @@ def test_issuer_program_page_has_the_burn_down_chart(startup, issuer):
     # then the chart data carries the cumulative issued and spent amounts
     assert "chart-4.6.1.umd.min.js" in page and 'id="burndown-data"' in page
     assert '"issued": ["100000.00"]' in page and '"spent": ["2000.00"]' in page
-    assert "available 400000.00" in page
+    assert "available ¥400,000.00" in page
     # and a startup sees no chart
     assert "burndown-data" not in logged_in(startup).get(f"/vouchers/programs/{program.pk}/").content.decode()
 
@@ -308,5 +308,5 @@ def test_program_page_states_the_stacking_rules_in_plain_words(startup, issuer):
     assert "all vouchers together pay at most 60 % of a booking" in page
     assert "Subsidy period: 365 days from your organization's first booking this program pays for" in page
     assert "Only for organizations registered in Beijing or Hangzhou" in page
-    assert "SMEs whose booking costs at most 500000.00" in page and "get 50 % instead" in page
+    assert "SMEs whose booking costs at most ¥500,000.00" in page and "get 50 % instead" in page
     assert "Pays 30.5 % on domestic accelerators" in page
