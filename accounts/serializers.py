@@ -4,8 +4,8 @@ from rest_framework import serializers
 
 from accounts.models import CITY_CHOICES, Invitation, Membership, Organization
 
-SIGNUP_KIND_CHOICES = [(Organization.Kind.STARTUP.value, "Startup"),
-                       (Organization.Kind.PROVIDER.value, "Compute provider")]
+# The kinds a person may sign up, with the model's own (translated) labels.
+SIGNUP_KIND_CHOICES = [(kind.value, kind.label) for kind in (Organization.Kind.STARTUP, Organization.Kind.PROVIDER)]
 
 
 @extend_schema_field({"type": "string", "enum": [value for value, _ in SIGNUP_KIND_CHOICES]})
