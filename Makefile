@@ -50,6 +50,9 @@ messages: install gettext
 # pytest exits 5 when it collected no tests: that is a failure here, never a silent pass.
 test: install-dev browser gettext
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	@# the layers of ARCHITECTURE §1 and no import cycles (contracts in pyproject.toml)
+	$(BIN)/lint-imports
 	@# compilemessages needs no settings (and so starts no embedded PostgreSQL)
 	env -u DJANGO_SETTINGS_MODULE $(BIN)/django-admin compilemessages --ignore=.venv --ignore=.data -v 0
 	$(MAKE) --no-print-directory security
@@ -61,7 +64,7 @@ test: install-dev browser gettext
 # dependencies; when the advisory service cannot be reached (offline CI: every package "could not be audited", or a
 # connection error) it warns and goes on, but any vulnerability it does report fails the build.
 security: install-dev
-	$(BIN)/bandit -q -r accounts audit ledger listings marketplace orders settlement vouchers -lll
+	$(BIN)/bandit -q -r accounts audit ledger listings marketplace orders settlement vouchers oversight portal agent -lll
 	@out=$$($(BIN)/pip-audit -r requirements.txt --progress-spinner off 2>&1); rc=$$?; \
 	  if echo "$$out" | grep -qE "known vulnerabilit(y|ies) in"; then echo "$$out" >&2; exit 1; fi; \
 	  if echo "$$out" | grep -qE "could not be audited|ConnectionError|NameResolutionError|Max retries exceeded"; then \
@@ -71,6 +74,7 @@ security: install-dev
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 bench: install-dev
 	$(BIN)/python bench/report.py

@@ -21,8 +21,12 @@ class OrganizationAdmin(admin.ModelAdmin):
     search_fields = ["name", "credit_code", "legal_representative"]
     inlines = [MembershipInline, ModelFilingInline]
     # Decisions are made on /staff/organizations/ (accounts.services: locked, audited, owners told), not here.
-    readonly_fields = ["verification_status", "verification_reason", "verification_decided_at",
-                       "verification_decided_by"]
+    readonly_fields = [
+        "verification_status",
+        "verification_reason",
+        "verification_decided_at",
+        "verification_decided_by",
+    ]
 
 
 @admin.register(Membership)
@@ -44,8 +48,17 @@ class InvitationAdmin(admin.ModelAdmin):
     list_filter = ["status", "role"]
     search_fields = ["email", "organization__name"]
     # Invitations are made and accepted through accounts.services (the token is only ever e-mailed).
-    readonly_fields = ["organization", "email", "role", "token_hash", "status", "expires_at", "invited_by",
-                       "accepted_by", "accepted_at"]
+    readonly_fields = [
+        "organization",
+        "email",
+        "role",
+        "token_hash",
+        "status",
+        "expires_at",
+        "invited_by",
+        "accepted_by",
+        "accepted_at",
+    ]
 
     def has_add_permission(self, request):
         return False

@@ -31,8 +31,13 @@ from accounts.serializers import (
 from marketplace.core.exceptions import ApplicationError, NotFound
 
 # The header of every API view that acts for one of the user's organizations (``selectors.acting_organization``).
-ORG_HEADER = OpenApiParameter("X-Organization", int, OpenApiParameter.HEADER, required=False,
-                              description="the organization to act for, when you belong to several")
+ORG_HEADER = OpenApiParameter(
+    "X-Organization",
+    int,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="the organization to act for, when you belong to several",
+)
 
 
 class TokenView(APIView):
@@ -76,8 +81,10 @@ def _ip(request) -> str | None:
 
 # --- sign-up and e-mail confirmation -------------------------------------------------------------------------------
 
-SIGNED_UP = ("Check your e-mail: follow the link we sent to confirm your address, then log in. Platform staff "
-             "verify your organization before it can book, bid, list capacity or apply for vouchers.")
+SIGNED_UP = (
+    "Check your e-mail: follow the link we sent to confirm your address, then log in. Platform staff "
+    "verify your organization before it can book, bid, list capacity or apply for vouchers."
+)
 
 
 class SignupView(APIView):
@@ -118,6 +125,7 @@ class SignupConfirmView(APIView):
 
 # --- verification by platform staff --------------------------------------------------------------------------------
 
+
 class OrganizationReviewListView(generics.ListAPIView):
     """Platform staff: organizations to verify, pending first; ``?verification_status=`` filters."""
 
@@ -144,8 +152,13 @@ class OrganizationVerifyView(APIView):
     def post(self, request, pk: int):
         data = OrganizationVerifySerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        org = services.organization_verify(organization_id=pk, actor=request.user, note=data.validated_data["note"],
-                                           base_url=emails.site_url(request), ip=_ip(request))
+        org = services.organization_verify(
+            organization_id=pk,
+            actor=request.user,
+            note=data.validated_data["note"],
+            base_url=emails.site_url(request),
+            ip=_ip(request),
+        )
         return Response(OrganizationReviewSerializer(org).data)
 
 
@@ -158,13 +171,18 @@ class OrganizationRejectView(APIView):
     def post(self, request, pk: int):
         data = OrganizationRejectSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        org = services.organization_reject(organization_id=pk, actor=request.user,
-                                           reason=data.validated_data["reason"],
-                                           base_url=emails.site_url(request), ip=_ip(request))
+        org = services.organization_reject(
+            organization_id=pk,
+            actor=request.user,
+            reason=data.validated_data["reason"],
+            base_url=emails.site_url(request),
+            ip=_ip(request),
+        )
         return Response(OrganizationReviewSerializer(org).data)
 
 
 # --- teams ---------------------------------------------------------------------------------------------------------
+
 
 def _membership_or_404(request, organization_id) -> Membership:
     membership = selectors.membership_of(request.user, organization_id)
@@ -187,8 +205,13 @@ class InvitationListCreateView(generics.ListAPIView):
     def post(self, request, pk: int):
         data = InvitationCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        invitation = services.invitation_create(organization_id=pk, actor=request.user, **data.validated_data,
-                                                base_url=emails.site_url(request), ip=_ip(request))
+        invitation = services.invitation_create(
+            organization_id=pk,
+            actor=request.user,
+            **data.validated_data,
+            base_url=emails.site_url(request),
+            ip=_ip(request),
+        )
         return Response(InvitationSerializer(invitation).data, status=status.HTTP_201_CREATED)
 
 
@@ -205,8 +228,7 @@ class InvitationAcceptView(APIView):
     def post(self, request, token: str):
         data = InvitationAcceptSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        membership = services.invitation_accept(token=token, user=request.user, ip=_ip(request),
-                                                **data.validated_data)
+        membership = services.invitation_accept(token=token, user=request.user, ip=_ip(request), **data.validated_data)
         return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
 
 

@@ -24,7 +24,8 @@ class TokenAuthentication(authentication.TokenAuthentication):
                 f"SELECT {rows.columns(Token, 't')}, {rows.columns(user_model, 'u')} "  # noqa: S608 - metadata names
                 f"FROM {Token._meta.db_table} t JOIN {user_model._meta.db_table} u ON u.id = t.user_id "
                 "WHERE t.key = %s",
-                [key])
+                [key],
+            )
             row = cursor.fetchone()
         if row is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))

@@ -22,10 +22,34 @@ CITY_REGION = {
 
 STARTUPS = [
     # name, city, legal representative, owners, SME, model filing (number, model) or None, demo user
-    ("DeepLoom AI", "Shanghai", "Zhang Wei", ["Zhang Wei", "Li Na"], True, ("Shanghai-DeepLoom-20250101", "Loom-7B"), "alice"),
-    ("Qiantang Robotics", "Hangzhou", "Wang Fang", ["Wang Fang"], True, ("Zhejiang-Qiantang-20250315", "QT-Vision"), "bob"),
+    (
+        "DeepLoom AI",
+        "Shanghai",
+        "Zhang Wei",
+        ["Zhang Wei", "Li Na"],
+        True,
+        ("Shanghai-DeepLoom-20250101", "Loom-7B"),
+        "alice",
+    ),
+    (
+        "Qiantang Robotics",
+        "Hangzhou",
+        "Wang Fang",
+        ["Wang Fang"],
+        True,
+        ("Zhejiang-Qiantang-20250315", "QT-Vision"),
+        "bob",
+    ),
     ("Pearl River Genomics", "Shenzhen", "Chen Jie", ["Chen Jie", "Huang Min"], True, None, "chen"),
-    ("Jingwei LLM Lab", "Beijing", "Liu Yang", ["Liu Yang"], False, ("Beijing-Jingwei-20240920", "Jingwei-70B"), "dana"),
+    (
+        "Jingwei LLM Lab",
+        "Beijing",
+        "Liu Yang",
+        ["Liu Yang"],
+        False,
+        ("Beijing-Jingwei-20240920", "Jingwei-70B"),
+        "dana",
+    ),
     ("Shu Valley Speech", "Chengdu", "Yang Li", ["Yang Li", "Zhou Qiang"], True, None, "erin"),
     ("Tianfu Medical Imaging", "Chengdu", "Zhou Qiang", ["Zhou Qiang"], True, None, None),  # related to a provider
 ]
@@ -55,16 +79,23 @@ def demo_credit_code(city: str, serial: int) -> str:
 def _org(kind, name, city, serial, legal_rep="", owners=(), is_sme=False) -> Organization:
     org, _ = Organization.objects.update_or_create(
         credit_code=demo_credit_code(city, serial),
-        defaults={"kind": kind, "name": name, "city": city, "legal_representative": legal_rep,
-                  "owners": list(owners), "is_sme": is_sme,
-                  "verification_status": Organization.VerificationStatus.VERIFIED},
+        defaults={
+            "kind": kind,
+            "name": name,
+            "city": city,
+            "legal_representative": legal_rep,
+            "owners": list(owners),
+            "is_sme": is_sme,
+            "verification_status": Organization.VerificationStatus.VERIFIED,
+        },
     )
     return org
 
 
 def _user(username: str, org: Organization, role=Membership.Role.OWNER):
-    user, created = get_user_model().objects.get_or_create(username=username,
-                                                           defaults={"email": f"{username}@demo.gpux.cn"})
+    user, created = get_user_model().objects.get_or_create(
+        username=username, defaults={"email": f"{username}@demo.gpux.cn"}
+    )
     if created:
         user.set_password(DEMO_PASSWORD)
         user.save(update_fields=["password"])
@@ -107,6 +138,7 @@ def seed(stdout=None) -> dict:
     _user(AUDITOR_USER, platform, role=Membership.Role.AUDITOR)
     logins["auditor"] = AUDITOR_USER
     if stdout:
-        stdout.write(f"  accounts: {Organization.objects.count()} organizations, "
-                     f"{get_user_model().objects.count()} users")
+        stdout.write(
+            f"  accounts: {Organization.objects.count()} organizations, {get_user_model().objects.count()} users"
+        )
     return logins

@@ -33,6 +33,7 @@ def site_url(request) -> str:
 
 # --- e-mail confirmation token -------------------------------------------------------------------------------------
 
+
 def _state(user) -> str:
     """Changes once the link is used (the user becomes active, then logs in) or the account changes (e-mail,
     password): a used or superseded link no longer matches."""
@@ -71,6 +72,7 @@ def confirmation_matches(user, state: str) -> bool:
 
 # --- sending ---------------------------------------------------------------------------------------------------
 
+
 def _send(*, template: str, context: dict, to: list[str]) -> None:
     subject = " ".join(render_to_string(f"accounts/email/{template}_subject.txt", context).split())
     body = render_to_string(f"accounts/email/{template}.txt", context)
@@ -82,18 +84,28 @@ def _send(*, template: str, context: dict, to: list[str]) -> None:
 
 def send_confirmation(user, *, base_url: str) -> None:
     link = base_url + reverse("signup-confirm", args=[confirmation_token(user)])
-    _send(template="confirm", to=[user.email],
-          context={"user": user, "link": link, "days": CONFIRMATION_MAX_AGE.days})
+    _send(template="confirm", to=[user.email], context={"user": user, "link": link, "days": CONFIRMATION_MAX_AGE.days})
 
 
 def send_invitation(invitation, token: str, *, base_url: str) -> None:
     link = base_url + reverse("invitation-accept", args=[token])
-    _send(template="invitation", to=[invitation.email],
-          context={"invitation": invitation, "organization": invitation.organization, "link": link,
-                   "inviter": invitation.invited_by, "expires_at": invitation.expires_at})
+    _send(
+        template="invitation",
+        to=[invitation.email],
+        context={
+            "invitation": invitation,
+            "organization": invitation.organization,
+            "link": link,
+            "inviter": invitation.invited_by,
+            "expires_at": invitation.expires_at,
+        },
+    )
 
 
 def send_verification_decision(organization, recipients: list[str], *, base_url: str) -> None:
     if recipients:
-        _send(template="decision", to=recipients,
-              context={"organization": organization, "link": base_url + reverse("team")})
+        _send(
+            template="decision",
+            to=recipients,
+            context={"organization": organization, "link": base_url + reverse("team")},
+        )

@@ -12,35 +12,52 @@ from marketplace.core.forms import ServiceErrorsMixin
 
 
 class SignupForm(ServiceErrorsMixin, forms.Form):
-    kind = forms.ChoiceField(label=_("Your organization is a"), choices=SIGNUP_KIND_CHOICES,
-                             widget=forms.RadioSelect, initial="startup")
+    kind = forms.ChoiceField(
+        label=_("Your organization is a"), choices=SIGNUP_KIND_CHOICES, widget=forms.RadioSelect, initial="startup"
+    )
     name = forms.CharField(label=_("Registered name"), max_length=200)
-    credit_code = forms.CharField(label=_("Unified social credit code"), max_length=32,
-                                  help_text=_("18 characters, as on the business licence (统一社会信用代码)."),
-                                  widget=forms.TextInput(attrs={"autocapitalize": "characters",
-                                                                "spellcheck": "false"}))
+    credit_code = forms.CharField(
+        label=_("Unified social credit code"),
+        max_length=32,
+        help_text=_("18 characters, as on the business licence (统一社会信用代码)."),
+        widget=forms.TextInput(attrs={"autocapitalize": "characters", "spellcheck": "false"}),
+    )
     city = forms.ChoiceField(label=_("Registered city"), choices=[("", _("Choose a city")), *CITY_CHOICES])
     legal_representative = forms.CharField(label=_("Legal representative"), max_length=100)
-    owners = forms.CharField(label=_("Owners"), max_length=2000,
-                             help_text=_("One name per line: the people or bodies that own the organization."),
-                             widget=forms.Textarea(attrs={"rows": 3}))
+    owners = forms.CharField(
+        label=_("Owners"),
+        max_length=2000,
+        help_text=_("One name per line: the people or bodies that own the organization."),
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
     is_sme = forms.BooleanField(label=_("A startup or small / medium enterprise (SME)"), required=False)
-    username = forms.CharField(label=_("Username"), max_length=150,
-                               widget=forms.TextInput(attrs={"autocomplete": "username"}))
-    email = forms.EmailField(label=_("E-mail"), max_length=254,
-                             help_text=_("We send a link to confirm it before your first log-in."),
-                             widget=forms.EmailInput(attrs={"autocomplete": "email"}))
-    password = forms.CharField(label=_("Password"), max_length=4096, strip=False,
-                               widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
-    password2 = forms.CharField(label=_("Password again"), max_length=4096, strip=False,
-                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    username = forms.CharField(
+        label=_("Username"), max_length=150, widget=forms.TextInput(attrs={"autocomplete": "username"})
+    )
+    email = forms.EmailField(
+        label=_("E-mail"),
+        max_length=254,
+        help_text=_("We send a link to confirm it before your first log-in."),
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+    password = forms.CharField(
+        label=_("Password"),
+        max_length=4096,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+    password2 = forms.CharField(
+        label=_("Password again"),
+        max_length=4096,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
 
     ORGANIZATION_FIELDS = ["kind", "name", "credit_code", "city", "legal_representative", "owners", "is_sme"]
     ACCOUNT_FIELDS = ["username", "email", "password", "password2"]
 
     def clean_owners(self) -> list[str]:
-        return [line.strip() for line in self.cleaned_data["owners"].replace(",", "\n").splitlines()
-                if line.strip()]
+        return [line.strip() for line in self.cleaned_data["owners"].replace(",", "\n").splitlines() if line.strip()]
 
     def clean(self):
         data = super().clean()
@@ -71,19 +88,27 @@ class InviteForm(ServiceErrorsMixin, forms.Form):
     def __init__(self, *args, roles: list[str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         if roles is not None:
-            self.fields["role"].choices = [(value, label) for value, label in Membership.Role.choices
-                                           if value in roles]
+            self.fields["role"].choices = [(value, label) for value, label in Membership.Role.choices if value in roles]
 
 
 class InvitationSignupForm(ServiceErrorsMixin, forms.Form):
     """A new account for the invited e-mail address."""
 
-    username = forms.CharField(label=_("Username"), max_length=150,
-                               widget=forms.TextInput(attrs={"autocomplete": "username"}))
-    password = forms.CharField(label=_("Password"), max_length=4096, strip=False,
-                               widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
-    password2 = forms.CharField(label=_("Password again"), max_length=4096, strip=False,
-                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    username = forms.CharField(
+        label=_("Username"), max_length=150, widget=forms.TextInput(attrs={"autocomplete": "username"})
+    )
+    password = forms.CharField(
+        label=_("Password"),
+        max_length=4096,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+    password2 = forms.CharField(
+        label=_("Password again"),
+        max_length=4096,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
 
     def clean(self):
         data = super().clean()

@@ -18,10 +18,23 @@ CITIES = [
 ]  # fmt: skip
 # The names people read, in their language (the stored value stays the English name).
 CITY_LABELS = {
-    "Shanghai": _("Shanghai"), "Beijing": _("Beijing"), "Hangzhou": _("Hangzhou"), "Shenzhen": _("Shenzhen"),
-    "Chengdu": _("Chengdu"), "Wuhan": _("Wuhan"), "Tianjin": _("Tianjin"), "Suzhou": _("Suzhou"),
-    "Nanjing": _("Nanjing"), "Guangzhou": _("Guangzhou"), "Chongqing": _("Chongqing"), "Hefei": _("Hefei"),
-    "Xi'an": _("Xi'an"), "Wuhu": _("Wuhu"), "Kunming": _("Kunming"), "Ningbo": _("Ningbo"), "Qingdao": _("Qingdao"),
+    "Shanghai": _("Shanghai"),
+    "Beijing": _("Beijing"),
+    "Hangzhou": _("Hangzhou"),
+    "Shenzhen": _("Shenzhen"),
+    "Chengdu": _("Chengdu"),
+    "Wuhan": _("Wuhan"),
+    "Tianjin": _("Tianjin"),
+    "Suzhou": _("Suzhou"),
+    "Nanjing": _("Nanjing"),
+    "Guangzhou": _("Guangzhou"),
+    "Chongqing": _("Chongqing"),
+    "Hefei": _("Hefei"),
+    "Xi'an": _("Xi'an"),
+    "Wuhu": _("Wuhu"),
+    "Kunming": _("Kunming"),
+    "Ningbo": _("Ningbo"),
+    "Qingdao": _("Qingdao"),
 }
 CITY_CHOICES = [(city, CITY_LABELS.get(city, city)) for city in CITIES]
 
@@ -53,12 +66,14 @@ class Organization(TimeStampedModel):
     is_sme = models.BooleanField("startup / SME", default=False)
     # Platform staff verify an organization before it may book, bid, list or apply for vouchers
     # (``accounts.selectors.acting_organization(for_write=True)``). New rows are pending, whoever creates them.
-    verification_status = models.CharField(max_length=16, choices=VerificationStatus.choices,
-                                           default=VerificationStatus.PENDING, db_index=True)
+    verification_status = models.CharField(
+        max_length=16, choices=VerificationStatus.choices, default=VerificationStatus.PENDING, db_index=True
+    )
     verification_reason = models.TextField("reason for the decision", blank=True)
     verification_decided_at = models.DateTimeField(null=True, blank=True)
-    verification_decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
-                                                blank=True, related_name="+")
+    verification_decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["name"]
@@ -152,19 +167,21 @@ class Invitation(TimeStampedModel):
     token_hash = models.CharField(max_length=64, unique=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     expires_at = models.DateTimeField()
-    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
-                                   related_name="+")
-    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-                                    related_name="+")
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     accepted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=models.Q(status__in=["pending", "accepted", "revoked"]),
-                                   name="invitation_status_valid"),
-            models.CheckConstraint(condition=models.Q(role__in=["owner", "member", "auditor"]),
-                                   name="invitation_role_valid"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["pending", "accepted", "revoked"]), name="invitation_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(role__in=["owner", "member", "auditor"]), name="invitation_role_valid"
+            ),
         ]
 
     def __str__(self):

@@ -52,12 +52,16 @@ def is_auditor(user) -> bool:
     Auditor rights come from the organization that audits: an auditor of an issuer reads what that issuer's members
     read (its own programs), and an "auditor" membership in a startup or provider grants no audit access at all.
     """
-    return user_memberships(user).filter(role=Membership.Role.AUDITOR,
-                                         organization__kind=Organization.Kind.PLATFORM).exists()
+    return (
+        user_memberships(user)
+        .filter(role=Membership.Role.AUDITOR, organization__kind=Organization.Kind.PLATFORM)
+        .exists()
+    )
 
 
-def acting_organization(user, *, kind: str, organization_id: int | str | None = None,
-                        for_write: bool = False) -> Organization:
+def acting_organization(
+    user, *, kind: str, organization_id: int | str | None = None, for_write: bool = False
+) -> Organization:
     """The organization of ``kind`` that ``user`` acts for.
 
     With one such organization it is chosen; with several, ``organization_id`` (the ``X-Organization`` header or
@@ -69,17 +73,22 @@ def acting_organization(user, *, kind: str, organization_id: int | str | None = 
     """
     orgs = _acting_organizations_of_kind(user, kind)
     if not orgs:
-        raise ApplicationError(f"Only members of a {kind} organization can do this.", status=403,
-                               code="permission_denied")
+        raise ApplicationError(
+            f"Only members of a {kind} organization can do this.", status=403, code="permission_denied"
+        )
     if organization_id not in (None, ""):
         for org in orgs:
             if str(org.pk) == str(organization_id):
                 return require_verified(org) if for_write else org
-        raise ApplicationError("You cannot act for that organization.",
-                               errors={"organization": [f"Not a {kind} organization you belong to."]})
+        raise ApplicationError(
+            "You cannot act for that organization.",
+            errors={"organization": [f"Not a {kind} organization you belong to."]},
+        )
     if len(orgs) > 1:
-        raise ApplicationError("You belong to several organizations: name one.",
-                               errors={"organization": ["Send the X-Organization header with its id."]})
+        raise ApplicationError(
+            "You belong to several organizations: name one.",
+            errors={"organization": ["Send the X-Organization header with its id."]},
+        )
     return require_verified(orgs[0]) if for_write else orgs[0]
 
 
@@ -88,10 +97,14 @@ def unverified_reason(org: Organization) -> str | None:
     if org.verification_status == VerificationStatus.VERIFIED:
         return None
     if org.verification_status == VerificationStatus.REJECTED:
-        return (f"{org.name} was not verified by platform staff ({org.verification_reason.strip().rstrip('.')}): "
-                "it cannot book, bid, list capacity or apply for vouchers.")
-    return (f"{org.name} is pending verification by platform staff: it can browse, but cannot book, bid, "
-            "list capacity or apply for vouchers until it is verified.")
+        return (
+            f"{org.name} was not verified by platform staff ({org.verification_reason.strip().rstrip('.')}): "
+            "it cannot book, bid, list capacity or apply for vouchers."
+        )
+    return (
+        f"{org.name} is pending verification by platform staff: it can browse, but cannot book, bid, "
+        "list capacity or apply for vouchers until it is verified."
+    )
 
 
 def require_verified(org: Organization) -> Organization:
@@ -113,33 +126,39 @@ def _acting_organizations_of_kind(user, kind: str) -> list[Organization]:
             f"SELECT {rows.columns(Organization, 'o')} FROM {Organization._meta.db_table} o "  # noqa: S608
             f"JOIN {Membership._meta.db_table} m ON m.organization_id = o.id "
             "WHERE m.user_id = %s AND m.role = ANY(%s) AND o.kind = %s ORDER BY o.name",
-            [user.pk, [str(role) for role in ACTING_ROLES], kind])
+            [user.pk, [str(role) for role in ACTING_ROLES], kind],
+        )
         return [rows.instance(Organization, row) for row in cursor.fetchall()]
 
 
 # --- verification queue and teams -----------------------------------------------------------------------------
 
+
 def organizations_for_review(*, status: str | None = None) -> QuerySet[Organization]:
     """Organizations for the staff's review queue: pending first (oldest first), then decided (latest first)."""
     qs = Organization.objects.select_related("verification_decided_by").annotate(
-        pending_first=Case(When(verification_status=VerificationStatus.PENDING, then=Value(0)), default=Value(1),
-                           output_field=IntegerField()))
+        pending_first=Case(
+            When(verification_status=VerificationStatus.PENDING, then=Value(0)),
+            default=Value(1),
+            output_field=IntegerField(),
+        )
+    )
     if status:
         qs = qs.filter(verification_status=status)
     return qs.order_by("pending_first", "-verification_decided_at", "created_at", "id")
 
 
 def organization_owners(org: Organization) -> QuerySet:
-    return get_user_model().objects.filter(memberships__organization=org, memberships__role=Membership.Role.OWNER,
-                                           is_active=True)
+    return get_user_model().objects.filter(
+        memberships__organization=org, memberships__role=Membership.Role.OWNER, is_active=True
+    )
 
 
 def membership_of(user, organization_id) -> Membership | None:
     """``user``'s membership of organization ``organization_id`` (any role), or None."""
     if not user.is_authenticated:
         return None
-    return (Membership.objects.select_related("organization")
-            .filter(user=user, organization_id=organization_id).first())
+    return Membership.objects.select_related("organization").filter(user=user, organization_id=organization_id).first()
 
 
 def organization_members(org: Organization) -> QuerySet[Membership]:
@@ -147,11 +166,13 @@ def organization_members(org: Organization) -> QuerySet[Membership]:
 
 
 def pending_invitations(org: Organization) -> QuerySet[Invitation]:
-    return Invitation.objects.filter(organization=org, status=Invitation.Status.PENDING,
-                                     expires_at__gt=timezone.now()).select_related("invited_by")
+    return Invitation.objects.filter(
+        organization=org, status=Invitation.Status.PENDING, expires_at__gt=timezone.now()
+    ).select_related("invited_by")
 
 
 def invitation_by_token(token: str) -> Invitation | None:
     """The invitation whose e-mailed token is ``token`` (any status, expired or not), or None."""
-    return (Invitation.objects.select_related("organization")
-            .filter(token_hash=invitation_token_hash(token or "")).first())
+    return (
+        Invitation.objects.select_related("organization").filter(token_hash=invitation_token_hash(token or "")).first()
+    )

@@ -50,6 +50,7 @@ class TokenResponseSerializer(serializers.Serializer):
 
 # --- sign-up and e-mail confirmation -------------------------------------------------------------------------------
 
+
 class SignupSerializer(serializers.Serializer):
     """Types and lengths only; the rules (credit code check character, duplicates, password strength) are the
     service's (``accounts.services.signup``), so the page and the API refuse the same things the same way."""
@@ -63,8 +64,9 @@ class SignupSerializer(serializers.Serializer):
     is_sme = serializers.BooleanField(default=False, help_text="a startup / small or medium enterprise")
     username = serializers.CharField(max_length=150)
     email = serializers.EmailField(max_length=254)
-    password = serializers.CharField(max_length=4096, trim_whitespace=False, write_only=True,
-                                     style={"input_type": "password"})
+    password = serializers.CharField(
+        max_length=4096, trim_whitespace=False, write_only=True, style={"input_type": "password"}
+    )
 
 
 class SignupUserSerializer(serializers.ModelSerializer):
@@ -95,13 +97,26 @@ class DetailSerializer(serializers.Serializer):
 
 # --- verification by platform staff --------------------------------------------------------------------------------
 
+
 class OrganizationReviewSerializer(serializers.ModelSerializer):
     """What staff see to decide: the registration data and the decision so far."""
 
     class Meta:
         model = Organization
-        fields = ["id", "kind", "name", "city", "credit_code", "legal_representative", "owners", "is_sme",
-                  "verification_status", "verification_reason", "verification_decided_at", "created_at"]
+        fields = [
+            "id",
+            "kind",
+            "name",
+            "city",
+            "credit_code",
+            "legal_representative",
+            "owners",
+            "is_sme",
+            "verification_status",
+            "verification_reason",
+            "verification_decided_at",
+            "created_at",
+        ]
 
 
 class OrganizationVerifySerializer(serializers.Serializer):
@@ -113,6 +128,7 @@ class OrganizationRejectSerializer(serializers.Serializer):
 
 
 # --- teams ---------------------------------------------------------------------------------------------------------
+
 
 class InvitationCreateSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
@@ -131,8 +147,15 @@ class InvitationAcceptSerializer(serializers.Serializer):
     """Signed in: empty. Not signed in: the new account's username and password (the e-mail is the invitation's)."""
 
     username = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
-    password = serializers.CharField(max_length=4096, required=False, allow_blank=True, default="",
-                                     trim_whitespace=False, write_only=True, style={"input_type": "password"})
+    password = serializers.CharField(
+        max_length=4096,
+        required=False,
+        allow_blank=True,
+        default="",
+        trim_whitespace=False,
+        write_only=True,
+        style={"input_type": "password"},
+    )
 
 
 class MemberSerializer(serializers.ModelSerializer):

@@ -27,14 +27,29 @@ INVALID_INPUT = "Please correct the fields marked."
 
 
 @transaction.atomic
-def organization_create(*, kind: str, name: str, city: str, credit_code: str, legal_representative: str = "",
-                        owners: list[str] | None = None, is_sme: bool = False,
-                        verification_status: str = VerificationStatus.PENDING) -> Organization:
+def organization_create(
+    *,
+    kind: str,
+    name: str,
+    city: str,
+    credit_code: str,
+    legal_representative: str = "",
+    owners: list[str] | None = None,
+    is_sme: bool = False,
+    verification_status: str = VerificationStatus.PENDING,
+) -> Organization:
     """Create a validated organization (pending verification unless told otherwise). Raises
     ``django.core.exceptions.ValidationError`` on bad fields."""
-    org = Organization(kind=kind, name=name, city=city, credit_code=credit_code.strip().upper(),
-                       legal_representative=legal_representative, owners=owners or [], is_sme=is_sme,
-                       verification_status=verification_status)
+    org = Organization(
+        kind=kind,
+        name=name,
+        city=city,
+        credit_code=credit_code.strip().upper(),
+        legal_representative=legal_representative,
+        owners=owners or [],
+        is_sme=is_sme,
+        verification_status=verification_status,
+    )
     org.full_clean()
     org.save()
     return org
@@ -43,8 +58,7 @@ def organization_create(*, kind: str, name: str, city: str, credit_code: str, le
 @transaction.atomic
 def membership_add(*, user, organization: Organization, role: str = Membership.Role.MEMBER) -> Membership:
     """Add ``user`` to ``organization`` with ``role`` (idempotent: an existing membership gets the new role)."""
-    membership, _ = Membership.objects.update_or_create(user=user, organization=organization,
-                                                        defaults={"role": role})
+    membership, _ = Membership.objects.update_or_create(user=user, organization=organization, defaults={"role": role})
     return membership
 
 
@@ -53,6 +67,7 @@ def user_create(*, username: str, password: str, email: str = "", **extra):
 
 
 # --- sign-up -------------------------------------------------------------------------------------------------------
+
 
 def _add(errors: dict, field: str, message: str) -> None:
     errors.setdefault(field, []).append(message)
@@ -86,8 +101,9 @@ def _user_errors(*, username: str, email: str, password: str) -> dict[str, list[
     return errors
 
 
-def _organization_errors(*, kind: str, name: str, city: str, credit_code: str, legal_representative: str,
-                         owners: list[str]) -> dict[str, list[str]]:
+def _organization_errors(
+    *, kind: str, name: str, city: str, credit_code: str, legal_representative: str, owners: list[str]
+) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     if kind not in SIGNUP_KINDS:
         _add(errors, "kind", "Sign up a startup or a compute provider; issuers are set up by the platform.")
@@ -113,34 +129,73 @@ def _organization_errors(*, kind: str, name: str, city: str, credit_code: str, l
     return errors
 
 
-def _signup_values(*, kind: str = "", name: str = "", city: str = "", credit_code: str = "",
-                   legal_representative: str = "", owners: list[str] | None = None, username: str = "",
-                   email: str = "", password: str = "", **_) -> dict:
-    return {"kind": kind, "name": " ".join(name.split()), "city": city, "credit_code": credit_code.strip().upper(),
-            "legal_representative": " ".join(legal_representative.split()),
-            "owners": [" ".join(owner.split()) for owner in owners or [] if owner and owner.strip()],
-            "username": username.strip(), "email": get_user_model().objects.normalize_email(email.strip()),
-            "password": password}
+def _signup_values(
+    *,
+    kind: str = "",
+    name: str = "",
+    city: str = "",
+    credit_code: str = "",
+    legal_representative: str = "",
+    owners: list[str] | None = None,
+    username: str = "",
+    email: str = "",
+    password: str = "",
+    **_,
+) -> dict:
+    return {
+        "kind": kind,
+        "name": " ".join(name.split()),
+        "city": city,
+        "credit_code": credit_code.strip().upper(),
+        "legal_representative": " ".join(legal_representative.split()),
+        "owners": [" ".join(owner.split()) for owner in owners or [] if owner and owner.strip()],
+        "username": username.strip(),
+        "email": get_user_model().objects.normalize_email(email.strip()),
+        "password": password,
+    }
 
 
 def signup_errors(**fields) -> dict[str, list[str]]:
     """What ``signup`` would refuse in these fields (missing ones count as empty), by field. A read: the page
     shows these next to its own type errors, so one submission reports every problem."""
     values = _signup_values(**fields)
-    return {**_organization_errors(**{k: values[k] for k in ("kind", "name", "city", "credit_code",
-                                                             "legal_representative", "owners")}),
-            **_user_errors(username=values["username"], email=values["email"], password=values["password"])}
+    return {
+        **_organization_errors(
+            **{k: values[k] for k in ("kind", "name", "city", "credit_code", "legal_representative", "owners")}
+        ),
+        **_user_errors(username=values["username"], email=values["email"], password=values["password"]),
+    }
 
 
-def signup(*, kind: str, name: str, city: str, credit_code: str, legal_representative: str, owners: list[str],
-           is_sme: bool, username: str, email: str, password: str, base_url: str,
-           ip: str | None = None) -> Membership:
+def signup(
+    *,
+    kind: str,
+    name: str,
+    city: str,
+    credit_code: str,
+    legal_representative: str,
+    owners: list[str],
+    is_sme: bool,
+    username: str,
+    email: str,
+    password: str,
+    base_url: str,
+    ip: str | None = None,
+) -> Membership:
     """A person signs up a startup or provider: an inactive user (active once the e-mailed link is followed), the
     organization (pending verification by staff) and the user's owner membership, in one transaction with its
     audit event. Raises ``ApplicationError`` 400 with field errors (nothing written) on bad or duplicate input."""
-    fields = _signup_values(kind=kind, name=name, city=city, credit_code=credit_code,
-                            legal_representative=legal_representative, owners=owners, username=username,
-                            email=email, password=password)
+    fields = _signup_values(
+        kind=kind,
+        name=name,
+        city=city,
+        credit_code=credit_code,
+        legal_representative=legal_representative,
+        owners=owners,
+        username=username,
+        email=email,
+        password=password,
+    )
     kind, name, city, credit_code = fields["kind"], fields["name"], fields["city"], fields["credit_code"]
     legal_representative, owners = fields["legal_representative"], fields["owners"]
     username, email = fields["username"], fields["email"]
@@ -150,18 +205,36 @@ def signup(*, kind: str, name: str, city: str, credit_code: str, legal_represent
     try:
         with transaction.atomic():
             user = user_create(username=username, password=password, email=email, is_active=False)
-            org = organization_create(kind=kind, name=name, city=city, credit_code=credit_code,
-                                      legal_representative=legal_representative, owners=owners, is_sme=is_sme)
+            org = organization_create(
+                kind=kind,
+                name=name,
+                city=city,
+                credit_code=credit_code,
+                legal_representative=legal_representative,
+                owners=owners,
+                is_sme=is_sme,
+            )
             membership = Membership.objects.create(user=user, organization=org, role=Membership.Role.OWNER)
-            audit_record(action="accounts.signed_up", obj=org, actor=user, organization_id=org.pk, ip=ip,
-                         data={"kind": kind, "name": name, "city": city, "credit_code": credit_code,
-                               "username": username, "is_sme": bool(is_sme)})
+            audit_record(
+                action="accounts.signed_up",
+                obj=org,
+                actor=user,
+                organization_id=org.pk,
+                ip=ip,
+                data={
+                    "kind": kind,
+                    "name": name,
+                    "city": city,
+                    "credit_code": credit_code,
+                    "username": username,
+                    "is_sme": bool(is_sme),
+                },
+            )
             transaction.on_commit(partial(emails.send_confirmation, user, base_url=base_url))
     except (IntegrityError, ValidationError):
         # Someone registered the same name, code, username or e-mail between the checks and the insert.
         errors = signup_errors(**fields)
-        raise ApplicationError(INVALID_INPUT, errors=errors or {"non_field_errors": ["Already registered."]}) \
-            from None
+        raise ApplicationError(INVALID_INPUT, errors=errors or {"non_field_errors": ["Already registered."]}) from None
     return membership
 
 
@@ -180,9 +253,14 @@ def user_confirm_email(*, token: str, ip: str | None = None):
         user.is_active = True
         user.save(update_fields=["is_active"])
         membership = Membership.objects.filter(user=user).order_by("pk").first()
-        audit_record(action="accounts.email_confirmed", obj=user, actor=user, ip=ip,
-                     organization_id=membership.organization_id if membership else None,
-                     data={"email": user.email})
+        audit_record(
+            action="accounts.email_confirmed",
+            obj=user,
+            actor=user,
+            ip=ip,
+            organization_id=membership.organization_id if membership else None,
+            data={"email": user.email},
+        )
     return user
 
 
@@ -203,35 +281,64 @@ def _decide(*, organization_id: int, actor, to: str, reason: str, ip: str | None
         if org is None:
             raise NotFound("No such organization.")
         if to not in ALLOWED_DECISIONS.get(org.verification_status, ()):
-            raise Conflict(f"{org.name} is already {org.get_verification_status_display().lower()}.",
-                           code="already_decided")
+            raise Conflict(
+                f"{org.name} is already {org.get_verification_status_display().lower()}.", code="already_decided"
+            )
         previous = org.verification_status
         org.verification_status, org.verification_reason = to, reason
         org.verification_decided_at, org.verification_decided_by = timezone.now(), actor
-        org.save(update_fields=["verification_status", "verification_reason", "verification_decided_at",
-                                "verification_decided_by", "updated_at"])
-        audit_record(action=f"accounts.organization_{to}", obj=org, actor=actor, organization_id=org.pk, ip=ip,
-                     data={"from": previous, "to": to, **({"reason": reason} if reason else {})})
+        org.save(
+            update_fields=[
+                "verification_status",
+                "verification_reason",
+                "verification_decided_at",
+                "verification_decided_by",
+                "updated_at",
+            ]
+        )
+        audit_record(
+            action=f"accounts.organization_{to}",
+            obj=org,
+            actor=actor,
+            organization_id=org.pk,
+            ip=ip,
+            data={"from": previous, "to": to, **({"reason": reason} if reason else {})},
+        )
         owners = [user.email for user in selectors.organization_owners(org) if user.email]
         transaction.on_commit(partial(emails.send_verification_decision, org, owners, base_url=base_url))
     return org
 
 
-def organization_verify(*, organization_id: int, actor, base_url: str, ip: str | None = None,
-                        note: str = "") -> Organization:
+def organization_verify(
+    *, organization_id: int, actor, base_url: str, ip: str | None = None, note: str = ""
+) -> Organization:
     """Platform staff verify a pending organization: from now on it may book, bid, list and apply."""
-    return _decide(organization_id=organization_id, actor=actor, to=VerificationStatus.VERIFIED, reason=note, ip=ip,
-                   base_url=base_url)
+    return _decide(
+        organization_id=organization_id,
+        actor=actor,
+        to=VerificationStatus.VERIFIED,
+        reason=note,
+        ip=ip,
+        base_url=base_url,
+    )
 
 
-def organization_reject(*, organization_id: int, actor, reason: str, base_url: str,
-                        ip: str | None = None) -> Organization:
+def organization_reject(
+    *, organization_id: int, actor, reason: str, base_url: str, ip: str | None = None
+) -> Organization:
     """Platform staff reject a pending organization, with the reason its owners are told."""
-    return _decide(organization_id=organization_id, actor=actor, to=VerificationStatus.REJECTED, reason=reason,
-                   ip=ip, base_url=base_url)
+    return _decide(
+        organization_id=organization_id,
+        actor=actor,
+        to=VerificationStatus.REJECTED,
+        reason=reason,
+        ip=ip,
+        base_url=base_url,
+    )
 
 
 # --- teams ---------------------------------------------------------------------------------------------------------
+
 
 def invitable_roles(org: Organization) -> list[str]:
     """Owners and members for every organization; auditors only for issuers (they read its programs' spend)."""
@@ -253,12 +360,14 @@ def _lock_organization_of(actor, organization_id) -> tuple[Organization, Members
 
 def _require_owner(membership: Membership, what: str) -> None:
     if membership.role != Membership.Role.OWNER:
-        raise ApplicationError(f"Only owners of {membership.organization.name} can {what}.", status=403,
-                               code="permission_denied")
+        raise ApplicationError(
+            f"Only owners of {membership.organization.name} can {what}.", status=403, code="permission_denied"
+        )
 
 
-def invitation_create(*, organization_id: int, email: str, role: str, actor, base_url: str,
-                      ip: str | None = None) -> Invitation:
+def invitation_create(
+    *, organization_id: int, email: str, role: str, actor, base_url: str, ip: str | None = None
+) -> Invitation:
     """An owner invites ``email`` to join with ``role``; the link (valid ``Invitation.VALID_FOR``) is e-mailed.
     A new invitation to the same address replaces the pending one. The returned invitation carries the raw
     ``token`` (only its hash is stored)."""
@@ -279,35 +388,51 @@ def invitation_create(*, organization_id: int, email: str, role: str, actor, bas
         if errors:
             raise ApplicationError(INVALID_INPUT, errors=errors)
         Invitation.objects.filter(organization=org, email__iexact=email, status=Invitation.Status.PENDING).update(
-            status=Invitation.Status.REVOKED, updated_at=timezone.now())
+            status=Invitation.Status.REVOKED, updated_at=timezone.now()
+        )
         token = secrets.token_urlsafe(32)
-        invitation = Invitation.objects.create(organization=org, email=email, role=role, invited_by=actor,
-                                               token_hash=invitation_token_hash(token),
-                                               expires_at=timezone.now() + Invitation.VALID_FOR)
-        audit_record(action="accounts.invitation_created", obj=invitation, actor=actor, organization_id=org.pk,
-                     ip=ip, data={"email": email, "role": role, "expires_at": invitation.expires_at.isoformat()})
+        invitation = Invitation.objects.create(
+            organization=org,
+            email=email,
+            role=role,
+            invited_by=actor,
+            token_hash=invitation_token_hash(token),
+            expires_at=timezone.now() + Invitation.VALID_FOR,
+        )
+        audit_record(
+            action="accounts.invitation_created",
+            obj=invitation,
+            actor=actor,
+            organization_id=org.pk,
+            ip=ip,
+            data={"email": email, "role": role, "expires_at": invitation.expires_at.isoformat()},
+        )
         transaction.on_commit(partial(emails.send_invitation, invitation, token, base_url=base_url))
     invitation.token = token
     return invitation
 
 
-def invitation_accept(*, token: str, user=None, username: str = "", password: str = "",
-                      ip: str | None = None) -> Membership:
+def invitation_accept(
+    *, token: str, user=None, username: str = "", password: str = "", ip: str | None = None
+) -> Membership:
     """Accept an invitation: a signed-in ``user`` whose e-mail it was sent to joins the organization; without a
     user, a new account (``username``, ``password``) is created for the invited e-mail, active at once (the link
     proves the address). Expired, used or withdrawn invitations answer 400 under ``token``."""
-    found = Invitation.objects.filter(token_hash=invitation_token_hash(token or "")).values_list(
-        "pk", "organization_id").first()
+    found = (
+        Invitation.objects.filter(token_hash=invitation_token_hash(token or ""))
+        .values_list("pk", "organization_id")
+        .first()
+    )
     if found is None:
         raise NotFound("No such invitation.")
     with transaction.atomic():
         # The organization first, as every membership change (and ``invitation_create``) locks it: then the row.
         Organization.objects.select_for_update(of=("self",)).filter(pk=found[1]).first()
-        invitation = (Invitation.objects.select_for_update(of=("self",)).select_related("organization")
-                      .get(pk=found[0]))
-        problem = {Invitation.Status.ACCEPTED: "This invitation was already accepted.",
-                   Invitation.Status.REVOKED: "This invitation was withdrawn or replaced by a newer one."}.get(
-            invitation.status)
+        invitation = Invitation.objects.select_for_update(of=("self",)).select_related("organization").get(pk=found[0])
+        problem = {
+            Invitation.Status.ACCEPTED: "This invitation was already accepted.",
+            Invitation.Status.REVOKED: "This invitation was withdrawn or replaced by a newer one.",
+        }.get(invitation.status)
         if problem is None and invitation.expires_at <= timezone.now():
             problem = "This invitation has expired: ask an owner of the organization for a new one."
         if problem:
@@ -321,16 +446,28 @@ def invitation_accept(*, token: str, user=None, username: str = "", password: st
                 raise ApplicationError(INVALID_INPUT, errors=errors)
             user = user_create(username=username.strip(), password=password, email=invitation.email)
         elif user.email.strip().lower() != invitation.email.lower():
-            raise ApplicationError("This invitation was sent to another e-mail address than your account's.",
-                                   status=403, code="permission_denied")
+            raise ApplicationError(
+                "This invitation was sent to another e-mail address than your account's.",
+                status=403,
+                code="permission_denied",
+            )
         if Membership.objects.filter(user=user, organization=org).exists():
             raise Conflict(f"You are already a member of {org.name}.")
         membership = Membership.objects.create(user=user, organization=org, role=invitation.role)
-        invitation.status, invitation.accepted_by, invitation.accepted_at = (Invitation.Status.ACCEPTED, user,
-                                                                             timezone.now())
+        invitation.status, invitation.accepted_by, invitation.accepted_at = (
+            Invitation.Status.ACCEPTED,
+            user,
+            timezone.now(),
+        )
         invitation.save(update_fields=["status", "accepted_by", "accepted_at", "updated_at"])
-        audit_record(action="accounts.invitation_accepted", obj=invitation, actor=user, organization_id=org.pk,
-                     ip=ip, data={"email": invitation.email, "role": invitation.role, "user": user.get_username()})
+        audit_record(
+            action="accounts.invitation_accepted",
+            obj=invitation,
+            actor=user,
+            organization_id=org.pk,
+            ip=ip,
+            data={"email": invitation.email, "role": invitation.role, "user": user.get_username()},
+        )
     return membership
 
 
@@ -344,11 +481,23 @@ def membership_remove(*, organization_id: int, user_id: int, actor, ip: str | No
         target = Membership.objects.select_related("user").filter(organization=org, user_id=user_id).first()
         if target is None:
             raise NotFound("No such member.")
-        if target.role == Membership.Role.OWNER and not Membership.objects.filter(
-                organization=org, role=Membership.Role.OWNER).exclude(pk=target.pk).exists():
-            raise Conflict(f"{org.name} needs an owner: invite another owner before "
-                           f"{'you leave' if leaving else 'removing this one'}.", code="last_owner")
+        if (
+            target.role == Membership.Role.OWNER
+            and not Membership.objects.filter(organization=org, role=Membership.Role.OWNER)
+            .exclude(pk=target.pk)
+            .exists()
+        ):
+            raise Conflict(
+                f"{org.name} needs an owner: invite another owner before "
+                f"{'you leave' if leaving else 'removing this one'}.",
+                code="last_owner",
+            )
         target.delete()
-        audit_record(action="accounts.member_left" if leaving else "accounts.member_removed", obj=org, actor=actor,
-                     organization_id=org.pk, ip=ip,
-                     data={"user": target.user.get_username(), "user_id": target.user_id, "role": target.role})
+        audit_record(
+            action="accounts.member_left" if leaving else "accounts.member_removed",
+            obj=org,
+            actor=actor,
+            organization_id=org.pk,
+            ip=ip,
+            data={"user": target.user.get_username(), "user_id": target.user_id, "role": target.role},
+        )

@@ -44,8 +44,10 @@ def login_blocked(*, username: str, ip: str) -> bool:
     logs: people can still log in during an outage."""
     try:
         counts = cache.get_many([_key(username, ip), _ip_key(ip)])
-        return (int(counts.get(_key(username, ip), 0)) >= settings.LOGIN_FAILURE_LIMIT
-                or int(counts.get(_ip_key(ip), 0)) >= settings.LOGIN_IP_FAILURE_LIMIT)
+        return (
+            int(counts.get(_key(username, ip), 0)) >= settings.LOGIN_FAILURE_LIMIT
+            or int(counts.get(_ip_key(ip), 0)) >= settings.LOGIN_IP_FAILURE_LIMIT
+        )
     except (RedisError, OSError) as exc:
         logger.warning("login throttle unavailable, not blocking: %s", exc)
         return False

@@ -11,11 +11,15 @@ api_urlpatterns = [
     path("organizations/", api.OrganizationReviewListView.as_view(), name="api-organizations"),
     path("organizations/<int:pk>/verify/", api.OrganizationVerifyView.as_view(), name="api-organization-verify"),
     path("organizations/<int:pk>/reject/", api.OrganizationRejectView.as_view(), name="api-organization-reject"),
-    path("organizations/<int:pk>/invitations/", api.InvitationListCreateView.as_view(),
-         name="api-organization-invitations"),
+    path(
+        "organizations/<int:pk>/invitations/",
+        api.InvitationListCreateView.as_view(),
+        name="api-organization-invitations",
+    ),
     path("organizations/<int:pk>/members/", api.MemberListView.as_view(), name="api-organization-members"),
-    path("organizations/<int:pk>/members/<int:user_id>/", api.MemberDeleteView.as_view(),
-         name="api-organization-member"),
+    path(
+        "organizations/<int:pk>/members/<int:user_id>/", api.MemberDeleteView.as_view(), name="api-organization-member"
+    ),
     path("invitations/<str:token>/accept/", api.InvitationAcceptView.as_view(), name="api-invitation-accept"),
 ]
 
@@ -26,12 +30,12 @@ urlpatterns = [
     # Password reset by e-mail: Django's own views, our templates (templates/registration/password_reset_*).
     path("password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
     path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
-    path("password-reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(),
-         name="password_reset_confirm"),
+    path(
+        "password-reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"
+    ),
     path("password-reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("staff/organizations/", views.verification_queue, name="staff-organizations"),
-    path("staff/organizations/<int:pk>/<str:decision>/", views.verification_decide,
-         name="staff-organization-decide"),
+    path("staff/organizations/<int:pk>/<str:decision>/", views.verification_decide, name="staff-organization-decide"),
     path("organization/", views.team, name="team"),
     path("organization/<int:pk>/invitations/", views.team_invite, name="team-invite"),
     path("organization/<int:pk>/members/<int:user_id>/remove/", views.team_remove, name="team-remove"),

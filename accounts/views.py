@@ -49,6 +49,7 @@ def _ip(request) -> str | None:
 
 # --- sign-up and e-mail confirmation -------------------------------------------------------------------------------
 
+
 def signup(request):
     """``/signup/``: a startup or compute provider signs up with its first owner; then the e-mail link, then staff
     verification. Errors are shown next to the fields (400) and nothing is written."""
@@ -95,6 +96,7 @@ def signup_confirm(request, token: str):
 
 # --- verification by platform staff --------------------------------------------------------------------------------
 
+
 def _require_staff(request):
     if not selectors.is_platform_staff(request.user):
         raise PermissionDenied(_("Only platform staff verify organizations."))
@@ -109,10 +111,16 @@ def verification_queue(request):
         wanted = VerificationStatus.PENDING
     queryset = selectors.organizations_for_review(status=None if wanted == "all" else wanted)
     page = Paginator(queryset.prefetch_related("memberships__user"), 25).get_page(request.GET.get("page"))
-    return render(request, "accounts/verification_queue.html", {
-        "page": page, "status": wanted, "statuses": [*VerificationStatus.choices, ("all", _("All"))],
-        "pending_count": selectors.organizations_for_review(status=VerificationStatus.PENDING).count(),
-    })
+    return render(
+        request,
+        "accounts/verification_queue.html",
+        {
+            "page": page,
+            "status": wanted,
+            "statuses": [*VerificationStatus.choices, ("all", _("All"))],
+            "pending_count": selectors.organizations_for_review(status=VerificationStatus.PENDING).count(),
+        },
+    )
 
 
 @login_required
@@ -123,38 +131,50 @@ def verification_decide(request, pk: int, decision: str):
         raise Http404("No such decision.")
     try:
         if decision == "verify":
-            org = services.organization_verify(organization_id=pk, actor=request.user, ip=_ip(request),
-                                               base_url=emails.site_url(request))
+            org = services.organization_verify(
+                organization_id=pk, actor=request.user, ip=_ip(request), base_url=emails.site_url(request)
+            )
             messages.success(request, _("%(name)s is verified.") % {"name": org.name})
         else:
             form = RejectForm(request.POST)
             reason = form.cleaned_data["reason"] if form.is_valid() else ""
-            org = services.organization_reject(organization_id=pk, actor=request.user, reason=reason,
-                                               ip=_ip(request), base_url=emails.site_url(request))
+            org = services.organization_reject(
+                organization_id=pk,
+                actor=request.user,
+                reason=reason,
+                ip=_ip(request),
+                base_url=emails.site_url(request),
+            )
             messages.success(request, _("%(name)s is rejected.") % {"name": org.name})
     except ApplicationError as exc:
         if exc.status == 404:
             raise Http404(exc.message) from None
         details = " ".join(m for msgs in exc.errors.values() for m in msgs)
         messages.error(request, f"{exc.message} {details}".strip() if exc.errors else exc.message)
-    return redirect(request.POST.get("next") if request.POST.get("next", "").startswith("/staff/")
-                    else "staff-organizations")
+    return redirect(
+        request.POST.get("next") if request.POST.get("next", "").startswith("/staff/") else "staff-organizations"
+    )
 
 
 # --- teams ---------------------------------------------------------------------------------------------------------
+
 
 def _team_sections(request, forms_by_org: dict | None = None) -> list[dict]:
     sections = []
     for membership in selectors.user_memberships(request.user).order_by("organization__name"):
         org = membership.organization
         is_owner = membership.role == Membership.Role.OWNER
-        sections.append({
-            "organization": org, "membership": membership, "is_owner": is_owner,
-            "members": selectors.organization_members(org),
-            "invitations": selectors.pending_invitations(org) if is_owner else [],
-            "invite_form": (forms_by_org or {}).get(org.pk) or InviteForm(roles=services.invitable_roles(org)),
-            "unverified_reason": selectors.unverified_reason(org),
-        })
+        sections.append(
+            {
+                "organization": org,
+                "membership": membership,
+                "is_owner": is_owner,
+                "members": selectors.organization_members(org),
+                "invitations": selectors.pending_invitations(org) if is_owner else [],
+                "invite_form": (forms_by_org or {}).get(org.pk) or InviteForm(roles=services.invitable_roles(org)),
+                "unverified_reason": selectors.unverified_reason(org),
+            }
+        )
     return sections
 
 
@@ -174,15 +194,21 @@ def team_invite(request, pk: int):
     form = InviteForm(request.POST, roles=services.invitable_roles(membership.organization))
     if form.is_valid():
         try:
-            invitation = services.invitation_create(organization_id=pk, actor=request.user, ip=_ip(request),
-                                                    base_url=emails.site_url(request), **form.cleaned_data)
+            invitation = services.invitation_create(
+                organization_id=pk,
+                actor=request.user,
+                ip=_ip(request),
+                base_url=emails.site_url(request),
+                **form.cleaned_data,
+            )
         except ApplicationError as exc:
             if exc.status == 403:
                 raise PermissionDenied(exc.message) from None
             form.add_service_errors(exc)
         else:
-            messages.success(request, _("Invitation sent to %(email)s; the link works for 7 days.")
-                             % {"email": invitation.email})
+            messages.success(
+                request, _("Invitation sent to %(email)s; the link works for 7 days.") % {"email": invitation.email}
+            )
             return redirect("team")
     return render(request, "accounts/team.html", {"sections": _team_sections(request, {pk: form})}, status=400)
 
@@ -214,8 +240,9 @@ def invitation_accept(request, token: str):
     form = None if signed_in else InvitationSignupForm(request.POST or None)
     error, status = None, 200
     if request.method == "POST" and (signed_in or form.is_valid()):
-        kwargs = {} if signed_in else {"username": form.cleaned_data["username"],
-                                       "password": form.cleaned_data["password"]}
+        kwargs = (
+            {} if signed_in else {"username": form.cleaned_data["username"], "password": form.cleaned_data["password"]}
+        )
         try:
             membership = services.invitation_accept(token=token, user=request.user, ip=_ip(request), **kwargs)
         except ApplicationError as exc:
@@ -231,6 +258,15 @@ def invitation_accept(request, token: str):
             return redirect("team")
     elif request.method == "POST":
         status = 400
-    return render(request, "accounts/invitation.html",
-                  {"invitation": invitation, "form": form, "error": error, "token": token,
-                   "expired": invitation.expires_at <= timezone.now()}, status=status)
+    return render(
+        request,
+        "accounts/invitation.html",
+        {
+            "invitation": invitation,
+            "form": form,
+            "error": error,
+            "token": token,
+            "expired": invitation.expires_at <= timezone.now(),
+        },
+        status=status,
+    )

@@ -6,7 +6,7 @@ import json
 from django.contrib import admin
 from django.http import HttpResponse
 
-from audit.models import AnomalyFlag, AuditEvent
+from audit.models import AuditEvent
 from marketplace.core.spreadsheet import safe_cell
 
 
@@ -37,26 +37,29 @@ def _export_events_csv(modeladmin, request, queryset):
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="audit-events.csv"'
     writer = csv.writer(response)
-    columns = ["seq", "created_at", "actor_id", "organization_id", "action", "object_type", "object_id", "data", "ip",
-               "prev_hash", "hash"]
+    columns = [
+        "seq",
+        "created_at",
+        "actor_id",
+        "organization_id",
+        "action",
+        "object_type",
+        "object_id",
+        "data",
+        "ip",
+        "prev_hash",
+        "hash",
+    ]
     writer.writerow(columns)
     for event in queryset.order_by("seq"):
-        writer.writerow([safe_cell(json.dumps(event.data, sort_keys=True) if name == "data" else getattr(event, name))
-                         for name in columns])
+        writer.writerow(
+            [
+                safe_cell(json.dumps(event.data, sort_keys=True) if name == "data" else getattr(event, name))
+                for name in columns
+            ]
+        )
     return response
 
 
 _export_events_csv.short_description = "Export selected events as CSV"
 AuditEventAdmin.actions = [_export_events_csv]
-
-
-@admin.register(AnomalyFlag)
-class AnomalyFlagAdmin(ReadOnlyAdmin):
-    """Flags are reviewed on /audit/flags/ (with an audit event); the admin only browses them."""
-
-    list_display = ["id", "created_at", "kind", "status", "booking_id", "voucher_id", "program", "organization",
-                    "reviewer", "reviewed_at"]
-    list_filter = ["kind", "status", "program"]
-    search_fields = ["review_note"]
-    date_hierarchy = "created_at"
-    readonly_fields = [f.name for f in AnomalyFlag._meta.fields]

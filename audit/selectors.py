@@ -55,8 +55,13 @@ def audit_chain_breaks(*, first_only: bool = False) -> list[ChainBreak]:
     return breaks
 
 
-def audit_events(*, organization_ids: list[int] | None = None, action: str | None = None,
-                 object_type: str | None = None, organization: int | None = None) -> QuerySet[AuditEvent]:
+def audit_events(
+    *,
+    organization_ids: list[int] | None = None,
+    action: str | None = None,
+    object_type: str | None = None,
+    organization: int | None = None,
+) -> QuerySet[AuditEvent]:
     """Events, newest first; only those of ``organization_ids`` when given (None = all), filtered by exact
     ``action``, ``object_type`` and ``organization`` id when those are given."""
     qs = AuditEvent.objects.select_related("actor").order_by("-seq", "-id")

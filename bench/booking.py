@@ -113,26 +113,43 @@ def seed(n_listings: int, n_startups: int) -> tuple[list[int], list[str]]:
     now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
     with transaction.atomic():
         chip = Accelerator.objects.first() or Accelerator.objects.create(
-            slug="bench-chip", name="Bench chip", vendor="Bench", memory_gb=80, bf16_tflops=Decimal("989.0"))
-        provider = Organization.objects.create(kind="provider", name="Bench provider", city="Shanghai",
-                                               credit_code=demo_credit_code("Shanghai", 700_000))
+            slug="bench-chip", name="Bench chip", vendor="Bench", memory_gb=80, bf16_tflops=Decimal("989.0")
+        )
+        provider = Organization.objects.create(
+            kind="provider", name="Bench provider", city="Shanghai", credit_code=demo_credit_code("Shanghai", 700_000)
+        )
         dc = DataCenter.objects.create(provider=provider, name="Bench DC", city="Shanghai", operator="state")
         clusters = Cluster.objects.bulk_create(
             Cluster(data_center=dc, name=f"bench-{i}", accelerator=chip, gpus_per_node=8, node_count=8)
-            for i in range(n_listings))
+            for i in range(n_listings)
+        )
         Node.objects.bulk_create(Node(cluster=c, index=i) for c in clusters for i in range(1, 9))
         listings = Listing.objects.bulk_create(
-            Listing(cluster=c, price_per_gpu_hour=Decimal("12.5000"), available_from=now,
-                    available_until=now + dt.timedelta(days=60), status="active") for c in clusters)
+            Listing(
+                cluster=c,
+                price_per_gpu_hour=Decimal("12.5000"),
+                available_from=now,
+                available_until=now + dt.timedelta(days=60),
+                status="active",
+            )
+            for c in clusters
+        )
         tokens = []
         users = get_user_model()
         for i in range(n_startups):
-            startup = Organization.objects.create(kind="startup", name=f"Bench startup {i}", city="Shanghai",
-                                                  credit_code=demo_credit_code("Shanghai", 700_001 + i))
+            startup = Organization.objects.create(
+                kind="startup",
+                name=f"Bench startup {i}",
+                city="Shanghai",
+                credit_code=demo_credit_code("Shanghai", 700_001 + i),
+            )
             user = users.objects.create_user(username=f"bench{i}", password=uuid.uuid4().hex)
             Membership.objects.create(user=user, organization=startup, role="owner")
-            wallet_deposit(organization_id=startup.pk, amount=Decimal("1000000000.00"),
-                           idempotency_key=f"bench:deposit:{startup.pk}")
+            wallet_deposit(
+                organization_id=startup.pk,
+                amount=Decimal("1000000000.00"),
+                idempotency_key=f"bench:deposit:{startup.pk}",
+            )
             tokens.append(Token.objects.create(user=user).key)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
@@ -148,9 +165,26 @@ def free_port() -> int:
 def start_server(env: dict[str, str], port: int, workers: int, threads: int) -> subprocess.Popen:
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
     process = subprocess.Popen(
-        [gunicorn, "marketplace.wsgi:application", "--bind", f"{HOST}:{port}", "--workers", str(workers),
-         "--threads", str(threads), "--worker-class", "gthread", "--keep-alive", "30", "--log-level", "warning"],
-        cwd=BASE_DIR, env=env, start_new_session=True)
+        [
+            gunicorn,
+            "marketplace.wsgi:application",
+            "--bind",
+            f"{HOST}:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--worker-class",
+            "gthread",
+            "--keep-alive",
+            "30",
+            "--log-level",
+            "warning",
+        ],
+        cwd=BASE_DIR,
+        env=env,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -179,10 +213,13 @@ def stop_server(process: subprocess.Popen) -> None:
 def booking_request(rng: random.Random, listing_ids: list[int], now: dt.datetime) -> tuple[str, str, str | None]:
     """A ``POST /api/v1/bookings/`` of 1–2 nodes for 1–8 hours within 50 days, confirmed half of the time."""
     start = now + dt.timedelta(hours=rng.randint(2, 24 * 50))
-    body = {"listing": rng.choice(listing_ids), "nodes": rng.randint(1, 2),
-            "start": start.isoformat().replace("+00:00", "Z"),
-            "end": (start + dt.timedelta(hours=rng.randint(1, 8))).isoformat().replace("+00:00", "Z"),
-            "confirm": rng.random() < 0.5}
+    body = {
+        "listing": rng.choice(listing_ids),
+        "nodes": rng.randint(1, 2),
+        "start": start.isoformat().replace("+00:00", "Z"),
+        "end": (start + dt.timedelta(hours=rng.randint(1, 8))).isoformat().replace("+00:00", "Z"),
+        "confirm": rng.random() < 0.5,
+    }
     return "POST", "/api/v1/bookings/", json.dumps(body)
 
 
@@ -191,8 +228,15 @@ def wallet_request(rng: random.Random, listing_ids: list[int], now: dt.datetime)
     return "GET", "/api/v1/wallet/", None
 
 
-def run_clients(port: int, tokens: list[str], listing_ids: list[int], seconds: float, max_requests: int,
-                clients: int, make_request=booking_request) -> tuple[list[float], dict[int, int], float]:
+def run_clients(
+    port: int,
+    tokens: list[str],
+    listing_ids: list[int],
+    seconds: float,
+    max_requests: int,
+    clients: int,
+    make_request=booking_request,
+) -> tuple[list[float], dict[int, int], float]:
     """``clients`` threads, each with its own keep-alive connection and startup token, sending ``make_request``'s
     requests (a fresh ``Idempotency-Key`` on each POST) until time is up."""
     latencies: list[float] = []
@@ -216,8 +260,12 @@ def run_clients(port: int, tokens: list[str], listing_ids: list[int], seconds: f
             method, path, body = make_request(rng, listing_ids, now)
             t0 = time.perf_counter()
             try:
-                conn.request(method, path, body=body,
-                             headers={**headers, "Idempotency-Key": uuid.uuid4().hex} if body else headers)
+                conn.request(
+                    method,
+                    path,
+                    body=body,
+                    headers={**headers, "Idempotency-Key": uuid.uuid4().hex} if body else headers,
+                )
                 response = conn.getresponse()
                 response.read()
                 status = response.status
@@ -252,8 +300,8 @@ def cpu_seconds(server_group: int) -> dict[str, float]:
             text = stat.read_text()
         except OSError:
             continue  # gone meanwhile
-        name = text[text.index("(") + 1:text.rindex(")")]
-        fields = text[text.rindex(")") + 2:].split()  # from field 3 (state) on
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()  # from field 3 (state) on
         seconds = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
         if int(fields[2]) == server_group:  # pgrp
             used["web"] += seconds
@@ -272,23 +320,43 @@ def pgbench(url: str, clients: int, seconds: int, scale: int) -> tuple[float, fl
     if not binary:
         sys.exit("pgbench not found (Debian: postgresql-contrib / postgresql-client)")
     parts = urlsplit(url)
-    env = {**os.environ, "PGHOST": parts.hostname or HOST, "PGPORT": str(parts.port or 5432),
-           "PGUSER": parts.username or "postgres"}
+    env = {
+        **os.environ,
+        "PGHOST": parts.hostname or HOST,
+        "PGPORT": str(parts.port or 5432),
+        "PGUSER": parts.username or "postgres",
+    }
     if parts.password:
         env["PGPASSWORD"] = parts.password
     recreate_database(url, PGBENCH_DB)
     try:
-        subprocess.run([str(binary), "-i", "-q", "-s", str(scale), PGBENCH_DB], env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [str(binary), "-i", "-q", "-s", str(scale), PGBENCH_DB], env=env, check=True, capture_output=True
+        )
         postgres_before = cpu_seconds(-1)["postgres"]
-        out = subprocess.run([str(binary), "-c", str(clients), "-j", str(min(clients, os.cpu_count() or 1)),
-                              "-T", str(seconds), PGBENCH_DB], env=env, check=True, capture_output=True, text=True)
+        out = subprocess.run(
+            [
+                str(binary),
+                "-c",
+                str(clients),
+                "-j",
+                str(min(clients, os.cpu_count() or 1)),
+                "-T",
+                str(seconds),
+                PGBENCH_DB,
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         time.sleep(1)  # pgbench's backends exit as it ends: let the postmaster reap them (their CPU moves to it)
         postgres_cpu = cpu_seconds(-1)["postgres"] - postgres_before
     finally:
         drop_database(url, PGBENCH_DB)
-    match = re.search(r"tps = ([\d.]+) \((?:without initial connection time|excluding connections establishing)",
-                      out.stdout)
+    match = re.search(
+        r"tps = ([\d.]+) \((?:without initial connection time|excluding connections establishing)", out.stdout
+    )
     if not match:
         sys.exit(f"could not read pgbench tps:\n{out.stdout}")
     tps = float(match.group(1))
@@ -315,8 +383,10 @@ def print_budget(tps: float, per_request: dict[str, float]) -> None:
     for the web server, PostgreSQL and the clients together (they share the cores during the run)."""
     budget = (os.cpu_count() or 1) * 1000 / (0.10 * tps)
     spent = sum(per_request.values())
-    print(f"CPU budget per booking at 0.10: {budget:.2f} ms ({os.cpu_count()} cores ÷ {0.10 * tps:.0f}/s); "
-          f"spent {spent:.2f} ms, of which the web server alone {per_request['web']:.2f} ms")
+    print(
+        f"CPU budget per booking at 0.10: {budget:.2f} ms ({os.cpu_count()} cores ÷ {0.10 * tps:.0f}/s); "
+        f"spent {spent:.2f} ms, of which the web server alone {per_request['web']:.2f} ms"
+    )
     record("booking", "CPU budget per booking at the target", budget, unit="ms")
     record("booking", "CPU spent per booking (web + PostgreSQL + clients)", spent, unit="ms")
     record("booking", "of which the web server (gunicorn, Django, DRF, psycopg)", per_request["web"], unit="ms")
@@ -330,8 +400,12 @@ def main() -> None:
     parser.add_argument("--listings", type=int, default=400)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--floor-seconds", type=float, default=10,
-                        help="then GET /api/v1/wallet/ for this long, the framework's floor (0: skip)")
+    parser.add_argument(
+        "--floor-seconds",
+        type=float,
+        default=10,
+        help="then GET /api/v1/wallet/ for this long, the framework's floor (0: skip)",
+    )
     parser.add_argument("--pgbench-seconds", type=int, default=20)
     parser.add_argument("--pgbench-scale", type=int, default=16, help="≥ clients, so branches do not all collide")
     parser.add_argument("--keep", action="store_true", help=f"keep the {BENCH_DB} database afterwards")
@@ -342,9 +416,21 @@ def main() -> None:
     bench_url = with_database(url, BENCH_DB)
     recreate_database(url, BENCH_DB)
     env = server_environment(bench_url)
-    os.environ.update({k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "CELERY_BROKER_URL",
-                                           "DJANGO_SECRET_KEY", "DJANGO_DEBUG", "DJANGO_SECURE_SSL_REDIRECT",
-                                           "DJANGO_LOG_LEVEL", "DJANGO_STATICFILES_STORAGE")})
+    os.environ.update(
+        {
+            k: env[k]
+            for k in (
+                "DJANGO_SETTINGS_MODULE",
+                "DATABASE_URL",
+                "CELERY_BROKER_URL",
+                "DJANGO_SECRET_KEY",
+                "DJANGO_DEBUG",
+                "DJANGO_SECURE_SSL_REDIRECT",
+                "DJANGO_LOG_LEVEL",
+                "DJANGO_STATICFILES_STORAGE",
+            )
+        }
+    )
     import django
 
     django.setup()
@@ -355,19 +441,25 @@ def main() -> None:
     call_command("migrate", interactive=False, verbosity=0)
     listing_ids, tokens = seed(args.listings, args.clients)
     connections.close_all()
-    print(f"fresh {BENCH_DB}: migrated and seeded {len(listing_ids)} listings, {len(tokens)} funded startups "
-          f"in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"fresh {BENCH_DB}: migrated and seeded {len(listing_ids)} listings, {len(tokens)} funded startups "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
 
     server = start_server(env, free_port(), args.workers, args.threads)
     try:
         port = int(server.args[server.args.index("--bind") + 1].rsplit(":", 1)[1])
         run_clients(port, tokens, listing_ids, 2, 200, args.clients)  # warm-up: connections, imports, plans
         cpu_before = cpu_seconds(server.pid)
-        latencies, statuses, elapsed = run_clients(port, tokens, listing_ids, args.seconds, args.max_requests,
-                                                   args.clients)
+        latencies, statuses, elapsed = run_clients(
+            port, tokens, listing_ids, args.seconds, args.max_requests, args.clients
+        )
         cpu_after = cpu_seconds(server.pid)
-        floor = run_clients(port, tokens, listing_ids, args.floor_seconds, args.max_requests, args.clients,
-                            wallet_request) if args.floor_seconds else None
+        floor = (
+            run_clients(port, tokens, listing_ids, args.floor_seconds, args.max_requests, args.clients, wallet_request)
+            if args.floor_seconds
+            else None
+        )
         cpu_floor = cpu_seconds(server.pid)
     finally:
         stop_server(server)
@@ -378,13 +470,16 @@ def main() -> None:
     breaches = ledger_breaches()
     booked = statuses.get(201, 0)
     rate = booked / elapsed
-    print(f"gunicorn {args.workers} workers × {args.threads} threads; {args.clients} clients for {elapsed:.1f} s: "
-          f"{sum(statuses.values())} requests {dict(sorted(statuses.items()))}")
-    print(f"bookings/s {rate:8.1f}   p50 {percentile(latencies, .5) * 1000:6.1f} ms   "
-          f"p99 {percentile(latencies, .99) * 1000:6.1f} ms   ({Booking.objects.count()} bookings in the database)")
+    print(
+        f"gunicorn {args.workers} workers × {args.threads} threads; {args.clients} clients for {elapsed:.1f} s: "
+        f"{sum(statuses.values())} requests {dict(sorted(statuses.items()))}"
+    )
+    print(
+        f"bookings/s {rate:8.1f}   p50 {percentile(latencies, 0.5) * 1000:6.1f} ms   "
+        f"p99 {percentile(latencies, 0.99) * 1000:6.1f} ms   ({Booking.objects.count()} bookings in the database)"
+    )
     per_request = cpu_per_request(cpu_before, cpu_after, statuses)
-    print("CPU per request: " + cpu_text(per_request)
-          + f" (of {os.cpu_count()} cores)")
+    print("CPU per request: " + cpu_text(per_request) + f" (of {os.cpu_count()} cores)")
     print(f"ledger after the run: {breaches or 'consistent'}")
     connections.close_all()
     if not args.keep:
@@ -397,21 +492,28 @@ def main() -> None:
     print(f"ratio bookings/s ÷ TPC-B tps = {ratio:.3f}   (target ≥ 0.10: {verdict})")
     print_budget(tps, per_request)
     record("booking", "bookings/s over HTTP, 16 clients", rate, unit="/s")
-    record("booking", "p99 latency", percentile(latencies, .99) * 1000, unit="ms")
+    record("booking", "p99 latency", percentile(latencies, 0.99) * 1000, unit="ms")
     record("booking", "pgbench TPC-B tps, -c 16 (reference)", tps, unit="/s")
     record("booking", "bookings/s ÷ TPC-B tps", ratio, target="≥ 0.10", met=ratio >= 0.10)
     # The database's share alone: what PostgreSQL spends on a booking against a TPC-B transaction (the web server
     # and the clients share these 2 cores with it during the booking run, not during pgbench's).
     booking_postgres_cpu = per_request["postgres"] / 1000
-    print(f"PostgreSQL CPU per booking {booking_postgres_cpu * 1000:.2f} ms, per TPC-B transaction "
-          f"{tpcb_postgres_cpu * 1000:.2f} ms: ratio {tpcb_postgres_cpu / booking_postgres_cpu:.3f}")
-    record("booking", "reference: PostgreSQL CPU per TPC-B transaction ÷ per booking",
-           tpcb_postgres_cpu / booking_postgres_cpu)
+    print(
+        f"PostgreSQL CPU per booking {booking_postgres_cpu * 1000:.2f} ms, per TPC-B transaction "
+        f"{tpcb_postgres_cpu * 1000:.2f} ms: ratio {tpcb_postgres_cpu / booking_postgres_cpu:.3f}"
+    )
+    record(
+        "booking",
+        "reference: PostgreSQL CPU per TPC-B transaction ÷ per booking",
+        tpcb_postgres_cpu / booking_postgres_cpu,
+    )
     if floor is not None:
         floor_latencies, floor_statuses, floor_elapsed = floor
         floor_rate = floor_statuses.get(200, 0) / floor_elapsed
-        print(f"reference, GET /api/v1/wallet/ (token auth + two reads), same server and clients: {floor_rate:8.1f}/s, "
-              f"p99 {percentile(floor_latencies, .99) * 1000:.1f} ms, ratio {floor_rate / tps:.3f} to TPC-B")
+        print(
+            f"reference, GET /api/v1/wallet/ (token auth + two reads), same server and clients: {floor_rate:8.1f}/s, "
+            f"p99 {percentile(floor_latencies, 0.99) * 1000:.1f} ms, ratio {floor_rate / tps:.3f} to TPC-B"
+        )
         print("  CPU per read: " + cpu_text(cpu_per_request(cpu_after, cpu_floor, floor_statuses)))
         record("booking", "reference: GET /api/v1/wallet/ per second, 16 clients", floor_rate, unit="/s")
         record("booking", "reference: wallet reads/s ÷ TPC-B tps", floor_rate / tps)

@@ -3,7 +3,7 @@
 No database: builds ``orders.matching`` dataclasses directly. 10k bids × 2k listings (one per cluster, 8
 accelerators, 8–24 nodes of 8 GPUs each, a 72-hour horizon, 30 % of nodes with an existing booking; bids of 1–8
 nodes for 4–36 hours with 0–8 hours of slack, 30 % accepting a second accelerator), times
-``matching.clear`` and compares its surplus with the LP relaxation bound (``orders.matching_lp.lp_relaxation``,
+``matching.clear`` and compares its surplus with the LP relaxation bound (``matching_lp.lp_relaxation``,
 scipy ``linprog(method="highs")``). Targets: clear < 5 s, surplus ≥ 0.98 × the LP bound.
 
 The LP (x per bid, listing and start; per cluster and hour Σ nodes·x ≤ free nodes) has millions of columns here,
@@ -37,7 +37,9 @@ from results import record  # bench/ is on sys.path when run as a script
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orders import matching, matching_lp
+import matching_lp
+
+from orders import matching
 
 HORIZON = 72
 ACCELERATORS = {"h100": 28.0, "h800": 24.0, "a800": 16.0, "a100": 15.0, "910b": 12.0, "910c": 14.0,

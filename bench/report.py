@@ -31,8 +31,10 @@ def machine() -> str:
         memory = f"{mem_kb / 1024 / 1024:.0f} GiB"
     except OSError:
         memory = "unknown memory"
-    return f"{os.cpu_count()} cores ({cpu}), {memory}, {platform.system()} {platform.release()}, Python " \
-           f"{platform.python_version()}"
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {memory}, {platform.system()} {platform.release()}, Python "
+        f"{platform.python_version()}"
+    )
 
 
 def run(name: str, results: Path) -> int:
@@ -42,8 +44,12 @@ def run(name: str, results: Path) -> int:
 
 
 def table(rows: list[dict], failures: dict[str, int]) -> str:
-    lines = [f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {machine()}.", "",
-             "| benchmark | figure | value | target | met |", "|---|---|---|---|---|"]
+    lines = [
+        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {machine()}.",
+        "",
+        "| benchmark | figure | value | target | met |",
+        "|---|---|---|---|---|",
+    ]
     for row in rows:
         met = "" if row["met"] is None else ("yes" if row["met"] else "**no**")
         places = 4 if abs(row["value"]) < 10 else 3  # ratios near a target: 0.9795 must not print as 0.98

@@ -12,5 +12,7 @@ def record(bench: str, metric: str, value: float, *, unit: str = "", target: str
     if not path:
         return
     with open(path, "a", encoding="utf-8") as out:
-        out.write(json.dumps({"bench": bench, "metric": metric, "value": value, "unit": unit, "target": target,
-                              "met": met}) + "\n")
+        out.write(
+            json.dumps({"bench": bench, "metric": metric, "value": value, "unit": unit, "target": target, "met": met})
+            + "\n"
+        )

@@ -59,25 +59,43 @@ def seed(n_bookings: int) -> list[int]:
     now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
     with transaction.atomic():
         chip = Accelerator.objects.first() or Accelerator.objects.create(
-            slug="bench-chip", name="Bench chip", vendor="Bench", memory_gb=80, bf16_tflops=Decimal("989.0"))
+            slug="bench-chip", name="Bench chip", vendor="Bench", memory_gb=80, bf16_tflops=Decimal("989.0")
+        )
         listings = []
         for p in range(PROVIDERS):
-            provider = Organization.objects.create(kind="provider", name=f"Bench provider {p}", city="Shanghai",
-                                                   credit_code=demo_credit_code("Shanghai", 800_000 + p))
-            dc = DataCenter.objects.create(provider=provider, name=f"Bench DC {p}", city="Shanghai",
-                                           operator="state")
-            cluster = Cluster.objects.create(data_center=dc, name=f"bench-{p}", accelerator=chip, gpus_per_node=8,
-                                             node_count=8)
+            provider = Organization.objects.create(
+                kind="provider",
+                name=f"Bench provider {p}",
+                city="Shanghai",
+                credit_code=demo_credit_code("Shanghai", 800_000 + p),
+            )
+            dc = DataCenter.objects.create(provider=provider, name=f"Bench DC {p}", city="Shanghai", operator="state")
+            cluster = Cluster.objects.create(
+                data_center=dc, name=f"bench-{p}", accelerator=chip, gpus_per_node=8, node_count=8
+            )
             Node.objects.bulk_create(Node(cluster=cluster, index=i) for i in range(1, 9))
-            listings.append(Listing.objects.create(
-                cluster=cluster, price_per_gpu_hour=Decimal("12.3456"), available_from=now - dt.timedelta(days=30),
-                available_until=now + dt.timedelta(days=30), status="active"))
+            listings.append(
+                Listing.objects.create(
+                    cluster=cluster,
+                    price_per_gpu_hour=Decimal("12.3456"),
+                    available_from=now - dt.timedelta(days=30),
+                    available_until=now + dt.timedelta(days=30),
+                    status="active",
+                )
+            )
         startups = []
         for s in range(STARTUPS):
-            startup = Organization.objects.create(kind="startup", name=f"Bench startup {s}", city="Shanghai",
-                                                  credit_code=demo_credit_code("Shanghai", 810_000 + s))
-            wallet_deposit(organization_id=startup.pk, amount=Decimal("100000000.00"),
-                           idempotency_key=f"bench:deposit:{startup.pk}")
+            startup = Organization.objects.create(
+                kind="startup",
+                name=f"Bench startup {s}",
+                city="Shanghai",
+                credit_code=demo_credit_code("Shanghai", 810_000 + s),
+            )
+            wallet_deposit(
+                organization_id=startup.pk,
+                amount=Decimal("100000000.00"),
+                idempotency_key=f"bench:deposit:{startup.pk}",
+            )
             account_for("wallet_hold", startup.pk)
             startups.append(startup.pk)
         start = now - dt.timedelta(hours=10)
@@ -95,11 +113,19 @@ def seed(n_bookings: int) -> list[int]:
                        'completed', NULL
                 FROM generate_series(1, %(n)s) AS i
                 """,
-                {"startups": startups, "n_startups": len(startups), "listings": [x.pk for x in listings],
-                 "n_listings": len(listings), "start": start, "n": n_bookings})
+                {
+                    "startups": startups,
+                    "n_startups": len(startups),
+                    "listings": [x.pk for x in listings],
+                    "n_listings": len(listings),
+                    "start": start,
+                    "n": n_bookings,
+                },
+            )
             cursor.execute(
                 "INSERT INTO ledger_journaltransaction (kind, reference, idempotency_key, memo, created_at) "
-                "SELECT 'hold', 'booking:' || id, 'booking:' || id || ':hold', '', now() FROM orders_booking")
+                "SELECT 'hold', 'booking:' || id, 'booking:' || id || ':hold', '', now() FROM orders_booking"
+            )
             cursor.execute(
                 """
                 INSERT INTO ledger_entry (transaction_id, account_id, amount)
@@ -108,7 +134,8 @@ def seed(n_bookings: int) -> list[int]:
                 JOIN ledger_journaltransaction t ON t.idempotency_key = 'booking:' || b.id || ':hold'
                 JOIN ledger_ledgeraccount a ON a.owner_id = b.buyer_id AND a.kind IN ('wallet', 'wallet_hold')
                 ORDER BY a.id, t.id
-                """)
+                """
+            )
             cursor.execute("SELECT id FROM orders_booking ORDER BY id")
             ids = [row[0] for row in cursor.fetchall()]
     with connection.cursor() as cursor:
@@ -119,10 +146,29 @@ def seed(n_bookings: int) -> list[int]:
 def start_workers(env: dict[str, str], pool: str) -> list[subprocess.Popen]:
     def worker(name: str, concurrency: int) -> subprocess.Popen:
         return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "marketplace", "worker", "--pool", pool, "--concurrency",
-             str(concurrency), "-l", "warning", "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "-n", f"{name}@%h"],
-            cwd=BASE_DIR, env=env, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "marketplace",
+                "worker",
+                "--pool",
+                pool,
+                "--concurrency",
+                str(concurrency),
+                "-l",
+                "warning",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"{name}@%h",
+            ],
+            cwd=BASE_DIR,
+            env=env,
+            start_new_session=True,
+        )
 
     if pool == "solo":
         return [worker("bench-a", 1), worker("bench-b", 1)]
@@ -144,11 +190,19 @@ def stop_workers(workers: list[subprocess.Popen]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bookings", type=int, default=10_000)
-    parser.add_argument("--pool", choices=["solo", "prefork"], default="solo",
-                        help="solo: two single-process workers; prefork: one worker with --concurrency 2")
-    parser.add_argument("--batch", type=int, default=None,
-                        help="bookings per message (default: settlement.tasks.SETTLE_BATCH, as the sweeps enqueue): "
-                             "1 sends settle_booking(id) each, more sends settle_bookings(ids), one transaction each")
+    parser.add_argument(
+        "--pool",
+        choices=["solo", "prefork"],
+        default="solo",
+        help="solo: two single-process workers; prefork: one worker with --concurrency 2",
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="bookings per message (default: settlement.tasks.SETTLE_BATCH, as the sweeps enqueue): "
+        "1 sends settle_booking(id) each, more sends settle_bookings(ids), one transaction each",
+    )
     parser.add_argument("--timeout", type=float, default=300, help="give up draining after this many seconds")
     parser.add_argument("--keep", action="store_true", help=f"keep the {BENCH_DB} database afterwards")
     parser.add_argument("--strict", action="store_true", help="exit 1 when bookings/s misses the 200 target")
@@ -183,7 +237,7 @@ def main() -> None:
     print(f"fresh {BENCH_DB}: {len(ids)} completed bookings with holds posted in {time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
     if args.batch > 1:
-        chunks = [(ids[i:i + args.batch],) for i in range(0, len(ids), args.batch)]
+        chunks = [(ids[i : i + args.batch],) for i in range(0, len(ids), args.batch)]
         sent, task_name = send_many(settle_bookings, chunks), f"settle_bookings({args.batch} ids)"
         expected = len(chunks)
     else:
@@ -217,20 +271,31 @@ def main() -> None:
     if first is None:
         sys.exit("no booking was settled")
     rate = (done - first[1]) / max(end - first[0], 1e-9)
-    label = ("2 × solo workers" if args.pool == "solo" else "1 prefork worker, concurrency 2") + \
-        f", {args.batch} booking(s) per message"
-    print(f"{label}: {done}/{len(ids)} settled; drain {end - first[0]:.1f} s after the first settlement "
-          f"(workers started {first[0] - started:.1f} s before it)")
+    label = (
+        "2 × solo workers" if args.pool == "solo" else "1 prefork worker, concurrency 2"
+    ) + f", {args.batch} booking(s) per message"
+    print(
+        f"{label}: {done}/{len(ids)} settled; drain {end - first[0]:.1f} s after the first settlement "
+        f"(workers started {first[0] - started:.1f} s before it)"
+    )
     print(f"bookings/s {rate:8.1f}   (target ≥ 200: {'met' if rate >= 200 else 'MISSED'})")
-    record("settlement", f"settled bookings/s, {len(ids)} bookings, 2 worker processes", rate, unit="/s",
-           target="≥ 200", met=rate >= 200)
+    record(
+        "settlement",
+        f"settled bookings/s, {len(ids)} bookings, 2 worker processes",
+        rate,
+        unit="/s",
+        target="≥ 200",
+        met=rate >= 200,
+    )
     settles = JournalTransaction.objects.filter(kind="settle").count()
     records = BookingSettlement.objects.count()
     breaches = ledger_breaches()
     chain = audit_chain_breaks(first_only=True)
-    print(f"settle transactions {settles}, settlement records {records} (one each per settled booking: "
-          f"{'yes' if settles == records == done else 'NO'}); ledger: {breaches or 'consistent'}; "
-          f"audit chain: {chain or 'intact'}")
+    print(
+        f"settle transactions {settles}, settlement records {records} (one each per settled booking: "
+        f"{'yes' if settles == records == done else 'NO'}); ledger: {breaches or 'consistent'}; "
+        f"audit chain: {chain or 'intact'}"
+    )
     connections.close_all()
     if not args.keep:
         drop_database(url, BENCH_DB)

@@ -24,13 +24,17 @@ from marketplace.core.idempotency import idempotent
 
 
 def _wallet_data(organization_id: int) -> dict:
-    return {"organization": organization_id, "currency": settings.PLATFORM_CURRENCY,
-            **selectors.wallet_summary(organization_id)}
+    return {
+        "organization": organization_id,
+        "currency": settings.PLATFORM_CURRENCY,
+        **selectors.wallet_summary(organization_id),
+    }
 
 
 def _acting_startup(request) -> Organization:
-    return acting_organization(request.user, kind=Organization.Kind.STARTUP,
-                               organization_id=request.headers.get("X-Organization"))
+    return acting_organization(
+        request.user, kind=Organization.Kind.STARTUP, organization_id=request.headers.get("X-Organization")
+    )
 
 
 class WalletApi(APIView):
@@ -60,18 +64,31 @@ class DepositApi(APIView):
 
     permission_classes = [IsPlatformStaff]
 
-    @extend_schema(request=DepositInputSerializer, responses={201: DepositSerializer, 200: DepositSerializer},
-                   parameters=[IDEMPOTENCY_HEADER])
+    @extend_schema(
+        request=DepositInputSerializer,
+        responses={201: DepositSerializer, 200: DepositSerializer},
+        parameters=[IDEMPOTENCY_HEADER],
+    )
     @idempotent
     def post(self, request):
         params = DepositInputSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        posted = deposit_record(organization_id=data["organization"], amount=data["amount"],
-                                reference=data["reference"], actor=request.user,
-                                ip=request.META.get("REMOTE_ADDR"))
-        body = {"id": posted.pk, "organization": data["organization"], "amount": data["amount"],
-                "reference": data["reference"], "created_at": posted.created_at,
-                "wallet": _wallet_data(data["organization"])}
-        return Response(DepositSerializer(body).data,
-                        status=status.HTTP_200_OK if posted.replayed else status.HTTP_201_CREATED)
+        posted = deposit_record(
+            organization_id=data["organization"],
+            amount=data["amount"],
+            reference=data["reference"],
+            actor=request.user,
+            ip=request.META.get("REMOTE_ADDR"),
+        )
+        body = {
+            "id": posted.pk,
+            "organization": data["organization"],
+            "amount": data["amount"],
+            "reference": data["reference"],
+            "created_at": posted.created_at,
+            "wallet": _wallet_data(data["organization"]),
+        }
+        return Response(
+            DepositSerializer(body).data, status=status.HTTP_200_OK if posted.replayed else status.HTTP_201_CREATED
+        )

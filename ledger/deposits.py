@@ -24,21 +24,34 @@ def deposit_record(*, organization_id: int, amount, reference: str, actor=None, 
     Raises ``ApplicationError`` 400 (field ``organization``) unless the organization is a startup.
     """
     if not Organization.objects.filter(pk=organization_id, kind=Organization.Kind.STARTUP).exists():
-        raise ApplicationError("Deposits go to startup wallets.",
-                               errors={"organization": ["No startup organization with this id."]})
+        raise ApplicationError(
+            "Deposits go to startup wallets.", errors={"organization": ["No startup organization with this id."]}
+        )
     with transaction.atomic():
         try:
-            posted = wallet_deposit(organization_id=organization_id, amount=amount,
-                                    idempotency_key=f"bank-transfer:{reference}",
-                                    reference=f"{BANK_REFERENCE_PREFIX}{reference}")
+            posted = wallet_deposit(
+                organization_id=organization_id,
+                amount=amount,
+                idempotency_key=f"bank-transfer:{reference}",
+                reference=f"{BANK_REFERENCE_PREFIX}{reference}",
+            )
         except ApplicationError as exc:
             if exc.code != "idempotency_mismatch":
                 raise
-            raise ApplicationError("This bank transfer was already recorded with another amount or organization.",
-                                   status=409, errors={"reference": ["Already recorded."]},
-                                   code="conflict") from exc
+            raise ApplicationError(
+                "This bank transfer was already recorded with another amount or organization.",
+                status=409,
+                errors={"reference": ["Already recorded."]},
+                code="conflict",
+            ) from exc
         if posted.replayed:  # the same transfer recorded again: nothing changed, nothing to audit
             return posted
-        audit_record(action="wallet.deposit", obj=posted, actor=actor, organization_id=organization_id,
-                     data={"amount": str(amount), "reference": reference}, ip=ip)
+        audit_record(
+            action="wallet.deposit",
+            obj=posted,
+            actor=actor,
+            organization_id=organization_id,
+            data={"amount": str(amount), "reference": reference},
+            ip=ip,
+        )
     return posted

@@ -18,9 +18,20 @@ from marketplace.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
 class DepositForm(ServiceErrorsMixin, forms.Form):
     organization = forms.ModelChoiceField(
         queryset=Organization.objects.filter(kind=Organization.Kind.STARTUP).order_by("name"),
-        label=_("Startup"), empty_label=_("Choose the startup that sent the transfer"))
-    amount = forms.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, min_value=Decimal("0.01"),
-                                label=format_lazy(_("Amount ({currency})"), currency=settings.PLATFORM_CURRENCY))
-    reference = forms.CharField(max_length=80, label=_("Bank reference"),
-                                help_text=_("The transfer's reference on the bank statement: one transfer is credited "
-                                            "once, so recording it twice changes nothing."))
+        label=_("Startup"),
+        empty_label=_("Choose the startup that sent the transfer"),
+    )
+    amount = forms.DecimalField(
+        max_digits=AMOUNT_DIGITS,
+        decimal_places=AMOUNT_PLACES,
+        min_value=Decimal("0.01"),
+        label=format_lazy(_("Amount ({currency})"), currency=settings.PLATFORM_CURRENCY),
+    )
+    reference = forms.CharField(
+        max_length=80,
+        label=_("Bank reference"),
+        help_text=_(
+            "The transfer's reference on the bank statement: one transfer is credited "
+            "once, so recording it twice changes nothing."
+        ),
+    )

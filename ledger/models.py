@@ -49,10 +49,13 @@ class LedgerAccount(models.Model):
     class Meta:
         ordering = ["kind", "owner_id"]
         constraints = [
-            models.UniqueConstraint(fields=["kind", "owner_id"], nulls_distinct=False,
-                                    name="ledger_account_kind_owner_unique"),
-            models.CheckConstraint(condition=models.Q(allow_negative=True) | models.Q(balance__gte=0),
-                                   name="ledger_account_balance_allowed"),
+            models.UniqueConstraint(
+                fields=["kind", "owner_id"], nulls_distinct=False, name="ledger_account_kind_owner_unique"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(allow_negative=True) | models.Q(balance__gte=0),
+                name="ledger_account_balance_allowed",
+            ),
         ]
 
     def __str__(self):
@@ -60,23 +63,30 @@ class LedgerAccount(models.Model):
         return f"{self.kind} {owner}"
 
 
+class TransactionKind(models.TextChoices):
+    """Every kind of movement posted, exactly (the database refuses others)."""
+
+    DEPOSIT = "deposit", _("Deposit")  # bank → wallet
+    HOLD = "hold", _("Payment held")  # wallet → wallet hold
+    RELEASE = "release", _("Hold released")  # wallet hold → wallet
+    SETTLE = "settle", _("Booking settled")  # holds → provider payable, platform fees
+    PAYOUT = "payout", _("Payout to provider")  # provider payable → bank
+    PROGRAM_FUNDING = "program_funding", _("Program funded")  # program funding → program budget
+    VOUCHER_ISSUE = "voucher_issue", _("Voucher issued")  # program budget → voucher
+    VOUCHER_HOLD = "voucher_hold", _("Voucher part held")  # voucher → voucher hold
+    VOUCHER_RELEASE = "voucher_release", _("Voucher part released")  # voucher hold → voucher
+    VOUCHER_CAPTURE = "voucher_capture", _("Voucher part captured")  # voucher hold → reimbursement due
+    VOUCHER_EXPIRE = "voucher_expire", _("Voucher expired")  # voucher → program budget
+    VOUCHER_REVOKE = "voucher_revoke", _("Voucher revoked")  # voucher → program budget
+    REIMBURSE = "reimburse", _("Reimbursed by the city")  # reimbursement due → program funding
+
+
 class JournalTransaction(models.Model):
     """One balanced movement of money: its entries sum to zero (checked at commit)."""
 
-    class Kind:
-        """The usual kinds; the column is free text so other apps can add their own."""
+    Kind = TransactionKind
 
-        DEPOSIT = "deposit"
-        HOLD = "hold"
-        RELEASE = "release"
-        CAPTURE = "capture"
-        SETTLE = "settle"
-        VOUCHER_ISSUE = "voucher_issue"
-        VOUCHER_EXPIRE = "voucher_expire"
-        REIMBURSE = "reimburse"
-        PAYOUT = "payout"
-
-    kind = models.CharField(max_length=32, db_index=True)
+    kind = models.CharField(max_length=32, db_index=True, choices=Kind.choices)
     reference = models.CharField(max_length=100, blank=True, db_index=True)  # e.g. "booking:42"
     idempotency_key = models.CharField(max_length=200, unique=True)
     memo = models.TextField(blank=True)
@@ -84,6 +94,11 @@ class JournalTransaction(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=TransactionKind.values), name="ledger_transaction_kind_valid"
+            ),
+        ]
 
     def __str__(self):
         return f"{self.kind} {self.reference or self.idempotency_key}"

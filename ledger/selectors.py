@@ -22,8 +22,10 @@ def wallet_summary(organization_id: int) -> dict[str, Decimal]:
     balances = dict(
         LedgerAccount.objects.filter(kind__in=WALLET_KINDS, owner_id=organization_id).values_list("kind", "balance")
     )
-    return {"balance": balances.get(LedgerAccount.Kind.WALLET, ZERO),
-            "held": balances.get(LedgerAccount.Kind.WALLET_HOLD, ZERO)}
+    return {
+        "balance": balances.get(LedgerAccount.Kind.WALLET, ZERO),
+        "held": balances.get(LedgerAccount.Kind.WALLET_HOLD, ZERO),
+    }
 
 
 def _with_running_balance(entries: QuerySet[Entry]) -> QuerySet[Entry]:
@@ -36,11 +38,6 @@ def _with_running_balance(entries: QuerySet[Entry]) -> QuerySet[Entry]:
     )
 
 
-def account_entries(account: LedgerAccount) -> QuerySet[Entry]:
-    """The account's entries, newest first, each with ``balance_after`` (the balance once it was posted)."""
-    return _with_running_balance(Entry.objects.filter(account=account))
-
-
 def wallet_entries(organization_id: int) -> QuerySet[Entry]:
     """Entries on the organization's wallet and wallet-hold accounts, newest first, with ``balance_after``."""
     return _with_running_balance(
@@ -50,9 +47,11 @@ def wallet_entries(organization_id: int) -> QuerySet[Entry]:
 
 def deposits_recorded() -> QuerySet[Entry]:
     """The wallet entry of every recorded bank transfer (``owner_id`` names the startup), newest first."""
-    return (Entry.objects.filter(transaction__kind=JournalTransaction.Kind.DEPOSIT,
-                                 account__kind=LedgerAccount.Kind.WALLET)
-            .select_related("transaction", "account").order_by("-transaction_id"))
+    return (
+        Entry.objects.filter(transaction__kind=JournalTransaction.Kind.DEPOSIT, account__kind=LedgerAccount.Kind.WALLET)
+        .select_related("transaction", "account")
+        .order_by("-transaction_id")
+    )
 
 
 def _rows(sql: str, params=()) -> list[tuple]:
@@ -73,8 +72,9 @@ def ledger_breaches() -> list[str]:
         "LEFT JOIN ledger_entry e ON e.account_id = a.id GROUP BY a.id HAVING a.balance <> COALESCE(SUM(e.amount), 0) "
         "ORDER BY a.id"
     ):
-        breaches.append(f"account {account_id} ({kind} owner {owner_id}): stored balance {stored} "
-                        f"but its entries sum to {computed}")
+        breaches.append(
+            f"account {account_id} ({kind} owner {owner_id}): stored balance {stored} but its entries sum to {computed}"
+        )
     for account_id, kind, owner_id, balance in LedgerAccount.objects.filter(
         allow_negative=False, balance__lt=0
     ).values_list("id", "kind", "owner_id", "balance"):
@@ -97,5 +97,8 @@ def ledger_breaches() -> list[str]:
 
 def ledger_totals() -> dict[str, int]:
     """Counts for the ``verify_ledger`` summary."""
-    return {"accounts": LedgerAccount.objects.count(), "transactions": JournalTransaction.objects.count(),
-            "entries": Entry.objects.count()}
+    return {
+        "accounts": LedgerAccount.objects.count(),
+        "transactions": JournalTransaction.objects.count(),
+        "entries": Entry.objects.count(),
+    }

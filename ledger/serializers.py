@@ -29,8 +29,7 @@ class DepositInputSerializer(serializers.Serializer):
     """A bank transfer received for a startup. ``organization`` is checked to be a startup by the view's caller."""
 
     organization = serializers.IntegerField(min_value=1)
-    amount = serializers.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES,
-                                      min_value=Decimal("0.01"))
+    amount = serializers.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, min_value=Decimal("0.01"))
     reference = serializers.CharField(max_length=80, help_text="The bank transfer's reference (unique per transfer).")
 
 

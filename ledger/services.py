@@ -58,8 +58,11 @@ def _select_accounts(keys: Sequence[tuple[str, int | None]]) -> dict[tuple[str, 
     # Plain SQL (``marketplace.core.rows``): the account lookups run on every booking, and compiling the ORM's query
     # costs more than running it.
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {rows.columns(LedgerAccount, 'a')} FROM {LedgerAccount._meta.db_table} a "  # noqa: S608
-                       f"WHERE {' OR '.join(conditions)}", params)
+        cursor.execute(
+            f"SELECT {rows.columns(LedgerAccount, 'a')} FROM {LedgerAccount._meta.db_table} a "  # noqa: S608
+            f"WHERE {' OR '.join(conditions)}",
+            params,
+        )
         accounts = [rows.instance(LedgerAccount, row) for row in cursor.fetchall()]
     return {(account.kind, account.owner_id): account for account in accounts}
 
@@ -79,9 +82,17 @@ def _accounts(keys: Sequence[tuple[str, int | None]]) -> list[LedgerAccount]:
                 "INSERT INTO ledger_ledgeraccount (kind, owner_id, currency, allow_negative, balance, created_at) "
                 "SELECT k, o, %s, n, 0, %s FROM unnest(%s::text[], %s::bigint[], %s::boolean[]) AS t(k, o, n) "
                 "ON CONFLICT DO NOTHING",
-                [LedgerAccount._meta.get_field("currency").get_default(), timezone.now(), [str(k) for k, _ in missing],
-                 [o for _, o in missing],
-                 [k in LedgerAccount.EXTERNAL_KINDS or k == LedgerAccount.Kind.REIMBURSEMENT_DUE for k, _ in missing]])
+                [
+                    LedgerAccount._meta.get_field("currency").get_default(),
+                    timezone.now(),
+                    [str(k) for k, _ in missing],
+                    [o for _, o in missing],
+                    [
+                        k in LedgerAccount.EXTERNAL_KINDS or k == LedgerAccount.Kind.REIMBURSEMENT_DUE
+                        for k, _ in missing
+                    ],
+                ],
+            )
         found |= _select_accounts(missing)
     return [found[key] for key in keys]
 
@@ -96,8 +107,14 @@ def _leg_signature(legs) -> list[tuple[int, Decimal]]:
     return sorted((account_id, amount) for account_id, amount in legs)
 
 
-def ledger_post(*, kind: str, idempotency_key: str, legs: Sequence[tuple[LedgerAccount, Decimal]],
-                reference: str = "", memo: str = "") -> JournalTransaction:
+def ledger_post(
+    *,
+    kind: str,
+    idempotency_key: str,
+    legs: Sequence[tuple[LedgerAccount, Decimal]],
+    reference: str = "",
+    memo: str = "",
+) -> JournalTransaction:
     """Post one balanced transaction of ``legs`` (account, amount) and return it.
 
     Amounts are rounded half-up to 2 places here, once; zero legs are dropped. Idempotent on
@@ -110,8 +127,9 @@ def ledger_post(*, kind: str, idempotency_key: str, legs: Sequence[tuple[LedgerA
     intact (no savepoint needed) and can carry on or roll back as it sees fit.
     """
     if not idempotency_key:
-        raise ApplicationError("A ledger posting needs an idempotency key.",
-                               errors={"idempotency_key": ["This field is required."]})
+        raise ApplicationError(
+            "A ledger posting needs an idempotency key.", errors={"idempotency_key": ["This field is required."]}
+        )
     normalised = _normalise_legs(legs)
     if not normalised:
         raise ApplicationError("Nothing to post: every leg is zero.")
@@ -122,8 +140,9 @@ def ledger_post(*, kind: str, idempotency_key: str, legs: Sequence[tuple[LedgerA
         raise ApplicationError("A ledger transaction cannot mix currencies.")
 
     try:
-        posted, short = _insert_transaction(kind=kind, idempotency_key=idempotency_key, reference=reference,
-                                            memo=memo, legs=normalised)
+        posted, short = _insert_transaction(
+            kind=kind, idempotency_key=idempotency_key, reference=reference, memo=memo, legs=normalised
+        )
     except IntegrityError as exc:
         # The account CHECK behind the pre-check: unreachable while the accounts stay locked, and the transaction
         # is aborted now, so the message cannot read the balances.
@@ -137,8 +156,9 @@ def ledger_post(*, kind: str, idempotency_key: str, legs: Sequence[tuple[LedgerA
     return _existing_posting(idempotency_key, normalised)
 
 
-def _insert_transaction(*, kind: str, idempotency_key: str, reference: str, memo: str,
-                        legs: list[tuple[LedgerAccount, Decimal]]) -> tuple[JournalTransaction | None, bool]:
+def _insert_transaction(
+    *, kind: str, idempotency_key: str, reference: str, memo: str, legs: list[tuple[LedgerAccount, Decimal]]
+) -> tuple[JournalTransaction | None, bool]:
     """Lock the legs' accounts, check that none that may not go negative would, and insert the transaction row and
     its entries: one statement. Returns the posting (None when nothing was written) and whether an account was
     short (then nothing was written).
@@ -168,14 +188,25 @@ def _insert_transaction(*, kind: str, idempotency_key: str, reference: str, memo
             " SELECT posted.id, leg.account_id, leg.amount FROM posted,"
             " unnest(%s::bigint[], %s::numeric[]) WITH ORDINALITY AS leg(account_id, amount, n) ORDER BY leg.n"
             ") SELECT (SELECT id FROM posted), (SELECT created_at FROM posted), EXISTS (SELECT 1 FROM short)",
-            [account_ids, account_ids, amounts, kind, reference, idempotency_key, memo, timezone.now(), account_ids,
-             amounts],
+            [
+                account_ids,
+                account_ids,
+                amounts,
+                kind,
+                reference,
+                idempotency_key,
+                memo,
+                timezone.now(),
+                account_ids,
+                amounts,
+            ],
         )
         posted_id, created_at, short = cursor.fetchone()
     if posted_id is None:
         return None, short
-    posted = JournalTransaction(id=posted_id, created_at=created_at, kind=kind, reference=reference,
-                                idempotency_key=idempotency_key, memo=memo)
+    posted = JournalTransaction(
+        id=posted_id, created_at=created_at, kind=kind, reference=reference, idempotency_key=idempotency_key, memo=memo
+    )
     posted._state.adding = False
     posted.replayed = False
     return posted, False
@@ -188,7 +219,8 @@ def _existing_posting(idempotency_key: str, legs: list[tuple[LedgerAccount, Deci
     if stored != _leg_signature((account.pk, amount) for account, amount in legs):
         raise ApplicationError(
             f"Idempotency key {idempotency_key!r} was already used for a different posting.",
-            status=422, code="idempotency_mismatch",
+            status=422,
+            code="idempotency_mismatch",
         )
     return existing
 
@@ -199,14 +231,17 @@ def _overdraft_message(legs: list[tuple[LedgerAccount, Decimal]]) -> str:
     current = dict(LedgerAccount.objects.filter(pk__in=debits).values_list("pk", "balance"))
     for account, _ in legs:
         if account.pk in debits and current.get(account.pk, ZERO) < debits[account.pk]:
-            return (f"Insufficient funds in {account.get_kind_display().lower()}: "
-                    f"{current.get(account.pk, ZERO)} available, {debits[account.pk]} needed.")
+            return (
+                f"Insufficient funds in {account.get_kind_display().lower()}: "
+                f"{current.get(account.pk, ZERO)} available, {debits[account.pk]} needed."
+            )
     kinds = ", ".join(sorted({account.get_kind_display().lower() for account, _ in legs if account.pk in debits}))
     return f"Insufficient funds in {kinds or 'an account'}."
 
 
-def _wallet_move(*, source: str, target: str, kind: str, organization_id: int, amount: Decimal,
-                 idempotency_key: str, reference: str) -> JournalTransaction | None:
+def _wallet_move(
+    *, source: str, target: str, kind: str, organization_id: int, amount: Decimal, idempotency_key: str, reference: str
+) -> JournalTransaction | None:
     amount = to_amount(amount)
     if amount < ZERO:
         raise ApplicationError("The amount cannot be negative.", errors={"amount": ["Must be zero or more."]})
@@ -218,31 +253,53 @@ def _wallet_move(*, source: str, target: str, kind: str, organization_id: int, a
     return ledger_post(kind=kind, idempotency_key=idempotency_key, legs=legs, reference=reference)
 
 
-def wallet_deposit(*, organization_id: int, amount: Decimal, idempotency_key: str,
-                   reference: str = "") -> JournalTransaction | None:
+def wallet_deposit(
+    *, organization_id: int, amount: Decimal, idempotency_key: str, reference: str = ""
+) -> JournalTransaction | None:
     """Cash received by bank transfer: bank → the organization's wallet. Amount 0 posts nothing (None)."""
-    return _wallet_move(source=LedgerAccount.Kind.BANK, target=LedgerAccount.Kind.WALLET,
-                        kind=JournalTransaction.Kind.DEPOSIT, organization_id=organization_id, amount=amount,
-                        idempotency_key=idempotency_key, reference=reference)
+    return _wallet_move(
+        source=LedgerAccount.Kind.BANK,
+        target=LedgerAccount.Kind.WALLET,
+        kind=JournalTransaction.Kind.DEPOSIT,
+        organization_id=organization_id,
+        amount=amount,
+        idempotency_key=idempotency_key,
+        reference=reference,
+    )
 
 
-def wallet_hold(*, organization_id: int, amount: Decimal, idempotency_key: str,
-                reference: str = "") -> JournalTransaction | None:
+def wallet_hold(
+    *, organization_id: int, amount: Decimal, idempotency_key: str, reference: str = ""
+) -> JournalTransaction | None:
     """Reserve ``amount``: wallet → wallet hold. ``InsufficientFunds`` (409) when the wallet is short; 0 → None."""
-    return _wallet_move(source=LedgerAccount.Kind.WALLET, target=LedgerAccount.Kind.WALLET_HOLD,
-                        kind=JournalTransaction.Kind.HOLD, organization_id=organization_id, amount=amount,
-                        idempotency_key=idempotency_key, reference=reference)
+    return _wallet_move(
+        source=LedgerAccount.Kind.WALLET,
+        target=LedgerAccount.Kind.WALLET_HOLD,
+        kind=JournalTransaction.Kind.HOLD,
+        organization_id=organization_id,
+        amount=amount,
+        idempotency_key=idempotency_key,
+        reference=reference,
+    )
 
 
-def wallet_release(*, organization_id: int, amount: Decimal, idempotency_key: str,
-                   reference: str = "") -> JournalTransaction | None:
+def wallet_release(
+    *, organization_id: int, amount: Decimal, idempotency_key: str, reference: str = ""
+) -> JournalTransaction | None:
     """Give back a hold: wallet hold → wallet. ``InsufficientFunds`` if more is released than held; 0 → None."""
-    return _wallet_move(source=LedgerAccount.Kind.WALLET_HOLD, target=LedgerAccount.Kind.WALLET,
-                        kind=JournalTransaction.Kind.RELEASE, organization_id=organization_id, amount=amount,
-                        idempotency_key=idempotency_key, reference=reference)
+    return _wallet_move(
+        source=LedgerAccount.Kind.WALLET_HOLD,
+        target=LedgerAccount.Kind.WALLET,
+        kind=JournalTransaction.Kind.RELEASE,
+        organization_id=organization_id,
+        amount=amount,
+        idempotency_key=idempotency_key,
+        reference=reference,
+    )
 
 
 # --- many at once -------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Posting:
@@ -280,8 +337,9 @@ def ledger_post_many(postings: Sequence[Posting]) -> list[JournalTransaction]:
     normalised = []
     for posting in postings:
         if not posting.idempotency_key:
-            raise ApplicationError("A ledger posting needs an idempotency key.",
-                                   errors={"idempotency_key": ["This field is required."]})
+            raise ApplicationError(
+                "A ledger posting needs an idempotency key.", errors={"idempotency_key": ["This field is required."]}
+            )
         legs = _normalise_legs(posting.legs)
         if not legs:
             raise ApplicationError(f"Nothing to post for {posting.idempotency_key}: every leg is zero.")
@@ -303,8 +361,14 @@ def ledger_post_many(postings: Sequence[Posting]) -> list[JournalTransaction]:
                     "SELECT k, r, i, m, %s FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) "
                     "WITH ORDINALITY AS t(k, r, i, m, n) ORDER BY n "
                     "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key, created_at",
-                    [timezone.now(), [p.kind for p in postings], [p.reference for p in postings], keys,
-                     [p.memo for p in postings]])
+                    [
+                        timezone.now(),
+                        [p.kind for p in postings],
+                        [p.reference for p in postings],
+                        keys,
+                        [p.memo for p in postings],
+                    ],
+                )
                 inserted = {key: (pk, created_at) for pk, key, created_at in cursor.fetchall()}
             result, entries = [], []
             for posting, legs in zip(postings, normalised, strict=True):
@@ -312,9 +376,14 @@ def ledger_post_many(postings: Sequence[Posting]) -> list[JournalTransaction]:
                     result.append(_existing_posting(posting.idempotency_key, legs))
                     continue
                 pk, created_at = inserted[posting.idempotency_key]
-                posted = JournalTransaction(id=pk, created_at=created_at, kind=posting.kind,
-                                            reference=posting.reference, idempotency_key=posting.idempotency_key,
-                                            memo=posting.memo)
+                posted = JournalTransaction(
+                    id=pk,
+                    created_at=created_at,
+                    kind=posting.kind,
+                    reference=posting.reference,
+                    idempotency_key=posting.idempotency_key,
+                    memo=posting.memo,
+                )
                 posted._state.adding = False
                 posted.replayed = False
                 result.append(posted)

@@ -30,8 +30,12 @@ def wallet(request):
     chosen = request.GET.get("organization")
     organization = next((org for org in organizations if str(org.pk) == chosen), organizations[0])
     page = Paginator(selectors.wallet_entries(organization.pk), ENTRIES_PER_PAGE).get_page(request.GET.get("page"))
-    context = {"organizations": organizations, "organization": organization, "page": page,
-               **selectors.wallet_summary(organization.pk)}
+    context = {
+        "organizations": organizations,
+        "organization": organization,
+        "page": page,
+        **selectors.wallet_summary(organization.pk),
+    }
     template = "ledger/_entries.html" if request.htmx else "ledger/wallet.html"
     return render(request, template, context)
 
@@ -46,8 +50,11 @@ def deposits(request):
     if request.method == "POST" and form.is_valid() and _recorded(request, form):
         return redirect("deposit-list")
     page = Paginator(selectors.deposits_recorded(), ENTRIES_PER_PAGE).get_page(request.GET.get("page"))
-    names = dict(Organization.objects.filter(pk__in={entry.account.owner_id for entry in page.object_list})
-                 .values_list("pk", "name"))
+    names = dict(
+        Organization.objects.filter(pk__in={entry.account.owner_id for entry in page.object_list}).values_list(
+            "pk", "name"
+        )
+    )
     for entry in page.object_list:
         entry.startup_name = names.get(entry.account.owner_id, "")
         entry.bank_reference = entry.transaction.reference.removeprefix(BANK_REFERENCE_PREFIX)
@@ -59,14 +66,21 @@ def _recorded(request, form: DepositForm) -> bool:
     """Record the form's transfer and say so in a message (True); a refusal goes on the form (False)."""
     data = form.cleaned_data
     try:
-        posted = deposit_record(organization_id=data["organization"].pk, amount=data["amount"],
-                                reference=data["reference"], actor=request.user, ip=request.META.get("REMOTE_ADDR"))
+        posted = deposit_record(
+            organization_id=data["organization"].pk,
+            amount=data["amount"],
+            reference=data["reference"],
+            actor=request.user,
+            ip=request.META.get("REMOTE_ADDR"),
+        )
     except ApplicationError as exc:
         form.add_service_errors(exc)
         return False
-    messages.success(request, _("Transfer %(reference)s was already recorded: nothing changed.")
-                     % {"reference": data["reference"]} if posted.replayed
-                     else _("Recorded %(amount)s %(currency)s from %(startup)s.")
-                     % {"amount": data["amount"], "currency": settings.PLATFORM_CURRENCY,
-                        "startup": data["organization"].name})
+    messages.success(
+        request,
+        _("Transfer %(reference)s was already recorded: nothing changed.") % {"reference": data["reference"]}
+        if posted.replayed
+        else _("Recorded %(amount)s %(currency)s from %(startup)s.")
+        % {"amount": data["amount"], "currency": settings.PLATFORM_CURRENCY, "startup": data["organization"].name},
+    )
     return True

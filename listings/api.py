@@ -34,8 +34,12 @@ from marketplace.core.exceptions import ApplicationError
 def acting_provider(request) -> Organization:
     """The provider organization the request acts for (``X-Organization`` header when the user has several), to
     write: it must be verified by platform staff (403 with the reason)."""
-    return acting_organization(request.user, kind=Organization.Kind.PROVIDER,
-                               organization_id=request.headers.get("X-Organization"), for_write=True)
+    return acting_organization(
+        request.user,
+        kind=Organization.Kind.PROVIDER,
+        organization_id=request.headers.get("X-Organization"),
+        for_write=True,
+    )
 
 
 def listing_response(listing: Listing, request, *, status_code=status.HTTP_200_OK) -> Response:
@@ -80,8 +84,9 @@ class ListingListCreateView(generics.ListCreateAPIView):
     @extend_schema(request=ListingWriteSerializer, responses={201: ListingSerializer})
     def post(self, request):
         provider = acting_provider(request)
-        data = ListingWriteSerializer(data=request.data, clusters=selectors.provider_clusters(request.user)
-                                      .filter(data_center__provider=provider))
+        data = ListingWriteSerializer(
+            data=request.data, clusters=selectors.provider_clusters(request.user).filter(data_center__provider=provider)
+        )
         data.is_valid(raise_exception=True)
         listing = services.listing_create(provider=provider, actor=request.user, **data.validated_data)
         return listing_response(listing, request, status_code=status.HTTP_201_CREATED)
@@ -114,8 +119,7 @@ class ListingActionView(APIView):
     """POST /listings/{id}/submit/ | pause/ | resume/ on one of your own listings (others' → 404)."""
 
     permission_classes = [IsProviderMember]
-    actions = {"submit": services.listing_submit, "pause": services.listing_pause,
-               "resume": services.listing_resume}
+    actions = {"submit": services.listing_submit, "pause": services.listing_pause, "resume": services.listing_resume}
     action_name = ""
 
     @extend_schema(request=None, responses={200: ListingSerializer})
@@ -153,8 +157,9 @@ class DataCenterListCreateView(generics.ListCreateAPIView):
     def post(self, request):
         data = DataCenterCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        data_center = services.data_center_create(provider=acting_provider(request), actor=request.user,
-                                                  **data.validated_data)
+        data_center = services.data_center_create(
+            provider=acting_provider(request), actor=request.user, **data.validated_data
+        )
         return Response(DataCenterSerializer(data_center).data, status=status.HTTP_201_CREATED)
 
 
@@ -171,9 +176,12 @@ class ClusterListCreateView(generics.ListCreateAPIView):
     @extend_schema(request=ClusterCreateSerializer, responses={201: ClusterSerializer})
     def post(self, request):
         provider = acting_provider(request)
-        data = ClusterCreateSerializer(data=request.data, data_centers=selectors.provider_data_centers(request.user)
-                                       .filter(provider=provider))
+        data = ClusterCreateSerializer(
+            data=request.data, data_centers=selectors.provider_data_centers(request.user).filter(provider=provider)
+        )
         data.is_valid(raise_exception=True)
         cluster = services.cluster_create(actor=request.user, **data.validated_data)
-        return Response(ClusterSerializer(selectors.provider_clusters(request.user).get(pk=cluster.pk)).data,
-                        status=status.HTTP_201_CREATED)
+        return Response(
+            ClusterSerializer(selectors.provider_clusters(request.user).get(pk=cluster.pk)).data,
+            status=status.HTTP_201_CREATED,
+        )

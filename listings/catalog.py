@@ -30,7 +30,13 @@ def load_catalog(accelerator_model) -> int:
     for slug, name, vendor, memory_gb, tflops, domestic, controlled in ACCELERATORS:
         accelerator_model.objects.update_or_create(
             slug=slug,
-            defaults={"name": name, "vendor": vendor, "memory_gb": memory_gb, "bf16_tflops": tflops,
-                      "domestic": domestic, "export_controlled": controlled},
+            defaults={
+                "name": name,
+                "vendor": vendor,
+                "memory_gb": memory_gb,
+                "bf16_tflops": tflops,
+                "domestic": domestic,
+                "export_controlled": controlled,
+            },
         )
     return len(ACCELERATORS)

@@ -86,28 +86,43 @@ def seed(stdout=None) -> dict:
         accelerator = chips[slug]
         (low, high), _, interconnect = CHIPS[slug]
         data_center, _ = DataCenter.objects.update_or_create(
-            provider=provider, name=f"{provider.name.split()[0]} {city} DC",
+            provider=provider,
+            name=f"{provider.name.split()[0]} {city} DC",
             defaults={"city": city, "operator": _operator(provider), "region": REGIONS.get(city, "")},
         )
         gpus = 8 if slug not in ("ascend-910c",) else 16
         cluster, _ = Cluster.objects.update_or_create(
-            data_center=data_center, name=f"{accelerator.name} pod {i:02d}",
-            defaults={"accelerator": accelerator, "gpus_per_node": gpus, "node_count": rng.choice([4, 8, 8, 16, 32]),
-                      "interconnect": interconnect},
+            data_center=data_center,
+            name=f"{accelerator.name} pod {i:02d}",
+            defaults={
+                "accelerator": accelerator,
+                "gpus_per_node": gpus,
+                "node_count": rng.choice([4, 8, 8, 16, 32]),
+                "interconnect": interconnect,
+            },
         )
         nodes_ensure(cluster)
         if accelerator.export_controlled:
             ProvenanceDeclaration.objects.update_or_create(
                 cluster=cluster,
-                defaults={"invoice_number": f"INV-2025-{i:05d}", "supplier": "Authorised distributor (demo)",
-                          "serial_numbers": [f"SN{i:03d}{n:05d}" for n in range(1, 4)],
-                          "import_documents": f"Customs declaration 2025-{i:06d}",
-                          "status": ProvenanceDeclaration.Status.APPROVED, "reviewed_by": reviewer,
-                          "reviewed_at": start, "review_note": "Demo: documents checked."},
+                defaults={
+                    "invoice_number": f"INV-2025-{i:05d}",
+                    "supplier": "Authorised distributor (demo)",
+                    "serial_numbers": [f"SN{i:03d}{n:05d}" for n in range(1, 4)],
+                    "import_documents": f"Customs declaration 2025-{i:06d}",
+                    "status": ProvenanceDeclaration.Status.APPROVED,
+                    "reviewed_by": reviewer,
+                    "reviewed_at": start,
+                    "review_note": "Demo: documents checked.",
+                },
             )
-        terms = {"price_per_gpu_hour": _price(rng, low, high), "available_from": start,
-                 "available_until": start + dt.timedelta(days=WINDOW_DAYS), "min_hours": rng.choice([1, 1, 4, 8]),
-                 "status": Listing.Status.ACTIVE}
+        terms = {
+            "price_per_gpu_hour": _price(rng, low, high),
+            "available_from": start,
+            "available_until": start + dt.timedelta(days=WINDOW_DAYS),
+            "min_hours": rng.choice([1, 1, 4, 8]),
+            "status": Listing.Status.ACTIVE,
+        }
         listing = Listing.objects.filter(cluster=cluster).order_by("pk").first()
         if listing is None:
             Listing.objects.create(cluster=cluster, **terms)
@@ -115,6 +130,8 @@ def seed(stdout=None) -> dict:
             Listing.objects.filter(pk=listing.pk).update(**terms)
         counts[city] = counts.get(city, 0) + 1
     if stdout:
-        stdout.write(f"  listings: {Cluster.objects.count()} clusters in {len(counts)} cities, "
-                     f"{Listing.objects.filter(status=Listing.Status.ACTIVE).count()} active listings")
+        stdout.write(
+            f"  listings: {Cluster.objects.count()} clusters in {len(counts)} cities, "
+            f"{Listing.objects.filter(status=Listing.Status.ACTIVE).count()} active listings"
+        )
     return {}

@@ -43,8 +43,9 @@ class HourField(forms.DateTimeField):
     def validate(self, value):
         super().validate(value)
         if value and hours.start_of_hour(value) != value:
-            raise forms.ValidationError(PAGE_HOUR_MESSAGE if self.allow_naive else hours.HOUR_MESSAGE,
-                                        code="not_on_hour")
+            raise forms.ValidationError(
+                PAGE_HOUR_MESSAGE if self.allow_naive else hours.HOUR_MESSAGE, code="not_on_hour"
+            )
 
 
 class HourFilter(django_filters.Filter):
@@ -112,23 +113,37 @@ class BrowseFilterSet(ListingFilterSet):
     ``datetime-local`` inputs read in the person's time zone. Status and ``mine`` stay API-only (providers use their
     own page)."""
 
-    accelerator = django_filters.ModelChoiceFilter(queryset=Accelerator.objects.all(), to_field_name="slug",
-                                                   label=_("Accelerator"), empty_label=_("Any accelerator"))
+    accelerator = django_filters.ModelChoiceFilter(
+        queryset=Accelerator.objects.all(),
+        to_field_name="slug",
+        label=_("Accelerator"),
+        empty_label=_("Any accelerator"),
+    )
     city = django_filters.ChoiceFilter(choices=CITY_CHOICES, label=_("City"), empty_label=_("Any city"))
-    operator = django_filters.ChoiceFilter(choices=DataCenter.Operator.choices, label=_("Operator"),
-                                           empty_label=_("State or private"))
-    domestic = django_filters.BooleanFilter(label=_("Domestic chips"),
-                                            widget=forms.Select(choices=[("", _("Any")), ("true", _("Domestic only")),
-                                                                         ("false", _("Imported only"))]))
-    min_gpus = django_filters.NumberFilter(min_value=1, max_value=1_000_000, decimal_places=0,
-                                           label=_("At least GPUs free"))
-    max_price = django_filters.NumberFilter(min_value=0, max_digits=12, decimal_places=4,
-                                            label=_("Max price per GPU-hour"))
+    operator = django_filters.ChoiceFilter(
+        choices=DataCenter.Operator.choices, label=_("Operator"), empty_label=_("State or private")
+    )
+    domestic = django_filters.BooleanFilter(
+        label=_("Domestic chips"),
+        widget=forms.Select(choices=[("", _("Any")), ("true", _("Domestic only")), ("false", _("Imported only"))]),
+    )
+    min_gpus = django_filters.NumberFilter(
+        min_value=1, max_value=1_000_000, decimal_places=0, label=_("At least GPUs free")
+    )
+    max_price = django_filters.NumberFilter(
+        min_value=0, max_digits=12, decimal_places=4, label=_("Max price per GPU-hour")
+    )
     start = HourFilter(allow_naive=True, widget=HOUR_INPUT, label=in_zone(_("Start")))
     end = HourFilter(allow_naive=True, widget=HOUR_INPUT, label=in_zone(_("End")))
     ordering = django_filters.ChoiceFilter(
-        choices=[("price", _("Price, lowest first")), ("-price", _("Price, highest first")),
-                 ("price_per_pflop", _("Price per PFLOP-hour"))], label=_("Sort by"), empty_label=_("Cheapest first"))
+        choices=[
+            ("price", _("Price, lowest first")),
+            ("-price", _("Price, highest first")),
+            ("price_per_pflop", _("Price per PFLOP-hour")),
+        ],
+        label=_("Sort by"),
+        empty_label=_("Cheapest first"),
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -21,24 +21,30 @@ class DataCenterForm(ServiceErrorsMixin, forms.Form):
     name = forms.CharField(max_length=120, label=_("Name"))
     city = forms.ChoiceField(choices=CITY_CHOICES, label=_("City"))
     operator = forms.ChoiceField(choices=DataCenter.Operator.choices, label=_("Operator"))
-    region = forms.CharField(max_length=80, required=False, label=_("Region"),
-                             help_text=_("national computing hub / region"))
+    region = forms.CharField(
+        max_length=80, required=False, label=_("Region"), help_text=_("national computing hub / region")
+    )
 
 
 class ClusterForm(ServiceErrorsMixin, forms.Form):
     data_center = forms.ModelChoiceField(queryset=DataCenter.objects.none(), label=_("Data centre"))
     name = forms.CharField(max_length=120, label=_("Name"))
-    accelerator = forms.ModelChoiceField(queryset=Accelerator.objects.all(), to_field_name="slug",
-                                         label=_("Accelerator"))
+    accelerator = forms.ModelChoiceField(
+        queryset=Accelerator.objects.all(), to_field_name="slug", label=_("Accelerator")
+    )
     gpus_per_node = forms.IntegerField(min_value=1, max_value=64, initial=8, label=_("GPUs per node"))
     node_count = forms.IntegerField(min_value=1, max_value=4096, label=_("Number of nodes"))
     interconnect = forms.CharField(max_length=120, required=False, label=_("Interconnect"))
     provenance_invoice_number = forms.CharField(label=_("Invoice number"), max_length=64, required=False)
     provenance_supplier = forms.CharField(label=_("Supplier"), max_length=120, required=False)
-    provenance_serial_numbers = forms.CharField(label=_("Serial numbers (one per line)"), required=False,
-                                                widget=forms.Textarea(attrs={"rows": 3}))
-    provenance_import_documents = forms.CharField(label=_("Import documents (customs declaration numbers …)"),
-                                                  required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    provenance_serial_numbers = forms.CharField(
+        label=_("Serial numbers (one per line)"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    provenance_import_documents = forms.CharField(
+        label=_("Import documents (customs declaration numbers …)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
 
     def __init__(self, *args, data_centers=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -48,21 +54,32 @@ class ClusterForm(ServiceErrorsMixin, forms.Form):
     def service_kwargs(self) -> dict:
         data = self.cleaned_data
         provenance = None
-        declared = any(data[f"provenance_{f}"] for f in ("invoice_number", "supplier", "serial_numbers",
-                                                          "import_documents"))
+        declared = any(
+            data[f"provenance_{f}"] for f in ("invoice_number", "supplier", "serial_numbers", "import_documents")
+        )
         if data["accelerator"].export_controlled and declared:
-            provenance = {"invoice_number": data["provenance_invoice_number"], "supplier": data["provenance_supplier"],
-                          "serial_numbers": data["provenance_serial_numbers"].split(),
-                          "import_documents": data["provenance_import_documents"]}
-        return {"data_center": data["data_center"], "name": data["name"], "accelerator": data["accelerator"],
-                "gpus_per_node": data["gpus_per_node"], "node_count": data["node_count"],
-                "interconnect": data["interconnect"], "provenance": provenance}
+            provenance = {
+                "invoice_number": data["provenance_invoice_number"],
+                "supplier": data["provenance_supplier"],
+                "serial_numbers": data["provenance_serial_numbers"].split(),
+                "import_documents": data["provenance_import_documents"],
+            }
+        return {
+            "data_center": data["data_center"],
+            "name": data["name"],
+            "accelerator": data["accelerator"],
+            "gpus_per_node": data["gpus_per_node"],
+            "node_count": data["node_count"],
+            "interconnect": data["interconnect"],
+            "provenance": provenance,
+        }
 
 
 class ListingForm(ServiceErrorsMixin, forms.Form):
     cluster = forms.ModelChoiceField(queryset=Cluster.objects.none(), label=_("Cluster"))
-    price_per_gpu_hour = forms.DecimalField(label=_("Price per GPU-hour"), max_digits=PRICE_DIGITS,
-                                            decimal_places=PRICE_PLACES, min_value=Decimal("0.0001"))
+    price_per_gpu_hour = forms.DecimalField(
+        label=_("Price per GPU-hour"), max_digits=PRICE_DIGITS, decimal_places=PRICE_PLACES, min_value=Decimal("0.0001")
+    )
     available_from = HourField(allow_naive=True, widget=HOUR_INPUT, label=in_zone(_("Available from")))
     available_until = HourField(allow_naive=True, widget=HOUR_INPUT, label=in_zone(_("Available until")))
     # At most a year, as the API allows: larger values overflowed the window arithmetic (500).

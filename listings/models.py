@@ -68,8 +68,9 @@ class Cluster(TimeStampedModel):
         ordering = ["data_center", "name"]
         constraints = [
             models.UniqueConstraint(fields=["data_center", "name"], name="cluster_unique_name_per_dc"),
-            models.CheckConstraint(condition=models.Q(gpus_per_node__gte=1, gpus_per_node__lte=64),
-                                   name="cluster_gpus_per_node_range"),
+            models.CheckConstraint(
+                condition=models.Q(gpus_per_node__gte=1, gpus_per_node__lte=64), name="cluster_gpus_per_node_range"
+            ),
             models.CheckConstraint(condition=models.Q(node_count__gte=1), name="cluster_node_count_positive"),
         ]
 
@@ -109,8 +110,7 @@ class Node(models.Model):
 
 
 # Listing columns every search index carries (INCLUDE) besides its keys: what the filters read.
-SEARCH_COLUMNS = ["min_hours", "cluster", "accelerator", "city", "operator", "domestic", "gpus_per_node",
-                  "node_count"]
+SEARCH_COLUMNS = ["min_hours", "cluster", "accelerator", "city", "operator", "domestic", "gpus_per_node", "node_count"]
 
 
 class Listing(TimeStampedModel):
@@ -137,17 +137,22 @@ class Listing(TimeStampedModel):
     # every insert and on updates of the listing's cluster or price, and refreshes them when a cluster, data
     # centre or accelerator changes; whatever Python writes here is overwritten. ``db_default`` makes Django
     # leave them out of INSERTs and read back what the trigger wrote (RETURNING).
-    accelerator = models.ForeignKey(Accelerator, on_delete=models.PROTECT, related_name="+", editable=False,
-                                    db_index=False, db_default=None)
+    accelerator = models.ForeignKey(
+        Accelerator, on_delete=models.PROTECT, related_name="+", editable=False, db_index=False, db_default=None
+    )
     city = models.CharField(max_length=32, choices=CITY_CHOICES, editable=False, db_default=None)
     operator = models.CharField(max_length=8, choices=DataCenter.Operator.choices, editable=False, db_default=None)
     domestic = models.BooleanField(editable=False, db_default=None)
     gpus_per_node = models.PositiveSmallIntegerField(editable=False, db_default=None)
     node_count = models.PositiveIntegerField(editable=False, db_default=None)
     price_per_pflop_hour = models.DecimalField(
-        max_digits=24, decimal_places=10, editable=False, db_default=None,
+        max_digits=24,
+        decimal_places=10,
+        editable=False,
+        db_default=None,
         help_text="price per GPU-hour / (BF16 TFLOPS / 1000); 10 places, so rounding it to fen equals rounding "
-                  "the exact quotient (a price has 4 places and TFLOPS 1)")
+        "the exact quotient (a price has 4 places and TFLOPS 1)",
+    )
 
     class Meta:
         ordering = ["price_per_gpu_hour", "id"]
@@ -156,30 +161,54 @@ class Listing(TimeStampedModel):
         # and) window for the count and selective filters, in price or price-per-PFLOP order for a page of a broad
         # search. Measured with bench/search.py (100k listings): a two-chip count 13.6 → 1.5 ms with the chip index.
         indexes = [
-            models.Index(fields=["available_from", "available_until"],
-                         include=["id", "price_per_gpu_hour", "price_per_pflop_hour", *SEARCH_COLUMNS],
-                         condition=models.Q(status="active"), name="listing_search_window_idx"),
+            models.Index(
+                fields=["available_from", "available_until"],
+                include=["id", "price_per_gpu_hour", "price_per_pflop_hour", *SEARCH_COLUMNS],
+                condition=models.Q(status="active"),
+                name="listing_search_window_idx",
+            ),
             # The filters people give most, leading: the count then reads their listings only (a tenth of them).
-            models.Index(fields=["accelerator", "available_from", "available_until"],
-                         include=["id", "price_per_gpu_hour", "price_per_pflop_hour",
-                                  *(c for c in SEARCH_COLUMNS if c != "accelerator")],
-                         condition=models.Q(status="active"), name="listing_search_chip_idx"),
-            models.Index(fields=["city", "available_from", "available_until"],
-                         include=["id", "price_per_gpu_hour", "price_per_pflop_hour",
-                                  *(c for c in SEARCH_COLUMNS if c != "city")],
-                         condition=models.Q(status="active"), name="listing_search_city_idx"),
-            models.Index(fields=["price_per_gpu_hour", "id"],
-                         include=["available_from", "available_until", *SEARCH_COLUMNS],
-                         condition=models.Q(status="active"), name="listing_search_price_idx"),
-            models.Index(fields=["price_per_pflop_hour", "price_per_gpu_hour", "id"],
-                         include=["available_from", "available_until", *SEARCH_COLUMNS],
-                         condition=models.Q(status="active"), name="listing_search_pflop_idx"),
+            models.Index(
+                fields=["accelerator", "available_from", "available_until"],
+                include=[
+                    "id",
+                    "price_per_gpu_hour",
+                    "price_per_pflop_hour",
+                    *(c for c in SEARCH_COLUMNS if c != "accelerator"),
+                ],
+                condition=models.Q(status="active"),
+                name="listing_search_chip_idx",
+            ),
+            models.Index(
+                fields=["city", "available_from", "available_until"],
+                include=[
+                    "id",
+                    "price_per_gpu_hour",
+                    "price_per_pflop_hour",
+                    *(c for c in SEARCH_COLUMNS if c != "city"),
+                ],
+                condition=models.Q(status="active"),
+                name="listing_search_city_idx",
+            ),
+            models.Index(
+                fields=["price_per_gpu_hour", "id"],
+                include=["available_from", "available_until", *SEARCH_COLUMNS],
+                condition=models.Q(status="active"),
+                name="listing_search_price_idx",
+            ),
+            models.Index(
+                fields=["price_per_pflop_hour", "price_per_gpu_hour", "id"],
+                include=["available_from", "available_until", *SEARCH_COLUMNS],
+                condition=models.Q(status="active"),
+                name="listing_search_pflop_idx",
+            ),
             models.Index(fields=["cluster", "status"], name="listing_cluster_status_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(price_per_gpu_hour__gt=0), name="listing_price_positive"),
-            models.CheckConstraint(condition=models.Q(available_until__gt=models.F("available_from")),
-                                   name="listing_window_ordered"),
+            models.CheckConstraint(
+                condition=models.Q(available_until__gt=models.F("available_from")), name="listing_window_ordered"
+            ),
             models.CheckConstraint(condition=models.Q(min_hours__gte=1), name="listing_min_hours_positive"),
             models.CheckConstraint(
                 condition=models.Q(status__in=["draft", "pending_review", "active", "rejected", "paused", "closed"]),

@@ -12,7 +12,6 @@ from decimal import Decimal
 
 from django.db import connection
 from django.db.models import (
-    BooleanField,
     ExpressionWrapper,
     F,
     IntegerField,
@@ -58,8 +57,9 @@ def provider_data_centers(user) -> QuerySet[DataCenter]:
 
 
 def provider_clusters(user) -> QuerySet[Cluster]:
-    return (Cluster.objects.filter(data_center__provider__in=provider_organizations(user))
-            .select_related("data_center__provider", "accelerator", "provenance"))
+    return Cluster.objects.filter(data_center__provider__in=provider_organizations(user)).select_related(
+        "data_center__provider", "accelerator", "provenance"
+    )
 
 
 def provider_listings(user) -> QuerySet[Listing]:
@@ -96,8 +96,9 @@ def clusters_short_of_gpus(start: dt.datetime, end: dt.datetime, min_gpus: int) 
         return cursor.fetchone()[0]
 
 
-def nodes_available(start: dt.datetime | None = None, end: dt.datetime | None = None, *,
-                    clusters: list[int] | None = None):
+def nodes_available(
+    start: dt.datetime | None = None, end: dt.datetime | None = None, *, clusters: list[int] | None = None
+):
     """SQL expression, per listing row: the cluster's nodes with no active reservation overlapping ``[start, end)``
     (all nodes without a window). Meant for a page of rows (a filter over many uses ``clusters_short_of_gpus``).
 
@@ -125,8 +126,13 @@ def nodes_available(start: dt.datetime | None = None, end: dt.datetime | None = 
     return ExpressionWrapper(F("node_count") - busy_nodes, output_field=IntegerField())
 
 
-def with_search_columns(qs: QuerySet[Listing], *, start: dt.datetime | None = None, end: dt.datetime | None = None,
-                        clusters: list[int] | None = None) -> QuerySet[Listing]:
+def with_search_columns(
+    qs: QuerySet[Listing],
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    clusters: list[int] | None = None,
+) -> QuerySet[Listing]:
     """Select the cluster, data centre, provider and accelerator, and annotate ``nodes_total`` and
     ``nodes_available`` (for ``[start, end)`` when given, else all nodes; see ``nodes_available`` for
     ``clusters``). ``gpus_per_node`` and ``price_per_pflop_hour`` (price / (BF16 TFLOPS / 1000)) are the listing's
@@ -139,10 +145,25 @@ def with_search_columns(qs: QuerySet[Listing], *, start: dt.datetime | None = No
 
 # What a page of results shows (``ListingSerializer``, ``listings/_results.html``): the rest is not read.
 PAGE_COLUMNS = (
-    "id", "price_per_gpu_hour", "available_from", "available_until", "min_hours", "status", "review_note",
-    "gpus_per_node", "node_count", "price_per_pflop_hour", "city", "operator",
-    "cluster__name", "cluster__interconnect", "cluster__accelerator", "cluster__data_center__name",
-    "cluster__data_center__city", "cluster__data_center__operator", "cluster__data_center__provider__name",
+    "id",
+    "price_per_gpu_hour",
+    "available_from",
+    "available_until",
+    "min_hours",
+    "status",
+    "review_note",
+    "gpus_per_node",
+    "node_count",
+    "price_per_pflop_hour",
+    "city",
+    "operator",
+    "cluster__name",
+    "cluster__interconnect",
+    "cluster__accelerator",
+    "cluster__data_center__name",
+    "cluster__data_center__city",
+    "cluster__data_center__operator",
+    "cluster__data_center__provider__name",
 )
 
 
@@ -154,8 +175,11 @@ def listing_rows(listings, *, start: dt.datetime | None = None, end: dt.datetime
         return []
     ids = [listing.pk for listing in listings]
     clusters = sorted({listing.cluster_id for listing in listings})
-    rows = (with_search_columns(Listing.objects.filter(pk__in=ids), start=start, end=end, clusters=clusters)
-            .only(*PAGE_COLUMNS).order_by())
+    rows = (
+        with_search_columns(Listing.objects.filter(pk__in=ids), start=start, end=end, clusters=clusters)
+        .only(*PAGE_COLUMNS)
+        .order_by()
+    )
     by_id = {row.pk: row for row in rows}
     return [by_id[pk] for pk in ids if pk in by_id]
 
@@ -195,12 +219,11 @@ def listing_search(*, filters: dict | None = None, user=None) -> QuerySet[Listin
         # All nodes free is an upper bound; in a window, the clusters that reservations leave short are left out.
         qs = qs.alias(gpus_total=F("gpus_per_node") * F("node_count")).filter(gpus_total__gte=filters["min_gpus"])
         if start and end:
-            # Read once here rather than in both the count and the page query; ``<> ALL`` of a constant array is
-            # hashed by PostgreSQL (15+), where a per-row availability expression cost a microsecond or more a row.
+            # Read once here rather than in both the count and the page query: a per-row availability expression
+            # cost a microsecond or more a row.
             short = clusters_short_of_gpus(start, end, filters["min_gpus"])
-            if short:  # one parameter: Django's ``__in`` would compile (and psycopg quote) each id, twice
-                qs = qs.filter(RawSQL(f"{Listing._meta.db_table}.cluster_id <> ALL(%s::bigint[])",  # noqa: S611
-                                      (short,), output_field=BooleanField()))
+            if short:
+                qs = qs.exclude(cluster_id__in=short)
     ordering = filters.get("ordering") or "price"
     return qs.only("id", "cluster").order_by(*ORDERINGS[ordering])
 
@@ -212,8 +235,11 @@ def listing_for_user(listing_id: int, user) -> Listing:
 
 def review_queue() -> QuerySet[Listing]:
     """Listings waiting for platform review, oldest first, with their cluster's provenance declaration."""
-    return (with_search_columns(Listing.objects.filter(status=Listing.Status.PENDING_REVIEW))
-            .select_related("cluster__provenance").order_by("updated_at", "id"))
+    return (
+        with_search_columns(Listing.objects.filter(status=Listing.Status.PENDING_REVIEW))
+        .select_related("cluster__provenance")
+        .order_by("updated_at", "id")
+    )
 
 
 def listing_daily_availability(listing: Listing, *, days: int = 14, today: dt.date | None = None) -> list[dict]:
@@ -236,14 +262,22 @@ def listing_daily_availability(listing: Listing, *, days: int = 14, today: dt.da
                              interval '1 day') AS day
         ORDER BY day
     """  # noqa: S608 - table names come from model metadata, values are parameters
-    params = {"avail_from": listing.available_from, "avail_until": listing.available_until,
-              "node_count": listing.cluster.node_count, "cluster": listing.cluster_id, "first": first, "days": days}
+    params = {
+        "avail_from": listing.available_from,
+        "avail_until": listing.available_until,
+        "node_count": listing.cluster.node_count,
+        "cluster": listing.cluster_id,
+        "first": first,
+        "days": days,
+    }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     total = listing.cluster.node_count
-    return [{"day": day.date(), "free": free, "total": total, "percent": round(100 * free / total) if total else 0}
-            for day, free in rows]
+    return [
+        {"day": day.date(), "free": free, "total": total, "percent": round(100 * free / total) if total else 0}
+        for day, free in rows
+    ]
 
 
 def cluster_utilisation(clusters, *, days: int = 14, today: dt.date | None = None) -> list[dict]:
@@ -285,12 +319,16 @@ def cluster_utilisation(clusters, *, days: int = 14, today: dt.date | None = Non
     for cluster in clusters:
         capacity = Decimal(cluster.node_count * 24 * 3600)
         series = busy.get(cluster.pk, [])
-        result.append({
-            "cluster": cluster,
-            "days": [day for day, _ in series],
-            "percent": [(100 * seconds / capacity).quantize(Decimal("0.1")) if capacity else Decimal(0)
-                        for _, seconds in series],
-        })
+        result.append(
+            {
+                "cluster": cluster,
+                "days": [day for day, _ in series],
+                "percent": [
+                    (100 * seconds / capacity).quantize(Decimal("0.1")) if capacity else Decimal(0)
+                    for _, seconds in series
+                ],
+            }
+        )
     return result
 
 
@@ -300,9 +338,23 @@ def utilisation_chart(utilisation: list[dict]) -> dict:
     labels = [day.isoformat() for day in utilisation[0]["days"]] if utilisation else []
     return {
         "type": "bar",
-        "data": {"labels": labels, "datasets": [
-            {"label": f"{row['cluster'].name} ({row['cluster'].node_count} nodes)",
-             "data": [float(p) for p in row["percent"]]} for row in utilisation]},
-        "options": {"scales": {"y": {"beginAtZero": True, "max": 100,
-                                     "title": {"display": True, "text": "% of node-hours booked (UTC days)"}}}},
+        "data": {
+            "labels": labels,
+            "datasets": [
+                {
+                    "label": f"{row['cluster'].name} ({row['cluster'].node_count} nodes)",
+                    "data": [float(p) for p in row["percent"]],
+                }
+                for row in utilisation
+            ],
+        },
+        "options": {
+            "scales": {
+                "y": {
+                    "beginAtZero": True,
+                    "max": 100,
+                    "title": {"display": True, "text": "% of node-hours booked (UTC days)"},
+                }
+            }
+        },
     }

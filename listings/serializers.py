@@ -47,13 +47,21 @@ class DataCenterCreateSerializer(serializers.Serializer):
 
 
 class ProvenanceSerializer(serializers.ModelSerializer):
-    serial_numbers = serializers.ListField(child=serializers.CharField(max_length=64), allow_empty=False,
-                                           max_length=10_000)
+    serial_numbers = serializers.ListField(
+        child=serializers.CharField(max_length=64), allow_empty=False, max_length=10_000
+    )
 
     class Meta:
         model = ProvenanceDeclaration
-        fields = ["invoice_number", "supplier", "serial_numbers", "import_documents", "status", "review_note",
-                  "reviewed_at"]
+        fields = [
+            "invoice_number",
+            "supplier",
+            "serial_numbers",
+            "import_documents",
+            "status",
+            "review_note",
+            "reviewed_at",
+        ]
         read_only_fields = ["status", "review_note", "reviewed_at"]
 
 
@@ -64,8 +72,16 @@ class ClusterSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Cluster
-        fields = ["id", "name", "data_center", "accelerator", "gpus_per_node", "node_count", "interconnect",
-                  "provenance"]
+        fields = [
+            "id",
+            "name",
+            "data_center",
+            "accelerator",
+            "gpus_per_node",
+            "node_count",
+            "interconnect",
+            "provenance",
+        ]
 
     def get_provenance(self, cluster) -> dict | None:
         declaration = getattr(cluster, "provenance", None)
@@ -110,9 +126,23 @@ class ListingSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Listing
-        fields = ["id", "cluster", "accelerator", "city", "operator", "price_per_gpu_hour", "price_per_pflop_hour",
-                  "available_from", "available_until", "min_hours", "nodes_total", "gpus_per_node",
-                  "nodes_available", "status", "review_note"]
+        fields = [
+            "id",
+            "cluster",
+            "accelerator",
+            "city",
+            "operator",
+            "price_per_gpu_hour",
+            "price_per_pflop_hour",
+            "available_from",
+            "available_until",
+            "min_hours",
+            "nodes_total",
+            "gpus_per_node",
+            "nodes_available",
+            "status",
+            "review_note",
+        ]
         read_only_fields = fields
 
     def to_representation(self, listing) -> dict:
@@ -122,11 +152,22 @@ class ListingSerializer(serializers.ModelSerializer):
         chip = cluster.accelerator
         return {
             "id": listing.pk,
-            "cluster": {"id": cluster.pk, "name": cluster.name, "interconnect": cluster.interconnect,
-                        "data_center": dc.name, "provider": dc.provider.name,
-                        "accelerator": {"slug": chip.slug, "name": chip.name, "vendor": chip.vendor,
-                                        "memory_gb": chip.memory_gb, "bf16_tflops": str(chip.bf16_tflops),
-                                        "domestic": chip.domestic, "export_controlled": chip.export_controlled}},
+            "cluster": {
+                "id": cluster.pk,
+                "name": cluster.name,
+                "interconnect": cluster.interconnect,
+                "data_center": dc.name,
+                "provider": dc.provider.name,
+                "accelerator": {
+                    "slug": chip.slug,
+                    "name": chip.name,
+                    "vendor": chip.vendor,
+                    "memory_gb": chip.memory_gb,
+                    "bf16_tflops": str(chip.bf16_tflops),
+                    "domestic": chip.domestic,
+                    "export_controlled": chip.export_controlled,
+                },
+            },
             "accelerator": chip.slug,
             "city": dc.city,
             "operator": dc.operator,
@@ -154,8 +195,9 @@ class ListingWriteSerializer(serializers.Serializer):
     """Create (all required) and PATCH (``partial=True``) input."""
 
     cluster = StrictPrimaryKeyRelatedField(queryset=Cluster.objects.none())
-    price_per_gpu_hour = serializers.DecimalField(max_digits=PRICE_DIGITS, decimal_places=PRICE_PLACES,
-                                                  min_value=Decimal("0.0001"))
+    price_per_gpu_hour = serializers.DecimalField(
+        max_digits=PRICE_DIGITS, decimal_places=PRICE_PLACES, min_value=Decimal("0.0001")
+    )
     available_from = AwareDateTimeField()
     available_until = AwareDateTimeField()
     min_hours = serializers.IntegerField(min_value=1, max_value=24 * 366, default=1)

@@ -37,8 +37,9 @@ REVIEW_DECISIONS = ("approve", "reject")
 
 
 # --- validation helpers ------------------------------------------------------------------------------------------
-def window_errors(start, end, *, start_field: str = "available_from", end_field: str = "available_until",
-                  min_hours: int | None = None) -> dict[str, list[str]]:
+def window_errors(
+    start, end, *, start_field: str = "available_from", end_field: str = "available_until", min_hours: int | None = None
+) -> dict[str, list[str]]:
     """Field errors for a window of whole UTC hours: aware datetimes, on the hour, ``end > start`` and, with
     ``min_hours``, at least that long. Empty when the window is good."""
     errors: dict[str, list[str]] = {}
@@ -73,8 +74,12 @@ def _listing_terms(*, price_per_gpu_hour, available_from, available_until, min_h
     errors.update(window)
     if errors:
         raise ApplicationError("Invalid listing.", errors=errors)
-    return {"price_per_gpu_hour": price, "available_from": available_from, "available_until": available_until,
-            "min_hours": min_hours}
+    return {
+        "price_per_gpu_hour": price,
+        "available_from": available_from,
+        "available_until": available_until,
+        "min_hours": min_hours,
+    }
 
 
 def provenance_required(cluster: Cluster) -> bool:
@@ -91,36 +96,54 @@ def provenance_cleared(cluster: Cluster) -> bool:
 
 # --- data centres and clusters -----------------------------------------------------------------------------------
 @transaction.atomic
-def data_center_create(*, provider: Organization, name: str, city: str, operator: str, region: str = "",
-                       actor=None) -> DataCenter:
+def data_center_create(
+    *, provider: Organization, name: str, city: str, operator: str, region: str = "", actor=None
+) -> DataCenter:
     """Create a data centre of ``provider``. Raises ``ApplicationError`` 400 (bad field, name taken) or 403
     (``provider`` is not a provider organization)."""
     if provider.kind != Organization.Kind.PROVIDER:
         raise ApplicationError("Only provider organizations have data centres.", status=403)
-    data_center = DataCenter(provider=provider, name=(name or "").strip(), city=city, operator=operator,
-                             region=(region or "").strip())
+    data_center = DataCenter(
+        provider=provider, name=(name or "").strip(), city=city, operator=operator, region=(region or "").strip()
+    )
     try:
         data_center.full_clean(exclude=["provider"], validate_unique=False, validate_constraints=False)
     except ValidationError as exc:
         raise ApplicationError("Invalid data centre.", errors=exc.message_dict) from None
     if DataCenter.objects.filter(provider=provider, name=data_center.name).exists():
-        raise ApplicationError("Invalid data centre.",
-                               errors={"name": ["You already have a data centre of that name."]})
+        raise ApplicationError(
+            "Invalid data centre.", errors={"name": ["You already have a data centre of that name."]}
+        )
     data_center.save()
-    audit_record(action="listings.data_center_created", obj=data_center, actor=actor, organization_id=provider.pk,
-                 data={"name": data_center.name, "city": city, "operator": operator})
+    audit_record(
+        action="listings.data_center_created",
+        obj=data_center,
+        actor=actor,
+        organization_id=provider.pk,
+        data={"name": data_center.name, "city": city, "operator": operator},
+    )
     return data_center
 
 
 def nodes_ensure(cluster: Cluster) -> None:
     """Make sure ``cluster`` has its ``Node`` rows 1..node_count (idempotent; existing rows are kept)."""
-    Node.objects.bulk_create((Node(cluster=cluster, index=i) for i in range(1, cluster.node_count + 1)),
-                             ignore_conflicts=True)
+    Node.objects.bulk_create(
+        (Node(cluster=cluster, index=i) for i in range(1, cluster.node_count + 1)), ignore_conflicts=True
+    )
 
 
 @transaction.atomic
-def cluster_create(*, data_center: DataCenter, name: str, accelerator: Accelerator, gpus_per_node: int,
-                   node_count: int, interconnect: str = "", provenance: dict | None = None, actor=None) -> Cluster:
+def cluster_create(
+    *,
+    data_center: DataCenter,
+    name: str,
+    accelerator: Accelerator,
+    gpus_per_node: int,
+    node_count: int,
+    interconnect: str = "",
+    provenance: dict | None = None,
+    actor=None,
+) -> Cluster:
     """Create a cluster with ``Node`` rows 1..``node_count``.
 
     An export-controlled ``accelerator`` requires ``provenance`` = {invoice_number, supplier, serial_numbers
@@ -141,28 +164,46 @@ def cluster_create(*, data_center: DataCenter, name: str, accelerator: Accelerat
         errors.update(_provenance_errors(provenance))
     if errors:
         raise ApplicationError("Invalid cluster.", errors=errors)
-    cluster = Cluster.objects.create(data_center=data_center, name=name, accelerator=accelerator,
-                                     gpus_per_node=gpus_per_node, node_count=node_count,
-                                     interconnect=(interconnect or "").strip())
+    cluster = Cluster.objects.create(
+        data_center=data_center,
+        name=name,
+        accelerator=accelerator,
+        gpus_per_node=gpus_per_node,
+        node_count=node_count,
+        interconnect=(interconnect or "").strip(),
+    )
     nodes_ensure(cluster)
     if accelerator.export_controlled:
         ProvenanceDeclaration.objects.create(
-            cluster=cluster, invoice_number=provenance["invoice_number"].strip(),
+            cluster=cluster,
+            invoice_number=provenance["invoice_number"].strip(),
             supplier=provenance["supplier"].strip(),
             serial_numbers=[s.strip() for s in provenance["serial_numbers"] if s and s.strip()],
             import_documents=provenance["import_documents"].strip(),
         )
-    audit_record(action="listings.cluster_created", obj=cluster, actor=actor,
-                 organization_id=data_center.provider_id,
-                 data={"accelerator": accelerator.slug, "nodes": node_count, "gpus_per_node": gpus_per_node,
-                       "provenance": bool(accelerator.export_controlled)})
+    audit_record(
+        action="listings.cluster_created",
+        obj=cluster,
+        actor=actor,
+        organization_id=data_center.provider_id,
+        data={
+            "accelerator": accelerator.slug,
+            "nodes": node_count,
+            "gpus_per_node": gpus_per_node,
+            "provenance": bool(accelerator.export_controlled),
+        },
+    )
     return cluster
 
 
 def _provenance_errors(provenance: dict | None) -> dict[str, list[str]]:
     if not provenance:
-        return {"provenance": ["Export-controlled accelerators need a provenance declaration (invoice number, "
-                               "supplier, serial numbers, import documents)."]}
+        return {
+            "provenance": [
+                "Export-controlled accelerators need a provenance declaration (invoice number, "
+                "supplier, serial numbers, import documents)."
+            ]
+        }
     errors = {}
     for field in ("invoice_number", "supplier", "import_documents"):
         if not str(provenance.get(field) or "").strip():
@@ -175,8 +216,16 @@ def _provenance_errors(provenance: dict | None) -> dict[str, list[str]]:
 
 # --- listings ----------------------------------------------------------------------------------------------------
 @transaction.atomic
-def listing_create(*, provider: Organization, cluster: Cluster, price_per_gpu_hour, available_from: dt.datetime,
-                   available_until: dt.datetime, min_hours: int = 1, actor=None) -> Listing:
+def listing_create(
+    *,
+    provider: Organization,
+    cluster: Cluster,
+    price_per_gpu_hour,
+    available_from: dt.datetime,
+    available_until: dt.datetime,
+    min_hours: int = 1,
+    actor=None,
+) -> Listing:
     """A draft listing of ``cluster`` (which must belong to ``provider``: else 400 on ``cluster``).
 
     The window is whole UTC hours, ``available_until > available_from`` and at least ``min_hours`` long; the price
@@ -184,11 +233,20 @@ def listing_create(*, provider: Organization, cluster: Cluster, price_per_gpu_ho
     """
     if cluster.data_center.provider_id != provider.pk:
         raise ApplicationError("Invalid listing.", errors={"cluster": ["Not one of your clusters."]})
-    terms = _listing_terms(price_per_gpu_hour=price_per_gpu_hour, available_from=available_from,
-                           available_until=available_until, min_hours=min_hours)
+    terms = _listing_terms(
+        price_per_gpu_hour=price_per_gpu_hour,
+        available_from=available_from,
+        available_until=available_until,
+        min_hours=min_hours,
+    )
     listing = Listing.objects.create(cluster=cluster, status=Status.DRAFT, **terms)
-    audit_record(action="listings.listing_created", obj=listing, actor=actor, organization_id=provider.pk,
-                 data=_terms_data(terms))
+    audit_record(
+        action="listings.listing_created",
+        obj=listing,
+        actor=actor,
+        organization_id=provider.pk,
+        data=_terms_data(terms),
+    )
     return listing
 
 
@@ -204,55 +262,92 @@ def listing_update(*, listing: Listing, actor=None, **changes) -> Listing:
         raise ApplicationError("Invalid listing.", errors={f: ["This field cannot be changed."] for f in unknown})
     locked = _lock(listing.pk)
     if locked.status not in EDITABLE_STATUSES:
-        raise Conflict(f"A {locked.get_status_display().lower()} listing cannot be edited; pause it first.",
-                       errors={"status": [locked.status]})
-    current = {"price_per_gpu_hour": locked.price_per_gpu_hour, "available_from": locked.available_from,
-               "available_until": locked.available_until, "min_hours": locked.min_hours}
+        raise Conflict(
+            f"A {locked.get_status_display().lower()} listing cannot be edited; pause it first.",
+            errors={"status": [locked.status]},
+        )
+    current = {
+        "price_per_gpu_hour": locked.price_per_gpu_hour,
+        "available_from": locked.available_from,
+        "available_until": locked.available_until,
+        "min_hours": locked.min_hours,
+    }
     terms = _listing_terms(**{**current, **changes})
     Listing.objects.filter(pk=locked.pk, status=locked.status).update(**terms, updated_at=timezone.now())
-    audit_record(action="listings.listing_updated", obj=locked, actor=actor,
-                 organization_id=locked.cluster.data_center.provider_id, data=_terms_data(terms))
+    audit_record(
+        action="listings.listing_updated",
+        obj=locked,
+        actor=actor,
+        organization_id=locked.cluster.data_center.provider_id,
+        data=_terms_data(terms),
+    )
     locked.refresh_from_db()
     return locked
 
 
 def _terms_data(terms: dict) -> dict:
-    return {"price_per_gpu_hour": str(terms["price_per_gpu_hour"]),
-            "available_from": terms["available_from"].isoformat(),
-            "available_until": terms["available_until"].isoformat(), "min_hours": terms["min_hours"]}
+    return {
+        "price_per_gpu_hour": str(terms["price_per_gpu_hour"]),
+        "available_from": terms["available_from"].isoformat(),
+        "available_until": terms["available_until"].isoformat(),
+        "min_hours": terms["min_hours"],
+    }
 
 
 def _lock(listing_id: int) -> Listing:
     try:
-        return (Listing.objects.select_for_update(of=("self",))
-                .select_related("cluster__data_center", "cluster__accelerator").get(pk=listing_id))
+        return (
+            Listing.objects.select_for_update(of=("self",))
+            .select_related("cluster__data_center", "cluster__accelerator")
+            .get(pk=listing_id)
+        )
     except Listing.DoesNotExist:
         raise NotFound("Listing not found.") from None
 
 
-def _transition(listing: Listing, to: str, *, actor=None, action: str, note: str = "", data: dict | None = None,
-                locked: Listing | None = None) -> Listing:
+def _transition(
+    listing: Listing,
+    to: str,
+    *,
+    actor=None,
+    action: str,
+    note: str = "",
+    data: dict | None = None,
+    locked: Listing | None = None,
+) -> Listing:
     """Move ``listing`` to ``to`` under a row lock; conditional update; one audit event. Call inside a transaction.
     Raises ``Conflict`` (409) when ``ALLOWED_TRANSITIONS`` forbids it or (to active) provenance is not cleared."""
     locked = locked or _lock(listing.pk)
     if to not in ALLOWED_TRANSITIONS[locked.status]:
-        raise Conflict(f"A {locked.get_status_display().lower()} listing cannot become {Status(to).label.lower()}.",
-                       errors={"status": [locked.status]}, code="invalid_transition")
+        raise Conflict(
+            f"A {locked.get_status_display().lower()} listing cannot become {Status(to).label.lower()}.",
+            errors={"status": [locked.status]},
+            code="invalid_transition",
+        )
     if to == Status.ACTIVE and not provenance_cleared(locked.cluster):
-        raise Conflict("The cluster's provenance declaration is not approved yet.",
-                       errors={"provenance": ["Awaiting platform review."]}, code="provenance_pending")
+        raise Conflict(
+            "The cluster's provenance declaration is not approved yet.",
+            errors={"provenance": ["Awaiting platform review."]},
+            code="provenance_pending",
+        )
     fields = {"status": to, "updated_at": timezone.now()}
     if note or to in (Status.ACTIVE, Status.REJECTED):
         fields["review_note"] = note
     updated = Listing.objects.filter(pk=locked.pk, status=locked.status).update(**fields)
     if updated != 1:  # cannot happen under the lock; refuse rather than write a wrong audit trail
         raise Conflict("The listing changed meanwhile; try again.")
-    audit_record(action=action, obj=locked, actor=actor, organization_id=locked.cluster.data_center.provider_id,
-                 data={"from": locked.status, "to": to, **({"note": note} if note else {}), **(data or {})})
+    audit_record(
+        action=action,
+        obj=locked,
+        actor=actor,
+        organization_id=locked.cluster.data_center.provider_id,
+        data={"from": locked.status, "to": to, **({"note": note} if note else {}), **(data or {})},
+    )
     if to == Status.ACTIVE:  # after commit: receivers (bid matching) must only ever see a committed activation
         listing_id = locked.pk
-        transaction.on_commit(lambda: signals.listing_activated.send(sender=Listing, listing_id=listing_id),
-                              robust=True)
+        transaction.on_commit(
+            lambda: signals.listing_activated.send(sender=Listing, listing_id=listing_id), robust=True
+        )
     locked.refresh_from_db()
     return locked
 
@@ -262,8 +357,9 @@ def listing_submit(*, listing: Listing, actor=None) -> Listing:
     """draft | rejected → pending_review. The window must still lie in the future (409 otherwise)."""
     locked = _lock(listing.pk)
     if locked.available_until <= timezone.now():
-        raise Conflict("The listing's window has passed; change it first.",
-                       errors={"available_until": ["In the past."]})
+        raise Conflict(
+            "The listing's window has passed; change it first.", errors={"available_until": ["In the past."]}
+        )
     return _transition(listing, Status.PENDING_REVIEW, actor=actor, action="listings.listing_submitted", locked=locked)
 
 
@@ -281,30 +377,46 @@ def listing_review(*, listing: Listing, actor, decision: str, note: str = "") ->
         raise ApplicationError("Invalid review.", errors={"note": ["Say why the listing is rejected."]})
     locked = _lock(listing.pk)
     if locked.status != Status.PENDING_REVIEW:
-        raise Conflict("Only listings pending review can be reviewed.", errors={"status": [locked.status]},
-                       code="invalid_transition")
+        raise Conflict(
+            "Only listings pending review can be reviewed.",
+            errors={"status": [locked.status]},
+            code="invalid_transition",
+        )
     if decision == "reject":
-        return _transition(listing, Status.REJECTED, actor=actor, action="listings.listing_rejected", note=note,
-                           locked=locked)
+        return _transition(
+            listing, Status.REJECTED, actor=actor, action="listings.listing_rejected", note=note, locked=locked
+        )
     data = {}
     if provenance_required(locked.cluster):
         data["provenance"] = _provenance_approve(locked.cluster, actor=actor, note=note)
-    return _transition(listing, Status.ACTIVE, actor=actor, action="listings.listing_approved", note=note,
-                       data=data, locked=locked)
+    return _transition(
+        listing, Status.ACTIVE, actor=actor, action="listings.listing_approved", note=note, data=data, locked=locked
+    )
 
 
 def _provenance_approve(cluster: Cluster, *, actor, note: str) -> str:
-    declaration = (ProvenanceDeclaration.objects.select_for_update(of=("self",)).filter(cluster=cluster).first())
+    declaration = ProvenanceDeclaration.objects.select_for_update(of=("self",)).filter(cluster=cluster).first()
     if declaration is None:
-        raise Conflict("This export-controlled cluster has no provenance declaration.",
-                       errors={"provenance": ["Missing."]}, code="provenance_missing")
+        raise Conflict(
+            "This export-controlled cluster has no provenance declaration.",
+            errors={"provenance": ["Missing."]},
+            code="provenance_missing",
+        )
     if declaration.status != ProvenanceDeclaration.Status.APPROVED:
         ProvenanceDeclaration.objects.filter(pk=declaration.pk, status=declaration.status).update(
-            status=ProvenanceDeclaration.Status.APPROVED, reviewed_by=actor, reviewed_at=timezone.now(),
-            review_note=note, updated_at=timezone.now())
-        audit_record(action="listings.provenance_approved", obj=declaration, actor=actor,
-                     organization_id=cluster.data_center.provider_id,
-                     data={"cluster": cluster.pk, "invoice_number": declaration.invoice_number})
+            status=ProvenanceDeclaration.Status.APPROVED,
+            reviewed_by=actor,
+            reviewed_at=timezone.now(),
+            review_note=note,
+            updated_at=timezone.now(),
+        )
+        audit_record(
+            action="listings.provenance_approved",
+            obj=declaration,
+            actor=actor,
+            organization_id=cluster.data_center.provider_id,
+            data={"cluster": cluster.pk, "invoice_number": declaration.invoice_number},
+        )
     return ProvenanceDeclaration.Status.APPROVED
 
 
@@ -318,12 +430,6 @@ def listing_pause(*, listing: Listing, actor=None) -> Listing:
 def listing_resume(*, listing: Listing, actor=None) -> Listing:
     """paused → active (409 when provenance is not approved)."""
     return _transition(listing, Status.ACTIVE, actor=actor, action="listings.listing_resumed")
-
-
-@transaction.atomic
-def listing_close(*, listing: Listing, actor=None) -> Listing:
-    """Any open status → closed (final)."""
-    return _transition(listing, Status.CLOSED, actor=actor, action="listings.listing_closed")
 
 
 def listings_close_expired(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
@@ -341,16 +447,21 @@ def listings_close_expired(*, now: dt.datetime | None = None, batch_size: int = 
             batch = list(
                 Listing.objects.select_for_update(of=("self",), skip_locked=True)
                 .filter(status__in=open_statuses, available_until__lte=now)
-                .select_related("cluster__data_center").order_by("pk")[:batch_size]
+                .select_related("cluster__data_center")
+                .order_by("pk")[:batch_size]
             )
             if not batch:
                 return closed
             for listing in batch:
                 if Listing.objects.filter(pk=listing.pk, status=listing.status).update(
-                        status=Status.CLOSED, updated_at=now):
+                    status=Status.CLOSED, updated_at=now
+                ):
                     closed += 1
-                    audit_record(action="listings.listing_closed", obj=listing,
-                                 organization_id=listing.cluster.data_center.provider_id,
-                                 data={"from": listing.status, "to": Status.CLOSED, "reason": "window ended"})
+                    audit_record(
+                        action="listings.listing_closed",
+                        obj=listing,
+                        organization_id=listing.cluster.data_center.provider_id,
+                        data={"from": listing.status, "to": Status.CLOSED, "reason": "window ended"},
+                    )
         if len(batch) < batch_size:
             return closed

@@ -43,8 +43,7 @@ def browse(request, *, filterset_class=BrowseFilterSet, search=None, decorate=No
     try:
         listings = search(filters=filters, user=request.user) if valid else Listing.objects.none()
         page = Paginator(listings, PAGE_SIZE).get_page(request.GET.get("page"))
-        page.object_list = selectors.listing_rows(page.object_list, start=filters.get("start"),
-                                                  end=filters.get("end"))
+        page.object_list = selectors.listing_rows(page.object_list, start=filters.get("start"), end=filters.get("end"))
         if decorate is not None:
             extra = decorate(page.object_list, filters) or {}
     except ApplicationError as exc:
@@ -72,9 +71,12 @@ def detail(request, pk: int):
 
 def _provider(request, *, for_write: bool = True) -> Organization:
     try:
-        return account_selectors.acting_organization(request.user, kind=Organization.Kind.PROVIDER,
-                                                      organization_id=request.POST.get("organization")
-                                                      or request.GET.get("organization"), for_write=for_write)
+        return account_selectors.acting_organization(
+            request.user,
+            kind=Organization.Kind.PROVIDER,
+            organization_id=request.POST.get("organization") or request.GET.get("organization"),
+            for_write=for_write,
+        )
     except ApplicationError as exc:
         if exc.status == 403:
             raise PermissionDenied(exc.message) from None
@@ -90,7 +92,8 @@ def _provider_page(request, provider: Organization, *, status: int = 200, **form
         "data_centers": data_centers,
         "clusters": clusters,
         "utilisation_chart": selectors.utilisation_chart(utilisation) if utilisation else None,
-        "listings": selectors.provider_listings(request.user).filter(cluster__data_center__provider=provider)
+        "listings": selectors.provider_listings(request.user)
+        .filter(cluster__data_center__provider=provider)
         .order_by("-created_at", "-id"),
         "data_center_form": forms.get("data_center_form") or DataCenterForm(),
         "cluster_form": forms.get("cluster_form") or ClusterForm(data_centers=data_centers),
@@ -123,29 +126,43 @@ def _create(request, provider: Organization, form, form_name: str, success: str,
 @require_POST
 def data_center_new(request):
     provider = _provider(request)
-    return _create(request, provider, DataCenterForm(request.POST), "data_center_form", _("Data centre added."),
-                   services.data_center_create, provider=provider)
+    return _create(
+        request,
+        provider,
+        DataCenterForm(request.POST),
+        "data_center_form",
+        _("Data centre added."),
+        services.data_center_create,
+        provider=provider,
+    )
 
 
 @login_required
 @require_POST
 def cluster_new(request):
     provider = _provider(request)
-    form = ClusterForm(request.POST, data_centers=selectors.provider_data_centers(request.user)
-                       .filter(provider=provider))
-    return _create(request, provider, form, "cluster_form", _("Cluster added with its nodes."),
-                   services.cluster_create)
+    form = ClusterForm(
+        request.POST, data_centers=selectors.provider_data_centers(request.user).filter(provider=provider)
+    )
+    return _create(request, provider, form, "cluster_form", _("Cluster added with its nodes."), services.cluster_create)
 
 
 @login_required
 @require_POST
 def listing_new(request):
     provider = _provider(request)
-    form = ListingForm(request.POST, clusters=selectors.provider_clusters(request.user)
-                       .filter(data_center__provider=provider))
-    return _create(request, provider, form, "listing_form",
-                   _("Draft listing created: submit it for review when ready."), services.listing_create,
-                   provider=provider)
+    form = ListingForm(
+        request.POST, clusters=selectors.provider_clusters(request.user).filter(data_center__provider=provider)
+    )
+    return _create(
+        request,
+        provider,
+        form,
+        "listing_form",
+        _("Draft listing created: submit it for review when ready."),
+        services.listing_create,
+        provider=provider,
+    )
 
 
 @login_required
@@ -173,9 +190,11 @@ def listing_edit(request, pk: int):
     return render(request, "listings/listing_edit.html", {"listing": listing, "form": form}, status=status)
 
 
-LISTING_ACTIONS = {"submit": (services.listing_submit, gettext_lazy("Submitted for review.")),
-                   "pause": (services.listing_pause, gettext_lazy("Paused.")),
-                   "resume": (services.listing_resume, gettext_lazy("Resumed."))}
+LISTING_ACTIONS = {
+    "submit": (services.listing_submit, gettext_lazy("Submitted for review.")),
+    "pause": (services.listing_pause, gettext_lazy("Paused.")),
+    "resume": (services.listing_resume, gettext_lazy("Resumed.")),
+}
 
 
 @login_required
@@ -219,8 +238,10 @@ def review_decide(request, pk: int):
             services.listing_review(listing=listing, actor=request.user, **form.cleaned_data)
         except ApplicationError as exc:
             details = [str(m) for msgs in exc.errors.values() for m in msgs]
-            messages.error(request, _("Listing %(id)s: %(message)s") % {
-                "id": pk, "message": " ".join([str(exc.message), *details])})
+            messages.error(
+                request,
+                _("Listing %(id)s: %(message)s") % {"id": pk, "message": " ".join([str(exc.message), *details])},
+            )
         else:
             done = _("approved") if form.cleaned_data["decision"] == "approve" else _("rejected")
             messages.success(request, _("Listing %(id)s: %(message)s.") % {"id": pk, "message": done})

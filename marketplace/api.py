@@ -4,11 +4,11 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.urls import api_urlpatterns as accounts_api
-from audit.urls import api_urlpatterns as audit_api
 from ledger.urls import api_urlpatterns as ledger_api
 from listings.urls import api_urlpatterns as listings_api
 from orders.api import ListingSearchView
 from orders.urls import api_urlpatterns as orders_api
+from oversight.urls import api_urlpatterns as audit_api
 from settlement.urls import api_urlpatterns as settlement_api
 from vouchers.urls import api_urlpatterns as vouchers_api
 

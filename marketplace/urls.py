@@ -2,30 +2,14 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.templatetags.static import static
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from accounts.preference_views import preferences
 from accounts.views import ThrottledLoginView
-from marketplace.core import views as core_views
 from orders import search as order_search
 
-
-class FaviconView(RedirectView):
-    """``/favicon.ico`` (asked for by browsers and tools that ignore ``<link rel="icon">``): the SVG icon, by its
-    current static URL (hashed in production, so the redirect is temporary)."""
-
-    permanent = False
-
-    def get_redirect_url(self, *args, **kwargs):
-        return static("favicon.svg")
-
-
 urlpatterns = [
-    path("", core_views.home, name="home"),
-    path("healthz", core_views.healthz, name="healthz"),
-    path("favicon.ico", FaviconView.as_view(), name="favicon"),
+    path("", include("portal.urls")),
     path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     # The header's language switch (Django's set_language: a cookie, then back to the page) and the user's
@@ -41,7 +25,7 @@ urlpatterns = [
     path("", include("orders.urls")),
     path("", include("vouchers.urls")),
     path("", include("ledger.urls")),
-    path("", include("audit.urls")),
+    path("", include("oversight.urls")),
     path("", include("settlement.urls")),
     path("api/v1/", include("marketplace.api")),
 ]

@@ -38,8 +38,12 @@ from orders.serializers import (
 
 def _buyer(request, *, for_write: bool = False) -> Organization:
     """The startup the request acts for; ``for_write`` (book, bid): it must be verified (403 with the reason)."""
-    return acting_organization(request.user, kind=Organization.Kind.STARTUP,
-                               organization_id=request.headers.get("X-Organization"), for_write=for_write)
+    return acting_organization(
+        request.user,
+        kind=Organization.Kind.STARTUP,
+        organization_id=request.headers.get("X-Organization"),
+        for_write=for_write,
+    )
 
 
 def _client_ip(request) -> str | None:
@@ -58,8 +62,14 @@ class QuoteView(APIView):
         buyer = _buyer(request)
         values = data.validated_data
         listing = services.listing_for_quote(values["listing"])
-        quote = services.quote_compute(listing=listing, nodes=values["nodes"], start=values["start"],
-                                       end=values["end"], buyer=buyer, vouchers=values["vouchers"])
+        quote = services.quote_compute(
+            listing=listing,
+            nodes=values["nodes"],
+            start=values["start"],
+            end=values["end"],
+            buyer=buyer,
+            vouchers=values["vouchers"],
+        )
         return Response(QuoteSerializer(quote).data)
 
 
@@ -79,25 +89,35 @@ class BookingListCreateView(generics.ListAPIView):
         status_filter = self.request.query_params.get("status") or None
         if status_filter is not None and status_filter not in Booking.Status.values:
             status_filter = "__none__"
-        return selectors.bookings_visible_to(self.request.user,
-                                             organization_id=self.request.headers.get("X-Organization"),
-                                             status=status_filter)
+        return selectors.bookings_visible_to(
+            self.request.user, organization_id=self.request.headers.get("X-Organization"), status=status_filter
+        )
 
     @extend_schema(parameters=[ORG_HEADER, OpenApiParameter("status", str, enum=Booking.Status.values)])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
-    @extend_schema(request=BookingRequestSerializer, responses={201: BookingCreatedSerializer},
-                   parameters=[ORG_HEADER, IDEMPOTENCY_HEADER])
+    @extend_schema(
+        request=BookingRequestSerializer,
+        responses={201: BookingCreatedSerializer},
+        parameters=[ORG_HEADER, IDEMPOTENCY_HEADER],
+    )
     @idempotent
     def post(self, request):
         data = BookingRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        booking = services.booking_create(buyer=_buyer(request, for_write=True), listing_id=values["listing"],
-                                          nodes=values["nodes"], start=values["start"], end=values["end"],
-                                          created_by=request.user, vouchers=values["vouchers"],
-                                          confirm=values["confirm"], ip=_client_ip(request))
+        booking = services.booking_create(
+            buyer=_buyer(request, for_write=True),
+            listing_id=values["listing"],
+            nodes=values["nodes"],
+            start=values["start"],
+            end=values["end"],
+            created_by=request.user,
+            vouchers=values["vouchers"],
+            confirm=values["confirm"],
+            ip=_client_ip(request),
+        )
         return Response(BookingCreatedSerializer(booking).data, status=status.HTTP_201_CREATED)
 
 
@@ -146,6 +166,7 @@ class BookingCancelView(_BookingActionView):
 
 # --- bids and the order book ------------------------------------------------------------------------------------
 
+
 class BidListCreateView(generics.ListAPIView):
     """``GET``: your startups' bids, newest first (``?status=``). ``POST``: place a bid (startup members): its
     maximum cash cost is held at once (409 when the wallet is short) and it is matched at once when a slot fits.
@@ -158,21 +179,27 @@ class BidListCreateView(generics.ListAPIView):
         status_filter = self.request.query_params.get("status") or None
         if status_filter is not None and status_filter not in Bid.Status.values:
             status_filter = "__none__"
-        return bid_selectors.bids_of_user(self.request.user, organization_id=self.request.headers.get("X-Organization"),
-                                          status=status_filter)
+        return bid_selectors.bids_of_user(
+            self.request.user, organization_id=self.request.headers.get("X-Organization"), status=status_filter
+        )
 
     @extend_schema(parameters=[ORG_HEADER, OpenApiParameter("status", str, enum=Bid.Status.values)])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
-    @extend_schema(request=BidRequestSerializer, responses={201: BidSerializer},
-                   parameters=[ORG_HEADER, IDEMPOTENCY_HEADER])
+    @extend_schema(
+        request=BidRequestSerializer, responses={201: BidSerializer}, parameters=[ORG_HEADER, IDEMPOTENCY_HEADER]
+    )
     @idempotent
     def post(self, request):
         data = BidRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        bid = bid_services.bid_place(buyer=_buyer(request, for_write=True), created_by=request.user,
-                                     ip=_client_ip(request), **data.validated_data)
+        bid = bid_services.bid_place(
+            buyer=_buyer(request, for_write=True),
+            created_by=request.user,
+            ip=_client_ip(request),
+            **data.validated_data,
+        )
         return Response(BidSerializer(bid).data, status=status.HTTP_201_CREATED)
 
 
@@ -216,6 +243,7 @@ class MarketDepthView(APIView):
 
 # --- listing search by what I will pay --------------------------------------------------------------------------
 
+
 class ListingSearchView(ListingListCreateView):
     """``GET /api/v1/listings/``: the listings search (``listings.api.ListingListCreateView``, whose POST this
     keeps) plus ``vouchers=1,2`` — each result then carries ``net_price_per_gpu_hour`` after those vouchers of
@@ -223,9 +251,13 @@ class ListingSearchView(ListingListCreateView):
     ``ordering=net_price`` / ``-net_price``. Routed at the listings URL because listings may not import vouchers
     (see ``orders.search``)."""
 
-    @extend_schema(parameters=[
-        ORG_HEADER, *filterset_parameters(search.NetPriceFilterSet, search.API_PARAMETER_DESCRIPTIONS),
-    ], responses={200: NetPriceListingSerializer(many=True)})
+    @extend_schema(
+        parameters=[
+            ORG_HEADER,
+            *filterset_parameters(search.NetPriceFilterSet, search.API_PARAMETER_DESCRIPTIONS),
+        ],
+        responses={200: NetPriceListingSerializer(many=True)},
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -238,8 +270,9 @@ class ListingSearchView(ListingListCreateView):
         rows = listing_rows(page, start=found.start, end=found.end)
         found.annotate(rows)
         # One shape either way (the schema's): net_price_per_gpu_hour is null when no vouchers were given.
-        return self.get_paginated_response(NetPriceListingSerializer(rows, many=True,
-                                                                     context={"request": request}).data)
+        return self.get_paginated_response(
+            NetPriceListingSerializer(rows, many=True, context={"request": request}).data
+        )
 
     def get_queryset(self):  # for the schema; ``list`` searches
         return Listing.objects.none()

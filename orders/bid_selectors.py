@@ -52,10 +52,12 @@ def market_depth(*, accelerator: Accelerator, levels: int = 20) -> dict:
             " WHERE l.status = 'active' AND c.accelerator_id = %s"
             " AND l.available_from <= %s AND l.available_until >= %s"
             " GROUP BY l.price_per_gpu_hour ORDER BY l.price_per_gpu_hour LIMIT %s",
-            [start, end, accelerator.pk, start, end, levels])
+            [start, end, accelerator.pk, start, end, levels],
+        )
         asks = [{"price": price, "gpus": int(gpus)} for price, gpus in cursor.fetchall()]
-    bid_rows = (Bid.objects.filter(status=Bid.Status.OPEN, expires_at__gt=now, accelerators=accelerator)
-                .values_list("max_price_per_gpu_hour", "nodes", "max_gpus_per_node"))
+    bid_rows = Bid.objects.filter(status=Bid.Status.OPEN, expires_at__gt=now, accelerators=accelerator).values_list(
+        "max_price_per_gpu_hour", "nodes", "max_gpus_per_node"
+    )
     by_price: dict = {}
     for price, nodes, gpus in bid_rows:
         by_price[price] = by_price.get(price, 0) + nodes * gpus

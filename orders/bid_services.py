@@ -72,8 +72,20 @@ def _accelerators(slugs, errors: dict) -> list[Accelerator]:
 
 
 @retry_on_contention
-def bid_place(*, buyer, accelerators, nodes, duration_hours, earliest_start, latest_end, max_price_per_gpu_hour,
-              expires_at=None, vouchers=(), created_by=None, ip: str | None = None) -> Bid:
+def bid_place(
+    *,
+    buyer,
+    accelerators,
+    nodes,
+    duration_hours,
+    earliest_start,
+    latest_end,
+    max_price_per_gpu_hour,
+    expires_at=None,
+    vouchers=(),
+    created_by=None,
+    ip: str | None = None,
+) -> Bid:
     """Place a bid of ``buyer`` (a startup) and hold its maximum cash cost; then, once committed, try to match it.
 
     ``accelerators``: slugs (or Accelerator objects); ``earliest_start``/``latest_end``: aware, whole UTC hours,
@@ -99,7 +111,8 @@ def bid_place(*, buyer, accelerators, nodes, duration_hours, earliest_start, lat
     if start is not None and end is not None and duration_hours is not None:
         if end - start < duration_hours * HOUR:
             errors.setdefault("latest_end", []).append(
-                f"The window must be at least {duration_hours} hours long (the duration).")
+                f"The window must be at least {duration_hours} hours long (the duration)."
+            )
         if end - now > MAX_HORIZON:
             errors.setdefault("latest_end", []).append("Bids look at most 90 days ahead.")
     try:
@@ -125,7 +138,8 @@ def bid_place(*, buyer, accelerators, nodes, duration_hours, earliest_start, lat
     max_gpus = None
     if accs and "accelerators" not in errors:
         max_gpus = Cluster.objects.filter(accelerator__in=accs, listings__status=Listing.Status.ACTIVE).aggregate(
-            m=Max("gpus_per_node"))["m"]
+            m=Max("gpus_per_node")
+        )["m"]
         if max_gpus is None:
             errors["accelerators"] = ["No open listing offers these accelerators yet."]
     if errors:
@@ -133,18 +147,36 @@ def bid_place(*, buyer, accelerators, nodes, duration_hours, earliest_start, lat
 
     held = bid_hold_amount(price=price, max_gpus_per_node=max_gpus, nodes=nodes, duration_hours=duration_hours)
     with transaction.atomic(), last_statements():
-        bid = Bid.objects.create(buyer=buyer, created_by=created_by, nodes=nodes, duration_hours=duration_hours,
-                                 earliest_start=start, latest_end=end, max_price_per_gpu_hour=price,
-                                 max_gpus_per_node=max_gpus, vouchers=voucher_ids, expires_at=expires_at,
-                                 held_amount=held)
+        bid = Bid.objects.create(
+            buyer=buyer,
+            created_by=created_by,
+            nodes=nodes,
+            duration_hours=duration_hours,
+            earliest_start=start,
+            latest_end=end,
+            max_price_per_gpu_hour=price,
+            max_gpus_per_node=max_gpus,
+            vouchers=voucher_ids,
+            expires_at=expires_at,
+            held_amount=held,
+        )
         bid.accelerators.set(accs)
         limits.open_order_count(organization_id=buyer.pk, counter=limits.OPEN_BIDS, delta=1)
-        ledger_services.wallet_hold(organization_id=buyer.pk, amount=held, idempotency_key=f"bid:{bid.pk}:hold",
-                                    reference=f"bid:{bid.pk}")
-        data = {"held_amount": str(held), "nodes": nodes, "duration_hours": duration_hours,
-                "max_price_per_gpu_hour": str(price), "accelerators": sorted(a.slug for a in accs)}
-        run_last(lambda: audit_record(action="bid.open", obj=bid, actor=created_by, organization_id=buyer.pk, ip=ip,
-                                      data=data))
+        ledger_services.wallet_hold(
+            organization_id=buyer.pk, amount=held, idempotency_key=f"bid:{bid.pk}:hold", reference=f"bid:{bid.pk}"
+        )
+        data = {
+            "held_amount": str(held),
+            "nodes": nodes,
+            "duration_hours": duration_hours,
+            "max_price_per_gpu_hour": str(price),
+            "accelerators": sorted(a.slug for a in accs),
+        }
+        run_last(
+            lambda: audit_record(
+                action="bid.open", obj=bid, actor=created_by, organization_id=buyer.pk, ip=ip, data=data
+            )
+        )
         bid_id = bid.pk
         transaction.on_commit(lambda: bid_try_match(bid=bid_id), robust=True)
     return bid
@@ -161,8 +193,12 @@ def _lock_open(bid: Bid | int) -> Bid:
 
 
 def _release_hold(bid: Bid) -> None:
-    ledger_services.wallet_release(organization_id=bid.buyer_id, amount=bid.held_amount,
-                                   idempotency_key=f"bid:{bid.pk}:release", reference=f"bid:{bid.pk}")
+    ledger_services.wallet_release(
+        organization_id=bid.buyer_id,
+        amount=bid.held_amount,
+        idempotency_key=f"bid:{bid.pk}:release",
+        reference=f"bid:{bid.pk}",
+    )
 
 
 @retry_on_contention
@@ -177,9 +213,16 @@ def _close(bid: Bid | int, *, to: str, actor=None, ip=None, check=None, note: st
         limits.open_order_count(organization_id=locked.buyer_id, counter=limits.OPEN_BIDS, delta=-1)
         _release_hold(locked)
         locked.status = to
-        run_last(lambda: audit_record(action=f"bid.{to}", obj=locked, actor=actor, organization_id=locked.buyer_id,
-                                      ip=ip, data={"from": B.OPEN, "to": to, "released": str(locked.held_amount),
-                                                   "note": note}))
+        run_last(
+            lambda: audit_record(
+                action=f"bid.{to}",
+                obj=locked,
+                actor=actor,
+                organization_id=locked.buyer_id,
+                ip=ip,
+                data={"from": B.OPEN, "to": to, "released": str(locked.held_amount), "note": note},
+            )
+        )
     return locked
 
 
@@ -217,24 +260,45 @@ def bid_match(*, bid: Bid | int, listing_id: int, start: dt.datetime, end: dt.da
         locked = _lock_open(bid)
         if timezone.now() >= locked.expires_at:
             raise Conflict("The bid has expired.", code="expired")
-        if (end - start != locked.duration_hours * HOUR or start < locked.earliest_start
-                or end > locked.latest_end):
+        if end - start != locked.duration_hours * HOUR or start < locked.earliest_start or end > locked.latest_end:
             raise Conflict("The slot does not fit the bid's window.", code="window")
-        replaces = ReplacedOrder(counter=limits.OPEN_BIDS, hold_amount=locked.held_amount,
-                                 release_key=f"bid:{locked.pk}:release", reference=f"bid:{locked.pk}")
-        booking = booking_create(buyer=locked.buyer, listing_id=listing_id, nodes=locked.nodes, start=start, end=end,
-                                 created_by=locked.created_by, vouchers=list(locked.vouchers), confirm=True,
-                                 replaces=replaces)
+        replaces = ReplacedOrder(
+            counter=limits.OPEN_BIDS,
+            hold_amount=locked.held_amount,
+            release_key=f"bid:{locked.pk}:release",
+            reference=f"bid:{locked.pk}",
+        )
+        booking = booking_create(
+            buyer=locked.buyer,
+            listing_id=listing_id,
+            nodes=locked.nodes,
+            start=start,
+            end=end,
+            created_by=locked.created_by,
+            vouchers=list(locked.vouchers),
+            confirm=True,
+            replaces=replaces,
+        )
         if not listing_suits_bid(locked, booking, listing_id):
             raise Conflict("The listing no longer suits the bid.", code="price")
-        Bid.objects.filter(pk=locked.pk, status=B.OPEN).update(status=B.MATCHED, booking=booking,
-                                                               updated_at=timezone.now())
+        Bid.objects.filter(pk=locked.pk, status=B.OPEN).update(
+            status=B.MATCHED, booking=booking, updated_at=timezone.now()
+        )
         locked.status, locked.booking = B.MATCHED, booking
-        data = {"from": B.OPEN, "to": B.MATCHED, "booking": booking.pk, "listing": listing_id,
-                "price_per_gpu_hour": str(booking.price_per_gpu_hour), "released": str(locked.held_amount),
-                "cash_amount": str(booking.cash_amount)}
-        run_last(lambda: audit_record(action="bid.matched", obj=locked, actor=None, organization_id=locked.buyer_id,
-                                      data=data))
+        data = {
+            "from": B.OPEN,
+            "to": B.MATCHED,
+            "booking": booking.pk,
+            "listing": listing_id,
+            "price_per_gpu_hour": str(booking.price_per_gpu_hour),
+            "released": str(locked.held_amount),
+            "cash_amount": str(booking.cash_amount),
+        }
+        run_last(
+            lambda: audit_record(
+                action="bid.matched", obj=locked, actor=None, organization_id=locked.buyer_id, data=data
+            )
+        )
     return locked
 
 
@@ -258,13 +322,16 @@ def listing_suits_bid(bid: Bid, booking, listing_id: int) -> bool:
     pays per GPU-hour (``cash_amount ≤ limit × gpu_hours``), with the voucher parts the booking holds — recomputed
     under the voucher locks at this moment, so possibly lower than when the bid was planned."""
     limit = bid.max_price_per_gpu_hour
-    price_ok = (booking.cash_amount <= limit * booking.gpu_hours if bid.vouchers
-                else booking.price_per_gpu_hour <= limit)
-    return (price_ok and booking.gpu_hours <= bid.max_gpus_per_node * bid.nodes * bid.duration_hours
-            and bid.accelerators.filter(clusters__listings=listing_id).exists())
+    price_ok = booking.cash_amount <= limit * booking.gpu_hours if bid.vouchers else booking.price_per_gpu_hour <= limit
+    return (
+        price_ok
+        and booking.gpu_hours <= bid.max_gpus_per_node * bid.nodes * bid.duration_hours
+        and bid.accelerators.filter(clusters__listings=listing_id).exists()
+    )
 
 
 # --- loading the market for the pure engine --------------------------------------------------------------------
+
 
 def _origin() -> dt.datetime:
     """Hour index 0: the next whole UTC hour (bookings must start in the future)."""
@@ -280,14 +347,22 @@ def _market(*, accelerator_ids, origin: dt.datetime, horizon: int) -> tuple[list
     ``matching.Ask``, with each node's free hours (bit h = free during hour h) from the active reservations: three
     queries."""
     until = origin + horizon * HOUR
-    listings = list(Listing.objects.filter(status=Listing.Status.ACTIVE, cluster__accelerator_id__in=accelerator_ids,
-                                           available_until__gt=origin, available_from__lt=until)
-                    .select_related("cluster__accelerator").order_by("pk"))
+    listings = list(
+        Listing.objects.filter(
+            status=Listing.Status.ACTIVE,
+            cluster__accelerator_id__in=accelerator_ids,
+            available_until__gt=origin,
+            available_from__lt=until,
+        )
+        .select_related("cluster__accelerator")
+        .order_by("pk")
+    )
     cluster_ids = {listing.cluster_id for listing in listings}
     full = (1 << horizon) - 1
     masks: dict[int, dict[int, int]] = {}
-    for cluster_id, node_id in Node.objects.filter(cluster_id__in=cluster_ids).order_by("cluster_id", "index") \
-            .values_list("cluster_id", "id"):
+    for cluster_id, node_id in (
+        Node.objects.filter(cluster_id__in=cluster_ids).order_by("cluster_id", "index").values_list("cluster_id", "id")
+    ):
         masks.setdefault(cluster_id, {})[node_id] = full
     if cluster_ids:
         with connection.cursor() as cursor:
@@ -295,7 +370,9 @@ def _market(*, accelerator_ids, origin: dt.datetime, horizon: int) -> tuple[list
                 "SELECT n.cluster_id, r.node_id, lower(r.period), upper(r.period)"  # noqa: S608
                 f" FROM {NodeReservation._meta.db_table} r JOIN {Node._meta.db_table} n ON n.id = r.node_id"
                 " WHERE r.active AND n.cluster_id = ANY(%s)"
-                " AND r.period && tstzrange(%s, %s, '[)')", [list(cluster_ids), origin, until])
+                " AND r.period && tstzrange(%s, %s, '[)')",
+                [list(cluster_ids), origin, until],
+            )
             for cluster_id, node_id, lower, upper in cursor.fetchall():
                 first = max(0, _index(lower, origin))
                 last = min(horizon, -(-(upper - origin) // HOUR))
@@ -304,12 +381,20 @@ def _market(*, accelerator_ids, origin: dt.datetime, horizon: int) -> tuple[list
     asks = []
     for listing in listings:
         cluster = listing.cluster
-        asks.append(matching.Ask(
-            listing_id=listing.pk, cluster_id=cluster.pk, accelerator=str(cluster.accelerator_id),
-            price=listing.price_per_gpu_hour, gpus_per_node=cluster.gpus_per_node,
-            start=max(0, _index(listing.available_from, origin)),
-            end=min(horizon, _index(listing.available_until, origin)),
-            node_free=tuple(masks.get(cluster.pk, {}).values()), created=listing.pk, min_hours=listing.min_hours))
+        asks.append(
+            matching.Ask(
+                listing_id=listing.pk,
+                cluster_id=cluster.pk,
+                accelerator=str(cluster.accelerator_id),
+                price=listing.price_per_gpu_hour,
+                gpus_per_node=cluster.gpus_per_node,
+                start=max(0, _index(listing.available_from, origin)),
+                end=min(horizon, _index(listing.available_until, origin)),
+                node_free=tuple(masks.get(cluster.pk, {}).values()),
+                created=listing.pk,
+                min_hours=listing.min_hours,
+            )
+        )
     return listings, asks
 
 
@@ -318,8 +403,9 @@ def market_asks(*, accelerator_ids, origin: dt.datetime, horizon: int) -> list[m
     return _market(accelerator_ids=accelerator_ids, origin=origin, horizon=horizon)[1]
 
 
-def net_price_tables(bids: list[Bid], listings: list[Listing], accelerators: dict[int, list[int]]
-                     ) -> dict[int, dict[int, Decimal]]:
+def net_price_tables(
+    bids: list[Bid], listings: list[Listing], accelerators: dict[int, list[int]]
+) -> dict[int, dict[int, Decimal]]:
     """For each bid of ``bids`` that carries vouchers: ``{listing id: net price per GPU-hour}`` over the
     ``listings`` of its accelerators (``accelerators``: bid id → accelerator ids) and GPUs-per-node cap where ALL
     its vouchers may pay (``orders.pricing``, i.e. ``vouchers.rules.compute_parts`` without ``RulesError``), for a
@@ -359,18 +445,29 @@ def net_price_tables(bids: list[Bid], listings: list[Listing], accelerators: dic
             cluster = listing.cluster
             if cluster.accelerator_id not in accepted or cluster.gpus_per_node > bid.max_gpus_per_node:
                 continue
-            net = pricer.net_price(listing.pk, price=listing.price_per_gpu_hour,
-                                   gpu_hours=cluster.gpus_per_node * bid.nodes * bid.duration_hours)
+            net = pricer.net_price(
+                listing.pk,
+                price=listing.price_per_gpu_hour,
+                gpu_hours=cluster.gpus_per_node * bid.nodes * bid.duration_hours,
+            )
             if net is not None:
                 table[listing.pk] = net
     return tables
 
 
 def _engine_bid(bid: Bid, origin: dt.datetime, accelerator_ids, net_prices: dict | None = None) -> matching.Bid:
-    return matching.Bid(bid_id=bid.pk, accelerators=frozenset(str(a) for a in accelerator_ids), nodes=bid.nodes,
-                        duration_hours=bid.duration_hours, earliest_start=max(0, _index(bid.earliest_start, origin)),
-                        latest_end=_index(bid.latest_end, origin), max_price=bid.max_price_per_gpu_hour,
-                        created=bid.pk, max_gpus_per_node=bid.max_gpus_per_node, net_prices=net_prices)
+    return matching.Bid(
+        bid_id=bid.pk,
+        accelerators=frozenset(str(a) for a in accelerator_ids),
+        nodes=bid.nodes,
+        duration_hours=bid.duration_hours,
+        earliest_start=max(0, _index(bid.earliest_start, origin)),
+        latest_end=_index(bid.latest_end, origin),
+        max_price=bid.max_price_per_gpu_hour,
+        created=bid.pk,
+        max_gpus_per_node=bid.max_gpus_per_node,
+        net_prices=net_prices,
+    )
 
 
 def _engine_market(bids: list[Bid], origin: dt.datetime) -> tuple[list[matching.Bid], list[matching.Ask]]:
@@ -378,12 +475,12 @@ def _engine_market(bids: list[Bid], origin: dt.datetime) -> tuple[list[matching.
     listings of their accelerators up to the latest of their windows; bids with vouchers with their net-price
     tables (``net_price_tables``)."""
     accs: dict[int, list[int]] = {}
-    for bid_id, acc_id in Bid.accelerators.through.objects.filter(bid_id__in=[b.pk for b in bids]) \
-            .values_list("bid_id", "accelerator_id"):
+    for bid_id, acc_id in Bid.accelerators.through.objects.filter(bid_id__in=[b.pk for b in bids]).values_list(
+        "bid_id", "accelerator_id"
+    ):
         accs.setdefault(bid_id, []).append(acc_id)
     horizon = max(_index(b.latest_end, origin) for b in bids)
-    listings, asks = _market(accelerator_ids={a for ids in accs.values() for a in ids}, origin=origin,
-                             horizon=horizon)
+    listings, asks = _market(accelerator_ids={a for ids in accs.values() for a in ids}, origin=origin, horizon=horizon)
     tables = net_price_tables(bids, listings, accs)
     return [_engine_bid(b, origin, accs.get(b.pk, ()), tables.get(b.pk)) for b in bids], asks
 
@@ -424,9 +521,17 @@ def _apply(assignment: matching.Assignment, origin: dt.datetime) -> Bid | None:
         try:
             return bid_match(bid=bid_id, listing_id=assignment.listing_id, start=start, end=end)
         except ApplicationError as exc:
-            logger.info("bid %s: slot on listing %s from %s failed (attempt %s of %s): %s %s %s", bid_id,
-                        assignment.listing_id, start.isoformat(), attempt, MATCH_ATTEMPTS, exc.code, exc.message,
-                        exc.errors or "")
+            logger.info(
+                "bid %s: slot on listing %s from %s failed (attempt %s of %s): %s %s %s",
+                bid_id,
+                assignment.listing_id,
+                start.isoformat(),
+                attempt,
+                MATCH_ATTEMPTS,
+                exc.code,
+                exc.message,
+                exc.errors or "",
+            )
         if attempt == MATCH_ATTEMPTS:
             break
         replanned = _plan_one(bid_id)
@@ -435,8 +540,11 @@ def _apply(assignment: matching.Assignment, origin: dt.datetime) -> Bid | None:
             return None
         assignment, origin = replanned
         if (assignment.listing_id, origin + assignment.start * HOUR) in tried:
-            logger.warning("bid %s: the current market still offers the slot that failed (listing %s); left open "
-                           "for the next run", bid_id, assignment.listing_id)
+            logger.warning(
+                "bid %s: the current market still offers the slot that failed (listing %s); left open for the next run",
+                bid_id,
+                assignment.listing_id,
+            )
             return None
     logger.warning("bid %s: not matched after %s slots; left open for the next run", bid_id, MATCH_ATTEMPTS)
     return None
@@ -461,18 +569,23 @@ def bids_match_listing(*, listing_id: int) -> int:
     GPUs per node), oldest first (arrival order, as if each arrived now), each take ``matching.match_one``'s slot on
     the current market — the cheapest for it, which need not be this listing — applied with ``_apply`` one by one
     (a lost slot re-plans that bid). Returns how many matched; 0 when the listing is gone or no longer active."""
-    listing = (Listing.objects.filter(pk=listing_id, status=Listing.Status.ACTIVE)
-               .select_related("cluster").first())
+    listing = Listing.objects.filter(pk=listing_id, status=Listing.Status.ACTIVE).select_related("cluster").first()
     if listing is None:
         return 0
     origin = _origin()
     cluster = listing.cluster
-    bids = list(Bid.objects.filter(Q(max_price_per_gpu_hour__gte=listing.price_per_gpu_hour) | Q(vouchers__len__gt=0),
-                                   status=B.OPEN, expires_at__gt=timezone.now(), accelerators=cluster.accelerator_id,
-                                   max_gpus_per_node__gte=cluster.gpus_per_node, nodes__lte=cluster.node_count,
-                                   earliest_start__lt=listing.available_until,
-                                   latest_end__gt=max(origin, listing.available_from))
-                .order_by("pk")[:LISTING_MATCH_LIMIT])
+    bids = list(
+        Bid.objects.filter(
+            Q(max_price_per_gpu_hour__gte=listing.price_per_gpu_hour) | Q(vouchers__len__gt=0),
+            status=B.OPEN,
+            expires_at__gt=timezone.now(),
+            accelerators=cluster.accelerator_id,
+            max_gpus_per_node__gte=cluster.gpus_per_node,
+            nodes__lte=cluster.node_count,
+            earliest_start__lt=listing.available_until,
+            latest_end__gt=max(origin, listing.available_from),
+        ).order_by("pk")[:LISTING_MATCH_LIMIT]
+    )
     if not bids:
         return 0
     engine_bids, asks = _engine_market(bids, origin)
@@ -495,16 +608,21 @@ def bids_clear(*, time_budget_s: float = 2.0) -> ClearingResult:
     ``surplus`` is that of the fills made (net prices for voucher bids; a re-planned fill counts at its new slot).
     Safe to run concurrently with bookings and with itself (the bid lock + open check)."""
     origin = _origin()
-    bids = list(Bid.objects.filter(status=B.OPEN, expires_at__gt=timezone.now(), latest_end__gt=origin)
-                .order_by("pk")[:CLEAR_BATCH])
+    bids = list(
+        Bid.objects.filter(status=B.OPEN, expires_at__gt=timezone.now(), latest_end__gt=origin).order_by("pk")[
+            :CLEAR_BATCH
+        ]
+    )
     if not bids:
         return ClearingResult(0, 0, 0, Decimal(0))
     engine_bids, asks = _engine_market(bids, origin)
     plan = matching.clear(engine_bids, asks, time_budget_s=time_budget_s)
     by_id = {b.bid_id: b for b in engine_bids}
     matched = [(a, done) for a in plan if (done := _apply(a, origin)) is not None]
-    surplus = sum(((by_id[a.bid_id].max_price - _paid_per_gpu_hour(done)) * done.booking.gpu_hours
-                   for a, done in matched), Decimal(0))
+    surplus = sum(
+        ((by_id[a.bid_id].max_price - _paid_per_gpu_hour(done)) * done.booking.gpu_hours for a, done in matched),
+        Decimal(0),
+    )
     return ClearingResult(open_bids=len(bids), planned=len(plan), matched=len(matched), surplus=to_amount(surplus))
 
 

@@ -26,12 +26,22 @@ def seed(stdout=None) -> dict:
     booking a confirmed one, 2–12 days ahead."""
     startups = list(Organization.objects.filter(kind=Organization.Kind.STARTUP).order_by("pk"))
     for startup in startups:
-        wallet_deposit(organization_id=startup.pk, amount=DEMO_DEPOSIT, idempotency_key=f"demo:deposit:{startup.pk}",
-                       reference=f"DEMO-TRANSFER-{startup.pk:04d}")
-    listings = list(Listing.objects.filter(status=Listing.Status.ACTIVE)
-                    .select_related("cluster__data_center").order_by("price_per_gpu_hour", "pk"))
-    showcase_ids = set(Organization.objects.filter(kind=Organization.Kind.PROVIDER, memberships__isnull=False)
-                       .values_list("pk", flat=True))
+        wallet_deposit(
+            organization_id=startup.pk,
+            amount=DEMO_DEPOSIT,
+            idempotency_key=f"demo:deposit:{startup.pk}",
+            reference=f"DEMO-TRANSFER-{startup.pk:04d}",
+        )
+    listings = list(
+        Listing.objects.filter(status=Listing.Status.ACTIVE)
+        .select_related("cluster__data_center")
+        .order_by("price_per_gpu_hour", "pk")
+    )
+    showcase_ids = set(
+        Organization.objects.filter(kind=Organization.Kind.PROVIDER, memberships__isnull=False).values_list(
+            "pk", flat=True
+        )
+    )
     shown = [lst for lst in listings if lst.cluster.data_center.provider_id in showcase_ids]
     booked = 0
     if listings:
@@ -39,22 +49,34 @@ def seed(stdout=None) -> dict:
         for offset, startup in enumerate(startups):
             if Booking.objects.filter(buyer=startup, start__gt=timezone.now()).exists():
                 continue  # it has its upcoming booking (the clock may be set back: see seed_demo)
-            vouchers = list(Voucher.objects.filter(holder=startup, status=Voucher.Status.ACTIVE)
-                            .select_related("program"))
+            vouchers = list(
+                Voucher.objects.filter(holder=startup, status=Voucher.Status.ACTIVE).select_related("program")
+            )
             # A startup with a voucher books in its program's city and pays with it, so the demo shows the split.
             local = [lst for lst in listings if vouchers and lst.cluster.data_center.city == vouchers[0].program.city]
             # Every other one books from a provider with a demo login, so its dashboard and payouts show bookings.
-            listing = local[0] if local else (shown[offset % len(shown)] if shown and offset % 2
-                                              else listings[(offset * 7) % len(listings)])
+            listing = (
+                local[0]
+                if local
+                else (shown[offset % len(shown)] if shown and offset % 2 else listings[(offset * 7) % len(listings)])
+            )
             start = max(listing.available_from, day_start + dt.timedelta(days=2 + 2 * offset))
             end = start + dt.timedelta(hours=max(listing.min_hours, DEMO_HOURS))
             try:
                 with transaction.atomic():
-                    services.booking_create(buyer=startup, listing_id=listing.pk, nodes=DEMO_NODES, start=start,
-                                            end=end, vouchers=[v.pk for v in vouchers] if local else [], confirm=True)
+                    services.booking_create(
+                        buyer=startup,
+                        listing_id=listing.pk,
+                        nodes=DEMO_NODES,
+                        start=start,
+                        end=end,
+                        vouchers=[v.pk for v in vouchers] if local else [],
+                        confirm=True,
+                    )
             except ApplicationError:  # the voucher's rules refuse this listing: book it in cash
-                services.booking_create(buyer=startup, listing_id=listing.pk, nodes=DEMO_NODES, start=start, end=end,
-                                        confirm=True)
+                services.booking_create(
+                    buyer=startup, listing_id=listing.pk, nodes=DEMO_NODES, start=start, end=end, confirm=True
+                )
             booked += 1
     if stdout:
         stdout.write(f"  orders: {len(startups)} wallets funded with {DEMO_DEPOSIT} each, {booked} bookings made")

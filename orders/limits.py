@@ -15,8 +15,11 @@ from orders.models import OpenOrderLimit
 HELD_BOOKINGS = "held_bookings"
 OPEN_BIDS = "open_bids"
 _REFUSALS = {
-    "limit_held_bookings": ("held_bookings", "Too many bookings waiting for confirmation ({limit}): confirm or "
-                                             "cancel some first, or book with confirm: true."),
+    "limit_held_bookings": (
+        "held_bookings",
+        "Too many bookings waiting for confirmation ({limit}): confirm or "
+        "cancel some first, or book with confirm: true.",
+    ),
     "limit_open_bids": ("open_bids", "Too many open bids ({limit}): cancel some or wait for them to fill."),
 }
 
@@ -37,8 +40,16 @@ def _count_one_more(organization_id: int, counter: str, delta: int) -> bool | No
             "(organization_id, held_bookings, open_bids, max_held_bookings, max_open_bids) VALUES (%s, %s, %s, %s, %s) "
             f"ON CONFLICT (organization_id) DO UPDATE SET {counter} = l.{counter} + %s "
             f"WHERE l.{counter} + %s <= l.max_{counter} RETURNING 1",
-            [organization_id, delta if counter == HELD_BOOKINGS else 0, delta if counter == OPEN_BIDS else 0,
-             settings.MAX_HELD_BOOKINGS, settings.MAX_OPEN_BIDS, delta, delta])
+            [
+                organization_id,
+                delta if counter == HELD_BOOKINGS else 0,
+                delta if counter == OPEN_BIDS else 0,
+                settings.MAX_HELD_BOOKINGS,
+                settings.MAX_OPEN_BIDS,
+                delta,
+                delta,
+            ],
+        )
         return cursor.fetchone() is not None
 
 
@@ -48,7 +59,8 @@ def _ensure_row(organization_id: int) -> None:
             f"INSERT INTO {OpenOrderLimit._meta.db_table} "  # noqa: S608 - table name from model metadata
             "(organization_id, held_bookings, open_bids, max_held_bookings, max_open_bids) "
             "VALUES (%s, 0, 0, %s, %s) ON CONFLICT DO NOTHING",
-            [organization_id, settings.MAX_HELD_BOOKINGS, settings.MAX_OPEN_BIDS])
+            [organization_id, settings.MAX_HELD_BOOKINGS, settings.MAX_OPEN_BIDS],
+        )
 
 
 def open_order_count(*, organization_id: int, counter: str, delta: int) -> None:
@@ -60,7 +72,8 @@ def open_order_count(*, organization_id: int, counter: str, delta: int) -> None:
     if delta < 0:
         # Never below zero: rows written around the services (imports, fixtures) were never counted.
         OpenOrderLimit.objects.filter(pk=organization_id, **{f"{counter}__gte": -delta}).update(
-            **{counter: F(counter) + delta})
+            **{counter: F(counter) + delta}
+        )
         return
     counted = _count_one_more(organization_id, counter, delta)
     if counted is True:
@@ -81,5 +94,6 @@ def open_order_count(*, organization_id: int, counter: str, delta: int) -> None:
 def _refuse(organization_id: int, constraint: str, cause: Exception | None = None):
     field, message = _REFUSALS[constraint]
     limit = OpenOrderLimit.objects.values_list(f"max_{field}", flat=True).get(pk=organization_id)
-    raise Conflict(message.format(limit=limit), code="limit", errors={"non_field_errors": [
-        message.format(limit=limit)]}) from cause
+    raise Conflict(
+        message.format(limit=limit), code="limit", errors={"non_field_errors": [message.format(limit=limit)]}
+    ) from cause

@@ -25,8 +25,8 @@ below works on them unchanged.
   search (seat a bid, or move it to a cheaper ask, where it fits, where re-ordering a cluster's bookings makes
   room, or by evicting one assignment and re-seating that one; kept only when the total rises and the plan still
   books exactly as planned), stopped at the time budget.
-- ``lp_upper_bound(bids, asks)``: the LP relaxation's optimum (``orders.matching_lp``: column generation with
-  scipy HiGHS), an upper bound on any plan.
+
+The LP bound that measures it (scipy, a dev-only dependency) lives next to the benchmark: ``bench/matching_lp.py``.
 """
 
 from __future__ import annotations
@@ -707,12 +707,3 @@ def _evict(state: _Replanner, bid: Bid, ask: Ask, current: Assignment | None, vi
                 return True
         state.rollback()
     return False
-
-
-def lp_upper_bound(bids: Sequence[Bid], asks: Sequence[Ask], *, time_limit_s: float | None = None) -> float:
-    """An upper bound on the total surplus of any feasible plan: the LP relaxation's optimum, by column generation
-    with scipy ``linprog(method="highs")`` (``orders.matching_lp.lp_relaxation``; needs numpy and scipy). With a
-    ``time_limit_s`` that stops it early, still a valid upper bound (a Lagrangian one), only looser."""
-    from orders.matching_lp import lp_relaxation
-
-    return lp_relaxation(bids, asks, time_limit_s=time_limit_s).bound

@@ -27,8 +27,9 @@ class Booking(TimeStampedModel):
 
     buyer = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="bookings")
     listing = models.ForeignKey(Listing, on_delete=models.PROTECT, related_name="bookings")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     nodes = models.PositiveIntegerField()
     start = models.DateTimeField()
     end = models.DateTimeField()
@@ -54,8 +55,9 @@ class Booking(TimeStampedModel):
                 name="booking_amounts_add_up",
             ),
             models.CheckConstraint(
-                condition=models.Q(status__in=["held", "confirmed", "active", "completed", "settled", "cancelled",
-                                               "expired"]),
+                condition=models.Q(
+                    status__in=["held", "confirmed", "active", "completed", "settled", "cancelled", "expired"]
+                ),
                 name="booking_status_valid",
             ),
         ]
@@ -75,8 +77,9 @@ class NodeReservation(models.Model):
     # The node's cluster, copied by a PostgreSQL trigger (migration 0006) on insert and whenever a node changes
     # cluster; whatever Python writes here is overwritten. Listing search counts busy nodes per cluster in a window
     # from the period index alone (it includes node and cluster), without a lookup per busy node.
-    cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="+", editable=False, db_index=False,
-                                db_default=None)
+    cluster = models.ForeignKey(
+        Cluster, on_delete=models.PROTECT, related_name="+", editable=False, db_index=False, db_default=None
+    )
 
     class Meta:
         constraints = [
@@ -90,8 +93,12 @@ class NodeReservation(models.Model):
             models.Index(fields=["booking"], name="reservation_booking_idx"),
             # Listing search asks "which nodes of which clusters are reserved in this window" for many clusters at
             # once: answered by an index-only scan.
-            GistIndex(fields=["period"], include=["node", "cluster"], condition=models.Q(active=True),
-                      name="reservation_active_period_gist"),
+            GistIndex(
+                fields=["period"],
+                include=["node", "cluster"],
+                condition=models.Q(active=True),
+                name="reservation_active_period_gist",
+            ),
         ]
 
     def __str__(self):
@@ -105,8 +112,9 @@ class BookingStatusChange(models.Model):
     booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="status_changes")
     from_status = models.CharField(max_length=10, blank=True)
     to_status = models.CharField(max_length=10, choices=Booking.Status.choices)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                              related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     note = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -135,8 +143,9 @@ class Bid(TimeStampedModel):
         EXPIRED = "expired", pgettext_lazy("bid status", "Expired")
 
     buyer = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="bids")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     accelerators = models.ManyToManyField("listings.Accelerator", related_name="bids")
     nodes = models.PositiveIntegerField()
     duration_hours = models.PositiveIntegerField()
@@ -158,18 +167,24 @@ class Bid(TimeStampedModel):
             models.CheckConstraint(condition=models.Q(duration_hours__gte=1), name="bid_duration_positive"),
             models.CheckConstraint(condition=models.Q(max_gpus_per_node__gte=1), name="bid_gpus_per_node_positive"),
             models.CheckConstraint(
-                condition=models.Q(latest_end__gte=models.ExpressionWrapper(
-                    models.F("earliest_start") + models.F("duration_hours") * dt.timedelta(hours=1),
-                    output_field=models.DateTimeField())),
+                condition=models.Q(
+                    latest_end__gte=models.ExpressionWrapper(
+                        models.F("earliest_start") + models.F("duration_hours") * dt.timedelta(hours=1),
+                        output_field=models.DateTimeField(),
+                    )
+                ),
                 name="bid_window_fits_duration",
             ),
             models.CheckConstraint(condition=models.Q(max_price_per_gpu_hour__gt=0), name="bid_price_positive"),
             models.CheckConstraint(condition=models.Q(held_amount__gte=0), name="bid_held_non_negative"),
-            models.CheckConstraint(condition=models.Q(status__in=["open", "matched", "cancelled", "expired"]),
-                                   name="bid_status_valid"),
-            models.CheckConstraint(condition=models.Q(status="matched", booking__isnull=False)
-                                   | (~models.Q(status="matched") & models.Q(booking__isnull=True)),
-                                   name="bid_matched_has_booking"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["open", "matched", "cancelled", "expired"]), name="bid_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="matched", booking__isnull=False)
+                | (~models.Q(status="matched") & models.Q(booking__isnull=True)),
+                name="bid_matched_has_booking",
+            ),
         ]
 
     def __str__(self):
@@ -182,8 +197,9 @@ class OpenOrderLimit(models.Model):
     them per organization). The CHECKs keep the counts within the limits under any concurrency: counting one more
     is an UPDATE, which takes this row's lock and is refused by PostgreSQL past the limit (see ``orders.limits``)."""
 
-    organization = models.OneToOneField(Organization, primary_key=True, on_delete=models.CASCADE,
-                                        related_name="open_order_limit")
+    organization = models.OneToOneField(
+        Organization, primary_key=True, on_delete=models.CASCADE, related_name="open_order_limit"
+    )
     held_bookings = models.PositiveIntegerField(default=0)
     open_bids = models.PositiveIntegerField(default=0)
     max_held_bookings = models.PositiveIntegerField()
@@ -191,10 +207,12 @@ class OpenOrderLimit(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=models.Q(held_bookings__lte=models.F("max_held_bookings")),
-                                   name="limit_held_bookings"),
-            models.CheckConstraint(condition=models.Q(open_bids__lte=models.F("max_open_bids")),
-                                   name="limit_open_bids"),
+            models.CheckConstraint(
+                condition=models.Q(held_bookings__lte=models.F("max_held_bookings")), name="limit_held_bookings"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(open_bids__lte=models.F("max_open_bids")), name="limit_open_bids"
+            ),
         ]
 
     def __str__(self):

@@ -50,8 +50,10 @@ def parse_voucher_ids(raw) -> list[int]:
             if not part:
                 continue
             if not part.isdigit() or int(part) < 1:
-                raise ApplicationError("Invalid search parameters.",
-                                       errors={"vouchers": ["Give voucher ids separated by commas, e.g. 1,2."]})
+                raise ApplicationError(
+                    "Invalid search parameters.",
+                    errors={"vouchers": ["Give voucher ids separated by commas, e.g. 1,2."]},
+                )
             if int(part) not in ids:
                 ids.append(int(part))
     return ids
@@ -64,14 +66,18 @@ def buyer_vouchers(buyer: Organization | None, voucher_ids: Iterable[int]) -> li
     none at all, worded as the booking path words it, so it does not tell which), or when there is no buyer."""
     ids = list(voucher_ids)
     if buyer is None:
-        raise ApplicationError("Invalid search parameters.",
-                               errors={"vouchers": ["Act for a startup to price listings with its vouchers."]})
+        raise ApplicationError(
+            "Invalid search parameters.",
+            errors={"vouchers": ["Act for a startup to price listings with its vouchers."]},
+        )
     vouchers = list(Voucher.objects.filter(pk__in=ids, holder=buyer).select_related("program"))
     missing = [pk for pk in ids if pk not in {v.pk for v in vouchers}]
     if missing:
-        raise ApplicationError("A voucher cannot pay for this booking.", code="voucher_ineligible",
-                               errors={"vouchers": [f"Voucher {pk}: not one of your vouchers (rule: organization)."
-                                                    for pk in missing]})
+        raise ApplicationError(
+            "A voucher cannot pay for this booking.",
+            code="voucher_ineligible",
+            errors={"vouchers": [f"Voucher {pk}: not one of your vouchers (rule: organization)." for pk in missing]},
+        )
     return vouchers
 
 
@@ -85,12 +91,20 @@ class NetPricer:
     ``listing_ids``.
     """
 
-    def __init__(self, *, buyer: Organization, vouchers: list[Voucher], listing_ids: Iterable[int] = (),
-                 contexts: dict[int, rules.BookingContext] | None = None, now: dt.datetime | None = None):
+    def __init__(
+        self,
+        *,
+        buyer: Organization,
+        vouchers: list[Voucher],
+        listing_ids: Iterable[int] = (),
+        contexts: dict[int, rules.BookingContext] | None = None,
+        now: dt.datetime | None = None,
+    ):
         self.now = now or timezone.now()
         self.vouchers = vouchers
-        self._candidates = (voucher_selectors.voucher_candidates(vouchers, buyer_id=buyer.pk, now=self.now)
-                            if vouchers else [])
+        self._candidates = (
+            voucher_selectors.voucher_candidates(vouchers, buyer_id=buyer.pk, now=self.now) if vouchers else []
+        )
         if contexts is None:
             contexts = listing_contexts(buyer, listing_ids, self.now) if vouchers else {}
         self._contexts = contexts
@@ -125,17 +139,23 @@ class NetPricer:
         return (subtotal - part) / gpu_hours
 
 
-def listing_contexts(buyer: Organization, listing_ids: Iterable[int], now: dt.datetime
-                     ) -> dict[int, rules.BookingContext]:
+def listing_contexts(
+    buyer: Organization, listing_ids: Iterable[int], now: dt.datetime
+) -> dict[int, rules.BookingContext]:
     """``{listing id: vouchers.selectors.booking_context(buyer, listing, subtotal 0, now)}``, in two queries plus
     that selector's own for one listing (the buyer's fields)."""
-    listings = list(Listing.objects.filter(pk__in=set(listing_ids))
-                    .select_related("cluster__accelerator", "cluster__data_center__provider").order_by("pk"))
+    listings = list(
+        Listing.objects.filter(pk__in=set(listing_ids))
+        .select_related("cluster__accelerator", "cluster__data_center__provider")
+        .order_by("pk")
+    )
     if not listings:
         return {}
-    approved = set(ProvenanceDeclaration.objects.filter(
-        cluster_id__in={listing.cluster_id for listing in listings},
-        status=ProvenanceDeclaration.Status.APPROVED).values_list("cluster_id", flat=True))
+    approved = set(
+        ProvenanceDeclaration.objects.filter(
+            cluster_id__in={listing.cluster_id for listing in listings}, status=ProvenanceDeclaration.Status.APPROVED
+        ).values_list("cluster_id", flat=True)
+    )
     base = voucher_selectors.booking_context(buyer=buyer, listing=listings[0], subtotal=ZERO, now=now)
     buyer_names = buyer.related_party_names()
     contexts = {}
@@ -143,17 +163,22 @@ def listing_contexts(buyer: Organization, listing_ids: Iterable[int], now: dt.da
         cluster = listing.cluster
         accelerator, provider = cluster.accelerator, cluster.data_center.provider
         contexts[listing.pk] = dataclasses.replace(
-            base, provider_id=provider.pk, data_center_city=cluster.data_center.city,
-            accelerator_id=accelerator.pk, accelerator_domestic=accelerator.domestic,
+            base,
+            provider_id=provider.pk,
+            data_center_city=cluster.data_center.city,
+            accelerator_id=accelerator.pk,
+            accelerator_domestic=accelerator.domestic,
             accelerator_export_controlled=accelerator.export_controlled,
             # as ``vouchers.selectors.listing_reviewed``: active, and export-controlled hardware reviewed
-            listing_reviewed=listing.status == Listing.Status.ACTIVE and (
-                not accelerator.export_controlled or cluster.pk in approved),
-            related_party=bool(buyer_names & provider.related_party_names()))
+            listing_reviewed=listing.status == Listing.Status.ACTIVE
+            and (not accelerator.export_controlled or cluster.pk in approved),
+            related_party=bool(buyer_names & provider.related_party_names()),
+        )
     return contexts
 
 
 # --- search: one node for the window (or the listing's minimum hours) ---------------------------------------------
+
 
 def search_gpu_hours(listing: Listing, *, start: dt.datetime | None, end: dt.datetime | None) -> int:
     """The booking search prices a listing for: ONE node for the request's window when ``start``/``end`` are
@@ -162,13 +187,15 @@ def search_gpu_hours(listing: Listing, *, start: dt.datetime | None, end: dt.dat
     return listing.gpus_per_node * hours
 
 
-def search_net_prices(pricer: NetPricer, listings: Iterable[Listing], *, start=None, end=None
-                      ) -> dict[int, Decimal | None]:
+def search_net_prices(
+    pricer: NetPricer, listings: Iterable[Listing], *, start=None, end=None
+) -> dict[int, Decimal | None]:
     """``{listing id: net price per GPU-hour (4 places) or None}`` for ``listings`` (rows with ``price_per_gpu_hour``,
     ``gpus_per_node`` and ``min_hours``), priced as ``search_gpu_hours`` says."""
     out = {}
     for listing in listings:
-        net = pricer.net_price(listing.pk, price=listing.price_per_gpu_hour,
-                               gpu_hours=search_gpu_hours(listing, start=start, end=end))
+        net = pricer.net_price(
+            listing.pk, price=listing.price_per_gpu_hour, gpu_hours=search_gpu_hours(listing, start=start, end=end)
+        )
         out[listing.pk] = None if net is None else to_price(net)
     return out

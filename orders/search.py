@@ -50,13 +50,13 @@ API_PARAMETER_DESCRIPTIONS = {
     "max_price": "at most this price per GPU-hour (CNY)",
     "start": "availability window start: a whole UTC hour with an offset (give end too)",
     "end": "availability window end: a whole UTC hour with an offset, after start; nodes_available is then for "
-           "the window",
+    "the window",
     "status": "listing status (providers see their own listings in every status, platform staff all)",
     "mine": "true: only your organization's listings",
     "vouchers": "ids of your vouchers, comma-separated: adds net_price_per_gpu_hour (one node for start/end, else "
-                "for the listing's minimum hours)",
+    "for the listing's minimum hours)",
     "ordering": "price, -price, price_per_pflop; net_price / -net_price: by net_price_per_gpu_hour (nulls last), "
-                "as price without vouchers",
+    "as price without vouchers",
 }
 
 
@@ -65,7 +65,8 @@ class NetPriceFilterSet(ListingFilterSet):
     and the net-price orderings."""
 
     vouchers = django_filters.CharFilter(
-        help_text="ids of your vouchers, e.g. 1,2: each result gets net_price_per_gpu_hour after them")
+        help_text="ids of your vouchers, e.g. 1,2: each result gets net_price_per_gpu_hour after them"
+    )
     ordering = django_filters.ChoiceFilter(choices=[(key, key) for key in [*ORDERINGS, *NET_ORDERINGS]])
 
 
@@ -73,23 +74,32 @@ class NetPriceBrowseFilterSet(BrowseFilterSet):
     """The listings page: the browse filters, plus the buyer's spendable vouchers as checkboxes."""
 
     vouchers = django_filters.ModelMultipleChoiceFilter(
-        queryset=Voucher.objects.none(), widget=forms.CheckboxSelectMultiple, label=_("Pay with my vouchers"))
+        queryset=Voucher.objects.none(), widget=forms.CheckboxSelectMultiple, label=_("Pay with my vouchers")
+    )
     ordering = django_filters.ChoiceFilter(
-        choices=[("price", _("Price, lowest first")), ("-price", _("Price, highest first")),
-                 ("price_per_pflop", _("Price per PFLOP-hour")), ("net_price", _("After my vouchers, lowest first")),
-                 ("-net_price", _("After my vouchers, highest first"))], label=_("Sort by"),
-        empty_label=_("Cheapest first"))
+        choices=[
+            ("price", _("Price, lowest first")),
+            ("-price", _("Price, highest first")),
+            ("price_per_pflop", _("Price per PFLOP-hour")),
+            ("net_price", _("After my vouchers, lowest first")),
+            ("-net_price", _("After my vouchers, highest first")),
+        ],
+        label=_("Sort by"),
+        empty_label=_("Cheapest first"),
+    )
 
     def __init__(self, *args, request=None, **kwargs):
         super().__init__(*args, request=request, **kwargs)
         user = getattr(request, "user", None)
         # The form class is built once per filter-set class: the choices are the user's, set per form.
         self.form.fields["vouchers"].queryset = (
-            voucher_selectors.vouchers_spendable(user) if user is not None and user.is_authenticated
-            else Voucher.objects.none())
+            voucher_selectors.vouchers_spendable(user)
+            if user is not None and user.is_authenticated
+            else Voucher.objects.none()
+        )
         self.form.fields["vouchers"].label_from_instance = lambda v: gettext(
-            "%(program)s · expires %(date)s · voucher %(id)s") % {
-            "program": v.program.name, "date": date_format(v.expires_at, "Y-m-d"), "id": v.pk}
+            "%(program)s · expires %(date)s · voucher %(id)s"
+        ) % {"program": v.program.name, "date": date_format(v.expires_at, "Y-m-d"), "id": v.pk}
         if not (self.data or {}).get("vouchers") and not self.form.fields["vouchers"].queryset.exists():
             del self.form.fields["vouchers"]  # nothing to tick: no empty fieldset (ids sent anyway are refused)
 
@@ -152,8 +162,9 @@ def api_search(request, filters: dict) -> NetPriceSearch:
     buyer, vouchers = None, []
     if ids:
         try:
-            buyer = acting_organization(request.user, kind=Organization.Kind.STARTUP,
-                                        organization_id=request.headers.get("X-Organization"))
+            buyer = acting_organization(
+                request.user, kind=Organization.Kind.STARTUP, organization_id=request.headers.get("X-Organization")
+            )
         except ApplicationError as exc:
             if exc.status != 403:
                 raise
@@ -171,8 +182,9 @@ def browse(request):
         vouchers = list(filters.get("vouchers") or [])
         holders = {v.holder_id for v in vouchers}
         if len(holders) > 1:
-            raise ApplicationError(_("Invalid search parameters."),
-                                   errors={"vouchers": [_("Tick the vouchers of one organization.")]})
+            raise ApplicationError(
+                _("Invalid search parameters."), errors={"vouchers": [_("Tick the vouchers of one organization.")]}
+            )
         buyer = Organization.objects.get(pk=holders.pop()) if holders else None
         state["search"] = NetPriceSearch(filters=filters, user=user, buyer=buyer, vouchers=vouchers)
         return state["search"].listings()

@@ -45,8 +45,7 @@ def bookings_visible_to(user, *, organization_id=None, status: str | None = None
 
 def bookings_bought_by(user) -> QuerySet[Booking]:
     """Bookings of the startups ``user`` acts for (those they may confirm or cancel)."""
-    return Booking.objects.filter(buyer__in=account_selectors.user_organizations(user,
-                                                                                 kind=Organization.Kind.STARTUP))
+    return Booking.objects.filter(buyer__in=account_selectors.user_organizations(user, kind=Organization.Kind.STARTUP))
 
 
 def booking_detail(*, booking_id, queryset: QuerySet[Booking]) -> Booking:

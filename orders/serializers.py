@@ -28,24 +28,33 @@ class AwareDateTimeField(serializers.DateTimeField):
 
 class QuoteRequestSerializer(serializers.Serializer):
     listing = serializers.IntegerField(min_value=1)
-    nodes = serializers.IntegerField(min_value=1, max_value=100_000,
-                                     error_messages={"min_value": "Book at least one node."})
+    nodes = serializers.IntegerField(
+        min_value=1, max_value=100_000, error_messages={"min_value": "Book at least one node."}
+    )
     start = AwareDateTimeField()
     end = AwareDateTimeField()
-    vouchers = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, default=list,
-                                     max_length=10, help_text="ids of your vouchers to pay part of the subtotal")
+    vouchers = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        default=list,
+        max_length=10,
+        help_text="ids of your vouchers to pay part of the subtotal",
+    )
 
 
 class BookingRequestSerializer(QuoteRequestSerializer):
-    confirm = serializers.BooleanField(required=False, default=False,
-                                       help_text="true: book and confirm in one call (no hold period)")
+    confirm = serializers.BooleanField(
+        required=False, default=False, help_text="true: book and confirm in one call (no hold period)"
+    )
 
 
 class VoucherPartSerializer(serializers.Serializer):
     voucher = serializers.IntegerField()
     amount = serializers.DecimalField(max_digits=16, decimal_places=2)
-    rule = serializers.CharField(help_text="the limit that bound this part: coverage_ratio, balance, annual_cap, "
-                                           "per_booking_cap, stacking_limit or stacking_rule")
+    rule = serializers.CharField(
+        help_text="the limit that bound this part: coverage_ratio, balance, annual_cap, "
+        "per_booking_cap, stacking_limit or stacking_rule"
+    )
     explanation = serializers.CharField(help_text="the same, in plain words")
 
 
@@ -70,8 +79,13 @@ class BookingStatusChangeSerializer(serializers.ModelSerializer):
     # Plain strings in the schema: one enum per app would collide on the name "status" in the OpenAPI components.
     from_status = serializers.CharField(read_only=True, help_text="empty for the creation; else " + STATUS_HELP)
     to_status = serializers.CharField(read_only=True, help_text=STATUS_HELP)
-    actor = serializers.CharField(source="actor.username", default=None, read_only=True, allow_null=True,
-                                  help_text="username; null for changes the system made (expiry, start, settlement)")
+    actor = serializers.CharField(
+        source="actor.username",
+        default=None,
+        read_only=True,
+        allow_null=True,
+        help_text="username; null for changes the system made (expiry, start, settlement)",
+    )
 
     class Meta:
         model = BookingStatusChange
@@ -85,8 +99,22 @@ class BookingSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Booking
-        fields = ["id", "status", "buyer", "listing", "nodes", "start", "end", "gpu_hours", "price_per_gpu_hour",
-                  "subtotal", "voucher_amount", "cash_amount", "hold_expires_at", "created_at"]
+        fields = [
+            "id",
+            "status",
+            "buyer",
+            "listing",
+            "nodes",
+            "start",
+            "end",
+            "gpu_hours",
+            "price_per_gpu_hour",
+            "subtotal",
+            "voucher_amount",
+            "cash_amount",
+            "hold_expires_at",
+            "created_at",
+        ]
 
 
 class BookingDetailSerializer(BookingSerializer):
@@ -117,8 +145,9 @@ class BookingCreatedSerializer(BookingSerializer):
             cls._fields_once = [field for field in self.fields.values() if not field.write_only]
         return cls._fields_once
 
-    reserved_nodes = serializers.ListField(child=serializers.IntegerField(), read_only=True,
-                                           help_text="cluster node numbers held by this booking")
+    reserved_nodes = serializers.ListField(
+        child=serializers.IntegerField(), read_only=True, help_text="cluster node numbers held by this booking"
+    )
 
     class Meta(BookingSerializer.Meta):
         fields = [*BookingSerializer.Meta.fields, "reserved_nodes"]
@@ -126,24 +155,36 @@ class BookingCreatedSerializer(BookingSerializer):
 
 # --- bids ---------------------------------------------------------------------------------------------------------
 
+
 class BidRequestSerializer(serializers.Serializer):
-    accelerators = serializers.ListField(child=serializers.SlugField(max_length=40), min_length=1, max_length=20,
-                                         help_text="accelerator slugs you accept, e.g. [\"h100\", \"ascend-910b\"]")
+    accelerators = serializers.ListField(
+        child=serializers.SlugField(max_length=40),
+        min_length=1,
+        max_length=20,
+        help_text='accelerator slugs you accept, e.g. ["h100", "ascend-910b"]',
+    )
     nodes = serializers.IntegerField(min_value=1, max_value=100_000)
     duration_hours = serializers.IntegerField(min_value=1, max_value=24 * 90)
     earliest_start = AwareDateTimeField()
     latest_end = AwareDateTimeField()
     max_price_per_gpu_hour = serializers.DecimalField(
-        max_digits=12, decimal_places=4, min_value=0,
+        max_digits=12,
+        decimal_places=4,
+        min_value=0,
         help_text="your limit per GPU-hour. Without vouchers it bounds the listing's price. With vouchers it bounds "
-                  "the NET price, the cash you pay per GPU-hour after them (price less the vouchers' part ÷ "
-                  "GPU-hours): the bid may fill on a listing priced above it when the vouchers bring the cash "
-                  "within it. The hold is this limit × the largest GPU-hours a fill may take (the most cash).")
+        "the NET price, the cash you pay per GPU-hour after them (price less the vouchers' part ÷ "
+        "GPU-hours): the bid may fill on a listing priced above it when the vouchers bring the cash "
+        "within it. The hold is this limit × the largest GPU-hours a fill may take (the most cash).",
+    )
     expires_at = AwareDateTimeField(required=False, default=None, help_text="default: the last possible start")
     vouchers = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, default=list, max_length=10,
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        default=list,
+        max_length=10,
         help_text="ids of your vouchers to pay part of the fill: the bid is matched only with listings where ALL "
-                  "of them may pay, cheapest net price first")
+        "of them may pay, cheapest net price first",
+    )
 
 
 class BidSerializer(serializers.ModelSerializer):
@@ -154,9 +195,23 @@ class BidSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Bid
-        fields = ["id", "status", "buyer", "accelerators", "nodes", "duration_hours", "earliest_start", "latest_end",
-                  "max_price_per_gpu_hour", "max_gpus_per_node", "vouchers", "expires_at", "held_amount", "booking",
-                  "created_at"]
+        fields = [
+            "id",
+            "status",
+            "buyer",
+            "accelerators",
+            "nodes",
+            "duration_hours",
+            "earliest_start",
+            "latest_end",
+            "max_price_per_gpu_hour",
+            "max_gpus_per_node",
+            "vouchers",
+            "expires_at",
+            "held_amount",
+            "booking",
+            "created_at",
+        ]
 
 
 class BidDetailSerializer(BidSerializer):
@@ -176,14 +231,19 @@ class DepthSerializer(serializers.Serializer):
 
 # --- listing search by what I will pay --------------------------------------------------------------------------
 
+
 class NetPriceListingSerializer(ListingSerializer):
     """A search result when ``vouchers`` were given: the listing plus what the buyer pays per GPU-hour after them."""
 
     net_price_per_gpu_hour = serializers.DecimalField(
-        max_digits=12, decimal_places=4, read_only=True, allow_null=True,
+        max_digits=12,
+        decimal_places=4,
+        read_only=True,
+        allow_null=True,
         help_text="cash per GPU-hour after your vouchers, for one node over your window (start/end), else over the "
-                  "listing's minimum hours; null where one of them may not pay for this listing, and when no vouchers "
-                  "were given")
+        "listing's minimum hours; null where one of them may not pay for this listing, and when no vouchers "
+        "were given",
+    )
 
     class Meta(ListingSerializer.Meta):
         fields = [*ListingSerializer.Meta.fields, "net_price_per_gpu_hour"]

@@ -112,15 +112,16 @@ def quote_compute(*, listing: Listing, nodes, start, end, buyer=None, vouchers=(
         else:
             hours = int((end - start).total_seconds()) // 3600
             if hours < listing.min_hours:
-                errors.setdefault("end", []).append(f"This listing is booked for at least {listing.min_hours} "
-                                                    f"hours.")
+                errors.setdefault("end", []).append(f"This listing is booked for at least {listing.min_hours} hours.")
         if start < listing.available_from or start >= listing.available_until:
             errors.setdefault("start", []).append(
                 f"The listing is open from {listing.available_from:%Y-%m-%d %H:%M} to "
-                f"{listing.available_until:%Y-%m-%d %H:%M} UTC.")
+                f"{listing.available_until:%Y-%m-%d %H:%M} UTC."
+            )
         if end > listing.available_until:
             errors.setdefault("end", []).append(
-                f"The listing is open until {listing.available_until:%Y-%m-%d %H:%M} UTC.")
+                f"The listing is open until {listing.available_until:%Y-%m-%d %H:%M} UTC."
+            )
     if vouchers and buyer is None:
         errors["vouchers"] = ["Vouchers need a buyer organization."]
     if errors:
@@ -129,15 +130,33 @@ def quote_compute(*, listing: Listing, nodes, start, end, buyer=None, vouchers=(
     gpu_hours = cluster.gpus_per_node * nodes * hours
     subtotal = to_amount(listing.price_per_gpu_hour * gpu_hours)
     voucher_parts = [
-        {"voucher": part.voucher_id, "amount": part.amount, "rule": part.bound_by, "ratio": part.ratio,
-         "explanation": part.explanation}
-        for part in (voucher_services.voucher_quote(buyer=buyer, listing=listing, subtotal=subtotal,
-                                                    voucher_ids=vouchers) if vouchers else [])
+        {
+            "voucher": part.voucher_id,
+            "amount": part.amount,
+            "rule": part.bound_by,
+            "ratio": part.ratio,
+            "explanation": part.explanation,
+        }
+        for part in (
+            voucher_services.voucher_quote(buyer=buyer, listing=listing, subtotal=subtotal, voucher_ids=vouchers)
+            if vouchers
+            else []
+        )
     ]
     voucher_amount = to_amount(sum((part["amount"] for part in voucher_parts), ZERO))
-    return Quote(listing_id=listing.pk, nodes=nodes, start=start, end=end, hours=hours, gpu_hours=gpu_hours,
-                 price_per_gpu_hour=listing.price_per_gpu_hour, subtotal=subtotal, voucher_parts=voucher_parts,
-                 voucher_amount=voucher_amount, cash_amount=subtotal - voucher_amount)
+    return Quote(
+        listing_id=listing.pk,
+        nodes=nodes,
+        start=start,
+        end=end,
+        hours=hours,
+        gpu_hours=gpu_hours,
+        price_per_gpu_hour=listing.price_per_gpu_hour,
+        subtotal=subtotal,
+        voucher_parts=voucher_parts,
+        voucher_amount=voucher_amount,
+        cash_amount=subtotal - voucher_amount,
+    )
 
 
 def listing_for_quote(listing_id, *, lock: bool = False) -> Listing:
@@ -166,7 +185,8 @@ def _open_listing(listing_id: int, *, lock: bool) -> Listing | None:
             f"SELECT {rows.columns(Listing, 'l')}, {rows.columns(Cluster, 'c')} "  # noqa: S608 - names from metadata
             f"FROM {Listing._meta.db_table} l JOIN {Cluster._meta.db_table} c ON c.id = l.cluster_id "
             f"WHERE l.id = %s AND l.status = %s{' FOR NO KEY UPDATE OF l' if lock else ''}",
-            [listing_id, Listing.Status.ACTIVE])
+            [listing_id, Listing.Status.ACTIVE],
+        )
         row = cursor.fetchone()
     if row is None:
         return None
@@ -198,8 +218,17 @@ def _take_free_nodes(booking: Booking, cluster_id: int) -> tuple[list[int], bool
             " ON CONFLICT DO NOTHING RETURNING node_id"
             ") SELECT free.index, taken.node_id IS NOT NULL FROM free LEFT JOIN taken ON taken.node_id = free.id"
             " ORDER BY free.index",
-            [cluster_id, booking.start, booking.end, booking.nodes, booking.pk, booking.start, booking.end,
-             booking.nodes])
+            [
+                cluster_id,
+                booking.start,
+                booking.end,
+                booking.nodes,
+                booking.pk,
+                booking.start,
+                booking.end,
+                booking.nodes,
+            ],
+        )
         chosen = cursor.fetchall()
     return [index for index, _ in chosen], all(taken for _, taken in chosen)
 
@@ -223,9 +252,12 @@ def _reserve_nodes(booking: Booking, cluster_id: int) -> list[int]:
         if all_taken:
             return indexes
         NodeReservation.objects.filter(booking_id=booking.pk).delete()
-    raise Conflict(f"Not enough free nodes for {booking.start:%Y-%m-%d %H:%M}–{booking.end:%Y-%m-%d %H:%M} UTC: "
-                   f"{booking.nodes} asked. Pick another window or fewer nodes.",
-                   errors={"nodes": ["Not enough free nodes in this window."]}, code="capacity")
+    raise Conflict(
+        f"Not enough free nodes for {booking.start:%Y-%m-%d %H:%M}–{booking.end:%Y-%m-%d %H:%M} UTC: "
+        f"{booking.nodes} asked. Pick another window or fewer nodes.",
+        errors={"nodes": ["Not enough free nodes in this window."]},
+        code="capacity",
+    )
 
 
 @dataclass(frozen=True)
@@ -253,39 +285,78 @@ def _hold_payment(booking: Booking, vouchers=(), actor=None, replaces: ReplacedO
     voucher_amount = to_amount(sum((r.amount for r in redemptions), ZERO))
     if voucher_amount != booking.voucher_amount:
         booking.voucher_amount, booking.cash_amount = voucher_amount, booking.subtotal - voucher_amount
-        Booking.objects.filter(pk=booking.pk).update(voucher_amount=booking.voucher_amount,
-                                                     cash_amount=booking.cash_amount)
+        Booking.objects.filter(pk=booking.pk).update(
+            voucher_amount=booking.voucher_amount, cash_amount=booking.cash_amount
+        )
     if replaces is not None:
-        ledger_services.wallet_release(organization_id=booking.buyer_id, amount=replaces.hold_amount,
-                                       idempotency_key=replaces.release_key, reference=replaces.reference)
-    ledger_services.wallet_hold(organization_id=booking.buyer_id, amount=booking.cash_amount,
-                                idempotency_key=f"booking:{booking.pk}:hold", reference=f"booking:{booking.pk}")
+        ledger_services.wallet_release(
+            organization_id=booking.buyer_id,
+            amount=replaces.hold_amount,
+            idempotency_key=replaces.release_key,
+            reference=replaces.reference,
+        )
+    ledger_services.wallet_hold(
+        organization_id=booking.buyer_id,
+        amount=booking.cash_amount,
+        idempotency_key=f"booking:{booking.pk}:hold",
+        reference=f"booking:{booking.pk}",
+    )
 
 
 def _release_payment(booking: Booking) -> None:
     """Give back everything ``_hold_payment`` held, in full: voucher parts and the cash part."""
     voucher_services.redemptions_release(booking=booking)
-    ledger_services.wallet_release(organization_id=booking.buyer_id, amount=booking.cash_amount,
-                                   idempotency_key=f"booking:{booking.pk}:release", reference=f"booking:{booking.pk}")
+    ledger_services.wallet_release(
+        organization_id=booking.buyer_id,
+        amount=booking.cash_amount,
+        idempotency_key=f"booking:{booking.pk}:release",
+        reference=f"booking:{booking.pk}",
+    )
 
 
 def _record(booking: Booking, *, from_status: str, actor, ip=None, note: str = "", data: dict | None = None):
     """The status change row now; the audit event queued to the end of the transaction (``run_last``)."""
-    BookingStatusChange.objects.create(booking=booking, from_status=from_status, to_status=booking.status,
-                                       actor=actor if getattr(actor, "is_authenticated", False) else None,
-                                       note=note)
+    BookingStatusChange.objects.create(
+        booking=booking,
+        from_status=from_status,
+        to_status=booking.status,
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        note=note,
+    )
     run_last(lambda: _audit(booking, from_status=from_status, actor=actor, ip=ip, data=data))
 
 
 def _audit(booking: Booking, *, from_status: str, actor, ip=None, data: dict | None = None):
-    audit_record(action=f"booking.{booking.status}", obj=booking, actor=actor, organization_id=booking.buyer_id,
-                 ip=ip, data={"from": from_status, "to": booking.status, "cash_amount": str(booking.cash_amount),
-                              "voucher_amount": str(booking.voucher_amount), **(data or {})})
+    audit_record(
+        action=f"booking.{booking.status}",
+        obj=booking,
+        actor=actor,
+        organization_id=booking.buyer_id,
+        ip=ip,
+        data={
+            "from": from_status,
+            "to": booking.status,
+            "cash_amount": str(booking.cash_amount),
+            "voucher_amount": str(booking.voucher_amount),
+            **(data or {}),
+        },
+    )
 
 
 @retry_on_contention
-def booking_create(*, buyer, listing_id, nodes, start, end, created_by=None, vouchers=(), confirm: bool = False,
-                   ip: str | None = None, replaces: ReplacedOrder | None = None) -> Booking:
+def booking_create(
+    *,
+    buyer,
+    listing_id,
+    nodes,
+    start,
+    end,
+    created_by=None,
+    vouchers=(),
+    confirm: bool = False,
+    ip: str | None = None,
+    replaces: ReplacedOrder | None = None,
+) -> Booking:
     """Book ``nodes`` whole nodes of listing ``listing_id`` for ``[start, end)`` for organization ``buyer``.
 
     One transaction, in the lock order: the listing row is locked (it cannot be paused or repriced meanwhile), the
@@ -307,10 +378,20 @@ def booking_create(*, buyer, listing_id, nodes, start, end, created_by=None, vou
         now = timezone.now()
         status = S.CONFIRMED if confirm else S.HELD
         booking = Booking(
-            buyer=buyer, listing=listing, created_by=created_by, nodes=quote.nodes, start=quote.start,
-            end=quote.end, gpu_hours=quote.gpu_hours, price_per_gpu_hour=quote.price_per_gpu_hour,
-            subtotal=quote.subtotal, voucher_amount=quote.voucher_amount, cash_amount=quote.cash_amount,
-            status=status, hold_expires_at=None if confirm else now + dt.timedelta(minutes=settings.HOLD_MINUTES))
+            buyer=buyer,
+            listing=listing,
+            created_by=created_by,
+            nodes=quote.nodes,
+            start=quote.start,
+            end=quote.end,
+            gpu_hours=quote.gpu_hours,
+            price_per_gpu_hour=quote.price_per_gpu_hour,
+            subtotal=quote.subtotal,
+            voucher_amount=quote.voucher_amount,
+            cash_amount=quote.cash_amount,
+            status=status,
+            hold_expires_at=None if confirm else now + dt.timedelta(minutes=settings.HOLD_MINUTES),
+        )
         _insert_created(booking, actor=created_by)
         booking.reserved_nodes = _reserve_nodes(booking, listing.cluster_id)
         if not confirm:
@@ -319,8 +400,13 @@ def booking_create(*, buyer, listing_id, nodes, start, end, created_by=None, vou
             limits.open_order_count(organization_id=buyer.pk, counter=replaces.counter, delta=-1)
         _hold_payment(booking, vouchers, actor=created_by, replaces=replaces)
         # Last (run_last): the audit chain's lock is held from this INSERT until the transaction ends.
-        data = {"listing": listing.pk, "nodes": quote.nodes, "node_indexes": booking.reserved_nodes,
-                "start": quote.start.isoformat(), "end": quote.end.isoformat()}
+        data = {
+            "listing": listing.pk,
+            "nodes": quote.nodes,
+            "node_indexes": booking.reserved_nodes,
+            "start": quote.start.isoformat(),
+            "end": quote.end.isoformat(),
+        }
         run_last(lambda: _audit(booking, from_status="", actor=created_by, ip=ip, data=data))
     return booking
 
@@ -339,7 +425,8 @@ def _insert_created(booking: Booking, *, actor) -> None:
             f"), change AS (INSERT INTO {change} (booking_id, from_status, to_status, actor_id, note, created_at)"
             " SELECT id, '', status, %s, '', created_at FROM created"
             ") SELECT id FROM created",
-            [*values, actor.pk if getattr(actor, "is_authenticated", False) else None])
+            [*values, actor.pk if getattr(actor, "is_authenticated", False) else None],
+        )
         booking.pk = cursor.fetchone()[0]
     booking._state.adding = False
     booking._state.db = connection.alias
@@ -442,14 +529,9 @@ def booking_complete(*, booking: Booking | int) -> Booking:
     return _transition(booking, to=S.COMPLETED, note="end reached", check=_ended)
 
 
-def booking_mark_settled(*, booking: Booking | int, note: str = "") -> Booking:
-    """``completed`` → ``settled``. The settlement issue calls it in the transaction that captures the holds."""
-    return _transition(booking, to=S.SETTLED, note=note or "settled")
-
-
 def bookings_mark_settled(*, booking_ids, actor=None, note: str = "settled") -> list[int]:
-    """``completed`` → ``settled`` for many bookings at once: the bulk form of ``booking_mark_settled``, for
-    settlement batches. Returns the ids moved, in pk order; ids not ``completed`` are left as they are.
+    """``completed`` → ``settled`` for many bookings at once, for settlement batches. Returns the ids moved, in pk
+    order; ids not ``completed`` are left as they are.
 
     Call inside the settling transaction holding the bookings' row locks (``SELECT … FOR UPDATE``). One conditional
     UPDATE (``WHERE status = 'completed'``, so a booking moves once whatever the retries), then, as ``_transition``
@@ -464,16 +546,23 @@ def bookings_mark_settled(*, booking_ids, actor=None, note: str = "settled") -> 
         cursor.execute(
             f"UPDATE {Booking._meta.db_table} SET status = %s, updated_at = %s "  # noqa: S608
             "WHERE id = ANY(%s) AND status = %s RETURNING id, buyer_id, cash_amount, voucher_amount",
-            [S.SETTLED, now, ids, S.COMPLETED])
+            [S.SETTLED, now, ids, S.COMPLETED],
+        )
         moved = sorted(cursor.fetchall())
         user = actor if getattr(actor, "is_authenticated", False) else None
         BookingStatusChange.objects.bulk_create(
             BookingStatusChange(booking_id=pk, from_status=S.COMPLETED, to_status=S.SETTLED, actor=user, note=note)
-            for pk, *_ in moved)
+            for pk, *_ in moved
+        )
         audit_record_many(
-            audit_event(action=f"booking.{S.SETTLED}", object_type=Booking._meta.label_lower, object_id=str(pk),
-                        actor=actor, organization_id=buyer_id,
-                        data={"from": S.COMPLETED, "to": S.SETTLED, "cash_amount": str(cash),
-                              "voucher_amount": str(voucher)})
-            for pk, buyer_id, cash, voucher in moved)
+            audit_event(
+                action=f"booking.{S.SETTLED}",
+                object_type=Booking._meta.label_lower,
+                object_id=str(pk),
+                actor=actor,
+                organization_id=buyer_id,
+                data={"from": S.COMPLETED, "to": S.SETTLED, "cash_amount": str(cash), "voucher_amount": str(voucher)},
+            )
+            for pk, buyer_id, cash, voucher in moved
+        )
     return [pk for pk, *_ in moved]

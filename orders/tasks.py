@@ -18,14 +18,27 @@ logger = logging.getLogger(__name__)
 CLEAR_BUDGET_S = 3.0
 
 
-@shared_task(name="orders.clear_bids", ignore_result=True, acks_late=True, reject_on_worker_lost=True,
-             autoretry_for=(OperationalError, InterfaceError), retry_backoff=2, max_retries=3,
-             soft_time_limit=120, time_limit=150)
+@shared_task(
+    name="orders.clear_bids",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    max_retries=3,
+    soft_time_limit=120,
+    time_limit=150,
+)
 def clear_bids(time_budget_s: float = CLEAR_BUDGET_S) -> dict[str, int]:
     """Batch clearing of the open bids (beat, every few minutes): re-plan, then book each assignment."""
     result = bid_services.bids_clear(time_budget_s=time_budget_s)
-    logger.info("clear_bids: %s open, %s planned, %s matched, surplus %s", result.open_bids, result.planned,
-                result.matched, result.surplus)
+    logger.info(
+        "clear_bids: %s open, %s planned, %s matched, surplus %s",
+        result.open_bids,
+        result.planned,
+        result.matched,
+        result.surplus,
+    )
     return {"open_bids": result.open_bids, "planned": result.planned, "matched": result.matched}
 
 
@@ -35,9 +48,17 @@ def match_bid(bid_id: int) -> bool:
     return bid_services.bid_try_match(bid=bid_id) is not None
 
 
-@shared_task(name="orders.match_listing", ignore_result=True, acks_late=True, reject_on_worker_lost=True,
-             autoretry_for=(OperationalError, InterfaceError), retry_backoff=2, max_retries=3,
-             soft_time_limit=120, time_limit=150)
+@shared_task(
+    name="orders.match_listing",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    max_retries=3,
+    soft_time_limit=120,
+    time_limit=150,
+)
 def match_listing(listing_id: int) -> int:
     """Continuous matching of the open bids a newly active listing could serve; how many matched. Each match is
     its own transaction behind the bid lock and open check, so a retry or a concurrent clearing is harmless."""
@@ -52,8 +73,9 @@ def enqueue_listing_matching(listing_id: int) -> bool:
         with fail_fast_connection(match_listing.app) as conn:
             match_listing.apply_async(args=(listing_id,), retry=False, connection=conn)
     except BROKER_ERRORS as exc:
-        logger.warning("could not enqueue orders.match_listing(%s): %s (the batch clearing will catch up)",
-                       listing_id, exc)
+        logger.warning(
+            "could not enqueue orders.match_listing(%s): %s (the batch clearing will catch up)", listing_id, exc
+        )
         return False
     return True
 

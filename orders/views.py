@@ -35,21 +35,31 @@ class BookingForm(ServiceErrorsMixin, forms.Form):
     """Times are entered on the hour in the person's time zone (``datetime-local`` inputs carry no zone: they are
     read in the active one, Beijing time by default, and handed to the services in UTC)."""
 
-    organization = forms.ModelChoiceField(queryset=Organization.objects.none(), required=False,
-                                          label=gettext_lazy("Organization"),
-                                          help_text=gettext_lazy("the startup you book for"))
+    organization = forms.ModelChoiceField(
+        queryset=Organization.objects.none(),
+        required=False,
+        label=gettext_lazy("Organization"),
+        help_text=gettext_lazy("the startup you book for"),
+    )
     nodes = forms.IntegerField(min_value=1, initial=1, label=gettext_lazy("Nodes"))
-    start = forms.DateTimeField(input_formats=[HOUR_FORMAT, "%Y-%m-%d %H:%M"], label=in_zone(gettext_lazy("Start")),
-                                widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 3600},
-                                                           format=HOUR_FORMAT))
-    end = forms.DateTimeField(input_formats=[HOUR_FORMAT, "%Y-%m-%d %H:%M"], label=in_zone(gettext_lazy("End")),
-                              widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 3600},
-                                                         format=HOUR_FORMAT))
+    start = forms.DateTimeField(
+        input_formats=[HOUR_FORMAT, "%Y-%m-%d %H:%M"],
+        label=in_zone(gettext_lazy("Start")),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 3600}, format=HOUR_FORMAT),
+    )
+    end = forms.DateTimeField(
+        input_formats=[HOUR_FORMAT, "%Y-%m-%d %H:%M"],
+        label=in_zone(gettext_lazy("End")),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 3600}, format=HOUR_FORMAT),
+    )
 
     vouchers = forms.ModelMultipleChoiceField(
-        queryset=Voucher.objects.none(), required=False, widget=forms.CheckboxSelectMultiple,
+        queryset=Voucher.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         label=gettext_lazy("Pay with vouchers"),
-        help_text=gettext_lazy("soonest expiry is spent first; the rest is cash"))
+        help_text=gettext_lazy("soonest expiry is spent first; the rest is cash"),
+    )
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -58,9 +68,11 @@ class BookingForm(ServiceErrorsMixin, forms.Form):
         if orgs.count() <= 1:
             self.fields["organization"].widget = forms.HiddenInput()
         self.fields["vouchers"].queryset = voucher_selectors.vouchers_spendable(user)
-        self.fields["vouchers"].label_from_instance = (
-            lambda v: _("%(program)s · expires %(date)s · voucher %(id)s") % {
-                "program": v.program.name, "date": date_format(v.expires_at, "Y-m-d"), "id": v.pk})
+        self.fields["vouchers"].label_from_instance = lambda v: _("%(program)s · expires %(date)s · voucher %(id)s") % {
+            "program": v.program.name,
+            "date": date_format(v.expires_at, "Y-m-d"),
+            "id": v.pk,
+        }
         if not self.fields["vouchers"].queryset.exists():
             self.fields["vouchers"].widget = forms.MultipleHiddenInput()
 
@@ -79,7 +91,6 @@ class BookingForm(ServiceErrorsMixin, forms.Form):
         return self._utc("end")
 
 
-
 def _listing_or_404(listing_id):
     try:
         return services.listing_for_quote(listing_id)
@@ -89,8 +100,9 @@ def _listing_or_404(listing_id):
 
 def _buyer(request, form: BookingForm, *, for_write: bool = False) -> Organization:
     chosen = form.cleaned_data.get("organization")
-    return acting_organization(request.user, kind=Organization.Kind.STARTUP,
-                               organization_id=chosen.pk if chosen else None, for_write=for_write)
+    return acting_organization(
+        request.user, kind=Organization.Kind.STARTUP, organization_id=chosen.pk if chosen else None, for_write=for_write
+    )
 
 
 def _initial_window(listing) -> dict:
@@ -108,16 +120,25 @@ def book(request, listing_id):
         if form.is_valid():
             try:
                 booking = services.booking_create(
-                    buyer=_buyer(request, form, for_write=True), listing_id=listing.pk,
-                    nodes=form.cleaned_data["nodes"], start=form.cleaned_data["start"], end=form.cleaned_data["end"],
+                    buyer=_buyer(request, form, for_write=True),
+                    listing_id=listing.pk,
+                    nodes=form.cleaned_data["nodes"],
+                    start=form.cleaned_data["start"],
+                    end=form.cleaned_data["end"],
                     created_by=request.user,
-                    vouchers=form.voucher_ids(), confirm=True, ip=request.META.get("REMOTE_ADDR"))
+                    vouchers=form.voucher_ids(),
+                    confirm=True,
+                    ip=request.META.get("REMOTE_ADDR"),
+                )
             except ApplicationError as exc:
                 form.add_service_errors(exc)
                 status = exc.status
             else:
-                messages.success(request, _("Booked %(nodes)s node(s): booking %(id)s is confirmed.")
-                                 % {"nodes": booking.nodes, "id": booking.pk})
+                messages.success(
+                    request,
+                    _("Booked %(nodes)s node(s): booking %(id)s is confirmed.")
+                    % {"nodes": booking.nodes, "id": booking.pk},
+                )
                 return redirect("booking-detail", pk=booking.pk)
         return render(request, "orders/book.html", {"listing": listing, "form": form}, status=status)
     form = BookingForm(initial=_initial_window(listing), user=request.user)
@@ -133,9 +154,14 @@ def book_quote(request, listing_id):
     quote = None
     if form.is_valid():
         try:
-            quote = services.quote_compute(listing=listing, nodes=form.cleaned_data["nodes"],
-                                           start=form.cleaned_data["start"], end=form.cleaned_data["end"],
-                                           buyer=_buyer(request, form), vouchers=form.voucher_ids())
+            quote = services.quote_compute(
+                listing=listing,
+                nodes=form.cleaned_data["nodes"],
+                start=form.cleaned_data["start"],
+                end=form.cleaned_data["end"],
+                buyer=_buyer(request, form),
+                vouchers=form.voucher_ids(),
+            )
         except ApplicationError as exc:
             form.add_service_errors(exc)
     return render(request, "orders/_quote.html", {"listing": listing, "form": form, "quote": quote})
@@ -150,9 +176,11 @@ def booking_list(request):
     orgs = user_organizations(request.user, kind=Organization.Kind.STARTUP)
     qs = selectors.bookings_for_buyer(orgs, status=status)
     page = Paginator(qs, 25).get_page(request.GET.get("page"))
-    return render(request, "orders/booking_list.html",
-                  {"page": page, "status": status, "statuses": Booking.Status.choices,
-                   "cancellable": services.OPEN_STATUSES})
+    return render(
+        request,
+        "orders/booking_list.html",
+        {"page": page, "status": status, "statuses": Booking.Status.choices, "cancellable": services.OPEN_STATUSES},
+    )
 
 
 @login_required
@@ -163,9 +191,16 @@ def booking_detail(request, pk):
     except ApplicationError as exc:
         raise Http404(exc.message) from exc
     is_buyer = selectors.bookings_bought_by(request.user).filter(pk=booking.pk).exists()
-    return render(request, "orders/booking_detail.html",
-                  {"booking": booking, "is_buyer": is_buyer, "cancellable": services.OPEN_STATUSES,
-                   "reserved_nodes": selectors.reserved_node_indexes(booking)})
+    return render(
+        request,
+        "orders/booking_detail.html",
+        {
+            "booking": booking,
+            "is_buyer": is_buyer,
+            "cancellable": services.OPEN_STATUSES,
+            "reserved_nodes": selectors.reserved_node_indexes(booking),
+        },
+    )
 
 
 def _buyer_action(request, pk, action, done: str):
@@ -188,8 +223,12 @@ def _buyer_action(request, pk, action, done: str):
 @login_required
 @require_POST
 def booking_cancel(request, pk):
-    return _buyer_action(request, pk, services.booking_cancel,
-                         gettext_lazy("Booking {id} is cancelled; its payment hold was released in full."))
+    return _buyer_action(
+        request,
+        pk,
+        services.booking_cancel,
+        gettext_lazy("Booking {id} is cancelled; its payment hold was released in full."),
+    )
 
 
 @login_required
@@ -200,19 +239,29 @@ def booking_confirm(request, pk):
 
 # --- bids and the market page ------------------------------------------------------------------------------------
 
+
 class BidForm(BookingForm):
     """A bid: accelerators, nodes, duration, window (whole hours, in the person's zone), maximum price, optional
     vouchers."""
 
-    accelerators = forms.ModelMultipleChoiceField(queryset=None, to_field_name="slug",
-                                                  widget=forms.CheckboxSelectMultiple,
-                                                  label=gettext_lazy("Accelerators"))
+    accelerators = forms.ModelMultipleChoiceField(
+        queryset=None, to_field_name="slug", widget=forms.CheckboxSelectMultiple, label=gettext_lazy("Accelerators")
+    )
     duration_hours = forms.IntegerField(min_value=1, initial=4, label=gettext_lazy("Duration (hours)"))
-    max_price_per_gpu_hour = forms.DecimalField(min_value=0, max_digits=12, decimal_places=4,
-                                                label=gettext_lazy("Max price per GPU-hour (CNY)"))
+    max_price_per_gpu_hour = forms.DecimalField(
+        min_value=0, max_digits=12, decimal_places=4, label=gettext_lazy("Max price per GPU-hour (CNY)")
+    )
 
-    field_order = ["organization", "accelerators", "nodes", "duration_hours", "start", "end",
-                   "max_price_per_gpu_hour", "vouchers"]
+    field_order = [
+        "organization",
+        "accelerators",
+        "nodes",
+        "duration_hours",
+        "start",
+        "end",
+        "max_price_per_gpu_hour",
+        "vouchers",
+    ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -227,8 +276,7 @@ class BidForm(BookingForm):
 @login_required
 def bid_list(request):
     """My bids (newest first, paginated) and the form to place one; field errors are shown in place."""
-    form = BidForm(request.POST or None, user=request.user,
-                   initial={"start": hours.next_hour(2)})
+    form = BidForm(request.POST or None, user=request.user, initial={"start": hours.next_hour(2)})
     status = 200
     if request.method == "POST":
         status = 400
@@ -236,17 +284,26 @@ def bid_list(request):
             data = form.cleaned_data
             try:
                 bid = bid_services.bid_place(
-                    buyer=_buyer(request, form, for_write=True), accelerators=list(data["accelerators"]),
+                    buyer=_buyer(request, form, for_write=True),
+                    accelerators=list(data["accelerators"]),
                     nodes=data["nodes"],
-                    duration_hours=data["duration_hours"], earliest_start=data["start"], latest_end=data["end"],
-                    max_price_per_gpu_hour=data["max_price_per_gpu_hour"], vouchers=form.voucher_ids(),
-                    created_by=request.user, ip=request.META.get("REMOTE_ADDR"))
+                    duration_hours=data["duration_hours"],
+                    earliest_start=data["start"],
+                    latest_end=data["end"],
+                    max_price_per_gpu_hour=data["max_price_per_gpu_hour"],
+                    vouchers=form.voucher_ids(),
+                    created_by=request.user,
+                    ip=request.META.get("REMOTE_ADDR"),
+                )
             except ApplicationError as exc:
                 form.add_service_errors(exc)
                 status = exc.status
             else:
-                messages.success(request, _("Bid %(id)s placed; %(amount)s CNY is held until it fills, expires or "
-                                            "you cancel it.") % {"id": bid.pk, "amount": bid.held_amount})
+                messages.success(
+                    request,
+                    _("Bid %(id)s placed; %(amount)s CNY is held until it fills, expires or you cancel it.")
+                    % {"id": bid.pk, "amount": bid.held_amount},
+                )
                 return redirect("bid-list")
     page = Paginator(bid_selectors.bids_of_user(request.user), 25).get_page(request.GET.get("page"))
     return render(request, "orders/bids.html", {"form": form, "page": page}, status=status)
@@ -275,8 +332,18 @@ def market(request):
     selected = next((a for a in accelerators if a.slug == request.GET.get("accelerator")), None)
     selected = selected or (accelerators[0] if accelerators else None)
     depth = bid_selectors.market_depth(accelerator=selected) if selected else {"asks": [], "bids": []}
-    chart = {"asks": [{"price": str(level["price"]), "gpus": level["gpus"]} for level in depth["asks"]],
-             "bids": [{"price": str(level["price"]), "gpus": level["gpus"]} for level in depth["bids"]]}
-    return render(request, "orders/depth.html",
-                  {"accelerators": accelerators, "selected": selected, "depth": depth, "chart": chart,
-                   "fills": bid_selectors.recent_fills(accelerator=selected) if selected else []})
+    chart = {
+        "asks": [{"price": str(level["price"]), "gpus": level["gpus"]} for level in depth["asks"]],
+        "bids": [{"price": str(level["price"]), "gpus": level["gpus"]} for level in depth["bids"]],
+    }
+    return render(
+        request,
+        "orders/depth.html",
+        {
+            "accelerators": accelerators,
+            "selected": selected,
+            "depth": depth,
+            "chart": chart,
+            "fills": bid_selectors.recent_fills(accelerator=selected) if selected else [],
+        },
+    )

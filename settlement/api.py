@@ -64,8 +64,9 @@ class PayoutListApi(generics.ListAPIView):
             return Payout.objects.none()
         query = PayoutFilterSerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
-        return (selectors.payouts_visible_to(self.request.user, status=query.validated_data.get("status"))
-                .prefetch_related("settlements"))
+        return selectors.payouts_visible_to(
+            self.request.user, status=query.validated_data.get("status")
+        ).prefetch_related("settlements")
 
 
 class PayoutDetailApi(generics.RetrieveAPIView):
@@ -144,8 +145,9 @@ class StatementListApi(generics.ListAPIView):
             return ReimbursementStatement.objects.none()
         query = StatementFilterSerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
-        return selectors.statements_visible_to(self.request.user, program_id=query.validated_data.get("program"),
-                                               status=query.validated_data.get("status"))
+        return selectors.statements_visible_to(
+            self.request.user, program_id=query.validated_data.get("program"), status=query.validated_data.get("status")
+        )
 
 
 class StatementDetailApi(APIView):
@@ -172,8 +174,11 @@ class StatementPayApi(APIView):
     def post(self, request, pk):
         statement = selectors.statement_for(request.user, pk)
         if not selectors.can_pay_statement(request.user, statement):
-            raise ApplicationError("Only the program's issuer or platform staff can mark a statement paid.",
-                                   status=403, code="permission_denied")
+            raise ApplicationError(
+                "Only the program's issuer or platform staff can mark a statement paid.",
+                status=403,
+                code="permission_denied",
+            )
         statement = services.statement_mark_paid(statement=statement, actor=request.user)
         statement = selectors.statement_for(request.user, statement.pk)
         statement.lines = list(selectors.statement_lines(statement))

@@ -34,7 +34,7 @@ def replay(move_to: Callable[[dt.datetime], None], *, since: dt.datetime, until:
     batches: dict[dt.datetime, list[Payout]] = {}  # payday → the payouts made that Monday (only those: not real ones)
     for moment in sorted(moments | set(mondays) | paydays):
         move_to(moment)
-        failed = [name for name, count in sweeps_run(settle_inline=True).items() if count < 0]
+        failed = [name for name, count in sweeps_run().items() if count < 0]
         if failed:
             raise RuntimeError(f"demo replay: sweeps {failed} failed at {moment:%Y-%m-%d %H:%M}")
         if moment in mondays:
@@ -44,8 +44,10 @@ def replay(move_to: Callable[[dt.datetime], None], *, since: dt.datetime, until:
     if stdout:
         settled = Booking.objects.filter(status=Booking.Status.SETTLED).count()
         paid = Payout.objects.filter(status=Payout.Status.PAID).count()
-        stdout.write(f"  settlement: {settled} bookings settled, {Payout.objects.count()} payouts ({paid} paid) "
-                     f"since {since:%Y-%m-%d}")
+        stdout.write(
+            f"  settlement: {settled} bookings settled, {Payout.objects.count()} payouts ({paid} paid) "
+            f"since {since:%Y-%m-%d}"
+        )
 
 
 def _mondays(since: dt.datetime, until: dt.datetime) -> list[dt.datetime]:

@@ -28,8 +28,9 @@ class Payout(TimeStampedModel):
     period_until = models.DateTimeField(help_text="covers bookings settled before this time")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING, db_index=True)
     paid_at = models.DateTimeField(null=True, blank=True)
-    paid_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                related_name="+")
+    paid_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -58,10 +59,13 @@ class BookingSettlement(models.Model):
     class Meta:
         ordering = ["-settled_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(subtotal=models.F("cash_amount") + models.F("voucher_amount")),
-                                   name="settlement_amounts_add_up"),
-            models.CheckConstraint(condition=Q(subtotal=models.F("fee") + models.F("provider_amount")),
-                                   name="settlement_split_adds_up"),
+            models.CheckConstraint(
+                condition=Q(subtotal=models.F("cash_amount") + models.F("voucher_amount")),
+                name="settlement_amounts_add_up",
+            ),
+            models.CheckConstraint(
+                condition=Q(subtotal=models.F("fee") + models.F("provider_amount")), name="settlement_split_adds_up"
+            ),
             models.CheckConstraint(condition=Q(fee__gte=0, provider_amount__gte=0), name="settlement_non_negative"),
         ]
         indexes = [models.Index(fields=["provider", "payout"], name="settlement_provider_payout_idx")]
@@ -96,8 +100,9 @@ class ReimbursementStatement(TimeStampedModel):
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.ISSUED, db_index=True)
     issued_at = models.DateTimeField()
     paid_at = models.DateTimeField(null=True, blank=True)
-    paid_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                related_name="+")
+    paid_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-period_end", "-id"]
@@ -105,12 +110,16 @@ class ReimbursementStatement(TimeStampedModel):
             models.CheckConstraint(condition=Q(total__gte=0), name="statement_total_non_negative"),
             models.CheckConstraint(condition=Q(period_end__gt=F("period_start")), name="statement_period_valid"),
             models.CheckConstraint(condition=Q(status__in=["issued", "paid"]), name="statement_status_valid"),
-            models.CheckConstraint(condition=Q(status="issued", paid_at__isnull=True)
-                                   | Q(status="paid", paid_at__isnull=False), name="statement_paid_at_iff_paid"),
+            models.CheckConstraint(
+                condition=Q(status="issued", paid_at__isnull=True) | Q(status="paid", paid_at__isnull=False),
+                name="statement_paid_at_iff_paid",
+            ),
             ExclusionConstraint(
                 name="statement_no_overlap",
-                expressions=[("program", RangeOperators.EQUAL),
-                             (TstzRange("period_start", "period_end"), RangeOperators.OVERLAPS)],
+                expressions=[
+                    ("program", RangeOperators.EQUAL),
+                    (TstzRange("period_start", "period_end"), RangeOperators.OVERLAPS),
+                ],
             ),
         ]
 
@@ -125,17 +134,20 @@ class ReimbursementClaim(TimeStampedModel):
         OPEN = "open", pgettext_lazy("reimbursement claim status", "Open")
         PAID = "paid", pgettext_lazy("reimbursement claim status", "Paid")
 
-    program = models.ForeignKey("vouchers.VoucherProgram", on_delete=models.PROTECT,
-                                related_name="reimbursement_claims")
+    program = models.ForeignKey(
+        "vouchers.VoucherProgram", on_delete=models.PROTECT, related_name="reimbursement_claims"
+    )
     booking = models.ForeignKey("orders.Booking", on_delete=models.PROTECT, related_name="reimbursement_claims")
     amount = AmountField()
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN, db_index=True)
     paid_at = models.DateTimeField(null=True, blank=True)
-    paid_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                related_name="+")
+    paid_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # Set once, when a statement lists the claim; from then on only paying the statement pays it.
-    statement = models.ForeignKey(ReimbursementStatement, null=True, blank=True, on_delete=models.PROTECT,
-                                  related_name="claims")
+    statement = models.ForeignKey(
+        ReimbursementStatement, null=True, blank=True, on_delete=models.PROTECT, related_name="claims"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -25,11 +25,15 @@ def booking_for_progress(user, booking_id) -> Booking:
         pk = int(booking_id)
     except (TypeError, ValueError):
         raise NotFound("No such booking.") from None
-    booking = (bookings_visible_to(user).filter(pk=pk).select_related("listing__cluster__data_center")
-               .prefetch_related(Prefetch("status_changes",
-                                          queryset=BookingStatusChange.objects.select_related("actor")
-                                          .order_by("id")))
-               .first())
+    booking = (
+        bookings_visible_to(user)
+        .filter(pk=pk)
+        .select_related("listing__cluster__data_center")
+        .prefetch_related(
+            Prefetch("status_changes", queryset=BookingStatusChange.objects.select_related("actor").order_by("id"))
+        )
+        .first()
+    )
     if booking is None:
         raise NotFound("No such booking.")
     booking.settlement_record = BookingSettlement.objects.filter(booking=booking).first()
@@ -38,14 +42,18 @@ def booking_for_progress(user, booking_id) -> Booking:
 
 def booking_movements(booking_id: int) -> QuerySet[JournalTransaction]:
     """The ledger transactions of a booking (reference ``booking:{id}``), oldest first, with their entries."""
-    return (JournalTransaction.objects.filter(reference=f"booking:{booking_id}").order_by("id")
-            .prefetch_related(Prefetch("entries", queryset=Entry.objects.select_related("account").order_by("id"))))
+    return (
+        JournalTransaction.objects.filter(reference=f"booking:{booking_id}")
+        .order_by("id")
+        .prefetch_related(Prefetch("entries", queryset=Entry.objects.select_related("account").order_by("id")))
+    )
 
 
 def can_read_payouts(user) -> bool:
     """Provider members (their organizations' payouts) and platform staff (every payout: they make the transfers)."""
     return bool(user and user.is_authenticated) and (
-        has_org_kind(user, Organization.Kind.PROVIDER) or is_platform_staff(user))
+        has_org_kind(user, Organization.Kind.PROVIDER) or is_platform_staff(user)
+    )
 
 
 def payouts_visible_to(user, *, status: str | None = None) -> QuerySet[Payout]:
@@ -76,11 +84,13 @@ def claims_visible_to(user, *, status: str | None = None) -> QuerySet[Reimbursem
 def can_read_statements(user) -> bool:
     """Issuer members (their programs' statements), platform staff and auditors (every statement)."""
     return bool(user and user.is_authenticated) and (
-        has_org_kind(user, Organization.Kind.ISSUER) or is_platform_staff(user) or is_auditor(user))
+        has_org_kind(user, Organization.Kind.ISSUER) or is_platform_staff(user) or is_auditor(user)
+    )
 
 
-def statements_visible_to(user, *, program_id: int | None = None,
-                          status: str | None = None) -> QuerySet[ReimbursementStatement]:
+def statements_visible_to(
+    user, *, program_id: int | None = None, status: str | None = None
+) -> QuerySet[ReimbursementStatement]:
     """Statements of the programs of the issuers the user acts for (every program's for platform staff and
     auditors), latest period first, with ``claim_count``; optionally one program's or one status's."""
     qs = ReimbursementStatement.objects.select_related("program", "program__issuer", "paid_by")
@@ -108,11 +118,15 @@ def statement_for(user, statement_id) -> ReimbursementStatement:
 
 def statement_lines(statement: ReimbursementStatement) -> QuerySet[ReimbursementClaim]:
     """The claims a statement lists, oldest first, with booking, startup (buyer) and provider."""
-    return (ReimbursementClaim.objects.filter(statement=statement).order_by("created_at", "id")
-            .select_related("booking__buyer", "booking__listing__cluster__data_center__provider"))
+    return (
+        ReimbursementClaim.objects.filter(statement=statement)
+        .order_by("created_at", "id")
+        .select_related("booking__buyer", "booking__listing__cluster__data_center__provider")
+    )
 
 
 def can_pay_statement(user, statement: ReimbursementStatement) -> bool:
     """Members acting for the program's issuer, and platform staff (auditors only read)."""
-    return (user_organizations(user, kind=Organization.Kind.ISSUER).filter(pk=statement.program.issuer_id).exists()
-            or is_platform_staff(user))
+    return user_organizations(user, kind=Organization.Kind.ISSUER).filter(
+        pk=statement.program.issuer_id
+    ).exists() or is_platform_staff(user)

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from ledger.models import Entry, JournalTransaction
-from settlement.models import BookingSettlement, Payout, ReimbursementClaim, ReimbursementStatement
+from settlement.models import Payout, ReimbursementClaim, ReimbursementStatement
 
 
 class EntrySerializer(serializers.ModelSerializer):
@@ -25,13 +25,6 @@ class MovementSerializer(serializers.ModelSerializer):
         fields = ["id", "kind", "reference", "idempotency_key", "memo", "created_at", "entries"]
 
 
-class SettlementSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = BookingSettlement
-        fields = ["booking", "subtotal", "cash_amount", "voucher_amount", "fee", "provider_amount", "payout",
-                  "settled_at"]
-
-
 class PayoutFilterSerializer(serializers.Serializer):
     """Query of ``GET /payouts/``: bad values a 400."""
 
@@ -44,8 +37,17 @@ class PayoutSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Payout
-        fields = ["id", "provider", "provider_name", "amount", "status", "period_until", "paid_at", "created_at",
-                  "bookings"]
+        fields = [
+            "id",
+            "provider",
+            "provider_name",
+            "amount",
+            "status",
+            "period_until",
+            "paid_at",
+            "created_at",
+            "bookings",
+        ]
 
     def get_bookings(self, payout) -> list[int]:
         return sorted(s.booking_id for s in payout.settlements.all())
@@ -56,8 +58,7 @@ class ClaimSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ReimbursementClaim
-        fields = ["id", "program", "program_name", "booking", "amount", "status", "created_at", "paid_at",
-                  "statement"]
+        fields = ["id", "program", "program_name", "booking", "amount", "status", "created_at", "paid_at", "statement"]
 
 
 class StatementFilterSerializer(serializers.Serializer):
@@ -76,16 +77,28 @@ class StatementSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ReimbursementStatement
-        fields = ["id", "program", "program_name", "issuer", "issuer_name", "period_start", "period_end", "total",
-                  "status", "claim_count", "issued_at", "paid_at", "paid_by"]
+        fields = [
+            "id",
+            "program",
+            "program_name",
+            "issuer",
+            "issuer_name",
+            "period_start",
+            "period_end",
+            "total",
+            "status",
+            "claim_count",
+            "issued_at",
+            "paid_at",
+            "paid_by",
+        ]
 
 
 class StatementLineSerializer(serializers.ModelSerializer):
     """One claim on a statement: the booking it reimburses, who provided and who bought the compute."""
 
     provider = serializers.IntegerField(source="booking.listing.cluster.data_center.provider_id", read_only=True)
-    provider_name = serializers.CharField(source="booking.listing.cluster.data_center.provider.name",
-                                          read_only=True)
+    provider_name = serializers.CharField(source="booking.listing.cluster.data_center.provider.name", read_only=True)
     startup = serializers.IntegerField(source="booking.buyer_id", read_only=True)
     startup_name = serializers.CharField(source="booking.buyer.name", read_only=True)
     booking_start = serializers.DateTimeField(source="booking.start", read_only=True)
@@ -93,8 +106,19 @@ class StatementLineSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ReimbursementClaim
-        fields = ["id", "booking", "booking_start", "booking_end", "provider", "provider_name", "startup",
-                  "startup_name", "amount", "status", "created_at"]
+        fields = [
+            "id",
+            "booking",
+            "booking_start",
+            "booking_end",
+            "provider",
+            "provider_name",
+            "startup",
+            "startup_name",
+            "amount",
+            "status",
+            "created_at",
+        ]
 
 
 class StatementDetailSerializer(StatementSerializer):

@@ -26,7 +26,7 @@ from django.db.models import F, Max, QuerySet
 from django.utils import timezone
 
 from audit.services import audit_event, audit_record, audit_record_many
-from ledger.models import LedgerAccount
+from ledger.models import JournalTransaction, LedgerAccount
 from ledger.services import Posting, account_for, accounts_for_many, ledger_post, ledger_post_many
 from listings.services import listings_close_expired
 from marketplace.core.deferred import last_statements
@@ -65,8 +65,11 @@ def booking_settle(*, booking_id: int, actor=None) -> Booking:
     ``ledger.services.InsufficientFunds`` (409) when its cash hold is short. Nothing is written when it raises.
     """
     with transaction.atomic():
-        found = list(Booking.objects.select_for_update(of=("self",)).filter(pk=booking_id)
-                     .annotate(provider_id=F("listing__cluster__data_center__provider_id")))
+        found = list(
+            Booking.objects.select_for_update(of=("self",))
+            .filter(pk=booking_id)
+            .annotate(provider_id=F("listing__cluster__data_center__provider_id"))
+        )
         if not found:
             raise NotFound("No such booking.")
         booking = found[0]
@@ -108,9 +111,12 @@ def bookings_settle(*, booking_ids: Iterable[int], actor=None) -> list[Booking]:
     if not ids:
         return []
     with transaction.atomic():
-        bookings = list(Booking.objects.select_for_update(of=("self",), skip_locked=True)
-                        .filter(pk__in=ids, status=S.COMPLETED)
-                        .annotate(provider_id=F("listing__cluster__data_center__provider_id")).order_by("pk"))
+        bookings = list(
+            Booking.objects.select_for_update(of=("self",), skip_locked=True)
+            .filter(pk__in=ids, status=S.COMPLETED)
+            .annotate(provider_id=F("listing__cluster__data_center__provider_id"))
+            .order_by("pk")
+        )
         if not bookings:
             return []
         try:
@@ -140,9 +146,9 @@ def _voucher_parts(bookings: list[Booking]) -> dict[int, dict[int, Decimal]]:
     parts: dict[int, dict[int, Decimal]] = defaultdict(dict)
     with_vouchers = [b.pk for b in bookings if b.voucher_amount]
     if with_vouchers:  # a booking without a voucher part has no redemptions (orders holds none)
-        rows = (Redemption.objects.filter(booking_id__in=with_vouchers,
-                                          status__in=[Redemption.Status.HELD, Redemption.Status.CAPTURED])
-                .values_list("booking_id", "voucher__program_id", "amount"))
+        rows = Redemption.objects.filter(
+            booking_id__in=with_vouchers, status__in=[Redemption.Status.HELD, Redemption.Status.CAPTURED]
+        ).values_list("booking_id", "voucher__program_id", "amount")
         for booking_id, program_id, amount in rows:
             parts[booking_id][program_id] = parts[booking_id].get(program_id, ZERO) + amount
     return parts
@@ -160,45 +166,88 @@ def _settle_locked(bookings: list[Booking], *, actor=None) -> dict[int, Applicat
         by_program = dict(sorted(parts.get(booking.pk, {}).items()))
         voucher_part = sum(by_program.values(), ZERO)
         if voucher_part != booking.voucher_amount:
-            refused[booking.pk] = Conflict(f"Booking {booking.pk}: captured voucher parts {voucher_part} differ from "
-                                           f"its voucher amount {booking.voucher_amount}.", code="voucher_mismatch")
+            refused[booking.pk] = Conflict(
+                f"Booking {booking.pk}: captured voucher parts {voucher_part} differ from "
+                f"its voucher amount {booking.voucher_amount}.",
+                code="voucher_mismatch",
+            )
         else:
             batch.append((booking, by_program))
     if not batch:
         return refused
     programs = sorted({program_id for _, by_program in batch for program_id in by_program})
-    accounts = accounts_for_many([
-        (K.PLATFORM_FEES, None),
-        *((kind, b.provider_id if kind == K.PROVIDER_PAYABLE else b.buyer_id)
-          for b, _ in batch for kind in (K.PROVIDER_PAYABLE, K.WALLET_HOLD)),
-        *((kind, program_id) for program_id in programs for kind in (K.PROGRAM_FUNDING, K.REIMBURSEMENT_DUE))])
+    accounts = accounts_for_many(
+        [
+            (K.PLATFORM_FEES, None),
+            *(
+                (kind, b.provider_id if kind == K.PROVIDER_PAYABLE else b.buyer_id)
+                for b, _ in batch
+                for kind in (K.PROVIDER_PAYABLE, K.WALLET_HOLD)
+            ),
+            *((kind, program_id) for program_id in programs for kind in (K.PROGRAM_FUNDING, K.REIMBURSEMENT_DUE)),
+        ]
+    )
     fees = accounts[(K.PLATFORM_FEES, None)]
     captures = voucher_services.redemptions_capture_many(
         destinations={b.pk: accounts[(K.PROVIDER_PAYABLE, b.provider_id)] for b, by_program in batch if by_program},
-        actor=actor)
+        actor=actor,
+    )
     now = timezone.now()
     postings, settlements, claims, events = list(captures.postings), [], [], []
     for booking, by_program in batch:
         fee = platform_fee(booking.subtotal)
         cash = booking.cash_amount
-        legs = [(accounts[(K.WALLET_HOLD, booking.buyer_id)], -cash),
-                (accounts[(K.PROVIDER_PAYABLE, booking.provider_id)], cash - fee), (fees, fee)]
+        legs = [
+            (accounts[(K.WALLET_HOLD, booking.buyer_id)], -cash),
+            (accounts[(K.PROVIDER_PAYABLE, booking.provider_id)], cash - fee),
+            (fees, fee),
+        ]
         for program_id, amount in by_program.items():
-            legs += [(accounts[(K.PROGRAM_FUNDING, program_id)], amount),
-                     (accounts[(K.REIMBURSEMENT_DUE, program_id)], -amount)]
+            legs += [
+                (accounts[(K.PROGRAM_FUNDING, program_id)], amount),
+                (accounts[(K.REIMBURSEMENT_DUE, program_id)], -amount),
+            ]
         if any(amount for _, amount in legs):
-            postings.append(Posting(kind="settle", idempotency_key=f"booking:{booking.pk}:settle", legs=legs,
-                                    reference=f"booking:{booking.pk}", memo=f"settle booking {booking.pk}"))
-        settlements.append(BookingSettlement(
-            booking_id=booking.pk, provider_id=booking.provider_id, subtotal=booking.subtotal, cash_amount=cash,
-            voucher_amount=booking.voucher_amount, fee=fee, provider_amount=booking.subtotal - fee, settled_at=now))
-        claims += [ReimbursementClaim(program_id=program_id, booking_id=booking.pk, amount=amount)
-                   for program_id, amount in by_program.items()]
-        events.append(audit_event(
-            action="settlement.booking_settled", obj=booking, actor=actor, organization_id=booking.provider_id,
-            data={"subtotal": str(booking.subtotal), "cash": str(cash), "fee": str(fee),
-                  "provider_amount": str(booking.subtotal - fee),
-                  "claims": {str(p): str(a) for p, a in by_program.items()}}))
+            postings.append(
+                Posting(
+                    kind=JournalTransaction.Kind.SETTLE,
+                    idempotency_key=f"booking:{booking.pk}:settle",
+                    legs=legs,
+                    reference=f"booking:{booking.pk}",
+                    memo=f"settle booking {booking.pk}",
+                )
+            )
+        settlements.append(
+            BookingSettlement(
+                booking_id=booking.pk,
+                provider_id=booking.provider_id,
+                subtotal=booking.subtotal,
+                cash_amount=cash,
+                voucher_amount=booking.voucher_amount,
+                fee=fee,
+                provider_amount=booking.subtotal - fee,
+                settled_at=now,
+            )
+        )
+        claims += [
+            ReimbursementClaim(program_id=program_id, booking_id=booking.pk, amount=amount)
+            for program_id, amount in by_program.items()
+        ]
+        events.append(
+            audit_event(
+                action="settlement.booking_settled",
+                obj=booking,
+                actor=actor,
+                organization_id=booking.provider_id,
+                data={
+                    "subtotal": str(booking.subtotal),
+                    "cash": str(cash),
+                    "fee": str(fee),
+                    "provider_amount": str(booking.subtotal - fee),
+                    "claims": {str(p): str(a) for p, a in by_program.items()},
+                },
+            )
+        )
     BookingSettlement.objects.bulk_create(settlements)
     ReimbursementClaim.objects.bulk_create(claims)
     # The platform-fees account and the audit chain serialise every settlement on their locks until commit: take
@@ -216,6 +265,7 @@ def _settle_locked(bookings: list[Booking], *, actor=None) -> dict[int, Applicat
 
 # --- sweeps -------------------------------------------------------------------------------------------------------
 
+
 def _sweep(queryset: QuerySet, apply: Callable[[int], object], *, batch: int, name: str) -> list[int]:
     """Run ``apply(pk)`` on each row of ``queryset``, locked ``FOR UPDATE SKIP LOCKED`` ``batch`` at a time (one
     transaction per batch, one savepoint per row). Returns the pks ``apply`` succeeded on; an ``ApplicationError``
@@ -229,8 +279,12 @@ def _sweep(queryset: QuerySet, apply: Callable[[int], object], *, batch: int, na
     after = 0
     while True:
         with transaction.atomic(), last_statements():
-            ids = list(queryset.select_for_update(of=("self",), skip_locked=True).filter(pk__gt=after)
-                       .order_by("pk").values_list("pk", flat=True)[:batch])
+            ids = list(
+                queryset.select_for_update(of=("self",), skip_locked=True)
+                .filter(pk__gt=after)
+                .order_by("pk")
+                .values_list("pk", flat=True)[:batch]
+            )
             for pk in ids:
                 try:
                     with transaction.atomic():
@@ -260,21 +314,19 @@ def sweep_started_bookings(*, batch: int = DEFAULT_BATCH, now: dt.datetime | Non
     return len(_sweep(due, lambda pk: order_services.booking_activate(booking=pk), batch=batch, name="started"))
 
 
-def sweep_ended_bookings(*, batch: int = DEFAULT_BATCH, now: dt.datetime | None = None,
-                         settle_inline: bool = False) -> int:
-    """``active`` bookings whose end is reached → ``completed``, then settlement: enqueued on commit
-    (``settlement.tasks.settle_booking``; a broker outage is logged and ``sweep_unsettled`` catches up) or, with
-    ``settle_inline=True``, settled here (``bookings_settle``, a transaction per batch). Returns how many were
-    completed."""
-    from settlement.tasks import enqueue_settlement  # tasks import services; this import runs late on purpose
-
+def sweep_ended_bookings(
+    *, batch: int = DEFAULT_BATCH, now: dt.datetime | None = None, settle: Callable[..., object] | None = None
+) -> int:
+    """``active`` bookings whose end is reached → ``completed``, then settlement: ``settle(*ids)`` when given (the
+    Celery task passes ``settlement.tasks.enqueue_settlement``: tasks call services, never the reverse), else settled
+    here (``bookings_settle``, a transaction per ``SETTLE_SWEEP_BATCH``). Returns how many were completed."""
     due = Booking.objects.filter(status=S.ACTIVE, end__lte=now or timezone.now())
     completed = _sweep(due, lambda pk: order_services.booking_complete(booking=pk), batch=batch, name="ended")
-    if settle_inline:
+    if completed and settle is not None:
+        settle(*completed)
+    else:
         for i in range(0, len(completed), SETTLE_SWEEP_BATCH):
-            bookings_settle(booking_ids=completed[i:i + SETTLE_SWEEP_BATCH])
-    elif completed:
-        enqueue_settlement(*completed)
+            bookings_settle(booking_ids=completed[i : i + SETTLE_SWEEP_BATCH])
     return len(completed)
 
 
@@ -289,8 +341,12 @@ def sweep_unsettled(*, batch: int = SETTLE_SWEEP_BATCH) -> int:
     settled, after = 0, 0
     while True:
         with transaction.atomic():
-            ids = list(Booking.objects.select_for_update(of=("self",), skip_locked=True)
-                       .filter(status=S.COMPLETED, pk__gt=after).order_by("pk").values_list("pk", flat=True)[:batch])
+            ids = list(
+                Booking.objects.select_for_update(of=("self",), skip_locked=True)
+                .filter(status=S.COMPLETED, pk__gt=after)
+                .order_by("pk")
+                .values_list("pk", flat=True)[:batch]
+            )
             if ids:  # locked by us, so bookings_settle (SKIP LOCKED against others only) takes them all
                 settled += len(bookings_settle(booking_ids=ids))
         if len(ids) < batch:
@@ -331,12 +387,12 @@ SWEEPS: dict[str, Callable[..., int]] = {
 }
 
 
-def sweeps_run(*, settle_inline: bool = False, batch: int = DEFAULT_BATCH) -> dict[str, int]:
-    """Every sweep once, in lifecycle order; ``{name: rows changed}``. Each sweep failing is logged, not raised,
-    so one broken sweep does not stop the others."""
+def sweeps_run(*, settle: Callable[..., object] | None = None, batch: int = DEFAULT_BATCH) -> dict[str, int]:
+    """Every sweep once, in lifecycle order; ``{name: rows changed}``; ``settle`` as in ``sweep_ended_bookings``.
+    Each sweep failing is logged, not raised, so one broken sweep does not stop the others."""
     counts: dict[str, int] = {}
     for name, sweep in SWEEPS.items():
-        kwargs = {"batch": batch, **({"settle_inline": settle_inline} if name == "ended_bookings" else {})}
+        kwargs = {"batch": batch, **({"settle": settle} if name == "ended_bookings" else {})}
         try:
             counts[name] = sweep(**kwargs)
         except Exception:
@@ -346,6 +402,7 @@ def sweeps_run(*, settle_inline: bool = False, batch: int = DEFAULT_BATCH) -> di
 
 
 # --- payouts and reimbursement claims -----------------------------------------------------------------------------
+
 
 def payout_batch_create(*, provider_id: int | None = None, until: dt.datetime | None = None) -> list[Payout]:
     """One ``pending`` Payout per provider (or only ``provider_id``) covering its settlements before ``until``
@@ -360,16 +417,23 @@ def payout_batch_create(*, provider_id: int | None = None, until: dt.datetime | 
     payouts = []
     for pid in provider_ids:
         with transaction.atomic():
-            rows = list(open_settlements.filter(provider_id=pid).select_for_update(of=("self",), skip_locked=True)
-                        .order_by("pk").values_list("pk", "provider_amount"))
+            rows = list(
+                open_settlements.filter(provider_id=pid)
+                .select_for_update(of=("self",), skip_locked=True)
+                .order_by("pk")
+                .values_list("pk", "provider_amount")
+            )
             total = sum((amount for _, amount in rows), ZERO)
             if total <= ZERO:
                 continue
             payout = Payout.objects.create(provider_id=pid, amount=total, period_until=until)
-            BookingSettlement.objects.filter(pk__in=[pk for pk, _ in rows], payout__isnull=True).update(
-                payout=payout)
-            audit_record(action="settlement.payout_created", obj=payout, organization_id=pid,
-                         data={"amount": str(total), "settlements": len(rows), "until": until.isoformat()})
+            BookingSettlement.objects.filter(pk__in=[pk for pk, _ in rows], payout__isnull=True).update(payout=payout)
+            audit_record(
+                action="settlement.payout_created",
+                obj=payout,
+                organization_id=pid,
+                data={"amount": str(total), "settlements": len(rows), "until": until.isoformat()},
+            )
         payouts.append(payout)
     return payouts
 
@@ -385,15 +449,27 @@ def payout_mark_paid(*, payout: Payout | int, actor=None) -> Payout:
             raise NotFound("No such payout.")
         if locked.status == Payout.Status.PAID:
             return locked
-        ledger_post(kind="payout", idempotency_key=f"payout:{pk}:paid", reference=f"payout:{pk}",
-                    legs=[(account_for(K.PROVIDER_PAYABLE, locked.provider_id), -locked.amount),
-                          (account_for(K.BANK), locked.amount)])
+        ledger_post(
+            kind=JournalTransaction.Kind.PAYOUT,
+            idempotency_key=f"payout:{pk}:paid",
+            reference=f"payout:{pk}",
+            legs=[
+                (account_for(K.PROVIDER_PAYABLE, locked.provider_id), -locked.amount),
+                (account_for(K.BANK), locked.amount),
+            ],
+        )
         now = timezone.now()
         Payout.objects.filter(pk=pk, status=Payout.Status.PENDING).update(
-            status=Payout.Status.PAID, paid_at=now, paid_by=_user_or_none(actor), updated_at=now)
+            status=Payout.Status.PAID, paid_at=now, paid_by=_user_or_none(actor), updated_at=now
+        )
         locked.refresh_from_db()
-        audit_record(action="settlement.payout_paid", obj=locked, actor=actor, organization_id=locked.provider_id,
-                     data={"amount": str(locked.amount)})
+        audit_record(
+            action="settlement.payout_paid",
+            obj=locked,
+            actor=actor,
+            organization_id=locked.provider_id,
+            data={"amount": str(locked.amount)},
+        )
     return locked
 
 
@@ -401,11 +477,17 @@ def _user_or_none(actor):
     return actor if getattr(actor, "is_authenticated", False) else None
 
 
-def _receive_reimbursement(*, program_id: int, amount: Decimal, idempotency_key: str, reference: str,
-                           memo: str) -> None:
+def _receive_reimbursement(
+    *, program_id: int, amount: Decimal, idempotency_key: str, reference: str, memo: str
+) -> None:
     """The city's payment arrived: bank(-amount) → the program's reimbursement_due(+amount), one posting."""
-    ledger_post(kind="reimburse", idempotency_key=idempotency_key, reference=reference, memo=memo,
-                legs=[(account_for(K.BANK), -amount), (account_for(K.REIMBURSEMENT_DUE, program_id), amount)])
+    ledger_post(
+        kind=JournalTransaction.Kind.REIMBURSE,
+        idempotency_key=idempotency_key,
+        reference=reference,
+        memo=memo,
+        legs=[(account_for(K.BANK), -amount), (account_for(K.REIMBURSEMENT_DUE, program_id), amount)],
+    )
 
 
 def claim_mark_paid(*, claim: ReimbursementClaim | int, actor=None) -> ReimbursementClaim:
@@ -416,24 +498,37 @@ def claim_mark_paid(*, claim: ReimbursementClaim | int, actor=None) -> Reimburse
     (``selectors.claims_visible_to``)."""
     pk = claim.pk if isinstance(claim, ReimbursementClaim) else claim
     with transaction.atomic():
-        locked = (ReimbursementClaim.objects.select_for_update(of=("self",)).select_related("program")
-                  .filter(pk=pk).first())
+        locked = (
+            ReimbursementClaim.objects.select_for_update(of=("self",)).select_related("program").filter(pk=pk).first()
+        )
         if locked is None:
             raise NotFound("No such claim.")
         if locked.statement_id is not None:  # read under the row lock: statements_issue sets it holding that lock
-            raise Conflict(f"Claim {pk} is listed on statement {locked.statement_id}: pay the statement instead.",
-                           code="in_statement")
+            raise Conflict(
+                f"Claim {pk} is listed on statement {locked.statement_id}: pay the statement instead.",
+                code="in_statement",
+            )
         if locked.status == ReimbursementClaim.Status.PAID:
             return locked
-        _receive_reimbursement(program_id=locked.program_id, amount=locked.amount, idempotency_key=f"claim:{pk}:paid",
-                               reference=f"booking:{locked.booking_id}", memo=f"reimbursement claim {pk}")
+        _receive_reimbursement(
+            program_id=locked.program_id,
+            amount=locked.amount,
+            idempotency_key=f"claim:{pk}:paid",
+            reference=f"booking:{locked.booking_id}",
+            memo=f"reimbursement claim {pk}",
+        )
         now = timezone.now()
         ReimbursementClaim.objects.filter(pk=pk, status=ReimbursementClaim.Status.OPEN).update(
-            status=ReimbursementClaim.Status.PAID, paid_at=now, paid_by=_user_or_none(actor), updated_at=now)
+            status=ReimbursementClaim.Status.PAID, paid_at=now, paid_by=_user_or_none(actor), updated_at=now
+        )
         locked.refresh_from_db()
-        audit_record(action="settlement.claim_paid", obj=locked, actor=actor,
-                     organization_id=locked.program.issuer_id,
-                     data={"amount": str(locked.amount), "booking": locked.booking_id})
+        audit_record(
+            action="settlement.claim_paid",
+            obj=locked,
+            actor=actor,
+            organization_id=locked.program.issuer_id,
+            data={"amount": str(locked.amount), "booking": locked.booking_id},
+        )
     return locked
 
 
@@ -447,8 +542,9 @@ def month_start(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def statements_issue(*, until: dt.datetime | None = None, program_id: int | None = None
-                     ) -> list[ReimbursementStatement]:
+def statements_issue(
+    *, until: dt.datetime | None = None, program_id: int | None = None
+) -> list[ReimbursementStatement]:
     """One ``issued`` statement per voucher program (or only ``program_id``) listing its open claims created before
     ``until`` that are on no statement yet; programs with none get no statement. Returns the statements created.
 
@@ -471,33 +567,41 @@ def statements_issue(*, until: dt.datetime | None = None, program_id: int | None
     if timezone.is_naive(until):
         raise ApplicationError("until needs a time zone.", errors={"until": ["Give a time zone, e.g. UTC."]})
     if until > now:
-        raise ApplicationError("A statement cannot cover the future.",
-                               errors={"until": ["Must not be later than now."]})
-    unstated = ReimbursementClaim.objects.filter(status=ReimbursementClaim.Status.OPEN, statement__isnull=True,
-                                                 created_at__lt=until)
+        raise ApplicationError(
+            "A statement cannot cover the future.", errors={"until": ["Must not be later than now."]}
+        )
+    unstated = ReimbursementClaim.objects.filter(
+        status=ReimbursementClaim.Status.OPEN, statement__isnull=True, created_at__lt=until
+    )
     if program_id is not None:
         unstated = unstated.filter(program_id=program_id)
     program_ids = sorted(set(unstated.values_list("program_id", flat=True)))
     issuers = dict(VoucherProgram.objects.filter(pk__in=program_ids).values_list("pk", "issuer_id"))
     statements = []
     for pid in program_ids:
-        statement = _statement_issue_for_program(claims=unstated.filter(program_id=pid), program_id=pid,
-                                                 issuer_id=issuers[pid], until=until, now=now)
+        statement = _statement_issue_for_program(
+            claims=unstated.filter(program_id=pid), program_id=pid, issuer_id=issuers[pid], until=until, now=now
+        )
         if statement is not None:
             statements.append(statement)
     return statements
 
 
-def _statement_issue_for_program(*, claims: QuerySet, program_id: int, issuer_id: int, until: dt.datetime,
-                                 now: dt.datetime) -> ReimbursementStatement | None:
+def _statement_issue_for_program(
+    *, claims: QuerySet, program_id: int, issuer_id: int, until: dt.datetime, now: dt.datetime
+) -> ReimbursementStatement | None:
     with transaction.atomic():
-        rows = list(claims.select_for_update(of=("self",), skip_locked=True).order_by("pk")
-                    .values_list("pk", "amount", "created_at"))
+        rows = list(
+            claims.select_for_update(of=("self",), skip_locked=True)
+            .order_by("pk")
+            .values_list("pk", "amount", "created_at")
+        )
         if not rows:
             return None
         # Read after taking the claim locks: a statement committed meanwhile moves the start past it.
-        latest_end = (ReimbursementStatement.objects.filter(program_id=program_id)
-                      .aggregate(end=Max("period_end"))["end"])
+        latest_end = ReimbursementStatement.objects.filter(program_id=program_id).aggregate(end=Max("period_end"))[
+            "end"
+        ]
         period_start = latest_end or month_start(min(created for _, _, created in rows))
         if period_start >= until:  # already stated up to ``until``: these claims go on the next statement
             return None
@@ -505,22 +609,36 @@ def _statement_issue_for_program(*, claims: QuerySet, program_id: int, issuer_id
         try:
             with transaction.atomic():
                 statement = ReimbursementStatement.objects.create(
-                    program_id=program_id, period_start=period_start, period_end=until, total=total, issued_at=now)
+                    program_id=program_id, period_start=period_start, period_end=until, total=total, issued_at=now
+                )
         except IntegrityError as exc:
             # A concurrent issuer stated this period first (it waited for us or we for it on the exclusion).
             if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) != STATEMENT_OVERLAP_CONSTRAINT:
                 raise
-            logger.info("statements_issue: program %s already has a statement for [%s, %s)", program_id,
-                        period_start, until)
+            logger.info(
+                "statements_issue: program %s already has a statement for [%s, %s)", program_id, period_start, until
+            )
             return None
         listed = ReimbursementClaim.objects.filter(pk__in=[pk for pk, _, _ in rows], statement__isnull=True).update(
-            statement=statement, updated_at=now)
+            statement=statement, updated_at=now
+        )
         if listed != len(rows):  # cannot happen while we hold the row locks; never issue a wrong total
-            raise Conflict(f"Program {program_id}: {len(rows) - listed} claims changed while being stated.",
-                           code="statement_mismatch")
-        audit_record(action="settlement.statement_issued", obj=statement, organization_id=issuer_id,
-                     data={"program": program_id, "total": str(total), "claims": len(rows),
-                           "period_start": period_start.isoformat(), "period_end": until.isoformat()})
+            raise Conflict(
+                f"Program {program_id}: {len(rows) - listed} claims changed while being stated.",
+                code="statement_mismatch",
+            )
+        audit_record(
+            action="settlement.statement_issued",
+            obj=statement,
+            organization_id=issuer_id,
+            data={
+                "program": program_id,
+                "total": str(total),
+                "claims": len(rows),
+                "period_start": period_start.isoformat(),
+                "period_end": until.isoformat(),
+            },
+        )
     return statement
 
 
@@ -535,30 +653,50 @@ def statement_mark_paid(*, statement: ReimbursementStatement | int, actor=None) 
     """
     pk = statement.pk if isinstance(statement, ReimbursementStatement) else statement
     with transaction.atomic():
-        locked = (ReimbursementStatement.objects.select_for_update(of=("self",)).select_related("program")
-                  .filter(pk=pk).first())
+        locked = (
+            ReimbursementStatement.objects.select_for_update(of=("self",))
+            .select_related("program")
+            .filter(pk=pk)
+            .first()
+        )
         if locked is None:
             raise NotFound("No such statement.")
         if locked.status == ReimbursementStatement.Status.PAID:
             return locked
-        claims = list(ReimbursementClaim.objects.select_for_update(of=("self",)).filter(statement_id=pk)
-                      .order_by("pk").values_list("amount", "status"))
+        claims = list(
+            ReimbursementClaim.objects.select_for_update(of=("self",))
+            .filter(statement_id=pk)
+            .order_by("pk")
+            .values_list("amount", "status")
+        )
         listed = sum((amount for amount, _ in claims), ZERO)
         if listed != locked.total or any(status != ReimbursementClaim.Status.OPEN for _, status in claims):
-            raise Conflict(f"Statement {pk}: its open claims ({listed}) no longer match its total ({locked.total}).",
-                           code="statement_mismatch")
+            raise Conflict(
+                f"Statement {pk}: its open claims ({listed}) no longer match its total ({locked.total}).",
+                code="statement_mismatch",
+            )
         if locked.total:
-            _receive_reimbursement(program_id=locked.program_id, amount=locked.total,
-                                   idempotency_key=f"statement:{pk}:paid", reference=f"statement:{pk}",
-                                   memo=f"reimbursement statement {pk} ({len(claims)} claims)")
+            _receive_reimbursement(
+                program_id=locked.program_id,
+                amount=locked.total,
+                idempotency_key=f"statement:{pk}:paid",
+                reference=f"statement:{pk}",
+                memo=f"reimbursement statement {pk} ({len(claims)} claims)",
+            )
         now = timezone.now()
         user = _user_or_none(actor)
         ReimbursementStatement.objects.filter(pk=pk, status=ReimbursementStatement.Status.ISSUED).update(
-            status=ReimbursementStatement.Status.PAID, paid_at=now, paid_by=user, updated_at=now)
+            status=ReimbursementStatement.Status.PAID, paid_at=now, paid_by=user, updated_at=now
+        )
         ReimbursementClaim.objects.filter(statement_id=pk, status=ReimbursementClaim.Status.OPEN).update(
-            status=ReimbursementClaim.Status.PAID, paid_at=now, paid_by=user, updated_at=now)
+            status=ReimbursementClaim.Status.PAID, paid_at=now, paid_by=user, updated_at=now
+        )
         locked.refresh_from_db()
-        audit_record(action="settlement.statement_paid", obj=locked, actor=actor,
-                     organization_id=locked.program.issuer_id,
-                     data={"total": str(locked.total), "claims": len(claims), "program": locked.program_id})
+        audit_record(
+            action="settlement.statement_paid",
+            obj=locked,
+            actor=actor,
+            organization_id=locked.program.issuer_id,
+            data={"total": str(locked.total), "claims": len(claims), "program": locked.program_id},
+        )
     return locked

@@ -10,34 +10,46 @@ import redis.exceptions
 from celery import shared_task
 from django.db import InterfaceError, OperationalError, transaction
 
-from audit import tasks as audit_tasks
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.tasks import BROKER_ERRORS, fail_fast_connection
 from settlement import services
+from settlement.signals import voucher_bookings_settled
 
 logger = logging.getLogger(__name__)
 
 # Worth retrying: the database or the broker went away for a moment (a failover, a restart, a dropped connection).
-TRANSIENT_ERRORS = (OperationalError, InterfaceError, kombu.exceptions.OperationalError,
-                    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+TRANSIENT_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    kombu.exceptions.OperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
 # Bookings per ``settle_bookings`` message, settled in one transaction (``services.bookings_settle``).
 SETTLE_BATCH = 50
-RETRY = {"autoretry_for": TRANSIENT_ERRORS, "retry_backoff": 2, "retry_backoff_max": 120, "retry_jitter": True,
-         "max_retries": 10, "acks_late": True, "reject_on_worker_lost": True}
+RETRY = {
+    "autoretry_for": TRANSIENT_ERRORS,
+    "retry_backoff": 2,
+    "retry_backoff_max": 120,
+    "retry_jitter": True,
+    "max_retries": 10,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+}
 
 
 @shared_task(name="settlement.settle_booking", ignore_result=True, **RETRY)
 def settle_booking(booking_id: int) -> str | None:
     """Settle one completed booking (idempotent). A booking that cannot be settled is logged, not retried.
-    A booking paid with vouchers is then checked for anomalies (``audit.flags_for_booking``), after the settlement
-    committed, so a flag failure can never undo a settlement (the periodic ``audit.compute_flags`` catches up)."""
+    A booking paid with vouchers is then announced (``signals.voucher_bookings_settled``: oversight checks it for
+    anomalies) after the settlement committed, so a flag failure can never undo a settlement."""
     try:
         booking = services.booking_settle(booking_id=booking_id)
     except ApplicationError as exc:
         logger.warning("settle_booking %s: %s", booking_id, exc.message)
         return None
     if booking.voucher_amount:
-        send_safely(audit_tasks.flags_for_booking, booking.pk)
+        voucher_bookings_settled.send(sender=settle_booking, booking_ids=[booking.pk])
     return booking.status
 
 
@@ -46,18 +58,18 @@ def settle_bookings(booking_ids: list[int]) -> int:
     """Settle a batch of bookings in one transaction (``services.bookings_settle``; what the sweeps enqueue: one
     message per batch instead of per booking) and return how many it settled. A retry after a transient error, or
     the redelivery of a batch whose worker died, settles only what is not settled yet. Voucher bookings are then
-    checked for anomalies, after the commit, as in ``settle_booking``."""
+    announced after the commit, as in ``settle_booking``."""
     settled = services.bookings_settle(booking_ids=booking_ids)
-    flagged = [(booking.pk,) for booking in settled if booking.voucher_amount]
+    flagged = [booking.pk for booking in settled if booking.voucher_amount]
     if flagged:
-        send_many(audit_tasks.flags_for_booking, flagged)
+        voucher_bookings_settled.send(sender=settle_bookings, booking_ids=flagged)
     return len(settled)
 
 
 @shared_task(name="settlement.run_sweeps", ignore_result=True, **RETRY)
 def run_sweeps() -> dict[str, int]:
     """Every sweep once (beat, every minute). Concurrent runs are safe: rows are taken with SKIP LOCKED."""
-    return services.sweeps_run()
+    return services.sweeps_run(settle=enqueue_settlement)
 
 
 @shared_task(name="settlement.create_weekly_payouts", ignore_result=True, **RETRY)
@@ -83,8 +95,14 @@ def send_many(task, args_list) -> int:
                 task.apply_async(args=args, retry=False, connection=conn)
                 sent += 1
     except BROKER_ERRORS as exc:
-        logger.warning("could not enqueue %s%r (%d of %d sent): %s (the sweeps will catch up)", task.name,
-                       tuple(args_list[sent]), sent, len(args_list), exc)
+        logger.warning(
+            "could not enqueue %s%r (%d of %d sent): %s (the sweeps will catch up)",
+            task.name,
+            tuple(args_list[sent]),
+            sent,
+            len(args_list),
+            exc,
+        )
     return sent
 
 
@@ -96,7 +114,7 @@ def enqueue_settlement(*booking_ids: int, batch: int = SETTLE_BATCH) -> None:
     if len(ids) == 1:
         transaction.on_commit(lambda: send_many(settle_booking, [(ids[0],)]))
     elif ids:
-        chunks = [(ids[i:i + batch],) for i in range(0, len(ids), batch)]
+        chunks = [(ids[i : i + batch],) for i in range(0, len(ids), batch)]
         transaction.on_commit(lambda: send_many(settle_bookings, chunks))
 
 

@@ -3,8 +3,11 @@ from django.urls import path
 from settlement import api, views
 
 api_urlpatterns: list = [
-    path("settlement/bookings/<int:booking_id>/movements/", api.BookingMovementsApi.as_view(),
-         name="api-booking-movements"),
+    path(
+        "settlement/bookings/<int:booking_id>/movements/",
+        api.BookingMovementsApi.as_view(),
+        name="api-booking-movements",
+    ),
     path("payouts/", api.PayoutListApi.as_view(), name="api-payout-list"),
     path("payouts/<int:pk>/", api.PayoutDetailApi.as_view(), name="api-payout-detail"),
     path("payouts/<int:pk>/mark-paid/", api.PayoutMarkPaidApi.as_view(), name="api-payout-mark-paid"),

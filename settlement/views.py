@@ -51,9 +51,16 @@ def booking_progress(request, booking_id):
     except ApplicationError:
         raise Http404(_("No such booking.")) from None
     movements = list(selectors.booking_movements(booking.pk))
-    return render(request, "settlement/booking_progress.html",
-                  {"booking": booking, "movements": movements, "settlement": booking.settlement_record,
-                   "claims": list(booking.reimbursement_claims.select_related("program"))})
+    return render(
+        request,
+        "settlement/booking_progress.html",
+        {
+            "booking": booking,
+            "movements": movements,
+            "settlement": booking.settlement_record,
+            "claims": list(booking.reimbursement_claims.select_related("program")),
+        },
+    )
 
 
 @login_required
@@ -62,13 +69,23 @@ def payout_list(request):
     if not selectors.can_read_payouts(request.user):
         raise PermissionDenied(_("Only provider members and platform staff read payouts."))
     status = request.GET.get("status") or ""
-    payouts = (selectors.payouts_visible_to(request.user, status=status if status in Payout.Status.values else None)
-               .prefetch_related("settlements"))
+    payouts = selectors.payouts_visible_to(
+        request.user, status=status if status in Payout.Status.values else None
+    ).prefetch_related("settlements")
     page = Paginator(payouts, PER_PAGE).get_page(request.GET.get("page"))
     unpaid = selectors.unpaid_settlements(request.user).aggregate(total=Sum("provider_amount"))["total"] or ZERO
     template = "settlement/_payouts.html" if request.htmx else "settlement/payouts.html"
-    return render(request, template, {"page": page, "unpaid": unpaid, "status": status,
-                                      "statuses": Payout.Status.choices, "staff": is_platform_staff(request.user)})
+    return render(
+        request,
+        template,
+        {
+            "page": page,
+            "unpaid": unpaid,
+            "status": status,
+            "statuses": Payout.Status.choices,
+            "staff": is_platform_staff(request.user),
+        },
+    )
 
 
 @login_required
@@ -92,13 +109,18 @@ def claim_list(request):
         raise PermissionDenied(_("Only voucher issuer members read reimbursement claims."))
     status = request.GET.get("status") or ""
     claims = selectors.claims_visible_to(
-        request.user, status=status if status in ReimbursementClaim.Status.values else None)
+        request.user, status=status if status in ReimbursementClaim.Status.values else None
+    )
     page = Paginator(claims, PER_PAGE).get_page(request.GET.get("page"))
-    open_total = (selectors.claims_visible_to(request.user, status="open")
-                  .aggregate(total=Sum("amount"))["total"] or ZERO)
+    open_total = (
+        selectors.claims_visible_to(request.user, status="open").aggregate(total=Sum("amount"))["total"] or ZERO
+    )
     template = "settlement/_claims.html" if request.htmx else "settlement/claims.html"
-    return render(request, template, {"page": page, "status": status, "statuses": ReimbursementClaim.Status.choices,
-                                      "open_total": open_total})
+    return render(
+        request,
+        template,
+        {"page": page, "status": status, "statuses": ReimbursementClaim.Status.choices, "open_total": open_total},
+    )
 
 
 @login_required
@@ -128,18 +150,29 @@ def statement_list(request):
     _statement_readable(request)
     status = request.GET.get("status") or ""
     statements = selectors.statements_visible_to(
-        request.user, status=status if status in ReimbursementStatement.Status.values else None)
+        request.user, status=status if status in ReimbursementStatement.Status.values else None
+    )
     page = Paginator(statements, PER_PAGE).get_page(request.GET.get("page"))
-    due = (selectors.statements_visible_to(request.user, status=ReimbursementStatement.Status.ISSUED)
-           .aggregate(total=Sum("total"))["total"] or ZERO)
+    due = (
+        selectors.statements_visible_to(request.user, status=ReimbursementStatement.Status.ISSUED).aggregate(
+            total=Sum("total")
+        )["total"]
+        or ZERO
+    )
     template = "settlement/_statements.html" if request.htmx else "settlement/statements.html"
-    return render(request, template, {"page": page, "status": status,
-                                      "statuses": ReimbursementStatement.Status.choices, "due": due})
+    return render(
+        request,
+        template,
+        {"page": page, "status": status, "statuses": ReimbursementStatement.Status.choices, "due": due},
+    )
 
 
 def _detail_context(request, statement: ReimbursementStatement) -> dict:
-    return {"statement": statement, "lines": list(selectors.statement_lines(statement)),
-            "can_pay": selectors.can_pay_statement(request.user, statement)}
+    return {
+        "statement": statement,
+        "lines": list(selectors.statement_lines(statement)),
+        "can_pay": selectors.can_pay_statement(request.user, statement),
+    }
 
 
 @login_required
@@ -148,8 +181,21 @@ def statement_detail(request, pk):
     return render(request, "settlement/statement_detail.html", _detail_context(request, statement))
 
 
-STATEMENT_CSV_COLUMNS = ["statement", "program", "period_start", "period_end", "claim", "booking", "booking_start",
-                         "booking_end", "provider", "startup", "amount", "currency", "claim_status"]
+STATEMENT_CSV_COLUMNS = [
+    "statement",
+    "program",
+    "period_start",
+    "period_end",
+    "claim",
+    "booking",
+    "booking_start",
+    "booking_end",
+    "provider",
+    "startup",
+    "amount",
+    "currency",
+    "claim_status",
+]
 
 
 @login_required
@@ -162,11 +208,26 @@ def statement_csv(request, pk):
     writer.writerow(STATEMENT_CSV_COLUMNS)
     for claim in selectors.statement_lines(statement):
         booking = claim.booking
-        writer.writerow([safe_cell(v) for v in (
-            statement.pk, statement.program.name, statement.period_start.isoformat(),
-            statement.period_end.isoformat(), claim.pk, booking.pk, booking.start.isoformat(), booking.end.isoformat(),
-            booking.listing.cluster.data_center.provider.name, booking.buyer.name, claim.amount,
-            settings.PLATFORM_CURRENCY, claim.status)])
+        writer.writerow(
+            [
+                safe_cell(v)
+                for v in (
+                    statement.pk,
+                    statement.program.name,
+                    statement.period_start.isoformat(),
+                    statement.period_end.isoformat(),
+                    claim.pk,
+                    booking.pk,
+                    booking.start.isoformat(),
+                    booking.end.isoformat(),
+                    booking.listing.cluster.data_center.provider.name,
+                    booking.buyer.name,
+                    claim.amount,
+                    settings.PLATFORM_CURRENCY,
+                    claim.status,
+                )
+            ]
+        )
     return response
 
 
@@ -179,7 +240,8 @@ def statement_pay(request, pk):
         raise PermissionDenied(_("Only the program's issuer or platform staff can mark a statement paid."))
     error = _error_of(lambda: services.statement_mark_paid(statement=statement, actor=request.user))
     if not request.htmx:
-        return _back_with_outcome(request, error, _("Statement #%(id)s marked paid.") % {"id": statement.pk},
-                                  "statement-detail", statement.pk)
+        return _back_with_outcome(
+            request, error, _("Statement #%(id)s marked paid.") % {"id": statement.pk}, "statement-detail", statement.pk
+        )
     statement = selectors.statement_for(request.user, statement.pk)
     return render(request, "settlement/_statement.html", {**_detail_context(request, statement), "error": error})

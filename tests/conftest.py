@@ -1,5 +1,5 @@
 """Fixtures shared by the whole suite: API clients logged in as each kind of organization member, and the one
-headless Chromium every browser test drives (tests/e2e and the auditor's journey in tests/audit)."""
+headless Chromium every browser test drives (tests/e2e and the auditor's journey in tests/oversight)."""
 
 import os
 import shutil
@@ -16,8 +16,15 @@ settings.register_profile("suite", deadline=None, suppress_health_check=[HealthC
 settings.load_profile("suite")
 
 CHROMIUM = os.environ.get("GPUX_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-                 "--no-first-run", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 # One for the whole session: Playwright's sync API runs one event loop per thread, so two browsers started by two

@@ -1,8 +1,15 @@
-"""Helpers for tests that race real transactions on PostgreSQL."""
+"""Helpers for tests that race real transactions on PostgreSQL, and small helpers many test modules share."""
 
+import datetime as dt
 import threading
+import time
 
 from django.db import close_old_connections, connections
+
+
+def iso(moment: dt.datetime) -> str:
+    """``moment`` as the API reads and writes it: ISO 8601, UTC written ``Z``."""
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def run_concurrently(fn, args_list, *, timeout=120):
@@ -28,6 +35,33 @@ def run_concurrently(fn, args_list, *, timeout=120):
     for thread in threads:
         thread.join(timeout)
     return results
+
+
+def backend_pid(using: str = "default") -> int:
+    """The PostgreSQL backend process id of this thread's connection (connecting first): what
+    ``wait_until_blocked`` looks for from another thread."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def wait_until_blocked(pid: int, *, by: int | None = None, timeout: float = 30, using: str = "default") -> None:
+    """Return once backend ``pid`` waits for a lock (``pg_stat_activity.wait_event_type = 'Lock'``), held by
+    backend ``by`` when given (``pg_blocking_pids``); fail after ``timeout`` seconds. Polls from this thread's
+    connection, also inside a transaction (the activity snapshot is cleared before each look)."""
+    deadline = time.monotonic() + timeout
+    with connections[using].cursor() as cursor:
+        while True:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute("SELECT wait_event_type, wait_event, pg_blocking_pids(pid) FROM pg_stat_activity "
+                           "WHERE pid = %s", [pid])
+            row = cursor.fetchone()
+            if row and row[0] == "Lock" and (by is None or by in row[2]):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"backend {pid} was not seen waiting for a lock{f' of {by}' if by else ''} "
+                                     f"within {timeout} s (last seen: {row})")
+            time.sleep(0.01)
 
 
 def page_input(moment) -> str:

@@ -35,8 +35,9 @@ PROGRAM_LISTS = ("eligible_providers", "eligible_accelerators", "stack_excluded_
 
 def _acting(request, kind: str) -> Organization:
     """The organization of ``kind`` that writes (creates a program, applies): it must be verified (403 otherwise)."""
-    return acting_organization(request.user, kind=kind, organization_id=request.headers.get("X-Organization"),
-                               for_write=True)
+    return acting_organization(
+        request.user, kind=kind, organization_id=request.headers.get("X-Organization"), for_write=True
+    )
 
 
 def _client_ip(request) -> str | None:
@@ -63,8 +64,9 @@ class ProgramListCreateView(generics.ListCreateAPIView):
     def post(self, request, *args, **kwargs):
         data = self.get_serializer(data=request.data)
         data.is_valid(raise_exception=True)
-        program = services.program_create(issuer=_acting(request, Organization.Kind.ISSUER), actor=request.user,
-                                          **data.validated_data)
+        program = services.program_create(
+            issuer=_acting(request, Organization.Kind.ISSUER), actor=request.user, **data.validated_data
+        )
         return Response(self.get_serializer(program).data, status=status.HTTP_201_CREATED)
 
 
@@ -85,8 +87,10 @@ class ProgramDetailView(generics.RetrieveUpdateAPIView):
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         if "budget" in values:
-            raise ApplicationError("The budget is funded, not edited.",
-                                   errors={"budget": ["Fund the program instead of editing its budget."]})
+            raise ApplicationError(
+                "The budget is funded, not edited.",
+                errors={"budget": ["Fund the program instead of editing its budget."]},
+            )
         program = services.program_update(program=program, actor=request.user, **values)
         return Response(self.get_serializer(program).data)
 
@@ -96,14 +100,18 @@ class ApplicationCreateView(APIView):
 
     permission_classes = [IsAuthenticated, IsStartupMember]
 
-    @extend_schema(request=VoucherApplicationCreateSerializer, responses={201: VoucherApplicationSerializer},
-                   parameters=[ORG_HEADER])
+    @extend_schema(
+        request=VoucherApplicationCreateSerializer,
+        responses={201: VoucherApplicationSerializer},
+        parameters=[ORG_HEADER],
+    )
     def post(self, request, pk: int):
         program = get_object_or_404(selectors.programs_visible(request.user), pk=pk)
         data = VoucherApplicationCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        application = services.application_submit(program=program, applicant=_acting(request, "startup"),
-                                                  actor=request.user, **data.validated_data)
+        application = services.application_submit(
+            program=program, applicant=_acting(request, "startup"), actor=request.user, **data.validated_data
+        )
         return Response(VoucherApplicationSerializer(application).data, status=status.HTTP_201_CREATED)
 
 
@@ -129,8 +137,9 @@ class ApplicationApproveView(APIView):
 
     permission_classes = [IsAuthenticated, IsIssuerMember]
 
-    @extend_schema(request=ApproveSerializer, responses={200: VoucherApplicationSerializer},
-                   parameters=[IDEMPOTENCY_HEADER])
+    @extend_schema(
+        request=ApproveSerializer, responses={200: VoucherApplicationSerializer}, parameters=[IDEMPOTENCY_HEADER]
+    )
     @idempotent
     def post(self, request, pk: int):
         application = get_object_or_404(selectors.applications_for_issuer(request.user), pk=pk)
@@ -151,8 +160,7 @@ class ApplicationRejectView(APIView):
         application = get_object_or_404(selectors.applications_for_issuer(request.user), pk=pk)
         data = RejectSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        application = services.application_reject(application=application, actor=request.user,
-                                                  **data.validated_data)
+        application = services.application_reject(application=application, actor=request.user, **data.validated_data)
         return Response(VoucherApplicationSerializer(application).data)
 
 

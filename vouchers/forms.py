@@ -34,9 +34,18 @@ def _amount(**kwargs) -> forms.DecimalField:
 def _percent(label, help_text="", **kwargs) -> forms.DecimalField:
     """A share typed as a percentage, 0–100 with 2 places (30 = 30 %); ``ProgramForm`` converts it to a ratio."""
     return forms.DecimalField(
-        max_digits=5, decimal_places=2, min_value=0, max_value=100, label=label, help_text=help_text,
-        error_messages={"min_value": _("Enter a percentage between 0 and 100."),
-                        "max_value": _("Enter a percentage between 0 and 100.")}, **kwargs)
+        max_digits=5,
+        decimal_places=2,
+        min_value=0,
+        max_value=100,
+        label=label,
+        help_text=help_text,
+        error_messages={
+            "min_value": _("Enter a percentage between 0 and 100."),
+            "max_value": _("Enter a percentage between 0 and 100."),
+        },
+        **kwargs,
+    )
 
 
 def ratio_to_percent(ratio: Decimal | None) -> Decimal | None:
@@ -53,13 +62,22 @@ def percent_to_ratio(percent: Decimal) -> Decimal:
 
 
 class ApplyForm(ServiceErrorsMixin, forms.Form):
-    organization = forms.ModelChoiceField(queryset=Organization.objects.none(), required=False,
-                                          label=_("Organization"), help_text=_("the startup you apply for"))
+    organization = forms.ModelChoiceField(
+        queryset=Organization.objects.none(),
+        required=False,
+        label=_("Organization"),
+        help_text=_("the startup you apply for"),
+    )
     requested_amount = _amount(label=_("Amount requested (CNY)"))
-    purpose = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000, label=_("Purpose"),
-                              help_text=_("what the compute is for: model, data, expected GPU-hours"))
-    model_filing = forms.ModelChoiceField(queryset=ModelFiling.objects.none(), required=False,
-                                          label=_("Registered model filing"))
+    purpose = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
+        label=_("Purpose"),
+        help_text=_("what the compute is for: model, data, expected GPU-hours"),
+    )
+    model_filing = forms.ModelChoiceField(
+        queryset=ModelFiling.objects.none(), required=False, label=_("Registered model filing")
+    )
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -85,7 +103,10 @@ CHECKBOXES = forms.CheckboxSelectMultiple
 class ProgramChoiceField(forms.ModelMultipleChoiceField):
     def label_from_instance(self, obj: VoucherProgram) -> str:
         return gettext("%(name)s (%(city)s, %(level)s level)") % {
-            "name": obj.name, "city": obj.get_city_display(), "level": obj.get_level_display().lower()}
+            "name": obj.name,
+            "city": obj.get_city_display(),
+            "level": obj.get_level_display().lower(),
+        }
 
 
 class ProgramForm(ServiceErrorsMixin, forms.Form):
@@ -96,21 +117,64 @@ class ProgramForm(ServiceErrorsMixin, forms.Form):
     # (key, legend, what the group is about, field names); fields a form does not have are skipped. The key names
     # the section in the page (``#section-<key>``) whatever the language.
     FIELDSETS = (
-        ("basics", _("Basics"), "", ("organization", "name", "city", "status", "description", "budget",
-                                     "face_value_min", "face_value_max", "validity_days", "applications_open_from",
-                                     "applications_open_until")),
-        ("coverage", _("Coverage"), _("How much of a booking's price the program pays, in percent (30 = 30 %)."),
-         ("domestic_ratio", "other_ratio", "sme_bonus_ratio", "model_filing_earns_domestic_ratio",
-          "sme_contract_limit", "sme_contract_ratio")),
-        ("caps", _("Caps"), _("Limits on what the program pays. Leave an amount empty for no cap."),
-         ("annual_cap_per_org", "per_booking_cap", "max_stacked_share")),
-        ("stacking", _("Stacking"), _("Whether a buyer may use this program's vouchers together with other "
-                                      "programs' vouchers in one booking."),
-         ("level", "stack_levels", "stack_excluded_programs")),
-        ("eligibility", _("Eligibility"),
-         _("Who may use the vouchers, and for what. Nothing ticked in a list means no restriction."),
-         ("eligible_providers", "eligible_accelerators", "eligible_buyer_cities", "city_data_centers_only",
-          "requires_model_filing", "ban_related_party", "require_reviewed_listing", "subsidy_period_days")),
+        (
+            "basics",
+            _("Basics"),
+            "",
+            (
+                "organization",
+                "name",
+                "city",
+                "status",
+                "description",
+                "budget",
+                "face_value_min",
+                "face_value_max",
+                "validity_days",
+                "applications_open_from",
+                "applications_open_until",
+            ),
+        ),
+        (
+            "coverage",
+            _("Coverage"),
+            _("How much of a booking's price the program pays, in percent (30 = 30 %)."),
+            (
+                "domestic_ratio",
+                "other_ratio",
+                "sme_bonus_ratio",
+                "model_filing_earns_domestic_ratio",
+                "sme_contract_limit",
+                "sme_contract_ratio",
+            ),
+        ),
+        (
+            "caps",
+            _("Caps"),
+            _("Limits on what the program pays. Leave an amount empty for no cap."),
+            ("annual_cap_per_org", "per_booking_cap", "max_stacked_share"),
+        ),
+        (
+            "stacking",
+            _("Stacking"),
+            _("Whether a buyer may use this program's vouchers together with other programs' vouchers in one booking."),
+            ("level", "stack_levels", "stack_excluded_programs"),
+        ),
+        (
+            "eligibility",
+            _("Eligibility"),
+            _("Who may use the vouchers, and for what. Nothing ticked in a list means no restriction."),
+            (
+                "eligible_providers",
+                "eligible_accelerators",
+                "eligible_buyer_cities",
+                "city_data_centers_only",
+                "requires_model_filing",
+                "ban_related_party",
+                "require_reviewed_listing",
+                "subsidy_period_days",
+            ),
+        ),
     )
     PERCENT_FIELDS = ("domestic_ratio", "other_ratio", "sme_bonus_ratio", "max_stacked_share", "sme_contract_ratio")
     EMPTY_PERCENT = {"sme_bonus_ratio": Decimal(0), "sme_contract_ratio": Decimal(0), "max_stacked_share": HUNDRED}
@@ -121,74 +185,126 @@ class ProgramForm(ServiceErrorsMixin, forms.Form):
     organization = forms.ModelChoiceField(queryset=Organization.objects.none(), required=False, label=_("Issuer"))
     name = forms.CharField(max_length=200, label=_("Program name"))
     city = forms.ChoiceField(choices=CITY_CHOICES, label=_("City"))
-    status = forms.ChoiceField(choices=VoucherProgram.Status.choices, initial=VoucherProgram.Status.DRAFT,
-                               label=_("Status"), help_text=_("startups see active programs only"))
+    status = forms.ChoiceField(
+        choices=VoucherProgram.Status.choices,
+        initial=VoucherProgram.Status.DRAFT,
+        label=_("Status"),
+        help_text=_("startups see active programs only"),
+    )
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), label=_("Description"))
-    budget = _amount(label=_("Budget to fund now (CNY)"), required=False,
-                     help_text=_("moved into the program's budget when it is created"))
+    budget = _amount(
+        label=_("Budget to fund now (CNY)"),
+        required=False,
+        help_text=_("moved into the program's budget when it is created"),
+    )
     face_value_min = _amount(label=_("Smallest voucher (CNY)"))
     face_value_max = _amount(label=_("Largest voucher (CNY)"))
-    validity_days = forms.IntegerField(min_value=1, max_value=MAX_DAYS, initial=365,
-                                       label=_("Vouchers valid for (days)"))
+    validity_days = forms.IntegerField(
+        min_value=1, max_value=MAX_DAYS, initial=365, label=_("Vouchers valid for (days)")
+    )
     applications_open_from = forms.DateTimeField(widget=DATETIME_INPUT, label=in_zone(_("Applications open")))
     applications_open_until = forms.DateTimeField(widget=DATETIME_INPUT, label=in_zone(_("Applications close")))
     # --- coverage ---
-    domestic_ratio = _percent(_("Share on domestic accelerators (%)"),
-                              _("e.g. 30 for Ascend or Cambricon chips"), initial=0)
+    domestic_ratio = _percent(
+        _("Share on domestic accelerators (%)"), _("e.g. 30 for Ascend or Cambricon chips"), initial=0
+    )
     other_ratio = _percent(_("Share on other accelerators (%)"), _("e.g. 20"), initial=0)
-    sme_bonus_ratio = _percent(_("Extra share for startups and SMEs (%)"), _("added to the share above"),
-                               initial=0, required=False)
+    sme_bonus_ratio = _percent(
+        _("Extra share for startups and SMEs (%)"), _("added to the share above"), initial=0, required=False
+    )
     model_filing_earns_domestic_ratio = forms.BooleanField(
-        required=False, label=_("A registered model earns the domestic share on any accelerator"))
-    sme_contract_limit = _amount(label=_("SME contract limit (CNY)"), required=False,
-                                 help_text=_("SMEs whose booking costs at most this much get the share below; "
-                                             "empty = no contract tier"))
-    sme_contract_ratio = _percent(_("Share for SMEs within that limit (%)"),
-                                  _("e.g. 50 (Hangzhou: up to ¥500,000)"), initial=0, required=False)
+        required=False, label=_("A registered model earns the domestic share on any accelerator")
+    )
+    sme_contract_limit = _amount(
+        label=_("SME contract limit (CNY)"),
+        required=False,
+        help_text=_("SMEs whose booking costs at most this much get the share below; empty = no contract tier"),
+    )
+    sme_contract_ratio = _percent(
+        _("Share for SMEs within that limit (%)"), _("e.g. 50 (Hangzhou: up to ¥500,000)"), initial=0, required=False
+    )
     # --- caps ---
-    annual_cap_per_org = _amount(label=_("Yearly cap per organization (CNY)"), required=False,
-                                 help_text=_("empty = no cap"))
+    annual_cap_per_org = _amount(
+        label=_("Yearly cap per organization (CNY)"), required=False, help_text=_("empty = no cap")
+    )
     per_booking_cap = _amount(label=_("Cap per booking (CNY)"), required=False, help_text=_("empty = no cap"))
-    max_stacked_share = _percent(_("Combined cap for all vouchers (%)"),
-                                 _("the most all vouchers together may pay of one booking; 100 = no combined cap"),
-                                 initial=100, required=False)
+    max_stacked_share = _percent(
+        _("Combined cap for all vouchers (%)"),
+        _("the most all vouchers together may pay of one booking; 100 = no combined cap"),
+        initial=100,
+        required=False,
+    )
     # --- stacking ---
-    level = forms.ChoiceField(choices=Level.choices, initial=Level.CITY, label=_("This program's level"),
-                              help_text=_("which government runs it"))
+    level = forms.ChoiceField(
+        choices=Level.choices,
+        initial=Level.CITY,
+        label=_("This program's level"),
+        help_text=_("which government runs it"),
+    )
     stack_levels = forms.MultipleChoiceField(
-        choices=Level.choices, required=False, widget=CHECKBOXES, initial=Level.values,
+        choices=Level.choices,
+        required=False,
+        widget=CHECKBOXES,
+        initial=Level.values,
         label=_("May be combined with programs of these levels"),
-        help_text=_("none ticked = never combined with another program (both programs must allow each other)"))
-    stack_excluded_programs = ProgramChoiceField(queryset=VoucherProgram.objects.none(), required=False,
-                                                 widget=CHECKBOXES, label=_("Never combined with these programs"),
-                                                 help_text=_("whatever their level"))
+        help_text=_("none ticked = never combined with another program (both programs must allow each other)"),
+    )
+    stack_excluded_programs = ProgramChoiceField(
+        queryset=VoucherProgram.objects.none(),
+        required=False,
+        widget=CHECKBOXES,
+        label=_("Never combined with these programs"),
+        help_text=_("whatever their level"),
+    )
     # --- eligibility ---
     eligible_providers = forms.ModelMultipleChoiceField(
-        queryset=Organization.objects.filter(kind=Organization.Kind.PROVIDER).order_by("name"), required=False,
-        widget=CHECKBOXES, label=_("Only these providers"), help_text=_("none ticked = any provider"))
+        queryset=Organization.objects.filter(kind=Organization.Kind.PROVIDER).order_by("name"),
+        required=False,
+        widget=CHECKBOXES,
+        label=_("Only these providers"),
+        help_text=_("none ticked = any provider"),
+    )
     eligible_accelerators = forms.ModelMultipleChoiceField(
-        queryset=Accelerator.objects.order_by("name"), required=False, widget=CHECKBOXES,
-        label=_("Only these accelerators"), help_text=_("none ticked = every accelerator"))
+        queryset=Accelerator.objects.order_by("name"),
+        required=False,
+        widget=CHECKBOXES,
+        label=_("Only these accelerators"),
+        help_text=_("none ticked = every accelerator"),
+    )
     eligible_buyer_cities = forms.MultipleChoiceField(
-        choices=CITY_CHOICES, required=False, widget=CHECKBOXES, label=_("Only buyers registered in these cities"),
-        help_text=_("none ticked = buyers from any city"))
+        choices=CITY_CHOICES,
+        required=False,
+        widget=CHECKBOXES,
+        label=_("Only buyers registered in these cities"),
+        help_text=_("none ticked = buyers from any city"),
+    )
     city_data_centers_only = forms.BooleanField(required=False, label=_("Only data centres in the program's city"))
     requires_model_filing = forms.BooleanField(required=False, label=_("Requires a registered model filing"))
-    ban_related_party = forms.BooleanField(required=False, initial=True,
-                                           label=_("Refuse related-party providers (shared owner or legal rep.)"))
-    require_reviewed_listing = forms.BooleanField(required=False, initial=True,
-                                                  label=_("Only hardware that passed the platform review"))
+    ban_related_party = forms.BooleanField(
+        required=False, initial=True, label=_("Refuse related-party providers (shared owner or legal rep.)")
+    )
+    require_reviewed_listing = forms.BooleanField(
+        required=False, initial=True, label=_("Only hardware that passed the platform review")
+    )
     subsidy_period_days = forms.IntegerField(
-        min_value=1, max_value=MAX_DAYS, required=False, label=_("Subsidy period (days)"),
-        help_text=_("counted from the buyer's first subsidised booking; empty = no limit"))
+        min_value=1,
+        max_value=MAX_DAYS,
+        required=False,
+        label=_("Subsidy period (days)"),
+        help_text=_("counted from the buyer's first subsidised booking; empty = no limit"),
+    )
 
     def __init__(self, *args, user=None, program: VoucherProgram | None = None, **kwargs):
         if program is not None:
             initial = {name: getattr(program, name) for name in services.PROGRAM_FIELDS}
             initial.update({name: ratio_to_percent(initial[name]) for name in self.PERCENT_FIELDS})
-            initial.update({"eligible_providers": list(program.eligible_providers.all()),
-                            "eligible_accelerators": list(program.eligible_accelerators.all()),
-                            "stack_excluded_programs": list(program.stack_excluded_programs.all())})
+            initial.update(
+                {
+                    "eligible_providers": list(program.eligible_providers.all()),
+                    "eligible_accelerators": list(program.eligible_accelerators.all()),
+                    "stack_excluded_programs": list(program.stack_excluded_programs.all()),
+                }
+            )
             kwargs.setdefault("initial", initial)
         super().__init__(*args, **kwargs)
         orgs = user_organizations(user, kind=Organization.Kind.ISSUER).order_by("name") if user else None
@@ -206,7 +322,8 @@ class ProgramForm(ServiceErrorsMixin, forms.Form):
             # programs excluded earlier stay listed (and ticked) even when no longer visible, so saving keeps them
             choices = (choices | Q(pk__in=program.stack_excluded_programs.values("pk"))) & ~Q(pk=program.pk)
         self.fields["stack_excluded_programs"].queryset = VoucherProgram.objects.filter(choices).order_by(
-            "city", "name")
+            "city", "name"
+        )
 
     def fieldsets(self) -> list[dict]:
         """The bound fields by group, in page order: ``[{key, legend, help, fields, boxes, lists}]`` where ``fields``
@@ -214,12 +331,16 @@ class ProgramForm(ServiceErrorsMixin, forms.Form):
         groups = []
         for key, legend, help_text, names in self.FIELDSETS:
             bound = [self[name] for name in names if name in self.fields]
-            groups.append({
-                "key": key, "legend": legend, "help": help_text,
-                "fields": [f for f in bound if not isinstance(f.field.widget, (forms.CheckboxInput, CHECKBOXES))],
-                "boxes": [f for f in bound if isinstance(f.field.widget, forms.CheckboxInput)],
-                "lists": [f for f in bound if isinstance(f.field.widget, CHECKBOXES)],
-            })
+            groups.append(
+                {
+                    "key": key,
+                    "legend": legend,
+                    "help": help_text,
+                    "fields": [f for f in bound if not isinstance(f.field.widget, (forms.CheckboxInput, CHECKBOXES))],
+                    "boxes": [f for f in bound if isinstance(f.field.widget, forms.CheckboxInput)],
+                    "lists": [f for f in bound if isinstance(f.field.widget, CHECKBOXES)],
+                }
+            )
         return groups
 
     def service_kwargs(self) -> dict:

@@ -43,8 +43,12 @@ class VoucherProgram(TimeStampedModel):
         ACTIVE = "active", pgettext_lazy("voucher program status", "Active")
         CLOSED = "closed", pgettext_lazy("voucher program status", "Closed")
 
-    issuer = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="voucher_programs",
-                               limit_choices_to={"kind": Organization.Kind.ISSUER})
+    issuer = models.ForeignKey(
+        Organization,
+        on_delete=models.PROTECT,
+        related_name="voucher_programs",
+        limit_choices_to={"kind": Organization.Kind.ISSUER},
+    )
     name = models.CharField(max_length=200)
     city = models.CharField(max_length=32, choices=CITY_CHOICES)
     description = models.TextField(blank=True)
@@ -64,27 +68,43 @@ class VoucherProgram(TimeStampedModel):
     model_filing_earns_domestic_ratio = models.BooleanField(default=False)
     annual_cap_per_org = AmountField(null=True, blank=True, help_text="empty = no annual cap")
     per_booking_cap = AmountField(null=True, blank=True, help_text="empty = no per-booking cap")
-    eligible_providers = models.ManyToManyField(Organization, blank=True, related_name="+",
-                                                limit_choices_to={"kind": Organization.Kind.PROVIDER},
-                                                help_text="empty = any provider")
+    eligible_providers = models.ManyToManyField(
+        Organization,
+        blank=True,
+        related_name="+",
+        limit_choices_to={"kind": Organization.Kind.PROVIDER},
+        help_text="empty = any provider",
+    )
     city_data_centers_only = models.BooleanField(default=False)
-    eligible_accelerators = models.ManyToManyField("listings.Accelerator", blank=True, related_name="+",
-                                                   help_text="empty = every accelerator")
+    eligible_accelerators = models.ManyToManyField(
+        "listings.Accelerator", blank=True, related_name="+", help_text="empty = every accelerator"
+    )
     requires_model_filing = models.BooleanField(default=False)
     ban_related_party = models.BooleanField(default=True)
     max_stacked_share = RatioField(default=1, help_text="the most all vouchers together may pay of one booking")
     require_reviewed_listing = models.BooleanField(default=True)
     level = models.CharField(max_length=10, choices=Level.choices, default=Level.CITY)
-    stack_levels = ArrayField(models.CharField(max_length=10, choices=Level.choices), default=all_levels, blank=True,
-                              help_text="levels of other programs whose vouchers may pay in the same booking")
-    stack_excluded_programs = models.ManyToManyField("self", symmetrical=False, blank=True, related_name="+",
-                                                     help_text="programs never combined with this one")
-    eligible_buyer_cities = ArrayField(models.CharField(max_length=32, choices=CITY_CHOICES), default=list,
-                                       blank=True, help_text="registered cities of eligible buyers; empty = any")
+    stack_levels = ArrayField(
+        models.CharField(max_length=10, choices=Level.choices),
+        default=all_levels,
+        blank=True,
+        help_text="levels of other programs whose vouchers may pay in the same booking",
+    )
+    stack_excluded_programs = models.ManyToManyField(
+        "self", symmetrical=False, blank=True, related_name="+", help_text="programs never combined with this one"
+    )
+    eligible_buyer_cities = ArrayField(
+        models.CharField(max_length=32, choices=CITY_CHOICES),
+        default=list,
+        blank=True,
+        help_text="registered cities of eligible buyers; empty = any",
+    )
     subsidy_period_days = models.PositiveIntegerField(
-        null=True, blank=True, help_text="days a buyer is subsidised from its first subsidised booking; empty = none")
-    sme_contract_limit = AmountField(null=True, blank=True,
-                                     help_text="SMEs booking at most this much get the SME contract ratio")
+        null=True, blank=True, help_text="days a buyer is subsidised from its first subsidised booking; empty = none"
+    )
+    sme_contract_limit = AmountField(
+        null=True, blank=True, help_text="SMEs booking at most this much get the SME contract ratio"
+    )
     sme_contract_ratio = RatioField(default=0)
 
     class Meta:
@@ -92,32 +112,45 @@ class VoucherProgram(TimeStampedModel):
         constraints = [
             models.UniqueConstraint(fields=["issuer", "name"], name="voucherprogram_unique_name_per_issuer"),
             models.CheckConstraint(
-                condition=Q(domestic_ratio__gte=0, domestic_ratio__lte=1, other_ratio__gte=0, other_ratio__lte=1,
-                            sme_bonus_ratio__gte=0, sme_bonus_ratio__lte=1, max_stacked_share__gte=0,
-                            max_stacked_share__lte=1),
+                condition=Q(
+                    domestic_ratio__gte=0,
+                    domestic_ratio__lte=1,
+                    other_ratio__gte=0,
+                    other_ratio__lte=1,
+                    sme_bonus_ratio__gte=0,
+                    sme_bonus_ratio__lte=1,
+                    max_stacked_share__gte=0,
+                    max_stacked_share__lte=1,
+                ),
                 name="voucherprogram_ratios_in_unit_range",
             ),
-            models.CheckConstraint(condition=Q(face_value_min__gt=0, face_value_min__lte=F("face_value_max")),
-                                   name="voucherprogram_face_value_range"),
+            models.CheckConstraint(
+                condition=Q(face_value_min__gt=0, face_value_min__lte=F("face_value_max")),
+                name="voucherprogram_face_value_range",
+            ),
             models.CheckConstraint(condition=Q(budget_total__gte=0), name="voucherprogram_budget_non_negative"),
             models.CheckConstraint(
                 condition=(Q(annual_cap_per_org__isnull=True) | Q(annual_cap_per_org__gte=0))
                 & (Q(per_booking_cap__isnull=True) | Q(per_booking_cap__gte=0)),
                 name="voucherprogram_caps_non_negative",
             ),
-            models.CheckConstraint(condition=Q(applications_open_until__gt=F("applications_open_from")),
-                                   name="voucherprogram_window_ordered"),
+            models.CheckConstraint(
+                condition=Q(applications_open_until__gt=F("applications_open_from")),
+                name="voucherprogram_window_ordered",
+            ),
             models.CheckConstraint(condition=Q(validity_days__gte=1), name="voucherprogram_validity_positive"),
-            models.CheckConstraint(condition=Q(level__in=["national", "provincial", "city", "district"]),
-                                   name="voucherprogram_level_valid"),
+            models.CheckConstraint(
+                condition=Q(level__in=["national", "provincial", "city", "district"]), name="voucherprogram_level_valid"
+            ),
             models.CheckConstraint(
                 condition=Q(sme_contract_ratio__gte=0, sme_contract_ratio__lte=1)
                 & (Q(sme_contract_limit__isnull=True) | Q(sme_contract_limit__gte=0))
                 & (Q(subsidy_period_days__isnull=True) | Q(subsidy_period_days__gte=1)),
                 name="voucherprogram_tiers_valid",
             ),
-            models.CheckConstraint(condition=Q(status__in=["draft", "active", "closed"]),
-                                   name="voucherprogram_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=["draft", "active", "closed"]), name="voucherprogram_status_valid"
+            ),
         ]
 
     def __str__(self):
@@ -132,27 +165,30 @@ class VoucherApplication(TimeStampedModel):
 
     program = models.ForeignKey(VoucherProgram, on_delete=models.PROTECT, related_name="applications")
     applicant = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="voucher_applications")
-    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                     related_name="+")
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     requested_amount = AmountField()
     purpose = models.TextField()
     model_filing = models.ForeignKey(ModelFiling, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.SUBMITTED, db_index=True)
     approved_face_value = AmountField(null=True, blank=True)
     reject_reason = models.TextField(blank=True)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     decided_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=Q(requested_amount__gt=0), name="voucherapplication_amount_positive"),
-            models.CheckConstraint(condition=Q(status__in=["submitted", "approved", "rejected"]),
-                                   name="voucherapplication_status_valid"),
             models.CheckConstraint(
-                condition=~Q(status="approved") | Q(approved_face_value__gt=0,
-                                                    approved_face_value__lte=F("requested_amount")),
+                condition=Q(status__in=["submitted", "approved", "rejected"]), name="voucherapplication_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="approved")
+                | Q(approved_face_value__gt=0, approved_face_value__lte=F("requested_amount")),
                 name="voucherapplication_approved_face_value",
             ),
         ]
@@ -169,8 +205,9 @@ class Voucher(TimeStampedModel):
 
     program = models.ForeignKey(VoucherProgram, on_delete=models.PROTECT, related_name="vouchers")
     holder = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="vouchers")
-    application = models.OneToOneField(VoucherApplication, null=True, blank=True, on_delete=models.PROTECT,
-                                       related_name="voucher")
+    application = models.OneToOneField(
+        VoucherApplication, null=True, blank=True, on_delete=models.PROTECT, related_name="voucher"
+    )
     face_value = AmountField()
     issued_at = models.DateTimeField()
     expires_at = models.DateTimeField(db_index=True)
@@ -181,8 +218,9 @@ class Voucher(TimeStampedModel):
         constraints = [
             models.CheckConstraint(condition=Q(face_value__gt=0), name="voucher_face_value_positive"),
             models.CheckConstraint(condition=Q(expires_at__gt=F("issued_at")), name="voucher_expiry_after_issue"),
-            models.CheckConstraint(condition=Q(status__in=["active", "expired", "revoked"]),
-                                   name="voucher_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "expired", "revoked"]), name="voucher_status_valid"
+            ),
         ]
         indexes = [models.Index(fields=["holder", "program"], name="voucher_holder_program_idx")]
 
@@ -209,8 +247,9 @@ class Redemption(TimeStampedModel):
         constraints = [
             models.UniqueConstraint(fields=["voucher", "booking"], name="redemption_unique_voucher_booking"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="redemption_amount_positive"),
-            models.CheckConstraint(condition=Q(status__in=["held", "captured", "released"]),
-                                   name="redemption_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=["held", "captured", "released"]), name="redemption_status_valid"
+            ),
         ]
 
     @property

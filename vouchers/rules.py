@@ -91,9 +91,12 @@ class ProgramRules:
     def stacks_with(self, other: ProgramRules) -> bool:
         """Whether this program and ``other`` (another program) may pay parts of one booking: each allows the
         other's level and neither excludes the other."""
-        return (other.level in self.stack_levels and self.level in other.stack_levels
-                and other.program_id not in self.stack_excluded_program_ids
-                and self.program_id not in other.stack_excluded_program_ids)
+        return (
+            other.level in self.stack_levels
+            and self.level in other.stack_levels
+            and other.program_id not in self.stack_excluded_program_ids
+            and self.program_id not in other.stack_excluded_program_ids
+        )
 
 
 @dataclass(frozen=True)
@@ -202,8 +205,6 @@ def coverage_ratio(context: BookingContext, rules: ProgramRules) -> Decimal:
     return min(ratio, ONE)
 
 
-
-
 @dataclass(frozen=True)
 class _Program:
     """One program's share of a booking: its ratio and the limits that bound all its vouchers together."""
@@ -238,8 +239,12 @@ def _programs(context: BookingContext, ordered: list[VoucherCandidate]) -> dict[
         if rules.per_booking_cap is not None:
             limits["per_booking_cap"] = rules.per_booking_cap
         programs[program_id] = _Program(
-            rules=rules, ratio=ratio, limits=limits, balance=sum((v.balance for v in vouchers), ZERO),
-            stacking_limit=to_amount(rules.max_stacked_share * context.subtotal))
+            rules=rules,
+            ratio=ratio,
+            limits=limits,
+            balance=sum((v.balance for v in vouchers), ZERO),
+            stacking_limit=to_amount(rules.max_stacked_share * context.subtotal),
+        )
     return programs
 
 
@@ -255,8 +260,9 @@ def _stackable_sets(programs: dict[int, _Program]) -> list[tuple[int, ...]]:
     return sets
 
 
-def _fill(programs: dict[int, _Program], chosen: tuple[int, ...],
-          ordered: list[VoucherCandidate]) -> dict[int, tuple[Decimal, str]]:
+def _fill(
+    programs: dict[int, _Program], chosen: tuple[int, ...], ordered: list[VoucherCandidate]
+) -> dict[int, tuple[Decimal, str]]:
     """Parts of the vouchers of the ``chosen`` programs, soonest expiry first, each the smallest of its limits
     given the parts before it: ``{voucher id: (amount, bound_by)}``. Greedy is optimal here: the limits nest
     (voucher within program within booking), so any filling order reaches the same total."""

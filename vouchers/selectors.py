@@ -27,8 +27,11 @@ def _org_ids(user) -> list[int]:
 
 def programs_visible(user) -> QuerySet[VoucherProgram]:
     """Active programs for everyone logged in, plus every program (drafts too) the user's issuers run."""
-    return (VoucherProgram.objects.filter(Q(status=VoucherProgram.Status.ACTIVE) | Q(issuer_id__in=_org_ids(user)))
-            .select_related("issuer").distinct())
+    return (
+        VoucherProgram.objects.filter(Q(status=VoucherProgram.Status.ACTIVE) | Q(issuer_id__in=_org_ids(user)))
+        .select_related("issuer")
+        .distinct()
+    )
 
 
 def programs_managed(user) -> QuerySet[VoucherProgram]:
@@ -39,8 +42,9 @@ def programs_managed(user) -> QuerySet[VoucherProgram]:
 def applications_visible(user) -> QuerySet[VoucherApplication]:
     """The user's organizations' own applications and the queue of the programs their issuers run."""
     org_ids = _org_ids(user)
-    return (VoucherApplication.objects.filter(Q(applicant_id__in=org_ids) | Q(program__issuer_id__in=org_ids))
-            .select_related("program", "applicant", "model_filing", "voucher"))
+    return VoucherApplication.objects.filter(
+        Q(applicant_id__in=org_ids) | Q(program__issuer_id__in=org_ids)
+    ).select_related("program", "applicant", "model_filing", "voucher")
 
 
 def applications_for_issuer(user) -> QuerySet[VoucherApplication]:
@@ -50,15 +54,19 @@ def applications_for_issuer(user) -> QuerySet[VoucherApplication]:
 def vouchers_visible(user) -> QuerySet[Voucher]:
     """Vouchers the user's organizations hold, and those issued by programs their issuers run."""
     org_ids = _org_ids(user)
-    return (Voucher.objects.filter(Q(holder_id__in=org_ids) | Q(program__issuer_id__in=org_ids))
-            .select_related("program", "holder"))
+    return Voucher.objects.filter(Q(holder_id__in=org_ids) | Q(program__issuer_id__in=org_ids)).select_related(
+        "program", "holder"
+    )
 
 
 def vouchers_spendable(user) -> QuerySet[Voucher]:
     """Active, unexpired vouchers of the startups ``user`` acts for, soonest expiry first (the spending order)."""
     orgs = user_organizations(user, kind=Organization.Kind.STARTUP)
-    return (Voucher.objects.filter(holder__in=orgs, status=Voucher.Status.ACTIVE, expires_at__gt=timezone.now())
-            .select_related("program").order_by("expires_at", "pk"))
+    return (
+        Voucher.objects.filter(holder__in=orgs, status=Voucher.Status.ACTIVE, expires_at__gt=timezone.now())
+        .select_related("program")
+        .order_by("expires_at", "pk")
+    )
 
 
 def voucher_balances(voucher_ids) -> dict[int, dict[str, Decimal]]:
@@ -69,8 +77,12 @@ def voucher_balances(voucher_ids) -> dict[int, dict[str, Decimal]]:
         kind__in=[LedgerAccount.Kind.VOUCHER, LedgerAccount.Kind.VOUCHER_HOLD], owner_id__in=ids
     ).values_list("kind", "owner_id", "balance"):
         out[owner_id]["balance" if kind == LedgerAccount.Kind.VOUCHER else "held"] = balance
-    for voucher_id, spent in (Redemption.objects.filter(voucher_id__in=ids, status=Redemption.Status.CAPTURED)
-                              .values("voucher_id").annotate(total=Sum("amount")).values_list("voucher_id", "total")):
+    for voucher_id, spent in (
+        Redemption.objects.filter(voucher_id__in=ids, status=Redemption.Status.CAPTURED)
+        .values("voucher_id")
+        .annotate(total=Sum("amount"))
+        .values_list("voucher_id", "total")
+    ):
         out[voucher_id]["spent"] = spent
     return out
 
@@ -82,34 +94,52 @@ def program_budget_available(program: VoucherProgram) -> Decimal:
 
 def program_budgets_available(program_ids) -> dict[int, Decimal]:
     """``program_budget_available`` for many programs in one query: {program id: balance}."""
-    return dict(LedgerAccount.objects.filter(kind=LedgerAccount.Kind.PROGRAM_BUDGET, owner_id__in=list(program_ids))
-                .values_list("owner_id", "balance"))
+    return dict(
+        LedgerAccount.objects.filter(
+            kind=LedgerAccount.Kind.PROGRAM_BUDGET, owner_id__in=list(program_ids)
+        ).values_list("owner_id", "balance")
+    )
 
 
 def annual_used(*, program_ids, holder_id: int, now: dt.datetime) -> dict[int, Decimal]:
     """What ``holder_id`` used (held or captured) per program in ``now``'s calendar year (UTC)."""
-    rows = (Redemption.objects.filter(voucher__program_id__in=program_ids, voucher__holder_id=holder_id,
-                                      status__in=SPENDING_STATUSES, created_at__year=now.year)
-            .values("voucher__program_id").annotate(total=Sum("amount"))
-            .values_list("voucher__program_id", "total"))
+    rows = (
+        Redemption.objects.filter(
+            voucher__program_id__in=program_ids,
+            voucher__holder_id=holder_id,
+            status__in=SPENDING_STATUSES,
+            created_at__year=now.year,
+        )
+        .values("voucher__program_id")
+        .annotate(total=Sum("amount"))
+        .values_list("voucher__program_id", "total")
+    )
     return dict(rows)
 
 
 def program_rules(program: VoucherProgram) -> rules.ProgramRules:
     return rules.ProgramRules(
-        program_id=program.pk, city=program.city, domestic_ratio=program.domestic_ratio,
-        other_ratio=program.other_ratio, sme_bonus_ratio=program.sme_bonus_ratio,
+        program_id=program.pk,
+        city=program.city,
+        domestic_ratio=program.domestic_ratio,
+        other_ratio=program.other_ratio,
+        sme_bonus_ratio=program.sme_bonus_ratio,
         model_filing_earns_domestic_ratio=program.model_filing_earns_domestic_ratio,
-        annual_cap_per_org=program.annual_cap_per_org, per_booking_cap=program.per_booking_cap,
+        annual_cap_per_org=program.annual_cap_per_org,
+        per_booking_cap=program.per_booking_cap,
         eligible_provider_ids=frozenset(program.eligible_providers.values_list("pk", flat=True)),
         city_data_centers_only=program.city_data_centers_only,
         eligible_accelerator_ids=frozenset(program.eligible_accelerators.values_list("pk", flat=True)),
-        requires_model_filing=program.requires_model_filing, ban_related_party=program.ban_related_party,
-        max_stacked_share=program.max_stacked_share, require_reviewed_listing=program.require_reviewed_listing,
-        level=program.level, stack_levels=frozenset(program.stack_levels),
+        requires_model_filing=program.requires_model_filing,
+        ban_related_party=program.ban_related_party,
+        max_stacked_share=program.max_stacked_share,
+        require_reviewed_listing=program.require_reviewed_listing,
+        level=program.level,
+        stack_levels=frozenset(program.stack_levels),
         stack_excluded_program_ids=frozenset(program.stack_excluded_programs.values_list("pk", flat=True)),
         eligible_buyer_cities=frozenset(program.eligible_buyer_cities),
-        subsidy_period_days=program.subsidy_period_days, sme_contract_limit=program.sme_contract_limit,
+        subsidy_period_days=program.subsidy_period_days,
+        sme_contract_limit=program.sme_contract_limit,
         sme_contract_ratio=program.sme_contract_ratio,
     )
 
@@ -117,10 +147,14 @@ def program_rules(program: VoucherProgram) -> rules.ProgramRules:
 def first_subsidised(*, program_ids, holder_id: int) -> dict[int, dt.datetime]:
     """When ``holder_id``'s first subsidised booking in each program was made: its first redemption that was not
     released (held or captured), per program."""
-    return dict(Redemption.objects.filter(voucher__program_id__in=program_ids, voucher__holder_id=holder_id,
-                                          status__in=SPENDING_STATUSES)
-                .values("voucher__program_id").annotate(first=Min("created_at"))
-                .values_list("voucher__program_id", "first"))
+    return dict(
+        Redemption.objects.filter(
+            voucher__program_id__in=program_ids, voucher__holder_id=holder_id, status__in=SPENDING_STATUSES
+        )
+        .values("voucher__program_id")
+        .annotate(first=Min("created_at"))
+        .values_list("voucher__program_id", "first")
+    )
 
 
 def voucher_candidates(vouchers: list[Voucher], *, buyer_id: int, now: dt.datetime) -> list[rules.VoucherCandidate]:
@@ -133,10 +167,16 @@ def voucher_candidates(vouchers: list[Voucher], *, buyer_id: int, now: dt.dateti
     periods = [pk for pk, program in programs.items() if program.subsidy_period_days is not None]
     first = first_subsidised(program_ids=periods, holder_id=buyer_id) if periods else {}
     return [
-        rules.VoucherCandidate(voucher_id=v.pk, holder_id=v.holder_id, expires_at=v.expires_at,
-                               balance=balances[v.pk]["balance"], rules=program_rules_by_id[v.program_id],
-                               status=v.status, annual_used=used.get(v.program_id, ZERO),
-                               first_subsidised_at=first.get(v.program_id))
+        rules.VoucherCandidate(
+            voucher_id=v.pk,
+            holder_id=v.holder_id,
+            expires_at=v.expires_at,
+            balance=balances[v.pk]["balance"],
+            rules=program_rules_by_id[v.program_id],
+            status=v.status,
+            annual_used=used.get(v.program_id, ZERO),
+            first_subsidised_at=first.get(v.program_id),
+        )
         for v in vouchers
     ]
 
@@ -151,20 +191,27 @@ def listing_reviewed(listing: Listing) -> bool:
     return ProvenanceDeclaration.objects.filter(cluster=cluster, status=ProvenanceDeclaration.Status.APPROVED).exists()
 
 
-def booking_context(*, buyer: Organization, listing: Listing, subtotal: Decimal,
-                    now: dt.datetime) -> rules.BookingContext:
+def booking_context(
+    *, buyer: Organization, listing: Listing, subtotal: Decimal, now: dt.datetime
+) -> rules.BookingContext:
     listing = Listing.objects.select_related("cluster__accelerator", "cluster__data_center__provider").get(
         pk=listing.pk
     )
     cluster = listing.cluster
     provider = cluster.data_center.provider
     return rules.BookingContext(
-        subtotal=subtotal, buyer_id=buyer.pk, provider_id=provider.pk, data_center_city=cluster.data_center.city,
-        accelerator_id=cluster.accelerator_id, accelerator_domestic=cluster.accelerator.domestic,
+        subtotal=subtotal,
+        buyer_id=buyer.pk,
+        provider_id=provider.pk,
+        data_center_city=cluster.data_center.city,
+        accelerator_id=cluster.accelerator_id,
+        accelerator_domestic=cluster.accelerator.domestic,
         accelerator_export_controlled=cluster.accelerator.export_controlled,
-        listing_reviewed=listing_reviewed(listing), buyer_is_sme=buyer.is_sme,
+        listing_reviewed=listing_reviewed(listing),
+        buyer_is_sme=buyer.is_sme,
         buyer_has_model_filing=ModelFiling.objects.filter(organization=buyer).exists(),
-        related_party=bool(buyer.related_party_names() & provider.related_party_names()), now=now,
+        related_party=bool(buyer.related_party_names() & provider.related_party_names()),
+        now=now,
         buyer_city=buyer.city,
     )
 
@@ -172,11 +219,20 @@ def booking_context(*, buyer: Organization, listing: Listing, subtotal: Decimal,
 def program_burndown(program: VoucherProgram) -> dict:
     """Daily series for the burn-down chart: budget funded, cumulative face value issued, cumulative spent
     (captured parts) and what is left in the budget. Labels are ISO dates."""
-    issued = dict(Voucher.objects.filter(program=program).annotate(day=TruncDate("issued_at")).values("day")
-                  .annotate(total=Sum("face_value")).values_list("day", "total"))
-    spent = dict(Redemption.objects.filter(voucher__program=program, status=Redemption.Status.CAPTURED)
-                 .annotate(day=TruncDate("updated_at")).values("day").annotate(total=Sum("amount"))
-                 .values_list("day", "total"))
+    issued = dict(
+        Voucher.objects.filter(program=program)
+        .annotate(day=TruncDate("issued_at"))
+        .values("day")
+        .annotate(total=Sum("face_value"))
+        .values_list("day", "total")
+    )
+    spent = dict(
+        Redemption.objects.filter(voucher__program=program, status=Redemption.Status.CAPTURED)
+        .annotate(day=TruncDate("updated_at"))
+        .values("day")
+        .annotate(total=Sum("amount"))
+        .values_list("day", "total")
+    )
     days = sorted({*issued, *spent, program.created_at.date()})
     labels, issued_series, spent_series = [], [], []
     issued_total = spent_total = ZERO
@@ -186,5 +242,10 @@ def program_burndown(program: VoucherProgram) -> dict:
         labels.append(day.isoformat())
         issued_series.append(str(issued_total))
         spent_series.append(str(spent_total))
-    return {"labels": labels, "issued": issued_series, "spent": spent_series, "budget": str(program.budget_total),
-            "available": str(program_budget_available(program))}
+    return {
+        "labels": labels,
+        "issued": issued_series,
+        "spent": spent_series,
+        "budget": str(program.budget_total),
+        "available": str(program_budget_available(program)),
+    }

@@ -25,8 +25,9 @@ def amount_field(**kwargs) -> serializers.DecimalField:
 
 def ratio_field(help_text: str, **kwargs) -> serializers.DecimalField:
     """A share of a booking's price in [0, 1] with 4 places (0.3 = 30 %)."""
-    return serializers.DecimalField(max_digits=5, decimal_places=4, min_value=Decimal(0), max_value=Decimal(1),
-                                    help_text=help_text, **kwargs)
+    return serializers.DecimalField(
+        max_digits=5, decimal_places=4, min_value=Decimal(0), max_value=Decimal(1), help_text=help_text, **kwargs
+    )
 
 
 def cap_field(help_text: str) -> serializers.DecimalField:
@@ -40,56 +41,95 @@ class VoucherProgramSerializer(serializers.ModelSerializer):
     issuer = serializers.CharField(source="issuer.name", read_only=True)
     eligible_providers = BoundedManyRelatedField(
         child_relation=StrictPrimaryKeyRelatedField(
-            queryset=Organization.objects.filter(kind=Organization.Kind.PROVIDER)),
-        max_length=MAX_LIST_ITEMS, required=False,
-        help_text="Ids of the providers whose listings the vouchers pay for. Empty: any provider.")
+            queryset=Organization.objects.filter(kind=Organization.Kind.PROVIDER)
+        ),
+        max_length=MAX_LIST_ITEMS,
+        required=False,
+        help_text="Ids of the providers whose listings the vouchers pay for. Empty: any provider.",
+    )
     eligible_accelerators = BoundedManyRelatedField(
         child_relation=serializers.SlugRelatedField(slug_field="slug", queryset=Accelerator.objects.all()),
-        max_length=MAX_LIST_ITEMS, required=False,
-        help_text="Slugs of the accelerators the vouchers pay for. Empty: every accelerator.")
-    budget = amount_field(write_only=True, required=False, min_value=Decimal(0),
-                          help_text="Money moved into the program's budget when it is created (CNY).")
+        max_length=MAX_LIST_ITEMS,
+        required=False,
+        help_text="Slugs of the accelerators the vouchers pay for. Empty: every accelerator.",
+    )
+    budget = amount_field(
+        write_only=True,
+        required=False,
+        min_value=Decimal(0),
+        help_text="Money moved into the program's budget when it is created (CNY).",
+    )
     applications_open_from = AwareDateTimeField(help_text="When applications open (with a UTC offset).")
     applications_open_until = AwareDateTimeField(help_text="When applications close (with a UTC offset).")
-    validity_days = serializers.IntegerField(required=False, min_value=1, max_value=MAX_DAYS,
-                                             help_text="How many days an issued voucher can be spent.")
+    validity_days = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_DAYS, help_text="How many days an issued voucher can be spent."
+    )
     domestic_ratio = ratio_field("Share of a booking paid on domestic accelerators: 0.3 pays 30 %.", required=False)
     other_ratio = ratio_field("Share of a booking paid on other accelerators: 0.2 pays 20 %.", required=False)
     sme_bonus_ratio = ratio_field("Extra share for startups and SMEs, added to the ratio above.", required=False)
     max_stacked_share = ratio_field(
         "The most all vouchers together may pay of one booking when this program pays a part (combined cap): "
-        "0.6 means vouchers pay at most 60 %, the buyer at least 40 %.", required=False)
+        "0.6 means vouchers pay at most 60 %, the buyer at least 40 %.",
+        required=False,
+    )
     annual_cap_per_org = cap_field("The most the program pays one organization in a year (CNY). Null: no cap.")
     per_booking_cap = cap_field("The most the program pays for one booking (CNY). Null: no cap.")
-    level = serializers.ChoiceField(choices=Level.choices, required=False,
-                                    help_text="Which government runs the program: national, provincial, city "
-                                              "or district.")
+    level = serializers.ChoiceField(
+        choices=Level.choices,
+        required=False,
+        help_text="Which government runs the program: national, provincial, city or district.",
+    )
     stack_levels = serializers.ListField(
-        child=serializers.ChoiceField(choices=Level.choices), required=False, allow_empty=True, max_length=4,
+        child=serializers.ChoiceField(choices=Level.choices),
+        required=False,
+        allow_empty=True,
+        max_length=4,
         help_text="Levels of other programs whose vouchers may pay in the same booking as this one. Empty: never "
-                  "combined with another program. Both programs must allow each other's level.")
+        "combined with another program. Both programs must allow each other's level.",
+    )
     stack_excluded_programs = BoundedManyRelatedField(
         child_relation=StrictPrimaryKeyRelatedField(queryset=VoucherProgram.objects.none()),
-        max_length=MAX_LIST_ITEMS, required=False,
+        max_length=MAX_LIST_ITEMS,
+        required=False,
         help_text="Ids of programs whose vouchers are never combined with this one in a booking, whatever their "
-                  "level. Only programs you can see.")
+        "level. Only programs you can see.",
+    )
     eligible_buyer_cities = serializers.ListField(
-        child=serializers.ChoiceField(choices=CITY_CHOICES), required=False, allow_empty=True,
+        child=serializers.ChoiceField(choices=CITY_CHOICES),
+        required=False,
+        allow_empty=True,
         max_length=len(CITY_CHOICES),
-        help_text="Cities where a buyer must be registered to use the vouchers. Empty: any city.")
+        help_text="Cities where a buyer must be registered to use the vouchers. Empty: any city.",
+    )
     subsidy_period_days = serializers.IntegerField(
-        required=False, allow_null=True, min_value=1, max_value=MAX_DAYS,
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=MAX_DAYS,
         help_text="How many days a buyer is subsidised, counted from its first booking paid by this program "
-                  "(365: at most one year). Null: no limit.")
-    sme_contract_limit = cap_field("SMEs whose booking costs at most this much (CNY) get the SME contract share "
-                                   "instead of the usual one. Null: no contract-size tier.")
-    sme_contract_ratio = ratio_field("Share paid for SMEs whose booking is within the contract limit: 0.5 pays "
-                                     "50 %.", required=False)
+        "(365: at most one year). Null: no limit.",
+    )
+    sme_contract_limit = cap_field(
+        "SMEs whose booking costs at most this much (CNY) get the SME contract share "
+        "instead of the usual one. Null: no contract-size tier."
+    )
+    sme_contract_ratio = ratio_field(
+        "Share paid for SMEs whose booking is within the contract limit: 0.5 pays 50 %.", required=False
+    )
 
     class Meta:
         model = VoucherProgram
-        fields = ["id", "issuer", "budget_total", "budget", *PROGRAM_FIELDS, "eligible_providers",
-                  "eligible_accelerators", "stack_excluded_programs", "created_at"]
+        fields = [
+            "id",
+            "issuer",
+            "budget_total",
+            "budget",
+            *PROGRAM_FIELDS,
+            "eligible_providers",
+            "eligible_accelerators",
+            "stack_excluded_programs",
+            "created_at",
+        ]
         read_only_fields = ["id", "issuer", "budget_total", "created_at"]
         extra_kwargs = {"city": {"required": False}}
 
@@ -109,8 +149,7 @@ class VoucherProgramSerializer(serializers.ModelSerializer):
 class VoucherApplicationCreateSerializer(serializers.Serializer):
     requested_amount = amount_field(min_value=0)
     purpose = serializers.CharField(max_length=2000)
-    model_filing = StrictPrimaryKeyRelatedField(queryset=ModelFiling.objects.all(), required=False,
-                                                      allow_null=True)
+    model_filing = StrictPrimaryKeyRelatedField(queryset=ModelFiling.objects.all(), required=False, allow_null=True)
 
 
 class VoucherApplicationSerializer(serializers.ModelSerializer):
@@ -120,9 +159,22 @@ class VoucherApplicationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = VoucherApplication
-        fields = ["id", "program", "program_name", "applicant", "applicant_name", "requested_amount", "purpose",
-                  "model_filing", "status", "approved_face_value", "reject_reason", "decided_at", "created_at",
-                  "voucher"]
+        fields = [
+            "id",
+            "program",
+            "program_name",
+            "applicant",
+            "applicant_name",
+            "requested_amount",
+            "purpose",
+            "model_filing",
+            "status",
+            "approved_face_value",
+            "reject_reason",
+            "decided_at",
+            "created_at",
+            "voucher",
+        ]
         read_only_fields = fields
 
     def get_voucher(self, obj) -> int | None:
@@ -156,8 +208,20 @@ class VoucherSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Voucher
-        fields = ["id", "program", "program_name", "holder", "holder_name", "face_value", "balance", "held", "spent",
-                  "issued_at", "expires_at", "status"]
+        fields = [
+            "id",
+            "program",
+            "program_name",
+            "holder",
+            "holder_name",
+            "face_value",
+            "balance",
+            "held",
+            "spent",
+            "issued_at",
+            "expires_at",
+            "status",
+        ]
         read_only_fields = fields
 
     def _amounts(self, obj) -> dict:

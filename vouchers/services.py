@@ -19,7 +19,7 @@ from django.utils import timezone
 from accounts.models import CITIES, Organization
 from audit.models import AuditEvent
 from audit.services import audit_event, audit_record
-from ledger.models import LedgerAccount
+from ledger.models import JournalTransaction, LedgerAccount
 from ledger.services import Posting, account_for, accounts_for_many, ledger_post, ledger_post_many
 from marketplace.core.deferred import last_statements, run_last
 from marketplace.core.exceptions import ApplicationError, Conflict
@@ -29,11 +29,32 @@ from vouchers.models import Level, Redemption, Voucher, VoucherApplication, Vouc
 
 # Fields an issuer may set on a program; the M2M rules are passed separately.
 PROGRAM_FIELDS = (
-    "name", "city", "description", "face_value_min", "face_value_max", "validity_days", "applications_open_from",
-    "applications_open_until", "status", "domestic_ratio", "other_ratio", "sme_bonus_ratio",
-    "model_filing_earns_domestic_ratio", "annual_cap_per_org", "per_booking_cap", "city_data_centers_only",
-    "requires_model_filing", "ban_related_party", "max_stacked_share", "require_reviewed_listing", "level",
-    "stack_levels", "eligible_buyer_cities", "subsidy_period_days", "sme_contract_limit", "sme_contract_ratio",
+    "name",
+    "city",
+    "description",
+    "face_value_min",
+    "face_value_max",
+    "validity_days",
+    "applications_open_from",
+    "applications_open_until",
+    "status",
+    "domestic_ratio",
+    "other_ratio",
+    "sme_bonus_ratio",
+    "model_filing_earns_domestic_ratio",
+    "annual_cap_per_org",
+    "per_booking_cap",
+    "city_data_centers_only",
+    "requires_model_filing",
+    "ban_related_party",
+    "max_stacked_share",
+    "require_reviewed_listing",
+    "level",
+    "stack_levels",
+    "eligible_buyer_cities",
+    "subsidy_period_days",
+    "sme_contract_limit",
+    "sme_contract_ratio",
 )
 # Every set of programs among a booking's vouchers is tried (vouchers.rules), so their number stays small.
 MAX_VOUCHERS_PER_BOOKING = rules.MAX_PROGRAMS
@@ -79,8 +100,9 @@ def _validate_program(program: VoucherProgram) -> None:
         raise _field_error("eligible_buyer_cities", f"Unknown city: {', '.join(unknown_cities)}.")
 
 
-def _set_program_lists(program: VoucherProgram, *, eligible_providers=None, eligible_accelerators=None,
-                       stack_excluded_programs=None) -> None:
+def _set_program_lists(
+    program: VoucherProgram, *, eligible_providers=None, eligible_accelerators=None, stack_excluded_programs=None
+) -> None:
     if eligible_providers is not None:
         providers = list(eligible_providers)
         if any(org.kind != Organization.Kind.PROVIDER for org in providers):
@@ -96,8 +118,16 @@ def _set_program_lists(program: VoucherProgram, *, eligible_providers=None, elig
 
 
 @transaction.atomic
-def program_create(*, issuer: Organization, actor=None, budget: Decimal = ZERO, eligible_providers=None,
-                   eligible_accelerators=None, stack_excluded_programs=None, **fields) -> VoucherProgram:
+def program_create(
+    *,
+    issuer: Organization,
+    actor=None,
+    budget: Decimal = ZERO,
+    eligible_providers=None,
+    eligible_accelerators=None,
+    stack_excluded_programs=None,
+    **fields,
+) -> VoucherProgram:
     """Create a program for ``issuer`` (an issuer organization) and fund it with ``budget``.
 
     ``fields`` are ``PROGRAM_FIELDS``. Raises ``ApplicationError`` 403 if ``issuer`` is not an issuer, 400 with
@@ -114,20 +144,35 @@ def program_create(*, issuer: Organization, actor=None, budget: Decimal = ZERO, 
     if VoucherProgram.objects.filter(issuer=issuer, name=program.name).exists():
         raise _field_error("name", "You already run a program with this name.")
     program.save()
-    _set_program_lists(program, eligible_providers=eligible_providers, eligible_accelerators=eligible_accelerators,
-                       stack_excluded_programs=stack_excluded_programs)
-    audit_record(action="voucher_program.create", obj=program, actor=actor, organization_id=issuer.pk,
-                 data={"name": program.name, "status": program.status})
+    _set_program_lists(
+        program,
+        eligible_providers=eligible_providers,
+        eligible_accelerators=eligible_accelerators,
+        stack_excluded_programs=stack_excluded_programs,
+    )
+    audit_record(
+        action="voucher_program.create",
+        obj=program,
+        actor=actor,
+        organization_id=issuer.pk,
+        data={"name": program.name, "status": program.status},
+    )
     if budget and to_amount(budget) > ZERO:
-        program_fund(program=program, amount=budget, idempotency_key=f"program:{program.pk}:fund:initial",
-                     actor=actor)
+        program_fund(program=program, amount=budget, idempotency_key=f"program:{program.pk}:fund:initial", actor=actor)
         program.refresh_from_db()
     return program
 
 
 @transaction.atomic
-def program_update(*, program: VoucherProgram, actor=None, eligible_providers=None, eligible_accelerators=None,
-                   stack_excluded_programs=None, **fields) -> VoucherProgram:
+def program_update(
+    *,
+    program: VoucherProgram,
+    actor=None,
+    eligible_providers=None,
+    eligible_accelerators=None,
+    stack_excluded_programs=None,
+    **fields,
+) -> VoucherProgram:
     """Change rules or status of ``program`` (status follows ``PROGRAM_ALLOWED_TRANSITIONS``).
 
     Rule changes apply to quotes from now on; holds already made keep their amounts. Raises ``ApplicationError``
@@ -139,23 +184,40 @@ def program_update(*, program: VoucherProgram, actor=None, eligible_providers=No
         raise ApplicationError(f"Unknown program fields: {', '.join(sorted(unknown))}.")
     new_status = fields.get("status", program.status)
     if new_status != program.status and new_status not in PROGRAM_ALLOWED_TRANSITIONS[program.status]:
-        raise Conflict(f"A {program.status} program cannot become {new_status}.",
-                       errors={"status": [f"Not allowed from {program.status}."]})
-    if "name" in fields and VoucherProgram.objects.filter(issuer_id=program.issuer_id, name=fields["name"]).exclude(
-        pk=program.pk
-    ).exists():
+        raise Conflict(
+            f"A {program.status} program cannot become {new_status}.",
+            errors={"status": [f"Not allowed from {program.status}."]},
+        )
+    if (
+        "name" in fields
+        and VoucherProgram.objects.filter(issuer_id=program.issuer_id, name=fields["name"])
+        .exclude(pk=program.pk)
+        .exists()
+    ):
         raise _field_error("name", "You already run a program with this name.")
     for name, value in fields.items():
         setattr(program, name, value)
     _validate_program(program)
     program.save()
-    _set_program_lists(program, eligible_providers=eligible_providers, eligible_accelerators=eligible_accelerators,
-                       stack_excluded_programs=stack_excluded_programs)
-    lists = {"eligible_providers": eligible_providers, "eligible_accelerators": eligible_accelerators,
-             "stack_excluded_programs": stack_excluded_programs}
+    _set_program_lists(
+        program,
+        eligible_providers=eligible_providers,
+        eligible_accelerators=eligible_accelerators,
+        stack_excluded_programs=stack_excluded_programs,
+    )
+    lists = {
+        "eligible_providers": eligible_providers,
+        "eligible_accelerators": eligible_accelerators,
+        "stack_excluded_programs": stack_excluded_programs,
+    }
     changed = sorted([*fields, *(name for name, value in lists.items() if value is not None)])
-    audit_record(action="voucher_program.update", obj=program, actor=actor, organization_id=program.issuer_id,
-                 data={"fields": changed, "status": program.status})
+    audit_record(
+        action="voucher_program.update",
+        obj=program,
+        actor=actor,
+        organization_id=program.issuer_id,
+        data={"fields": changed, "status": program.status},
+    )
     return program
 
 
@@ -167,24 +229,41 @@ def program_fund(*, program: VoucherProgram, amount: Decimal, idempotency_key: s
     if amount <= ZERO:
         raise _field_error("amount", "The amount must be positive.")
     posting = ledger_post(
-        kind="program_funding", idempotency_key=idempotency_key, reference=f"voucher_program:{program.pk}",
-        legs=[(account_for(LedgerAccount.Kind.PROGRAM_FUNDING, program.pk), -amount),
-              (account_for(LedgerAccount.Kind.PROGRAM_BUDGET, program.pk), amount)],
+        kind=JournalTransaction.Kind.PROGRAM_FUNDING,
+        idempotency_key=idempotency_key,
+        reference=f"voucher_program:{program.pk}",
+        legs=[
+            (account_for(LedgerAccount.Kind.PROGRAM_FUNDING, program.pk), -amount),
+            (account_for(LedgerAccount.Kind.PROGRAM_BUDGET, program.pk), amount),
+        ],
     )
     if not posting.replayed:
         VoucherProgram.objects.filter(pk=program.pk).update(budget_total=F("budget_total") + amount)
-        audit_record(action="voucher_program.fund", obj=program, actor=actor, organization_id=program.issuer_id,
-                     data={"amount": str(amount), "idempotency_key": idempotency_key})
+        audit_record(
+            action="voucher_program.fund",
+            obj=program,
+            actor=actor,
+            organization_id=program.issuer_id,
+            data={"amount": str(amount), "idempotency_key": idempotency_key},
+        )
     program.refresh_from_db()
     return program
 
 
 # --- applications ---------------------------------------------------------------------------------------------
 
+
 @transaction.atomic
-def application_submit(*, program: VoucherProgram, applicant: Organization, requested_amount: Decimal,
-                       purpose: str, model_filing=None, actor=None, now: dt.datetime | None = None
-                       ) -> VoucherApplication:
+def application_submit(
+    *,
+    program: VoucherProgram,
+    applicant: Organization,
+    requested_amount: Decimal,
+    purpose: str,
+    model_filing=None,
+    actor=None,
+    now: dt.datetime | None = None,
+) -> VoucherApplication:
     """A startup applies to an active program while its window is open, for an amount within the face-value range.
 
     Raises ``ApplicationError`` 403 for a non-startup, 400 with field errors otherwise, 409 if the program is not
@@ -196,39 +275,55 @@ def application_submit(*, program: VoucherProgram, applicant: Organization, requ
     if program.status != VoucherProgram.Status.ACTIVE:
         raise Conflict("This program is not accepting applications.", errors={"program": ["Not active."]})
     if not program.applications_open_from <= now < program.applications_open_until:
-        raise Conflict("The application window is closed.",
-                       errors={"program": [f"Applications are open from {program.applications_open_from:%Y-%m-%d} "
-                                           f"until {program.applications_open_until:%Y-%m-%d}."]})
+        raise Conflict(
+            "The application window is closed.",
+            errors={
+                "program": [
+                    f"Applications are open from {program.applications_open_from:%Y-%m-%d} "
+                    f"until {program.applications_open_until:%Y-%m-%d}."
+                ]
+            },
+        )
     requested_amount = to_amount(requested_amount)
     if not program.face_value_min <= requested_amount <= program.face_value_max:
-        raise _field_error("requested_amount", f"Must be between {program.face_value_min} and "
-                                               f"{program.face_value_max}.")
+        raise _field_error(
+            "requested_amount", f"Must be between {program.face_value_min} and {program.face_value_max}."
+        )
     if not (purpose or "").strip():
         raise _field_error("purpose", "Say what the compute is for.")
     if model_filing is not None and model_filing.organization_id != applicant.pk:
         raise _field_error("model_filing", "That model filing belongs to another organization.")
     application = VoucherApplication.objects.create(
-        program=program, applicant=applicant, submitted_by=actor if getattr(actor, "pk", None) else None,
-        requested_amount=requested_amount, purpose=purpose.strip(), model_filing=model_filing,
+        program=program,
+        applicant=applicant,
+        submitted_by=actor if getattr(actor, "pk", None) else None,
+        requested_amount=requested_amount,
+        purpose=purpose.strip(),
+        model_filing=model_filing,
     )
-    audit_record(action="voucher_application.submit", obj=application, actor=actor, organization_id=applicant.pk,
-                 data={"program": program.pk, "requested_amount": str(requested_amount)})
+    audit_record(
+        action="voucher_application.submit",
+        obj=application,
+        actor=actor,
+        organization_id=applicant.pk,
+        data={"program": program.pk, "requested_amount": str(requested_amount)},
+    )
     return application
 
 
 def _lock_submitted(application: VoucherApplication) -> VoucherApplication:
-    locked = VoucherApplication.objects.select_for_update(of=("self",)).select_related("program").get(
-        pk=application.pk
-    )
+    locked = VoucherApplication.objects.select_for_update(of=("self",)).select_related("program").get(pk=application.pk)
     if locked.status != VoucherApplication.Status.SUBMITTED:
-        raise Conflict(f"This application was already {locked.status}.",
-                       errors={"status": [f"Already {locked.status}."]})
+        raise Conflict(
+            f"This application was already {locked.status}.", errors={"status": [f"Already {locked.status}."]}
+        )
     return locked
 
 
 @transaction.atomic
-def application_approve(*, application: VoucherApplication, face_value: Decimal, actor=None,
-                        now: dt.datetime | None = None) -> Voucher:
+def application_approve(
+    *, application: VoucherApplication, face_value: Decimal, actor=None, now: dt.datetime | None = None
+) -> Voucher:
     """Approve and issue a ``Voucher`` of ``face_value`` (≤ requested, within the program's range), moving it
     program_budget → voucher in the ledger.
 
@@ -244,20 +339,37 @@ def application_approve(*, application: VoucherApplication, face_value: Decimal,
         raise _field_error("face_value", f"Cannot exceed the requested {application.requested_amount}.")
     if not program.face_value_min <= face_value <= program.face_value_max:
         raise _field_error("face_value", f"Must be between {program.face_value_min} and {program.face_value_max}.")
-    voucher = Voucher.objects.create(program=program, holder_id=application.applicant_id, application=application,
-                                     face_value=face_value, issued_at=now,
-                                     expires_at=now + dt.timedelta(days=program.validity_days))
-    ledger_post(kind="voucher_issue", idempotency_key=f"voucher:{voucher.pk}:issue",
-                reference=f"voucher:{voucher.pk}",
-                legs=[(account_for(LedgerAccount.Kind.PROGRAM_BUDGET, program.pk), -face_value),
-                      (account_for(LedgerAccount.Kind.VOUCHER, voucher.pk), face_value)])
-    VoucherApplication.objects.filter(pk=application.pk).update(
-        status=VoucherApplication.Status.APPROVED, approved_face_value=face_value,
-        decided_by=actor if getattr(actor, "pk", None) else None, decided_at=now, updated_at=now,
+    voucher = Voucher.objects.create(
+        program=program,
+        holder_id=application.applicant_id,
+        application=application,
+        face_value=face_value,
+        issued_at=now,
+        expires_at=now + dt.timedelta(days=program.validity_days),
     )
-    audit_record(action="voucher_application.approve", obj=application, actor=actor,
-                 organization_id=program.issuer_id,
-                 data={"voucher": voucher.pk, "face_value": str(face_value), "applicant": application.applicant_id})
+    ledger_post(
+        kind=JournalTransaction.Kind.VOUCHER_ISSUE,
+        idempotency_key=f"voucher:{voucher.pk}:issue",
+        reference=f"voucher:{voucher.pk}",
+        legs=[
+            (account_for(LedgerAccount.Kind.PROGRAM_BUDGET, program.pk), -face_value),
+            (account_for(LedgerAccount.Kind.VOUCHER, voucher.pk), face_value),
+        ],
+    )
+    VoucherApplication.objects.filter(pk=application.pk).update(
+        status=VoucherApplication.Status.APPROVED,
+        approved_face_value=face_value,
+        decided_by=actor if getattr(actor, "pk", None) else None,
+        decided_at=now,
+        updated_at=now,
+    )
+    audit_record(
+        action="voucher_application.approve",
+        obj=application,
+        actor=actor,
+        organization_id=program.issuer_id,
+        data={"voucher": voucher.pk, "face_value": str(face_value), "applicant": application.applicant_id},
+    )
     return voucher
 
 
@@ -272,17 +384,25 @@ def application_reject(*, application: VoucherApplication, reason: str, actor=No
     application.decided_by = actor if getattr(actor, "pk", None) else None
     application.decided_at = timezone.now()
     application.save(update_fields=["status", "reject_reason", "decided_by", "decided_at", "updated_at"])
-    audit_record(action="voucher_application.reject", obj=application, actor=actor,
-                 organization_id=application.program.issuer_id, data={"reason": application.reject_reason})
+    audit_record(
+        action="voucher_application.reject",
+        obj=application,
+        actor=actor,
+        organization_id=application.program.issuer_id,
+        data={"reason": application.reject_reason},
+    )
     return application
 
 
 # --- vouchers: expiry and revocation --------------------------------------------------------------------------
 
+
 def _budget_return(voucher: Voucher, *, key: str, kind: str, amount: Decimal) -> Posting:
     """The posting that moves ``amount`` of the voucher's balance back to its program budget."""
-    legs = [(account_for(LedgerAccount.Kind.VOUCHER, voucher.pk), -amount),
-            (account_for(LedgerAccount.Kind.PROGRAM_BUDGET, voucher.program_id), amount)]
+    legs = [
+        (account_for(LedgerAccount.Kind.VOUCHER, voucher.pk), -amount),
+        (account_for(LedgerAccount.Kind.PROGRAM_BUDGET, voucher.program_id), amount),
+    ]
     return Posting(kind=kind, idempotency_key=key, reference=f"voucher:{voucher.pk}", legs=legs)
 
 
@@ -295,8 +415,9 @@ def _return_to_budget(voucher: Voucher, *, key: str, kind: str, amount: Decimal 
         amount = account.balance
     if amount > ZERO:
         posting = _budget_return(voucher, key=key, kind=kind, amount=amount)
-        ledger_post(kind=posting.kind, idempotency_key=posting.idempotency_key, reference=posting.reference,
-                    legs=posting.legs)
+        ledger_post(
+            kind=posting.kind, idempotency_key=posting.idempotency_key, reference=posting.reference, legs=posting.legs
+        )
     return amount
 
 
@@ -307,11 +428,23 @@ def _end_voucher(voucher: Voucher, *, status: str, actor, now) -> tuple[Voucher,
     if voucher.status != Voucher.Status.ACTIVE:
         return voucher, ZERO
     action = "expire" if status == Voucher.Status.EXPIRED else "revoke"
-    returned = _return_to_budget(voucher, key=f"voucher:{voucher.pk}:{action}", kind=f"voucher_{action}")
+    returned = _return_to_budget(
+        voucher,
+        key=f"voucher:{voucher.pk}:{action}",
+        kind=JournalTransaction.Kind.VOUCHER_EXPIRE if action == "expire" else JournalTransaction.Kind.VOUCHER_REVOKE,
+    )
     Voucher.objects.filter(pk=voucher.pk, status=Voucher.Status.ACTIVE).update(status=status, updated_at=now)
     voucher.status = status
-    run_last(functools.partial(audit_record, action=f"voucher.{action}", obj=voucher, actor=actor,
-                               organization_id=voucher.holder_id, data={"returned_to_budget": str(returned)}))
+    run_last(
+        functools.partial(
+            audit_record,
+            action=f"voucher.{action}",
+            obj=voucher,
+            actor=actor,
+            organization_id=voucher.holder_id,
+            data={"returned_to_budget": str(returned)},
+        )
+    )
     return voucher, returned
 
 
@@ -333,12 +466,21 @@ def voucher_revoke(*, voucher: Voucher, actor=None, reason: str = "") -> Voucher
     with transaction.atomic(), last_statements():
         voucher, _ = _end_voucher(voucher, status=Voucher.Status.REVOKED, actor=actor, now=timezone.now())
         if reason:
-            run_last(functools.partial(audit_record, action="voucher.revoke_reason", obj=voucher, actor=actor,
-                                       organization_id=voucher.holder_id, data={"reason": reason}))
+            run_last(
+                functools.partial(
+                    audit_record,
+                    action="voucher.revoke_reason",
+                    obj=voucher,
+                    actor=actor,
+                    organization_id=voucher.holder_id,
+                    data={"reason": reason},
+                )
+            )
     return voucher
 
 
 # --- redemption: quote, hold, release, capture -----------------------------------------------------------------
+
 
 def _unique_ids(voucher_ids: Iterable) -> list[int]:
     try:
@@ -358,14 +500,17 @@ def _buyer_vouchers(buyer: Organization, ids: list[int]) -> list[Voucher]:
     vouchers = list(Voucher.objects.filter(pk__in=ids, holder=buyer).select_related("program"))
     missing = sorted(set(ids) - {v.pk for v in vouchers})
     if missing:
-        raise ApplicationError("A voucher cannot pay for this booking.", code="voucher_ineligible",
-                               errors={"vouchers": [f"Voucher {pk}: not one of your vouchers (rule: organization)."
-                                                    for pk in missing]})
+        raise ApplicationError(
+            "A voucher cannot pay for this booking.",
+            code="voucher_ineligible",
+            errors={"vouchers": [f"Voucher {pk}: not one of your vouchers (rule: organization)." for pk in missing]},
+        )
     return vouchers
 
 
-def _parts(*, buyer: Organization, listing, subtotal: Decimal, vouchers: list[Voucher],
-           now: dt.datetime) -> list[rules.VoucherPart]:
+def _parts(
+    *, buyer: Organization, listing, subtotal: Decimal, vouchers: list[Voucher], now: dt.datetime
+) -> list[rules.VoucherPart]:
     if not vouchers:
         return []
     context = selectors.booking_context(buyer=buyer, listing=listing, subtotal=to_amount(subtotal), now=now)
@@ -373,20 +518,23 @@ def _parts(*, buyer: Organization, listing, subtotal: Decimal, vouchers: list[Vo
     try:
         return rules.compute_parts(context, candidates)
     except rules.RulesError as exc:
-        raise ApplicationError("A voucher cannot pay for this booking.", errors={"vouchers": exc.messages},
-                               code="voucher_ineligible") from exc
+        raise ApplicationError(
+            "A voucher cannot pay for this booking.", errors={"vouchers": exc.messages}, code="voucher_ineligible"
+        ) from exc
 
 
-def voucher_quote(*, buyer: Organization, listing, subtotal: Decimal, voucher_ids: Iterable,
-                  now: dt.datetime | None = None) -> list[rules.VoucherPart]:
+def voucher_quote(
+    *, buyer: Organization, listing, subtotal: Decimal, voucher_ids: Iterable, now: dt.datetime | None = None
+) -> list[rules.VoucherPart]:
     """Each voucher's part of ``subtotal`` for ``listing`` (soonest expiry first) and the rule that bound it.
 
     Reads only. Raises ``ApplicationError`` 400 (errors["vouchers"]) for a voucher that is not the buyer's, 400
     (errors["vouchers"], one message per voucher naming the rule) when one is ineligible.
     """
     ids = _unique_ids(voucher_ids)
-    return _parts(buyer=buyer, listing=listing, subtotal=subtotal,
-                  vouchers=_buyer_vouchers(buyer, ids), now=now or timezone.now())
+    return _parts(
+        buyer=buyer, listing=listing, subtotal=subtotal, vouchers=_buyer_vouchers(buyer, ids), now=now or timezone.now()
+    )
 
 
 def _lock_buyer_vouchers(buyer: Organization, ids: list[int]) -> list[Voucher]:
@@ -394,13 +542,18 @@ def _lock_buyer_vouchers(buyer: Organization, ids: list[int]) -> list[Voucher]:
     the fresh rows of ``ids``. Holds of one (program, buyer) pair then run one at a time, so the annual cap (a sum
     over all that pair's redemptions) cannot be overrun by a race; one ordered statement cannot deadlock."""
     program_ids = {v.program_id for v in _buyer_vouchers(buyer, ids)}
-    locked = list(Voucher.objects.select_for_update(of=("self",)).select_related("program")
-                  .filter(holder=buyer, program_id__in=program_ids).order_by("pk"))
+    locked = list(
+        Voucher.objects.select_for_update(of=("self",))
+        .select_related("program")
+        .filter(holder=buyer, program_id__in=program_ids)
+        .order_by("pk")
+    )
     return [v for v in locked if v.pk in set(ids)]
 
 
-def vouchers_hold_for_booking(*, booking, voucher_ids: Iterable, actor=None,
-                              now: dt.datetime | None = None) -> list[Redemption]:
+def vouchers_hold_for_booking(
+    *, booking, voucher_ids: Iterable, actor=None, now: dt.datetime | None = None
+) -> list[Redemption]:
     """Hold each voucher's part of ``booking.subtotal``: voucher → voucher_hold, one ``Redemption`` (held) each.
 
     Call inside the transaction that creates the booking (it requires one). Locks the buyer's vouchers in the
@@ -425,18 +578,35 @@ def vouchers_hold_for_booking(*, booking, voucher_ids: Iterable, actor=None,
     for part in parts:
         if part.amount <= ZERO:
             continue
-        ledger_post(kind="voucher_hold", idempotency_key=f"booking:{booking.pk}:voucher:{part.voucher_id}:hold",
-                    reference=f"booking:{booking.pk}",
-                    legs=[(account_for(LedgerAccount.Kind.VOUCHER, part.voucher_id), -part.amount),
-                          (account_for(LedgerAccount.Kind.VOUCHER_HOLD, part.voucher_id), part.amount)])
-        redemption = Redemption.objects.create(voucher_id=part.voucher_id, booking_id=booking.pk,
-                                               amount=part.amount, bound_by=part.bound_by)
+        ledger_post(
+            kind=JournalTransaction.Kind.VOUCHER_HOLD,
+            idempotency_key=f"booking:{booking.pk}:voucher:{part.voucher_id}:hold",
+            reference=f"booking:{booking.pk}",
+            legs=[
+                (account_for(LedgerAccount.Kind.VOUCHER, part.voucher_id), -part.amount),
+                (account_for(LedgerAccount.Kind.VOUCHER_HOLD, part.voucher_id), part.amount),
+            ],
+        )
+        redemption = Redemption.objects.create(
+            voucher_id=part.voucher_id, booking_id=booking.pk, amount=part.amount, bound_by=part.bound_by
+        )
         # Queued to the end of the booking's transaction (marketplace.core.deferred): the audit chain's lock is
         # held from the event's INSERT until the commit.
-        run_last(functools.partial(
-            audit_record, action="voucher.hold", obj=redemption, actor=actor, organization_id=buyer.pk,
-            data={"booking": booking.pk, "voucher": part.voucher_id, "amount": str(part.amount),
-                  "bound_by": part.bound_by}))
+        run_last(
+            functools.partial(
+                audit_record,
+                action="voucher.hold",
+                obj=redemption,
+                actor=actor,
+                organization_id=buyer.pk,
+                data={
+                    "booking": booking.pk,
+                    "voucher": part.voucher_id,
+                    "amount": str(part.amount),
+                    "bound_by": part.bound_by,
+                },
+            )
+        )
         redemptions.append(redemption)
     return redemptions
 
@@ -451,41 +621,70 @@ def _settle_held(booking, *, to_status: str, actor, destination: LedgerAccount |
     caller opens ``last_statements``). An audit event written before the postings would hold the audit chain's
     lock while waiting for ledger rows that a concurrent cancel holds while it waits for that lock (defect 4)."""
     action = "release" if to_status == Redemption.Status.RELEASED else "capture"
+    kind = JournalTransaction.Kind.VOUCHER_RELEASE if action == "release" else JournalTransaction.Kind.VOUCHER_CAPTURE
     # Voucher rows first (the lock order of holds and expiry), so a voucher cannot end between our reading its
     # status and the money coming back to it.
     voucher_ids = Redemption.objects.filter(booking_id=booking.pk, status=Redemption.Status.HELD).values("voucher_id")
-    list(Voucher.objects.select_for_update(of=("self",)).filter(pk__in=voucher_ids).order_by("pk")
-         .values_list("pk", flat=True))
-    held = list(Redemption.objects.select_for_update(of=("self",)).filter(booking_id=booking.pk,
-                                                                          status=Redemption.Status.HELD)
-                .select_related("voucher").order_by("pk"))
+    list(
+        Voucher.objects.select_for_update(of=("self",))
+        .filter(pk__in=voucher_ids)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    held = list(
+        Redemption.objects.select_for_update(of=("self",))
+        .filter(booking_id=booking.pk, status=Redemption.Status.HELD)
+        .select_related("voucher")
+        .order_by("pk")
+    )
     if not held:
         return held
     postings, returns = [], []
     for redemption in held:
         voucher = redemption.voucher
         target = destination or account_for(LedgerAccount.Kind.VOUCHER, voucher.pk)
-        postings.append(Posting(
-            kind=f"voucher_{action}", idempotency_key=f"booking:{booking.pk}:voucher:{voucher.pk}:{action}",
-            reference=f"booking:{booking.pk}",
-            legs=[(account_for(LedgerAccount.Kind.VOUCHER_HOLD, voucher.pk), -redemption.amount),
-                  (target, redemption.amount)]))
+        postings.append(
+            Posting(
+                kind=kind,
+                idempotency_key=f"booking:{booking.pk}:voucher:{voucher.pk}:{action}",
+                reference=f"booking:{booking.pk}",
+                legs=[
+                    (account_for(LedgerAccount.Kind.VOUCHER_HOLD, voucher.pk), -redemption.amount),
+                    (target, redemption.amount),
+                ],
+            )
+        )
         if action == "release" and voucher.status != Voucher.Status.ACTIVE:
             # An ended voucher cannot spend what comes back: it returns to the program budget, as on expiry. (After
             # the release in the same statement: entries go in by account, then by posting order.)
-            returns.append(_budget_return(voucher, key=f"booking:{booking.pk}:voucher:{voucher.pk}:return",
-                                          kind="voucher_expire", amount=redemption.amount))
+            returns.append(
+                _budget_return(
+                    voucher,
+                    key=f"booking:{booking.pk}:voucher:{voucher.pk}:return",
+                    kind=JournalTransaction.Kind.VOUCHER_EXPIRE,
+                    amount=redemption.amount,
+                )
+            )
     ledger_post_many([*postings, *returns])
     Redemption.objects.filter(pk__in=[r.pk for r in held], status=Redemption.Status.HELD).update(
-        status=to_status, updated_at=timezone.now())
+        status=to_status, updated_at=timezone.now()
+    )
     for redemption in held:
         redemption.status = to_status
         voucher = redemption.voucher
         data = {"booking": booking.pk, "voucher": voucher.pk, "amount": str(redemption.amount)}
         if destination is not None:
             data["destination"] = f"{destination.kind}:{destination.owner_id}"
-        run_last(functools.partial(audit_record, action=f"voucher.{action}", obj=redemption, actor=actor,
-                                   organization_id=voucher.holder_id, data=data))
+        run_last(
+            functools.partial(
+                audit_record,
+                action=f"voucher.{action}",
+                obj=redemption,
+                actor=actor,
+                organization_id=voucher.holder_id,
+                data=data,
+            )
+        )
     return held
 
 
@@ -494,14 +693,6 @@ def redemptions_release(*, booking, actor=None) -> list[Redemption]:
     returns the redemptions released by this call (none the second time). Audit events last."""
     with transaction.atomic(), last_statements():
         return _settle_held(booking, to_status=Redemption.Status.RELEASED, actor=actor)
-
-
-def redemptions_capture(*, booking, destination_account: LedgerAccount, actor=None) -> list[Redemption]:
-    """Capture the booking's held voucher parts at settlement: voucher_hold → ``destination_account``.
-    Idempotent: returns the redemptions captured by this call (none the second time). Audit events last."""
-    with transaction.atomic(), last_statements():
-        return _settle_held(booking, to_status=Redemption.Status.CAPTURED, actor=actor,
-                            destination=destination_account)
 
 
 @dataclass
@@ -515,13 +706,13 @@ class CaptureBatch:
 
 def redemptions_capture_many(*, destinations: dict[int, LedgerAccount], actor=None) -> CaptureBatch:
     """Capture the held voucher parts of many bookings at settlement, ``{booking id: destination account}``: the
-    bulk form of ``redemptions_capture`` for ``settlement.services.bookings_settle``.
+    capture for ``settlement.services.bookings_settle``.
 
     Locks the vouchers concerned (one statement, by pk: the lock order of holds and expiry), then the held
     redemptions, and marks them captured with one conditional update (exactly once per redemption: a second call
     finds none held). It does NOT post or audit: it returns, per redemption, the ledger posting (key
-    ``booking:{id}:voucher:{vid}:capture``, voucher_hold(-V) → destination(+V), exactly what ``redemptions_capture``
-    posts) and the ``voucher.capture`` audit event, which the caller MUST write in this same transaction
+    ``booking:{id}:voucher:{vid}:capture``, voucher_hold(-V) → destination(+V)) and the ``voucher.capture`` audit
+    event, which the caller MUST write in this same transaction
     (``ledger.services.ledger_post_many`` and ``audit.services.audit_record_many``), so that a batch of settlements
     posts all its entries in one account-ordered statement and takes the audit chain lock once, last.
     Raises ``RuntimeError`` outside a transaction.
@@ -532,15 +723,19 @@ def redemptions_capture_many(*, destinations: dict[int, LedgerAccount], actor=No
     if not destinations:
         return batch
     held = Redemption.objects.filter(booking_id__in=list(destinations), status=Redemption.Status.HELD)
-    list(Voucher.objects.select_for_update(of=("self",)).filter(pk__in=held.values("voucher_id")).order_by("pk")
-         .values_list("pk", flat=True))
+    list(
+        Voucher.objects.select_for_update(of=("self",))
+        .filter(pk__in=held.values("voucher_id"))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
     batch.redemptions = list(held.select_for_update(of=("self",)).select_related("voucher").order_by("pk"))
     if not batch.redemptions:
         return batch
     now = timezone.now()
-    captured = Redemption.objects.filter(pk__in=[r.pk for r in batch.redemptions],
-                                         status=Redemption.Status.HELD).update(
-        status=Redemption.Status.CAPTURED, updated_at=now)
+    captured = Redemption.objects.filter(
+        pk__in=[r.pk for r in batch.redemptions], status=Redemption.Status.HELD
+    ).update(status=Redemption.Status.CAPTURED, updated_at=now)
     if captured != len(batch.redemptions):  # cannot happen while we hold the row locks
         raise Conflict("Voucher redemptions changed while being captured; try again.", code="concurrent_update")
     holds = accounts_for_many((LedgerAccount.Kind.VOUCHER_HOLD, r.voucher_id) for r in batch.redemptions)
@@ -548,13 +743,29 @@ def redemptions_capture_many(*, destinations: dict[int, LedgerAccount], actor=No
         redemption.status, redemption.updated_at = Redemption.Status.CAPTURED, now
         booking_id, voucher = redemption.booking_id, redemption.voucher
         destination = destinations[booking_id]
-        batch.postings.append(Posting(
-            kind="voucher_capture", idempotency_key=f"booking:{booking_id}:voucher:{voucher.pk}:capture",
-            reference=f"booking:{booking_id}",
-            legs=[(holds[(LedgerAccount.Kind.VOUCHER_HOLD, voucher.pk)], -redemption.amount),
-                  (destination, redemption.amount)]))
-        batch.events.append(audit_event(
-            action="voucher.capture", obj=redemption, actor=actor, organization_id=voucher.holder_id,
-            data={"booking": booking_id, "voucher": voucher.pk, "amount": str(redemption.amount),
-                  "destination": f"{destination.kind}:{destination.owner_id}"}))
+        batch.postings.append(
+            Posting(
+                kind=JournalTransaction.Kind.VOUCHER_CAPTURE,
+                idempotency_key=f"booking:{booking_id}:voucher:{voucher.pk}:capture",
+                reference=f"booking:{booking_id}",
+                legs=[
+                    (holds[(LedgerAccount.Kind.VOUCHER_HOLD, voucher.pk)], -redemption.amount),
+                    (destination, redemption.amount),
+                ],
+            )
+        )
+        batch.events.append(
+            audit_event(
+                action="voucher.capture",
+                obj=redemption,
+                actor=actor,
+                organization_id=voucher.holder_id,
+                data={
+                    "booking": booking_id,
+                    "voucher": voucher.pk,
+                    "amount": str(redemption.amount),
+                    "destination": f"{destination.kind}:{destination.owner_id}",
+                },
+            )
+        )
     return batch

@@ -5,13 +5,20 @@ from vouchers import api, views
 api_urlpatterns = [
     path("voucher-programs/", api.ProgramListCreateView.as_view(), name="api-voucher-programs"),
     path("voucher-programs/<int:pk>/", api.ProgramDetailView.as_view(), name="api-voucher-program"),
-    path("voucher-programs/<int:pk>/applications/", api.ApplicationCreateView.as_view(),
-         name="api-voucher-program-apply"),
+    path(
+        "voucher-programs/<int:pk>/applications/", api.ApplicationCreateView.as_view(), name="api-voucher-program-apply"
+    ),
     path("voucher-applications/", api.ApplicationListView.as_view(), name="api-voucher-applications"),
-    path("voucher-applications/<int:pk>/approve/", api.ApplicationApproveView.as_view(),
-         name="api-voucher-application-approve"),
-    path("voucher-applications/<int:pk>/reject/", api.ApplicationRejectView.as_view(),
-         name="api-voucher-application-reject"),
+    path(
+        "voucher-applications/<int:pk>/approve/",
+        api.ApplicationApproveView.as_view(),
+        name="api-voucher-application-approve",
+    ),
+    path(
+        "voucher-applications/<int:pk>/reject/",
+        api.ApplicationRejectView.as_view(),
+        name="api-voucher-application-reject",
+    ),
     path("vouchers/", api.VoucherListView.as_view(), name="api-vouchers"),
     path("vouchers/<int:pk>/", api.VoucherDetailView.as_view(), name="api-voucher"),
 ]

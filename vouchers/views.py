@@ -33,16 +33,23 @@ def _is_startup_member(user) -> bool:
 @login_required
 def program_list(request):
     page = _page(request, selectors.programs_visible(request.user).order_by("city", "name"))
-    return render(request, "vouchers/program_list.html", {
-        "page": page, "can_apply": _is_startup_member(request.user),
-        "is_issuer": user_organizations(request.user, kind=Organization.Kind.ISSUER).exists()})
+    return render(
+        request,
+        "vouchers/program_list.html",
+        {
+            "page": page,
+            "can_apply": _is_startup_member(request.user),
+            "is_issuer": user_organizations(request.user, kind=Organization.Kind.ISSUER).exists(),
+        },
+    )
 
 
 def _issuer(request, form: ProgramForm) -> Organization:
     """The issuer the user creates a program for (403 for non-issuers; 400 if several and none chosen)."""
     chosen = form.cleaned_data.get("organization")
-    return acting_organization(request.user, kind=Organization.Kind.ISSUER, for_write=True,
-                               organization_id=chosen.pk if chosen else None)
+    return acting_organization(
+        request.user, kind=Organization.Kind.ISSUER, for_write=True, organization_id=chosen.pk if chosen else None
+    )
 
 
 @login_required
@@ -56,14 +63,18 @@ def program_new(request):
     status = 400
     if form.is_valid():
         try:
-            program = services.program_create(issuer=_issuer(request, form), actor=request.user,
-                                              **form.service_kwargs())
+            program = services.program_create(
+                issuer=_issuer(request, form), actor=request.user, **form.service_kwargs()
+            )
         except ApplicationError as exc:
             form.add_service_errors(exc)
             status = exc.status
         else:
-            messages.success(request, _("Program “%(name)s” created (%(status)s).")
-                             % {"name": program.name, "status": program.get_status_display()})
+            messages.success(
+                request,
+                _("Program “%(name)s” created (%(status)s).")
+                % {"name": program.name, "status": program.get_status_display()},
+            )
             return redirect("voucher-program-detail", program.pk)
     return render(request, "vouchers/program_form.html", {"form": form}, status=status)
 
@@ -73,8 +84,11 @@ def program_edit(request, pk: int):
     """``/vouchers/programs/<id>/edit/``: the issuer changes rules or status; another issuer's program → 404."""
     program = get_object_or_404(selectors.programs_managed(request.user), pk=pk)
     if request.method != "POST":
-        return render(request, "vouchers/program_form.html",
-                      {"form": ProgramForm(user=request.user, program=program), "program": program})
+        return render(
+            request,
+            "vouchers/program_form.html",
+            {"form": ProgramForm(user=request.user, program=program), "program": program},
+        )
     form = ProgramForm(request.POST, user=request.user, program=program)
     status = 400
     if form.is_valid():
@@ -106,9 +120,9 @@ def _stacking_text(program: VoucherProgram) -> str:
     if len(allowed) == len(Level.values):
         return _("May be combined with vouchers of programs at any level.")
     refused = [Level(level).label.lower() for level in Level.values if level not in allowed]
-    return _("May be combined only with vouchers of %(allowed)s-level programs (no other %(refused)s-level "
-             "subsidy).") % {"allowed": _join([Level(level).label.lower() for level in allowed]),
-                            "refused": _join(refused, "or")}
+    return _(
+        "May be combined only with vouchers of %(allowed)s-level programs (no other %(refused)s-level subsidy)."
+    ) % {"allowed": _join([Level(level).label.lower() for level in allowed]), "refused": _join(refused, "or")}
 
 
 def _rules_context(request, program: VoucherProgram) -> dict:
@@ -120,7 +134,8 @@ def _rules_context(request, program: VoucherProgram) -> dict:
         "combined_cap": program.max_stacked_share < 1,
         "stacking_text": _stacking_text(program),
         "excluded_programs": program.stack_excluded_programs.filter(
-            pk__in=selectors.programs_visible(request.user).values("pk")).order_by("city", "name"),
+            pk__in=selectors.programs_visible(request.user).values("pk")
+        ).order_by("city", "name"),
         "buyer_cities": _join([CITY_LABELS.get(city, city) for city in program.eligible_buyer_cities], "or"),
     }
 
@@ -130,9 +145,13 @@ def program_detail(request, pk: int):
     """The program's rules; the apply form for startups; budget and burn-down chart for its issuer."""
     program = get_object_or_404(selectors.programs_visible(request.user), pk=pk)
     manages = selectors.programs_managed(request.user).filter(pk=pk).exists()
-    context = {"program": program, "manages": manages, "can_apply": _is_startup_member(request.user),
-               "form": ApplyForm(user=request.user, initial={"requested_amount": program.face_value_min}),
-               **_rules_context(request, program)}
+    context = {
+        "program": program,
+        "manages": manages,
+        "can_apply": _is_startup_member(request.user),
+        "form": ApplyForm(user=request.user, initial={"requested_amount": program.face_value_min}),
+        **_rules_context(request, program),
+    }
     if manages:
         context["burndown"] = selectors.program_burndown(program)
         context["pending"] = program.applications.filter(status=VoucherApplication.Status.SUBMITTED).count()
@@ -149,18 +168,29 @@ def program_apply(request, pk: int):
     if form.is_valid():
         chosen = form.cleaned_data["organization"]
         try:
-            applicant = acting_organization(request.user, kind=Organization.Kind.STARTUP, for_write=True,
-                                            organization_id=chosen.pk if chosen else None)
-            services.application_submit(program=program, applicant=applicant, actor=request.user,
-                                        requested_amount=form.cleaned_data["requested_amount"],
-                                        purpose=form.cleaned_data["purpose"],
-                                        model_filing=form.cleaned_data["model_filing"])
+            applicant = acting_organization(
+                request.user,
+                kind=Organization.Kind.STARTUP,
+                for_write=True,
+                organization_id=chosen.pk if chosen else None,
+            )
+            services.application_submit(
+                program=program,
+                applicant=applicant,
+                actor=request.user,
+                requested_amount=form.cleaned_data["requested_amount"],
+                purpose=form.cleaned_data["purpose"],
+                model_filing=form.cleaned_data["model_filing"],
+            )
         except ApplicationError as exc:
             form.add_service_errors(exc)
             status = exc.status
         else:
-            messages.success(request, _("Application sent to %(issuer)s. You will see the decision under "
-                                        "Applications.") % {"issuer": program.issuer.name})
+            messages.success(
+                request,
+                _("Application sent to %(issuer)s. You will see the decision under Applications.")
+                % {"issuer": program.issuer.name},
+            )
             if request.htmx:
                 response = render(request, "vouchers/_apply_form.html", {"program": program, "form": None})
                 response["HX-Redirect"] = "/vouchers/applications/"
@@ -168,9 +198,12 @@ def program_apply(request, pk: int):
             return redirect("voucher-application-queue")
     if request.htmx:  # htmx swaps 2xx answers only: the form comes back with its errors in place
         return render(request, "vouchers/_apply_form.html", {"program": program, "form": form})
-    return render(request, "vouchers/program_detail.html",
-                  {"program": program, "form": form, "can_apply": True, **_rules_context(request, program)},
-                  status=status)
+    return render(
+        request,
+        "vouchers/program_detail.html",
+        {"program": program, "form": form, "can_apply": True, **_rules_context(request, program)},
+        status=status,
+    )
 
 
 @login_required
@@ -181,10 +214,16 @@ def application_queue(request):
     if status_filter in VoucherApplication.Status.values:
         qs = qs.filter(status=status_filter)
     managed_ids = set(selectors.programs_managed(request.user).values_list("pk", flat=True))
-    return render(request, "vouchers/application_queue.html", {
-        "page": _page(request, qs), "managed_ids": managed_ids, "status_filter": status_filter,
-        "statuses": VoucherApplication.Status.choices,
-    })
+    return render(
+        request,
+        "vouchers/application_queue.html",
+        {
+            "page": _page(request, qs),
+            "managed_ids": managed_ids,
+            "status_filter": status_filter,
+            "statuses": VoucherApplication.Status.choices,
+        },
+    )
 
 
 def _decide(request, pk: int, form_class, decide):
@@ -201,26 +240,44 @@ def _decide(request, pk: int, form_class, decide):
         if form.errors:
             messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
         else:
-            messages.success(request, _("Application %(id)s %(status)s.")
-                             % {"id": application.pk, "status": application.get_status_display().lower()})
+            messages.success(
+                request,
+                _("Application %(id)s %(status)s.")
+                % {"id": application.pk, "status": application.get_status_display().lower()},
+            )
         return redirect("voucher-application-queue")
     # htmx swaps 2xx answers only: the errors travel in the row.
-    return render(request, "vouchers/_application_row.html",
-                  {"application": application, "managed_ids": {application.program_id}, "form_errors": form.errors})
+    return render(
+        request,
+        "vouchers/_application_row.html",
+        {"application": application, "managed_ids": {application.program_id}, "form_errors": form.errors},
+    )
 
 
 @login_required
 @require_POST
 def application_approve(request, pk: int):
-    return _decide(request, pk, ApproveForm, lambda application, data: services.application_approve(
-        application=application, face_value=data["face_value"], actor=request.user))
+    return _decide(
+        request,
+        pk,
+        ApproveForm,
+        lambda application, data: services.application_approve(
+            application=application, face_value=data["face_value"], actor=request.user
+        ),
+    )
 
 
 @login_required
 @require_POST
 def application_reject(request, pk: int):
-    return _decide(request, pk, RejectForm, lambda application, data: services.application_reject(
-        application=application, reason=data["reason"], actor=request.user))
+    return _decide(
+        request,
+        pk,
+        RejectForm,
+        lambda application, data: services.application_reject(
+            application=application, reason=data["reason"], actor=request.user
+        ),
+    )
 
 
 @login_required
@@ -234,7 +291,12 @@ def voucher_list(request):
 @login_required
 def voucher_detail(request, pk: int):
     voucher = get_object_or_404(selectors.vouchers_visible(request.user), pk=pk)
-    return render(request, "vouchers/voucher_detail.html", {
-        "voucher": voucher, "amounts": selectors.voucher_balances([voucher.pk])[voucher.pk],
-        "page": _page(request, voucher.redemptions.select_related("booking").order_by("-created_at", "-id")),
-    })
+    return render(
+        request,
+        "vouchers/voucher_detail.html",
+        {
+            "voucher": voucher,
+            "amounts": selectors.voucher_balances([voucher.pk])[voucher.pk],
+            "page": _page(request, voucher.redemptions.select_related("booking").order_by("-created_at", "-id")),
+        },
+    )

@@ -11,8 +11,9 @@ class ApplicationError(Exception):
     ``errors`` maps field names to lists of messages, as in ``{"detail", "errors"}`` responses.
     """
 
-    def __init__(self, message: str, *, status: int = 400, errors: dict[str, list[str]] | None = None,
-                 code: str = "invalid"):
+    def __init__(
+        self, message: str, *, status: int = 400, errors: dict[str, list[str]] | None = None, code: str = "invalid"
+    ):
         super().__init__(message)
         self.message = message
         self.status = status

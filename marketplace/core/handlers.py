@@ -28,9 +28,7 @@ def _flatten(detail) -> dict[str, list[str]]:
         for index, item in enumerate(detail):
             if isinstance(item, dict):
                 for sub, messages in _flatten(item).items():
-                    out.setdefault(f"{index}.{sub}" if sub != "non_field_errors" else str(index), []).extend(
-                        messages
-                    )
+                    out.setdefault(f"{index}.{sub}" if sub != "non_field_errors" else str(index), []).extend(messages)
             else:
                 out.setdefault("non_field_errors", []).append(str(item))
         return out

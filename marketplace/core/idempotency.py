@@ -54,8 +54,13 @@ from marketplace.core.models import IdempotencyRecord
 HEADER = "Idempotency-Key"
 ORGANIZATION_HEADER = "X-Organization"
 # The header in the OpenAPI schema of every view decorated with ``idempotent``.
-SCHEMA_PARAMETER = OpenApiParameter(HEADER, str, OpenApiParameter.HEADER, required=False,
-                                    description="a replay returns the first response; another body answers 422")
+SCHEMA_PARAMETER = OpenApiParameter(
+    HEADER,
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="a replay returns the first response; another body answers 422",
+)
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = IdempotencyRecord._meta.get_field("key").max_length
 
@@ -77,8 +82,10 @@ def _organization_id(request) -> int | None:
     if not value:
         return None
     if not value.isdigit() or not 0 < int(value) < 2**63:
-        raise ApplicationError("You cannot act for that organization.",
-                               errors={"organization": ["Send the X-Organization header with an organization id."]})
+        raise ApplicationError(
+            "You cannot act for that organization.",
+            errors={"organization": ["Send the X-Organization header with an organization id."]},
+        )
     return int(value)
 
 
@@ -100,7 +107,8 @@ def _replay(request, organization_id: int | None, key: str, fingerprint: str) ->
     record = IdempotencyRecord.objects.get(user=request.user, organization_id=organization_id, key=key)
     if record.fingerprint != fingerprint:
         raise ApplicationError(
-            "This Idempotency-Key was already used for a different request.", status=422,
+            "This Idempotency-Key was already used for a different request.",
+            status=422,
             errors={HEADER: ["Already used with another method, path or body; use a new key."]},
             code="idempotency_mismatch",
         )
@@ -117,12 +125,15 @@ def idempotent(handler):
         if not key or not request.user.is_authenticated:
             return handler(view, request, *args, **kwargs)
         if len(key) > MAX_KEY_LENGTH:
-            raise ApplicationError("The Idempotency-Key is too long.",
-                                   errors={HEADER: [f"At most {MAX_KEY_LENGTH} characters."]})
+            raise ApplicationError(
+                "The Idempotency-Key is too long.", errors={HEADER: [f"At most {MAX_KEY_LENGTH} characters."]}
+            )
         organization_id = _organization_id(request)
         fingerprint = request_fingerprint(request)
-        return run_with_retry(lambda: _once(view, request, args, kwargs, organization_id, key, fingerprint),
-                              name=f"{handler.__qualname__} (idempotent)")
+        return run_with_retry(
+            lambda: _once(view, request, args, kwargs, organization_id, key, fingerprint),
+            name=f"{handler.__qualname__} (idempotent)",
+        )
 
     def _once(view, request, args, kwargs, organization_id, key, fingerprint):
         # last_statements(): the handler's audit events go in after the record's UPDATE, right before the COMMIT,
@@ -138,8 +149,10 @@ def idempotent(handler):
             # Store what the client receives: the rendered JSON (Decimals already strings, dates ISO).
             body = JSONRenderer().render(response.data).decode() if response.data is not None else ""
             with connection.cursor() as cursor:
-                cursor.execute("UPDATE core_idempotencyrecord SET status_code = %s, response_body = %s WHERE id = %s",
-                               [response.status_code, body, record_id])
+                cursor.execute(
+                    "UPDATE core_idempotencyrecord SET status_code = %s, response_body = %s WHERE id = %s",
+                    [response.status_code, body, record_id],
+                )
         return response
 
     return wrapper
@@ -161,7 +174,9 @@ def idempotency_records_purge(*, now: dt.datetime | None = None, batch: int = PU
         with connection.cursor() as cursor:
             cursor.execute(
                 f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE created_at < %s "  # noqa: S608
-                "ORDER BY created_at LIMIT %s)", [cutoff, batch])  # (table name from model metadata)
+                "ORDER BY created_at LIMIT %s)",
+                [cutoff, batch],
+            )  # (table name from model metadata)
             count = cursor.rowcount
         deleted += count
         if count < batch:

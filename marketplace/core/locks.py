@@ -65,7 +65,8 @@ def is_contention(exc: BaseException) -> bool:
     """Whether ``exc`` (a Django database error or a psycopg one) is a deadlock or a serialization failure: an
     error that a retry of the whole transaction can cure."""
     return isinstance(exc, _CONTENTION_ERRORS) or (
-        isinstance(exc, DatabaseError) and isinstance(exc.__cause__, _CONTENTION_ERRORS))
+        isinstance(exc, DatabaseError) and isinstance(exc.__cause__, _CONTENTION_ERRORS)
+    )
 
 
 def lock_cluster_capacity(cluster_id: int) -> None:
@@ -102,8 +103,12 @@ def run_with_retry(call: Callable[[], T], *, attempts: int = CONTENTION_ATTEMPTS
             if not is_contention(exc):
                 raise
             if attempt + 1 == attempts:
-                logger.warning("%s: still contended after %d attempts (%s): answering busy", name or call, attempts,
-                               type(exc.__cause__ or exc).__name__)
+                logger.warning(
+                    "%s: still contended after %d attempts (%s): answering busy",
+                    name or call,
+                    attempts,
+                    type(exc.__cause__ or exc).__name__,
+                )
                 raise Busy() from exc
             logger.info("%s: %s, retrying", name or call, type(exc.__cause__ or exc).__name__)
             time.sleep(_backoff(attempt))

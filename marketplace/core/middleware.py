@@ -39,8 +39,9 @@ def _has_nul(request) -> bool:
         return True
     if any(NUL in key or any(NUL in value for value in values) for key, values in request.GET.lists()):
         return True
-    return any(NUL in value for key, value in request.META.items()
-               if key.startswith("HTTP_") and isinstance(value, str))
+    return any(
+        NUL in value for key, value in request.META.items() if key.startswith("HTTP_") and isinstance(value, str)
+    )
 
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -69,8 +70,7 @@ def error_response(request, status: int, message: str, errors: dict | None = Non
     """The one error answer: ``{"detail", "errors"}`` under /api/, else the site's error page."""
     if _is_api(request):
         return JsonResponse({"detail": message, "errors": errors or {}}, status=status)
-    return render(request, "error.html", {"status": status, "message": message, "errors": errors or {}},
-                  status=status)
+    return render(request, "error.html", {"status": status, "message": message, "errors": errors or {}}, status=status)
 
 
 def _status_message(status: int) -> str:

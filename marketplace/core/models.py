@@ -36,8 +36,11 @@ class IdempotencyRecord(models.Model):
 
     class Meta:
         # NULLS NOT DISTINCT: without the header, (user, key) alone is unique, as before.
-        constraints = [models.UniqueConstraint(fields=["user", "organization_id", "key"], nulls_distinct=False,
-                                               name="idempotency_user_org_key_unique")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "organization_id", "key"], nulls_distinct=False, name="idempotency_user_org_key_unique"
+            )
+        ]
 
     def __str__(self):
         return f"{self.method} {self.path} [{self.key}]"

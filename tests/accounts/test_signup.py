@@ -22,15 +22,28 @@ User = get_user_model()
 
 
 def body(**overrides) -> dict:
-    return {"kind": "startup", "name": "Moonshot Vision", "credit_code": GOOD_CODE, "city": "Hangzhou",
-            "legal_representative": "Liang Wen", "owners": ["Liang Wen", "Zhao Min"], "is_sme": True,
-            "username": "liang", "email": "liang@moonshot.example.cn", "password": "correct-horse-battery-9",
-            **overrides}
+    return {
+        "kind": "startup",
+        "name": "Moonshot Vision",
+        "credit_code": GOOD_CODE,
+        "city": "Hangzhou",
+        "legal_representative": "Liang Wen",
+        "owners": ["Liang Wen", "Zhao Min"],
+        "is_sme": True,
+        "username": "liang",
+        "email": "liang@moonshot.example.cn",
+        "password": "correct-horse-battery-9",
+        **overrides,
+    }
 
 
 def nothing_written(users_before: int = 0, orgs_before: int = 0) -> bool:
-    return (User.objects.count() == users_before and Organization.objects.count() == orgs_before
-            and not AuditEvent.objects.filter(action="accounts.signed_up").exists() and not mail.outbox)
+    return (
+        User.objects.count() == users_before
+        and Organization.objects.count() == orgs_before
+        and not AuditEvent.objects.filter(action="accounts.signed_up").exists()
+        and not mail.outbox
+    )
 
 
 def link_in(message) -> str:
@@ -38,7 +51,8 @@ def link_in(message) -> str:
 
 
 def test_signup_creates_an_inactive_owner_of_a_pending_organization_and_emails_a_link(
-        api, django_capture_on_commit_callbacks):
+    api, django_capture_on_commit_callbacks
+):
     # when a person signs up a startup
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post(SIGNUP, body(credit_code=GOOD_CODE.lower()), format="json")
@@ -46,11 +60,20 @@ def test_signup_creates_an_inactive_owner_of_a_pending_organization_and_emails_a
     assert response.status_code == 201, response.content
     data = response.json()
     assert data["organization"]["verification_status"] == "pending"
-    assert data["user"] == {"id": data["user"]["id"], "username": "liang", "email": "liang@moonshot.example.cn",
-                            "is_active": False}
+    assert data["user"] == {
+        "id": data["user"]["id"],
+        "username": "liang",
+        "email": "liang@moonshot.example.cn",
+        "is_active": False,
+    }
     org = Organization.objects.get(pk=data["organization"]["id"])
     assert (org.kind, org.city, org.credit_code, org.owners, org.is_sme) == (
-        "startup", "Hangzhou", GOOD_CODE, ["Liang Wen", "Zhao Min"], True)
+        "startup",
+        "Hangzhou",
+        GOOD_CODE,
+        ["Liang Wen", "Zhao Min"],
+        True,
+    )
     assert Membership.objects.get(organization=org).role == "owner"
     assert AuditEvent.objects.filter(action="accounts.signed_up", organization_id=org.pk).count() == 1
     # and one e-mail carries the confirmation link
@@ -75,8 +98,12 @@ def test_confirming_activates_once_and_a_reused_link_is_refused(api, django_capt
     # then the user is active and may get a token
     assert response.status_code == 200, response.content
     assert User.objects.get(username="liang").is_active
-    assert api.post("/api/v1/auth/token/", {"username": "liang", "password": body()["password"]},
-                    format="json").status_code == 200
+    assert (
+        api.post(
+            "/api/v1/auth/token/", {"username": "liang", "password": body()["password"]}, format="json"
+        ).status_code
+        == 200
+    )
     assert AuditEvent.objects.filter(action="accounts.email_confirmed").count() == 1
     # and the same link a second time is a 400 under ``token``, writing nothing more
     again = api.post(CONFIRM, {"token": token}, format="json")
@@ -115,19 +142,22 @@ def test_the_confirmation_page_confirms_on_post_only(django_capture_on_commit_ca
     assert again.status_code == 400 and b"already used" in again.content
 
 
-@pytest.mark.parametrize(("overrides", "field", "fragment"), [
-    ({"credit_code": GOOD_CODE[:-1] + ("0" if GOOD_CODE[-1] != "0" else "1")}, "credit_code", "check character"),
-    ({"credit_code": "123"}, "credit_code", "18 characters"),
-    ({"password": "12345678"}, "password", "too common"),
-    ({"password": "liang-moonshot"[:5]}, "password", "too short"),
-    ({"password": "liang2026"}, "password", "similar"),
-    ({"email": "not-an-email"}, "email", "valid"),
-    ({"kind": "issuer"}, "kind", "valid choice"),
-    ({"city": "Atlantis"}, "city", "valid choice"),
-    ({"owners": []}, "owners", "empty"),
-    ({"username": "bad name!"}, "username", "valid username"),
-    ({"legal_representative": ""}, "legal_representative", "blank"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "field", "fragment"),
+    [
+        ({"credit_code": GOOD_CODE[:-1] + ("0" if GOOD_CODE[-1] != "0" else "1")}, "credit_code", "check character"),
+        ({"credit_code": "123"}, "credit_code", "18 characters"),
+        ({"password": "12345678"}, "password", "too common"),
+        ({"password": "liang-moonshot"[:5]}, "password", "too short"),
+        ({"password": "liang2026"}, "password", "similar"),
+        ({"email": "not-an-email"}, "email", "valid"),
+        ({"kind": "issuer"}, "kind", "valid choice"),
+        ({"city": "Atlantis"}, "city", "valid choice"),
+        ({"owners": []}, "owners", "empty"),
+        ({"username": "bad name!"}, "username", "valid username"),
+        ({"legal_representative": ""}, "legal_representative", "blank"),
+    ],
+)
 def test_bad_input_is_a_400_with_the_field_and_writes_nothing(api, overrides, field, fragment):
     response = api.post(SIGNUP, body(**overrides), format="json")
     assert response.status_code == 400, response.content
@@ -137,12 +167,15 @@ def test_bad_input_is_a_400_with_the_field_and_writes_nothing(api, overrides, fi
     assert nothing_written()
 
 
-@pytest.mark.parametrize(("existing", "overrides", "field"), [
-    ("org", {"credit_code": factories.credit_code(777_002)}, "credit_code"),
-    ("org", {"name": "ACME compute"}, "name"),
-    ("user", {"username": "Taken"}, "username"),
-    ("user", {"email": "TAKEN@example.cn"}, "email"),
-])
+@pytest.mark.parametrize(
+    ("existing", "overrides", "field"),
+    [
+        ("org", {"credit_code": factories.credit_code(777_002)}, "credit_code"),
+        ("org", {"name": "ACME compute"}, "name"),
+        ("user", {"username": "Taken"}, "username"),
+        ("user", {"email": "TAKEN@example.cn"}, "email"),
+    ],
+)
 def test_duplicates_are_a_400_on_their_field_and_write_nothing(api, existing, overrides, field):
     # given an organization and a user that exist already
     factories.StartupFactory(name="Acme Compute", credit_code=factories.credit_code(777_002))
@@ -153,7 +186,8 @@ def test_duplicates_are_a_400_on_their_field_and_write_nothing(api, existing, ov
     # then the field says so and nothing is written
     assert response.status_code == 400
     assert "already" in " ".join(response.json()["errors"][field]) or "taken" in " ".join(
-        response.json()["errors"][field])
+        response.json()["errors"][field]
+    )
     assert nothing_written(users, orgs)
 
 
@@ -177,17 +211,24 @@ def test_signup_page_signs_up_a_provider(django_capture_on_commit_callbacks):
     client = Client()
     assert client.get("/signup/").status_code == 200
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/signup/", {**body(kind="provider", owners="Liang Wen, Zhao Min", is_sme=""),
-                                            "password2": body()["password"]})
+        response = client.post(
+            "/signup/",
+            {**body(kind="provider", owners="Liang Wen, Zhao Min", is_sme=""), "password2": body()["password"]},
+        )
     assert response.status_code == 302 and response.url == "/signup/done/"
     org = Organization.objects.get(name="Moonshot Vision")
     assert (org.kind, org.owners, org.is_sme, org.verification_status) == (
-        "provider", ["Liang Wen", "Zhao Min"], False, VerificationStatus.PENDING)
+        "provider",
+        ["Liang Wen", "Zhao Min"],
+        False,
+        VerificationStatus.PENDING,
+    )
     assert "liang@moonshot.example.cn" in client.get("/signup/done/").content.decode()
     assert len(mail.outbox) == 1
 
 
 # --- password reset ------------------------------------------------------------------------------------------------
+
 
 def test_password_reset_by_email_works_once():
     # given an active user

@@ -30,19 +30,22 @@ def owner(org):
 
 def invite(client, org, email="new@example.cn", role="member", capture=None):
     if capture is None:
-        return client.post(f"/api/v1/organizations/{org.pk}/invitations/", {"email": email, "role": role},
-                           format="json")
+        return client.post(
+            f"/api/v1/organizations/{org.pk}/invitations/", {"email": email, "role": role}, format="json"
+        )
     with capture(execute=True):
-        return client.post(f"/api/v1/organizations/{org.pk}/invitations/", {"email": email, "role": role},
-                           format="json")
+        return client.post(
+            f"/api/v1/organizations/{org.pk}/invitations/", {"email": email, "role": role}, format="json"
+        )
 
 
 def token_in(message) -> str:
     return re.search(r"/invitations/([^/\s]+)/", message.body).group(1)
 
 
-def test_owner_invites_and_a_new_person_accepts_with_a_new_account(client_for, owner, org, api,
-                                                                   django_capture_on_commit_callbacks):
+def test_owner_invites_and_a_new_person_accepts_with_a_new_account(
+    client_for, owner, org, api, django_capture_on_commit_callbacks
+):
     # when the owner invites an address
     response = invite(client_for(owner), org, email="New@Example.cn", capture=django_capture_on_commit_callbacks)
     # then a pending invitation (no token in the answer) and an e-mail with the link
@@ -51,8 +54,9 @@ def test_owner_invites_and_a_new_person_accepts_with_a_new_account(client_for, o
     assert mail.outbox[0].to == ["New@example.cn"]
     token = token_in(mail.outbox[0])
     # when the invitee accepts without an account, choosing a username and password
-    accepted = api.post(f"/api/v1/invitations/{token}/accept/", {"username": "newbie",
-                                                                 "password": "a-fine-pass-2026"}, format="json")
+    accepted = api.post(
+        f"/api/v1/invitations/{token}/accept/", {"username": "newbie", "password": "a-fine-pass-2026"}, format="json"
+    )
     # then the user exists (active: the link proved the address) and is a member
     assert accepted.status_code == 201, accepted.content
     assert accepted.json()["role"] == "member" and accepted.json()["organization"]["id"] == org.pk
@@ -60,10 +64,12 @@ def test_owner_invites_and_a_new_person_accepts_with_a_new_account(client_for, o
     assert user.is_active and user.email == "New@example.cn"
     assert Membership.objects.get(user=user, organization=org).role == "member"
     assert {"accounts.invitation_created", "accounts.invitation_accepted"} <= set(
-        AuditEvent.objects.values_list("action", flat=True))
+        AuditEvent.objects.values_list("action", flat=True)
+    )
     # and the same link again is refused
-    again = api.post(f"/api/v1/invitations/{token}/accept/", {"username": "other", "password": "a-fine-pass-2026"},
-                     format="json")
+    again = api.post(
+        f"/api/v1/invitations/{token}/accept/", {"username": "other", "password": "a-fine-pass-2026"}, format="json"
+    )
     assert again.status_code == 400 and "already accepted" in again.json()["errors"]["token"][0]
     assert not User.objects.filter(username="other").exists()
 
@@ -81,7 +87,8 @@ def raw_token(django_capture_on_commit_callbacks):
 
 
 def test_a_signed_in_user_with_the_invited_email_joins_and_a_new_invitation_replaces_the_old(
-        client_for, owner, org, raw_token):
+    client_for, owner, org, raw_token
+):
     existing = factories.UserFactory(email="dev@example.cn")
     first = raw_token(client_for(owner), org, "dev@example.cn", "member")
     second = raw_token(client_for(owner), org, "dev@example.cn", "owner")
@@ -104,8 +111,9 @@ def test_an_expired_invitation_is_a_400_and_writes_nothing(client_for, owner, or
     raw = raw_token(client_for(owner), org, "late@example.cn", "member")
     Invitation.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
     users = User.objects.count()
-    response = api.post(f"/api/v1/invitations/{raw}/accept/", {"username": "late", "password": "a-fine-pass-2026"},
-                        format="json")
+    response = api.post(
+        f"/api/v1/invitations/{raw}/accept/", {"username": "late", "password": "a-fine-pass-2026"}, format="json"
+    )
     assert response.status_code == 400 and "expired" in response.json()["errors"]["token"][0]
     assert User.objects.count() == users and Invitation.objects.get().status == "pending"
 
@@ -117,8 +125,7 @@ def test_invitations_last_seven_days(client_for, owner, org):
     assert dt.timedelta(days=7) <= expires - before < dt.timedelta(days=7, minutes=1)
 
 
-def test_accepting_with_a_weak_password_or_taken_username_names_the_field(client_for, owner, org, api,
-                                                                          raw_token):
+def test_accepting_with_a_weak_password_or_taken_username_names_the_field(client_for, owner, org, api, raw_token):
     raw = raw_token(client_for(owner), org, "n@example.cn", "member")
     factories.UserFactory(username="taken")
     weak = api.post(f"/api/v1/invitations/{raw}/accept/", {"username": "taken", "password": "123"}, format="json")
@@ -127,10 +134,15 @@ def test_accepting_with_a_weak_password_or_taken_username_names_the_field(client
     assert api.post("/api/v1/invitations/not-a-token/accept/", {}, format="json").status_code == 404
 
 
-@pytest.mark.parametrize(("kind", "role", "ok"), [
-    ("startup", "owner", True), ("startup", "member", True), ("startup", "auditor", False),
-    ("issuer", "auditor", True),
-])
+@pytest.mark.parametrize(
+    ("kind", "role", "ok"),
+    [
+        ("startup", "owner", True),
+        ("startup", "member", True),
+        ("startup", "auditor", False),
+        ("issuer", "auditor", True),
+    ],
+)
 def test_roles_that_can_be_invited(client_for, kind, role, ok):
     org = factories.IssuerFactory() if kind == "issuer" else factories.StartupFactory()
     response = invite(client_for(factories.member_of(org)), org, role=role)
@@ -154,8 +166,10 @@ def test_members_list_and_removal_and_the_last_owner(client_for, owner, org):
     member = factories.member_of(org, role="member", username="mia")
     owner_client = client_for(owner)
     # the members list
-    names = {row["username"]: row["role"] for row in owner_client.get(f"/api/v1/organizations/{org.pk}/members/")
-             .json()["results"]}
+    names = {
+        row["username"]: row["role"]
+        for row in owner_client.get(f"/api/v1/organizations/{org.pk}/members/").json()["results"]
+    }
     assert names == {"owner": "owner", "mia": "member"}
     # a member cannot remove the owner
     assert client_for(member).delete(f"/api/v1/organizations/{org.pk}/members/{owner.pk}/").status_code == 403
@@ -171,16 +185,21 @@ def test_members_list_and_removal_and_the_last_owner(client_for, owner, org):
     assert owner_client.delete(f"/api/v1/organizations/{org.pk}/members/{owner.pk}/").status_code == 204
     assert list(Membership.objects.filter(organization=org).values_list("user", flat=True)) == [second.pk]
     # and others' organizations are 404
-    assert client_for(second).delete(f"/api/v1/organizations/{factories.StartupFactory().pk}/members/1/") \
-        .status_code == 404
+    assert (
+        client_for(second).delete(f"/api/v1/organizations/{factories.StartupFactory().pk}/members/1/").status_code
+        == 404
+    )
 
 
 def test_me_lists_memberships_with_roles(client_for, owner, org):
-    factories.MembershipFactory(user=owner, organization=factories.IssuerFactory(name="Hangzhou office"),
-                                role="auditor")
+    factories.MembershipFactory(
+        user=owner, organization=factories.IssuerFactory(name="Hangzhou office"), role="auditor"
+    )
     rows = client_for(owner).get("/api/v1/me/").json()["memberships"]
-    assert {(r["organization"]["name"], r["role"]) for r in rows} == {("DeepLoom", "owner"),
-                                                                       ("Hangzhou office", "auditor")}
+    assert {(r["organization"]["name"], r["role"]) for r in rows} == {
+        ("DeepLoom", "owner"),
+        ("Hangzhou office", "auditor"),
+    }
 
 
 def test_team_page_invites_removes_and_accepts(owner, org, django_capture_on_commit_callbacks):
@@ -198,8 +217,7 @@ def test_team_page_invites_removes_and_accepts(owner, org, django_capture_on_com
     invitee = Client()
     path = f"/invitations/{token_in(mail.outbox[0])}/"
     assert "DeepLoom" in invitee.get(path).content.decode()
-    joined = invitee.post(path, {"username": "pat", "password": "a-fine-pass-2026",
-                                 "password2": "a-fine-pass-2026"})
+    joined = invitee.post(path, {"username": "pat", "password": "a-fine-pass-2026", "password2": "a-fine-pass-2026"})
     assert joined.status_code == 302 and joined.url == "/organization/"
     assert "pat" in invitee.get("/organization/").content.decode()
     # the owner removes pat; the last owner's leave is refused with a message

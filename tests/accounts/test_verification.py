@@ -42,6 +42,7 @@ def _decisions() -> int:
 
 # --- verify and reject ---------------------------------------------------------------------------------------------
 
+
 def test_staff_verify_a_pending_organization(staff_client, pending_startup, django_capture_on_commit_callbacks):
     owner = factories.member_of(pending_startup, email="owner@example.cn")
     # when staff verify it
@@ -54,14 +55,16 @@ def test_staff_verify_a_pending_organization(staff_client, pending_startup, djan
     assert pending_startup.verification_status == "verified"
     assert pending_startup.verification_decided_by == staff_client.user
     event = AuditEvent.objects.get(action="accounts.organization_verified")
-    assert (event.organization_id, event.actor_id, event.data["from"]) == (pending_startup.pk,
-                                                                           staff_client.user.pk, "pending")
+    assert (event.organization_id, event.actor_id, event.data["from"]) == (
+        pending_startup.pk,
+        staff_client.user.pk,
+        "pending",
+    )
     assert [m.to for m in mail.outbox] == [[owner.email]]
     assert "is verified" in mail.outbox[0].subject
 
 
-def test_reject_needs_a_reason_and_then_records_it(staff_client, pending_startup,
-                                                   django_capture_on_commit_callbacks):
+def test_reject_needs_a_reason_and_then_records_it(staff_client, pending_startup, django_capture_on_commit_callbacks):
     factories.member_of(pending_startup)
     url = f"/api/v1/organizations/{pending_startup.pk}/reject/"
     # when staff reject without a reason / then 400 on ``reason`` and nothing changes
@@ -75,8 +78,10 @@ def test_reject_needs_a_reason_and_then_records_it(staff_client, pending_startup
         response = staff_client.post(url, {"reason": "The credit code belongs to another company."}, format="json")
     assert response.status_code == 200
     assert response.json()["verification_reason"] == "The credit code belongs to another company."
-    assert AuditEvent.objects.get(action="accounts.organization_rejected").data["reason"] == \
-        "The credit code belongs to another company."
+    assert (
+        AuditEvent.objects.get(action="accounts.organization_rejected").data["reason"]
+        == "The credit code belongs to another company."
+    )
     assert "belongs to another company" in mail.outbox[0].body
 
 
@@ -89,15 +94,22 @@ def test_a_decision_is_made_once(staff_client, pending_startup):
 
 
 @pytest.mark.parametrize("role", ["anonymous", "startup", "provider", "issuer", "auditor"])
-def test_only_platform_staff_decide_or_see_the_queue(role, pending_startup, api, startup_client, provider_client,
-                                                     issuer_client, auditor_client):
-    client = {"anonymous": api, "startup": startup_client, "provider": provider_client, "issuer": issuer_client,
-              "auditor": auditor_client}[role]
+def test_only_platform_staff_decide_or_see_the_queue(
+    role, pending_startup, api, startup_client, provider_client, issuer_client, auditor_client
+):
+    client = {
+        "anonymous": api,
+        "startup": startup_client,
+        "provider": provider_client,
+        "issuer": issuer_client,
+        "auditor": auditor_client,
+    }[role]
     expected = {401} if role == "anonymous" else {403}
-    assert client.post(f"/api/v1/organizations/{pending_startup.pk}/verify/", {}, format="json").status_code \
+    assert client.post(f"/api/v1/organizations/{pending_startup.pk}/verify/", {}, format="json").status_code in expected
+    assert (
+        client.post(f"/api/v1/organizations/{pending_startup.pk}/reject/", {"reason": "no"}, format="json").status_code
         in expected
-    assert client.post(f"/api/v1/organizations/{pending_startup.pk}/reject/", {"reason": "no"},
-                       format="json").status_code in expected
+    )
     assert client.get("/api/v1/organizations/").status_code in expected
     pending_startup.refresh_from_db()
     assert pending_startup.verification_status == "pending" and _decisions() == 0
@@ -153,6 +165,7 @@ def test_me_shows_each_organizations_verification(client_for, pending_startup):
 
 # --- the write check: one test per write route ---------------------------------------------------------------------
 
+
 def _assert_refused(response, reason=PENDING_REASON):
     assert response.status_code == 403, response.content
     assert reason in response.json()["detail"]
@@ -173,9 +186,14 @@ def test_pending_startup_cannot_bid(client_for, pending_startup):
     client = client_for(factories.member_of(pending_startup))
     listing = factories.ListingFactory()
     start = factories.next_hour(2)
-    body = {"accelerators": [listing.cluster.accelerator.slug], "nodes": 1, "duration_hours": 2,
-            "earliest_start": start.isoformat(), "latest_end": (start + dt.timedelta(hours=10)).isoformat(),
-            "max_price_per_gpu_hour": "20.0000"}
+    body = {
+        "accelerators": [listing.cluster.accelerator.slug],
+        "nodes": 1,
+        "duration_hours": 2,
+        "earliest_start": start.isoformat(),
+        "latest_end": (start + dt.timedelta(hours=10)).isoformat(),
+        "max_price_per_gpu_hour": "20.0000",
+    }
     _assert_refused(client.post("/api/v1/bids/", body, format="json"))
     assert not Bid.objects.exists()
 
@@ -184,11 +202,21 @@ def test_pending_provider_cannot_list(client_for, pending_provider):
     client = client_for(factories.member_of(pending_provider))
     cluster = factories.ClusterFactory(data_center__provider=pending_provider)
     start = factories.next_hour(2)
-    body = {"cluster": cluster.pk, "price_per_gpu_hour": "12.5", "available_from": start.isoformat(),
-            "available_until": (start + dt.timedelta(days=7)).isoformat(), "min_hours": 2}
+    body = {
+        "cluster": cluster.pk,
+        "price_per_gpu_hour": "12.5",
+        "available_from": start.isoformat(),
+        "available_until": (start + dt.timedelta(days=7)).isoformat(),
+        "min_hours": 2,
+    }
     _assert_refused(client.post("/api/v1/listings/", body, format="json"))
-    _assert_refused(client.post("/api/v1/data-centers/", {"name": "DC", "city": "Shanghai", "operator": "private",
-                                                          "region": "East"}, format="json"))
+    _assert_refused(
+        client.post(
+            "/api/v1/data-centers/",
+            {"name": "DC", "city": "Shanghai", "operator": "private", "region": "East"},
+            format="json",
+        )
+    )
     assert not Listing.objects.exists()
     assert DataCenter.objects.filter(provider=pending_provider).count() == 1  # the cluster's, made by the factory
 
@@ -196,8 +224,13 @@ def test_pending_provider_cannot_list(client_for, pending_provider):
 def test_pending_startup_cannot_apply_for_vouchers(client_for, pending_startup):
     client = client_for(factories.member_of(pending_startup))
     program = funded_program()
-    _assert_refused(client.post(f"/api/v1/voucher-programs/{program.pk}/applications/",
-                                {"requested_amount": "5000.00", "purpose": "training"}, format="json"))
+    _assert_refused(
+        client.post(
+            f"/api/v1/voucher-programs/{program.pk}/applications/",
+            {"requested_amount": "5000.00", "purpose": "training"},
+            format="json",
+        )
+    )
     assert not VoucherApplication.objects.exists()
 
 
@@ -206,8 +239,10 @@ def test_a_rejected_organization_is_told_the_reason(client_for, pending_startup)
     pending_startup.verification_reason = "The licence has expired."
     pending_startup.save()
     client = client_for(factories.member_of(pending_startup))
-    _assert_refused(client.post("/api/v1/bookings/", booking_body(factories.ListingFactory()), format="json"),
-                    reason="The licence has expired")
+    _assert_refused(
+        client.post("/api/v1/bookings/", booking_body(factories.ListingFactory()), format="json"),
+        reason="The licence has expired",
+    )
 
 
 def test_after_verification_the_startup_books(client_for, staff_client, pending_startup):
@@ -238,27 +273,43 @@ def test_pages_refuse_a_pending_organizations_writes_with_the_reason(pending_sta
     booked = startup.post(f"/listings/{listing.pk}/book/", {"nodes": 1, "start": _local(24), "end": _local(26)})
     assert booked.status_code == 403 and PENDING_REASON in booked.content.decode()
     # bid
-    bid = startup.post("/bids/", {"accelerators": [listing.cluster.accelerator.slug], "nodes": 1, "duration_hours": 2,
-                                  "start": _local(24), "end": _local(40), "max_price_per_gpu_hour": "20"})
+    bid = startup.post(
+        "/bids/",
+        {
+            "accelerators": [listing.cluster.accelerator.slug],
+            "nodes": 1,
+            "duration_hours": 2,
+            "start": _local(24),
+            "end": _local(40),
+            "max_price_per_gpu_hour": "20",
+        },
+    )
     assert bid.status_code == 403 and PENDING_REASON in bid.content.decode()
     # apply
     program = funded_program()
-    applied = startup.post(f"/vouchers/programs/{program.pk}/apply/",
-                           {"requested_amount": "5000.00", "purpose": "training"})
+    applied = startup.post(
+        f"/vouchers/programs/{program.pk}/apply/", {"requested_amount": "5000.00", "purpose": "training"}
+    )
     assert applied.status_code == 403 and PENDING_REASON in applied.content.decode()
     # list (the provider's page opens; its writes are refused)
     provider = _page_client(pending_provider)
     assert provider.get("/provider/").status_code == 200
-    refused = provider.post("/provider/data-centers/", {"name": "DC", "city": "Shanghai", "operator": "private",
-                                                        "region": "East"})
+    refused = provider.post(
+        "/provider/data-centers/", {"name": "DC", "city": "Shanghai", "operator": "private", "region": "East"}
+    )
     assert refused.status_code == 403 and PENDING_REASON in refused.content.decode()
-    assert not (Booking.objects.exists() or Bid.objects.exists() or VoucherApplication.objects.exists()
-                or DataCenter.objects.filter(provider=pending_provider).exists())
+    assert not (
+        Booking.objects.exists()
+        or Bid.objects.exists()
+        or VoucherApplication.objects.exists()
+        or DataCenter.objects.filter(provider=pending_provider).exists()
+    )
 
 
 def test_new_organizations_default_to_pending():
-    org = Organization.objects.create(kind="startup", name="Fresh", city="Shanghai",
-                                      credit_code=factories.credit_code(880_001))
+    org = Organization.objects.create(
+        kind="startup", name="Fresh", city="Shanghai", credit_code=factories.credit_code(880_001)
+    )
     assert org.verification_status == VerificationStatus.PENDING
 
 

@@ -14,8 +14,10 @@ pytestmark = pytest.mark.django_db
 
 
 def record_three():
-    return [audit_record(action=f"test.{i}", object_type="thing", object_id=str(i), data={"i": i, "amount": "1.00"})
-            for i in range(3)]
+    return [
+        audit_record(action=f"test.{i}", object_type="thing", object_id=str(i), data={"i": i, "amount": "1.00"})
+        for i in range(3)
+    ]
 
 
 def test_events_are_chained_in_order():
@@ -49,7 +51,7 @@ def tamper(sql: str, params):
 def test_verify_audit_names_a_tampered_row():
     # given a chain whose middle event's data was changed with raw SQL
     events = record_three()
-    tamper("UPDATE audit_auditevent SET data = '{\"i\": 1, \"amount\": \"1000000.00\"}' WHERE id = %s", [events[1].pk])
+    tamper('UPDATE audit_auditevent SET data = \'{"i": 1, "amount": "1000000.00"}\' WHERE id = %s', [events[1].pk])
     # when verified / then the command fails and names that event
     with pytest.raises(CommandError, match=rf"id={events[1].pk} .*hash does not match"):
         call_command("verify_audit")
@@ -84,8 +86,9 @@ def test_events_recorded_many_at_once_chain_like_one_at_a_time():
 
     # given an event recorded alone, then five recorded with one INSERT, then one more alone
     first = audit_record(action="test.single", object_type="thing", object_id="0")
-    many = audit_record_many(audit_event(action="test.many", object_type="thing", object_id=str(i), data={"i": i})
-                             for i in range(1, 6))
+    many = audit_record_many(
+        audit_event(action="test.many", object_type="thing", object_id=str(i), data={"i": i}) for i in range(1, 6)
+    )
     last = audit_record(action="test.single", object_type="thing", object_id="6")
     # then the seven events form one chain, in the order given, and it verifies
     events = list(AuditEvent.objects.filter(pk__in=[first.pk, *(e.pk for e in many), last.pk]).order_by("seq"))

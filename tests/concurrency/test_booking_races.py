@@ -1,10 +1,8 @@
 """Races on real PostgreSQL: many bookings at once for the same nodes and one wallet. Threads, committed data."""
 
-import datetime as dt
 import itertools
 import random
 import threading
-import time
 from decimal import Decimal
 
 import pytest
@@ -16,19 +14,15 @@ from ledger.selectors import ledger_breaches, wallet_summary
 from orders import services
 from orders.models import Booking, NodeReservation
 from tests.factories import ClusterFactory, ListingFactory, StartupFactory, member_of, next_hour
-from tests.helpers import run_concurrently
+from tests.helpers import backend_pid, iso, run_concurrently, wait_until_blocked
 from tests.orders.factories import fund, funded_startup
 
 BOOKINGS = "/api/v1/bookings/"
 OPEN = ("held", "confirmed")
 
 
-def _iso(value: dt.datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
-
 def _body(listing, *, nodes=1, start=2, end=3) -> dict:
-    return {"listing": listing.pk, "nodes": nodes, "start": _iso(next_hour(start)), "end": _iso(next_hour(end))}
+    return {"listing": listing.pk, "nodes": nodes, "start": iso(next_hour(start)), "end": iso(next_hour(end))}
 
 
 def _post_booking(client, body):
@@ -134,7 +128,8 @@ def test_booking_that_loses_at_the_exclusion_constraint_retries_on_other_nodes(n
     listing = ListingFactory(cluster=cluster)
     startup = funded_startup("1000.00")
     start, end = next_hour(2), next_hour(4)
-    inserted = threading.Event()
+    inserted, booker_connected = threading.Event(), threading.Event()
+    booker_pid: list[int] = []
 
     def sneaky_writer():
         with transaction.atomic():
@@ -145,11 +140,15 @@ def test_booking_that_loses_at_the_exclusion_constraint_retries_on_other_nodes(n
             NodeReservation.objects.create(booking=other, node=cluster.nodes.get(index=sneaked),
                                            period=Range(start, end))
             inserted.set()
-            time.sleep(1.0)  # the booking now picks that node (uncommitted here) and waits on this transaction
+            # the booking now picks that node (uncommitted here) and waits on this transaction: commit once it does
+            assert booker_connected.wait(30), "the booker never connected"
+            wait_until_blocked(booker_pid[0], by=backend_pid())
         return "committed"
 
     def booker():
-        inserted.wait(10)
+        booker_pid.append(backend_pid())
+        booker_connected.set()
+        assert inserted.wait(30), "the writer never inserted"
         booking = services.booking_create(buyer=startup, listing_id=listing.pk, nodes=nodes, start=start, end=end)
         return sorted(booking.reservations.values_list("node__index", flat=True))
 

@@ -21,8 +21,9 @@ from ledger.selectors import ledger_breaches, wallet_summary
 from orders import bid_services, services
 from orders.models import Bid, Booking
 from settlement.services import sweeps_run
+from settlement.tasks import enqueue_settlement
 from tests.factories import AcceleratorFactory, ClusterFactory, ListingFactory, member_of, next_hour
-from tests.helpers import run_concurrently
+from tests.helpers import iso, run_concurrently
 from tests.orders.factories import funded_startup
 from tests.vouchers.factories import funded_program, issued_voucher
 from vouchers.models import Redemption, Voucher
@@ -33,10 +34,6 @@ BIDS = "/api/v1/bids/"
 PER_BOOKING_CAP = Decimal("40.00")  # 20 % of a 240.00 booking would be 48.00: the cap binds
 ANNUAL_CAP = Decimal("1500.00")  # binds after about 38 voucher bookings
 WINDOWS = 30  # 3-hour windows from hour 2, 8 nodes each
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 def _window(rng) -> tuple[dt.datetime, dt.datetime]:
@@ -75,21 +72,21 @@ def _jobs(rng, listing, vouchers, existing, cheap_bids) -> list[tuple]:
     jobs = []
     for i in range(60):  # voucher bookings; every sixth is sent twice with its key (a client retry)
         start, end = _window(rng)
-        body = {"listing": listing.pk, "nodes": 1, "start": _iso(start), "end": _iso(end),
+        body = {"listing": listing.pk, "nodes": 1, "start": iso(start), "end": iso(end),
                 "vouchers": [vouchers[i % 2].pk], "confirm": i % 4 != 0}
         jobs.append(("book", BOOKINGS, body, f"vb-{i}"))
         if i % 6 == 0:
             jobs.append(("book", BOOKINGS, body, f"vb-{i}"))
     for i in range(40):
         start, end = _window(rng)
-        body = {"listing": listing.pk, "nodes": 1, "start": _iso(start), "end": _iso(end), "confirm": i % 3 != 0}
+        body = {"listing": listing.pk, "nodes": 1, "start": iso(start), "end": iso(end), "confirm": i % 3 != 0}
         jobs.append(("book", BOOKINGS, body, f"cb-{i}"))
     jobs += [("cancel", f"{BOOKINGS}{b.pk}/cancel/", None, None) for b in existing]
     jobs += [("confirm", f"{BOOKINGS}{b.pk}/confirm/", None, None)
              for b in existing if b.status == Booking.Status.HELD][:6]
     for i in range(24):  # bids the ask fits: matched as soon as they commit
         body = {"accelerators": [listing.cluster.accelerator.slug], "nodes": 1, "duration_hours": 3,
-                "earliest_start": _iso(next_hour(2)), "latest_end": _iso(next_hour(2 + 24 * 5)),
+                "earliest_start": iso(next_hour(2)), "latest_end": iso(next_hour(2 + 24 * 5)),
                 "max_price_per_gpu_hour": "12"}
         jobs.append(("bid", BIDS, body, f"bid-{i}"))
     jobs += [("bid_cancel", f"{BIDS}{b.pk}/cancel/", None, None) for b in cheap_bids]
@@ -103,7 +100,7 @@ def _run(client, jobs):
     answers = []
     for kind, path, body, key in jobs:
         if kind == "sweeps":
-            counts = sweeps_run()
+            counts = sweeps_run(settle=enqueue_settlement)
             answers.append((kind, "failed" if -1 in counts.values() else "ok", counts))
             continue
         headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}

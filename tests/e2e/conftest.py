@@ -41,10 +41,18 @@ def page_errors(page) -> list[str]:
     """What went wrong in the page, collected as it happens: console errors (CSP violations among them), failed
     requests (the browser's own favicon probe aside) and uncaught script errors."""
     errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text)
-            if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
-    page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+    page.on(
+        "console",
+        lambda msg: errors.append(msg.text)
+        if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+        else None,
+    )
+    page.on(
+        "response",
+        lambda r: errors.append(f"{r.status} {r.url}")
+        if r.status >= 400 and not r.url.endswith("/favicon.ico")
+        else None,
+    )
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     return errors
 

@@ -23,15 +23,27 @@ def demo(live_server):
 
 @pytest.mark.parametrize("device", list(WIDTHS))
 def test_a_chinese_browser_sees_listings_and_booking_in_chinese(demo, browser, live_server, device):
-    context = browser.new_context(base_url=live_server.url, locale="zh-CN", timezone_id="Asia/Shanghai",
-                                  viewport={"width": WIDTHS[device], "height": 900})
+    context = browser.new_context(
+        base_url=live_server.url,
+        locale="zh-CN",
+        timezone_id="Asia/Shanghai",
+        viewport={"width": WIDTHS[device], "height": 900},
+    )
     page = context.new_page()
     page.set_default_timeout(15_000)
     errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text)
-            if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)  # favicon
-    page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+    page.on(
+        "console",
+        lambda msg: errors.append(msg.text)
+        if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+        else None,
+    )  # favicon
+    page.on(
+        "response",
+        lambda r: errors.append(f"{r.status} {r.url}")
+        if r.status >= 400 and not r.url.endswith("/favicon.ico")
+        else None,
+    )
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
         # given alice logs in on the Chinese login page

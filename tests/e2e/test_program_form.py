@@ -54,8 +54,9 @@ def issuer_page(live_server, page):
     for _ in range(3):
         factories.ProviderFactory()
     VoucherProgramFactory(name="National compute voucher pilot", level="national")
-    VoucherProgramFactory(name="Zhejiang provincial AI compute subsidy with a rather long official name",
-                          level="provincial")
+    VoucherProgramFactory(
+        name="Zhejiang provincial AI compute subsidy with a rather long official name", level="provincial"
+    )
     user = factories.member_of(issuer)
     user.set_password(PASSWORD)
     user.save()
@@ -132,7 +133,10 @@ def test_issuer_creates_a_program_from_the_form(issuer_page, page_errors):
     expect(page.locator("main")).to_contain_text("no other city-level subsidy")
     program = VoucherProgram.objects.get(name="Hangzhou compute vouchers 2027")
     assert (program.domestic_ratio, program.max_stacked_share, program.sme_contract_ratio) == (
-        D("0.3"), D("0.6"), D("0.5"))
+        D("0.3"),
+        D("0.6"),
+        D("0.5"),
+    )
     assert program.city == "Hangzhou" and program.eligible_buyer_cities == ["Hangzhou"]
     assert program.stack_levels == ["national", "provincial", "district"]
     assert list(program.stack_excluded_programs.all()) == [national]

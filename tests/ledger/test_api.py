@@ -60,7 +60,9 @@ def test_wallet_entries_are_paginated_newest_first(startup, startup_client):
     body = response.json()
     assert body["count"] == 3 and body["next"]
     assert [(r["account"], r["amount"], r["balance_after"], r["kind"]) for r in body["results"]] == [
-        ("wallet", "3.00", "6.00", "deposit"), ("wallet", "2.00", "3.00", "deposit")]
+        ("wallet", "3.00", "6.00", "deposit"),
+        ("wallet", "2.00", "3.00", "deposit"),
+    ]
 
 
 @pytest.mark.django_db
@@ -93,16 +95,19 @@ def test_the_same_bank_transfer_is_credited_once(startup, staff_client):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("payload", "field"), [
-    ({"amount": "-5.00", "reference": "TX"}, "amount"),
-    ({"amount": "0.00", "reference": "TX"}, "amount"),
-    ({"amount": "1.005", "reference": "TX"}, "amount"),
-    ({"amount": "ten", "reference": "TX"}, "amount"),
-    ({"reference": "TX"}, "amount"),
-    ({"amount": "5.00"}, "reference"),
-    ({"amount": "5.00", "reference": "TX", "organization": None}, "organization"),
-    ({"amount": "5.00", "reference": "TX", "organization": 10**9}, "organization"),
-])
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"amount": "-5.00", "reference": "TX"}, "amount"),
+        ({"amount": "0.00", "reference": "TX"}, "amount"),
+        ({"amount": "1.005", "reference": "TX"}, "amount"),
+        ({"amount": "ten", "reference": "TX"}, "amount"),
+        ({"reference": "TX"}, "amount"),
+        ({"amount": "5.00"}, "reference"),
+        ({"amount": "5.00", "reference": "TX", "organization": None}, "organization"),
+        ({"amount": "5.00", "reference": "TX", "organization": 10**9}, "organization"),
+    ],
+)
 def test_bad_deposit_input_is_400_with_field_errors_and_writes_nothing(startup, staff_client, payload, field):
     # given
     payload = {"organization": startup.pk, **payload}

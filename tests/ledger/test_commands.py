@@ -26,7 +26,7 @@ def test_verify_ledger_passes_on_a_sound_ledger():
 def test_verify_ledger_fails_naming_each_breach():
     # given: a tampered balance (below the triggers) and a transaction without entries
     tamper_balance(funded_wallet(ORG, "10.00"), "11.00")
-    JournalTransaction.objects.create(kind="raw", idempotency_key=key("raw"))  # no entries: not caught until commit
+    JournalTransaction.objects.create(kind="deposit", idempotency_key=key("raw"))  # no entries: not caught until commit
     err = StringIO()
     # when
     with pytest.raises(CommandError, match="2 breach"):

@@ -17,14 +17,17 @@ ORG = 9_001
 def _raw_transaction(cursor, idempotency_key: str) -> int:
     cursor.execute(
         "INSERT INTO ledger_journaltransaction (kind, reference, idempotency_key, memo, created_at) "
-        "VALUES ('raw', '', %s, '', now()) RETURNING id", [idempotency_key]
+        "VALUES ('deposit', '', %s, '', now()) RETURNING id",
+        [idempotency_key],
     )
     return cursor.fetchone()[0]
 
 
 def _raw_entry(cursor, transaction_id: int, account: LedgerAccount, amount: str) -> None:
-    cursor.execute("INSERT INTO ledger_entry (transaction_id, account_id, amount) VALUES (%s, %s, %s)",
-                   [transaction_id, account.pk, amount])
+    cursor.execute(
+        "INSERT INTO ledger_entry (transaction_id, account_id, amount) VALUES (%s, %s, %s)",
+        [transaction_id, account.pk, amount],
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -88,12 +91,15 @@ def test_a_zero_entry_is_refused():
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("statement", [
-    "UPDATE ledger_entry SET amount = amount * 2",
-    "DELETE FROM ledger_entry",
-    "UPDATE ledger_journaltransaction SET memo = 'rewritten'",
-    "DELETE FROM ledger_journaltransaction",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE ledger_entry SET amount = amount * 2",
+        "DELETE FROM ledger_entry",
+        "UPDATE ledger_journaltransaction SET memo = 'rewritten'",
+        "DELETE FROM ledger_journaltransaction",
+    ],
+)
 def test_entries_and_transactions_are_append_only(statement):
     # given
     funded_wallet(ORG, "10.00")

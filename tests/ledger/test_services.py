@@ -29,8 +29,12 @@ def test_ledger_post_rounds_half_up_once_and_drops_zero_legs():
     wallet = account_for(LedgerAccount.Kind.WALLET, ORG)
     fees = account_for(LedgerAccount.Kind.PLATFORM_FEES)
     # when
-    posted = ledger_post(kind="deposit", idempotency_key=key(), reference="bank:1",
-                         legs=[(bank, Decimal("-10.005")), (wallet, Decimal("10.005")), (fees, Decimal("0.001"))])
+    posted = ledger_post(
+        kind="deposit",
+        idempotency_key=key(),
+        reference="bank:1",
+        legs=[(bank, Decimal("-10.005")), (wallet, Decimal("10.005")), (fees, Decimal("0.001"))],
+    )
     # then
     assert sorted(posted.entries.values_list("amount", flat=True)) == [Decimal("-10.01"), Decimal("10.01")]
     assert wallet_summary(ORG) == {"balance": Decimal("10.01"), "held": Decimal("0.00")}
@@ -98,8 +102,10 @@ def test_hold_and_release_move_money_between_wallet_and_hold():
 @pytest.mark.django_db
 def test_a_zero_amount_posts_nothing():
     # when
-    results = [fn(organization_id=ORG, amount=Decimal("0.004"), idempotency_key=key())
-               for fn in (wallet_deposit, wallet_hold, wallet_release)]
+    results = [
+        fn(organization_id=ORG, amount=Decimal("0.004"), idempotency_key=key())
+        for fn in (wallet_deposit, wallet_hold, wallet_release)
+    ]
     # then
     assert results == [None, None, None]
     assert Entry.objects.count() == 0
@@ -176,8 +182,9 @@ def test_parallel_spends_of_one_wallet_never_overdraw_it():
     amount = Decimal("75.00")
 
     def spend(index):
-        return wallet_hold(organization_id=ORG, amount=amount, idempotency_key=f"race:{index}",
-                           reference=f"booking:{index}")
+        return wallet_hold(
+            organization_id=ORG, amount=amount, idempotency_key=f"race:{index}", reference=f"booking:{index}"
+        )
 
     # when
     results = run_concurrently(spend, [(i,) for i in range(20)])

@@ -81,6 +81,7 @@ class WalletMachine(RuleBasedStateMachine):
 def test_random_wallet_operations_keep_the_ledger_sound():
     run_state_machine_as_test(
         WalletMachine,
-        settings=settings(max_examples=25, stateful_step_count=15, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow]),
+        settings=settings(
+            max_examples=25, stateful_step_count=15, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+        ),
     )

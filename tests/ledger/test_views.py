@@ -64,6 +64,7 @@ def test_anonymous_visitors_are_sent_to_log_in(client):
 
 # --- deposits (platform staff) --------------------------------------------------------------------------------------
 
+
 def _deposit(client, startup, amount="2500.00", reference="ICBC-20261129-001"):
     return client.post("/deposits/", {"organization": startup.pk, "amount": amount, "reference": reference})
 
@@ -88,21 +89,25 @@ def test_staff_record_a_bank_transfer_once_and_see_it_listed(client, startup, pl
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("field", "post"), [
-    ("amount", {"amount": "0.00"}),
-    ("amount", {"amount": "12.345"}),
-    ("reference", {"reference": ""}),
-    ("organization", {"organization": "999999"}),
-    ("reference", {"amount": "99.00"}),  # the same bank reference with another amount
-])
+@pytest.mark.parametrize(
+    ("field", "post"),
+    [
+        ("amount", {"amount": "0.00"}),
+        ("amount", {"amount": "12.345"}),
+        ("reference", {"reference": ""}),
+        ("organization", {"organization": "999999"}),
+        ("reference", {"amount": "99.00"}),  # the same bank reference with another amount
+    ],
+)
 def test_a_refused_deposit_is_shown_on_the_form_and_writes_nothing(client, startup, platform_org, field, post):
     # given a recorded transfer ICBC-1 of 100.00
     _login(client, platform_org)
     _deposit(client, startup, amount="100.00", reference="ICBC-1")
     entries = Entry.objects.count()
     # when a bad deposit is posted
-    response = client.post("/deposits/", {"organization": startup.pk, "amount": "100.00", "reference": "ICBC-1",
-                                          **post})
+    response = client.post(
+        "/deposits/", {"organization": startup.pk, "amount": "100.00", "reference": "ICBC-1", **post}
+    )
     # then the form comes back (400) with the field's error, and the ledger is unchanged
     assert response.status_code == 400
     assert response.context["form"].errors.get(field)

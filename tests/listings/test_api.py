@@ -5,14 +5,11 @@ import pytest
 from audit.models import AuditEvent
 from listings.models import Accelerator, Cluster, DataCenter, Listing, ProvenanceDeclaration
 from tests import factories
+from tests.helpers import iso
 from tests.listings.factories import listing_of, reserve
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/listings/"
-
-
-def iso(value: dt.datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 @pytest.fixture

@@ -23,8 +23,9 @@ def test_demo_seed_is_idempotent_and_covers_the_cities():
     controlled = Cluster.objects.filter(accelerator__export_controlled=True)
     assert controlled.exists()
     assert all(c.provenance.status == "approved" for c in controlled)
-    assert Listing.objects.filter(cluster__data_center__city="Shanghai",
-                                  cluster__accelerator__slug="ascend-910b", status="active").exists()
+    assert Listing.objects.filter(
+        cluster__data_center__city="Shanghai", cluster__accelerator__slug="ascend-910b", status="active"
+    ).exists()
 
 
 def test_demo_prices_are_realistic():

@@ -14,6 +14,7 @@ from django.utils import timezone
 from listings import selectors
 from listings.models import Accelerator, Cluster, DataCenter, Listing
 from tests import factories
+from tests.helpers import iso
 from tests.listings.factories import listing_of, reserve
 
 pytestmark = pytest.mark.django_db
@@ -227,10 +228,6 @@ def test_nodes_available_on_a_page_matches_the_reference(random_market):
         assert len(rows) == 30
         for row in rows:
             assert row.nodes_available == row.cluster.node_count - busy_nodes(row.cluster, start, end)
-
-
-def iso(value):
-    return value.isoformat().replace("+00:00", "Z")
 
 
 @pytest.mark.parametrize("count", [3, 30])

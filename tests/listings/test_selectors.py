@@ -42,7 +42,8 @@ def test_catalog_is_seeded_with_real_figures():
     assert chip("ascend-910b").domestic and not chip("ascend-910b").export_controlled
     assert chip("mlu370").vendor == "Cambricon"
     assert {"h200", "h800", "h20", "a800", "l40s", "rtx-4090", "ascend-910c"} <= set(
-        Accelerator.objects.values_list("slug", flat=True))
+        Accelerator.objects.values_list("slug", flat=True)
+    )
 
 
 def test_search_shows_only_active_listings_cheapest_first(market):
@@ -209,8 +210,9 @@ def test_provider_page_draws_the_utilisation_chart():
     assert page.status_code == 200
     html = page.content.decode()
     assert 'data-chart="config" data-source="utilisation-data"' in html
-    config = json.loads(re.search(r'<script id="utilisation-data" type="application/json">(.*?)</script>', html,
-                                  re.S).group(1))
+    config = json.loads(
+        re.search(r'<script id="utilisation-data" type="application/json">(.*?)</script>', html, re.S).group(1)
+    )
     assert config["type"] == "bar" and len(config["data"]["labels"]) == 14
     assert config["data"]["datasets"][0]["label"].startswith(listing.cluster.name)
     assert "js/charts.js" in html and "chart-4.6.1.umd.min.js" in html

@@ -12,8 +12,12 @@ from tests.helpers import run_concurrently
 from tests.listings.factories import listing_of
 
 pytestmark = pytest.mark.django_db
-PROVENANCE = {"invoice_number": "INV-9", "supplier": "Distributor Ltd", "serial_numbers": ["SN1", "SN2"],
-              "import_documents": "Customs 2025-001"}
+PROVENANCE = {
+    "invoice_number": "INV-9",
+    "supplier": "Distributor Ltd",
+    "serial_numbers": ["SN1", "SN2"],
+    "import_documents": "Customs 2025-001",
+}
 
 
 def chip(slug):
@@ -27,8 +31,9 @@ def data_center(provider):
 
 def test_cluster_create_makes_its_nodes(data_center):
     # when a cluster of 6 nodes is created
-    cluster = services.cluster_create(data_center=data_center, name="910B pod", accelerator=chip("ascend-910b"),
-                                      gpus_per_node=8, node_count=6)
+    cluster = services.cluster_create(
+        data_center=data_center, name="910B pod", accelerator=chip("ascend-910b"), gpus_per_node=8, node_count=6
+    )
     # then nodes 1..6 exist and no declaration is needed
     assert list(cluster.nodes.values_list("index", flat=True)) == [1, 2, 3, 4, 5, 6]
     assert not ProvenanceDeclaration.objects.filter(cluster=cluster).exists()
@@ -38,18 +43,31 @@ def test_cluster_create_makes_its_nodes(data_center):
 def test_export_controlled_cluster_requires_a_full_declaration(data_center):
     # when an H100 cluster is created without provenance, or with an incomplete one
     with pytest.raises(ApplicationError) as missing:
-        services.cluster_create(data_center=data_center, name="H100", accelerator=chip("h100-sxm"),
-                                gpus_per_node=8, node_count=2)
+        services.cluster_create(
+            data_center=data_center, name="H100", accelerator=chip("h100-sxm"), gpus_per_node=8, node_count=2
+        )
     with pytest.raises(ApplicationError) as partial:
-        services.cluster_create(data_center=data_center, name="H100", accelerator=chip("h100-sxm"),
-                                gpus_per_node=8, node_count=2, provenance={**PROVENANCE, "serial_numbers": []})
+        services.cluster_create(
+            data_center=data_center,
+            name="H100",
+            accelerator=chip("h100-sxm"),
+            gpus_per_node=8,
+            node_count=2,
+            provenance={**PROVENANCE, "serial_numbers": []},
+        )
     # then nothing is written and the fields are named
     assert "provenance" in missing.value.errors
     assert set(partial.value.errors) == {"provenance.serial_numbers"}
     assert not Cluster.objects.exists()
     # and with the full declaration the cluster is created with a pending declaration
-    cluster = services.cluster_create(data_center=data_center, name="H100", accelerator=chip("h100-sxm"),
-                                      gpus_per_node=8, node_count=2, provenance=PROVENANCE)
+    cluster = services.cluster_create(
+        data_center=data_center,
+        name="H100",
+        accelerator=chip("h100-sxm"),
+        gpus_per_node=8,
+        node_count=2,
+        provenance=PROVENANCE,
+    )
     assert cluster.provenance.status == "pending" and cluster.provenance.serial_numbers == ["SN1", "SN2"]
     assert not services.provenance_cleared(cluster)
 
@@ -79,8 +97,12 @@ def test_listing_create_refuses_bad_terms_and_writes_nothing(provider, change, f
     cluster = factories.ClusterFactory(data_center=factories.DataCenterFactory(provider=provider))
     start = factories.next_hour(2)
     values = {"start": start, "start+30m": start + dt.timedelta(minutes=30), "naive": start.replace(tzinfo=None)}
-    terms = {"price_per_gpu_hour": Decimal("9.5"), "available_from": start,
-             "available_until": start + dt.timedelta(days=1), "min_hours": 1}
+    terms = {
+        "price_per_gpu_hour": Decimal("9.5"),
+        "available_from": start,
+        "available_until": start + dt.timedelta(days=1),
+        "min_hours": 1,
+    }
     terms.update({k: values.get(v, v) if isinstance(v, str) else v for k, v in change.items()})
     # when / then
     with pytest.raises(ApplicationError) as exc:
@@ -94,8 +116,13 @@ def test_listing_create_refuses_another_providers_cluster(provider):
     other = factories.ClusterFactory()
     start = factories.next_hour(1)
     with pytest.raises(ApplicationError) as exc:
-        services.listing_create(provider=provider, cluster=other, price_per_gpu_hour=Decimal(5),
-                                available_from=start, available_until=start + dt.timedelta(hours=5))
+        services.listing_create(
+            provider=provider,
+            cluster=other,
+            price_per_gpu_hour=Decimal(5),
+            available_from=start,
+            available_until=start + dt.timedelta(hours=5),
+        )
     assert "cluster" in exc.value.errors
 
 
@@ -132,8 +159,13 @@ def test_rejection_needs_a_note_and_can_be_resubmitted(provider, platform_org):
 
 @pytest.mark.parametrize(
     ("status", "service"),
-    [("draft", services.listing_pause), ("draft", services.listing_resume), ("active", services.listing_submit),
-     ("pending_review", services.listing_pause), ("closed", services.listing_resume)],
+    [
+        ("draft", services.listing_pause),
+        ("draft", services.listing_resume),
+        ("active", services.listing_submit),
+        ("pending_review", services.listing_pause),
+        ("closed", services.listing_resume),
+    ],
 )
 def test_transitions_outside_the_map_are_409_and_change_nothing(provider, status, service):
     listing = listing_of(provider, status=status)
@@ -199,8 +231,12 @@ def test_a_window_wholly_in_the_past_is_refused_even_as_a_draft():
     start = timezone.now().replace(minute=0, second=0, microsecond=0) - dt.timedelta(days=3)
     # when / then
     with pytest.raises(ApplicationError) as excinfo:
-        services.listing_create(provider=cluster.data_center.provider, cluster=cluster,
-                                price_per_gpu_hour=Decimal("5"), available_from=start,
-                                available_until=start + dt.timedelta(days=1))
+        services.listing_create(
+            provider=cluster.data_center.provider,
+            cluster=cluster,
+            price_per_gpu_hour=Decimal("5"),
+            available_from=start,
+            available_until=start + dt.timedelta(days=1),
+        )
     assert "available_until" in excinfo.value.errors
     assert not Listing.objects.exists()

@@ -66,17 +66,29 @@ def test_provider_page_creates_things_and_shows_errors_in_place(provider):
     created = client.post("/provider/data-centers/", {"name": "DC", "city": "Hefei", "operator": "state"})
     assert created.status_code == 302
     dc = DataCenter.objects.get(provider=provider)
-    assert client.post("/provider/clusters/", {"data_center": dc.pk, "name": "P1", "accelerator": "ascend-910b",
-                                               "gpus_per_node": 8, "node_count": 2}).status_code == 302
+    assert (
+        client.post(
+            "/provider/clusters/",
+            {"data_center": dc.pk, "name": "P1", "accelerator": "ascend-910b", "gpus_per_node": 8, "node_count": 2},
+        ).status_code
+        == 302
+    )
     cluster = Cluster.objects.get(data_center=dc)
     start = factories.next_hour(2)
-    form = {"cluster": cluster.pk, "price_per_gpu_hour": "7", "min_hours": 1,
-            "available_from": page_input(start), "available_until": page_input(start + dt.timedelta(days=2))}
+    form = {
+        "cluster": cluster.pk,
+        "price_per_gpu_hour": "7",
+        "min_hours": 1,
+        "available_from": page_input(start),
+        "available_until": page_input(start + dt.timedelta(days=2)),
+    }
     assert client.post("/provider/listings/", form).status_code == 302
     listing = Listing.objects.get(cluster=cluster)
     # then an export-controlled cluster without provenance is refused in place
-    refused = client.post("/provider/clusters/", {"data_center": dc.pk, "name": "P2", "accelerator": "h100-sxm",
-                                                  "gpus_per_node": 8, "node_count": 2})
+    refused = client.post(
+        "/provider/clusters/",
+        {"data_center": dc.pk, "name": "P2", "accelerator": "h100-sxm", "gpus_per_node": 8, "node_count": 2},
+    )
     assert refused.status_code == 400 and b"provenance declaration" in refused.content
     # and a window that ends before it starts is a field error
     bad = client.post("/provider/listings/", {**form, "available_until": form["available_from"]})
@@ -97,8 +109,9 @@ def test_provider_page_refuses_others(startup):
 
 
 def test_review_queue_for_staff_only(provider, platform_org, startup):
-    listing = listing_of(provider, accelerator=Accelerator.objects.get(slug="h20"), status="pending_review",
-                         provenance_status="pending")
+    listing = listing_of(
+        provider, accelerator=Accelerator.objects.get(slug="h20"), status="pending_review", provenance_status="pending"
+    )
     assert logged_in(factories.member_of(startup)).get("/review/").status_code == 403
     staff = logged_in(factories.member_of(platform_org))
     page = staff.get("/review/")
@@ -126,14 +139,16 @@ def test_provider_edits_the_terms_of_a_paused_listing_and_sees_errors_in_place()
     until = page_input(listing.available_until)
     assert client.get(url).status_code == 200
     # when a bad window is posted / then 400 with the error shown and nothing changed
-    bad = client.post(url, {"price_per_gpu_hour": "9.5", "available_from": until, "available_until": start,
-                            "min_hours": 1})
+    bad = client.post(
+        url, {"price_per_gpu_hour": "9.5", "available_from": until, "available_until": start, "min_hours": 1}
+    )
     assert bad.status_code == 400 and 'class="error"' in bad.content.decode()
     listing.refresh_from_db()
     assert listing.price_per_gpu_hour == Decimal("10.0000")
     # when good terms are posted / then saved
-    good = client.post(url, {"price_per_gpu_hour": "9.5", "available_from": start, "available_until": until,
-                             "min_hours": 2})
+    good = client.post(
+        url, {"price_per_gpu_hour": "9.5", "available_from": start, "available_until": until, "min_hours": 2}
+    )
     assert good.status_code == 302
     listing.refresh_from_db()
     assert (listing.price_per_gpu_hour, listing.min_hours) == (Decimal("9.5000"), 2)

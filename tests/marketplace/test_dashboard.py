@@ -44,8 +44,12 @@ def test_issuer_sees_pending_applications_and_budget():
     from vouchers import services
 
     program = funded_program("3000000.00")
-    services.application_submit(program=program, applicant=factories.StartupFactory(),
-                                requested_amount=Decimal("1000000.00"), purpose="training")
+    services.application_submit(
+        program=program,
+        applicant=factories.StartupFactory(),
+        requested_amount=Decimal("1000000.00"),
+        purpose="training",
+    )
     html = page_for(factories.member_of(program.issuer))
     assert 'id="issuer-dashboard"' in html
     assert "<strong>1</strong> application waiting" in html

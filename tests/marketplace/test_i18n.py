@@ -70,6 +70,7 @@ def untranslated(entries: list[dict]) -> list[str]:
 
 # --- the catalog ---------------------------------------------------------------------------------------------------
 
+
 def test_the_catalog_has_a_translation_for_every_msgid():
     # given the committed catalog / then no entry is empty or fuzzy
     entries = parse_po(PO)
@@ -89,8 +90,14 @@ def test_every_visible_string_of_the_code_is_in_the_catalog(tmp_path, settings):
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        call_command("makemessages", locale=["zh_Hans"], symlinks=True, no_location=True, verbosity=0,
-                     ignore_patterns=["locale/*"])
+        call_command(
+            "makemessages",
+            locale=["zh_Hans"],
+            symlinks=True,
+            no_location=True,
+            verbosity=0,
+            ignore_patterns=["locale/*"],
+        )
     finally:
         os.chdir(cwd)
     # then each one has a Chinese translation (a new msgid comes in empty, a changed one fuzzy)
@@ -107,6 +114,7 @@ def test_placeholders_survive_translation():
 
 
 # --- negotiation and the switch ------------------------------------------------------------------------------------
+
 
 @pytest.mark.django_db
 def test_a_chinese_browser_gets_simplified_chinese():
@@ -154,6 +162,7 @@ def test_the_api_answers_in_english_field_names_whatever_the_language(startup_cl
 
 
 # --- every main page of every role, in Chinese ---------------------------------------------------------------------
+
 
 class _Text(HTMLParser):
     """The texts a person reads: text nodes (not scripts, styles or JSON data), titles, placeholders, labels."""
@@ -236,9 +245,13 @@ def demo(django_db_setup, django_db_blocker):
         from listings.models import Listing
 
         listing = Listing.objects.filter(status="active").order_by("pk").first()
-        ids = {"booking": booking.pk if booking else None, "program": program.pk if program else None,
-               "voucher": voucher.pk if voucher else None, "statement": statement.pk if statement else None,
-               "listing": listing.pk}
+        ids = {
+            "booking": booking.pk if booking else None,
+            "program": program.pk if program else None,
+            "voucher": voucher.pk if voucher else None,
+            "statement": statement.pk if statement else None,
+            "listing": listing.pk,
+        }
         yield {"users": users, "ids": ids}
         call_command("flush", interactive=False, verbosity=0)
         from listings.catalog import load_catalog
@@ -248,19 +261,46 @@ def demo(django_db_setup, django_db_blocker):
 
 
 PAGES = [
-    (None, "/"), (None, "/listings/"), (None, "/login/"), (None, "/listings/{listing}/"),
-    ("alice", "/"), ("alice", "/listings/"), ("alice", "/listings/{listing}/"), ("alice", "/listings/{listing}/book/"),
-    ("alice", "/bookings/"), ("alice", "/bookings/{booking}/"), ("alice", "/settlement/bookings/{booking}/"),
-    ("alice", "/bids/"), ("alice", "/market/"), ("alice", "/wallet/"), ("alice", "/vouchers/"),
-    ("alice", "/vouchers/{voucher}/"), ("alice", "/vouchers/programs/"), ("alice", "/vouchers/programs/{program}/"),
+    (None, "/"),
+    (None, "/listings/"),
+    (None, "/login/"),
+    (None, "/listings/{listing}/"),
+    ("alice", "/"),
+    ("alice", "/listings/"),
+    ("alice", "/listings/{listing}/"),
+    ("alice", "/listings/{listing}/book/"),
+    ("alice", "/bookings/"),
+    ("alice", "/bookings/{booking}/"),
+    ("alice", "/settlement/bookings/{booking}/"),
+    ("alice", "/bids/"),
+    ("alice", "/market/"),
+    ("alice", "/wallet/"),
+    ("alice", "/vouchers/"),
+    ("alice", "/vouchers/{voucher}/"),
+    ("alice", "/vouchers/programs/"),
+    ("alice", "/vouchers/programs/{program}/"),
     ("alice", "/account/preferences/"),
-    ("pat", "/"), ("pat", "/provider/"), ("pat", "/payouts/"),
-    ("ivy", "/"), ("ivy", "/vouchers/programs/"), ("ivy", "/vouchers/programs/{program}/"),
-    ("ivy", "/vouchers/programs/new/"), ("ivy", "/vouchers/programs/{program}/edit/"),
-    ("ivy", "/vouchers/applications/"), ("ivy", "/claims/"), ("ivy", "/statements/"), ("ivy", "/audit/"),
-    ("sam", "/"), ("sam", "/review/"), ("sam", "/deposits/"), ("sam", "/payouts/"), ("sam", "/statements/"),
+    ("pat", "/"),
+    ("pat", "/provider/"),
+    ("pat", "/payouts/"),
+    ("ivy", "/"),
+    ("ivy", "/vouchers/programs/"),
+    ("ivy", "/vouchers/programs/{program}/"),
+    ("ivy", "/vouchers/programs/new/"),
+    ("ivy", "/vouchers/programs/{program}/edit/"),
+    ("ivy", "/vouchers/applications/"),
+    ("ivy", "/claims/"),
+    ("ivy", "/statements/"),
+    ("ivy", "/audit/"),
+    ("sam", "/"),
+    ("sam", "/review/"),
+    ("sam", "/deposits/"),
+    ("sam", "/payouts/"),
+    ("sam", "/statements/"),
     ("sam", "/statements/{statement}/"),
-    ("audrey", "/audit/"), ("audrey", "/audit/?group_by=program"), ("audrey", "/audit/events/"),
+    ("audrey", "/audit/"),
+    ("audrey", "/audit/?group_by=program"),
+    ("audrey", "/audit/events/"),
     ("audrey", "/audit/flags/"),
 ]
 

@@ -123,10 +123,12 @@ def test_records_past_their_retention_are_purged_in_batches(settings):
     user = factories.UserFactory()
     now = timezone.now()
     for i in range(9):
-        IdempotencyRecord.objects.create(user=user, key=f"k{i}", method="POST", path="/api/v1/bookings/",
-                                         fingerprint="0" * 64, status_code=201)
+        IdempotencyRecord.objects.create(
+            user=user, key=f"k{i}", method="POST", path="/api/v1/bookings/", fingerprint="0" * 64, status_code=201
+        )
     IdempotencyRecord.objects.filter(key__in=[f"k{i}" for i in range(7)]).update(
-        created_at=now - dt.timedelta(hours=72, minutes=1))
+        created_at=now - dt.timedelta(hours=72, minutes=1)
+    )
     # when purged 3 rows per statement, then again by the beat task
     deleted = idempotency_records_purge(now=now, batch=3)
     again = purge_idempotency_records.run()
@@ -151,8 +153,9 @@ def test_keys_are_scoped_to_the_organization_acted_for(client_for):
     body = booking_body(confirm=True)
 
     def book(org, key="k-1"):
-        return client.post("/api/v1/bookings/", body, format="json", HTTP_IDEMPOTENCY_KEY=key,
-                           HTTP_X_ORGANIZATION=str(org.pk))
+        return client.post(
+            "/api/v1/bookings/", body, format="json", HTTP_IDEMPOTENCY_KEY=key, HTTP_X_ORGANIZATION=str(org.pk)
+        )
 
     # when the same body is posted with the same key for s1, then for s2, then for s1 again
     for_first, for_second, again = book(first), book(second), book(first)

@@ -117,6 +117,7 @@ def test_a_real_deadlock_is_retried_and_both_transactions_commit():
                     meet.wait(timeout=10)
                 users.select_for_update().filter(pk=b).update(last_name="locked")
             return "committed"
+
         return locks.run_with_retry(transfer)
 
     # when

@@ -10,24 +10,27 @@ from django.utils import translation
 from marketplace.core.templatetags.money import money, per_gpu_hour, per_node_hour, price
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    (Decimal("0"), "¥0.00"),
-    (0, "¥0.00"),
-    (Decimal("0.005"), "¥0.01"),                     # half-up, not banker's
-    (Decimal("0.004"), "¥0.00"),
-    (Decimal("-0.004"), "¥0.00"),                    # never "−¥0.00"
-    (Decimal("1234567.895"), "¥1,234,567.90"),
-    (Decimal("1498662.52"), "¥1,498,662.52"),
-    (Decimal("98000"), "¥98,000.00"),
-    (Decimal("999.995"), "¥1,000.00"),
-    (Decimal("-12"), "−¥12.00"),
-    (Decimal("-1234.5"), "−¥1,234.50"),
-    (Decimal("6.0312"), "¥6.03"),                    # a Decimal with 4 places, as an amount
-    ("1234.5", "¥1,234.50"),
-    (1234.5, "¥1,234.50"),
-    (None, "—"),
-    ("", "—"),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (Decimal("0"), "¥0.00"),
+        (0, "¥0.00"),
+        (Decimal("0.005"), "¥0.01"),  # half-up, not banker's
+        (Decimal("0.004"), "¥0.00"),
+        (Decimal("-0.004"), "¥0.00"),  # never "−¥0.00"
+        (Decimal("1234567.895"), "¥1,234,567.90"),
+        (Decimal("1498662.52"), "¥1,498,662.52"),
+        (Decimal("98000"), "¥98,000.00"),
+        (Decimal("999.995"), "¥1,000.00"),
+        (Decimal("-12"), "−¥12.00"),
+        (Decimal("-1234.5"), "−¥1,234.50"),
+        (Decimal("6.0312"), "¥6.03"),  # a Decimal with 4 places, as an amount
+        ("1234.5", "¥1,234.50"),
+        (1234.5, "¥1,234.50"),
+        (None, "—"),
+        ("", "—"),
+    ],
+)
 def test_money(value, expected):
     assert money(value) == expected
 
@@ -36,19 +39,22 @@ def test_money_leaves_what_is_not_a_number_as_it_is():
     assert money("n/a") == "n/a"
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    (Decimal("0"), "¥0.00"),
-    (Decimal("6.03"), "¥6.03"),
-    (Decimal("6.0300"), "¥6.03"),                    # 2 places when it has no more
-    (Decimal("6.0312"), "¥6.0312"),                  # a Decimal with 4 places keeps them
-    (Decimal("6.0310"), "¥6.031"),
-    (Decimal("6.00005"), "¥6.0001"),                 # half-up at the 4th place
-    (Decimal("0.005"), "¥0.005"),
-    (Decimal("1234567.895"), "¥1,234,567.895"),
-    (Decimal("-12"), "−¥12.00"),
-    (None, "—"),
-    ("", "—"),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (Decimal("0"), "¥0.00"),
+        (Decimal("6.03"), "¥6.03"),
+        (Decimal("6.0300"), "¥6.03"),  # 2 places when it has no more
+        (Decimal("6.0312"), "¥6.0312"),  # a Decimal with 4 places keeps them
+        (Decimal("6.0310"), "¥6.031"),
+        (Decimal("6.00005"), "¥6.0001"),  # half-up at the 4th place
+        (Decimal("0.005"), "¥0.005"),
+        (Decimal("1234567.895"), "¥1,234,567.895"),
+        (Decimal("-12"), "−¥12.00"),
+        (None, "—"),
+        ("", "—"),
+    ],
+)
 def test_price(value, expected):
     assert price(value) == expected
 

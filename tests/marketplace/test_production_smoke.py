@@ -30,34 +30,67 @@ NOT_PAGES = {"healthz": "a JSON health check for load balancers (tests/marketpla
 # The logged-in roles that get 200 on each page; every other logged-in role is refused (403, or 404 for another
 # organization's object). Lists and forms every member may open show what is theirs (often nothing).
 OWN_PAGES = {
-    **dict.fromkeys(["home", "login", "listings-browse", "listings-detail", "market", "booking-new", "booking-list",
-                     "bid-list", "voucher-list", "voucher-program-list", "voucher-program-detail",
-                     "voucher-application-queue"], LOGGED_IN),
-    "listings-provider": {"provider"}, "listings-listing-edit": {"provider"}, "listings-review": {"staff"},
-    "booking-detail": {"startup", "provider"}, "booking-progress": {"startup", "provider"},
-    "voucher-detail": {"startup", "issuer"}, "voucher-program-new": {"issuer"}, "voucher-program-edit": {"issuer"},
-    "wallet": {"startup"}, "deposit-list": {"staff"},
-    **dict.fromkeys(["audit-dashboard", "audit-spend-csv", "audit-flags", "audit-events"],
-                    frozenset({"issuer", "auditor"})),
-    "payout-list": {"provider", "staff"}, "claim-list": {"issuer"},
+    **dict.fromkeys(
+        [
+            "home",
+            "login",
+            "listings-browse",
+            "listings-detail",
+            "market",
+            "booking-new",
+            "booking-list",
+            "bid-list",
+            "voucher-list",
+            "voucher-program-list",
+            "voucher-program-detail",
+            "voucher-application-queue",
+        ],
+        LOGGED_IN,
+    ),
+    "listings-provider": {"provider"},
+    "listings-listing-edit": {"provider"},
+    "listings-review": {"staff"},
+    "booking-detail": {"startup", "provider"},
+    "booking-progress": {"startup", "provider"},
+    "voucher-detail": {"startup", "issuer"},
+    "voucher-program-new": {"issuer"},
+    "voucher-program-edit": {"issuer"},
+    "wallet": {"startup"},
+    "deposit-list": {"staff"},
+    **dict.fromkeys(
+        ["audit-dashboard", "audit-spend-csv", "audit-flags", "audit-events"], frozenset({"issuer", "auditor"})
+    ),
+    "payout-list": {"provider", "staff"},
+    "claim-list": {"issuer"},
     **dict.fromkeys(["statement-list", "statement-detail", "statement-csv"], frozenset({"issuer", "staff", "auditor"})),
 }
 # Pages added since (or by work in progress) are rendered for every role too and must answer one of these.
 ANY_PAGE = {200, 302, 400, 403, 404}
 # Path parameters by name: the object of that kind the roles' organizations own (world ids), or a fixed word.
 PARAMETERS = {
-    "listings-detail": {"pk": "active-listing"}, "booking-new": {"listing_id": "active-listing"},
-    "booking-quote": {"listing_id": "active-listing"}, "listings-listing-edit": {"pk": "listings"},
-    "listings-listing-action": {"pk": "listings"}, "listings-review-decide": {"pk": "/api/v1/listings/{id}/review/"},
-    "booking-detail": {"pk": "bookings"}, "booking-cancel": {"pk": "bookings"}, "booking-confirm": {"pk": "bookings"},
-    "bid-cancel": {"pk": "bids"}, "voucher-detail": {"pk": "vouchers"},
+    "listings-detail": {"pk": "active-listing"},
+    "booking-new": {"listing_id": "active-listing"},
+    "booking-quote": {"listing_id": "active-listing"},
+    "listings-listing-edit": {"pk": "listings"},
+    "listings-listing-action": {"pk": "listings"},
+    "listings-review-decide": {"pk": "/api/v1/listings/{id}/review/"},
+    "booking-detail": {"pk": "bookings"},
+    "booking-cancel": {"pk": "bookings"},
+    "booking-confirm": {"pk": "bookings"},
+    "bid-cancel": {"pk": "bids"},
+    "voucher-detail": {"pk": "vouchers"},
     "voucher-program-edit": {"pk": "voucher-programs"},
-    "voucher-program-detail": {"pk": "voucher-programs"}, "voucher-program-apply": {"pk": "voucher-programs"},
+    "voucher-program-detail": {"pk": "voucher-programs"},
+    "voucher-program-apply": {"pk": "voucher-programs"},
     "voucher-application-approve": {"pk": "voucher-applications"},
-    "voucher-application-reject": {"pk": "voucher-applications"}, "audit-flag-review": {"pk": "flags"},
-    "booking-progress": {"booking_id": "settlement/bookings"}, "payout-mark-paid": {"pk": "payouts"},
-    "claim-mark-paid": {"pk": "reimbursement-claims"}, "statement-detail": {"pk": "statements"},
-    "statement-csv": {"pk": "statements"}, "statement-pay": {"pk": "statements"},
+    "voucher-application-reject": {"pk": "voucher-applications"},
+    "audit-flag-review": {"pk": "flags"},
+    "booking-progress": {"booking_id": "settlement/bookings"},
+    "payout-mark-paid": {"pk": "payouts"},
+    "claim-mark-paid": {"pk": "reimbursement-claims"},
+    "statement-detail": {"pk": "statements"},
+    "statement-csv": {"pk": "statements"},
+    "statement-pay": {"pk": "statements"},
 }
 WORDS = {"action": "pause", "decision": "verify"}
 
@@ -74,8 +107,11 @@ def page_routes() -> list[tuple[str, str]]:
                 found.append((entry.name, prefix + str(entry.pattern)))
 
     walk(get_resolver().url_patterns, "")
-    return [(name, pattern) for name, pattern in found
-            if not pattern.startswith(("api/", "admin/")) and name not in NOT_PAGES]
+    return [
+        (name, pattern)
+        for name, pattern in found
+        if not pattern.startswith(("api/", "admin/")) and name not in NOT_PAGES
+    ]
 
 
 def page_url(name: str, pattern: str, ids: dict) -> str:
@@ -84,14 +120,14 @@ def page_url(name: str, pattern: str, ids: dict) -> str:
     url, known = "/" + pattern, PARAMETERS.get(name, {})
     while "<" in url:
         start, end = url.index("<"), url.index(">")
-        converter, _, param = url[start + 1:end].rpartition(":")
+        converter, _, param = url[start + 1 : end].rpartition(":")
         if param in known:
             value = str(ids[known[param]])
         elif param in WORDS:
             value = WORDS[param]
         else:
             value = "999999" if converter == "int" else "no-such-token"
-        url = url[:start] + value + url[end + 1:]
+        url = url[:start] + value + url[end + 1 :]
     return url
 
 
@@ -100,13 +136,25 @@ def production_static(tmp_path_factory):
     """``collectstatic`` run with the production settings module into a fresh STATIC_ROOT; the STORAGES those
     settings chose, for the pages to render with."""
     root = tmp_path_factory.mktemp("static")
-    code = ("import django, json, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'marketplace.settings.base'; "
-            "django.setup(); from django.conf import settings; from django.core.management import call_command; "
-            "call_command('collectstatic', '--noinput', verbosity=0); print(json.dumps(settings.STORAGES))")
+    code = (
+        "import django, json, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'marketplace.settings.base'; "
+        "django.setup(); from django.conf import settings; from django.core.management import call_command; "
+        "call_command('collectstatic', '--noinput', verbosity=0); print(json.dumps(settings.STORAGES))"
+    )
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env=clean_env(DJANGO_DEBUG="0", DJANGO_SECRET_KEY="k3y-" + "a1b2c3d4e5" * 6, DJANGO_STATIC_ROOT=str(root),
-                      DATABASE_URL="postgres://u@127.0.0.1/none", CELERY_BROKER_URL="redis://127.0.0.1:6379/0"))
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=clean_env(
+            DJANGO_DEBUG="0",
+            DJANGO_SECRET_KEY="k3y-" + "a1b2c3d4e5" * 6,
+            DJANGO_STATIC_ROOT=str(root),
+            DATABASE_URL="postgres://u@127.0.0.1/none",
+            CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
+        ),
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     storages = json.loads(result.stdout.strip().splitlines()[-1])
     assert storages["staticfiles"]["BACKEND"] == "whitenoise.storage.CompressedManifestStaticFilesStorage"
@@ -163,8 +211,13 @@ def test_every_page_of_every_role_renders_with_the_production_storage(production
                 continue
             if response.status_code not in allowed:
                 failures.append(f"{role:9} GET {url} ({name}) → {response.status_code}, expected {sorted(allowed)}")
-            elif response.status_code == 302 and name not in PUBLIC and role == "anonymous" and \
-                    name in OWN_PAGES and not response["Location"].startswith("/login/"):
+            elif (
+                response.status_code == 302
+                and name not in PUBLIC
+                and role == "anonymous"
+                and name in OWN_PAGES
+                and not response["Location"].startswith("/login/")
+            ):
                 failures.append(f"{role:9} GET {url} ({name}) → 302 to {response['Location']}, not to log in")
     assert not failures, "\n".join(failures)
 
@@ -176,8 +229,11 @@ def test_pages_name_the_hashed_static_files_of_the_manifest(production_static, p
     manifest = json.loads((root / "staticfiles.json").read_text())["paths"]
     # when the home page renders / then it names the hashed stylesheet and scripts, not the plain names
     html = client.get("/").content.decode()
-    named = [original for original, hashed in manifest.items()
-             if original.endswith((".css", ".js")) and f"/static/{hashed}" in html]
+    named = [
+        original
+        for original, hashed in manifest.items()
+        if original.endswith((".css", ".js")) and f"/static/{hashed}" in html
+    ]
     assert named, "the home page names no hashed static file"
     assert all(f"/static/{original}" not in html for original in named)
 

@@ -6,9 +6,13 @@ from tests import factories
 
 pytestmark = pytest.mark.django_db
 
-JSON_POSTS = [("api", "/api/v1/auth/token/"), ("startup_client", "/api/v1/quotes/"),
-              ("startup_client", "/api/v1/bookings/"), ("startup_client", "/api/v1/bids/"),
-              ("issuer_client", "/api/v1/voucher-programs/")]
+JSON_POSTS = [
+    ("api", "/api/v1/auth/token/"),
+    ("startup_client", "/api/v1/quotes/"),
+    ("startup_client", "/api/v1/bookings/"),
+    ("startup_client", "/api/v1/bids/"),
+    ("issuer_client", "/api/v1/voucher-programs/"),
+]
 
 
 @pytest.mark.parametrize(("client_name", "path"), JSON_POSTS)
@@ -32,8 +36,9 @@ def test_nesting_within_the_limit_still_parses(startup_client):
 
 def test_an_oversized_body_is_413_before_parsing(startup_client, settings):
     settings.API_MAX_BODY_BYTES = 1000
-    response = startup_client.post("/api/v1/quotes/", '{"purpose": "' + "x" * 2000 + '"}',
-                                   content_type="application/json")
+    response = startup_client.post(
+        "/api/v1/quotes/", '{"purpose": "' + "x" * 2000 + '"}', content_type="application/json"
+    )
     assert response.status_code == 413
     assert response.json()["errors"] == {}
 
@@ -43,8 +48,14 @@ def test_nan_is_not_json(startup_client):
     assert response.status_code == 400
 
 
-@pytest.mark.parametrize("url", ["/api/v1/market/depth/?accelerator=a%00b", "/api/v1/voucher-applications/?status=%00",
-                                 "/api/v1/listings/?city=Shang%00hai"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/market/depth/?accelerator=a%00b",
+        "/api/v1/voucher-applications/?status=%00",
+        "/api/v1/listings/?city=Shang%00hai",
+    ],
+)
 def test_a_nul_byte_in_an_api_query_is_400(startup_client, url):
     response = startup_client.get(url)
     assert response.status_code == 400
@@ -87,8 +98,13 @@ def test_a_non_integer_or_huge_related_id_is_a_field_error(provider_client, bad_
 
     provider = provider_client.user.memberships.get().organization
     dc = DataCenter.objects.create(provider=provider, name="DC", city="Hefei", operator="state")
-    body = {"data_center": bad_id if bad_id != 1.5 else dc.pk + 0.5, "name": "C", "accelerator": "rtx-4090",
-            "gpus_per_node": 8, "node_count": 2}
+    body = {
+        "data_center": bad_id if bad_id != 1.5 else dc.pk + 0.5,
+        "name": "C",
+        "accelerator": "rtx-4090",
+        "gpus_per_node": 8,
+        "node_count": 2,
+    }
     # when
     response = provider_client.post("/api/v1/clusters/", body, format="json")
     # then a field error and no cluster (1.5 was read as data centre 1 before)

@@ -16,9 +16,16 @@ def counts():
     from orders.models import Booking
     from vouchers.models import Voucher, VoucherProgram
 
-    return (Organization.objects.count(), get_user_model().objects.count(), Membership.objects.count(),
-            Listing.objects.count(), VoucherProgram.objects.count(), Voucher.objects.count(),
-            Booking.objects.count(), JournalTransaction.objects.count())
+    return (
+        Organization.objects.count(),
+        get_user_model().objects.count(),
+        Membership.objects.count(),
+        Listing.objects.count(),
+        VoucherProgram.objects.count(),
+        Voucher.objects.count(),
+        Booking.objects.count(),
+        JournalTransaction.objects.count(),
+    )
 
 
 def test_seed_demo_twice_creates_no_duplicates(capsys):
@@ -57,8 +64,8 @@ def test_seed_demo_replays_two_weeks_of_settlement_consistently():
     from audit.selectors import audit_chain_breaks
     from ledger.models import JournalTransaction
     from ledger.selectors import ledger_breaches
-    from marketplace.core.management.commands.seed_demo import HISTORY_DAYS
     from orders.models import Booking
+    from portal.management.commands.seed_demo import HISTORY_DAYS
     from settlement.demo import PAYDAY_DELAY
     from settlement.models import BookingSettlement, Payout, ReimbursementClaim
     from vouchers.models import Voucher
@@ -84,8 +91,11 @@ def test_seed_demo_replays_two_weeks_of_settlement_consistently():
     claims = list(ReimbursementClaim.objects.select_related("booking"))
     assert claims and all(claim.statement_id is not None for claim in claims)
     for voucher in Voucher.objects.all():
-        assert all(voucher.issued_at <= claim.booking.created_at for claim in claims
-                   if claim.booking.buyer_id == voucher.holder_id)
+        assert all(
+            voucher.issued_at <= claim.booking.created_at
+            for claim in claims
+            if claim.booking.buyer_id == voucher.holder_id
+        )
     # payouts are made on Mondays and paid the Tuesday after, once that has come
     payouts = list(Payout.objects.all())
     assert payouts

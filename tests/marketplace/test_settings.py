@@ -31,12 +31,19 @@ def test_database_url_and_broker_come_from_the_environment():
     result = python(
         "from django.conf import settings as s; d=s.DATABASES['default'];"
         "print(d['ENGINE'], d['HOST'], d['PORT'], d['NAME'], s.CELERY_BROKER_URL, s.DEBUG)",
-        DATABASE_URL="postgres://u:p@db.example:6543/gpux_prod", CELERY_BROKER_URL="redis://broker:6379/1",
+        DATABASE_URL="postgres://u:p@db.example:6543/gpux_prod",
+        CELERY_BROKER_URL="redis://broker:6379/1",
         DJANGO_SECRET_KEY="x" * 60,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["django.db.backends.postgresql", "db.example", "6543", "gpux_prod",
-                                     "redis://broker:6379/1", "False"]
+    assert result.stdout.split() == [
+        "django.db.backends.postgresql",
+        "db.example",
+        "6543",
+        "gpux_prod",
+        "redis://broker:6379/1",
+        "False",
+    ]
 
 
 def test_sqlite_is_refused():
@@ -54,9 +61,11 @@ def test_a_secret_key_is_required_unless_debug():
 def test_check_deploy_is_clean_in_production_mode():
     result = run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        DJANGO_SETTINGS_MODULE="marketplace.settings.base", DJANGO_DEBUG="0",
+        DJANGO_SETTINGS_MODULE="marketplace.settings.base",
+        DJANGO_DEBUG="0",
         DJANGO_SECRET_KEY="k3y-" + "a1b2c3d4e5" * 6,
-        DATABASE_URL="postgres://u@127.0.0.1/none", CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
+        DATABASE_URL="postgres://u@127.0.0.1/none",
+        CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
@@ -92,9 +101,12 @@ def test_collectstatic_works_with_the_production_storage(tmp_path):
     # given production settings: whitenoise's compressed manifest storage, which follows source-map references
     result = run(
         [sys.executable, "manage.py", "collectstatic", "--noinput"],
-        DJANGO_SETTINGS_MODULE="marketplace.settings.base", DJANGO_DEBUG="0",
-        DJANGO_SECRET_KEY="k3y-" + "a1b2c3d4e5" * 6, DJANGO_STATIC_ROOT=str(tmp_path),
-        DATABASE_URL="postgres://u@127.0.0.1/none", CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
+        DJANGO_SETTINGS_MODULE="marketplace.settings.base",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY="k3y-" + "a1b2c3d4e5" * 6,
+        DJANGO_STATIC_ROOT=str(tmp_path),
+        DATABASE_URL="postgres://u@127.0.0.1/none",
+        CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
     )
     # then every file is collected and the manifest names the vendored scripts
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

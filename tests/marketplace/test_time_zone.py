@@ -81,8 +81,7 @@ def test_a_shanghai_user_entering_14_00_books_06_00_utc(browser, listing):
 
 def test_whole_hours_still_hold_in_beijing_time(browser, listing):
     start = tomorrow_at(14, SHANGHAI) + dt.timedelta(minutes=30)
-    response = browser.post(reverse("booking-new", args=[listing.pk]),
-                            typed(start, 2))
+    response = browser.post(reverse("booking-new", args=[listing.pk]), typed(start, 2))
     assert response.status_code == 400 and not Booking.objects.exists()
 
 
@@ -114,8 +113,7 @@ def test_the_browse_filter_reads_beijing_time(listing):
 def test_the_api_stays_in_utc_with_offset(user, browser, listing):
     # given a booking made on the page at 14:00 Beijing time
     start = tomorrow_at(14, SHANGHAI)
-    browser.post(reverse("booking-new", args=[listing.pk]),
-                 typed(start, 1))
+    browser.post(reverse("booking-new", args=[listing.pk]), typed(start, 1))
     booking = Booking.objects.get()
     # when read over the API, by a Chinese client, and also by the session of the page's user
     api = APIClient()
@@ -123,18 +121,26 @@ def test_the_api_stays_in_utc_with_offset(user, browser, listing):
     for client in (api, browser):
         body = client.get(f"/api/v1/bookings/{booking.pk}/", **ZH).json()
         # then the times are UTC, ISO 8601 with an offset
-        assert body["start"] in (f"{start.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%S}Z",
-                                 f"{start.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%S}+00:00"), body["start"]
+        assert body["start"] in (
+            f"{start.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%S}Z",
+            f"{start.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%S}+00:00",
+        ), body["start"]
 
 
 def test_the_api_refuses_naive_times_whatever_the_page_zone(user, listing):
     api = APIClient()
     api.force_authenticate(user)
     start = next_hour(3)
-    response = api.post("/api/v1/bookings/", {"listing": listing.pk, "nodes": 1,
-                                              "start": f"{start:%Y-%m-%dT%H:%M:%S}",
-                                              "end": f"{start + dt.timedelta(hours=1):%Y-%m-%dT%H:%M:%S}"},
-                        format="json")
+    response = api.post(
+        "/api/v1/bookings/",
+        {
+            "listing": listing.pk,
+            "nodes": 1,
+            "start": f"{start:%Y-%m-%dT%H:%M:%S}",
+            "end": f"{start + dt.timedelta(hours=1):%Y-%m-%dT%H:%M:%S}",
+        },
+        format="json",
+    )
     assert response.status_code == 400 and not Booking.objects.exists()
 
 
@@ -145,8 +151,7 @@ def test_a_user_with_another_zone_sees_and_enters_times_in_it(user, browser, lis
     assert UserPreference.objects.get(user=user).time_zone == "Europe/Berlin"
     # when they book 14:00–15:00 in their zone
     start = tomorrow_at(14, BERLIN)
-    browser.post(reverse("booking-new", args=[listing.pk]),
-                 typed(start, 1))
+    browser.post(reverse("booking-new", args=[listing.pk]), typed(start, 1))
     # then it is 14:00 Berlin time, shown so, labelled with their zone
     booking = Booking.objects.get()
     assert booking.start == start

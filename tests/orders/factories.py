@@ -14,8 +14,11 @@ _deposits = itertools.count(1)
 
 def fund(organization, amount="100000.00") -> None:
     """Deposit ``amount`` into ``organization``'s wallet (a recorded bank transfer)."""
-    wallet_deposit(organization_id=organization.pk, amount=Decimal(amount),
-                   idempotency_key=f"test-deposit:{organization.pk}:{next(_deposits)}")
+    wallet_deposit(
+        organization_id=organization.pk,
+        amount=Decimal(amount),
+        idempotency_key=f"test-deposit:{organization.pk}:{next(_deposits)}",
+    )
 
 
 def funded_startup(amount="100000.00"):
@@ -40,6 +43,10 @@ def booking_body(listing=None, *, nodes: int = 1, start_in_hours: int = 2, hours
     """A JSON body for ``POST /api/v1/bookings/`` (``listing``, ``nodes``, ISO ``start``/``end`` in UTC, extras
     such as ``confirm=True``). ``booking_kwargs`` is the same for calling ``orders.services.booking_create``."""
     kwargs = booking_kwargs(listing, nodes=nodes, start_in_hours=start_in_hours, hours=hours)
-    return {"listing": kwargs["listing_id"], "nodes": nodes,
-            "start": kwargs["start"].isoformat().replace("+00:00", "Z"),
-            "end": kwargs["end"].isoformat().replace("+00:00", "Z"), **extra}
+    return {
+        "listing": kwargs["listing_id"],
+        "nodes": nodes,
+        "start": kwargs["start"].isoformat().replace("+00:00", "Z"),
+        "end": kwargs["end"].isoformat().replace("+00:00", "Z"),
+        **extra,
+    }

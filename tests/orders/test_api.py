@@ -15,6 +15,7 @@ from tests.factories import (
     member_of,
     next_hour,
 )
+from tests.helpers import iso
 from tests.orders.factories import booking_body, fund
 
 pytestmark = pytest.mark.django_db
@@ -22,13 +23,9 @@ pytestmark = pytest.mark.django_db
 QUOTES, BOOKINGS = "/api/v1/quotes/", "/api/v1/bookings/"
 
 
-def _iso(value: dt.datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
-
 def _body(listing, *, nodes=2, start=2, hours=3, **extra) -> dict:
-    return {"listing": listing.pk, "nodes": nodes, "start": _iso(next_hour(start)),
-            "end": _iso(next_hour(start + hours)), **extra}
+    return {"listing": listing.pk, "nodes": nodes, "start": iso(next_hour(start)),
+            "end": iso(next_hour(start + hours)), **extra}
 
 
 @pytest.fixture
@@ -110,12 +107,12 @@ def test_booking_409_when_funds_are_short(startup_client, startup, listing):
         ({"nodes": 0}, "nodes"),
         ({"nodes": 5}, "nodes"),
         ({"nodes": "two"}, "nodes"),
-        ({"start": _iso(next_hour(-2))}, "start"),
-        ({"start": _iso(next_hour(2) + dt.timedelta(minutes=15))}, "start"),
+        ({"start": iso(next_hour(-2))}, "start"),
+        ({"start": iso(next_hour(2) + dt.timedelta(minutes=15))}, "start"),
         ({"start": next_hour(2).replace(tzinfo=None).isoformat()}, "start"),
         ({"end": next_hour(5).replace(tzinfo=None).isoformat()}, "end"),
-        ({"end": _iso(next_hour(24 * 45))}, "end"),
-        ({"end": _iso(next_hour(1))}, "end"),
+        ({"end": iso(next_hour(24 * 45))}, "end"),
+        ({"end": iso(next_hour(1))}, "end"),
         ({"start": "tomorrow"}, "start"),
         ({"listing": 987654}, "listing"),
         ({"listing": "x"}, "listing"),

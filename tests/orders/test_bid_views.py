@@ -44,8 +44,15 @@ def chip():
 
 
 def form(chip, **extra):
-    return {"accelerators": [chip.slug], "nodes": 1, "duration_hours": 2, "start": _local(2), "end": _local(6),
-            "max_price_per_gpu_hour": "12", **extra}
+    return {
+        "accelerators": [chip.slug],
+        "nodes": 1,
+        "duration_hours": 2,
+        "start": _local(2),
+        "end": _local(6),
+        "max_price_per_gpu_hour": "12",
+        **extra,
+    }
 
 
 def test_place_a_bid_from_the_page_then_cancel_it(browser, buyer, chip):

@@ -31,8 +31,15 @@ pytestmark = pytest.mark.django_db
 
 def bid_kwargs(accelerator, *, nodes=1, hours=3, start_in=2, window=6, price="12", **extra):
     start = next_hour(start_in)
-    return {"accelerators": [accelerator.slug], "nodes": nodes, "duration_hours": hours, "earliest_start": start,
-            "latest_end": start + dt.timedelta(hours=window), "max_price_per_gpu_hour": Decimal(price), **extra}
+    return {
+        "accelerators": [accelerator.slug],
+        "nodes": nodes,
+        "duration_hours": hours,
+        "earliest_start": start,
+        "latest_end": start + dt.timedelta(hours=window),
+        "max_price_per_gpu_hour": Decimal(price),
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -41,8 +48,10 @@ def h100():
 
 
 def listing_of(accelerator, *, price="10", gpus=8, node_count=2):
-    return ListingFactory(cluster=ClusterFactory(accelerator=accelerator, gpus_per_node=gpus, node_count=node_count),
-                          price_per_gpu_hour=Decimal(price))
+    return ListingFactory(
+        cluster=ClusterFactory(accelerator=accelerator, gpus_per_node=gpus, node_count=node_count),
+        price_per_gpu_hour=Decimal(price),
+    )
 
 
 def test_place_holds_the_maximum_cash_cost_for_the_largest_cluster(h100):
@@ -71,15 +80,18 @@ def test_place_with_a_short_wallet_answers_409_and_writes_nothing(h100):
     assert wallet_summary(buyer.pk)["held"] == Decimal("0")
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"accelerators": ["no-such-chip"]}, "accelerators"),
-    ({"nodes": 0}, "nodes"),
-    ({"duration_hours": 10}, "latest_end"),
-    ({"max_price_per_gpu_hour": Decimal("0")}, "max_price_per_gpu_hour"),
-    ({"earliest_start": next_hour(2) + dt.timedelta(minutes=30)}, "earliest_start"),
-    ({"earliest_start": next_hour(-3)}, "earliest_start"),
-    ({"expires_at": timezone.now() - dt.timedelta(minutes=1)}, "expires_at"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"accelerators": ["no-such-chip"]}, "accelerators"),
+        ({"nodes": 0}, "nodes"),
+        ({"duration_hours": 10}, "latest_end"),
+        ({"max_price_per_gpu_hour": Decimal("0")}, "max_price_per_gpu_hour"),
+        ({"earliest_start": next_hour(2) + dt.timedelta(minutes=30)}, "earliest_start"),
+        ({"earliest_start": next_hour(-3)}, "earliest_start"),
+        ({"expires_at": timezone.now() - dt.timedelta(minutes=1)}, "expires_at"),
+    ],
+)
 def test_place_refuses_bad_input_with_field_errors(h100, change, field):
     # given
     listing_of(h100)
@@ -126,8 +138,9 @@ def test_expire_only_after_the_expiry(h100):
 def test_a_new_bid_matches_the_cheapest_slot_at_once(h100, django_capture_on_commit_callbacks):
     # given: two listings; the cheaper one is full at the start of the window
     cheap, dear = listing_of(h100, price="9", node_count=1), listing_of(h100, price="11")
-    services.booking_create(buyer=funded_startup(), listing_id=cheap.pk, nodes=1, start=next_hour(2),
-                            end=next_hour(4), confirm=True)
+    services.booking_create(
+        buyer=funded_startup(), listing_id=cheap.pk, nodes=1, start=next_hour(2), end=next_hour(4), confirm=True
+    )
     buyer = funded_startup("10000.00")
     # when
     with django_capture_on_commit_callbacks(execute=True):
@@ -149,8 +162,14 @@ def test_match_conflict_keeps_the_bid_open_with_its_hold(h100):
     buyer = funded_startup("10000.00")
     bid = bid_services.bid_place(buyer=buyer, **bid_kwargs(h100, price="60"))
     start = bid.earliest_start
-    services.booking_create(buyer=funded_startup(), listing_id=listing.pk, nodes=1, start=start,
-                            end=start + dt.timedelta(hours=3), confirm=True)
+    services.booking_create(
+        buyer=funded_startup(),
+        listing_id=listing.pk,
+        nodes=1,
+        start=start,
+        end=start + dt.timedelta(hours=3),
+        confirm=True,
+    )
     # when
     with pytest.raises(Conflict):
         bid_services.bid_match(bid=bid, listing_id=listing.pk, start=start, end=start + dt.timedelta(hours=3))
@@ -181,19 +200,24 @@ def test_batch_clearing_gives_the_slot_to_the_higher_bid(h100):
     assert bid_services.bids_clear(time_budget_s=0.5).matched == 0
 
 
-
 # --- bids with vouchers: net prices, the net hold, re-planning (issue 17, defect 3) ----------------------------
+
 
 def city_listing(accelerator, city, price, *, node_count=1):
     data_center = DataCenterFactory(provider=ProviderFactory(city=city), city=city)
-    return ListingFactory(cluster=ClusterFactory(data_center=data_center, accelerator=accelerator, gpus_per_node=8,
-                                                 node_count=node_count), price_per_gpu_hour=Decimal(price))
+    return ListingFactory(
+        cluster=ClusterFactory(
+            data_center=data_center, accelerator=accelerator, gpus_per_node=8, node_count=node_count
+        ),
+        price_per_gpu_hour=Decimal(price),
+    )
 
 
 def shanghai_voucher(holder, *, face_value="100000.00", ratio="0.50"):
     """A voucher that pays ``ratio`` of bookings in Shanghai data centres only."""
-    program = funded_program(city="Shanghai", city_data_centers_only=True, domestic_ratio=Decimal(ratio),
-                             other_ratio=Decimal(ratio))
+    program = funded_program(
+        city="Shanghai", city_data_centers_only=True, domestic_ratio=Decimal(ratio), other_ratio=Decimal(ratio)
+    )
     return issued_voucher(holder=holder, program=program, face_value=face_value)
 
 
@@ -229,8 +253,9 @@ def test_batch_clearing_seats_a_voucher_bid_where_its_voucher_pays(h100):
     assert hangzhou.bookings.count() == 0
 
 
-def test_a_voucher_bid_holds_its_limit_as_net_cash_and_may_fill_above_it_gross(h100,
-                                                                                django_capture_on_commit_callbacks):
+def test_a_voucher_bid_holds_its_limit_as_net_cash_and_may_fill_above_it_gross(
+    h100, django_capture_on_commit_callbacks
+):
     # given: the only listing is at 20 per GPU-hour, above the bid's limit of 12; the voucher pays half there
     listing = city_listing(h100, "Shanghai", "20")
     buyer = funded_startup("1000.00")
@@ -246,8 +271,9 @@ def test_a_voucher_bid_holds_its_limit_as_net_cash_and_may_fill_above_it_gross(h
     assert wallet_summary(buyer.pk)["held"] == Decimal("240.00")
     # and a bid whose voucher cannot bring the price within its limit is not matched
     with django_capture_on_commit_callbacks(execute=True):
-        other = bid_services.bid_place(buyer=buyer, **bid_kwargs(h100, price="9.99", start_in=10,
-                                                                 vouchers=[voucher.pk]))
+        other = bid_services.bid_place(
+            buyer=buyer, **bid_kwargs(h100, price="9.99", start_in=10, vouchers=[voucher.pk])
+        )
     assert Bid.objects.get(pk=other.pk).status == Bid.Status.OPEN
 
 
@@ -264,15 +290,15 @@ def test_a_slot_taken_meanwhile_re_plans_the_bid_onto_the_next_one(h100, caplog)
     bid = bid_services.bid_place(buyer=buyer, **bid_kwargs(h100, window=3, price="12"))
     assignment, origin = _plan(bid)
     assert assignment.listing_id == cheap.pk
-    services.booking_create(buyer=funded_startup(), listing_id=cheap.pk, nodes=1, start=bid.earliest_start,
-                            end=bid.latest_end, confirm=True)
+    services.booking_create(
+        buyer=funded_startup(), listing_id=cheap.pk, nodes=1, start=bid.earliest_start, end=bid.latest_end, confirm=True
+    )
     # when
     with caplog.at_level("INFO", logger="orders.bid_services"):
         matched = bid_services._apply(assignment, origin)
     # then: re-planned on the current market and filled on the dearer listing; the failure was logged with why
     assert matched is not None and matched.booking.listing_id == dear.pk
-    assert any(f"listing {cheap.pk}" in r.getMessage() and "attempt 1 of 3" in r.getMessage()
-               for r in caplog.records)
+    assert any(f"listing {cheap.pk}" in r.getMessage() and "attempt 1 of 3" in r.getMessage() for r in caplog.records)
     assert ledger_breaches() == []
 
 
@@ -304,12 +330,23 @@ def test_a_voucher_paying_less_at_match_time_fails_the_net_limit_check(h100):
     voucher = shanghai_voucher(buyer, face_value="1000.00")
     bid = bid_services.bid_place(buyer=buyer, **bid_kwargs(h100, price="6", vouchers=[voucher.pk]))
     assignment, origin = _plan(bid)
-    services.booking_create(buyer=buyer, listing_id=listing.pk, nodes=1, start=next_hour(30), end=next_hour(54),
-                            vouchers=[voucher.pk], confirm=True)  # 10 × 8 × 24 = 1920: the voucher pays 960
+    services.booking_create(
+        buyer=buyer,
+        listing_id=listing.pk,
+        nodes=1,
+        start=next_hour(30),
+        end=next_hour(54),
+        vouchers=[voucher.pk],
+        confirm=True,
+    )  # 10 × 8 × 24 = 1920: the voucher pays 960
     # when / then: bid_match refuses the booking (the whole transaction rolls back) and no re-plan fits
     with pytest.raises(Conflict):
-        bid_services.bid_match(bid=bid, listing_id=listing.pk, start=origin + assignment.start * dt.timedelta(hours=1),
-                               end=origin + assignment.end * dt.timedelta(hours=1))
+        bid_services.bid_match(
+            bid=bid,
+            listing_id=listing.pk,
+            start=origin + assignment.start * dt.timedelta(hours=1),
+            end=origin + assignment.end * dt.timedelta(hours=1),
+        )
     assert bid_services._apply(assignment, origin) is None
     assert Bid.objects.get(pk=bid.pk).status == Bid.Status.OPEN
     assert listing.bookings.count() == 1

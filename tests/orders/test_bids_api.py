@@ -19,14 +19,11 @@ from tests.factories import (
     member_of,
     next_hour,
 )
+from tests.helpers import iso
 from tests.orders.factories import fund
 from tests.vouchers.factories import funded_program, issued_voucher
 
 pytestmark = pytest.mark.django_db
-
-
-def iso(moment: dt.datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 @pytest.fixture

@@ -49,13 +49,18 @@ def test_one_booking_post_stays_within_its_statement_budget(confirm):
     startup = funded_startup()
     client = _token_client(member_of(startup))
     listing = ListingFactory()
-    first = client.post(BOOKINGS, booking_body(listing, nodes=1, confirm=confirm), format="json",
-                        HTTP_IDEMPOTENCY_KEY="first")
+    first = client.post(
+        BOOKINGS, booking_body(listing, nodes=1, confirm=confirm), format="json", HTTP_IDEMPOTENCY_KEY="first"
+    )
     assert first.status_code == 201, first.data
     # when one booking is posted the way the benchmark does (token, Idempotency-Key, confirm or not)
     with CaptureQueriesContext(connection) as queries:
-        response = client.post(BOOKINGS, booking_body(listing, nodes=2, start_in_hours=6, confirm=confirm),
-                               format="json", HTTP_IDEMPOTENCY_KEY=f"budget-{confirm}")
+        response = client.post(
+            BOOKINGS,
+            booking_body(listing, nodes=2, start_in_hours=6, confirm=confirm),
+            format="json",
+            HTTP_IDEMPOTENCY_KEY=f"budget-{confirm}",
+        )
     # then it is booked, with everything it must write, in at most the budgeted statements
     assert response.status_code == 201, response.data
     booking = Booking.objects.get(pk=response.data["id"])
@@ -76,8 +81,9 @@ def test_the_audit_event_is_the_last_statement_of_an_idempotent_booking():
     client = _token_client(member_of(startup))
     # when
     with CaptureQueriesContext(connection) as queries:
-        response = client.post(BOOKINGS, booking_body(ListingFactory(), confirm=True), format="json",
-                               HTTP_IDEMPOTENCY_KEY="audit-last")
+        response = client.post(
+            BOOKINGS, booking_body(ListingFactory(), confirm=True), format="json", HTTP_IDEMPOTENCY_KEY="audit-last"
+        )
     # then the audit INSERT (which takes the chain lock until COMMIT) comes after the idempotency record's UPDATE
     assert response.status_code == 201
     statements = _statements(queries.captured_queries)

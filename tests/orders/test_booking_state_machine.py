@@ -38,14 +38,24 @@ class BookingMachine(RuleBasedStateMachine):
         fund(startup, amount)
         self.deposited[startup.pk] += amount
 
-    @rule(who=st.integers(0, 1), nodes=st.integers(0, 4), start=st.integers(-1, 6), hours=st.integers(0, 4),
-          confirm=st.booleans())
+    @rule(
+        who=st.integers(0, 1),
+        nodes=st.integers(0, 4),
+        start=st.integers(-1, 6),
+        hours=st.integers(0, 4),
+        confirm=st.booleans(),
+    )
     def book(self, who, nodes, start, hours, confirm):
         before = Booking.objects.filter(listing=self.listing).count()
         try:
-            booking = services.booking_create(buyer=self.startups[who], listing_id=self.listing.pk, nodes=nodes,
-                                              start=next_hour(start), end=next_hour(start) + dt.timedelta(hours=hours),
-                                              confirm=confirm)
+            booking = services.booking_create(
+                buyer=self.startups[who],
+                listing_id=self.listing.pk,
+                nodes=nodes,
+                start=next_hour(start),
+                end=next_hour(start) + dt.timedelta(hours=hours),
+                confirm=confirm,
+            )
         except ApplicationError as exc:
             # bad input is 400, short nodes or funds 409 — and nothing is written either way
             assert exc.status in (400, 409), exc.message
@@ -91,8 +101,9 @@ class BookingMachine(RuleBasedStateMachine):
 
     @invariant()
     def capacity_is_never_exceeded(self):
-        active = list(NodeReservation.objects.filter(node__cluster=self.cluster, active=True)
-                      .values_list("node_id", "period"))
+        active = list(
+            NodeReservation.objects.filter(node__cluster=self.cluster, active=True).values_list("node_id", "period")
+        )
         open_nodes = Booking.objects.filter(listing=self.listing, status__in=OPEN).aggregate(s=Sum("nodes"))["s"]
         assert len(active) == (open_nodes or 0)
         for (node_a, a), (node_b, b) in itertools.combinations(active, 2):
@@ -102,7 +113,13 @@ class BookingMachine(RuleBasedStateMachine):
 @pytest.mark.django_db
 def test_booking_state_machine():
     BookingMachine.booked = 0
-    run_state_machine_as_test(BookingMachine, settings=settings(
-        max_examples=15, stateful_step_count=20, deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
+    run_state_machine_as_test(
+        BookingMachine,
+        settings=settings(
+            max_examples=15,
+            stateful_step_count=20,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
     assert BookingMachine.booked > 0

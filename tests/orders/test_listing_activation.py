@@ -50,13 +50,19 @@ def pending_listing(accelerator=None, *, price="20", node_count=2) -> Listing:
 
 def bid_for(accelerator, *, price, nodes=1, hours=3, start_in=3, window=6):
     start = next_hour(start_in)
-    return bid_services.bid_place(buyer=funded_startup("10000.00"), accelerators=[accelerator.slug], nodes=nodes,
-                                  duration_hours=hours, earliest_start=start,
-                                  latest_end=start + dt.timedelta(hours=window),
-                                  max_price_per_gpu_hour=Decimal(price))
+    return bid_services.bid_place(
+        buyer=funded_startup("10000.00"),
+        accelerators=[accelerator.slug],
+        nodes=nodes,
+        duration_hours=hours,
+        earliest_start=start,
+        latest_end=start + dt.timedelta(hours=window),
+        max_price_per_gpu_hour=Decimal(price),
+    )
 
 
 # --- the signal (listings) -----------------------------------------------------------------------------------
+
 
 def test_approval_sends_listing_activated_only_after_commit(received, django_capture_on_commit_callbacks):
     # given
@@ -99,6 +105,7 @@ def test_a_failed_activation_sends_nothing(received, django_capture_on_commit_ca
 
 # --- the receiver (orders) -----------------------------------------------------------------------------------
 
+
 def test_activation_enqueues_match_listing_on_the_broker(django_capture_on_commit_callbacks):
     # given: a broker of our own
     listing = pending_listing()
@@ -128,6 +135,7 @@ def test_activation_with_the_broker_down_is_logged_not_raised(caplog, django_cap
 
 
 # --- the task's work (orders.bid_services.bids_match_listing) ------------------------------------------------
+
 
 def test_match_listing_fills_the_open_bids_the_new_listing_can_serve():
     # given: open bids placed while the only h100 listing was dearer than their maximum
@@ -160,8 +168,11 @@ def test_match_listing_of_a_listing_no_longer_active_does_nothing():
     h100 = AcceleratorFactory(slug="h100-gone")
     ListingFactory(cluster=ClusterFactory(accelerator=h100, node_count=2), price_per_gpu_hour=Decimal("50"))
     bid = bid_for(h100, price="30")
-    paused = ListingFactory(cluster=ClusterFactory(accelerator=h100, node_count=2), price_per_gpu_hour=Decimal("20"),
-                            status=Listing.Status.PAUSED)
+    paused = ListingFactory(
+        cluster=ClusterFactory(accelerator=h100, node_count=2),
+        price_per_gpu_hour=Decimal("20"),
+        status=Listing.Status.PAUSED,
+    )
     # when / then
     assert tasks.match_listing(paused.pk) == 0
     assert Bid.objects.get(pk=bid.pk).status == Bid.Status.OPEN

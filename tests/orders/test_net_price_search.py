@@ -21,14 +21,11 @@ from tests.factories import (
     StartupFactory,
     next_hour,
 )
+from tests.helpers import iso
 from tests.vouchers.factories import funded_program, issued_voucher
 from vouchers.selectors import booking_context
 
 pytestmark = pytest.mark.django_db
-
-
-def iso(moment: dt.datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def city_listing(city: str, price: str, *, accelerator=None, provider=None):

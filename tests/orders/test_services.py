@@ -32,6 +32,7 @@ def _reserved_indexes(booking):
 
 # --- quote_compute -------------------------------------------------------------------------------------------
 
+
 def test_quote_prices_gpus_per_node_times_nodes_times_hours():
     # given a 10.0000/GPU-h listing on 8-GPU nodes
     listing = ListingFactory(price_per_gpu_hour=Decimal("10.1235"))
@@ -90,13 +91,15 @@ def test_quote_refuses_window_before_the_listing_opens():
 def test_quote_accepts_other_utc_offsets_on_the_hour():
     listing = ListingFactory()
     shanghai = dt.timezone(dt.timedelta(hours=8))
-    quote = services.quote_compute(listing=listing, nodes=1, start=next_hour(2).astimezone(shanghai),
-                                   end=next_hour(4).astimezone(shanghai))
+    quote = services.quote_compute(
+        listing=listing, nodes=1, start=next_hour(2).astimezone(shanghai), end=next_hour(4).astimezone(shanghai)
+    )
     assert quote.start.tzinfo == dt.UTC
     assert quote.gpu_hours == 16
 
 
 # --- booking_create ------------------------------------------------------------------------------------------
+
 
 def test_booking_holds_cash_and_reserves_lowest_numbered_nodes():
     # given
@@ -164,8 +167,7 @@ def test_booking_short_of_funds_is_409_and_writes_nothing():
     assert not AuditEvent.objects.filter(action__startswith="booking.").exists()
 
 
-@pytest.mark.parametrize("listing_status", [Listing.Status.DRAFT, Listing.Status.PAUSED,
-                                            Listing.Status.PENDING_REVIEW])
+@pytest.mark.parametrize("listing_status", [Listing.Status.DRAFT, Listing.Status.PAUSED, Listing.Status.PENDING_REVIEW])
 def test_booking_a_listing_that_is_not_open_is_refused_like_an_unknown_one(listing_status):
     buyer = funded_startup()
     listing = ListingFactory(status=listing_status)
@@ -210,6 +212,7 @@ def test_two_listings_of_one_cluster_share_its_nodes():
 
 # --- transitions ---------------------------------------------------------------------------------------------
 
+
 def test_cancel_releases_the_hold_in_full_and_frees_the_nodes():
     # given
     buyer = funded_startup("1000.00")
@@ -226,7 +229,9 @@ def test_cancel_releases_the_hold_in_full_and_frees_the_nodes():
     again = services.booking_create(buyer=buyer, **booking_kwargs(listing, nodes=4))
     assert _reserved_indexes(again) == [1, 2, 3, 4]
     assert list(booking.status_changes.values_list("from_status", "to_status", "actor")) == [
-        ("", "held", user.pk), ("held", "cancelled", user.pk)]
+        ("", "held", user.pk),
+        ("held", "cancelled", user.pk),
+    ]
     assert ledger_breaches() == []
 
 
@@ -296,7 +301,8 @@ def test_activate_and_complete_follow_the_clock():
     Booking.objects.filter(pk=booking.pk).update(start=next_hour(-2), end=next_hour(0))
     services.booking_activate(booking=booking)
     services.booking_complete(booking=booking)
-    services.booking_mark_settled(booking=booking)
+    assert services.bookings_mark_settled(booking_ids=[booking.pk]) == [booking.pk]
+    booking.refresh_from_db()
     assert booking.status == Booking.Status.SETTLED
     assert [c.to_status for c in booking.status_changes.all()] == ["confirmed", "active", "completed", "settled"]
 
@@ -359,8 +365,12 @@ def _voucher_paid_booking(**kwargs):
     buyer = funded_startup("100000.00")
     voucher = issued_voucher(holder=buyer)
     listing = ListingFactory()
-    return buyer, voucher, listing, services.booking_create(buyer=buyer, **booking_kwargs(
-        listing, vouchers=[voucher.pk], **kwargs))
+    return (
+        buyer,
+        voucher,
+        listing,
+        services.booking_create(buyer=buyer, **booking_kwargs(listing, vouchers=[voucher.pk], **kwargs)),
+    )
 
 
 def test_a_voucher_paid_booking_takes_its_locks_in_the_one_order_and_audits_last():
@@ -409,21 +419,28 @@ def test_a_bid_match_takes_the_bid_then_the_listing_and_releases_its_hold_in_the
     buyer = funded_startup("100000.00")
     listing = ListingFactory(price_per_gpu_hour=Decimal("20"))
     start = next_hour(2)
-    bid = bid_services.bid_place(buyer=buyer, accelerators=[listing.cluster.accelerator.slug], nodes=1,
-                                 duration_hours=3, earliest_start=start, latest_end=start + dt.timedelta(hours=3),
-                                 max_price_per_gpu_hour=Decimal("15"))
+    bid = bid_services.bid_place(
+        buyer=buyer,
+        accelerators=[listing.cluster.accelerator.slug],
+        nodes=1,
+        duration_hours=3,
+        earliest_start=start,
+        latest_end=start + dt.timedelta(hours=3),
+        max_price_per_gpu_hour=Decimal("15"),
+    )
     Listing.objects.filter(pk=listing.pk).update(price_per_gpu_hour=Decimal("10"))
     # when matched
     with CaptureQueriesContext(connection) as captured:
-        matched = bid_services.bid_match(bid=bid, listing_id=listing.pk, start=start,
-                                         end=start + dt.timedelta(hours=3))
+        matched = bid_services.bid_match(bid=bid, listing_id=listing.pk, start=start, end=start + dt.timedelta(hours=3))
     # then bid → listing → capacity → counter → ledger → audit (defect 5: the hold was released before the listing
     # was locked, and the counter decremented after the wallet), and the money is right
     steps = _lock_steps(captured.captured_queries)
     assert steps == sorted(steps) and steps[0] == 0 and {1, 2, 3, 5, 6} <= set(steps), steps
     assert matched.status == "matched"
-    assert wallet_summary(buyer.pk) == {"balance": Decimal("100000.00") - matched.booking.cash_amount,
-                                        "held": matched.booking.cash_amount}
+    assert wallet_summary(buyer.pk) == {
+        "balance": Decimal("100000.00") - matched.booking.cash_amount,
+        "held": matched.booking.cash_amount,
+    }
     assert ledger_breaches() == []
 
 

@@ -52,8 +52,11 @@ def test_book_page_of_a_draft_listing_is_404(browser):
 
 def test_quote_partial_shows_subtotal_and_cash(browser, listing):
     # when
-    response = browser.post(reverse("booking-quote", args=[listing.pk]),
-                            {"nodes": 2, "start": _local(2), "end": _local(5)}, HTTP_HX_REQUEST="true")
+    response = browser.post(
+        reverse("booking-quote", args=[listing.pk]),
+        {"nodes": 2, "start": _local(2), "end": _local(5)},
+        HTTP_HX_REQUEST="true",
+    )
     # then 8 × 2 × 3 × 10
     assert response.status_code == 200
     assert b"480.00" in response.content
@@ -61,16 +64,18 @@ def test_quote_partial_shows_subtotal_and_cash(browser, listing):
 
 
 def test_quote_partial_shows_field_errors_in_place(browser, listing):
-    response = browser.post(reverse("booking-quote", args=[listing.pk]),
-                            {"nodes": 9, "start": _local(2), "end": _local(5)})
+    response = browser.post(
+        reverse("booking-quote", args=[listing.pk]), {"nodes": 9, "start": _local(2), "end": _local(5)}
+    )
     assert response.status_code == 200
     assert b"This cluster has only 4 nodes." in response.content
 
 
 def test_booking_from_the_page_confirms_and_redirects(browser, buyer, listing):
     # when
-    response = browser.post(reverse("booking-new", args=[listing.pk]),
-                            {"nodes": 1, "start": _local(2), "end": _local(4)})
+    response = browser.post(
+        reverse("booking-new", args=[listing.pk]), {"nodes": 1, "start": _local(2), "end": _local(4)}
+    )
     # then
     booking = Booking.objects.get()
     assert response.status_code == 302
@@ -86,8 +91,9 @@ def test_booking_page_with_short_funds_shows_the_reason_and_writes_nothing(listi
     client = Client()
     client.force_login(member_of(poor))
     # when
-    response = client.post(reverse("booking-new", args=[listing.pk]),
-                           {"nodes": 1, "start": _local(2), "end": _local(4)})
+    response = client.post(
+        reverse("booking-new", args=[listing.pk]), {"nodes": 1, "start": _local(2), "end": _local(4)}
+    )
     # then
     assert response.status_code == 409
     assert b"Insufficient funds" in response.content
@@ -95,8 +101,9 @@ def test_booking_page_with_short_funds_shows_the_reason_and_writes_nothing(listi
 
 
 def test_booking_page_field_errors_are_400(browser, listing):
-    response = browser.post(reverse("booking-new", args=[listing.pk]),
-                            {"nodes": 1, "start": _local(-3), "end": _local(4)})
+    response = browser.post(
+        reverse("booking-new", args=[listing.pk]), {"nodes": 1, "start": _local(-3), "end": _local(4)}
+    )
     assert response.status_code == 400
     assert b"The start must be in the future." in response.content
     assert not Booking.objects.exists()
@@ -147,8 +154,9 @@ def test_pages_need_login(listing):
 def test_booking_page_for_a_non_startup_member_is_403(listing):
     client = Client()
     client.force_login(member_of(ProviderFactory()))
-    response = client.post(reverse("booking-new", args=[listing.pk]),
-                           {"nodes": 1, "start": _local(2), "end": _local(4)})
+    response = client.post(
+        reverse("booking-new", args=[listing.pk]), {"nodes": 1, "start": _local(2), "end": _local(4)}
+    )
     assert response.status_code == 403
     assert b"Only members of a startup organization" in response.content
     assert not Booking.objects.exists()
@@ -160,8 +168,10 @@ def test_quote_partial_shows_each_voucher_part_and_its_binding_rule(browser, buy
     # given a voucher of the buyer (20 % tier for this non-domestic chip)
     voucher = issued_voucher(holder=buyer, face_value="100000.00")
     # when the htmx quote is asked with the voucher ticked
-    response = browser.post(reverse("booking-quote", args=[listing.pk]),
-                            {"nodes": 1, "start": _local(2), "end": _local(5), "vouchers": [voucher.pk]})
+    response = browser.post(
+        reverse("booking-quote", args=[listing.pk]),
+        {"nodes": 1, "start": _local(2), "end": _local(5), "vouchers": [voucher.pk]},
+    )
     # then 20 % of 8 × 3 × 10.00 = 240.00 is the voucher part, bound by the coverage ratio
     html = response.content.decode()
     assert response.status_code == 200

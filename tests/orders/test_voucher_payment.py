@@ -32,14 +32,19 @@ def test_quote_shows_the_voucher_part_and_the_rule_that_bound_it(startup_client,
     startup = startup_client.user.memberships.get().organization
     voucher = issued_voucher(holder=startup, face_value="100000.00")
     # when quoting 2 nodes for 3 hours
-    response = startup_client.post("/api/v1/quotes/", booking_body(domestic_listing, nodes=2, vouchers=[voucher.pk]),
-                                   format="json")
+    response = startup_client.post(
+        "/api/v1/quotes/", booking_body(domestic_listing, nodes=2, vouchers=[voucher.pk]), format="json"
+    )
     # then 30 % of 480.00 is paid by the voucher, the rest in cash, and the ratio is named as the binding rule
     assert response.status_code == 200, response.data
     assert (response.data["subtotal"], response.data["voucher_amount"], response.data["cash_amount"]) == (
-        "480.00", "144.00", "336.00")
+        "480.00",
+        "144.00",
+        "336.00",
+    )
     assert [(p["voucher"], p["amount"], p["rule"]) for p in response.data["voucher_parts"]] == [
-        (voucher.pk, "144.00", "coverage_ratio")]
+        (voucher.pk, "144.00", "coverage_ratio")
+    ]
 
 
 def test_booking_holds_both_parts_and_cancel_releases_both_in_full(domestic_listing):
@@ -48,8 +53,7 @@ def test_booking_holds_both_parts_and_cancel_releases_both_in_full(domestic_list
     fund(startup, "1000.00")
     voucher = issued_voucher(holder=startup, face_value="100000.00")
     # when booking with the voucher
-    booking = services.booking_create(buyer=startup, **booking_kwargs(domestic_listing, nodes=2,
-                                                                        vouchers=[voucher.pk]))
+    booking = services.booking_create(buyer=startup, **booking_kwargs(domestic_listing, nodes=2, vouchers=[voucher.pk]))
     # then the voucher part is held on the voucher and the cash part on the wallet
     assert (booking.voucher_amount, booking.cash_amount) == (Decimal("144.00"), Decimal("336.00"))
     assert voucher_balance(voucher, "voucher_hold") == Decimal("144.00")

@@ -30,16 +30,19 @@ def startup_of(client):
 
 
 @pytest.mark.parametrize(("p1_days", "p2_days"), [(30, 60), (60, 30)])
-def test_a_stacking_limit_bounds_the_booking_whichever_voucher_expires_first(startup_client, listing_800, p1_days,
-                                                                             p2_days):
+def test_a_stacking_limit_bounds_the_booking_whichever_voucher_expires_first(
+    startup_client, listing_800, p1_days, p2_days
+):
     # given P1 pays 20 % with no stacking limit; P2 pays 30 % and caps all vouchers together at 30 %
     startup = startup_of(startup_client)
     p1 = funded_program(other_ratio=Decimal("0.20"), validity_days=p1_days)
     p2 = funded_program(other_ratio=Decimal("0.30"), max_stacked_share=Decimal("0.30"), validity_days=p2_days)
     v1, v2 = issued_voucher(holder=startup, program=p1), issued_voucher(holder=startup, program=p2)
     # when quoting with both, named in either order
-    first, second = quote(startup_client, listing_800, [v1.pk, v2.pk]), quote(startup_client, listing_800,
-                                                                               [v2.pk, v1.pk])
+    first, second = (
+        quote(startup_client, listing_800, [v1.pk, v2.pk]),
+        quote(startup_client, listing_800, [v2.pk, v1.pk]),
+    )
     # then 30 % of 800 in total, never 50 %, and the same split both times
     assert first["voucher_amount"] == second["voucher_amount"] == "240.00"
     assert first["voucher_parts"] == second["voucher_parts"]
@@ -55,8 +58,10 @@ def test_two_vouchers_of_one_program_pay_its_ratio_once(startup_client, listing_
     data = quote(startup_client, listing_800, vouchers)
     # then 240 (30 %), not 480 (60 %); the second voucher says why it pays nothing
     assert data["voucher_amount"] == "240.00"
-    assert [(p["amount"], p["rule"]) for p in data["voucher_parts"]] == [("240.00", "coverage_ratio"),
-                                                                         ("0.00", "coverage_ratio")]
+    assert [(p["amount"], p["rule"]) for p in data["voucher_parts"]] == [
+        ("240.00", "coverage_ratio"),
+        ("0.00", "coverage_ratio"),
+    ]
     assert data["voucher_parts"][1]["explanation"] == "the program pays at most its coverage ratio of the booking"
 
 
@@ -82,15 +87,17 @@ def test_a_booking_holds_what_the_quote_showed(startup_client, listing_800):
     p2 = funded_program(other_ratio=Decimal("0.30"), max_stacked_share=Decimal("0.30"), validity_days=60)
     vouchers = [issued_voucher(holder=startup, program=p).pk for p in (p1, p2)]
     # when booking
-    response = startup_client.post("/api/v1/bookings/", booking_body(listing_800, hours=4, vouchers=vouchers),
-                                   format="json")
+    response = startup_client.post(
+        "/api/v1/bookings/", booking_body(listing_800, hours=4, vouchers=vouchers), format="json"
+    )
     # then the booking holds 240 in vouchers and 560 in cash
     assert response.status_code == 201, response.data
     assert (response.data["voucher_amount"], response.data["cash_amount"]) == ("240.00", "560.00")
 
 
 def test_too_many_vouchers_is_a_field_error(startup_client, listing_800):
-    response = startup_client.post("/api/v1/quotes/", booking_body(listing_800, hours=4, vouchers=list(range(1, 10))),
-                                   format="json")
+    response = startup_client.post(
+        "/api/v1/quotes/", booking_body(listing_800, hours=4, vouchers=list(range(1, 10))), format="json"
+    )
     assert response.status_code == 400
     assert "vouchers" in response.data["errors"]

@@ -59,15 +59,23 @@ class World:
 
 
 def build_world() -> World:
-    a_startup, a_provider, a_issuer = (factories.StartupFactory(), factories.ProviderFactory(),
-                                       factories.IssuerFactory())
+    a_startup, a_provider, a_issuer = (
+        factories.StartupFactory(),
+        factories.ProviderFactory(),
+        factories.IssuerFactory(),
+    )
     platform = factories.PlatformFactory()
-    users = {"startup": factories.member_of(a_startup), "provider": factories.member_of(a_provider),
-             "issuer": factories.member_of(a_issuer), "auditor": factories.member_of(platform, role="auditor"),
-             "staff": factories.member_of(platform), "anonymous": None,
-             # auditor rights come from an auditor organization (platform or issuer), not from the role alone
-             "startup_auditor": factories.member_of(factories.StartupFactory(), role="auditor"),
-             "provider_auditor": factories.member_of(factories.ProviderFactory(), role="auditor")}
+    users = {
+        "startup": factories.member_of(a_startup),
+        "provider": factories.member_of(a_provider),
+        "issuer": factories.member_of(a_issuer),
+        "auditor": factories.member_of(platform, role="auditor"),
+        "staff": factories.member_of(platform),
+        "anonymous": None,
+        # auditor rights come from an auditor organization (platform or issuer), not from the role alone
+        "startup_auditor": factories.member_of(factories.StartupFactory(), role="auditor"),
+        "provider_auditor": factories.member_of(factories.ProviderFactory(), role="auditor"),
+    }
     clients = {}
     for role, user in users.items():
         client = APIClient()
@@ -77,31 +85,54 @@ def build_world() -> World:
 
     # B: a startup with a voucher from B's issuer, a provider with listings (active, draft, pending review), a
     # held booking, an open bid, a settled booking with its reimbursement claim, and a payout.
-    b_startup, b_provider, b_issuer = (factories.StartupFactory(), factories.ProviderFactory(),
-                                       factories.IssuerFactory())
+    b_startup, b_provider, b_issuer = (
+        factories.StartupFactory(),
+        factories.ProviderFactory(),
+        factories.IssuerFactory(),
+    )
     listing = factories.ListingFactory(cluster__data_center__provider=b_provider)
     draft = factories.ListingFactory(cluster=listing.cluster, status=Listing.Status.DRAFT)
     pending = factories.ListingFactory(cluster=listing.cluster, status=Listing.Status.PENDING_REVIEW)
     program = funded_program(issuer=b_issuer)
     voucher = issued_voucher(holder=b_startup, program=program)
-    application = VoucherApplication.objects.create(program=program, applicant=factories.StartupFactory(),
-                                                    requested_amount=Decimal("5000.00"), purpose="fine-tuning")
+    application = VoucherApplication.objects.create(
+        program=program,
+        applicant=factories.StartupFactory(),
+        requested_amount=Decimal("5000.00"),
+        purpose="fine-tuning",
+    )
     fund(b_startup, "1000000.00")
     booking = order_services.booking_create(buyer=b_startup, **booking_kwargs(listing))
     bid = bid_services.bid_place(
-        buyer=b_startup, accelerators=[listing.cluster.accelerator.slug], nodes=1, duration_hours=2,
-        earliest_start=factories.next_hour(48), latest_end=factories.next_hour(60),
-        max_price_per_gpu_hour=Decimal("1.0000"))
+        buyer=b_startup,
+        accelerators=[listing.cluster.accelerator.slug],
+        nodes=1,
+        duration_hours=2,
+        earliest_start=factories.next_hour(48),
+        latest_end=factories.next_hour(60),
+        max_price_per_gpu_hour=Decimal("1.0000"),
+    )
     settled = completed_booking(buyer=b_startup, listing=listing, vouchers=[voucher], subtotal="10000.00")
     settlement_services.booking_settle(booking_id=settled.pk)
     settlement_services.payout_batch_create(provider_id=b_provider.pk)
     statement = settlement_services.statements_issue(until=timezone.now(), program_id=program.pk)[0]
     world = World(clients=clients, users=users)
     world.b = {
-        "startup": b_startup, "provider": b_provider, "issuer": b_issuer, "listing": listing, "draft": draft,
-        "pending": pending, "cluster": listing.cluster, "data_center": listing.cluster.data_center,
-        "program": program, "voucher": voucher, "application": application, "booking": booking, "bid": bid,
-        "settled": settled, "claim": ReimbursementClaim.objects.get(booking=settled),
+        "startup": b_startup,
+        "provider": b_provider,
+        "issuer": b_issuer,
+        "listing": listing,
+        "draft": draft,
+        "pending": pending,
+        "cluster": listing.cluster,
+        "data_center": listing.cluster.data_center,
+        "program": program,
+        "voucher": voucher,
+        "application": application,
+        "booking": booking,
+        "bid": bid,
+        "settled": settled,
+        "claim": ReimbursementClaim.objects.get(booking=settled),
         "payout": Payout.objects.get(provider=b_provider),
         "statement": statement,
     }
@@ -130,81 +161,159 @@ PUBLIC = {
 
 def object_requests(b: dict) -> dict[str, tuple[list[tuple], set[str]]]:
     return {
-        "api-listing": ([("get", f"/api/v1/listings/{b['draft'].pk}/", None),
-                         ("patch", f"/api/v1/listings/{b['listing'].pk}/", {"price_per_gpu_hour": "0.0100"})],
-                        {"staff"}),  # platform staff review every listing, drafts included
+        "api-listing": (
+            [
+                ("get", f"/api/v1/listings/{b['draft'].pk}/", None),
+                ("patch", f"/api/v1/listings/{b['listing'].pk}/", {"price_per_gpu_hour": "0.0100"}),
+            ],
+            {"staff"},
+        ),  # platform staff review every listing, drafts included
         "api-listing-submit": ([("post", f"/api/v1/listings/{b['draft'].pk}/submit/", {})], set()),
         "api-listing-pause": ([("post", f"/api/v1/listings/{b['listing'].pk}/pause/", {})], set()),
         "api-listing-resume": ([("post", f"/api/v1/listings/{b['listing'].pk}/resume/", {})], set()),
-        "api-listing-review": ([("post", f"/api/v1/listings/{b['pending'].pk}/review/",
-                                 {"decision": "approve", "note": "ok"})], {"staff"}),
-        "api-clusters": ([("post", "/api/v1/clusters/",
-                           {"data_center": b["data_center"].pk, "name": "stolen", "accelerator":
-                            b["cluster"].accelerator.slug, "gpus_per_node": 8, "node_count": 1,
-                            "interconnect": "IB"})], set()),
-        "api-listings": ([("post", "/api/v1/listings/",
-                           {"cluster": b["cluster"].pk, "price_per_gpu_hour": "1.0000", "available_from": later(1),
-                            "available_until": later(100), "min_hours": 1})], set()),
+        "api-listing-review": (
+            [("post", f"/api/v1/listings/{b['pending'].pk}/review/", {"decision": "approve", "note": "ok"})],
+            {"staff"},
+        ),
+        "api-clusters": (
+            [
+                (
+                    "post",
+                    "/api/v1/clusters/",
+                    {
+                        "data_center": b["data_center"].pk,
+                        "name": "stolen",
+                        "accelerator": b["cluster"].accelerator.slug,
+                        "gpus_per_node": 8,
+                        "node_count": 1,
+                        "interconnect": "IB",
+                    },
+                )
+            ],
+            set(),
+        ),
+        "api-listings": (
+            [
+                (
+                    "post",
+                    "/api/v1/listings/",
+                    {
+                        "cluster": b["cluster"].pk,
+                        "price_per_gpu_hour": "1.0000",
+                        "available_from": later(1),
+                        "available_until": later(100),
+                        "min_hours": 1,
+                    },
+                )
+            ],
+            set(),
+        ),
         "api-quote": ([("post", "/api/v1/quotes/", booking_body(b["listing"], vouchers=[b["voucher"].pk]))], set()),
-        "api-bookings": ([("post", "/api/v1/bookings/", booking_body(b["listing"], start_in_hours=200,
-                                                                      vouchers=[b["voucher"].pk]))], set()),
+        "api-bookings": (
+            [("post", "/api/v1/bookings/", booking_body(b["listing"], start_in_hours=200, vouchers=[b["voucher"].pk]))],
+            set(),
+        ),
         "api-booking": ([("get", f"/api/v1/bookings/{b['booking'].pk}/", None)], set()),
         "api-booking-confirm": ([("post", f"/api/v1/bookings/{b['booking'].pk}/confirm/", {})], set()),
         "api-booking-cancel": ([("post", f"/api/v1/bookings/{b['booking'].pk}/cancel/", {})], set()),
-        "api-bids": ([("post", "/api/v1/bids/",
-                       {"accelerators": [b["cluster"].accelerator.slug], "nodes": 1, "duration_hours": 2,
-                        "earliest_start": later(50), "latest_end": later(60), "max_price_per_gpu_hour": "1.0000",
-                        "vouchers": [b["voucher"].pk]})], set()),
+        "api-bids": (
+            [
+                (
+                    "post",
+                    "/api/v1/bids/",
+                    {
+                        "accelerators": [b["cluster"].accelerator.slug],
+                        "nodes": 1,
+                        "duration_hours": 2,
+                        "earliest_start": later(50),
+                        "latest_end": later(60),
+                        "max_price_per_gpu_hour": "1.0000",
+                        "vouchers": [b["voucher"].pk],
+                    },
+                )
+            ],
+            set(),
+        ),
         "api-bid": ([("get", f"/api/v1/bids/{b['bid'].pk}/", None)], set()),
         "api-bid-cancel": ([("post", f"/api/v1/bids/{b['bid'].pk}/cancel/", {})], set()),
         "api-data-centers": ([("get", "/api/v1/data-centers/", None)], set()),
-        "api-voucher-programs": ([("get", "/api/v1/voucher-programs/", None)], {"startup", "auditor", "staff",
-                                                                                "provider", "issuer", "startup_auditor",
-                                                                                "provider_auditor"}),
-        "api-voucher-program": ([("patch", f"/api/v1/voucher-programs/{b['program'].pk}/", {"name": "taken over"})],
-                                set()),
-        "api-voucher-program-apply": ([("post", f"/api/v1/voucher-programs/{b['program'].pk}/applications/",
-                                        {"requested_amount": "5000.00", "purpose": "training"})], {"startup"}),
+        "api-voucher-programs": (
+            [("get", "/api/v1/voucher-programs/", None)],
+            {"startup", "auditor", "staff", "provider", "issuer", "startup_auditor", "provider_auditor"},
+        ),
+        "api-voucher-program": (
+            [("patch", f"/api/v1/voucher-programs/{b['program'].pk}/", {"name": "taken over"})],
+            set(),
+        ),
+        "api-voucher-program-apply": (
+            [
+                (
+                    "post",
+                    f"/api/v1/voucher-programs/{b['program'].pk}/applications/",
+                    {"requested_amount": "5000.00", "purpose": "training"},
+                )
+            ],
+            {"startup"},
+        ),
         "api-voucher-applications": ([("get", "/api/v1/voucher-applications/", None)], set()),
-        "api-voucher-application-approve": ([("post",
-                                              f"/api/v1/voucher-applications/{b['application'].pk}/approve/",
-                                              {"face_value": "5000.00"})], set()),
-        "api-voucher-application-reject": ([("post", f"/api/v1/voucher-applications/{b['application'].pk}/reject/",
-                                             {"reason": "no"})], set()),
+        "api-voucher-application-approve": (
+            [("post", f"/api/v1/voucher-applications/{b['application'].pk}/approve/", {"face_value": "5000.00"})],
+            set(),
+        ),
+        "api-voucher-application-reject": (
+            [("post", f"/api/v1/voucher-applications/{b['application'].pk}/reject/", {"reason": "no"})],
+            set(),
+        ),
         "api-vouchers": ([("get", "/api/v1/vouchers/", None)], set()),
         "api-voucher": ([("get", f"/api/v1/vouchers/{b['voucher'].pk}/", None)], set()),
         "api-wallet": ([("get", "/api/v1/wallet/", None, {"HTTP_X_ORGANIZATION": str(b["startup"].pk)})], set()),
-        "api-wallet-entries": ([("get", "/api/v1/wallet/entries/", None,
-                                 {"HTTP_X_ORGANIZATION": str(b["startup"].pk)})], set()),
-        "api-wallet-deposits": ([("post", "/api/v1/wallet/deposits/",
-                                  {"organization": b["startup"].pk, "amount": "100.00", "reference": "x"})],
-                                {"staff"}),
+        "api-wallet-entries": (
+            [("get", "/api/v1/wallet/entries/", None, {"HTTP_X_ORGANIZATION": str(b["startup"].pk)})],
+            set(),
+        ),
+        "api-wallet-deposits": (
+            [
+                (
+                    "post",
+                    "/api/v1/wallet/deposits/",
+                    {"organization": b["startup"].pk, "amount": "100.00", "reference": "x"},
+                )
+            ],
+            {"staff"},
+        ),
         "api-audit-events": ([("get", "/api/v1/audit/events/", None)], {"auditor", "issuer"}),
         "api-audit-spend": ([("get", "/api/v1/audit/spend/?group_by=city", None)], {"auditor", "issuer"}),
         "api-audit-spend-csv": ([("get", "/api/v1/audit/spend.csv", None)], {"auditor", "issuer"}),
         "api-audit-flags": ([("get", "/api/v1/audit/flags/", None)], {"auditor", "issuer"}),
         "api-audit-flag-review": ([("post", "/api/v1/audit/flags/999999/review/", {})], {"auditor"}),
-        "api-booking-movements": ([("get", f"/api/v1/settlement/bookings/{b['settled'].pk}/movements/", None)],
-                                  set()),
+        "api-booking-movements": ([("get", f"/api/v1/settlement/bookings/{b['settled'].pk}/movements/", None)], set()),
         "api-payout-list": ([("get", "/api/v1/payouts/", None)], {"staff"}),
         "api-payout-detail": ([("get", f"/api/v1/payouts/{b['payout'].pk}/", None)], {"staff"}),
         "api-payout-mark-paid": ([("post", f"/api/v1/payouts/{b['payout'].pk}/mark-paid/", {})], {"staff"}),
         "api-claim-list": ([("get", "/api/v1/reimbursement-claims/", None)], {"staff"}),
-        "api-claim-mark-paid": ([("post", f"/api/v1/reimbursement-claims/{b['claim'].pk}/mark-paid/", {})],
-                                {"staff"}),
+        "api-claim-mark-paid": ([("post", f"/api/v1/reimbursement-claims/{b['claim'].pk}/mark-paid/", {})], {"staff"}),
         # platform staff and auditors read every city's statements; staff may also record a payment
         "api-statement-list": ([("get", "/api/v1/statements/", None)], {"staff", "auditor"}),
         "api-statement-detail": ([("get", f"/api/v1/statements/{b['statement'].pk}/", None)], {"staff", "auditor"}),
         "api-statement-pay": ([("post", f"/api/v1/statements/{b['statement'].pk}/pay/", {})], {"staff"}),
         "api-organizations": ([("get", "/api/v1/organizations/", None)], {"staff"}),
         "api-organization-verify": ([("post", f"/api/v1/organizations/{b['startup'].pk}/verify/", {})], {"staff"}),
-        "api-organization-reject": ([("post", f"/api/v1/organizations/{b['startup'].pk}/reject/",
-                                      {"reason": "x"})], {"staff"}),
-        "api-organization-invitations": ([("post", f"/api/v1/organizations/{b['startup'].pk}/invitations/",
-                                           {"email": "x@example.cn", "role": "member"})], set()),
+        "api-organization-reject": (
+            [("post", f"/api/v1/organizations/{b['startup'].pk}/reject/", {"reason": "x"})],
+            {"staff"},
+        ),
+        "api-organization-invitations": (
+            [
+                (
+                    "post",
+                    f"/api/v1/organizations/{b['startup'].pk}/invitations/",
+                    {"email": "x@example.cn", "role": "member"},
+                )
+            ],
+            set(),
+        ),
         "api-organization-members": ([("get", f"/api/v1/organizations/{b['startup'].pk}/members/", None)], set()),
-        "api-organization-member": ([("delete", f"/api/v1/organizations/{b['startup'].pk}/members/1/", None)],
-                                    set()),
+        "api-organization-member": ([("delete", f"/api/v1/organizations/{b['startup'].pk}/members/1/", None)], set()),
     }
 
 
@@ -325,9 +434,17 @@ def test_booking_create_ignores_status_amounts_and_buyer(world):
     # given startup A's money and B's active listing
     a_startup = world.users["startup"].memberships.get().organization
     fund(a_startup, "1000000.00")
-    body = booking_body(world.b["listing"], start_in_hours=300, status="settled", buyer=world.b["startup"].pk,
-                        subtotal="0.01", cash_amount="0.00", voucher_amount="99999.00", gpu_hours=1,
-                        price_per_gpu_hour="0.0001")
+    body = booking_body(
+        world.b["listing"],
+        start_in_hours=300,
+        status="settled",
+        buyer=world.b["startup"].pk,
+        subtotal="0.01",
+        cash_amount="0.00",
+        voucher_amount="99999.00",
+        gpu_hours=1,
+        price_per_gpu_hour="0.0001",
+    )
     # when startup A posts it
     response = world.clients["startup"].post("/api/v1/bookings/", body, format="json")
     # then either refused, or created as A's held booking at the listing's price
@@ -344,8 +461,9 @@ def test_listing_patch_cannot_change_status_or_cluster(world):
     a_provider = world.users["provider"].memberships.get().organization
     listing = factories.ListingFactory(cluster__data_center__provider=a_provider, status=Listing.Status.DRAFT)
     # when it patches the status to active and the cluster to B's
-    response = world.clients["provider"].patch(f"/api/v1/listings/{listing.pk}/",
-                                               {"status": "active", "cluster": world.b["cluster"].pk}, format="json")
+    response = world.clients["provider"].patch(
+        f"/api/v1/listings/{listing.pk}/", {"status": "active", "cluster": world.b["cluster"].pk}, format="json"
+    )
     # then the listing keeps its status and cluster
     listing.refresh_from_db()
     assert response.status_code in {200, 400, 404}, response.content
@@ -356,8 +474,15 @@ def test_application_cannot_be_submitted_approved_or_for_another_applicant(world
     # when startup A applies with status, face value and B as applicant
     response = world.clients["startup"].post(
         f"/api/v1/voucher-programs/{world.b['program'].pk}/applications/",
-        {"requested_amount": "5000.00", "purpose": "training", "status": "approved",
-         "approved_face_value": "2000000.00", "applicant": world.b["startup"].pk}, format="json")
+        {
+            "requested_amount": "5000.00",
+            "purpose": "training",
+            "status": "approved",
+            "approved_face_value": "2000000.00",
+            "applicant": world.b["startup"].pk,
+        },
+        format="json",
+    )
     # then the application is A's and only submitted
     assert response.status_code in {201, 400}, response.content
     if response.status_code == 201:
@@ -369,10 +494,21 @@ def test_application_cannot_be_submitted_approved_or_for_another_applicant(world
 def test_bid_create_ignores_status_buyer_and_held_amount(world):
     a_startup = world.users["startup"].memberships.get().organization
     fund(a_startup, "1000000.00")
-    response = world.clients["startup"].post("/api/v1/bids/", {
-        "accelerators": [world.b["cluster"].accelerator.slug], "nodes": 1, "duration_hours": 2,
-        "earliest_start": later(70), "latest_end": later(80), "max_price_per_gpu_hour": "1.0000",
-        "status": "matched", "buyer": world.b["startup"].pk, "held_amount": "0.00"}, format="json")
+    response = world.clients["startup"].post(
+        "/api/v1/bids/",
+        {
+            "accelerators": [world.b["cluster"].accelerator.slug],
+            "nodes": 1,
+            "duration_hours": 2,
+            "earliest_start": later(70),
+            "latest_end": later(80),
+            "max_price_per_gpu_hour": "1.0000",
+            "status": "matched",
+            "buyer": world.b["startup"].pk,
+            "held_amount": "0.00",
+        },
+        format="json",
+    )
     assert response.status_code in {201, 400}, response.content
     if response.status_code == 201:
         data = response.json()
@@ -384,19 +520,30 @@ def test_wallet_deposit_by_a_startup_is_refused_and_nothing_is_written(world):
     from ledger.models import JournalTransaction
 
     before = JournalTransaction.objects.count()
-    response = world.clients["startup"].post("/api/v1/wallet/deposits/", {
-        "organization": world.users["startup"].memberships.get().organization.pk, "amount": "1000000.00",
-        "reference": "self-service"}, format="json")
+    response = world.clients["startup"].post(
+        "/api/v1/wallet/deposits/",
+        {
+            "organization": world.users["startup"].memberships.get().organization.pk,
+            "amount": "1000000.00",
+            "reference": "self-service",
+        },
+        format="json",
+    )
     assert response.status_code == 403
     assert JournalTransaction.objects.count() == before
 
 
-
 def test_b_members_do_see_their_own_rows_so_the_list_checks_can_fail(world):
     # given members of B's startup, provider and issuer
-    owner_of = {"api-bookings": "startup", "api-bids": "startup", "api-vouchers": "startup",
-                "api-data-centers": "provider", "api-clusters": "provider", "api-voucher-applications": "issuer",
-                "api-statement-list": "issuer"}
+    owner_of = {
+        "api-bookings": "startup",
+        "api-bids": "startup",
+        "api-vouchers": "startup",
+        "api-data-centers": "provider",
+        "api-clusters": "provider",
+        "api-voucher-applications": "issuer",
+        "api-statement-list": "issuer",
+    }
     rows = list_rows(world.b)
     for name, kind in owner_of.items():
         client = APIClient()
@@ -408,23 +555,33 @@ def test_b_members_do_see_their_own_rows_so_the_list_checks_can_fail(world):
 
 
 # --- auditor memberships outside auditor organizations ------------------------------------------------------------
-AUDIT_API = [("get", "/api/v1/audit/events/"), ("get", "/api/v1/audit/spend/?group_by=city"),
-             ("get", "/api/v1/audit/spend.csv?group_by=city"), ("get", "/api/v1/audit/flags/"),
-             ("post", "/api/v1/audit/flags/{flag}/review/")]
-AUDIT_PAGES = [("get", "/audit/"), ("get", "/audit/events/"), ("get", "/audit/flags/"),
-               ("get", "/audit/spend.csv?group_by=city"), ("post", "/audit/flags/{flag}/review/")]
+AUDIT_API = [
+    ("get", "/api/v1/audit/events/"),
+    ("get", "/api/v1/audit/spend/?group_by=city"),
+    ("get", "/api/v1/audit/spend.csv?group_by=city"),
+    ("get", "/api/v1/audit/flags/"),
+    ("post", "/api/v1/audit/flags/{flag}/review/"),
+]
+AUDIT_PAGES = [
+    ("get", "/audit/"),
+    ("get", "/audit/events/"),
+    ("get", "/audit/flags/"),
+    ("get", "/audit/spend.csv?group_by=city"),
+    ("post", "/audit/flags/{flag}/review/"),
+]
 
 
 @pytest.fixture
 def open_flag(db):
     from audit import flags
-    from audit.models import AnomalyFlag
-    from tests.audit import factories as audit_factories
+    from oversight.models import AnomalyFlag
+    from tests.oversight import factories as audit_factories
 
     buyer = factories.StartupFactory()
     listing = factories.ListingFactory(cluster__accelerator__export_controlled=True)
-    audit_factories.booking(buyer=buyer, listing=listing, voucher_part="16.00",
-                            vouchers=[audit_factories.voucher(holder=buyer)])
+    audit_factories.booking(
+        buyer=buyer, listing=listing, voucher_part="16.00", vouchers=[audit_factories.voucher(holder=buyer)]
+    )
     flags.flags_compute()
     return AnomalyFlag.objects.get()
 
@@ -461,8 +618,13 @@ def test_a_made_up_x_forwarded_for_does_not_reset_the_token_endpoint_throttle(ap
     address = "10.66.0.1"
 
     def attempt(forwarded: str):
-        return api.post("/api/v1/auth/token/", {"username": "nobody", "password": "x"}, format="json",
-                        REMOTE_ADDR=address, HTTP_X_FORWARDED_FOR=forwarded)
+        return api.post(
+            "/api/v1/auth/token/",
+            {"username": "nobody", "password": "x"},
+            format="json",
+            REMOTE_ADDR=address,
+            HTTP_X_FORWARDED_FOR=forwarded,
+        )
 
     # when it sends each request claiming another forwarded address
     statuses = [attempt(f"203.0.113.{n}").status_code for n in range(1, 6)]
@@ -477,8 +639,13 @@ def test_a_made_up_x_forwarded_for_does_not_reset_the_failed_login_limit(api, db
     user = factories.UserFactory()
 
     def attempt(password: str, forwarded: str):
-        return api.post("/api/v1/auth/token/", {"username": user.username, "password": password}, format="json",
-                        REMOTE_ADDR="10.66.0.2", HTTP_X_FORWARDED_FOR=forwarded).status_code
+        return api.post(
+            "/api/v1/auth/token/",
+            {"username": user.username, "password": password},
+            format="json",
+            REMOTE_ADDR="10.66.0.2",
+            HTTP_X_FORWARDED_FOR=forwarded,
+        ).status_code
 
     # when three failures each claim another forwarded address
     assert [attempt("wrong", f"203.0.113.{n}") for n in range(3)] == [400, 400, 400]

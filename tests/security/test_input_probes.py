@@ -26,22 +26,28 @@ from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from audit import tasks as audit_tasks
-from audit.models import AnomalyFlag
 from listings.models import Listing
 from orders import bid_services
 from orders import services as order_services
+from oversight import tasks as oversight_tasks
+from oversight.models import AnomalyFlag
 from settlement import services as settlement_services
 from settlement.models import Payout, ReimbursementClaim
 from tests import factories
-from tests.audit import factories as audit_factories
 from tests.orders.factories import booking_body, fund
+from tests.oversight import factories as audit_factories
 from tests.settlement.factories import completed_booking
 from tests.vouchers.factories import funded_program, issued_voucher
 from vouchers.models import VoucherApplication
 
-VALUES = {"NUL": "a\x00b", "1e30": "1e30", "-1": "-1", "10 kB": "x" * 10_000, "unicode": "北京\u202e",
-          "2**63": str(2**63)}  # one past the largest bigint: an id or count the database cannot hold
+VALUES = {
+    "NUL": "a\x00b",
+    "1e30": "1e30",
+    "-1": "-1",
+    "10 kB": "x" * 10_000,
+    "unicode": "北京\u202e",
+    "2**63": str(2**63),
+}  # one past the largest bigint: an id or count the database cannot hold
 NUMBERS = {"1e30 (number)": 1e30, "-1 (number)": -1, "2**63 (number)": 2**63, "0.5 (number)": 0.5}
 NESTED = "[" * 5000 + "]" * 5000
 APPS = ("accounts", "audit", "authtoken", "auth", "core", "ledger", "listings", "orders", "settlement", "vouchers")
@@ -66,73 +72,156 @@ def later(hours: int) -> str:
 
 def build_world() -> dict:
     """Organizations of every kind whose members probe, and objects of theirs for the path parameters."""
-    startup, provider, issuer, platform = (factories.StartupFactory(), factories.ProviderFactory(),
-                                           factories.IssuerFactory(), factories.PlatformFactory())
-    users = {"startup": factories.member_of(startup), "provider": factories.member_of(provider),
-             "issuer": factories.member_of(issuer), "staff": factories.member_of(platform),
-             "auditor": factories.member_of(platform, role="auditor")}
+    startup, provider, issuer, platform = (
+        factories.StartupFactory(),
+        factories.ProviderFactory(),
+        factories.IssuerFactory(),
+        factories.PlatformFactory(),
+    )
+    users = {
+        "startup": factories.member_of(startup),
+        "provider": factories.member_of(provider),
+        "issuer": factories.member_of(issuer),
+        "staff": factories.member_of(platform),
+        "auditor": factories.member_of(platform, role="auditor"),
+    }
     fund(startup, "1000000.00")
     listing = factories.ListingFactory(cluster__data_center__provider=provider)
     draft = factories.ListingFactory(cluster=listing.cluster, status=Listing.Status.DRAFT)  # editable
     pending = factories.ListingFactory(cluster=listing.cluster, status=Listing.Status.PENDING_REVIEW)
     program = funded_program(issuer=issuer)
     voucher = issued_voucher(holder=startup, program=program)
-    application = VoucherApplication.objects.create(program=program, applicant=factories.StartupFactory(),
-                                                    requested_amount=Decimal("5000.00"), purpose="fine-tuning")
-    booking = order_services.booking_create(buyer=startup, listing_id=listing.pk, nodes=1,
-                                            start=factories.next_hour(2), end=factories.next_hour(5))
-    bid = bid_services.bid_place(buyer=startup, accelerators=[listing.cluster.accelerator.slug], nodes=1,
-                                 duration_hours=2, earliest_start=factories.next_hour(48),
-                                 latest_end=factories.next_hour(60), max_price_per_gpu_hour=Decimal("1.0000"))
+    application = VoucherApplication.objects.create(
+        program=program,
+        applicant=factories.StartupFactory(),
+        requested_amount=Decimal("5000.00"),
+        purpose="fine-tuning",
+    )
+    booking = order_services.booking_create(
+        buyer=startup, listing_id=listing.pk, nodes=1, start=factories.next_hour(2), end=factories.next_hour(5)
+    )
+    bid = bid_services.bid_place(
+        buyer=startup,
+        accelerators=[listing.cluster.accelerator.slug],
+        nodes=1,
+        duration_hours=2,
+        earliest_start=factories.next_hour(48),
+        latest_end=factories.next_hour(60),
+        max_price_per_gpu_hour=Decimal("1.0000"),
+    )
     settled = completed_booking(buyer=startup, listing=listing, vouchers=[voucher], subtotal="10000.00")
     settlement_services.booking_settle(booking_id=settled.pk)
     settlement_services.payout_batch_create(provider_id=provider.pk)
     statement = settlement_services.statements_issue(until=timezone.now(), program_id=program.pk)[0]
     flagged = factories.ListingFactory(cluster__accelerator__export_controlled=True)
-    audit_factories.booking(buyer=startup, listing=flagged, voucher_part="16.00",
-                            vouchers=[audit_factories.voucher(holder=startup)])
-    audit_tasks.compute_flags.apply(kwargs={"full": True}).get()
-    ids = {"listings": draft.pk, "bookings": booking.pk, "bids": bid.pk, "voucher-programs": program.pk,
-           "voucher-applications": application.pk, "vouchers": voucher.pk, "payouts": Payout.objects.get().pk,
-           "reimbursement-claims": ReimbursementClaim.objects.get(booking=settled).pk, "statements": statement.pk,
-           "flags": AnomalyFlag.objects.first().pk, "settlement/bookings": settled.pk,
-           "/api/v1/listings/{id}/review/": pending.pk, "active-listing": listing.pk}
+    audit_factories.booking(
+        buyer=startup, listing=flagged, voucher_part="16.00", vouchers=[audit_factories.voucher(holder=startup)]
+    )
+    oversight_tasks.compute_flags.apply(kwargs={"full": True}).get()
+    ids = {
+        "listings": draft.pk,
+        "bookings": booking.pk,
+        "bids": bid.pk,
+        "voucher-programs": program.pk,
+        "voucher-applications": application.pk,
+        "vouchers": voucher.pk,
+        "payouts": Payout.objects.get().pk,
+        "reimbursement-claims": ReimbursementClaim.objects.get(booking=settled).pk,
+        "statements": statement.pk,
+        "flags": AnomalyFlag.objects.first().pk,
+        "settlement/bookings": settled.pk,
+        "/api/v1/listings/{id}/review/": pending.pk,
+        "active-listing": listing.pk,
+    }
     accelerator = listing.cluster.accelerator.slug
     # A valid body of each write and the role it is valid for; its fields are probed one at a time by that role.
     bodies = {
         ("post", "/api/v1/auth/token/"): ("startup", {"username": users["startup"].username, "password": "wrong"}),
         ("post", "/api/v1/bookings/"): ("startup", booking_body(listing, start_in_hours=100, vouchers=[voucher.pk])),
         ("post", "/api/v1/quotes/"): ("startup", booking_body(listing, start_in_hours=100, vouchers=[voucher.pk])),
-        ("post", "/api/v1/bids/"): ("startup", {
-            "accelerators": [accelerator], "nodes": 1, "duration_hours": 2, "earliest_start": later(70),
-            "latest_end": later(80), "max_price_per_gpu_hour": "1.0000", "vouchers": [voucher.pk]}),
-        ("post", "/api/v1/data-centers/"): ("provider", {"name": "DC", "city": "Shanghai", "operator": "state",
-                                                         "region": "East"}),
-        ("post", "/api/v1/clusters/"): ("provider", {
-            "data_center": listing.cluster.data_center_id, "name": "C", "accelerator": accelerator,
-            "gpus_per_node": 8, "node_count": 1, "interconnect": "IB",
-            "provenance": {"invoice_number": "INV-1", "supplier": "S", "serial_numbers": ["SN1"],
-                           "import_documents": "none"}}),
-        ("post", "/api/v1/listings/"): ("provider", {
-            "cluster": listing.cluster_id, "price_per_gpu_hour": "1.0000", "available_from": later(1),
-            "available_until": later(100), "min_hours": 1}),
+        ("post", "/api/v1/bids/"): (
+            "startup",
+            {
+                "accelerators": [accelerator],
+                "nodes": 1,
+                "duration_hours": 2,
+                "earliest_start": later(70),
+                "latest_end": later(80),
+                "max_price_per_gpu_hour": "1.0000",
+                "vouchers": [voucher.pk],
+            },
+        ),
+        ("post", "/api/v1/data-centers/"): (
+            "provider",
+            {"name": "DC", "city": "Shanghai", "operator": "state", "region": "East"},
+        ),
+        ("post", "/api/v1/clusters/"): (
+            "provider",
+            {
+                "data_center": listing.cluster.data_center_id,
+                "name": "C",
+                "accelerator": accelerator,
+                "gpus_per_node": 8,
+                "node_count": 1,
+                "interconnect": "IB",
+                "provenance": {
+                    "invoice_number": "INV-1",
+                    "supplier": "S",
+                    "serial_numbers": ["SN1"],
+                    "import_documents": "none",
+                },
+            },
+        ),
+        ("post", "/api/v1/listings/"): (
+            "provider",
+            {
+                "cluster": listing.cluster_id,
+                "price_per_gpu_hour": "1.0000",
+                "available_from": later(1),
+                "available_until": later(100),
+                "min_hours": 1,
+            },
+        ),
         ("patch", "/api/v1/listings/{id}/"): ("provider", {"price_per_gpu_hour": "2.0000", "min_hours": 2}),
         ("post", "/api/v1/listings/{id}/review/"): ("staff", {"decision": "approve", "note": "ok"}),
-        ("post", "/api/v1/voucher-programs/"): ("issuer", {
-            "name": "P", "face_value_min": "1000.00", "face_value_max": "5000.00", "validity_days": 30,
-            "applications_open_from": later(0), "applications_open_until": later(100), "budget": "10000.00",
-            "eligible_accelerators": [accelerator], "eligible_providers": [provider.pk],
-            "stack_excluded_programs": [program.pk], "stack_levels": ["city"], "eligible_buyer_cities": ["Shanghai"],
-            "per_booking_cap": "100.00", "domestic_ratio": "0.3"}),
-        ("patch", "/api/v1/voucher-programs/{id}/"): ("issuer", {
-            "name": "renamed", "validity_days": 60, "eligible_accelerators": [accelerator],
-            "applications_open_until": later(200)}),
-        ("post", "/api/v1/voucher-programs/{id}/applications/"): ("startup", {
-            "requested_amount": "5000.00", "purpose": "training"}),
+        ("post", "/api/v1/voucher-programs/"): (
+            "issuer",
+            {
+                "name": "P",
+                "face_value_min": "1000.00",
+                "face_value_max": "5000.00",
+                "validity_days": 30,
+                "applications_open_from": later(0),
+                "applications_open_until": later(100),
+                "budget": "10000.00",
+                "eligible_accelerators": [accelerator],
+                "eligible_providers": [provider.pk],
+                "stack_excluded_programs": [program.pk],
+                "stack_levels": ["city"],
+                "eligible_buyer_cities": ["Shanghai"],
+                "per_booking_cap": "100.00",
+                "domestic_ratio": "0.3",
+            },
+        ),
+        ("patch", "/api/v1/voucher-programs/{id}/"): (
+            "issuer",
+            {
+                "name": "renamed",
+                "validity_days": 60,
+                "eligible_accelerators": [accelerator],
+                "applications_open_until": later(200),
+            },
+        ),
+        ("post", "/api/v1/voucher-programs/{id}/applications/"): (
+            "startup",
+            {"requested_amount": "5000.00", "purpose": "training"},
+        ),
         ("post", "/api/v1/voucher-applications/{id}/approve/"): ("issuer", {"face_value": "5000.00"}),
         ("post", "/api/v1/voucher-applications/{id}/reject/"): ("issuer", {"reason": "no"}),
-        ("post", "/api/v1/wallet/deposits/"): ("staff", {"organization": startup.pk, "amount": "100.00",
-                                                         "reference": "x"}),
+        ("post", "/api/v1/wallet/deposits/"): (
+            "staff",
+            {"organization": startup.pk, "amount": "100.00", "reference": "x"},
+        ),
         ("post", "/api/v1/audit/flags/{id}/review/"): ("auditor", {"decision": "dismissed", "note": "ok"}),
     }
     return {"users": users, "ids": ids, "bodies": bodies}
@@ -200,10 +289,19 @@ def probes(schema: dict, ids: dict, bodies: dict):
 
 def table_checksum() -> tuple:
     """Row count and a sum of row hashes of every table of the application's apps (one query)."""
-    tables = sorted({model._meta.db_table for label in APPS for model in apps.get_app_config(label).get_models()
-                     if not model._meta.proxy and model._meta.managed})
-    columns = ", ".join(f'(SELECT count(*)::text || \':\' || coalesce(sum(hashtext(t::text)::bigint), 0)::text '  # noqa: S608
-                        f'FROM "{table}" t)' for table in tables)  # table names from the models, no input
+    tables = sorted(
+        {
+            model._meta.db_table
+            for label in APPS
+            for model in apps.get_app_config(label).get_models()
+            if not model._meta.proxy and model._meta.managed
+        }
+    )
+    columns = ", ".join(
+        f"(SELECT count(*)::text || ':' || coalesce(sum(hashtext(t::text)::bigint), 0)::text "  # noqa: S608
+        f'FROM "{table}" t)'
+        for table in tables
+    )  # table names from the models, no input
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {columns}")
         return tuple(zip(tables, cursor.fetchone(), strict=True))
@@ -217,8 +315,9 @@ def error_shape_problem(response) -> str | None:
     if not isinstance(data, dict) or set(data) != {"detail", "errors"} or not isinstance(data["detail"], str):
         return f"not the error shape: {str(data)[:200]}"
     errors = data["errors"]
-    if not isinstance(errors, dict) or not all(isinstance(v, list) and all(isinstance(m, str) for m in v)
-                                               for v in errors.values()):
+    if not isinstance(errors, dict) or not all(
+        isinstance(v, list) and all(isinstance(m, str) for m in v) for v in errors.values()
+    ):
         return f"errors not {{field: [messages]}}: {str(errors)[:200]}"
     return None
 
@@ -272,6 +371,7 @@ def test_no_parameter_or_body_answers_5xx_and_refusals_change_nothing():
 
 # --- the causes the probes found, one test each --------------------------------------------------------------------
 
+
 def test_a_nul_in_a_json_body_is_a_field_error(provider_client):
     # given a slug field (looked up in the database) holding a NUL — a 500 (DataError) before
     body = {"data_center": 1, "name": "C", "accelerator": "h1\x0000", "gpus_per_node": 8, "node_count": 1}
@@ -283,8 +383,9 @@ def test_a_nul_in_a_json_body_is_a_field_error(provider_client):
 
 
 def test_a_nul_deep_in_a_json_body_names_its_path(issuer_client):
-    response = issuer_client.post("/api/v1/voucher-programs/", {"name": "P", "eligible_accelerators": ["a", "b\x00"]},
-                                  format="json")
+    response = issuer_client.post(
+        "/api/v1/voucher-programs/", {"name": "P", "eligible_accelerators": ["a", "b\x00"]}, format="json"
+    )
     assert response.status_code == 400
     assert list(response.json()["errors"]) == ["eligible_accelerators.1"]
 
@@ -325,8 +426,11 @@ def test_a_declared_body_over_the_limit_is_413_even_where_the_body_is_not_read(s
 
 def test_program_lists_are_bounded_before_any_lookup(issuer_client, django_assert_max_num_queries):
     # given 10,001 accelerator slugs (3.3 s of lookups before), and as many providers and programs
-    many = {"eligible_accelerators": [f"chip-{n}" for n in range(10_001)],
-            "eligible_providers": list(range(1, 10_002)), "stack_excluded_programs": list(range(1, 10_002))}
+    many = {
+        "eligible_accelerators": [f"chip-{n}" for n in range(10_001)],
+        "eligible_providers": list(range(1, 10_002)),
+        "stack_excluded_programs": list(range(1, 10_002)),
+    }
     for field, values in many.items():
         # when posted / then refused at once, with a field error and no lookup per item
         with django_assert_max_num_queries(10):

@@ -106,12 +106,12 @@ def test_default_style_limit_of_ten_per_fifteen_minutes(api, settings):
 @pytest.mark.django_db
 def test_logins_still_work_when_the_cache_is_down(api, settings, caplog):
     # given the cache (Redis) unreachable: nothing listens on port 1
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": "redis://127.0.0.1:1/0"}}
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
     user = factories.UserFactory(username="outage")
     # when the user signs in through the API and the login page / then both work, and the outage is logged
-    response = api.post("/api/v1/auth/token/", {"username": "outage", "password": factories.PASSWORD},
-                        format="json")
+    response = api.post("/api/v1/auth/token/", {"username": "outage", "password": factories.PASSWORD}, format="json")
     assert response.status_code == 200, response.content
     page = Client().post("/login/", {"username": user.username, "password": factories.PASSWORD})
     assert page.status_code == 302

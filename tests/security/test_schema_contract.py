@@ -47,7 +47,7 @@ def idempotent_routes() -> list[str]:
                     route = "/" + prefix + str(entry.pattern)
                     while "<" in route:
                         start, end = route.index("<"), route.index(">")
-                        route = route[:start] + "{" + route[start + 1:end].rpartition(":")[2] + "}" + route[end + 1:]
+                        route = route[:start] + "{" + route[start + 1 : end].rpartition(":")[2] + "}" + route[end + 1 :]
                     found.append(route.replace("{pk}", "{id}"))
 
     walk(get_resolver().url_patterns, "")
@@ -57,16 +57,21 @@ def idempotent_routes() -> list[str]:
 def test_every_idempotent_post_documents_the_idempotency_key_header(schema):
     routes = idempotent_routes()
     # the ones the contract names are among them (so the detection above works)
-    assert {"/api/v1/wallet/deposits/", "/api/v1/voucher-applications/{id}/approve/", "/api/v1/bookings/",
-            "/api/v1/bids/"} <= set(routes)
+    assert {
+        "/api/v1/wallet/deposits/",
+        "/api/v1/voucher-applications/{id}/approve/",
+        "/api/v1/bookings/",
+        "/api/v1/bids/",
+    } <= set(routes)
     for route in routes:
         header = parameters(schema, route, "post").get(idempotency.HEADER)
         assert header is not None and header["in"] == "header", route
         assert "422" in schema["paths"][route]["post"]["responses"], route
 
 
-@pytest.mark.parametrize(("component", "field"), [("BookingStatusChange", "actor"), ("AuditEvent", "actor"),
-                                                  ("AnomalyFlag", "reviewer")])
+@pytest.mark.parametrize(
+    ("component", "field"), [("BookingStatusChange", "actor"), ("AuditEvent", "actor"), ("AnomalyFlag", "reviewer")]
+)
 def test_actors_of_system_changes_are_nullable(schema, component, field):
     assert schema["components"]["schemas"][component]["properties"][field]["nullable"] is True
 

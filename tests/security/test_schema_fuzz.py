@@ -41,21 +41,33 @@ def tokens(db, keep_connection) -> dict[str, str]:
     startup, provider, platform = factories.StartupFactory(), factories.ProviderFactory(), factories.PlatformFactory()
     fund(startup, "100000.00")
     factories.ListingFactory(cluster__data_center__provider=provider)
-    users = {"startup": factories.member_of(startup), "provider": factories.member_of(provider),
-             "issuer": factories.member_of(factories.IssuerFactory()), "staff": factories.member_of(platform),
-             "auditor": factories.member_of(platform, role="auditor")}
+    users = {
+        "startup": factories.member_of(startup),
+        "provider": factories.member_of(provider),
+        "issuer": factories.member_of(factories.IssuerFactory()),
+        "staff": factories.member_of(platform),
+        "auditor": factories.member_of(platform, role="auditor"),
+    }
     return {role: Token.objects.create(user=user).key for role, user in users.items()}
 
 
 @pytest.mark.slow
 @pytest.mark.django_db
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-          phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
 def test_api_operations_never_fail_and_conform(case, tokens):
     for token in tokens.values():
-        case.call_and_validate(headers={"Authorization": f"Token {token}"},
-                               checks=[not_a_server_error, response_schema_conformance, status_code_conformance])
+        case.call_and_validate(
+            headers={"Authorization": f"Token {token}"},
+            checks=[not_a_server_error, response_schema_conformance, status_code_conformance],
+        )
 
 
 @pytest.mark.parametrize("path", ["/api/v1/quotes/", "/api/v1/bookings/"])

@@ -17,8 +17,9 @@ from tests.orders.factories import fund
 from vouchers import services as voucher_services
 
 
-def booking_in(status: str, *, buyer=None, listing=None, subtotal="1000.00", vouchers=(), start=None, hours=1,
-               hold_expires_at=None) -> Booking:
+def booking_in(
+    status: str, *, buyer=None, listing=None, subtotal="1000.00", vouchers=(), start=None, hours=1, hold_expires_at=None
+) -> Booking:
     """A booking in ``status`` (default: ended an hour ago) whose cash part sits in the buyer's wallet hold and
     whose voucher parts (``vouchers``: Voucher objects of the buyer) are held as redemptions."""
     buyer = buyer or factories.StartupFactory()
@@ -27,19 +28,33 @@ def booking_in(status: str, *, buyer=None, listing=None, subtotal="1000.00", vou
     subtotal = Decimal(subtotal)
     with transaction.atomic():
         booking = Booking.objects.create(
-            buyer=buyer, listing=listing, nodes=1, start=start, end=start + dt.timedelta(hours=hours),
-            gpu_hours=listing.cluster.gpus_per_node * hours, price_per_gpu_hour=listing.price_per_gpu_hour,
-            subtotal=subtotal, voucher_amount=Decimal("0.00"), cash_amount=subtotal, status=status,
-            hold_expires_at=hold_expires_at)
+            buyer=buyer,
+            listing=listing,
+            nodes=1,
+            start=start,
+            end=start + dt.timedelta(hours=hours),
+            gpu_hours=listing.cluster.gpus_per_node * hours,
+            price_per_gpu_hour=listing.price_per_gpu_hour,
+            subtotal=subtotal,
+            voucher_amount=Decimal("0.00"),
+            cash_amount=subtotal,
+            status=status,
+            hold_expires_at=hold_expires_at,
+        )
         if vouchers:
             parts = voucher_services.vouchers_hold_for_booking(booking=booking, voucher_ids=[v.pk for v in vouchers])
             voucher_amount = sum((p.amount for p in parts), Decimal("0.00"))
-            Booking.objects.filter(pk=booking.pk).update(voucher_amount=voucher_amount,
-                                                         cash_amount=subtotal - voucher_amount)
+            Booking.objects.filter(pk=booking.pk).update(
+                voucher_amount=voucher_amount, cash_amount=subtotal - voucher_amount
+            )
             booking.refresh_from_db()
         fund(buyer, booking.cash_amount)
-        wallet_hold(organization_id=buyer.pk, amount=booking.cash_amount, idempotency_key=f"booking:{booking.pk}:hold",
-                    reference=f"booking:{booking.pk}")
+        wallet_hold(
+            organization_id=buyer.pk,
+            amount=booking.cash_amount,
+            idempotency_key=f"booking:{booking.pk}:hold",
+            reference=f"booking:{booking.pk}",
+        )
     return booking
 
 
@@ -48,8 +63,12 @@ def completed_booking(**kwargs) -> Booking:
 
 
 def held_expired_booking(**kwargs) -> Booking:
-    return booking_in(Booking.Status.HELD, start=factories.next_hour(3),
-                      hold_expires_at=timezone.now() - dt.timedelta(minutes=1), **kwargs)
+    return booking_in(
+        Booking.Status.HELD,
+        start=factories.next_hour(3),
+        hold_expires_at=timezone.now() - dt.timedelta(minutes=1),
+        **kwargs,
+    )
 
 
 def balance(kind, owner_id=None) -> Decimal:

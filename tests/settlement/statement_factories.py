@@ -14,8 +14,13 @@ from tests.vouchers.factories import funded_program, issued_voucher
 from vouchers.models import VoucherProgram
 
 
-def open_claims(program: VoucherProgram | None = None, *, count: int = 1, subtotal: str = "10000.00",
-                created_at: dt.datetime | None = None) -> list[ReimbursementClaim]:
+def open_claims(
+    program: VoucherProgram | None = None,
+    *,
+    count: int = 1,
+    subtotal: str = "10000.00",
+    created_at: dt.datetime | None = None,
+) -> list[ReimbursementClaim]:
     """``count`` settled bookings paid in part (20 %) by a voucher of ``program`` (default: a new funded one),
     each with its open claim; ``created_at`` backdates the claims (what the period of a statement is cut by)."""
     program = program or funded_program()

@@ -19,8 +19,9 @@ def settled(startup, provider):
     """A settled ¥10000 booking of ``startup`` on ``provider``'s cluster, 20 % paid by a voucher."""
     program = funded_program()
     listing = factories.ListingFactory(cluster__data_center__provider=provider)
-    booking = completed_booking(buyer=startup, listing=listing, subtotal="10000.00",
-                                vouchers=[issued_voucher(holder=startup, program=program)])
+    booking = completed_booking(
+        buyer=startup, listing=listing, subtotal="10000.00", vouchers=[issued_voucher(holder=startup, program=program)]
+    )
     services.booking_settle(booking_id=booking.pk)
     return booking
 
@@ -37,8 +38,13 @@ def test_movements_show_every_ledger_transaction_of_the_booking(startup_client, 
     settle = body["results"][-1]
     assert settle["idempotency_key"] == f"booking:{settled.pk}:settle"
     assert sum(Decimal(e["amount"]) for e in settle["entries"]) == 0
-    assert {e["account_kind"] for e in settle["entries"]} >= {"wallet_hold", "provider_payable", "platform_fees",
-                                                               "program_funding", "reimbursement_due"}
+    assert {e["account_kind"] for e in settle["entries"]} >= {
+        "wallet_hold",
+        "provider_payable",
+        "platform_fees",
+        "program_funding",
+        "reimbursement_due",
+    }
 
 
 def test_movements_of_another_organizations_booking_answer_404(client_for, settled):
@@ -97,8 +103,11 @@ def test_staff_mark_a_payout_paid(staff_client, provider_client, settled):
 def test_staff_list_every_providers_payouts_and_filter_by_status(staff_client, startup_client, startup, settled):
     # given payouts of two providers, one of them paid
     other_provider = factories.ProviderFactory()
-    other = completed_booking(buyer=startup, listing=factories.ListingFactory(
-        cluster__data_center__provider=other_provider), subtotal="5000.00")
+    other = completed_booking(
+        buyer=startup,
+        listing=factories.ListingFactory(cluster__data_center__provider=other_provider),
+        subtotal="5000.00",
+    )
     services.booking_settle(booking_id=other.pk)
     payouts = {p.provider_id: p for p in services.payout_batch_create()}
     services.payout_mark_paid(payout=payouts[other_provider.pk])
@@ -107,7 +116,9 @@ def test_staff_list_every_providers_payouts_and_filter_by_status(staff_client, s
     pending = staff_client.get("/api/v1/payouts/?status=pending").json()
     # then staff see both, each named, and the filter keeps the unpaid one
     assert {row["provider_name"] for row in everything["results"]} == {
-        settled.listing.cluster.data_center.provider.name, other_provider.name}
+        settled.listing.cluster.data_center.provider.name,
+        other_provider.name,
+    }
     assert [row["id"] for row in pending["results"]] == [payouts[settled.listing.cluster.data_center.provider_id].pk]
     assert staff_client.get(f"/api/v1/payouts/{payouts[other_provider.pk].pk}/").json()["status"] == "paid"
 

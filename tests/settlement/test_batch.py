@@ -29,9 +29,12 @@ def test_a_batch_settles_each_booking_as_booking_settle_would(settings):
     listing, buyer = factories.ListingFactory(), factories.StartupFactory()
     cash = [completed_booking(listing=listing, buyer=buyer, subtotal=s) for s in ("1234.57", "100.00")]
     startup, program_a, program_b = factories.StartupFactory(), funded_program(), funded_program()
-    with_vouchers = [completed_booking(buyer=startup, subtotal="10000.00",
-                                       vouchers=[issued_voucher(holder=startup, program=program)])
-                     for program in (program_a, program_b)]
+    with_vouchers = [
+        completed_booking(
+            buyer=startup, subtotal="10000.00", vouchers=[issued_voucher(holder=startup, program=program)]
+        )
+        for program in (program_a, program_b)
+    ]
     bookings = [*cash, *with_vouchers]
     # when settled as one batch
     settled = services.bookings_settle(booking_ids=[b.pk for b in reversed(bookings)])
@@ -53,14 +56,18 @@ def test_a_batch_settles_each_booking_as_booking_settle_would(settings):
     assert BookingSettlement.objects.count() == 4
     assert BookingSettlement.objects.get(booking=cash[0]).fee == Decimal("37.04")
     assert sorted(ReimbursementClaim.objects.values_list("program_id", "amount")) == [
-        (program_a.pk, Decimal("2000.00")), (program_b.pk, Decimal("2000.00"))]
+        (program_a.pk, Decimal("2000.00")),
+        (program_b.pk, Decimal("2000.00")),
+    ]
     assert set(Redemption.objects.values_list("status", flat=True)) == {"captured"}
     # every settlement audited, with its status change, and the audit chain verifies
     for booking in bookings:
         assert AuditEvent.objects.filter(action="settlement.booking_settled", object_id=str(booking.pk)).count() == 1
         assert AuditEvent.objects.filter(action="booking.settled", object_id=str(booking.pk)).count() == 1
-        assert BookingStatusChange.objects.filter(booking=booking, from_status="completed",
-                                                  to_status="settled").count() == 1
+        assert (
+            BookingStatusChange.objects.filter(booking=booking, from_status="completed", to_status="settled").count()
+            == 1
+        )
     assert AuditEvent.objects.filter(action="voucher.capture").count() == 2
     assert audit_chain_breaks() == []
     assert ledger_breaches() == []
@@ -94,7 +101,9 @@ def test_a_batch_ignores_unknown_ids_and_bookings_in_other_statuses():
     # then only the completed one is settled; the others are untouched
     assert [b.pk for b in settled] == [completed.pk]
     assert dict(Booking.objects.filter(pk__in=[active.pk, cancelled.pk]).values_list("pk", "status")) == {
-        active.pk: "active", cancelled.pk: "cancelled"}
+        active.pk: "active",
+        cancelled.pk: "cancelled",
+    }
     assert JournalTransaction.objects.filter(kind="settle").count() == 1
 
 
@@ -104,9 +113,18 @@ def test_a_booking_that_cannot_be_settled_stays_completed_and_the_rest_of_the_ba
     buyer, listing = factories.StartupFactory(), factories.ListingFactory()
     sound = [completed_booking(buyer=buyer, listing=listing, subtotal="50.00") for _ in range(2)]
     unheld = Booking.objects.create(
-        buyer=factories.StartupFactory(), listing=listing, nodes=1, start=sound[0].start, end=sound[0].end,
-        gpu_hours=8, price_per_gpu_hour=listing.price_per_gpu_hour, subtotal=Decimal("70.00"),
-        voucher_amount=Decimal("0.00"), cash_amount=Decimal("70.00"), status="completed")
+        buyer=factories.StartupFactory(),
+        listing=listing,
+        nodes=1,
+        start=sound[0].start,
+        end=sound[0].end,
+        gpu_hours=8,
+        price_per_gpu_hour=listing.price_per_gpu_hour,
+        subtotal=Decimal("70.00"),
+        voucher_amount=Decimal("0.00"),
+        cash_amount=Decimal("70.00"),
+        status="completed",
+    )
     mismatched = completed_booking(buyer=buyer, listing=listing, subtotal="80.00")
     Booking.objects.filter(pk=mismatched.pk).update(voucher_amount=Decimal("10.00"), cash_amount=Decimal("70.00"))
     # when they are settled in one batch
@@ -114,12 +132,16 @@ def test_a_booking_that_cannot_be_settled_stays_completed_and_the_rest_of_the_ba
     # then the sound ones settled; the two others were refused and left completed with nothing written for them
     assert [b.pk for b in settled] == [b.pk for b in sound]
     assert dict(Booking.objects.filter(pk__in=[unheld.pk, mismatched.pk]).values_list("pk", "status")) == {
-        unheld.pk: "completed", mismatched.pk: "completed"}
-    assert not JournalTransaction.objects.filter(idempotency_key__in=[f"booking:{unheld.pk}:settle",
-                                                                      f"booking:{mismatched.pk}:settle"]).exists()
+        unheld.pk: "completed",
+        mismatched.pk: "completed",
+    }
+    assert not JournalTransaction.objects.filter(
+        idempotency_key__in=[f"booking:{unheld.pk}:settle", f"booking:{mismatched.pk}:settle"]
+    ).exists()
     assert not BookingSettlement.objects.filter(booking__in=[unheld, mismatched]).exists()
-    assert not AuditEvent.objects.filter(action__in=["settlement.booking_settled", "booking.settled"],
-                                         object_id__in=[str(unheld.pk), str(mismatched.pk)]).exists()
+    assert not AuditEvent.objects.filter(
+        action__in=["settlement.booking_settled", "booking.settled"], object_id__in=[str(unheld.pk), str(mismatched.pk)]
+    ).exists()
     assert JournalTransaction.objects.filter(kind="settle").count() == 2
     assert ledger_breaches() == []
 
@@ -128,9 +150,18 @@ def test_booking_settle_still_refuses_what_a_batch_skips():
     # given a completed booking whose cash hold was never posted
     listing = factories.ListingFactory()
     unheld = Booking.objects.create(
-        buyer=factories.StartupFactory(), listing=listing, nodes=1, start=factories.next_hour(-3),
-        end=factories.next_hour(-2), gpu_hours=8, price_per_gpu_hour=listing.price_per_gpu_hour,
-        subtotal=Decimal("70.00"), voucher_amount=Decimal("0.00"), cash_amount=Decimal("70.00"), status="completed")
+        buyer=factories.StartupFactory(),
+        listing=listing,
+        nodes=1,
+        start=factories.next_hour(-3),
+        end=factories.next_hour(-2),
+        gpu_hours=8,
+        price_per_gpu_hour=listing.price_per_gpu_hour,
+        subtotal=Decimal("70.00"),
+        voucher_amount=Decimal("0.00"),
+        cash_amount=Decimal("70.00"),
+        status="completed",
+    )
     # when / then settling it alone answers 409 and writes nothing
     from marketplace.core.exceptions import ApplicationError
 

@@ -32,8 +32,11 @@ def test_settle_cash_only_booking_pays_provider_subtotal_less_fee(settings):
     assert balance("platform_fees") - fees_before == Decimal("37.04")
     assert balance("wallet_hold", booking.buyer_id) == Decimal("0.00")
     record = BookingSettlement.objects.get(booking=booking)
-    assert (record.fee, record.provider_amount, record.voucher_amount) == (Decimal("37.04"), Decimal("1197.53"),
-                                                                           Decimal("0.00"))
+    assert (record.fee, record.provider_amount, record.voucher_amount) == (
+        Decimal("37.04"),
+        Decimal("1197.53"),
+        Decimal("0.00"),
+    )
     assert not ReimbursementClaim.objects.exists()
     assert JournalTransaction.objects.filter(idempotency_key=f"booking:{booking.pk}:settle").count() == 1
     assert AuditEvent.objects.filter(action="settlement.booking_settled", object_id=str(booking.pk)).count() == 1
@@ -59,8 +62,12 @@ def test_settle_with_voucher_captures_it_and_opens_a_claim_against_the_program(s
     assert balance("reimbursement_due", program.pk) == Decimal("-2000.00")
     assert balance("program_funding", program.pk) - funding_before == Decimal("2000.00")
     claim = ReimbursementClaim.objects.get()
-    assert (claim.program_id, claim.booking_id, claim.amount, claim.status) == (program.pk, booking.pk,
-                                                                                Decimal("2000.00"), "open")
+    assert (claim.program_id, claim.booking_id, claim.amount, claim.status) == (
+        program.pk,
+        booking.pk,
+        Decimal("2000.00"),
+        "open",
+    )
     assert Redemption.objects.get(booking=booking).status == Redemption.Status.CAPTURED
     assert ledger_breaches() == []
 
@@ -99,8 +106,9 @@ def test_claim_mark_paid_clears_the_city_debt_once():
     # given a settled voucher booking
     startup = factories.StartupFactory()
     program = funded_program()
-    booking = completed_booking(buyer=startup, subtotal="10000.00",
-                                vouchers=[issued_voucher(holder=startup, program=program)])
+    booking = completed_booking(
+        buyer=startup, subtotal="10000.00", vouchers=[issued_voucher(holder=startup, program=program)]
+    )
     services.booking_settle(booking_id=booking.pk)
     claim = ReimbursementClaim.objects.get()
     # when paid twice

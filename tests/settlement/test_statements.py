@@ -93,8 +93,9 @@ def test_issue_skips_paid_claims_and_programs_without_open_ones():
     assert not ReimbursementStatement.objects.filter(program_id=paid.program_id).exists()
 
 
-@pytest.mark.parametrize("until", [timezone.now() + dt.timedelta(hours=1), dt.datetime(2030, 1, 1)],
-                         ids=["future", "naive"])
+@pytest.mark.parametrize(
+    "until", [timezone.now() + dt.timedelta(hours=1), dt.datetime(2030, 1, 1)], ids=["future", "naive"]
+)
 def test_issue_refuses_a_future_or_naive_until_and_writes_nothing(until):
     open_claims()
     with pytest.raises(ApplicationError) as exc:
@@ -107,8 +108,9 @@ def test_database_refuses_overlapping_periods_negative_totals_and_empty_periods(
     # given a program's statement for January
     program = funded_program()
     jan, feb, mar = (dt.datetime(2025, m, 1, tzinfo=dt.UTC) for m in (1, 2, 3))
-    ReimbursementStatement.objects.create(program=program, period_start=jan, period_end=feb, total=Decimal("1.00"),
-                                          issued_at=feb)
+    ReimbursementStatement.objects.create(
+        program=program, period_start=jan, period_end=feb, total=Decimal("1.00"), issued_at=feb
+    )
     bad = [
         {"period_start": jan + dt.timedelta(days=10), "period_end": mar, "total": Decimal("1.00")},  # overlaps
         {"period_start": feb, "period_end": mar, "total": Decimal("-1.00")},  # negative total
@@ -119,10 +121,12 @@ def test_database_refuses_overlapping_periods_negative_totals_and_empty_periods(
         with pytest.raises(IntegrityError), transaction.atomic():
             ReimbursementStatement.objects.create(program=program, issued_at=mar, **values)
     # and February, right after January, or another program's January, is fine
-    ReimbursementStatement.objects.create(program=program, period_start=feb, period_end=mar, total=Decimal("0.00"),
-                                          issued_at=mar)
-    ReimbursementStatement.objects.create(program=funded_program(), period_start=jan, period_end=feb,
-                                          total=Decimal("1.00"), issued_at=feb)
+    ReimbursementStatement.objects.create(
+        program=program, period_start=feb, period_end=mar, total=Decimal("0.00"), issued_at=mar
+    )
+    ReimbursementStatement.objects.create(
+        program=funded_program(), period_start=jan, period_end=feb, total=Decimal("1.00"), issued_at=feb
+    )
     assert ReimbursementStatement.objects.count() == 3
 
 
@@ -201,8 +205,7 @@ def test_issue_statements_command_prints_them_and_refuses_bad_input(capsys):
         call_command("issue_statements", "--until", "yesterday")
     with pytest.raises(CommandError):
         call_command("issue_statements", "--until", "2999-01-01")
-    call_command("issue_statements", "--until", timezone.now().date().isoformat(), "--program",
-                 str(claim.program_id))
+    call_command("issue_statements", "--until", timezone.now().date().isoformat(), "--program", str(claim.program_id))
     out = capsys.readouterr().out
     statement = ReimbursementStatement.objects.get()
     assert f"statement {statement.pk}: program {claim.program_id}" in out and "1 statement(s) issued" in out

@@ -32,8 +32,12 @@ def test_issuer_lists_its_own_statements_only(statement, other_statement):
     assert {"count", "next", "previous", "results"} <= set(body)
     assert [row["id"] for row in body["results"]] == [statement.pk]
     row = body["results"][0]
-    assert (row["program"], row["total"], row["status"], row["claim_count"]) == (statement.program_id, "4000.00",
-                                                                                 "issued", 2)
+    assert (row["program"], row["total"], row["status"], row["claim_count"]) == (
+        statement.program_id,
+        "4000.00",
+        "issued",
+        2,
+    )
     assert row["issuer"] == statement.program.issuer_id and row["paid_at"] is None
 
 
@@ -61,8 +65,11 @@ def test_bad_filters_are_a_400_with_field_errors(issuer_client, query):
 
 def test_startups_providers_and_anonymous_are_refused(statement, startup_client, provider_client, api):
     for client, expected in ((startup_client, 403), (provider_client, 403), (api, 401)):
-        for method, path in (("get", "/api/v1/statements/"), ("get", f"/api/v1/statements/{statement.pk}/"),
-                             ("post", f"/api/v1/statements/{statement.pk}/pay/")):
+        for method, path in (
+            ("get", "/api/v1/statements/"),
+            ("get", f"/api/v1/statements/{statement.pk}/"),
+            ("post", f"/api/v1/statements/{statement.pk}/pay/"),
+        ):
             assert getattr(client, method)(path).status_code == expected, (method, path)
     assert not JournalTransaction.objects.filter(idempotency_key__startswith="statement:").exists()
 
@@ -74,8 +81,12 @@ def test_detail_lists_the_claims_with_booking_provider_and_startup(statement):
     assert response.status_code == 200
     body = response.json()
     assert body["total"] == "4000.00" and len(body["claims"]) == 2
-    claims = {c.pk: c for c in ReimbursementClaim.objects.filter(statement=statement)
-              .select_related("booking__buyer", "booking__listing__cluster__data_center__provider")}
+    claims = {
+        c.pk: c
+        for c in ReimbursementClaim.objects.filter(statement=statement).select_related(
+            "booking__buyer", "booking__listing__cluster__data_center__provider"
+        )
+    }
     for line in body["claims"]:
         claim = claims[line["id"]]
         assert line["booking"] == claim.booking_id and line["amount"] == "2000.00"
@@ -84,9 +95,12 @@ def test_detail_lists_the_claims_with_booking_provider_and_startup(statement):
 
 
 def test_another_citys_issuer_gets_404_and_unknown_ids_404(statement, issuer_client):
-    for method, path in (("get", f"/api/v1/statements/{statement.pk}/"),
-                         ("post", f"/api/v1/statements/{statement.pk}/pay/"),
-                         ("get", "/api/v1/statements/999999/"), ("post", "/api/v1/statements/999999/pay/")):
+    for method, path in (
+        ("get", f"/api/v1/statements/{statement.pk}/"),
+        ("post", f"/api/v1/statements/{statement.pk}/pay/"),
+        ("get", "/api/v1/statements/999999/"),
+        ("post", "/api/v1/statements/999999/pay/"),
+    ):
         assert getattr(issuer_client, method)(path).status_code == 404, (method, path)
     statement.refresh_from_db()
     assert statement.status == "issued"

@@ -83,8 +83,11 @@ def test_other_cities_startups_and_auditors(statement, issuer, startup):
     other_city, a_startup = page_client(issuer), page_client(startup)
     auditor = page_client(factories.PlatformFactory(), role="auditor")
     # another city's issuer: 404 on the statement, its pay and its CSV, and its list does not show it
-    for method, path in (("get", f"/statements/{statement.pk}/"), ("post", f"/statements/{statement.pk}/pay/"),
-                         ("get", f"/statements/{statement.pk}/lines.csv")):
+    for method, path in (
+        ("get", f"/statements/{statement.pk}/"),
+        ("post", f"/statements/{statement.pk}/pay/"),
+        ("get", f"/statements/{statement.pk}/lines.csv"),
+    ):
         assert getattr(other_city, method)(path).status_code == 404, path
     assert f"/statements/{statement.pk}/" not in other_city.get("/statements/").content.decode()
     # a startup: 403 everywhere
@@ -101,7 +104,7 @@ def test_other_cities_startups_and_auditors(statement, issuer, startup):
 def test_csv_has_one_row_per_claim_and_neutralises_formulas():
     # given a statement whose startup named itself like a spreadsheet formula
     claims = open_claims(count=2)
-    Organization.objects.filter(pk=claims[0].booking.buyer_id).update(name="=HYPERLINK(\"http://evil\")")
+    Organization.objects.filter(pk=claims[0].booking.buyer_id).update(name='=HYPERLINK("http://evil")')
     statement = services.statements_issue(until=timezone.now())[0]
     # when
     response = page_client(statement.program.issuer).get(f"/statements/{statement.pk}/lines.csv")
@@ -113,7 +116,7 @@ def test_csv_has_one_row_per_claim_and_neutralises_formulas():
     assert {row["amount"] for row in rows} == {"2000.00"} and {row["claim_status"] for row in rows} == {"open"}
     assert {row["statement"] for row in rows} == {str(statement.pk)}
     assert {row["booking"] for row in rows} == {str(c.booking_id) for c in claims}
-    assert {row["startup"] for row in rows} == {"'=HYPERLINK(\"http://evil\")"}
+    assert {row["startup"] for row in rows} == {'\'=HYPERLINK("http://evil")'}
     assert {row["provider"] for row in rows} == {claims[0].booking.listing.cluster.data_center.provider.name}
 
 

@@ -29,8 +29,9 @@ def statuses(*bookings) -> list[str]:
 def test_expired_holds_expire_and_release_payment():
     # given one lapsed hold, one still running, one confirmed
     lapsed = held_expired_booking(subtotal="300.00")
-    running = booking_in("held", start=factories.next_hour(3),
-                         hold_expires_at=timezone.now() + dt.timedelta(minutes=10))
+    running = booking_in(
+        "held", start=factories.next_hour(3), hold_expires_at=timezone.now() + dt.timedelta(minutes=10)
+    )
     confirmed = booking_in("confirmed", start=factories.next_hour(3))
     # when / then
     assert services.sweep_expired_holds() == 1
@@ -47,11 +48,11 @@ def test_started_and_ended_bookings_move_on_and_settle_inline():
     ended = booking_in("active")
     # when
     assert services.sweep_started_bookings() == 1
-    assert services.sweep_ended_bookings(settle_inline=True) == 1
+    assert services.sweep_ended_bookings() == 1
     # then
     assert statuses(started, future, ended) == ["active", "confirmed", "settled"]
     assert services.sweep_started_bookings() == 0
-    assert services.sweep_ended_bookings(settle_inline=True) == 0
+    assert services.sweep_ended_bookings() == 0
 
 
 def test_sweep_in_small_batches_takes_every_due_row():
@@ -69,12 +70,14 @@ def test_expired_vouchers_and_closed_listings():
     # given a voucher past its expiry and a listing past its window
     startup = factories.StartupFactory()
     voucher = issued_voucher(holder=startup)
-    Voucher.objects.filter(pk=voucher.pk).update(issued_at=timezone.now() - dt.timedelta(days=2),
-                                                 expires_at=timezone.now() - dt.timedelta(seconds=1))
+    Voucher.objects.filter(pk=voucher.pk).update(
+        issued_at=timezone.now() - dt.timedelta(days=2), expires_at=timezone.now() - dt.timedelta(seconds=1)
+    )
     fresh = issued_voucher(holder=factories.StartupFactory())
     listing = factories.ListingFactory()
-    Listing.objects.filter(pk=listing.pk).update(available_from=factories.next_hour(-48),
-                                                 available_until=factories.next_hour(-1))
+    Listing.objects.filter(pk=listing.pk).update(
+        available_from=factories.next_hour(-48), available_until=factories.next_hour(-1)
+    )
     # when / then
     assert services.sweep_expired_vouchers() == 1
     assert services.sweep_closed_listings() == 1
@@ -102,8 +105,9 @@ def test_a_voucher_booking_made_through_the_api_is_settled_by_the_sweeps(startup
     fund(startup)
     program = funded_program()
     voucher = issued_voucher(holder=startup, program=program)
-    response = startup_client.post("/api/v1/bookings/", booking_body(confirm=True, vouchers=[voucher.pk]),
-                                   format="json")
+    response = startup_client.post(
+        "/api/v1/bookings/", booking_body(confirm=True, vouchers=[voucher.pk]), format="json"
+    )
     assert response.status_code == 201, response.content
     booking = Booking.objects.get(pk=response.json()["id"])
     assert booking.voucher_amount > 0
@@ -113,8 +117,12 @@ def test_a_voucher_booking_made_through_the_api_is_settled_by_the_sweeps(startup
     # then it went active → completed → settled, and the program owes its voucher part
     booking.refresh_from_db()
     assert booking.status == "settled"
-    assert [c.to_status for c in booking.status_changes.order_by("id")] == ["confirmed", "active", "completed",
-                                                                           "settled"]
+    assert [c.to_status for c in booking.status_changes.order_by("id")] == [
+        "confirmed",
+        "active",
+        "completed",
+        "settled",
+    ]
     claim = booking.reimbursement_claims.get()
     assert (claim.program_id, claim.amount) == (program.pk, booking.voucher_amount)
     assert ledger_breaches() == []
@@ -126,8 +134,14 @@ def test_expired_bids_expire_and_release_their_hold():
     factories.ListingFactory(cluster=factories.ClusterFactory(accelerator=chip), price_per_gpu_hour=Decimal("50"))
     buyer = funded_startup("10000.00")
     start = factories.next_hour(2)
-    kwargs = {"accelerators": [chip.slug], "nodes": 1, "duration_hours": 3, "earliest_start": start,
-              "latest_end": start + dt.timedelta(hours=6), "max_price_per_gpu_hour": Decimal("12")}
+    kwargs = {
+        "accelerators": [chip.slug],
+        "nodes": 1,
+        "duration_hours": 3,
+        "earliest_start": start,
+        "latest_end": start + dt.timedelta(hours=6),
+        "max_price_per_gpu_hour": Decimal("12"),
+    }
     due, fresh = bid_services.bid_place(buyer=buyer, **kwargs), bid_services.bid_place(buyer=buyer, **kwargs)
     Bid.objects.filter(pk=due.pk).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
     held_before = wallet_summary(buyer.pk)["held"]

@@ -1,10 +1,12 @@
 """Tasks through a real worker and real Redis, the enqueue helper when Redis is down, and the crash test."""
 
+import time
+
 import pytest
 from django.core.management import call_command
 from django.db import transaction
 
-from ledger.models import JournalTransaction
+from ledger.models import JournalTransaction, LedgerAccount
 from ledger.selectors import ledger_breaches
 from orders.models import Booking
 from settlement import services
@@ -75,7 +77,7 @@ def test_redis_down_bookings_still_taken_and_sweeps_settle_them_later(startup_cl
         Booking.objects.filter(pk=booking.pk).update(start=factories.next_hour(-5), end=factories.next_hour(-2))
         with django_capture_on_commit_callbacks(execute=True):
             assert services.sweep_started_bookings() == 1
-            assert services.sweep_ended_bookings() == 1
+            assert services.sweep_ended_bookings(settle=enqueue_settlement) == 1
         # then the booking completed and the failed enqueue was logged
         assert Booking.objects.get(pk=booking.pk).status == Booking.Status.COMPLETED
         assert f"could not enqueue settlement.settle_booking({booking.pk},)" in caplog.text
@@ -87,49 +89,72 @@ def test_redis_down_bookings_still_taken_and_sweeps_settle_them_later(startup_cl
     assert ledger_breaches() == []
 
 
+# The broker puts a dead worker's unacknowledged message back on its queue once it is this old (seconds), when a
+# worker starts: the successor is started after that, so it takes the message at once.
+VISIBILITY_TIMEOUT = 3
+
+
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("per_message", [1, 10], ids=["settle_booking each", "settle_bookings of 10"])
-def test_kill_9_a_worker_mid_batch_then_every_booking_is_settled_exactly_once(per_message):
-    # given 200 completed bookings of one buyer on one listing
-    buyer, listing = factories.StartupFactory(), factories.ListingFactory()
-    ids = [booking_in(Booking.Status.COMPLETED, buyer=buyer, listing=listing, subtotal=f"{10 + i % 7}.00").pk
-           for i in range(200)]
-    with workers.broker(workers.own_broker_url()):
-        # short visibility timeout: the killed worker's unacknowledged tasks come back to the new worker soon
-        env = {"CELERY_VISIBILITY_TIMEOUT": "5"}
-        first = workers.start_worker(pool="prefork", concurrency=2, name="doomed", extra_env=env)
+@pytest.mark.parametrize("per_message", [1, 3], ids=["settle_booking each", "settle_bookings of 3"])
+def test_kill_9_a_worker_mid_task_then_its_redelivered_task_settles_exactly_once(per_message):
+    # given completed bookings in five messages, the middle one for a second buyer whose wallet-hold account the
+    # test keeps locked: the worker settles the first two messages, then waits inside the third's transaction
+    buyer, held_buyer, listing = factories.StartupFactory(), factories.StartupFactory(), factories.ListingFactory()
+
+    def completed(of, count):
+        return [booking_in(Booking.Status.COMPLETED, buyer=of, listing=listing, subtotal=f"{10 + i}.00").pk
+                for i in range(count)]
+
+    before, doomed, after = completed(buyer, 2 * per_message), completed(held_buyer, per_message), completed(
+        buyer, 2 * per_message)
+    ids = before + doomed + after
+    messages = [ids[i:i + per_message] for i in range(0, len(ids), per_message)]
+    hold = LedgerAccount.objects.get(kind=LedgerAccount.Kind.WALLET_HOLD, owner_id=held_buyer.pk)
+    env = {"CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT)}
+    with workers.broker(workers.own_broker_url()) as url, workers.RowLock(LedgerAccount, hold.pk) as lock:
+        # one child process: the messages are taken one at a time, in order
+        first = workers.start_worker(pool="prefork", concurrency=1, name="doomed", extra_env=env)
         try:
             if per_message == 1:
-                for pk in ids:
-                    assert send_safely(settle_booking, pk)
+                assert all(send_safely(settle_booking, pk) for [pk] in messages)
             else:  # as the sweeps enqueue: batches, each settled in one transaction
-                chunks = [(ids[i:i + per_message],) for i in range(0, len(ids), per_message)]
-                assert send_many(settle_bookings, chunks) == len(chunks)
-            # when the worker is killed (-9, its whole process group) while it works through the batch
-            assert workers.wait_until(lambda: settled_count(ids) >= 20, timeout=90), (
-                f"only {settled_count(ids)} settled; worker alive: {first.poll() is None}")
+                assert send_many(settle_bookings, [(chunk,) for chunk in messages]) == len(messages)
+            assert workers.wait_until(lambda: workers.lock_waiters(lock.pid), timeout=90), (
+                f"the worker never waited for the locked account; alive: {first.poll() is None}, "
+                f"{settled_count(ids)} settled")
+            [waiting] = workers.lock_waiters(lock.pid)
+            # when the worker is killed (-9, its whole process group) while it waits there
             workers.kill_group(first)
-            at_kill = settled_count(ids)
         finally:
             if first.poll() is None:
                 workers.kill_group(first)
-        assert at_kill < len(ids), "the worker finished before it could be killed"
-        second = workers.start_worker(pool="prefork", concurrency=2, name="successor", extra_env=env)
+        # then the messages before were settled and acknowledged; the one in progress was not acknowledged
+        assert settled_count(before) == len(before) and settled_count(doomed + after) == 0
+        [taken] = workers.unacked(url)
+        assert (taken["task"], taken["args"]) == (
+            (settle_booking.name, doomed) if per_message == 1 else (settle_bookings.name, [doomed]))
+        # and its transaction dies with it: once the lock is released, the orphaned backend rolls it back
+        lock.release()
+        assert workers.wait_until(lambda: not workers.backend_alive(waiting), timeout=30)
+        assert settled_count(doomed) == 0 and BookingSettlement.objects.filter(booking_id__in=doomed).count() == 0
+        # when a new worker starts after the visibility timeout, it takes the message again, and the rest
+        assert workers.wait_until(lambda: time.time() > taken["delivered_at"] + VISIBILITY_TIMEOUT + 0.5,
+                                  timeout=VISIBILITY_TIMEOUT + 5)
+        second = workers.start_worker(pool="prefork", concurrency=1, name="successor", extra_env=env)
         try:
-            # and a new worker drains the queue (the killed worker's unacknowledged tasks come back after the
-            # visibility timeout), and the catch-up sweep runs too
-            workers.wait_until(lambda: settled_count(ids) >= len(ids) - 4, timeout=120)
-            services.sweep_unsettled()
-            assert workers.wait_until(lambda: settled_count(ids) == len(ids), timeout=120), (
-                f"{settled_count(ids)} of {len(ids)} settled; successor alive: {second.poll() is None}")
+            assert workers.wait_until(lambda: settled_count(ids) == len(ids), timeout=90), (
+                f"{settled_count(ids)} of {len(ids)} settled; successor alive: {second.poll() is None}; "
+                f"unacknowledged: {workers.unacked(url)}")
         finally:
             workers.stop_worker(second)
-    # then each booking was settled exactly once
+        assert workers.unacked(url) == []
+    # then each booking was settled exactly once, and the catch-up sweep finds nothing left
     settles = JournalTransaction.objects.filter(kind="settle")
     assert sorted(settles.values_list("reference", flat=True)) == sorted(f"booking:{pk}" for pk in ids)
     assert BookingSettlement.objects.count() == len(ids)
     per_booking = Booking.objects.filter(pk__in=ids, status_changes__to_status="settled").values_list("pk", flat=True)
     assert sorted(per_booking) == sorted(ids)
+    assert services.sweep_unsettled() == 0
     assert ledger_breaches() == []
     call_command("verify_ledger")
 
@@ -154,11 +179,11 @@ def test_beat_schedule_names_registered_tasks_and_they_run(settings):
 
 @pytest.mark.django_db
 def test_settling_a_voucher_booking_checks_it_for_anomalies():
-    from audit.models import AnomalyFlag
     from listings.models import ProvenanceDeclaration
 
     # given a completed booking on export-controlled hardware, paid partly with a voucher
     from marketplace.celery import app
+    from oversight.models import AnomalyFlag
     from settlement.tasks import settle_booking
     from tests.factories import AcceleratorFactory, ClusterFactory, ListingFactory, StartupFactory
     from tests.settlement.factories import completed_booking

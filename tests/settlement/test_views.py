@@ -22,8 +22,9 @@ def page_client(user) -> Client:
 
 @pytest.fixture
 def settled(startup):
-    booking = completed_booking(buyer=startup, subtotal="10000.00",
-                                vouchers=[issued_voucher(holder=startup, program=funded_program())])
+    booking = completed_booking(
+        buyer=startup, subtotal="10000.00", vouchers=[issued_voucher(holder=startup, program=funded_program())]
+    )
     services.booking_settle(booking_id=booking.pk)
     return booking
 

@@ -3,7 +3,9 @@ workers never take our tasks) and ``celery worker`` subprocesses on the test dat
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -117,3 +119,63 @@ def wait_until(predicate, *, timeout: float = 90, interval: float = 0.05) -> boo
             return True
         time.sleep(interval)
     return predicate()
+
+
+# --- handshakes with a worker: a row lock it must wait for, and what it took from the broker ------------------------
+
+class RowLock:
+    """``SELECT … FOR UPDATE`` of one row, held by a database connection of its own (so the test's connection stays
+    free) until ``release()`` (a rollback; also on leaving the ``with`` block). ``pid``: its backend, for
+    ``lock_waiters``."""
+
+    def __init__(self, model, pk: int):
+        self._conn = connection.get_new_connection(connection.get_connection_params())
+        self._conn.autocommit = False
+        with self._conn.cursor() as cursor:
+            table = connection.ops.quote_name(model._meta.db_table)
+            cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR UPDATE", [pk])  # noqa: S608 - a model's table
+            assert cursor.fetchone(), f"no {model.__name__} {pk} to lock"
+        self.pid: int = self._conn.info.backend_pid
+
+    def release(self) -> None:
+        if not self._conn.closed:
+            self._conn.rollback()
+            self._conn.close()
+
+    def __enter__(self) -> RowLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def lock_waiters(holder_pid: int) -> list[int]:
+    """The backends now waiting for a lock that backend ``holder_pid`` holds (``pg_stat_activity``: wait event
+    type ``Lock``, ``holder_pid`` among ``pg_blocking_pids``)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                       "AND %s = ANY(pg_blocking_pids(pid))", [holder_pid])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def backend_alive(pid: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid])
+        return cursor.fetchone() is not None
+
+
+def unacked(url: str) -> list[dict]:
+    """The messages workers took from the broker at ``url`` and have not acknowledged (kombu's Redis transport
+    keeps them in its ``unacked`` hash; with ``acks_late`` a task's message stays there until the task returns):
+    each one's ``task`` name, ``args`` and ``delivered_at`` (epoch seconds, its ``unacked_index`` score). Kombu
+    puts one back on its queue once ``delivered_at`` is a visibility timeout old, when a worker starts."""
+    client = broker_client(url)
+    found = []
+    for tag, raw in client.hgetall("unacked").items():
+        message = json.loads(raw)[0]
+        args = json.loads(base64.b64decode(message["body"]))[0]
+        found.append({"task": message["headers"]["task"], "args": args,
+                      "delivered_at": client.zscore("unacked_index", tag)})
+    return found

@@ -4,8 +4,11 @@ import datetime as dt
 from decimal import Decimal
 
 import factory
+from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_record_many
+from ledger.services import ledger_post_many
 from orders.models import Booking
 from tests import factories
 from vouchers import services
@@ -40,8 +43,9 @@ def funded_program(budget="10000000.00", **kwargs) -> VoucherProgram:
 def issued_voucher(*, holder, program=None, face_value="100000.00", requested=None):
     """A voucher issued through apply → approve (so the ledger holds its face value)."""
     program = program or funded_program()
-    application = services.application_submit(program=program, applicant=holder,
-                                              requested_amount=Decimal(requested or face_value), purpose="training")
+    application = services.application_submit(
+        program=program, applicant=holder, requested_amount=Decimal(requested or face_value), purpose="training"
+    )
     return services.application_approve(application=application, face_value=Decimal(face_value))
 
 
@@ -51,8 +55,26 @@ def held_booking(*, buyer, listing=None, subtotal="10000.00") -> Booking:
     start = factories.next_hour(2)
     subtotal = Decimal(subtotal)
     return Booking.objects.create(
-        buyer=buyer, listing=listing, nodes=1, start=start, end=start + dt.timedelta(hours=1),
-        gpu_hours=listing.cluster.gpus_per_node, price_per_gpu_hour=listing.price_per_gpu_hour, subtotal=subtotal,
-        voucher_amount=Decimal("0.00"), cash_amount=subtotal, status=Booking.Status.HELD,
+        buyer=buyer,
+        listing=listing,
+        nodes=1,
+        start=start,
+        end=start + dt.timedelta(hours=1),
+        gpu_hours=listing.cluster.gpus_per_node,
+        price_per_gpu_hour=listing.price_per_gpu_hour,
+        subtotal=subtotal,
+        voucher_amount=Decimal("0.00"),
+        cash_amount=subtotal,
+        status=Booking.Status.HELD,
         hold_expires_at=timezone.now() + dt.timedelta(minutes=15),
     )
+
+
+def capture_for(booking: Booking, destination) -> list:
+    """Capture ``booking``'s held voucher parts into ``destination`` as settlement does (one transaction: mark
+    captured, post, audit); returns the redemptions this call captured (none the second time)."""
+    with transaction.atomic():
+        batch = services.redemptions_capture_many(destinations={booking.pk: destination})
+        ledger_post_many(batch.postings)
+        audit_record_many(batch.events)
+    return batch.redemptions

@@ -19,10 +19,18 @@ VOUCHERS = "/api/v1/vouchers/"
 
 
 def program_body(**extra):
-    return {"name": "Shanghai compute vouchers", "budget": "5000000.00", "face_value_min": "1000000.00",
-            "face_value_max": "2000000.00", "applications_open_from": "2026-01-01T00:00:00Z",
-            "applications_open_until": "2030-01-01T00:00:00Z", "status": "active", "domestic_ratio": "0.30",
-            "other_ratio": "0.30", **extra}
+    return {
+        "name": "Shanghai compute vouchers",
+        "budget": "5000000.00",
+        "face_value_min": "1000000.00",
+        "face_value_max": "2000000.00",
+        "applications_open_from": "2026-01-01T00:00:00Z",
+        "applications_open_until": "2030-01-01T00:00:00Z",
+        "status": "active",
+        "domestic_ratio": "0.30",
+        "other_ratio": "0.30",
+        **extra,
+    }
 
 
 def test_issuer_creates_and_funds_a_program(issuer_client, issuer):
@@ -39,8 +47,12 @@ def test_issuer_creates_and_funds_a_program(issuer_client, issuer):
 
 @pytest.mark.parametrize(
     ("change", "field"),
-    [({"face_value_max": "1.00"}, "face_value_max"), ({"other_ratio": "1.5000"}, "other_ratio"),
-     ({"name": ""}, "name"), ({"status": "open"}, "status")],
+    [
+        ({"face_value_max": "1.00"}, "face_value_max"),
+        ({"other_ratio": "1.5000"}, "other_ratio"),
+        ({"name": ""}, "name"),
+        ({"status": "open"}, "status"),
+    ],
 )
 def test_bad_program_is_400_with_field_errors(issuer_client, change, field):
     response = issuer_client.post(PROGRAMS, program_body(**change), format="json")
@@ -75,8 +87,11 @@ def test_apply_approve_flow(startup_client, startup, issuer_client, issuer):
     # given
     program = funded_program(issuer=issuer)
     # when the startup applies
-    response = startup_client.post(f"{PROGRAMS}{program.pk}/applications/",
-                                   {"requested_amount": "200000.00", "purpose": "LLM pretraining"}, format="json")
+    response = startup_client.post(
+        f"{PROGRAMS}{program.pk}/applications/",
+        {"requested_amount": "200000.00", "purpose": "LLM pretraining"},
+        format="json",
+    )
     assert response.status_code == 201, response.data
     application_id = response.data["id"]
     # and the issuer approves a lower face value, with an idempotency key, twice
@@ -98,25 +113,27 @@ def test_apply_approve_flow(startup_client, startup, issuer_client, issuer):
 
 def test_apply_outside_the_face_value_range_is_400(startup_client):
     program = VoucherProgramFactory()
-    response = startup_client.post(f"{PROGRAMS}{program.pk}/applications/",
-                                   {"requested_amount": "999.99", "purpose": "x"}, format="json")
+    response = startup_client.post(
+        f"{PROGRAMS}{program.pk}/applications/", {"requested_amount": "999.99", "purpose": "x"}, format="json"
+    )
     assert response.status_code == 400 and "requested_amount" in response.data["errors"]
 
 
 def test_approve_beyond_budget_is_409(startup, issuer_client, issuer):
     program = funded_program("1000.00", issuer=issuer)
-    application = services.application_submit(program=program, applicant=startup, requested_amount=D("1000.01"),
-                                              purpose="x")
-    response = issuer_client.post(f"{APPLICATIONS}{application.pk}/approve/", {"face_value": "1000.01"},
-                                  format="json")
+    application = services.application_submit(
+        program=program, applicant=startup, requested_amount=D("1000.01"), purpose="x"
+    )
+    response = issuer_client.post(f"{APPLICATIONS}{application.pk}/approve/", {"face_value": "1000.01"}, format="json")
     assert response.status_code == 409
     application.refresh_from_db()
     assert application.status == "submitted"
 
 
 def test_reject_needs_a_reason(startup, issuer_client, issuer):
-    application = services.application_submit(program=VoucherProgramFactory(issuer=issuer), applicant=startup,
-                                              requested_amount=D("5000"), purpose="x")
+    application = services.application_submit(
+        program=VoucherProgramFactory(issuer=issuer), applicant=startup, requested_amount=D("5000"), purpose="x"
+    )
     url = f"{APPLICATIONS}{application.pk}/reject/"
     assert issuer_client.post(url, {}, format="json").data["errors"].keys() == {"reason"}
     response = issuer_client.post(url, {"reason": "Not an AI workload"}, format="json")
@@ -125,10 +142,12 @@ def test_reject_needs_a_reason(startup, issuer_client, issuer):
 
 def test_an_issuer_sees_only_its_own_programs_applications(startup, issuer, issuer_client):
     # given applications to our program and to another issuer's
-    ours = services.application_submit(program=VoucherProgramFactory(issuer=issuer), applicant=startup,
-                                       requested_amount=D("5000"), purpose="x")
-    theirs = services.application_submit(program=VoucherProgramFactory(), applicant=startup,
-                                         requested_amount=D("5000"), purpose="y")
+    ours = services.application_submit(
+        program=VoucherProgramFactory(issuer=issuer), applicant=startup, requested_amount=D("5000"), purpose="x"
+    )
+    theirs = services.application_submit(
+        program=VoucherProgramFactory(), applicant=startup, requested_amount=D("5000"), purpose="y"
+    )
     # when / then
     assert [a["id"] for a in issuer_client.get(APPLICATIONS).data["results"]] == [ours.pk]
     response = issuer_client.post(f"{APPLICATIONS}{theirs.pk}/approve/", {"face_value": "5000"}, format="json")
@@ -147,8 +166,9 @@ def test_a_startup_never_sees_another_organizations_voucher(startup_client, star
     assert startup_client.get(f"{VOUCHERS}{theirs.pk}/").status_code == 404
     assert startup_client.get(f"{APPLICATIONS}").data["count"] == 1
     with pytest.raises(ApplicationError) as excinfo:
-        services.voucher_quote(buyer=startup, listing=factories.ListingFactory(), subtotal=D("100"),
-                               voucher_ids=[theirs.pk])
+        services.voucher_quote(
+            buyer=startup, listing=factories.ListingFactory(), subtotal=D("100"), voucher_ids=[theirs.pk]
+        )
     assert excinfo.value.status == 400 and "rule: organization" in excinfo.value.errors["vouchers"][0]
 
 
@@ -159,10 +179,12 @@ def test_voucher_detail_lists_redemptions(startup_client, startup):
     data = startup_client.get(f"{VOUCHERS}{voucher.pk}/").data
     assert (data["balance"], data["held"]) == ("98000.00", "2000.00")
     assert [(r["booking"], r["amount"], r["bound_by"], r["status"]) for r in data["redemptions"]] == [
-        (booking.pk, "2000.00", "coverage_ratio", "held")]
+        (booking.pk, "2000.00", "coverage_ratio", "held")
+    ]
 
 
 # --- levels, stacking rules, buyer cities, subsidy period, contract tier -----------------------------------------
+
 
 def error_fields(response) -> set[str]:
     """The fields named in an error answer (``stack_levels.1`` → ``stack_levels``)."""
@@ -172,27 +194,41 @@ def error_fields(response) -> set[str]:
 def test_issuer_creates_a_program_with_levels_and_stacking_rules(issuer_client):
     # given a national program the new one must never be combined with
     national = VoucherProgramFactory(level="national")
-    body = program_body(level="district", stack_levels=["national", "city"], stack_excluded_programs=[national.pk],
-                        eligible_buyer_cities=["Beijing", "Hangzhou"], subsidy_period_days=365,
-                        sme_contract_limit="500000.00", sme_contract_ratio="0.5", max_stacked_share="0.6")
+    body = program_body(
+        level="district",
+        stack_levels=["national", "city"],
+        stack_excluded_programs=[national.pk],
+        eligible_buyer_cities=["Beijing", "Hangzhou"],
+        subsidy_period_days=365,
+        sme_contract_limit="500000.00",
+        sme_contract_ratio="0.5",
+        max_stacked_share="0.6",
+    )
     # when
     response = issuer_client.post(PROGRAMS, body, format="json")
     # then every rule is saved and answered
     assert response.status_code == 201, response.data
     data = response.data
     assert (data["level"], data["stack_levels"], data["stack_excluded_programs"]) == (
-        "district", ["national", "city"], [national.pk])
+        "district",
+        ["national", "city"],
+        [national.pk],
+    )
     assert (data["eligible_buyer_cities"], data["subsidy_period_days"]) == (["Beijing", "Hangzhou"], 365)
     assert (data["sme_contract_limit"], data["sme_contract_ratio"], data["max_stacked_share"]) == (
-        "500000.00", "0.5000", "0.6000")
+        "500000.00",
+        "0.5000",
+        "0.6000",
+    )
     program = VoucherProgram.objects.get(pk=data["id"])
     assert list(program.stack_excluded_programs.all()) == [national]
-    assert (program.level, program.stack_levels, program.subsidy_period_days) == ("district", ["national", "city"],
-                                                                                  365)
+    assert (program.level, program.stack_levels, program.subsidy_period_days) == ("district", ["national", "city"], 365)
     # and they are read back by GET
     fetched = issuer_client.get(f"{PROGRAMS}{program.pk}/").data
     assert fetched["stack_excluded_programs"] == [national.pk] and fetched["eligible_buyer_cities"] == [
-        "Beijing", "Hangzhou"]
+        "Beijing",
+        "Hangzhou",
+    ]
 
 
 def test_defaults_stack_with_every_level_and_any_buyer_city(issuer_client):
@@ -210,18 +246,25 @@ def test_patch_changes_and_clears_the_stacking_rules(issuer_client, issuer):
     first, second = VoucherProgramFactory(), VoucherProgramFactory()
     url = f"{PROGRAMS}{own.pk}/"
     # when ("no other city-level subsidy": Beijing)
-    response = issuer_client.patch(url, {"stack_levels": ["national", "provincial", "district"],
-                                         "stack_excluded_programs": [first.pk, second.pk],
-                                         "eligible_buyer_cities": ["Beijing"], "subsidy_period_days": 365},
-                                   format="json")
+    response = issuer_client.patch(
+        url,
+        {
+            "stack_levels": ["national", "provincial", "district"],
+            "stack_excluded_programs": [first.pk, second.pk],
+            "eligible_buyer_cities": ["Beijing"],
+            "subsidy_period_days": 365,
+        },
+        format="json",
+    )
     # then
     assert response.status_code == 200, response.data
     assert sorted(response.data["stack_excluded_programs"]) == sorted([first.pk, second.pk])
     own.refresh_from_db()
     assert own.stack_levels == ["national", "provincial", "district"] and own.eligible_buyer_cities == ["Beijing"]
     # when cleared / then empty lists and no period; fields not named stay as they were
-    response = issuer_client.patch(url, {"stack_excluded_programs": [], "subsidy_period_days": None,
-                                         "stack_levels": []}, format="json")
+    response = issuer_client.patch(
+        url, {"stack_excluded_programs": [], "subsidy_period_days": None, "stack_levels": []}, format="json"
+    )
     assert response.status_code == 200, response.data
     own.refresh_from_db()
     assert (own.stack_levels, own.subsidy_period_days, own.eligible_buyer_cities) == ([], None, ["Beijing"])
@@ -231,16 +274,23 @@ def test_patch_changes_and_clears_the_stacking_rules(issuer_client, issuer):
 def test_a_program_excluding_another_is_never_combined_with_it(issuer_client, startup):
     # given an active program of another issuer, and ours that excludes it
     theirs = funded_program()
-    response = issuer_client.post(PROGRAMS, program_body(budget="5000000.00", face_value_min="1000.00",
-                                                         stack_excluded_programs=[theirs.pk]), format="json")
+    response = issuer_client.post(
+        PROGRAMS,
+        program_body(budget="5000000.00", face_value_min="1000.00", stack_excluded_programs=[theirs.pk]),
+        format="json",
+    )
     assert response.status_code == 201, response.data
     ours = VoucherProgram.objects.get(pk=response.data["id"])
     # and a startup holding a voucher of each
     ours_voucher = issued_voucher(holder=startup, program=ours, face_value="100000.00")
     theirs_voucher = issued_voucher(holder=startup, program=theirs, face_value="100000.00")
     # when a booking names both / then only one of them pays, and the other part names the stacking rule
-    parts = services.voucher_quote(buyer=startup, listing=factories.ListingFactory(), subtotal=D("10000.00"),
-                                   voucher_ids=[ours_voucher.pk, theirs_voucher.pk])
+    parts = services.voucher_quote(
+        buyer=startup,
+        listing=factories.ListingFactory(),
+        subtotal=D("10000.00"),
+        voucher_ids=[ours_voucher.pk, theirs_voucher.pk],
+    )
     assert sorted(part.amount > 0 for part in parts) == [False, True]
     assert [part.bound_by for part in parts if part.amount == 0] == ["stacking_rule"]
 
@@ -254,21 +304,32 @@ def test_a_program_cannot_exclude_itself(issuer_client, issuer):
 
 @pytest.mark.parametrize(
     ("change", "field"),
-    [({"level": "municipal"}, "level"), ({"level": "city\x00"}, "level"),
-     ({"stack_levels": ["city", "galactic"]}, "stack_levels"), ({"stack_levels": "city"}, "stack_levels"),
-     ({"eligible_buyer_cities": ["Atlantis"]}, "eligible_buyer_cities"),
-     ({"eligible_buyer_cities": ["Beijing\x00"]}, "eligible_buyer_cities"),
-     ({"subsidy_period_days": 0}, "subsidy_period_days"), ({"subsidy_period_days": -5}, "subsidy_period_days"),
-     ({"subsidy_period_days": 1e30}, "subsidy_period_days"), ({"subsidy_period_days": "1e30"}, "subsidy_period_days"),
-     ({"sme_contract_limit": "-1.00"}, "sme_contract_limit"), ({"sme_contract_limit": 1e30}, "sme_contract_limit"),
-     ({"sme_contract_limit": "1e30"}, "sme_contract_limit"), ({"sme_contract_ratio": "1.01"}, "sme_contract_ratio"),
-     ({"sme_contract_ratio": "-0.1"}, "sme_contract_ratio"), ({"max_stacked_share": "1.5"}, "max_stacked_share"),
-     ({"per_booking_cap": "-5.00"}, "per_booking_cap"), ({"validity_days": 0}, "validity_days"),
-     ({"name": "Shanghai\x00vouchers"}, "name"), ({"description": "nul \x00 byte"}, "description"),
-     ({"stack_excluded_programs": [999999]}, "stack_excluded_programs"),
-     ({"stack_excluded_programs": [10**30]}, "stack_excluded_programs"),
-     ({"stack_excluded_programs": ["abc"]}, "stack_excluded_programs"),
-     ({"stack_excluded_programs": [1e30]}, "stack_excluded_programs")],
+    [
+        ({"level": "municipal"}, "level"),
+        ({"level": "city\x00"}, "level"),
+        ({"stack_levels": ["city", "galactic"]}, "stack_levels"),
+        ({"stack_levels": "city"}, "stack_levels"),
+        ({"eligible_buyer_cities": ["Atlantis"]}, "eligible_buyer_cities"),
+        ({"eligible_buyer_cities": ["Beijing\x00"]}, "eligible_buyer_cities"),
+        ({"subsidy_period_days": 0}, "subsidy_period_days"),
+        ({"subsidy_period_days": -5}, "subsidy_period_days"),
+        ({"subsidy_period_days": 1e30}, "subsidy_period_days"),
+        ({"subsidy_period_days": "1e30"}, "subsidy_period_days"),
+        ({"sme_contract_limit": "-1.00"}, "sme_contract_limit"),
+        ({"sme_contract_limit": 1e30}, "sme_contract_limit"),
+        ({"sme_contract_limit": "1e30"}, "sme_contract_limit"),
+        ({"sme_contract_ratio": "1.01"}, "sme_contract_ratio"),
+        ({"sme_contract_ratio": "-0.1"}, "sme_contract_ratio"),
+        ({"max_stacked_share": "1.5"}, "max_stacked_share"),
+        ({"per_booking_cap": "-5.00"}, "per_booking_cap"),
+        ({"validity_days": 0}, "validity_days"),
+        ({"name": "Shanghai\x00vouchers"}, "name"),
+        ({"description": "nul \x00 byte"}, "description"),
+        ({"stack_excluded_programs": [999999]}, "stack_excluded_programs"),
+        ({"stack_excluded_programs": [10**30]}, "stack_excluded_programs"),
+        ({"stack_excluded_programs": ["abc"]}, "stack_excluded_programs"),
+        ({"stack_excluded_programs": [1e30]}, "stack_excluded_programs"),
+    ],
 )
 def test_bad_rules_are_400_with_field_errors_and_write_nothing(issuer_client, change, field):
     response = issuer_client.post(PROGRAMS, program_body(**change), format="json")
@@ -279,13 +340,22 @@ def test_bad_rules_are_400_with_field_errors_and_write_nothing(issuer_client, ch
 
 def test_bad_patch_is_400_and_changes_nothing(issuer_client, issuer):
     own = VoucherProgramFactory(issuer=issuer, level="city")
-    for change in ({"level": "planetary"}, {"sme_contract_ratio": "2"}, {"subsidy_period_days": 0},
-                   {"stack_excluded_programs": [own.pk + 1000]}, {"eligible_buyer_cities": ["Nowhere"]}):
+    for change in (
+        {"level": "planetary"},
+        {"sme_contract_ratio": "2"},
+        {"subsidy_period_days": 0},
+        {"stack_excluded_programs": [own.pk + 1000]},
+        {"eligible_buyer_cities": ["Nowhere"]},
+    ):
         response = issuer_client.patch(f"{PROGRAMS}{own.pk}/", {"per_booking_cap": "10.00", **change}, format="json")
         assert response.status_code == 400 and set(change) <= error_fields(response), response.data
     own.refresh_from_db()
     assert (own.level, own.per_booking_cap, own.sme_contract_ratio, own.subsidy_period_days) == (
-        "city", None, D("0"), None)
+        "city",
+        None,
+        D("0"),
+        None,
+    )
 
 
 def test_excluding_a_program_the_caller_cannot_see_is_400(issuer_client):
@@ -300,16 +370,29 @@ def test_excluding_a_program_the_caller_cannot_see_is_400(issuer_client):
 def test_schema_explains_the_stacking_rules_in_plain_words(issuer_client):
     schema = issuer_client.get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()
     props = schema["components"]["schemas"]["VoucherProgramRequest"]["properties"]
-    for name in ("level", "stack_levels", "stack_excluded_programs", "eligible_buyer_cities", "subsidy_period_days",
-                 "sme_contract_limit", "sme_contract_ratio", "max_stacked_share"):
+    for name in (
+        "level",
+        "stack_levels",
+        "stack_excluded_programs",
+        "eligible_buyer_cities",
+        "subsidy_period_days",
+        "sme_contract_limit",
+        "sme_contract_ratio",
+        "max_stacked_share",
+    ):
         assert props[name].get("description"), name
     assert "never combined" in props["stack_excluded_programs"]["description"]
 
 
 def test_a_naive_application_window_is_400_and_writes_nothing(issuer_client):
     # given a program whose window has no UTC offset (bookings, listings and bids refuse those too)
-    body = {"name": "Naive", "face_value_min": "1000.00", "face_value_max": "2000.00",
-            "applications_open_from": "2026-12-01T00:00:00Z", "applications_open_until": "2026-12-06T11:00:00"}
+    body = {
+        "name": "Naive",
+        "face_value_min": "1000.00",
+        "face_value_max": "2000.00",
+        "applications_open_from": "2026-12-01T00:00:00Z",
+        "applications_open_until": "2026-12-06T11:00:00",
+    }
     # when
     response = issuer_client.post("/api/v1/voucher-programs/", body, format="json")
     # then

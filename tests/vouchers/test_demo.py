@@ -15,8 +15,13 @@ pytestmark = pytest.mark.django_db
 
 
 def snapshot():
-    return (VoucherProgram.objects.count(), VoucherApplication.objects.count(), Voucher.objects.count(),
-            JournalTransaction.objects.count(), list(LedgerAccount.objects.order_by("pk").values_list("balance")))
+    return (
+        VoucherProgram.objects.count(),
+        VoucherApplication.objects.count(),
+        Voucher.objects.count(),
+        JournalTransaction.objects.count(),
+        list(LedgerAccount.objects.order_by("pk").values_list("balance")),
+    )
 
 
 def test_seed_is_idempotent_and_matches_the_story():
@@ -30,7 +35,12 @@ def test_seed_is_idempotent_and_matches_the_story():
     # then the second run changes nothing
     assert snapshot() == first
     assert set(VoucherProgram.objects.values_list("city", flat=True)) == {
-        "Hangzhou", "Beijing", "Shenzhen", "Shanghai", "Chengdu"}
+        "Hangzhou",
+        "Beijing",
+        "Shenzhen",
+        "Shanghai",
+        "Chengdu",
+    }
     voucher = Voucher.objects.get()
     assert voucher.holder.name == "DeepLoom AI" and voucher.face_value == D("1500000.00")
     assert selectors.voucher_balances([voucher.pk])[voucher.pk]["balance"] == D("1500000.00")

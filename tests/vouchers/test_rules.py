@@ -12,13 +12,20 @@ from vouchers.rules import BookingContext, ProgramRules, RulesError, VoucherCand
 
 NOW = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
 PROGRAM = ProgramRules(program_id=1, city="Shanghai", domestic_ratio=D("0.30"), other_ratio=D("0.20"))
-CONTEXT = BookingContext(subtotal=D("1000.00"), buyer_id=10, provider_id=20, data_center_city="Shanghai",
-                         accelerator_id=30, now=NOW)
+CONTEXT = BookingContext(
+    subtotal=D("1000.00"), buyer_id=10, provider_id=20, data_center_city="Shanghai", accelerator_id=30, now=NOW
+)
 
 
 def candidate(voucher_id=1, *, balance=D("100000.00"), rules=PROGRAM, days=30, **kwargs) -> VoucherCandidate:
-    return VoucherCandidate(voucher_id=voucher_id, holder_id=10, expires_at=NOW + dt.timedelta(days=days),
-                            balance=balance, rules=rules, **kwargs)
+    return VoucherCandidate(
+        voucher_id=voucher_id,
+        holder_id=10,
+        expires_at=NOW + dt.timedelta(days=days),
+        balance=balance,
+        rules=rules,
+        **kwargs,
+    )
 
 
 def one_part(context=CONTEXT, **candidate_kwargs):
@@ -28,19 +35,26 @@ def one_part(context=CONTEXT, **candidate_kwargs):
 
 # --- limits: coverage ratio tiers, balance, caps ----------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("program", "context", "ratio"),
     [
         (PROGRAM, CONTEXT, D("0.20")),  # other accelerator
         (PROGRAM, replace(CONTEXT, accelerator_domestic=True), D("0.30")),  # domestic chip tier
         (PROGRAM, replace(CONTEXT, buyer_has_model_filing=True), D("0.20")),  # filing alone earns nothing here
-        (replace(PROGRAM, model_filing_earns_domestic_ratio=True), replace(CONTEXT, buyer_has_model_filing=True),
-         D("0.30")),  # Hangzhou: domestic chips OR a registered model
+        (
+            replace(PROGRAM, model_filing_earns_domestic_ratio=True),
+            replace(CONTEXT, buyer_has_model_filing=True),
+            D("0.30"),
+        ),  # Hangzhou: domestic chips OR a registered model
         (replace(PROGRAM, model_filing_earns_domestic_ratio=True), CONTEXT, D("0.20")),  # no filing → other tier
         (replace(PROGRAM, sme_bonus_ratio=D("0.10")), replace(CONTEXT, buyer_is_sme=True), D("0.30")),  # SME bonus
         (replace(PROGRAM, sme_bonus_ratio=D("0.10")), CONTEXT, D("0.20")),  # bonus only for SMEs
-        (replace(PROGRAM, other_ratio=D("0.95"), sme_bonus_ratio=D("0.10")), replace(CONTEXT, buyer_is_sme=True),
-         D("1")),  # never above the whole subtotal
+        (
+            replace(PROGRAM, other_ratio=D("0.95"), sme_bonus_ratio=D("0.10")),
+            replace(CONTEXT, buyer_is_sme=True),
+            D("1"),
+        ),  # never above the whole subtotal
     ],
 )
 def test_coverage_ratio_tiers(program, context, ratio):
@@ -151,6 +165,7 @@ def test_rounds_half_up_to_fen_once():
 
 # --- eligibility: each rule refuses with its name; the boundary is the rule just satisfied ----------------------
 
+
 @pytest.mark.parametrize(
     ("rules_change", "context_change", "candidate_change", "rule"),
     [
@@ -229,6 +244,7 @@ def test_parts_never_exceed_any_limit(subtotal, balances, share, cap):
 
 # --- several vouchers: the split that pays the most, whatever their order (issue 17, defects 1 and 2) -------------
 
+
 def test_a_later_vouchers_stacking_limit_bounds_the_earlier_ones():
     # given P1 pays 20 % (no stacking limit) and P2 pays 30 % but caps the booking's voucher total at 30 %
     p1 = replace(PROGRAM, program_id=1, other_ratio=D("0.20"))
@@ -270,24 +286,38 @@ def test_a_program_with_a_low_stacking_limit_is_left_out_when_that_pays_more():
     parts = compute_parts(CONTEXT, [candidate(2, rules=p2, days=5), candidate(1, rules=p1, days=10)])
     # then P1 alone pays 500; P2 pays nothing and says why
     assert [(p.voucher_id, p.amount, p.bound_by) for p in parts] == [
-        (2, D("0.00"), "stacking_limit"), (1, D("500.00"), "coverage_ratio")]
+        (2, D("0.00"), "stacking_limit"),
+        (1, D("500.00"), "coverage_ratio"),
+    ]
 
 
 # --- program levels and the real stacking rules ----------------------------------------------------------------
 
+
 def test_no_other_city_level_subsidy():
     # given Beijing's program stacks with national and district programs only; another city program pays 30 %
-    beijing = replace(PROGRAM, program_id=1, other_ratio=D("0.40"), level="city",
-                      stack_levels=frozenset({"national", "provincial", "district"}))
+    beijing = replace(
+        PROGRAM,
+        program_id=1,
+        other_ratio=D("0.40"),
+        level="city",
+        stack_levels=frozenset({"national", "provincial", "district"}),
+    )
     other_city = replace(PROGRAM, program_id=2, other_ratio=D("0.30"), level="city")
     national = replace(PROGRAM, program_id=3, other_ratio=D("0.10"), level="national")
-    vouchers = [candidate(1, rules=beijing, days=10), candidate(2, rules=other_city, days=5),
-                candidate(3, rules=national, days=20)]
+    vouchers = [
+        candidate(1, rules=beijing, days=10),
+        candidate(2, rules=other_city, days=5),
+        candidate(3, rules=national, days=20),
+    ]
     # when
     parts = {p.voucher_id: (p.amount, p.bound_by) for p in compute_parts(CONTEXT, vouchers)}
     # then Beijing (40 %) + national (10 %) beat the other city (30 %) + national (10 %)
-    assert parts == {1: (D("400.00"), "coverage_ratio"), 2: (D("0.00"), "stacking_rule"),
-                     3: (D("100.00"), "coverage_ratio")}
+    assert parts == {
+        1: (D("400.00"), "coverage_ratio"),
+        2: (D("0.00"), "stacking_rule"),
+        3: (D("100.00"), "coverage_ratio"),
+    }
 
 
 def test_a_program_may_exclude_another_by_id():
@@ -298,7 +328,9 @@ def test_a_program_may_exclude_another_by_id():
     parts = compute_parts(CONTEXT, [candidate(1, rules=p1), candidate(2, rules=p2)])
     # then only the better one pays
     assert [(p.voucher_id, p.amount, p.bound_by) for p in parts] == [
-        (1, D("0.00"), "stacking_rule"), (2, D("250.00"), "coverage_ratio")]
+        (1, D("0.00"), "stacking_rule"),
+        (2, D("250.00"), "coverage_ratio"),
+    ]
 
 
 def test_hangzhou_combined_cap_of_sixty_percent():
@@ -309,7 +341,9 @@ def test_hangzhou_combined_cap_of_sixty_percent():
     parts = compute_parts(CONTEXT, [candidate(2, rules=other, days=20), candidate(1, rules=hangzhou, days=10)])
     # then 600 in total: Hangzhou's 500 first (it expires first), the other the rest
     assert [(p.voucher_id, p.amount, p.bound_by) for p in parts] == [
-        (1, D("500.00"), "coverage_ratio"), (2, D("100.00"), "stacking_limit")]
+        (1, D("500.00"), "coverage_ratio"),
+        (2, D("100.00"), "stacking_limit"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -377,22 +411,31 @@ def programs_and_vouchers(draw):
     n_programs = draw(st.integers(1, 4))
     programs = []
     for pid in range(1, n_programs + 1):
-        programs.append(replace(
-            PROGRAM, program_id=pid,
-            other_ratio=draw(st.decimals(min_value=0, max_value=1, places=2)),
-            max_stacked_share=draw(st.decimals(min_value=0, max_value=1, places=2)),
-            per_booking_cap=draw(st.none() | st.decimals(min_value=0, max_value=2000, places=2)),
-            annual_cap_per_org=draw(st.none() | st.decimals(min_value=0, max_value=2000, places=2)),
-            level=draw(LEVEL),
-            stack_levels=frozenset(draw(st.lists(LEVEL, min_size=1, max_size=4))),
-        ))
+        programs.append(
+            replace(
+                PROGRAM,
+                program_id=pid,
+                other_ratio=draw(st.decimals(min_value=0, max_value=1, places=2)),
+                max_stacked_share=draw(st.decimals(min_value=0, max_value=1, places=2)),
+                per_booking_cap=draw(st.none() | st.decimals(min_value=0, max_value=2000, places=2)),
+                annual_cap_per_org=draw(st.none() | st.decimals(min_value=0, max_value=2000, places=2)),
+                level=draw(LEVEL),
+                stack_levels=frozenset(draw(st.lists(LEVEL, min_size=1, max_size=4))),
+            )
+        )
     used = {p.program_id: draw(st.decimals(min_value=0, max_value=1000, places=2)) for p in programs}
     vouchers = []
     for vid in range(1, draw(st.integers(1, 6)) + 1):
         program = draw(st.sampled_from(programs))
-        vouchers.append(candidate(vid, rules=program, days=draw(st.integers(1, 5)),
-                                  balance=draw(st.decimals(min_value=0, max_value=1500, places=2)),
-                                  annual_used=used[program.program_id]))
+        vouchers.append(
+            candidate(
+                vid,
+                rules=program,
+                days=draw(st.integers(1, 5)),
+                balance=draw(st.decimals(min_value=0, max_value=1500, places=2)),
+                annual_used=used[program.program_id],
+            )
+        )
     subtotal = draw(st.decimals(min_value=0, max_value=5000, places=2))
     return replace(CONTEXT, subtotal=subtotal), vouchers
 
@@ -423,8 +466,11 @@ def greedy_total(context, ordered) -> D:
     paying: dict[int, tuple] = {}
     total = D(0)
     for voucher in ordered:
-        annual_room = (voucher.rules.annual_cap_per_org - voucher.annual_used
-                       if voucher.rules.annual_cap_per_org is not None else D("1e9"))
+        annual_room = (
+            voucher.rules.annual_cap_per_org - voucher.annual_used
+            if voucher.rules.annual_cap_per_org is not None
+            else D("1e9")
+        )
         rules = voucher.rules
         others = [r for pid, (r, _) in paying.items() if pid != rules.program_id]
         if not all(rules.stacks_with(r) for r in others):

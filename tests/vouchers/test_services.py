@@ -12,7 +12,7 @@ from ledger.selectors import ledger_breaches
 from ledger.services import account_for
 from marketplace.core.exceptions import ApplicationError
 from tests import factories
-from tests.vouchers.factories import VoucherProgramFactory, funded_program, held_booking, issued_voucher
+from tests.vouchers.factories import VoucherProgramFactory, capture_for, funded_program, held_booking, issued_voucher
 from vouchers import selectors, services
 from vouchers.models import Redemption, Voucher, VoucherApplication, VoucherProgram
 
@@ -25,12 +25,18 @@ def balance(kind, owner_id) -> D:
 
 # --- programs -------------------------------------------------------------------------------------------------
 
+
 def test_program_create_funds_the_budget(issuer):
     # when
     program = services.program_create(
-        issuer=issuer, budget=D("5000000.00"), name="Shanghai compute vouchers", face_value_min=D("1000000.00"),
-        face_value_max=D("2000000.00"), applications_open_from=timezone.now(),
-        applications_open_until=timezone.now() + dt.timedelta(days=30), domestic_ratio=D("0.3"),
+        issuer=issuer,
+        budget=D("5000000.00"),
+        name="Shanghai compute vouchers",
+        face_value_min=D("1000000.00"),
+        face_value_max=D("2000000.00"),
+        applications_open_from=timezone.now(),
+        applications_open_until=timezone.now() + dt.timedelta(days=30),
+        domestic_ratio=D("0.3"),
         other_ratio=D("0.3"),
     )
     # then
@@ -57,8 +63,13 @@ def test_program_create_funds_the_budget(issuer):
     ],
 )
 def test_program_create_refuses_bad_rules_with_field_errors(issuer, fields, field):
-    base = {"name": "P", "face_value_min": D("1.00"), "face_value_max": D("2.00"),
-            "applications_open_from": timezone.now(), "applications_open_until": timezone.now() + dt.timedelta(1)}
+    base = {
+        "name": "P",
+        "face_value_min": D("1.00"),
+        "face_value_max": D("2.00"),
+        "applications_open_from": timezone.now(),
+        "applications_open_until": timezone.now() + dt.timedelta(1),
+    }
     with pytest.raises(ApplicationError) as excinfo:
         services.program_create(issuer=issuer, **{**base, **fields})
     assert excinfo.value.status == 400 and field in excinfo.value.errors
@@ -67,9 +78,14 @@ def test_program_create_refuses_bad_rules_with_field_errors(issuer, fields, fiel
 
 def test_program_create_by_a_startup_is_403(startup):
     with pytest.raises(ApplicationError) as excinfo:
-        services.program_create(issuer=startup, name="x", face_value_min=D(1), face_value_max=D(2),
-                                applications_open_from=timezone.now(),
-                                applications_open_until=timezone.now() + dt.timedelta(1))
+        services.program_create(
+            issuer=startup,
+            name="x",
+            face_value_min=D(1),
+            face_value_max=D(2),
+            applications_open_from=timezone.now(),
+            applications_open_until=timezone.now() + dt.timedelta(1),
+        )
     assert excinfo.value.status == 403
 
 
@@ -90,6 +106,7 @@ def test_program_update_follows_the_status_pipeline():
 
 # --- applications ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("amount", "ok"),
     [(D("1000.00"), True), (D("999.99"), False), (D("2000000.00"), True), (D("2000000.01"), False)],
@@ -97,8 +114,12 @@ def test_program_update_follows_the_status_pipeline():
 def test_application_amount_must_be_within_the_face_value_range(startup, amount, ok):
     program = VoucherProgramFactory()
     if ok:
-        assert services.application_submit(program=program, applicant=startup, requested_amount=amount,
-                                           purpose="LLM pretraining").status == "submitted"
+        assert (
+            services.application_submit(
+                program=program, applicant=startup, requested_amount=amount, purpose="LLM pretraining"
+            ).status
+            == "submitted"
+        )
     else:
         with pytest.raises(ApplicationError) as excinfo:
             services.application_submit(program=program, applicant=startup, requested_amount=amount, purpose="x")
@@ -117,8 +138,9 @@ def test_application_needs_an_active_program_with_an_open_window(startup, change
 def test_approve_issues_a_voucher_from_the_budget(startup):
     # given
     program = funded_program("300000.00")
-    application = services.application_submit(program=program, applicant=startup, requested_amount=D("200000"),
-                                              purpose="fine-tuning")
+    application = services.application_submit(
+        program=program, applicant=startup, requested_amount=D("200000"), purpose="fine-tuning"
+    )
     # when the issuer approves a lower face value
     voucher = services.application_approve(application=application, face_value=D("150000.00"))
     # then
@@ -133,8 +155,9 @@ def test_approve_issues_a_voucher_from_the_budget(startup):
 
 def test_approve_above_the_request_is_refused(startup):
     program = funded_program()
-    application = services.application_submit(program=program, applicant=startup, requested_amount=D("5000"),
-                                              purpose="x")
+    application = services.application_submit(
+        program=program, applicant=startup, requested_amount=D("5000"), purpose="x"
+    )
     with pytest.raises(ApplicationError) as excinfo:
         services.application_approve(application=application, face_value=D("5000.01"))
     assert "face_value" in excinfo.value.errors and not Voucher.objects.exists()
@@ -144,8 +167,9 @@ def test_a_program_cannot_issue_beyond_its_budget(startup):
     # given a budget of 150 000 and one voucher of 100 000 issued
     program = funded_program("150000.00")
     issued_voucher(holder=startup, program=program, face_value="100000.00")
-    second = services.application_submit(program=program, applicant=startup, requested_amount=D("50000.01"),
-                                         purpose="x")
+    second = services.application_submit(
+        program=program, applicant=startup, requested_amount=D("50000.01"), purpose="x"
+    )
     # when one fen more than is left is approved / then 409 and nothing written
     with pytest.raises(ApplicationError) as excinfo:
         services.application_approve(application=second, face_value=D("50000.01"))
@@ -159,8 +183,9 @@ def test_a_program_cannot_issue_beyond_its_budget(startup):
 
 def test_reject_needs_a_reason_and_decides_once(startup):
     program = VoucherProgramFactory()
-    application = services.application_submit(program=program, applicant=startup, requested_amount=D("5000"),
-                                              purpose="x")
+    application = services.application_submit(
+        program=program, applicant=startup, requested_amount=D("5000"), purpose="x"
+    )
     with pytest.raises(ApplicationError) as excinfo:
         services.application_reject(application=application, reason="  ")
     assert "reason" in excinfo.value.errors
@@ -171,6 +196,7 @@ def test_reject_needs_a_reason_and_decides_once(startup):
 
 
 # --- expiry and revocation ------------------------------------------------------------------------------------
+
 
 def test_expire_returns_the_unheld_balance_once(startup):
     # given a voucher with part of it held
@@ -203,18 +229,21 @@ def test_revoked_voucher_cannot_pay_and_returns_its_balance(startup):
     services.voucher_revoke(voucher=voucher, reason="fraud")
     assert balance("voucher", voucher.pk) == D("0.00")
     with pytest.raises(ApplicationError) as excinfo:
-        services.voucher_quote(buyer=startup, listing=factories.ListingFactory(), subtotal=D("100"),
-                               voucher_ids=[voucher.pk])
+        services.voucher_quote(
+            buyer=startup, listing=factories.ListingFactory(), subtotal=D("100"), voucher_ids=[voucher.pk]
+        )
     assert "rule: revoked" in excinfo.value.errors["vouchers"][0]
 
 
 # --- redemption -----------------------------------------------------------------------------------------------
 
+
 def test_quote_explains_the_binding_rule(startup):
     program = funded_program(per_booking_cap=D("1500.00"))
     voucher = issued_voucher(holder=startup, program=program, face_value="100000.00")
-    (part,) = services.voucher_quote(buyer=startup, listing=factories.ListingFactory(), subtotal=D("10000.00"),
-                                     voucher_ids=[voucher.pk])
+    (part,) = services.voucher_quote(
+        buyer=startup, listing=factories.ListingFactory(), subtotal=D("10000.00"), voucher_ids=[voucher.pk]
+    )
     assert (part.amount, part.bound_by) == (D("1500.00"), "per_booking_cap")
 
 
@@ -243,8 +272,9 @@ def test_a_released_part_does_not_start_the_subsidy_period(startup):
     services.redemptions_release(booking=first)
     Redemption.objects.filter(booking=first).update(created_at=timezone.now() - dt.timedelta(days=400))
     # when / then the voucher still pays
-    (part,) = services.voucher_quote(buyer=startup, listing=factories.ListingFactory(), subtotal=D("1000.00"),
-                                     voucher_ids=[voucher.pk])
+    (part,) = services.voucher_quote(
+        buyer=startup, listing=factories.ListingFactory(), subtotal=D("1000.00"), voucher_ids=[voucher.pk]
+    )
     assert part.amount == D("200.00")
 
 
@@ -255,7 +285,8 @@ def test_buyer_registered_city_is_read_from_the_organization(buyer_city, ok):
     program = funded_program(eligible_buyer_cities=["Beijing"])
     voucher = issued_voucher(holder=startup, program=program, face_value="100000.00")
     quote = lambda: services.voucher_quote(  # noqa: E731
-        buyer=startup, listing=factories.ListingFactory(), subtotal=D("1000.00"), voucher_ids=[voucher.pk])
+        buyer=startup, listing=factories.ListingFactory(), subtotal=D("1000.00"), voucher_ids=[voucher.pk]
+    )
     # when / then
     if ok:
         assert quote()[0].amount == D("200.00")
@@ -270,18 +301,22 @@ def test_program_stacking_exclusions_come_from_the_program_page(startup):
     services.program_update(program=p1, stack_excluded_programs=[p2])
     vouchers = [issued_voucher(holder=startup, program=p).pk for p in (p1, p2)]
     # when
-    parts = services.voucher_quote(buyer=startup, listing=factories.ListingFactory(), subtotal=D("1000.00"),
-                                   voucher_ids=vouchers)
+    parts = services.voucher_quote(
+        buyer=startup, listing=factories.ListingFactory(), subtotal=D("1000.00"), voucher_ids=vouchers
+    )
     # then only the better program pays
-    assert sorted((p.amount, p.bound_by) for p in parts) == [(D("0.00"), "stacking_rule"),
-                                                            (D("250.00"), "coverage_ratio")]
+    assert sorted((p.amount, p.bound_by) for p in parts) == [
+        (D("0.00"), "stacking_rule"),
+        (D("250.00"), "coverage_ratio"),
+    ]
 
 
 def test_quote_with_another_organizations_voucher_is_400_naming_the_rule(startup):
     voucher = issued_voucher(holder=factories.StartupFactory())
     with pytest.raises(ApplicationError) as excinfo:
-        services.voucher_quote(buyer=startup, listing=factories.ListingFactory(), subtotal=D("100"),
-                               voucher_ids=[voucher.pk])
+        services.voucher_quote(
+            buyer=startup, listing=factories.ListingFactory(), subtotal=D("100"), voucher_ids=[voucher.pk]
+        )
     assert excinfo.value.status == 400
     message = f"Voucher {voucher.pk}: not one of your vouchers (rule: organization)."
     assert excinfo.value.errors == {"vouchers": [message]}
@@ -343,13 +378,16 @@ def test_hold_release_capture_move_ledger_balances(startup):
     second = held_booking(buyer=startup, subtotal="10000.00")
     services.vouchers_hold_for_booking(booking=second, voucher_ids=[voucher.pk])
     due = account_for("reimbursement_due", voucher.program_id)
-    assert len(services.redemptions_capture(booking=second, destination_account=due)) == 1
-    assert services.redemptions_capture(booking=second, destination_account=due) == []
+    assert len(capture_for(second, due)) == 1
+    assert capture_for(second, due) == []
     # then
     due.refresh_from_db()
     assert due.balance == D("2000.00") and balance("voucher_hold", voucher.pk) == D("0.00")
     assert selectors.voucher_balances([voucher.pk])[voucher.pk] == {
-        "balance": D("98000.00"), "held": D("0.00"), "spent": D("2000.00")}
+        "balance": D("98000.00"),
+        "held": D("0.00"),
+        "spent": D("2000.00"),
+    }
     assert AuditEvent.objects.filter(action__in=["voucher.hold", "voucher.release", "voucher.capture"]).count() == 4
     assert ledger_breaches() == []
 
@@ -366,4 +404,3 @@ def test_hold_respects_the_annual_cap_across_bookings(startup):
     assert first[0].amount == D("2000.00")
     assert (second[0].amount, second[0].bound_by) == (D("1000.00"), "annual_cap")
     assert third == [] and Redemption.objects.count() == 2
-

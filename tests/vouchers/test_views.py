@@ -9,7 +9,7 @@ from django.test import Client
 from ledger.services import account_for
 from listings.models import Accelerator
 from tests import factories
-from tests.vouchers.factories import VoucherProgramFactory, funded_program, held_booking, issued_voucher
+from tests.vouchers.factories import VoucherProgramFactory, capture_for, funded_program, held_booking, issued_voucher
 from vouchers import services
 from vouchers.models import Voucher, VoucherApplication, VoucherProgram
 
@@ -43,8 +43,10 @@ def test_startup_sees_programs_and_applies_with_errors_in_place(startup):
 def test_issuer_approves_and_rejects_from_the_queue(startup, issuer):
     # given two applications to the issuer's funded program
     program = funded_program(issuer=issuer)
-    first, second = (services.application_submit(program=program, applicant=startup, requested_amount=D("5000"),
-                                                 purpose=p) for p in ("a", "b"))
+    first, second = (
+        services.application_submit(program=program, applicant=startup, requested_amount=D("5000"), purpose=p)
+        for p in ("a", "b")
+    )
     client = logged_in(issuer)
     assert client.get("/vouchers/applications/").content.decode().count("Approve</button>") == 2
     # when approving one above the request (htmx) / then the row shows the error and nothing is issued
@@ -61,8 +63,9 @@ def test_issuer_approves_and_rejects_from_the_queue(startup, issuer):
 
 
 def test_another_issuer_cannot_decide(startup, issuer):
-    application = services.application_submit(program=VoucherProgramFactory(), applicant=startup,
-                                              requested_amount=D("5000"), purpose="x")
+    application = services.application_submit(
+        program=VoucherProgramFactory(), applicant=startup, requested_amount=D("5000"), purpose="x"
+    )
     response = logged_in(issuer).post(f"/vouchers/applications/{application.pk}/approve/", {"face_value": "5000"})
     assert response.status_code == 404
 
@@ -94,7 +97,7 @@ def test_issuer_program_page_has_the_burn_down_chart(startup, issuer):
     voucher = issued_voucher(holder=startup, program=program, face_value="100000.00")
     booking = held_booking(buyer=startup, subtotal="10000.00")
     services.vouchers_hold_for_booking(booking=booking, voucher_ids=[voucher.pk])
-    services.redemptions_capture(booking=booking, destination_account=account_for("reimbursement_due", program.pk))
+    capture_for(booking, account_for("reimbursement_due", program.pk))
     # when
     page = logged_in(issuer).get(f"/vouchers/programs/{program.pk}/").content.decode()
     # then the chart data carries the cumulative issued and spent amounts
@@ -106,13 +109,28 @@ def test_issuer_program_page_has_the_burn_down_chart(startup, issuer):
 
 
 def program_post(**overrides) -> dict:
-    data = {"name": "Hefei compute vouchers 2027", "city": "Hefei", "description": "For AI startups.",
-            "status": "draft", "face_value_min": "1000.00", "face_value_max": "500000.00", "validity_days": "180",
-            "applications_open_from": "2027-01-01T00:00", "applications_open_until": "2027-06-30T00:00",
-            "domestic_ratio": "50", "other_ratio": "20", "sme_bonus_ratio": "10", "max_stacked_share": "80",
-            "level": "city", "stack_levels": ["national", "provincial", "city", "district"],
-            "annual_cap_per_org": "1000000.00", "per_booking_cap": "", "requires_model_filing": "on",
-            "ban_related_party": "on", "require_reviewed_listing": "on"}
+    data = {
+        "name": "Hefei compute vouchers 2027",
+        "city": "Hefei",
+        "description": "For AI startups.",
+        "status": "draft",
+        "face_value_min": "1000.00",
+        "face_value_max": "500000.00",
+        "validity_days": "180",
+        "applications_open_from": "2027-01-01T00:00",
+        "applications_open_until": "2027-06-30T00:00",
+        "domestic_ratio": "50",
+        "other_ratio": "20",
+        "sme_bonus_ratio": "10",
+        "max_stacked_share": "80",
+        "level": "city",
+        "stack_levels": ["national", "provincial", "city", "district"],
+        "annual_cap_per_org": "1000000.00",
+        "per_booking_cap": "",
+        "requires_model_filing": "on",
+        "ban_related_party": "on",
+        "require_reviewed_listing": "on",
+    }
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}
 
@@ -125,15 +143,20 @@ def test_issuer_creates_a_program_with_its_rules(issuer):
     assert 'href="/vouchers/programs/new/"' in client.get("/vouchers/programs/").content.decode()
     assert client.get("/vouchers/programs/new/").status_code == 200
     # when the form is posted
-    response = client.post("/vouchers/programs/new/", program_post(eligible_providers=[provider.pk],
-                                                                   eligible_accelerators=[chip.pk]))
+    response = client.post(
+        "/vouchers/programs/new/", program_post(eligible_providers=[provider.pk], eligible_accelerators=[chip.pk])
+    )
     # then the program exists as a draft with the given rules, and the page goes to it
     program = VoucherProgram.objects.get(issuer=issuer, name="Hefei compute vouchers 2027")
     assert response.status_code == 302 and response["Location"] == f"/vouchers/programs/{program.pk}/"
     assert (program.city, program.status, program.validity_days) == ("Hefei", "draft", 180)
     assert (program.face_value_min, program.face_value_max) == (D("1000.00"), D("500000.00"))
     assert (program.domestic_ratio, program.other_ratio, program.sme_bonus_ratio, program.max_stacked_share) == (
-        D("0.5"), D("0.2"), D("0.1"), D("0.8"))
+        D("0.5"),
+        D("0.2"),
+        D("0.1"),
+        D("0.8"),
+    )
     assert program.annual_cap_per_org == D("1000000.00") and program.per_booking_cap is None
     assert program.requires_model_filing and not program.city_data_centers_only
     assert list(program.eligible_providers.all()) == [provider]
@@ -161,8 +184,10 @@ def test_issuer_edits_the_rules_of_own_program_only(startup, issuer):
     program = VoucherProgramFactory(issuer=issuer)
     other = VoucherProgramFactory()
     client = logged_in(issuer)
-    assert f'href="/vouchers/programs/{program.pk}/edit/"' in client.get(
-        f"/vouchers/programs/{program.pk}/").content.decode()
+    assert (
+        f'href="/vouchers/programs/{program.pk}/edit/"'
+        in client.get(f"/vouchers/programs/{program.pk}/").content.decode()
+    )
     form = client.get(f"/vouchers/programs/{program.pk}/edit/")
     assert form.status_code == 200 and f'value="{program.name}"' in form.content.decode()
     # when the ratio and the status are changed
@@ -184,7 +209,7 @@ def test_issuer_edits_the_rules_of_own_program_only(startup, issuer):
 def field_block(page: str, name: str) -> str:
     """The HTML of one field's block on the program form: its label, input, help and errors."""
     start = page.index(f'name="{name}"')
-    return page[page.rindex('<div class="form-field', 0, start):page.index("</div>", start)]
+    return page[page.rindex('<div class="form-field', 0, start) : page.index("</div>", start)]
 
 
 def test_program_form_groups_fields_in_plain_words(issuer):
@@ -217,20 +242,37 @@ def test_program_form_saves_percent_as_ratio_and_checkbox_lists(issuer):
     chip = Accelerator.objects.get(slug="ascend-910b")
     client = logged_in(issuer)
     # when the form is posted with Hangzhou-like rules
-    data = program_post(domestic_ratio="30", other_ratio="20.5", sme_bonus_ratio="", max_stacked_share="60",
-                        sme_contract_limit="500000.00", sme_contract_ratio="50", level="district",
-                        stack_levels=["national", "provincial"], stack_excluded_programs=[other.pk],
-                        eligible_buyer_cities=["Beijing", "Hangzhou"], subsidy_period_days="365",
-                        eligible_providers=[provider.pk], eligible_accelerators=[chip.pk], budget="250000.00")
+    data = program_post(
+        domestic_ratio="30",
+        other_ratio="20.5",
+        sme_bonus_ratio="",
+        max_stacked_share="60",
+        sme_contract_limit="500000.00",
+        sme_contract_ratio="50",
+        level="district",
+        stack_levels=["national", "provincial"],
+        stack_excluded_programs=[other.pk],
+        eligible_buyer_cities=["Beijing", "Hangzhou"],
+        subsidy_period_days="365",
+        eligible_providers=[provider.pk],
+        eligible_accelerators=[chip.pk],
+        budget="250000.00",
+    )
     response = client.post("/vouchers/programs/new/", data)
     # then percentages are stored as ratios and the ticked boxes as lists
     assert response.status_code == 302, response.content.decode()[:3000]
     program = VoucherProgram.objects.get(issuer=issuer, name="Hefei compute vouchers 2027")
     assert (program.domestic_ratio, program.other_ratio, program.sme_bonus_ratio) == (D("0.3"), D("0.205"), D("0"))
     assert (program.max_stacked_share, program.sme_contract_ratio, program.sme_contract_limit) == (
-        D("0.6"), D("0.5"), D("500000.00"))
+        D("0.6"),
+        D("0.5"),
+        D("500000.00"),
+    )
     assert (program.level, program.stack_levels, program.subsidy_period_days) == (
-        "district", ["national", "provincial"], 365)
+        "district",
+        ["national", "provincial"],
+        365,
+    )
     assert program.eligible_buyer_cities == ["Beijing", "Hangzhou"] and program.budget_total == D("250000.00")
     assert list(program.stack_excluded_programs.all()) == [other]
     assert list(program.eligible_providers.all()) == [provider]
@@ -253,22 +295,24 @@ def test_program_form_saves_percent_as_ratio_and_checkbox_lists(issuer):
 
 @pytest.mark.parametrize(
     ("change", "field", "message"),
-    [({"max_stacked_share": "120"}, "max_stacked_share", "Enter a percentage between 0 and 100."),
-     ({"sme_contract_ratio": "-5"}, "sme_contract_ratio", "Enter a percentage between 0 and 100."),
-     ({"subsidy_period_days": "0"}, "subsidy_period_days", "greater than or equal to 1"),
-     ({"sme_contract_limit": "-1"}, "sme_contract_limit", "greater than or equal to 0"),
-     ({"level": "galactic"}, "level", "Select a valid choice."),
-     ({"stack_levels": ["city", "galactic"]}, "stack_levels", "Select a valid choice."),
-     ({"eligible_buyer_cities": ["Atlantis"]}, "eligible_buyer_cities", "Select a valid choice."),
-     ({"stack_excluded_programs": ["999999"]}, "stack_excluded_programs", "Select a valid choice.")],
+    [
+        ({"max_stacked_share": "120"}, "max_stacked_share", "Enter a percentage between 0 and 100."),
+        ({"sme_contract_ratio": "-5"}, "sme_contract_ratio", "Enter a percentage between 0 and 100."),
+        ({"subsidy_period_days": "0"}, "subsidy_period_days", "greater than or equal to 1"),
+        ({"sme_contract_limit": "-1"}, "sme_contract_limit", "greater than or equal to 0"),
+        ({"level": "galactic"}, "level", "Select a valid choice."),
+        ({"stack_levels": ["city", "galactic"]}, "stack_levels", "Select a valid choice."),
+        ({"eligible_buyer_cities": ["Atlantis"]}, "eligible_buyer_cities", "Select a valid choice."),
+        ({"stack_excluded_programs": ["999999"]}, "stack_excluded_programs", "Select a valid choice."),
+    ],
 )
 def test_program_form_shows_rule_errors_next_to_the_field(issuer, change, field, message):
     page = logged_in(issuer).post("/vouchers/programs/new/", program_post(**change))
     assert page.status_code == 400
     html = page.content.decode()
     if field in ("stack_levels", "eligible_buyer_cities", "stack_excluded_programs"):
-        block = html[html.index(f'id="id_{field}"'):]
-        block = block[:block.index("</fieldset>")]
+        block = html[html.index(f'id="id_{field}"') :]
+        block = block[: block.index("</fieldset>")]
     else:
         block = field_block(html, field)
     assert message in block and 'class="error"' in block
@@ -294,16 +338,25 @@ def test_program_page_states_the_stacking_rules_in_plain_words(startup, issuer):
     # given a Beijing-like program: no other city-level subsidy, 60 % combined cap, one year, buyer cities
     other = VoucherProgramFactory(name="Haidian district fund", level="district")
     program = VoucherProgramFactory(
-        issuer=issuer, level="city", stack_levels=["national", "provincial", "district"], max_stacked_share=D("0.6"),
-        subsidy_period_days=365, eligible_buyer_cities=["Beijing", "Hangzhou"], sme_contract_limit=D("500000.00"),
-        sme_contract_ratio=D("0.5"), domestic_ratio=D("0.305"))
+        issuer=issuer,
+        level="city",
+        stack_levels=["national", "provincial", "district"],
+        max_stacked_share=D("0.6"),
+        subsidy_period_days=365,
+        eligible_buyer_cities=["Beijing", "Hangzhou"],
+        sme_contract_limit=D("500000.00"),
+        sme_contract_ratio=D("0.5"),
+        domestic_ratio=D("0.305"),
+    )
     program.stack_excluded_programs.set([other])
     # when a startup opens it
     page = logged_in(startup).get(f"/vouchers/programs/{program.pk}/").content.decode()
     # then
     assert "A city-level program" in page
-    assert ("May be combined only with vouchers of national, provincial and district-level programs "
-            "(no other city-level subsidy).") in page
+    assert (
+        "May be combined only with vouchers of national, provincial and district-level programs "
+        "(no other city-level subsidy)."
+    ) in page
     assert f'Never combined with: <a href="/vouchers/programs/{other.pk}/">Haidian district fund</a>' in page
     assert "all vouchers together pay at most 60 % of a booking" in page
     assert "Subsidy period: 365 days from your organization's first booking this program pays for" in page

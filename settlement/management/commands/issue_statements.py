@@ -24,12 +24,18 @@ def _until(value: str) -> dt.datetime:
 
 
 class Command(BaseCommand):
-    help = ("Issue a reimbursement statement per voucher program for its open claims before --until (default: the "
-            "1st of this month, 00:00 UTC). Safe to run again: a period already stated gets no second statement.")
+    help = (
+        "Issue a reimbursement statement per voucher program for its open claims before --until (default: the "
+        "1st of this month, 00:00 UTC). Safe to run again: a period already stated gets no second statement."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--until", type=str, default=None,
-                            help="end of the period: YYYY-MM-DD (00:00 UTC) or ISO datetime; not in the future")
+        parser.add_argument(
+            "--until",
+            type=str,
+            default=None,
+            help="end of the period: YYYY-MM-DD (00:00 UTC) or ISO datetime; not in the future",
+        )
         parser.add_argument("--program", type=int, default=None, help="only this voucher program's statement")
 
     def handle(self, *args, until=None, program=None, **options):
@@ -38,7 +44,9 @@ class Command(BaseCommand):
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         for statement in statements:
-            self.stdout.write(f"statement {statement.pk}: program {statement.program_id} "
-                              f"[{statement.period_start.isoformat()}, {statement.period_end.isoformat()}) "
-                              f"total {statement.total}")
+            self.stdout.write(
+                f"statement {statement.pk}: program {statement.program_id} "
+                f"[{statement.period_start.isoformat()}, {statement.period_end.isoformat()}) "
+                f"total {statement.total}"
+            )
         self.stdout.write(f"{len(statements)} statement(s) issued")

@@ -1,0 +1,326 @@
+"""Anomaly flags over voucher spend: the rules, ``flags_compute`` / ``flags_for_booking`` and ``flag_review``.
+
+Reporting layer: unlike the audit core (models, services, selectors), this module reads the vouchers, orders,
+listings and accounts models. Every rule looks only at *live voucher spend*: bookings with a voucher part that
+were not cancelled or expired. Each rule returns unsaved ``AnomalyFlag`` rows; ``_insert`` writes them with
+``INSERT … ON CONFLICT DO NOTHING`` against the (kind, booking, voucher) unique constraint, so running the rules
+again (the periodic task, the settlement hook, a retry) never duplicates a flag nor touches a reviewed one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.db.models import DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.utils import timezone
+
+from accounts.selectors import is_auditor
+from audit.services import audit_record
+from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
+from orders.models import Booking
+from oversight.models import AnomalyFlag
+from vouchers.models import Redemption, Voucher
+
+# A booking priced above this multiple of the market median (same accelerator, same month) is flagged.
+PRICE_MEDIAN_MULTIPLE = Decimal("1.5")
+# A voucher of which at least this share of the face value was spent within VELOCITY_WINDOW of issue is flagged.
+VELOCITY_SHARE = Decimal("0.90")
+VELOCITY_WINDOW = dt.timedelta(hours=48)
+
+LIVE_REDEMPTION = (Redemption.Status.HELD, Redemption.Status.CAPTURED)
+DEAD_BOOKING = (Booking.Status.CANCELLED, Booking.Status.EXPIRED)
+K = AnomalyFlag.Kind
+
+
+def voucher_bookings(*, since: dt.datetime | None = None, booking_ids=None) -> QuerySet[Booking]:
+    """Bookings with live voucher spend, created at or after ``since`` and/or among ``booking_ids``."""
+    qs = Booking.objects.filter(voucher_amount__gt=0).exclude(status__in=DEAD_BOOKING)
+    if since is not None:
+        qs = qs.filter(created_at__gte=since)
+    if booking_ids is not None:
+        qs = qs.filter(pk__in=list(booking_ids))
+    return qs
+
+
+def _program_by_booking(booking_ids: list[int]) -> dict[int, int]:
+    """Each booking's voucher program (the lowest program id when it stacks vouchers of several)."""
+    rows = (
+        Redemption.objects.filter(booking_id__in=booking_ids, status__in=LIVE_REDEMPTION)
+        .values_list("booking_id", "voucher__program_id")
+        .order_by("booking_id", "voucher__program_id")
+    )
+    found: dict[int, int] = {}
+    for booking_id, program_id in rows:
+        found.setdefault(booking_id, program_id)
+    return found
+
+
+def _booking_flags(kind: str, bookings: list[Booking], details: dict[int, dict]) -> list[AnomalyFlag]:
+    programs = _program_by_booking([b.pk for b in bookings])
+    return [
+        AnomalyFlag(
+            kind=kind, booking_id=b.pk, organization_id=b.buyer_id, program_id=programs.get(b.pk), details=details[b.pk]
+        )
+        for b in bookings
+    ]
+
+
+# --- rules ---------------------------------------------------------------------------------------------------
+
+
+def rule_related_party(bookings: QuerySet[Booking]) -> list[AnomalyFlag]:
+    """Buyer and provider share an owner or legal representative (``Organization.related_party_names``)."""
+    hits, details = [], {}
+    for booking in bookings.select_related("buyer", "listing__cluster__data_center__provider"):
+        provider = booking.listing.cluster.data_center.provider
+        shared = booking.buyer.related_party_names() & provider.related_party_names()
+        if shared:
+            hits.append(booking)
+            details[booking.pk] = {
+                "provider": provider.pk,
+                "shared_names": sorted(shared),
+                "voucher_amount": str(booking.voucher_amount),
+            }
+    return _booking_flags(K.RELATED_PARTY, hits, details)
+
+
+# The market median per (accelerator, month of start) over every live booking, not only voucher-paid ones.
+# percentile_cont works in double precision: the median is cast back to numeric(12, 4) before any comparison.
+_PRICE_SQL = """
+WITH priced AS (
+    SELECT b.id, b.price_per_gpu_hour AS price, c.accelerator_id,
+           date_trunc('month', b.start AT TIME ZONE 'UTC') AS month
+    FROM orders_booking b
+    JOIN listings_listing l ON l.id = b.listing_id
+    JOIN listings_cluster c ON c.id = l.cluster_id
+    WHERE b.status <> ALL(%(dead)s)
+), market AS (
+    SELECT accelerator_id, month,
+           (percentile_cont(0.5) WITHIN GROUP (ORDER BY price))::numeric(12, 4) AS median, count(*) AS n
+    FROM priced GROUP BY accelerator_id, month
+)
+SELECT p.id, p.price, m.median, m.n, to_char(p.month, 'YYYY-MM')
+FROM priced p JOIN market m USING (accelerator_id, month)
+WHERE p.id = ANY(%(ids)s) AND p.price > m.median * %(multiple)s
+"""
+
+
+def rule_price_above_median(bookings: QuerySet[Booking]) -> list[AnomalyFlag]:
+    """Price per GPU-hour above ``PRICE_MEDIAN_MULTIPLE`` × the market median for that accelerator and month."""
+    ids = list(bookings.values_list("pk", flat=True))
+    if not ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(_PRICE_SQL, {"dead": list(DEAD_BOOKING), "ids": ids, "multiple": PRICE_MEDIAN_MULTIPLE})
+        rows = cursor.fetchall()
+    details = {
+        pk: {
+            "price_per_gpu_hour": str(price),
+            "market_median": str(median),
+            "market_bookings": n,
+            "month": month,
+            "multiple": str(PRICE_MEDIAN_MULTIPLE),
+        }
+        for pk, price, median, n, month in rows
+    }
+    hits = list(Booking.objects.filter(pk__in=details).order_by("pk"))
+    return _booking_flags(K.PRICE_ABOVE_MEDIAN, hits, details)
+
+
+def rule_spend_velocity(voucher_ids) -> list[AnomalyFlag]:
+    """Vouchers of which ≥ ``VELOCITY_SHARE`` of the face value went to live redemptions within
+    ``VELOCITY_WINDOW`` of issue. One flag per voucher (no booking)."""
+    early = Sum(
+        "redemptions__amount",
+        filter=Q(
+            redemptions__status__in=LIVE_REDEMPTION, redemptions__created_at__lte=F("issued_at") + VELOCITY_WINDOW
+        ),
+    )
+    threshold = ExpressionWrapper(F("face_value") * VELOCITY_SHARE, output_field=DecimalField())
+    vouchers = (
+        Voucher.objects.filter(pk__in=list(voucher_ids))
+        .annotate(early=early)
+        .filter(early__gte=threshold)
+        .order_by("pk")
+    )
+    return [
+        AnomalyFlag(
+            kind=K.SPEND_VELOCITY,
+            voucher_id=v.pk,
+            program_id=v.program_id,
+            organization_id=v.holder_id,
+            details={
+                "face_value": str(v.face_value),
+                "spent_within_window": str(v.early),
+                "window_hours": int(VELOCITY_WINDOW.total_seconds() // 3600),
+                "share": str(VELOCITY_SHARE),
+            },
+        )
+        for v in vouchers
+    ]
+
+
+# Pairs of live bookings of one buyer on one cluster where one ends exactly when the other starts, both paid by
+# vouchers of the same program with a per-booking cap, whose voucher parts from that program add up above it.
+_SPLIT_SQL = """
+WITH parts AS (
+    SELECT r.booking_id, v.program_id, sum(r.amount) AS amount
+    FROM vouchers_redemption r JOIN vouchers_voucher v ON v.id = r.voucher_id
+    WHERE r.status = ANY(%(live)s) GROUP BY r.booking_id, v.program_id
+), capped AS (
+    SELECT parts.*, p.per_booking_cap AS cap, b.buyer_id, l.cluster_id, b.start, b."end"
+    FROM parts
+    JOIN vouchers_voucherprogram p ON p.id = parts.program_id AND p.per_booking_cap IS NOT NULL
+    JOIN orders_booking b ON b.id = parts.booking_id AND b.status <> ALL(%(dead)s)
+    JOIN listings_listing l ON l.id = b.listing_id
+)
+SELECT a.booking_id, b.booking_id, a.program_id, a.cap, a.amount, b.amount
+FROM capped a JOIN capped b
+  ON b.buyer_id = a.buyer_id AND b.cluster_id = a.cluster_id AND b.program_id = a.program_id AND b.start = a."end"
+WHERE a.amount + b.amount > a.cap AND (a.booking_id = ANY(%(ids)s) OR b.booking_id = ANY(%(ids)s))
+"""
+
+
+def rule_split_booking(bookings: QuerySet[Booking]) -> list[AnomalyFlag]:
+    """Adjacent bookings (same buyer and cluster, one ends when the next starts) whose voucher parts from one
+    capped program add up above its per-booking cap: both bookings are flagged, each naming the other."""
+    ids = list(bookings.values_list("pk", flat=True))
+    if not ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(_SPLIT_SQL, {"live": list(LIVE_REDEMPTION), "dead": list(DEAD_BOOKING), "ids": ids})
+        rows = cursor.fetchall()
+    flags: dict[int, AnomalyFlag] = {}
+    for first, second, program_id, cap, first_amount, second_amount in rows:
+        for booking_id, other in ((first, second), (second, first)):
+            flag = flags.get(booking_id)
+            if flag is None:
+                flag = flags[booking_id] = AnomalyFlag(
+                    kind=K.SPLIT_BOOKING,
+                    booking_id=booking_id,
+                    program_id=program_id,
+                    details={"per_booking_cap": str(cap), "adjacent": []},
+                )
+            flag.details["adjacent"].append(other)
+            flag.details.setdefault("pairs", []).append(
+                {"earlier": first, "later": second, "voucher_parts": str(first_amount + second_amount)}
+            )
+    buyers = dict(Booking.objects.filter(pk__in=flags).values_list("pk", "buyer_id"))
+    for booking_id, flag in flags.items():
+        flag.organization_id = buyers[booking_id]
+    return [flags[pk] for pk in sorted(flags)]
+
+
+def rule_export_controlled(bookings: QuerySet[Booking]) -> list[AnomalyFlag]:
+    """Voucher spend on export-controlled accelerators; the details say whether the provenance was approved."""
+    hits, details = [], {}
+    qs = bookings.filter(listing__cluster__accelerator__export_controlled=True).select_related(
+        "listing__cluster__accelerator", "listing__cluster__provenance"
+    )
+    for booking in qs:
+        cluster = booking.listing.cluster
+        provenance = getattr(cluster, "provenance", None)
+        hits.append(booking)
+        details[booking.pk] = {
+            "accelerator": cluster.accelerator.slug,
+            "cluster": cluster.pk,
+            "provenance_status": provenance.status if provenance else "missing",
+            "voucher_amount": str(booking.voucher_amount),
+        }
+    return _booking_flags(K.EXPORT_CONTROLLED, hits, details)
+
+
+# --- services ------------------------------------------------------------------------------------------------
+
+
+def _insert(flags: list[AnomalyFlag]) -> int:
+    """INSERT … ON CONFLICT DO NOTHING (the unique constraint decides, even against a concurrent run); returns how
+    many of ``flags`` were not stored before (under a concurrent run both may count the same flag)."""
+    if not flags:
+        return 0
+    existing = set(
+        AnomalyFlag.objects.filter(
+            Q(booking_id__in={f.booking_id for f in flags if f.booking_id})
+            | Q(voucher_id__in={f.voucher_id for f in flags if f.voucher_id})
+        ).values_list("kind", "booking_id", "voucher_id")
+    )
+    AnomalyFlag.objects.bulk_create(flags, ignore_conflicts=True)
+    return sum((f.kind, f.booking_id, f.voucher_id) not in existing for f in flags)
+
+
+def _run_rules(bookings: QuerySet[Booking]) -> int:
+    voucher_ids = (
+        Redemption.objects.filter(booking__in=bookings, status__in=LIVE_REDEMPTION)
+        .values_list("voucher_id", flat=True)
+        .distinct()
+    )
+    flags = (
+        rule_related_party(bookings)
+        + rule_price_above_median(bookings)
+        + rule_spend_velocity(voucher_ids)
+        + rule_split_booking(bookings)
+        + rule_export_controlled(bookings)
+    )
+    return _insert(flags)
+
+
+@transaction.atomic
+def flags_compute(*, since: dt.datetime | None = None) -> int:
+    """Run every rule over live voucher bookings created at or after ``since`` (all when None) and store the new
+    flags. Idempotent: existing flags (whatever their status) are left alone. Returns the number of new flags."""
+    created = _run_rules(voucher_bookings(since=since))
+    if created:
+        audit_record(
+            action="audit.flags_computed",
+            object_type="audit.anomalyflag",
+            data={"since": since.isoformat() if since else None, "created": created},
+        )
+    return created
+
+
+@transaction.atomic
+def flags_for_booking(booking_id: int) -> int:
+    """Run every rule for one booking (the settlement hook; call it after the booking settled). Idempotent;
+    returns the number of new flags (0 for an unknown booking or one without live voucher spend)."""
+    return _run_rules(voucher_bookings(booking_ids=[booking_id]))
+
+
+def flag_review(*, flag: AnomalyFlag | int, actor, decision: str, note: str = "") -> AnomalyFlag:
+    """An auditor dismisses or confirms an open flag, with a note; writes an ``audit.flag_reviewed`` event.
+
+    Raises ``ApplicationError`` 403 when ``actor`` is not an auditor, 400 with a field error for a bad decision,
+    ``NotFound`` (404) for an unknown flag, and ``Conflict`` (409) when the flag was already reviewed.
+    """
+    if not is_auditor(actor):
+        raise ApplicationError("Only auditors can review flags.", status=403, code="permission_denied")
+    if decision not in (AnomalyFlag.Status.DISMISSED, AnomalyFlag.Status.CONFIRMED):
+        raise ApplicationError("Invalid decision.", errors={"decision": ["Choose dismissed or confirmed."]})
+    note = (note or "").strip()
+    flag_id = flag.pk if isinstance(flag, AnomalyFlag) else flag
+    with transaction.atomic():
+        now = timezone.now()
+        # Conditional update: of two concurrent reviews exactly one finds the flag open.
+        updated = AnomalyFlag.objects.filter(pk=flag_id, status=AnomalyFlag.Status.OPEN).update(
+            status=decision, reviewer=actor, reviewed_at=now, review_note=note
+        )
+        if not updated:
+            if not AnomalyFlag.objects.filter(pk=flag_id).exists():
+                raise NotFound("No such flag.")
+            raise Conflict("This flag was already reviewed.", code="already_reviewed")
+        reviewed = AnomalyFlag.objects.get(pk=flag_id)
+        audit_record(
+            action="audit.flag_reviewed",
+            obj=reviewed,
+            actor=actor,
+            organization_id=reviewed.organization_id,
+            data={
+                "kind": reviewed.kind,
+                "decision": decision,
+                "note": note,
+                "booking": reviewed.booking_id,
+                "voucher": reviewed.voucher_id,
+            },
+        )
+    return reviewed

@@ -1,0 +1,164 @@
+"""Audit pages: the spend dashboard (charts, table, CSV download), the anomaly flag queue (htmx review) and the
+event log browser. Auditors see everything, issuer members their own programs and organization; others get 403."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
+
+from accounts.models import CITY_LABELS
+from accounts.selectors import is_auditor
+from marketplace.core.exceptions import ApplicationError
+from oversight import flags, reports, scope
+from oversight.api import spend_csv_response
+from oversight.models import AnomalyFlag
+
+PAGE_SIZE = 20
+GROUP_LABELS = {
+    "city": gettext_lazy("city"),
+    "program": gettext_lazy("program"),
+    "provider": gettext_lazy("provider"),
+    "accelerator": gettext_lazy("accelerator"),
+    "month": gettext_lazy("month"),
+    "issuer": gettext_lazy("issuer"),
+}
+
+
+def _page(request, queryset):
+    return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def _issuers(request) -> list[int] | None:
+    if not scope.can_read_audit(request.user):
+        raise PermissionDenied(_("Only auditors and voucher issuers can read audit data."))
+    return reports.spend_scope(request.user)
+
+
+def _chart(rows: list[dict], names: dict | None = None) -> dict:
+    names = names or {}
+    return {
+        "labels": [str(names.get(row["label"], row["label"])) for row in rows],
+        "spent": [str(row["spent"]) for row in rows],
+        "captured": [str(row["captured"]) for row in rows],
+    }
+
+
+@login_required
+def dashboard(request):
+    issuers = _issuers(request)
+    group_by = request.GET.get("group_by", "city")
+    if group_by not in reports.GROUPS:
+        group_by = "city"
+    table = reports.spend_report(group_by=group_by, issuer_ids=issuers)
+    by_city = table if group_by == "city" else reports.spend_report(group_by="city", issuer_ids=issuers)
+    by_month = reports.spend_report(group_by="month", issuer_ids=issuers)
+    by_chip = reports.spend_report(group_by="accelerator", issuer_ids=issuers)
+    domestic = sum((r["spent"] for r in by_chip if r["domestic"]), reports.ZERO)
+    foreign = sum((r["spent"] for r in by_chip if not r["domestic"]), reports.ZERO)
+    if group_by == "city":  # the cities by their names in the reader's language
+        table = [{**row, "label": CITY_LABELS.get(row["label"], row["label"])} for row in table]
+    charts = {
+        "city": _chart(by_city, CITY_LABELS),
+        "month": _chart(by_month),
+        "chips": {"labels": [_("Domestic chips"), _("Foreign chips")], "spent": [str(domestic), str(foreign)]},
+    }
+    open_flags = scope.flags_visible(request.user).filter(status=AnomalyFlag.Status.OPEN).count()
+    return render(
+        request,
+        "oversight/dashboard.html",
+        {
+            "rows": table,
+            "totals": reports.spend_totals(table),
+            "group_by": group_by,
+            "group_label": GROUP_LABELS.get(group_by, group_by),
+            "groups": [(g, GROUP_LABELS.get(g, g)) for g in reports.GROUPS],
+            "charts": charts,
+            "open_flags": open_flags,
+            "all_programs": issuers is None,
+        },
+    )
+
+
+@login_required
+def spend_csv(request):
+    issuers = _issuers(request)
+    group_by = request.GET.get("group_by", "city")
+    if group_by not in reports.GROUPS:
+        return HttpResponseBadRequest(f"group_by must be one of: {', '.join(reports.GROUPS)}")
+    rows = reports.spend_report(group_by=group_by, issuer_ids=issuers)
+    return spend_csv_response(group_by=group_by, rows=rows)
+
+
+@login_required
+def flag_queue(request):
+    _issuers(request)
+    status = request.GET.get("status", AnomalyFlag.Status.OPEN)
+    kind = request.GET.get("kind", "")
+    qs = scope.flags_visible(request.user).select_related("booking", "voucher", "program", "organization")
+    if status in AnomalyFlag.Status.values:
+        qs = qs.filter(status=status)
+    if kind in AnomalyFlag.Kind.values:
+        qs = qs.filter(kind=kind)
+    return render(
+        request,
+        "oversight/flags.html",
+        {
+            "page": _page(request, qs),
+            "status": status,
+            "kind": kind,
+            "statuses": AnomalyFlag.Status.choices,
+            "kinds": AnomalyFlag.Kind.choices,
+            "can_review": is_auditor(request.user),
+        },
+    )
+
+
+@login_required
+@require_POST
+def flag_review(request, pk: int):
+    """Dismiss or confirm with a note; htmx swaps the row (errors in place), a plain POST redirects back."""
+    visible = scope.flags_visible(request.user)
+    errors: dict[str, list[str]] = {}
+    try:
+        flags.flag_review(
+            flag=pk, actor=request.user, decision=request.POST.get("decision", ""), note=request.POST.get("note", "")
+        )
+    except ApplicationError as exc:
+        if exc.status in (403, 404):  # the error page says why (marketplace.core.middleware)
+            raise
+        errors = exc.errors or {"__all__": [exc.message]}
+    if not request.htmx:
+        for messages_ in errors.values():
+            for message in messages_:
+                messages.error(request, message)
+        return redirect("audit-flags")
+    flag = visible.filter(pk=pk).select_related("booking", "voucher", "program", "organization").first()
+    if flag is None:
+        raise PermissionDenied(_("Not a flag you can see."))
+    # htmx swaps 2xx answers only: the errors travel in the row.
+    return render(
+        request, "oversight/_flag_row.html", {"flag": flag, "errors": errors, "can_review": is_auditor(request.user)}
+    )
+
+
+@login_required
+def event_log(request):
+    _issuers(request)
+    filters = {name: request.GET.get(name, "").strip() for name in ("action", "object_type")}
+    organization = request.GET.get("organization", "").strip()
+    error = ""
+    if organization and not organization.isdigit():
+        error, organization = _("Organization must be a number (its id)."), ""
+    qs = scope.events_visible(request.user, organization=int(organization) if organization else None, **filters)
+    return render(
+        request,
+        "oversight/events.html",
+        {"page": _page(request, qs), "filters": filters, "organization": organization, "error": error},
+    )

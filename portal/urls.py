@@ -1,0 +1,24 @@
+"""The site's own pages: home (the dashboards), the health check and the favicon."""
+
+from django.templatetags.static import static
+from django.urls import path
+from django.views.generic import RedirectView
+
+from portal import views
+
+
+class FaviconView(RedirectView):
+    """``/favicon.ico`` (asked for by browsers and tools that ignore ``<link rel="icon">``): the SVG icon, by its
+    current static URL (hashed in production, so the redirect is temporary)."""
+
+    permanent = False
+
+    def get_redirect_url(self, *args, **kwargs):
+        return static("favicon.svg")
+
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", FaviconView.as_view(), name="favicon"),
+]
