@@ -114,7 +114,12 @@ def seed(stdout=None) -> dict:
         if filing:
             ModelFiling.objects.update_or_create(
                 filing_number=filing[0],
-                defaults={"organization": org, "model_name": filing[1], "registered_on": dt.date(2025, 1, 15)},
+                defaults={
+                    "organization": org,
+                    "model_name": filing[1],
+                    "registered_on": dt.date(2025, 1, 15),
+                    "status": ModelFiling.Status.VERIFIED,
+                },
             )
         if username:
             _user(username, org)

@@ -115,3 +115,12 @@ class InvitationSignupForm(ServiceErrorsMixin, forms.Form):
         if data.get("password") and data.get("password2") is not None and data["password"] != data["password2"]:
             self.add_error("password2", _("The two passwords differ."))
         return data
+
+
+class ModelFilingForm(ServiceErrorsMixin, forms.Form):
+    filing_number = forms.CharField(label=_("Filing number"), max_length=64)
+    model_name = forms.CharField(label=_("Model name"), max_length=120)
+    registered_on = forms.DateField(label=_("Registered on"), widget=forms.DateInput(attrs={"type": "date"}))
+    valid_until = forms.DateField(
+        label=_("Valid until (optional)"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )

@@ -8,9 +8,11 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.validators import validate_credit_code
 from marketplace.core.models import TimeStampedModel
+from marketplace.core.pipeline import StatusPipeline
 
 CITIES = [
     "Shanghai", "Beijing", "Hangzhou", "Shenzhen", "Chengdu", "Wuhan", "Tianjin", "Suzhou", "Nanjing",
@@ -105,13 +107,34 @@ class Organization(TimeStampedModel):
         return {" ".join(name.split()).casefold() for name in names if name and name.strip()}
 
 
-class ModelFiling(TimeStampedModel):
-    """A generative-AI model registered with the Cyberspace Administration (备案); some voucher programs require one."""
+class ModelFiling(StatusPipeline, TimeStampedModel):
+    """A generative-AI model registered with the Cyberspace Administration (备案); some voucher programs require one.
+
+    A startup records it; platform staff or a city issuer checks it against the public registry and marks it
+    verified or rejected. Only a verified filing whose validity has not ended counts for a program's rules."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", pgettext_lazy("model filing status", "Pending check")
+        VERIFIED = "verified", pgettext_lazy("model filing status", "Verified")
+        REJECTED = "rejected", pgettext_lazy("model filing status", "Rejected")
+
+    TRANSITIONS = {
+        Status.PENDING: frozenset({Status.VERIFIED, Status.REJECTED}),
+        Status.VERIFIED: frozenset({Status.REJECTED}),  # withdrawn from the registry later
+        Status.REJECTED: frozenset(),
+    }
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="model_filings")
     filing_number = models.CharField(max_length=64, unique=True)
     model_name = models.CharField(max_length=120)
     registered_on = models.DateField()
+    valid_until = models.DateField(null=True, blank=True, help_text="empty: no end date")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-registered_on"]
@@ -186,3 +209,43 @@ class Invitation(TimeStampedModel):
 
     def __str__(self):
         return f"{self.email} → {self.organization} ({self.role})"
+
+
+class SshPublicKey(TimeStampedModel):
+    """An SSH public key of a buyer organization: the provider agent installs its organization's keys on the booked
+    nodes when a booking starts and removes them when it ends (``accounts.keys``).
+
+    ``public_key`` is the validated ``<type> <base64>`` only (no options, no comment: what the agent rebuilds each
+    line from); ``fingerprint`` is OpenSSH's ``SHA256:…`` of the key body, unique per organization.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="ssh_keys")
+    name = models.CharField(max_length=80)
+    key_type = models.CharField(max_length=32)
+    bits = models.PositiveIntegerField(null=True, blank=True)
+    public_key = models.TextField()
+    fingerprint = models.CharField(max_length=64)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["organization", "name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "fingerprint"], name="sshkey_unique_per_org"),
+            models.CheckConstraint(
+                condition=models.Q(
+                    key_type__in=[
+                        "ssh-ed25519",
+                        "ssh-rsa",
+                        "ecdsa-sha2-nistp256",
+                        "ecdsa-sha2-nistp384",
+                        "ecdsa-sha2-nistp521",
+                    ]
+                ),
+                name="sshkey_type_allowed",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.fingerprint})"

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib.auth import get_user_model
-from django.db import connection
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from accounts.models import Invitation, Membership, Organization, VerificationStatus, invitation_token_hash
-from marketplace.core import rows
-from marketplace.core.exceptions import ApplicationError
+from accounts.models import (
+    Invitation,
+    Membership,
+    ModelFiling,
+    Organization,
+    VerificationStatus,
+    invitation_token_hash,
+)
+from marketplace.core.exceptions import ApplicationError, NotFound
 
 ACTING_ROLES = (Membership.Role.OWNER, Membership.Role.MEMBER)
 # Who reads an issuer's audit data (its programs' spend, events, flags): its members and its auditors.
@@ -92,6 +99,46 @@ def acting_organization(
     return require_verified(orgs[0]) if for_write else orgs[0]
 
 
+def acting_organization_for(
+    request, kind: str, *, for_write: bool = False, organization: Organization | int | None = None
+) -> Organization:
+    """The organization of ``kind`` that ``request``'s user acts for (``acting_organization``), chosen by
+    ``organization`` when the caller has it (a form's choice), else by the ``X-Organization`` header (the API) or an
+    ``organization`` parameter (pages). Raises as ``acting_organization``."""
+    if organization is None:
+        organization = (
+            request.headers.get("X-Organization") or request.POST.get("organization") or request.GET.get("organization")
+        )
+    chosen = organization.pk if isinstance(organization, Organization) else organization
+    return acting_organization(request.user, kind=kind, organization_id=chosen, for_write=for_write)
+
+
+def has_valid_model_filing(organization_id: int, *, on: dt.date) -> bool:
+    """Whether the organization has a model filing that counts for a program's rules on ``on``: verified by
+    platform staff or an issuer, and valid that day."""
+    return valid_model_filings(on=on).filter(organization_id=organization_id).exists()
+
+
+def valid_model_filings(*, on: dt.date) -> QuerySet[ModelFiling]:
+    return ModelFiling.objects.filter(status=ModelFiling.Status.VERIFIED).filter(
+        Q(valid_until__isnull=True) | Q(valid_until__gte=on)
+    )
+
+
+def model_filings_visible(user) -> QuerySet[ModelFiling]:
+    """Filings a user may read: their startups' own; every one for platform staff and issuer members (who check
+    them). Newest first."""
+    qs = ModelFiling.objects.select_related("organization", "reviewed_by").order_by("-created_at", "-id")
+    if can_review_model_filings(user):
+        return qs
+    return qs.filter(organization__in=user_organizations(user, kind=Organization.Kind.STARTUP))
+
+
+def can_review_model_filings(user) -> bool:
+    """Platform staff and members of an issuer organization check filings against the public registry."""
+    return is_platform_staff(user) or has_org_kind(user, Organization.Kind.ISSUER)
+
+
 def unverified_reason(org: Organization) -> str | None:
     """Why ``org`` may not write yet (``None`` when it is verified)."""
     if org.verification_status == VerificationStatus.VERIFIED:
@@ -116,19 +163,15 @@ def require_verified(org: Organization) -> Organization:
 
 
 def _acting_organizations_of_kind(user, kind: str) -> list[Organization]:
-    """``list(user_organizations(user, kind=kind))``, by name. Written out (``marketplace.core.rows``): every API
-    write asks it, and compiling the ORM's join costs more than running it. A membership is unique per (user,
-    organization), so the join needs no DISTINCT."""
+    """The organizations of ``kind`` that ``user`` acts for, by name (a membership is unique per (user,
+    organization), so the join needs no DISTINCT)."""
     if not user.is_authenticated:
         return []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {rows.columns(Organization, 'o')} FROM {Organization._meta.db_table} o "  # noqa: S608
-            f"JOIN {Membership._meta.db_table} m ON m.organization_id = o.id "
-            "WHERE m.user_id = %s AND m.role = ANY(%s) AND o.kind = %s ORDER BY o.name",
-            [user.pk, [str(role) for role in ACTING_ROLES], kind],
+    return list(
+        Organization.objects.filter(memberships__user=user, memberships__role__in=ACTING_ROLES, kind=kind).order_by(
+            "name"
         )
-        return [rows.instance(Organization, row) for row in cursor.fetchall()]
+    )
 
 
 # --- verification queue and teams -----------------------------------------------------------------------------
@@ -159,6 +202,18 @@ def membership_of(user, organization_id) -> Membership | None:
     if not user.is_authenticated:
         return None
     return Membership.objects.select_related("organization").filter(user=user, organization_id=organization_id).first()
+
+
+def organization_profile(organization_id, viewer) -> tuple[Organization, bool]:
+    """The organization and whether ``viewer`` may see its private fields (credit code, legal representative,
+    owners): its own members and platform staff may; other organizations see only the public profile. Raises
+    ``NotFound`` for an unknown organization, and for one that is not verified unless the viewer may see it whole
+    (a pending or rejected sign-up is nobody's counter-party)."""
+    org = Organization.objects.filter(pk=organization_id).first() if str(organization_id).isdigit() else None
+    private = org is not None and (is_platform_staff(viewer) or membership_of(viewer, org.pk) is not None)
+    if org is None or not (private or org.is_verified):
+        raise NotFound("No such organization.")
+    return org, private
 
 
 def organization_members(org: Organization) -> QuerySet[Membership]:

@@ -2,7 +2,8 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounts.models import CITY_CHOICES, Invitation, Membership, Organization
+from accounts.models import CITY_CHOICES, Invitation, Membership, ModelFiling, Organization, VerificationStatus
+from marketplace.core.filters import status_filter_serializer
 
 # The kinds a person may sign up, with the model's own (translated) labels.
 SIGNUP_KIND_CHOICES = [(kind.value, kind.label) for kind in (Organization.Kind.STARTUP, Organization.Kind.PROVIDER)]
@@ -166,3 +167,72 @@ class MemberSerializer(serializers.ModelSerializer):
     class Meta:
         model = Membership
         fields = ["user_id", "username", "email", "role"]
+
+
+OrganizationReviewFilterSerializer = status_filter_serializer(
+    "OrganizationReviewFilterSerializer", VerificationStatus.choices, name="verification_status"
+)
+ModelFilingFilterSerializer = status_filter_serializer("ModelFilingFilterSerializer", ModelFiling.Status.choices)
+
+
+class OrganizationProfileSerializer(serializers.ModelSerializer):
+    """What a counter-party may see of an organization; its members and platform staff also get the private fields
+    (``context["private"]``)."""
+
+    PRIVATE = ("credit_code", "legal_representative", "owners")
+
+    class Meta:
+        model = Organization
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "city",
+            "is_sme",
+            "verification_status",
+            "credit_code",
+            "legal_representative",
+            "owners",
+        ]
+        read_only_fields = fields
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if not self.context.get("private"):
+            for name in self.PRIVATE:
+                data.pop(name)
+        return data
+
+
+class ModelFilingSerializer(serializers.ModelSerializer):
+    organization_name = serializers.CharField(source="organization.name", read_only=True)
+    reviewed_by = serializers.CharField(source="reviewed_by.username", read_only=True, default=None, allow_null=True)
+
+    class Meta:
+        model = ModelFiling
+        fields = [
+            "id",
+            "organization",
+            "organization_name",
+            "filing_number",
+            "model_name",
+            "registered_on",
+            "valid_until",
+            "status",
+            "reviewed_by",
+            "reviewed_at",
+            "review_note",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class ModelFilingCreateSerializer(serializers.Serializer):
+    filing_number = serializers.CharField(max_length=64)
+    model_name = serializers.CharField(max_length=120)
+    registered_on = serializers.DateField()
+    valid_until = serializers.DateField(required=False, allow_null=True)
+
+
+class ModelFilingReviewSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")

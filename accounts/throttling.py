@@ -23,19 +23,13 @@ logger = logging.getLogger(__name__)
 BLOCKED_MESSAGE = "Too many failed login attempts. Wait 15 minutes and try again, or reset your password."
 
 
-def client_ip(request) -> str:
-    """The peer address. Behind a proxy, gunicorn's ``--forwarded-allow-ips`` makes REMOTE_ADDR the client's
-    address; X-Forwarded-For is never read here because any client can forge it."""
-    return request.META.get("REMOTE_ADDR") or "unknown"
-
-
-def _key(username: str, ip: str) -> str:
-    digest = hashlib.sha256(f"{username.strip().lower()}\0{ip}".encode()).hexdigest()
+def _key(username: str, ip: str | None) -> str:
+    digest = hashlib.sha256(f"{username.strip().lower()}\0{ip or 'unknown'}".encode()).hexdigest()
     return f"login-failures:{digest}"
 
 
-def _ip_key(ip: str) -> str:
-    return f"login-failures-ip:{hashlib.sha256(ip.encode()).hexdigest()}"
+def _ip_key(ip: str | None) -> str:
+    return f"login-failures-ip:{hashlib.sha256((ip or 'unknown').encode()).hexdigest()}"
 
 
 def login_blocked(*, username: str, ip: str) -> bool:

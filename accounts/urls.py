@@ -4,23 +4,27 @@ from django.urls import path
 from accounts import api, views
 
 api_urlpatterns = [
-    path("auth/token/", api.TokenView.as_view(), name="api-token"),
-    path("me/", api.MeView.as_view(), name="api-me"),
-    path("signup/", api.SignupView.as_view(), name="api-signup"),
-    path("signup/confirm/", api.SignupConfirmView.as_view(), name="api-signup-confirm"),
-    path("organizations/", api.OrganizationReviewListView.as_view(), name="api-organizations"),
-    path("organizations/<int:pk>/verify/", api.OrganizationVerifyView.as_view(), name="api-organization-verify"),
-    path("organizations/<int:pk>/reject/", api.OrganizationRejectView.as_view(), name="api-organization-reject"),
+    path("auth/token/", api.TokenApi.as_view(), name="api-token"),
+    path("me/", api.MeApi.as_view(), name="api-me"),
+    path("signup/", api.SignupApi.as_view(), name="api-signup"),
+    path("model-filings/", api.ModelFilingListCreateApi.as_view(), name="api-model-filings"),
+    path("model-filings/<int:pk>/verify/", api.ModelFilingVerifyApi.as_view(), name="api-model-filing-verify"),
+    path("model-filings/<int:pk>/reject/", api.ModelFilingRejectApi.as_view(), name="api-model-filing-reject"),
+    path("signup/confirm/", api.SignupConfirmApi.as_view(), name="api-signup-confirm"),
+    path("organizations/", api.OrganizationReviewListApi.as_view(), name="api-organizations"),
+    path("organizations/<int:pk>/", api.OrganizationDetailApi.as_view(), name="api-organization"),
+    path("organizations/<int:pk>/verify/", api.OrganizationVerifyApi.as_view(), name="api-organization-verify"),
+    path("organizations/<int:pk>/reject/", api.OrganizationRejectApi.as_view(), name="api-organization-reject"),
     path(
         "organizations/<int:pk>/invitations/",
-        api.InvitationListCreateView.as_view(),
+        api.InvitationListCreateApi.as_view(),
         name="api-organization-invitations",
     ),
-    path("organizations/<int:pk>/members/", api.MemberListView.as_view(), name="api-organization-members"),
+    path("organizations/<int:pk>/members/", api.MemberListApi.as_view(), name="api-organization-members"),
     path(
-        "organizations/<int:pk>/members/<int:user_id>/", api.MemberDeleteView.as_view(), name="api-organization-member"
+        "organizations/<int:pk>/members/<int:user_id>/", api.MemberDeleteApi.as_view(), name="api-organization-member"
     ),
-    path("invitations/<str:token>/accept/", api.InvitationAcceptView.as_view(), name="api-invitation-accept"),
+    path("invitations/<str:token>/accept/", api.InvitationAcceptApi.as_view(), name="api-invitation-accept"),
 ]
 
 urlpatterns = [
@@ -37,6 +41,8 @@ urlpatterns = [
     path("staff/organizations/", views.verification_queue, name="staff-organizations"),
     path("staff/organizations/<int:pk>/<str:decision>/", views.verification_decide, name="staff-organization-decide"),
     path("organization/", views.team, name="team"),
+    path("model-filings/", views.model_filings, name="model-filings"),
+    path("model-filings/<int:pk>/<str:decision>/", views.model_filing_review, name="model-filing-review"),
     path("organization/<int:pk>/invitations/", views.team_invite, name="team-invite"),
     path("organization/<int:pk>/members/<int:user_id>/remove/", views.team_remove, name="team-remove"),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation-accept"),

@@ -14,10 +14,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts import emails, selectors, services, throttling
-from accounts.forms import InvitationSignupForm, InviteForm, RejectForm, SignupForm
-from accounts.models import Membership, VerificationStatus
+from accounts import emails, filing_services, selectors, services, throttling
+from accounts.forms import InvitationSignupForm, InviteForm, ModelFilingForm, RejectForm, SignupForm
+from accounts.models import Membership, ModelFiling, Organization, VerificationStatus
 from marketplace.core.exceptions import ApplicationError
+from marketplace.core.requests import client_ip
 
 
 class ThrottledLoginView(auth_views.LoginView):
@@ -25,7 +26,7 @@ class ThrottledLoginView(auth_views.LoginView):
 
     def post(self, request, *args, **kwargs):
         username = request.POST.get("username", "")
-        ip = throttling.client_ip(request)
+        ip = client_ip(request)
         if throttling.login_blocked(username=username, ip=ip):
             # An unbound form: validating the posted one would check the password, which is what is refused.
             form = self.get_form_class()(request=request, initial={"username": username})
@@ -35,16 +36,12 @@ class ThrottledLoginView(auth_views.LoginView):
         return super().post(request, *args, **kwargs)
 
     def form_valid(self, form):
-        throttling.login_succeeded(username=form.get_user().get_username(), ip=throttling.client_ip(self.request))
+        throttling.login_succeeded(username=form.get_user().get_username(), ip=client_ip(self.request))
         return super().form_valid(form)
 
     def form_invalid(self, form):
-        throttling.login_failed(username=self.request.POST.get("username", ""), ip=throttling.client_ip(self.request))
+        throttling.login_failed(username=self.request.POST.get("username", ""), ip=client_ip(self.request))
         return super().form_invalid(form)
-
-
-def _ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
 
 
 # --- sign-up and e-mail confirmation -------------------------------------------------------------------------------
@@ -59,7 +56,7 @@ def signup(request):
         status = 400
         if form.is_valid():
             try:
-                services.signup(**form.service_kwargs(), base_url=emails.site_url(request), ip=_ip(request))
+                services.signup(**form.service_kwargs(), base_url=emails.site_url(request), ip=client_ip(request))
             except ApplicationError as exc:
                 form.add_service_errors(exc)
             else:
@@ -81,7 +78,7 @@ def signup_confirm(request, token: str):
     """The e-mailed link. GET shows a button (mail scanners that follow links must not use it up); POST confirms."""
     if request.method == "POST":
         try:
-            services.user_confirm_email(token=token, ip=_ip(request))
+            services.user_confirm_email(token=token, ip=client_ip(request))
         except ApplicationError as exc:
             return render(request, "accounts/signup_confirm.html", {"error": exc.message}, status=exc.status)
         messages.success(request, _("Your e-mail address is confirmed: log in to continue."))
@@ -132,7 +129,7 @@ def verification_decide(request, pk: int, decision: str):
     try:
         if decision == "verify":
             org = services.organization_verify(
-                organization_id=pk, actor=request.user, ip=_ip(request), base_url=emails.site_url(request)
+                organization_id=pk, actor=request.user, ip=client_ip(request), base_url=emails.site_url(request)
             )
             messages.success(request, _("%(name)s is verified.") % {"name": org.name})
         else:
@@ -142,7 +139,7 @@ def verification_decide(request, pk: int, decision: str):
                 organization_id=pk,
                 actor=request.user,
                 reason=reason,
-                ip=_ip(request),
+                ip=client_ip(request),
                 base_url=emails.site_url(request),
             )
             messages.success(request, _("%(name)s is rejected.") % {"name": org.name})
@@ -197,7 +194,7 @@ def team_invite(request, pk: int):
             invitation = services.invitation_create(
                 organization_id=pk,
                 actor=request.user,
-                ip=_ip(request),
+                ip=client_ip(request),
                 base_url=emails.site_url(request),
                 **form.cleaned_data,
             )
@@ -217,7 +214,7 @@ def team_invite(request, pk: int):
 @require_POST
 def team_remove(request, pk: int, user_id: int):
     try:
-        services.membership_remove(organization_id=pk, user_id=user_id, actor=request.user, ip=_ip(request))
+        services.membership_remove(organization_id=pk, user_id=user_id, actor=request.user, ip=client_ip(request))
     except ApplicationError as exc:
         if exc.status in (403, 404):
             raise
@@ -244,7 +241,7 @@ def invitation_accept(request, token: str):
             {} if signed_in else {"username": form.cleaned_data["username"], "password": form.cleaned_data["password"]}
         )
         try:
-            membership = services.invitation_accept(token=token, user=request.user, ip=_ip(request), **kwargs)
+            membership = services.invitation_accept(token=token, user=request.user, ip=client_ip(request), **kwargs)
         except ApplicationError as exc:
             status = exc.status
             if form is not None and set(exc.errors) - {"token"}:
@@ -270,3 +267,80 @@ def invitation_accept(request, token: str):
         },
         status=status,
     )
+
+
+# --- model filings -------------------------------------------------------------------------------------------------
+
+
+@login_required
+def model_filings(request):
+    """``/model-filings/``: a startup's filings and the form to record one; for platform staff and issuers, every
+    filing to check (pending first by default, ``?status=`` filters) with verify and reject."""
+    reviewer = selectors.can_review_model_filings(request.user)
+    is_startup = selectors.has_org_kind(request.user, Organization.Kind.STARTUP)
+    if not (reviewer or is_startup):
+        raise PermissionDenied(_("Model filings are recorded by startups and checked by issuers and platform staff."))
+    form = ModelFilingForm(request.POST or None)
+    if request.method == "POST" and is_startup and form.is_valid():
+        try:
+            filing = filing_services.model_filing_create(
+                organization=selectors.acting_organization_for(request, Organization.Kind.STARTUP, for_write=True),
+                actor=request.user,
+                ip=client_ip(request),
+                **form.cleaned_data,
+            )
+        except ApplicationError as exc:
+            if exc.status == 403:
+                raise
+            form.add_service_errors(exc)
+        else:
+            messages.success(
+                request,
+                _("Filing %(number)s recorded: it counts once it is checked.") % {"number": filing.filing_number},
+            )
+            return redirect("model-filings")
+    wanted = request.GET.get("status") or (ModelFiling.Status.PENDING if reviewer else "")
+    filings = selectors.model_filings_visible(request.user)
+    if wanted in ModelFiling.Status.values:
+        filings = filings.filter(status=wanted)
+    return render(
+        request,
+        "accounts/model_filings.html",
+        {
+            "form": form,
+            "reviewer": reviewer,
+            "is_startup": is_startup,
+            "page": Paginator(filings, 25).get_page(request.GET.get("page")),
+            "status": wanted,
+            "statuses": ModelFiling.Status.choices,
+        },
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@login_required
+@require_POST
+def model_filing_review(request, pk: int, decision: str):
+    """Verify or reject a filing (platform staff and issuer members; a rejection needs a note)."""
+    if decision not in filing_services.REVIEW_DECISIONS:
+        raise Http404("No such decision.")
+    try:
+        filing = filing_services.model_filing_review(
+            filing_id=pk,
+            decision=decision,
+            actor=request.user,
+            note=request.POST.get("note", ""),
+            ip=client_ip(request),
+        )
+    except ApplicationError as exc:
+        if exc.status in (403, 404):
+            raise
+        details = " ".join(m for msgs in exc.errors.values() for m in msgs)
+        messages.error(request, f"{exc.message} {details}".strip() if exc.errors else exc.message)
+    else:
+        messages.success(
+            request,
+            _("Filing %(number)s: %(status)s.")
+            % {"number": filing.filing_number, "status": filing.get_status_display()},
+        )
+    return redirect("model-filings")

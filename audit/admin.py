@@ -6,7 +6,7 @@ import json
 from django.contrib import admin
 from django.http import HttpResponse
 
-from audit.models import AuditEvent
+from audit.models import AuditEvent, TreeHead
 from marketplace.core.spreadsheet import safe_cell
 
 
@@ -25,11 +25,27 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["seq", "created_at", "action", "object_type", "object_id", "organization_id", "actor", "ip"]
+    list_display = ["id", "leaf_index", "created_at", "action", "object_type", "object_id", "organization_id", "actor"]
     list_filter = ["action", "object_type"]
-    search_fields = ["action", "object_type", "object_id", "hash"]
+    search_fields = ["action", "object_type", "object_id"]
     date_hierarchy = "created_at"
-    ordering = ["-seq"]
+    ordering = ["-id"]
+    list_select_related = ["actor", "leaf"]
+
+    @admin.display(description="leaf index")
+    def leaf_index(self, event):
+        leaf = getattr(event, "leaf", None)
+        return None if leaf is None else leaf.leaf_index
+
+
+@admin.register(TreeHead)
+class TreeHeadAdmin(ReadOnlyAdmin):
+    list_display = ["tree_size", "root_hash_hex", "timestamp", "key_id"]
+    ordering = ["-tree_size"]
+
+    @admin.display(description="root hash")
+    def root_hash_hex(self, head):
+        return bytes(head.root_hash).hex()
 
 
 def _export_events_csv(modeladmin, request, queryset):
@@ -38,7 +54,8 @@ def _export_events_csv(modeladmin, request, queryset):
     response["Content-Disposition"] = 'attachment; filename="audit-events.csv"'
     writer = csv.writer(response)
     columns = [
-        "seq",
+        "id",
+        "leaf_index",
         "created_at",
         "actor_id",
         "organization_id",
@@ -47,17 +64,17 @@ def _export_events_csv(modeladmin, request, queryset):
         "object_id",
         "data",
         "ip",
-        "prev_hash",
-        "hash",
+        "leaf_hash",
     ]
     writer.writerow(columns)
-    for event in queryset.order_by("seq"):
-        writer.writerow(
-            [
-                safe_cell(json.dumps(event.data, sort_keys=True) if name == "data" else getattr(event, name))
-                for name in columns
-            ]
-        )
+    for event in queryset.select_related("leaf").order_by("id"):
+        leaf = getattr(event, "leaf", None)
+        values = {
+            "leaf_index": None if leaf is None else leaf.leaf_index,
+            "leaf_hash": "" if leaf is None else bytes(leaf.leaf_hash).hex(),
+            "data": json.dumps(event.data, sort_keys=True),
+        }
+        writer.writerow([safe_cell(values[name] if name in values else getattr(event, name)) for name in columns])
     return response
 
 

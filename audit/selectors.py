@@ -2,57 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 
-from audit.models import AuditEvent
+from audit.models import AuditEvent, TreeHead
 
-# Recompute every event's hash in SQL with the same function the insert trigger uses, next to the previous
-# event's stored hash, in chain order.
-_CHAIN_SQL = """
-SELECT id, seq, prev_hash, hash,
-       audit_event_digest(prev_hash, seq, created_at, actor_id, organization_id, action, object_type, object_id,
-                          data, ip) AS expected_hash,
-       lag(hash, 1, '') OVER (ORDER BY seq) AS previous_stored_hash,
-       lag(seq, 1, 0::bigint) OVER (ORDER BY seq) AS previous_seq
-FROM audit_auditevent
-ORDER BY seq
+# Committed events without a leaf, from the sequencer's horizon on (an index range scan, not the whole table).
+_OLDEST_PENDING_SQL = """
+SELECT extract(epoch FROM (statement_timestamp() - min(e.created_at)))
+FROM audit_auditevent e
+WHERE e.txid >= (SELECT coalesce(max(s.horizon), 0) FROM audit_sequencerstate s)
+  AND NOT EXISTS (SELECT 1 FROM audit_auditleaf l WHERE l.event_id = e.id)
 """
-
-
-@dataclass(frozen=True)
-class ChainBreak:
-    event_id: int
-    seq: int | None
-    reason: str
-
-    def __str__(self):
-        return f"audit event id={self.event_id} (seq {self.seq}): {self.reason}"
-
-
-def audit_chain_breaks(*, first_only: bool = False) -> list[ChainBreak]:
-    """Walk the hash chain in ``seq`` order and list every broken link (empty list = intact).
-
-    A link is broken when an event's stored hash differs from the recomputed one (its fields were changed), when its
-    ``prev_hash`` is not the previous event's hash (an event was removed or re-ordered), or when ``seq`` skips.
-    """
-    breaks: list[ChainBreak] = []
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT id FROM audit_auditevent WHERE seq IS NULL ORDER BY id")
-        breaks += [ChainBreak(row[0], None, "not in the chain (no seq)") for row in cursor.fetchall()]
-        cursor.execute(_CHAIN_SQL)
-        for event_id, seq, prev_hash, stored, expected, previous_stored, previous_seq in cursor:
-            if seq != previous_seq + 1:
-                breaks.append(ChainBreak(event_id, seq, f"sequence jumps from {previous_seq} to {seq}"))
-            elif prev_hash != previous_stored:
-                breaks.append(ChainBreak(event_id, seq, "prev_hash does not match the previous event's hash"))
-            elif stored != expected:
-                breaks.append(ChainBreak(event_id, seq, "hash does not match the event's contents"))
-            if breaks and first_only:
-                break
-    return breaks
 
 
 def audit_events(
@@ -63,8 +25,9 @@ def audit_events(
     organization: int | None = None,
 ) -> QuerySet[AuditEvent]:
     """Events, newest first; only those of ``organization_ids`` when given (None = all), filtered by exact
-    ``action``, ``object_type`` and ``organization`` id when those are given."""
-    qs = AuditEvent.objects.select_related("actor").order_by("-seq", "-id")
+    ``action``, ``object_type`` and ``organization`` id when those are given. Each carries its ``leaf`` (or none
+    until the sequencer appends it)."""
+    qs = AuditEvent.objects.select_related("actor", "leaf").order_by("-id")
     if organization_ids is not None:
         qs = qs.filter(organization_id__in=organization_ids)
     if action:
@@ -74,3 +37,23 @@ def audit_events(
     if organization:
         qs = qs.filter(organization_id=organization)
     return qs
+
+
+def tree_heads() -> QuerySet[TreeHead]:
+    """Every signed tree head, newest (largest) first."""
+    return TreeHead.objects.order_by("-tree_size")
+
+
+def sequencer_lag_seconds() -> float:
+    """How long the oldest committed event without a leaf has waited (since it was recorded); 0 when none waits."""
+    with connection.cursor() as cursor:
+        cursor.execute(_OLDEST_PENDING_SQL)
+        lag = cursor.fetchone()[0]
+    return max(float(lag), 0.0) if lag is not None else 0.0
+
+
+def sequencer_status() -> str:
+    """``"lagging"`` when a committed event has waited for the sequencer longer than
+    ``AUDIT_SEQUENCER_LAG_SECONDS`` (the beat task is not running, a transaction has stayed open that long, or the
+    stored tree no longer matches its head), else ``"ok"``."""
+    return "lagging" if sequencer_lag_seconds() > settings.AUDIT_SEQUENCER_LAG_SECONDS else "ok"

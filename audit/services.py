@@ -1,4 +1,7 @@
-"""Writing audit events. Call inside the transaction of the change being audited, so both commit or neither."""
+"""Writing audit events. Call inside the transaction of the change being audited, so both commit or neither.
+
+An event is a plain INSERT (no lock, anywhere in the transaction); ``audit.sequencer`` appends it to the signed log
+after the commit."""
 
 from __future__ import annotations
 
@@ -67,12 +70,9 @@ def audit_record(
 
 
 def audit_record_many(events: Iterable[AuditEvent]) -> list[AuditEvent]:
-    """Record unsaved events (``audit_event``) with one INSERT, chained in the order given.
-
-    The chain trigger still runs per row (each row sees the rows inserted before it in the same statement, so
-    ``seq``, ``prev_hash`` and ``hash`` chain exactly as for one insert each); the chain's advisory lock is taken
-    once for the batch and held until the transaction ends, so call this as late in the transaction as possible.
-    Like ``audit_record``, the returned objects do not carry ``seq``/``hash``.
+    """Record unsaved events (``audit_event``) with one INSERT, in the order given (their ids, hence their order in
+    the log, follow it). Like ``audit_record``, a plain INSERT: no lock; the sequencer appends them to the log once
+    the transaction commits.
     """
     events = list(events)
     return AuditEvent.objects.bulk_create(events) if events else []

@@ -88,6 +88,7 @@ def server_environment(database_url: str) -> dict[str, str]:
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": broker,
         "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
+        "AUDIT_SIGNING_KEY": "YmVuY2gtb25seS1hdWRpdC1zaWduaW5nLWtleS0wMDE=",  # base64 of a 32-byte bench-only seed
         "DJANGO_DEBUG": "0",
         "DJANGO_SECURE_SSL_REDIRECT": "0",
         "DJANGO_ALLOWED_HOSTS": HOST,

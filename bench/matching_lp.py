@@ -133,8 +133,12 @@ def _slots(bids: Sequence[Bid], asks: Sequence[Ask]) -> _Slots:
     def fits(b, a) -> np.ndarray:  # per (bid, ask) pair: windows overlap enough, minimum hours, sizes
         first = np.maximum(earliest[b], a_start[a])
         last = np.minimum(latest[b], a_end[a]) - duration[b]
-        return ((min_hours[a] <= duration[b]) & (sizes[a_cluster[a]] >= nodes[b])
-                & ((max_gpus[b] == 0) | (gpus[a] <= max_gpus[b])) & (last >= first))
+        return (
+            (min_hours[a] <= duration[b])
+            & (sizes[a_cluster[a]] >= nodes[b])
+            & ((max_gpus[b] == 0) | (gpus[a] <= max_gpus[b]))
+            & (last >= first)
+        )
 
     pair_bid, pair_ask, pair_price = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0)]
     for accelerator, bid_list in bids_of.items():  # (bid, ask) pairs that may hold a slot: one outer product
@@ -166,9 +170,18 @@ def _slots(bids: Sequence[Bid], asks: Sequence[Ask]) -> _Slots:
     kept = np.flatnonzero(keep)
     order = kept[np.argsort(s_bid[kept], kind="stable")]
     value = (max_price[pb] - pp) * gpus[pa] * nodes[pb] * duration[pb]
-    return _Slots(horizon=horizon, free=free, bid=s_bid[order], cluster=s_cluster[order], start=start[order],
-                  value=value[pair[order]], duration=duration, nodes=nodes, listing=pa[pair[order]],
-                  cluster_ids=list(cluster_index))
+    return _Slots(
+        horizon=horizon,
+        free=free,
+        bid=s_bid[order],
+        cluster=s_cluster[order],
+        start=start[order],
+        value=value[pair[order]],
+        duration=duration,
+        nodes=nodes,
+        listing=pa[pair[order]],
+        cluster_ids=list(cluster_index),
+    )
 
 
 def _voucher_pairs(bids: Sequence[Bid], asks: Sequence[Ask]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -232,7 +245,7 @@ def _solve(slots: _Slots, columns: np.ndarray, time_limit: float | None):
         return None
     dual = -result.ineqlin.marginals  # HiGHS: ≤ 0 for ≤ rows of a minimisation; clipped, any π ≥ 0 is valid
     pi = np.zeros(slots.free.size)
-    pi[capacity_keys] = np.maximum(dual[len(bid_keys):], 0)
+    pi[capacity_keys] = np.maximum(dual[len(bid_keys) :], 0)
     return -result.fun, pi.reshape(slots.free.shape)
 
 
@@ -248,8 +261,14 @@ def _slot_index(slots: _Slots, bids: Sequence[Bid], asks: Sequence[Ask], plan) -
     bid_index = {b.bid_id: i for i, b in enumerate(bids)}
     ask_index = {a.listing_id: i for i, a in enumerate(asks)}
     span = slots.horizon + 1
-    wanted = np.array([(bid_index[a.bid_id] * len(asks) + ask_index[a.listing_id]) * span + a.start for a in plan
-                       if a.bid_id in bid_index and a.listing_id in ask_index], dtype=np.int64)
+    wanted = np.array(
+        [
+            (bid_index[a.bid_id] * len(asks) + ask_index[a.listing_id]) * span + a.start
+            for a in plan
+            if a.bid_id in bid_index and a.listing_id in ask_index
+        ],
+        dtype=np.int64,
+    )
     keys = (slots.bid * len(asks) + slots.listing) * span + slots.start
     order = np.argsort(keys, kind="stable")
     position = np.searchsorted(keys[order], wanted)
@@ -258,9 +277,17 @@ def _slot_index(slots: _Slots, bids: Sequence[Bid], asks: Sequence[Ask], plan) -
     return order[position[found]]
 
 
-def lp_relaxation(bids: Sequence[Bid], asks: Sequence[Ask], *, time_limit_s: float | None = None,
-                  columns_per_bid: int = 3, warm_start: bool = False, max_rounds: int = 500, seed=None,
-                  gap: float = 1e-7) -> LPBound:
+def lp_relaxation(
+    bids: Sequence[Bid],
+    asks: Sequence[Ask],
+    *,
+    time_limit_s: float | None = None,
+    columns_per_bid: int = 3,
+    warm_start: bool = False,
+    max_rounds: int = 500,
+    seed=None,
+    gap: float = 1e-7,
+) -> LPBound:
     """Solve the LP relaxation by column generation (see the module docstring).
 
     Starts from each bid's ``columns_per_bid`` most valuable slots at the starting π (with ``warm_start``, the
@@ -321,11 +348,9 @@ def lp_relaxation(bids: Sequence[Bid], asks: Sequence[Ask], *, time_limit_s: flo
         candidates = candidates[np.lexsort((-gain[candidates], slots.bid[candidates]))]
         of_bid = slots.bid[candidates]
         first_of_bid = np.r_[True, of_bid[1:] != of_bid[:-1]]
-        rank = np.arange(len(candidates)) - np.maximum.accumulate(np.where(first_of_bid,
-                                                                            np.arange(len(candidates)), 0))
+        rank = np.arange(len(candidates)) - np.maximum.accumulate(np.where(first_of_bid, np.arange(len(candidates)), 0))
         in_master[candidates[rank < columns_per_bid]] = True
-        solved = _solve(slots, np.flatnonzero(in_master),
-                        None if deadline is None else deadline - time.monotonic())
+        solved = _solve(slots, np.flatnonzero(in_master), None if deadline is None else deadline - time.monotonic())
         rounds += 1
         if solved is None:
             break
@@ -336,8 +361,15 @@ def lp_relaxation(bids: Sequence[Bid], asks: Sequence[Ask], *, time_limit_s: flo
         if bound - lower <= gap * max(1.0, abs(bound)):
             exact = True  # a valid upper bound meets a feasible LP solution: both are the LP optimum
             break
-    return LPBound(bound=float(bound), lower=float(lower), exact=exact, rounds=rounds,
-                   columns=int(in_master.sum()), slots=n_slots, seconds=time.monotonic() - started)
+    return LPBound(
+        bound=float(bound),
+        lower=float(lower),
+        exact=exact,
+        rounds=rounds,
+        columns=int(in_master.sum()),
+        slots=n_slots,
+        seconds=time.monotonic() - started,
+    )
 
 
 def aggregate_bound(bids: Sequence[Bid], asks: Sequence[Ask], *, with_duals: bool = False):
@@ -397,8 +429,10 @@ def aggregate_bound(bids: Sequence[Bid], asks: Sequence[Ask], *, with_duals: boo
     if not units:
         return (0.0, []) if with_duals else 0.0
     cache: dict = {}
-    counts = {c: np.sum([_bits(m, horizon, cache) for m in masks], axis=0) if masks else np.zeros(horizon)
-              for c, masks in node_free.items()}
+    counts = {
+        c: np.sum([_bits(m, horizon, cache) for m in masks], axis=0) if masks else np.zeros(horizon)
+        for c, masks in node_free.items()
+    }
     free = np.zeros((len(start), horizon))
     for (u, cluster_id), hours in open_hours.items():
         free[u] += _bits(hours, horizon, cache) * counts[cluster_id]
@@ -440,8 +474,11 @@ def aggregate_bound(bids: Sequence[Bid], asks: Sequence[Ask], *, with_duals: boo
     latest = np.array([b.latest_end for b in bids], dtype=np.int64)
     max_gpus = np.array([b.max_gpus_per_node for b in bids], dtype=np.int64)
     if len(pb):
-        keep = ((duration[pb] >= min_hours[pu]) & (nodes[pb] <= size[pu])
-                & ((max_gpus[pb] == 0) | (gpus[pu] <= max_gpus[pb])))
+        keep = (
+            (duration[pb] >= min_hours[pu])
+            & (nodes[pb] <= size[pu])
+            & ((max_gpus[pb] == 0) | (gpus[pu] <= max_gpus[pb]))
+        )
         pb, pu, pv = pb[keep], pu[keep], pv[keep]
     first = np.maximum(earliest[pb], start[pu])
     count = np.maximum(np.minimum(latest[pb], end[pu]) - duration[pb] - first + 1, 0)
@@ -482,7 +519,7 @@ def aggregate_bound(bids: Sequence[Bid], asks: Sequence[Ask], *, with_duals: boo
     if not with_duals:
         return -result.fun
     dual = np.zeros(free.size)
-    dual[capacity_keys] = np.maximum(-result.ineqlin.marginals[len(bids):], 0.0)
+    dual[capacity_keys] = np.maximum(-result.ineqlin.marginals[len(bids) :], 0.0)
     dual = dual.reshape(free.shape)
     pooled: dict[tuple[int, int], float] = {}
     combined: dict[tuple[int, int], float] = {}

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-BENCHES = ["search", "booking", "settlement", "matching"]
+BENCHES = ["search", "booking", "audit", "settlement", "matching"]
 
 
 def machine() -> str:

@@ -14,13 +14,14 @@ from rest_framework.views import APIView
 
 from accounts.models import Organization
 from accounts.permissions import IsPlatformStaff, IsStartupMember
-from accounts.selectors import acting_organization
+from accounts.selectors import acting_organization_for
 from ledger import selectors
 from ledger.deposits import deposit_record
 from ledger.models import Entry
 from ledger.serializers import DepositInputSerializer, DepositSerializer, WalletEntrySerializer, WalletSerializer
 from marketplace.core.idempotency import SCHEMA_PARAMETER as IDEMPOTENCY_HEADER
 from marketplace.core.idempotency import idempotent
+from marketplace.core.requests import client_ip
 
 
 def _wallet_data(organization_id: int) -> dict:
@@ -31,12 +32,6 @@ def _wallet_data(organization_id: int) -> dict:
     }
 
 
-def _acting_startup(request) -> Organization:
-    return acting_organization(
-        request.user, kind=Organization.Kind.STARTUP, organization_id=request.headers.get("X-Organization")
-    )
-
-
 class WalletApi(APIView):
     """The acting startup's wallet (``X-Organization`` picks one when the user belongs to several)."""
 
@@ -44,7 +39,9 @@ class WalletApi(APIView):
 
     @extend_schema(responses=WalletSerializer)
     def get(self, request):
-        return Response(WalletSerializer(_wallet_data(_acting_startup(request).pk)).data)
+        return Response(
+            WalletSerializer(_wallet_data(acting_organization_for(request, Organization.Kind.STARTUP).pk)).data
+        )
 
 
 class WalletEntriesApi(generics.ListAPIView):
@@ -56,7 +53,7 @@ class WalletEntriesApi(generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no user to resolve
             return Entry.objects.none()
-        return selectors.wallet_entries(_acting_startup(self.request).pk)
+        return selectors.wallet_entries(acting_organization_for(self.request, Organization.Kind.STARTUP).pk)
 
 
 class DepositApi(APIView):
@@ -79,7 +76,7 @@ class DepositApi(APIView):
             amount=data["amount"],
             reference=data["reference"],
             actor=request.user,
-            ip=request.META.get("REMOTE_ADDR"),
+            ip=client_ip(request),
         )
         body = {
             "id": posted.pk,

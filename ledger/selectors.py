@@ -8,9 +8,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import F, QuerySet, Sum, Window
 
+from ledger import sql
 from ledger.models import Entry, JournalTransaction, LedgerAccount
 from marketplace.core.money import ZERO
 
@@ -54,12 +54,6 @@ def deposits_recorded() -> QuerySet[Entry]:
     )
 
 
-def _rows(sql: str, params=()) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
 def ledger_breaches() -> list[str]:
     """Every broken ledger invariant, one message each; ``[]`` when the ledger is sound.
 
@@ -67,11 +61,7 @@ def ledger_breaches() -> list[str]:
     transaction sums to zero and has at least two entries; one currency (``PLATFORM_CURRENCY``) throughout.
     """
     breaches: list[str] = []
-    for account_id, kind, owner_id, stored, computed in _rows(
-        "SELECT a.id, a.kind, a.owner_id, a.balance, COALESCE(SUM(e.amount), 0) FROM ledger_ledgeraccount a "
-        "LEFT JOIN ledger_entry e ON e.account_id = a.id GROUP BY a.id HAVING a.balance <> COALESCE(SUM(e.amount), 0) "
-        "ORDER BY a.id"
-    ):
+    for account_id, kind, owner_id, stored, computed in sql.balance_breaches():
         breaches.append(
             f"account {account_id} ({kind} owner {owner_id}): stored balance {stored} but its entries sum to {computed}"
         )
@@ -79,15 +69,9 @@ def ledger_breaches() -> list[str]:
         allow_negative=False, balance__lt=0
     ).values_list("id", "kind", "owner_id", "balance"):
         breaches.append(f"account {account_id} ({kind} owner {owner_id}) is negative ({balance}) but may not be")
-    for transaction_id, total in _rows(
-        "SELECT transaction_id, SUM(amount) FROM ledger_entry GROUP BY transaction_id HAVING SUM(amount) <> 0 "
-        "ORDER BY transaction_id"
-    ):
+    for transaction_id, total in sql.unbalanced_transactions():
         breaches.append(f"transaction {transaction_id} does not balance: its entries sum to {total}")
-    for transaction_id, count in _rows(
-        "SELECT t.id, COUNT(e.id) FROM ledger_journaltransaction t LEFT JOIN ledger_entry e "
-        "ON e.transaction_id = t.id GROUP BY t.id HAVING COUNT(e.id) < 2 ORDER BY t.id"
-    ):
+    for transaction_id, count in sql.transactions_with_too_few_entries():
         breaches.append(f"transaction {transaction_id} has {count} entries (at least 2 needed)")
     currencies = set(LedgerAccount.objects.values_list("currency", flat=True).distinct())
     if currencies - {settings.PLATFORM_CURRENCY}:

@@ -17,11 +17,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import IntegrityError, connection, transaction
-from django.utils import timezone
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 
+from ledger import sql
 from ledger.models import Entry, JournalTransaction, LedgerAccount
-from marketplace.core import rows
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.money import ZERO, to_amount
 
@@ -47,24 +47,11 @@ def account_for(kind: str, owner_id: int | None = None) -> LedgerAccount:
 
 
 def _select_accounts(keys: Sequence[tuple[str, int | None]]) -> dict[tuple[str, int | None], LedgerAccount]:
-    conditions, params = [], []
+    """The existing accounts of ``keys`` (kind, owner id or None), in one query."""
+    wanted = Q()
     for kind, owner_id in keys:
-        if owner_id is None:
-            conditions.append("(kind = %s AND owner_id IS NULL)")
-            params.append(kind)
-        else:
-            conditions.append("(kind = %s AND owner_id = %s)")
-            params += [kind, owner_id]
-    # Plain SQL (``marketplace.core.rows``): the account lookups run on every booking, and compiling the ORM's query
-    # costs more than running it.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {rows.columns(LedgerAccount, 'a')} FROM {LedgerAccount._meta.db_table} a "  # noqa: S608
-            f"WHERE {' OR '.join(conditions)}",
-            params,
-        )
-        accounts = [rows.instance(LedgerAccount, row) for row in cursor.fetchall()]
-    return {(account.kind, account.owner_id): account for account in accounts}
+        wanted |= Q(kind=kind, owner_id__isnull=True) if owner_id is None else Q(kind=kind, owner_id=owner_id)
+    return {(account.kind, account.owner_id): account for account in LedgerAccount.objects.filter(wanted)}
 
 
 def _accounts(keys: Sequence[tuple[str, int | None]]) -> list[LedgerAccount]:
@@ -77,22 +64,18 @@ def _accounts(keys: Sequence[tuple[str, int | None]]) -> list[LedgerAccount]:
     found = _select_accounts(keys)
     missing = sorted({key for key in keys if key not in found}, key=lambda key: (key[0], key[1] or 0))
     if missing:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO ledger_ledgeraccount (kind, owner_id, currency, allow_negative, balance, created_at) "
-                "SELECT k, o, %s, n, 0, %s FROM unnest(%s::text[], %s::bigint[], %s::boolean[]) AS t(k, o, n) "
-                "ON CONFLICT DO NOTHING",
-                [
-                    LedgerAccount._meta.get_field("currency").get_default(),
-                    timezone.now(),
-                    [str(k) for k, _ in missing],
-                    [o for _, o in missing],
-                    [
-                        k in LedgerAccount.EXTERNAL_KINDS or k == LedgerAccount.Kind.REIMBURSEMENT_DUE
-                        for k, _ in missing
-                    ],
-                ],
-            )
+        # ON CONFLICT DO NOTHING: concurrent first uses create one row each, then both read it.
+        LedgerAccount.objects.bulk_create(
+            [
+                LedgerAccount(
+                    kind=kind,
+                    owner_id=owner_id,
+                    allow_negative=kind in LedgerAccount.EXTERNAL_KINDS or kind == LedgerAccount.Kind.REIMBURSEMENT_DUE,
+                )
+                for kind, owner_id in missing
+            ],
+            ignore_conflicts=True,
+        )
         found |= _select_accounts(missing)
     return [found[key] for key in keys]
 
@@ -169,39 +152,14 @@ def _insert_transaction(
     nothing is written (None): a concurrent poster of the same key blocks on the unique index until the first
     commits (then None) or rolls back (then this insert proceeds).
     """
-    account_ids, amounts = [account.pk for account, _ in legs], [amount for _, amount in legs]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "WITH locked AS MATERIALIZED ("
-            " SELECT id, balance, allow_negative FROM ledger_ledgeraccount WHERE id = ANY(%s::bigint[])"
-            " ORDER BY id FOR NO KEY UPDATE"
-            "), short AS ("
-            " SELECT 1 FROM locked JOIN (SELECT account_id, sum(amount) AS amount"
-            "  FROM unnest(%s::bigint[], %s::numeric[]) AS d(account_id, amount) GROUP BY account_id) d"
-            "  ON d.account_id = locked.id WHERE NOT locked.allow_negative AND locked.balance + d.amount < 0"
-            "), posted AS ("
-            " INSERT INTO ledger_journaltransaction (kind, reference, idempotency_key, memo, created_at)"
-            " SELECT %s, %s, %s, %s, %s WHERE NOT EXISTS (SELECT 1 FROM short)"
-            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, created_at"
-            "), legs AS ("
-            " INSERT INTO ledger_entry (transaction_id, account_id, amount)"
-            " SELECT posted.id, leg.account_id, leg.amount FROM posted,"
-            " unnest(%s::bigint[], %s::numeric[]) WITH ORDINALITY AS leg(account_id, amount, n) ORDER BY leg.n"
-            ") SELECT (SELECT id FROM posted), (SELECT created_at FROM posted), EXISTS (SELECT 1 FROM short)",
-            [
-                account_ids,
-                account_ids,
-                amounts,
-                kind,
-                reference,
-                idempotency_key,
-                memo,
-                timezone.now(),
-                account_ids,
-                amounts,
-            ],
-        )
-        posted_id, created_at, short = cursor.fetchone()
+    posted_id, created_at, short = sql.lock_check_insert(
+        kind=kind,
+        reference=reference,
+        idempotency_key=idempotency_key,
+        memo=memo,
+        account_ids=[account.pk for account, _ in legs],
+        amounts=[amount for _, amount in legs],
+    )
     if posted_id is None:
         return None, short
     posted = JournalTransaction(
@@ -355,21 +313,7 @@ def ledger_post_many(postings: Sequence[Posting]) -> list[JournalTransaction]:
 
     try:
         with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "INSERT INTO ledger_journaltransaction (kind, reference, idempotency_key, memo, created_at) "
-                    "SELECT k, r, i, m, %s FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) "
-                    "WITH ORDINALITY AS t(k, r, i, m, n) ORDER BY n "
-                    "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key, created_at",
-                    [
-                        timezone.now(),
-                        [p.kind for p in postings],
-                        [p.reference for p in postings],
-                        keys,
-                        [p.memo for p in postings],
-                    ],
-                )
-                inserted = {key: (pk, created_at) for pk, key, created_at in cursor.fetchall()}
+            inserted = sql.insert_transactions(postings)
             result, entries = [], []
             for posting, legs in zip(postings, normalised, strict=True):
                 if posting.idempotency_key not in inserted:

@@ -18,6 +18,7 @@ from ledger import selectors
 from ledger.deposits import BANK_REFERENCE_PREFIX, deposit_record
 from ledger.forms import DepositForm
 from marketplace.core.exceptions import ApplicationError
+from marketplace.core.requests import client_ip
 
 ENTRIES_PER_PAGE = 25
 
@@ -71,7 +72,7 @@ def _recorded(request, form: DepositForm) -> bool:
             amount=data["amount"],
             reference=data["reference"],
             actor=request.user,
-            ip=request.META.get("REMOTE_ADDR"),
+            ip=client_ip(request),
         )
     except ApplicationError as exc:
         form.add_service_errors(exc)

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from accounts.models import Organization
 from accounts.permissions import IsPlatformStaff, IsProviderMember
-from accounts.selectors import acting_organization
+from accounts.selectors import acting_organization_for
 from listings import selectors, services
 from listings.filters import ListingFilterSet
 from listings.models import Listing
@@ -31,24 +31,13 @@ from listings.serializers import (
 from marketplace.core.exceptions import ApplicationError
 
 
-def acting_provider(request) -> Organization:
-    """The provider organization the request acts for (``X-Organization`` header when the user has several), to
-    write: it must be verified by platform staff (403 with the reason)."""
-    return acting_organization(
-        request.user,
-        kind=Organization.Kind.PROVIDER,
-        organization_id=request.headers.get("X-Organization"),
-        for_write=True,
-    )
-
-
 def listing_response(listing: Listing, request, *, status_code=status.HTTP_200_OK) -> Response:
     """Re-read the listing with its search columns so writes answer in the same shape as reads."""
     fresh = selectors.with_search_columns(Listing.objects.filter(pk=listing.pk)).get()
     return Response(ListingSerializer(fresh, context={"request": request}).data, status=status_code)
 
 
-class AcceleratorListView(generics.ListAPIView):
+class AcceleratorListApi(generics.ListAPIView):
     """The accelerator catalog (public)."""
 
     permission_classes = [AllowAny]
@@ -59,7 +48,7 @@ class AcceleratorListView(generics.ListAPIView):
         return selectors.accelerators()
 
 
-class ListingListCreateView(generics.ListCreateAPIView):
+class ListingListCreateApi(generics.ListCreateAPIView):
     """GET: search (see ``ListingFilterSet``; anonymous and startups see active listings only). POST: a provider
     member creates a draft listing of one of their clusters."""
 
@@ -83,7 +72,7 @@ class ListingListCreateView(generics.ListCreateAPIView):
 
     @extend_schema(request=ListingWriteSerializer, responses={201: ListingSerializer})
     def post(self, request):
-        provider = acting_provider(request)
+        provider = acting_organization_for(request, Organization.Kind.PROVIDER, for_write=True)
         data = ListingWriteSerializer(
             data=request.data, clusters=selectors.provider_clusters(request.user).filter(data_center__provider=provider)
         )
@@ -92,7 +81,7 @@ class ListingListCreateView(generics.ListCreateAPIView):
         return listing_response(listing, request, status_code=status.HTTP_201_CREATED)
 
 
-class ListingDetailView(APIView):
+class ListingDetailApi(APIView):
     """GET a visible listing; PATCH price / window / minimum hours of one of your own (others' → 404)."""
 
     def get_permissions(self):
@@ -115,7 +104,7 @@ class ListingDetailView(APIView):
         return listing_response(listing, request)
 
 
-class ListingActionView(APIView):
+class ListingActionApi(APIView):
     """POST /listings/{id}/submit/ | pause/ | resume/ on one of your own listings (others' → 404)."""
 
     permission_classes = [IsProviderMember]
@@ -129,7 +118,7 @@ class ListingActionView(APIView):
         return listing_response(listing, request)
 
 
-class ListingReviewView(APIView):
+class ListingReviewApi(APIView):
     """POST /listings/{id}/review/ {decision: approve|reject, note}: platform staff only."""
 
     permission_classes = [IsPlatformStaff]
@@ -143,7 +132,7 @@ class ListingReviewView(APIView):
         return listing_response(listing, request)
 
 
-class DataCenterListCreateView(generics.ListCreateAPIView):
+class DataCenterListCreateApi(generics.ListCreateAPIView):
     """Your organization's data centres."""
 
     permission_classes = [IsProviderMember]
@@ -158,12 +147,14 @@ class DataCenterListCreateView(generics.ListCreateAPIView):
         data = DataCenterCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         data_center = services.data_center_create(
-            provider=acting_provider(request), actor=request.user, **data.validated_data
+            provider=acting_organization_for(request, Organization.Kind.PROVIDER, for_write=True),
+            actor=request.user,
+            **data.validated_data,
         )
         return Response(DataCenterSerializer(data_center).data, status=status.HTTP_201_CREATED)
 
 
-class ClusterListCreateView(generics.ListCreateAPIView):
+class ClusterListCreateApi(generics.ListCreateAPIView):
     """Your organization's clusters; POST creates one with its nodes (and provenance when export-controlled)."""
 
     permission_classes = [IsProviderMember]
@@ -175,7 +166,7 @@ class ClusterListCreateView(generics.ListCreateAPIView):
 
     @extend_schema(request=ClusterCreateSerializer, responses={201: ClusterSerializer})
     def post(self, request):
-        provider = acting_provider(request)
+        provider = acting_organization_for(request, Organization.Kind.PROVIDER, for_write=True)
         data = ClusterCreateSerializer(
             data=request.data, data_centers=selectors.provider_data_centers(request.user).filter(provider=provider)
         )

@@ -8,6 +8,7 @@ from django.utils.translation import pgettext_lazy
 from accounts.models import CITY_CHOICES, Organization
 from marketplace.core.models import TimeStampedModel
 from marketplace.core.money import PriceField
+from marketplace.core.pipeline import StatusPipeline
 
 
 class Accelerator(models.Model):
@@ -113,7 +114,7 @@ class Node(models.Model):
 SEARCH_COLUMNS = ["min_hours", "cluster", "accelerator", "city", "operator", "domestic", "gpus_per_node", "node_count"]
 
 
-class Listing(TimeStampedModel):
+class Listing(StatusPipeline, TimeStampedModel):
     """An ask: a cluster's capacity offered at a price per GPU-hour for a window of whole hours."""
 
     class Status(models.TextChoices):
@@ -123,6 +124,16 @@ class Listing(TimeStampedModel):
         REJECTED = "rejected", pgettext_lazy("listing status", "Rejected")
         PAUSED = "paused", pgettext_lazy("listing status", "Paused")
         CLOSED = "closed", pgettext_lazy("listing status", "Closed")
+
+    # Every change of status goes through ``listings.services._transition`` (``marketplace.core.pipeline.advance``).
+    TRANSITIONS = {
+        Status.DRAFT: frozenset({Status.PENDING_REVIEW, Status.CLOSED}),
+        Status.PENDING_REVIEW: frozenset({Status.ACTIVE, Status.REJECTED, Status.CLOSED}),
+        Status.REJECTED: frozenset({Status.PENDING_REVIEW, Status.CLOSED}),
+        Status.ACTIVE: frozenset({Status.PAUSED, Status.CLOSED}),
+        Status.PAUSED: frozenset({Status.ACTIVE, Status.CLOSED}),
+        Status.CLOSED: frozenset(),
+    }
 
     cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="listings")
     price_per_gpu_hour = PriceField()
@@ -218,3 +229,138 @@ class Listing(TimeStampedModel):
 
     def __str__(self):
         return f"Listing {self.pk}: {self.cluster} @ {self.price_per_gpu_hour}/GPU-h"
+
+
+# --- delivery: the provider agent on each node (issue 20; services in listings.agent_services) ---------------------
+
+
+class AgentToken(TimeStampedModel):
+    """A cluster's agent token: what ``gpux-agent`` sends as ``Authorization: Agent <token>``.
+
+    Only the SHA-256 of the token is stored (the token is shown once, when created); ``prefix`` is its first
+    characters, so a provider can tell tokens apart. A token is scoped to its cluster's nodes; revoking it
+    (``revoked_at``) refuses it at once. ``login_user`` is the one local account the agents using it hand to
+    buyers (their ``--login-user``): handovers name it and an agent configured otherwise refuses them.
+    """
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="agent_tokens")
+    name = models.CharField(max_length=80)
+    prefix = models.CharField(max_length=16)
+    token_hash = models.CharField(max_length=64, unique=True)
+    login_user = models.CharField(max_length=32, default="gpux")
+    created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["cluster", "-created_at", "-id"]
+        indexes = [models.Index(fields=["cluster", "revoked_at"], name="agenttoken_cluster_idx")]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(login_user="root"), name="agenttoken_login_user_not_root"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…) · cluster {self.cluster_id}"
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class NodeAgent(models.Model):
+    """Which host runs a node, and its last heartbeat. One row per node, created by the first inventory a host
+    sends: a hostname the cluster has not seen binds to its lowest-numbered node without a host
+    (``listings.agent_services.node_bind``); the provider releases a binding to move a node to new hardware.
+
+    ``last_sequence`` is the highest heartbeat sequence accepted (a heartbeat must exceed it: replays answer
+    409); ``last_heartbeat_at`` is when the platform received it (never the agent's clock).
+    """
+
+    node = models.OneToOneField(Node, primary_key=True, on_delete=models.CASCADE, related_name="agent")
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="+")  # = node.cluster
+    hostname = models.CharField(max_length=253)
+    bound_at = models.DateTimeField()
+    # The token this host last reported with: the agent API hands a token the access handovers of its host's node
+    # (the handover list request names no host, so a token serving one host is that host).
+    token = models.ForeignKey(AgentToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="nodes")
+    last_sequence = models.BigIntegerField(default=0)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    healthy = models.BooleanField(null=True, help_text="the last heartbeat's verdict (null before the first)")
+    health_detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["cluster", "node"]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "hostname"], name="nodeagent_unique_hostname_per_cluster"),
+            models.CheckConstraint(condition=models.Q(last_sequence__gte=0), name="nodeagent_sequence_non_negative"),
+        ]
+        indexes = [models.Index(fields=["last_heartbeat_at"], name="nodeagent_last_heartbeat_idx")]
+
+    def __str__(self):
+        return f"{self.hostname} → node {self.node_id}"
+
+
+class NodeInventoryReport(models.Model):
+    """The latest inventory a node's agent reported, and how it compares with what the provider declared.
+
+    ``mismatches`` lists ``{"field", "declared", "reported"}`` (empty when the hardware matches): a cluster with a
+    mismatching node is blocked from vouchers (``listings.agent_selectors.cluster_hardware_mismatched``).
+    """
+
+    node = models.OneToOneField(Node, primary_key=True, on_delete=models.CASCADE, related_name="inventory")
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="inventory_reports")
+    reported_at = models.DateTimeField()
+    vendor = models.CharField(max_length=16)
+    gpu_model = models.CharField(max_length=120)
+    gpu_count = models.PositiveSmallIntegerField()
+    memory_mib = models.PositiveIntegerField(null=True, blank=True)
+    driver = models.CharField(max_length=64, blank=True)
+    serials = ArrayField(models.CharField(max_length=64), default=list, blank=True)
+    gpus = models.JSONField(default=list)
+    agent_version = models.CharField(max_length=32, blank=True)
+    mismatches = models.JSONField(default=list, blank=True)
+    mismatched = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["cluster", "node"]
+        indexes = [
+            models.Index(fields=["cluster"], condition=models.Q(mismatched=True), name="inventory_mismatched_idx"),
+        ]
+
+    def __str__(self):
+        return f"node {self.node_id}: {self.gpu_count}× {self.gpu_model}"
+
+
+class NodeOutage(models.Model):
+    """A period a node was silent (no heartbeat for more than ``agent_services.SILENCE``) or unhealthy; open while
+    ``ended_at`` is null. The compact heartbeat history: one row per outage, not per heartbeat. Incidents of the
+    bookings that held the node then are derived from these rows (``orders.handovers.incidents_sync``)."""
+
+    class Kind(models.TextChoices):
+        SILENT = "silent", pgettext_lazy("node outage kind", "Heartbeats missing")
+        UNHEALTHY = "unhealthy", pgettext_lazy("node outage kind", "Unhealthy")
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="outages")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["node", "started_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(kind__in=["silent", "unhealthy"]), name="nodeoutage_kind"),
+            models.CheckConstraint(
+                condition=models.Q(ended_at__isnull=True) | models.Q(ended_at__gte=models.F("started_at")),
+                name="nodeoutage_period_ordered",
+            ),
+            # At most one open outage of each kind per node.
+            models.UniqueConstraint(
+                fields=["node", "kind"], condition=models.Q(ended_at__isnull=True), name="nodeoutage_one_open"
+            ),
+        ]
+        indexes = [models.Index(fields=["ended_at"], name="nodeoutage_ended_idx")]
+
+    def __str__(self):
+        return f"node {self.node_id} {self.kind} {self.started_at:%Y-%m-%d %H:%M}–{self.ended_at or '…'}"

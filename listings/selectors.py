@@ -10,20 +10,20 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from django.db import connection
 from django.db.models import (
+    Count,
     ExpressionWrapper,
     F,
     IntegerField,
     Q,
     QuerySet,
 )
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from accounts import selectors as account_selectors
 from accounts.models import Organization
-from listings.models import Accelerator, Cluster, DataCenter, Listing, Node
+from listings import sql
+from listings.models import Accelerator, Cluster, DataCenter, Listing, ProvenanceDeclaration
 
 # Search parameters that are plain lookups (the window, min_gpus, mine and ordering need more than that). They read
 # the listing's own search columns (copies of its cluster's, kept in step by a trigger: see ``Listing``), so a
@@ -43,6 +43,36 @@ ORDERINGS = {
 }
 
 
+def cleared_cluster_ids(clusters) -> set[int]:
+    """Of ``clusters`` (their accelerator loaded), the ids whose listings may be active and paid with vouchers: no
+    provenance declaration needed (not export-controlled hardware), or it was approved by platform staff. At most
+    one query, however many clusters."""
+    controlled = {cluster.pk for cluster in clusters if cluster.accelerator.export_controlled}
+    approved = (
+        set(
+            ProvenanceDeclaration.objects.filter(
+                cluster_id__in=controlled, status=ProvenanceDeclaration.Status.APPROVED
+            ).values_list("cluster_id", flat=True)
+        )
+        if controlled
+        else set()
+    )
+    return {cluster.pk for cluster in clusters if cluster.pk not in controlled or cluster.pk in approved}
+
+
+def provenance_cleared(cluster: Cluster) -> bool:
+    """True when listings of ``cluster`` may be active (see ``cleared_cluster_ids``)."""
+    return cluster.pk in cleared_cluster_ids([cluster])
+
+
+def listing_reviewed(listing: Listing, *, cleared: set[int] | None = None) -> bool:
+    """Active, on a cluster whose provenance is cleared (``cleared``: ``cleared_cluster_ids`` of many listings'
+    clusters, read once by the caller; else read here)."""
+    if listing.status != Listing.Status.ACTIVE:
+        return False
+    return listing.cluster_id in (cleared if cleared is not None else cleared_cluster_ids([listing.cluster]))
+
+
 def accelerators() -> QuerySet[Accelerator]:
     return Accelerator.objects.all()
 
@@ -54,6 +84,17 @@ def provider_organizations(user) -> QuerySet[Organization]:
 def provider_data_centers(user) -> QuerySet[DataCenter]:
     """Data centres of the provider organizations ``user`` acts for."""
     return DataCenter.objects.filter(provider__in=provider_organizations(user)).select_related("provider")
+
+
+def public_data_centers(provider_id: int) -> QuerySet[DataCenter]:
+    """A provider's data centres as anyone may see them, with how many of their listings are active now."""
+    return (
+        DataCenter.objects.filter(provider_id=provider_id)
+        .annotate(
+            active_listings=Count("clusters__listings", filter=Q(clusters__listings__status=Listing.Status.ACTIVE))
+        )
+        .order_by("city", "name")
+    )
 
 
 def provider_clusters(user) -> QuerySet[Cluster]:
@@ -68,32 +109,17 @@ def provider_listings(user) -> QuerySet[Listing]:
     return with_search_columns(Listing.objects.filter(cluster__data_center__provider__in=provider_organizations(user)))
 
 
-def _reservation_table() -> str:
-    return Node._meta.get_field("reservations").related_model._meta.db_table
-
-
-def clusters_short_of_gpus(start: dt.datetime, end: dt.datetime, min_gpus: int) -> str | None:
+def clusters_short_of_gpus(start: dt.datetime, end: dt.datetime, min_gpus: int) -> list[int]:
     """The clusters with fewer than ``min_gpus`` GPUs free in ``[start, end)`` because of their nodes' active
-    reservations overlapping it (a cluster with no such reservation is not among them: all its GPUs are free), as
-    a PostgreSQL array literal of ids (``'{3,17}'``, handed to the next query as it is); ``None`` when there is none.
+    reservations overlapping it (a cluster with no such reservation is not among them: all its GPUs are free): their
+    ids, in no order.
 
     One aggregate over the reservations in the window: an index-only scan of the period index, which includes
     each reservation's node and cluster (copied onto it by a trigger), busy nodes counted per cluster (a node may
     have several reservations in it), then a lookup per busy cluster for its size. Its cost grows with the
     reservations in the window, not with the listings a search scans.
     """
-    cluster, reservation = Cluster._meta.db_table, _reservation_table()
-    sql = f"""
-        SELECT array_agg(b.cluster_id)::text FROM (
-            SELECT r.cluster_id, count(DISTINCT r.node_id) AS busy FROM {reservation} r
-            WHERE r.active AND r.period && tstzrange(%s, %s, '[)')
-            GROUP BY r.cluster_id) b
-        -- a lookup per busy cluster (a join would hash every cluster)
-        WHERE (SELECT c.gpus_per_node * (c.node_count - b.busy) FROM {cluster} c WHERE c.id = b.cluster_id) < %s
-    """  # noqa: S608 - table names come from model metadata, values are parameters
-    with connection.cursor() as cursor:
-        cursor.execute(sql, (start, end, min_gpus))
-        return cursor.fetchone()[0]
+    return sql.clusters_short_of_gpus(start=start, end=end, min_gpus=min_gpus)
 
 
 def nodes_available(
@@ -109,20 +135,7 @@ def nodes_available(
     """
     if not (start and end):
         return F("node_count")
-    listing, node, reservation = Listing._meta.db_table, Node._meta.db_table, _reservation_table()
-    busy_node = f"""EXISTS (SELECT 1 FROM {reservation} r WHERE r.node_id = n.id AND r.active
-                           AND r.period && tstzrange(%s, %s, '[)'))"""  # noqa: S608 - names from model metadata
-    if clusters is not None:
-        sql = f"""COALESCE(((
-            SELECT jsonb_object_agg(b.cluster_id::text, b.busy) FROM (
-                SELECT n.cluster_id, count(*) AS busy FROM {node} n
-                WHERE n.cluster_id = ANY(%s::bigint[]) AND {busy_node} GROUP BY n.cluster_id) b
-            ) ->> {listing}.cluster_id::text)::int, 0)"""  # noqa: S608 - names from model metadata
-        params: tuple = (list(clusters), start, end)
-    else:
-        sql = f"(SELECT count(*) FROM {node} n WHERE n.cluster_id = {listing}.cluster_id AND {busy_node})"  # noqa: S608
-        params = (start, end)
-    busy_nodes = RawSQL(sql, params, output_field=IntegerField())  # noqa: S611 - values are parameters
+    busy_nodes = sql.busy_nodes(start=start, end=end, clusters=clusters)
     return ExpressionWrapper(F("node_count") - busy_nodes, output_field=IntegerField())
 
 
@@ -248,31 +261,14 @@ def listing_daily_availability(listing: Listing, *, days: int = 14, today: dt.da
     ``generate_series``."""
     today = today or timezone.now().astimezone(dt.UTC).date()
     first = dt.datetime.combine(today, dt.time(0), tzinfo=dt.UTC)
-    reservation = Node._meta.get_field("reservations").related_model._meta
-    node_table = Node._meta.db_table
-    sql = f"""
-        SELECT day, CASE WHEN day + interval '1 day' <= %(avail_from)s OR day >= %(avail_until)s THEN 0
-                    ELSE %(node_count)s - (
-                        SELECT count(DISTINCT r.node_id) FROM {reservation.db_table} r
-                        JOIN {node_table} n ON n.id = r.node_id
-                        WHERE n.cluster_id = %(cluster)s AND r.active
-                          AND r.period && tstzrange(day, day + interval '1 day', '[)'))
-                    END AS free
-        FROM generate_series(%(first)s::timestamptz, %(first)s::timestamptz + (%(days)s - 1) * interval '1 day',
-                             interval '1 day') AS day
-        ORDER BY day
-    """  # noqa: S608 - table names come from model metadata, values are parameters
-    params = {
-        "avail_from": listing.available_from,
-        "avail_until": listing.available_until,
-        "node_count": listing.cluster.node_count,
-        "cluster": listing.cluster_id,
-        "first": first,
-        "days": days,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+    rows = sql.free_nodes_per_day(
+        cluster_id=listing.cluster_id,
+        node_count=listing.cluster.node_count,
+        available_from=listing.available_from,
+        available_until=listing.available_until,
+        first=first,
+        days=days,
+    )
     total = listing.cluster.node_count
     return [
         {"day": day.date(), "free": free, "total": total, "percent": round(100 * free / total) if total else 0}
@@ -291,27 +287,7 @@ def cluster_utilisation(clusters, *, days: int = 14, today: dt.date | None = Non
         return []
     today = today or timezone.now().astimezone(dt.UTC).date()
     first = dt.datetime.combine(today, dt.time(0), tzinfo=dt.UTC)
-    reservation = Node._meta.get_field("reservations").related_model._meta.db_table
-    node_table = Node._meta.db_table
-    sql = f"""
-        WITH days AS (
-            SELECT day, tstzrange(day, day + interval '1 day', '[)') AS span
-            FROM generate_series(%(first)s::timestamptz,
-                                 %(first)s::timestamptz + (%(days)s - 1) * interval '1 day',
-                                 interval '1 day') AS day)
-        SELECT c.id, d.day,
-               COALESCE(SUM(EXTRACT(EPOCH FROM upper(b.period * d.span) - lower(b.period * d.span))), 0)
-        FROM days d
-        CROSS JOIN unnest(%(clusters)s::bigint[]) AS c(id)
-        LEFT JOIN (SELECT n.cluster_id, r.period FROM {reservation} r JOIN {node_table} n ON n.id = r.node_id
-                   WHERE r.active) b
-               ON b.cluster_id = c.id AND b.period && d.span
-        GROUP BY c.id, d.day
-        ORDER BY c.id, d.day
-    """  # noqa: S608 - table names come from model metadata, values are parameters
-    with connection.cursor() as cursor:
-        cursor.execute(sql, {"first": first, "days": days, "clusters": [c.pk for c in clusters]})
-        rows = cursor.fetchall()
+    rows = sql.reserved_seconds_per_day(cluster_ids=[c.pk for c in clusters], first=first, days=days)
     busy: dict[int, list] = {}
     for cluster_id, day, seconds in rows:
         busy.setdefault(cluster_id, []).append((day.date(), Decimal(seconds)))

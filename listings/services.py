@@ -1,6 +1,6 @@
 """Writes for the supply side: data centres, clusters (with their nodes and provenance), listings and their status
-pipeline. Every status change takes a row lock, checks ``ALLOWED_TRANSITIONS``, updates conditionally and writes an
-audit event in the same transaction.
+pipeline. Every status change takes a row lock, checks ``Listing.TRANSITIONS``, updates conditionally
+(``marketplace.core.pipeline.advance``) and writes an audit event in the same transaction.
 """
 
 from __future__ import annotations
@@ -15,21 +15,16 @@ from django.utils import timezone
 from accounts.models import Organization
 from audit.services import audit_record
 from listings import signals
+from listings.agent_services import provenance_serial_errors
 from listings.models import Accelerator, Cluster, DataCenter, Listing, Node, ProvenanceDeclaration
+from listings.selectors import provenance_cleared
 from marketplace.core import hours
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 from marketplace.core.money import to_price
+from marketplace.core.pipeline import advance
 
 Status = Listing.Status
 
-ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-    Status.DRAFT: frozenset({Status.PENDING_REVIEW, Status.CLOSED}),
-    Status.PENDING_REVIEW: frozenset({Status.ACTIVE, Status.REJECTED, Status.CLOSED}),
-    Status.REJECTED: frozenset({Status.PENDING_REVIEW, Status.CLOSED}),
-    Status.ACTIVE: frozenset({Status.PAUSED, Status.CLOSED}),
-    Status.PAUSED: frozenset({Status.ACTIVE, Status.CLOSED}),
-    Status.CLOSED: frozenset(),
-}
 EDITABLE_STATUSES = frozenset({Status.DRAFT, Status.REJECTED, Status.PAUSED})
 MAX_NODES_PER_CLUSTER = 4096
 MAX_MIN_HOURS = 24 * 366  # a listing's minimum booking: at most a year
@@ -84,14 +79,6 @@ def _listing_terms(*, price_per_gpu_hour, available_from, available_until, min_h
 
 def provenance_required(cluster: Cluster) -> bool:
     return cluster.accelerator.export_controlled
-
-
-def provenance_cleared(cluster: Cluster) -> bool:
-    """True when listings of ``cluster`` may be active: no declaration needed, or it was approved."""
-    if not provenance_required(cluster):
-        return True
-    declaration = ProvenanceDeclaration.objects.filter(cluster=cluster).only("status").first()
-    return declaration is not None and declaration.status == ProvenanceDeclaration.Status.APPROVED
 
 
 # --- data centres and clusters -----------------------------------------------------------------------------------
@@ -161,7 +148,7 @@ def cluster_create(
     elif Cluster.objects.filter(data_center=data_center, name=name).exists():
         errors["name"] = ["This data centre already has a cluster of that name."]
     if accelerator.export_controlled:
-        errors.update(_provenance_errors(provenance))
+        errors.update(_provenance_errors(provenance) or provenance_serial_errors(provenance))  # unique serials
     if errors:
         raise ApplicationError("Invalid cluster.", errors=errors)
     cluster = Cluster.objects.create(
@@ -316,32 +303,22 @@ def _transition(
     locked: Listing | None = None,
 ) -> Listing:
     """Move ``listing`` to ``to`` under a row lock; conditional update; one audit event. Call inside a transaction.
-    Raises ``Conflict`` (409) when ``ALLOWED_TRANSITIONS`` forbids it or (to active) provenance is not cleared."""
+    Raises ``Conflict`` (409) when ``Listing.TRANSITIONS`` forbids it or (to active) provenance is not cleared."""
     locked = locked or _lock(listing.pk)
-    if to not in ALLOWED_TRANSITIONS[locked.status]:
-        raise Conflict(
-            f"A {locked.get_status_display().lower()} listing cannot become {Status(to).label.lower()}.",
-            errors={"status": [locked.status]},
-            code="invalid_transition",
-        )
-    if to == Status.ACTIVE and not provenance_cleared(locked.cluster):
+    if to == Status.ACTIVE and locked.can_become(to) and not provenance_cleared(locked.cluster):
         raise Conflict(
             "The cluster's provenance declaration is not approved yet.",
             errors={"provenance": ["Awaiting platform review."]},
             code="provenance_pending",
         )
-    fields = {"status": to, "updated_at": timezone.now()}
-    if note or to in (Status.ACTIVE, Status.REJECTED):
-        fields["review_note"] = note
-    updated = Listing.objects.filter(pk=locked.pk, status=locked.status).update(**fields)
-    if updated != 1:  # cannot happen under the lock; refuse rather than write a wrong audit trail
-        raise Conflict("The listing changed meanwhile; try again.")
+    fields = {"review_note": note} if note or to in (Status.ACTIVE, Status.REJECTED) else {}
+    from_status = advance(locked, to, **fields)
     audit_record(
         action=action,
         obj=locked,
         actor=actor,
         organization_id=locked.cluster.data_center.provider_id,
-        data={"from": locked.status, "to": to, **({"note": note} if note else {}), **(data or {})},
+        data={"from": from_status, "to": to, **({"note": note} if note else {}), **(data or {})},
     )
     if to == Status.ACTIVE:  # after commit: receivers (bid matching) must only ever see a committed activation
         listing_id = locked.pk
@@ -440,7 +417,7 @@ def listings_close_expired(*, now: dt.datetime | None = None, batch_size: int = 
     Returns how many listings were closed.
     """
     now = now or timezone.now()
-    open_statuses = [s for s, targets in ALLOWED_TRANSITIONS.items() if Status.CLOSED in targets]
+    open_statuses = Listing.statuses_leading_to(Status.CLOSED)
     closed = 0
     while True:
         with transaction.atomic():
@@ -453,15 +430,13 @@ def listings_close_expired(*, now: dt.datetime | None = None, batch_size: int = 
             if not batch:
                 return closed
             for listing in batch:
-                if Listing.objects.filter(pk=listing.pk, status=listing.status).update(
-                    status=Status.CLOSED, updated_at=now
-                ):
-                    closed += 1
-                    audit_record(
-                        action="listings.listing_closed",
-                        obj=listing,
-                        organization_id=listing.cluster.data_center.provider_id,
-                        data={"from": listing.status, "to": Status.CLOSED, "reason": "window ended"},
-                    )
+                from_status = advance(listing, Status.CLOSED, updated_at=now)
+                closed += 1
+                audit_record(
+                    action="listings.listing_closed",
+                    obj=listing,
+                    organization_id=listing.cluster.data_center.provider_id,
+                    data={"from": from_status, "to": Status.CLOSED, "reason": "window ended"},
+                )
         if len(batch) < batch_size:
             return closed

@@ -3,16 +3,16 @@ from django.urls import path
 from listings import api, views
 
 api_urlpatterns = [
-    path("accelerators/", api.AcceleratorListView.as_view(), name="api-accelerators"),
-    # GET|POST /listings/ is routed in marketplace/api.py to orders.api.ListingSearchView, which extends
-    # api.ListingListCreateView with net prices after the buyer's vouchers (listings may not import vouchers).
-    path("listings/<int:pk>/", api.ListingDetailView.as_view(), name="api-listing"),
-    path("listings/<int:pk>/submit/", api.ListingActionView.as_view(action_name="submit"), name="api-listing-submit"),
-    path("listings/<int:pk>/pause/", api.ListingActionView.as_view(action_name="pause"), name="api-listing-pause"),
-    path("listings/<int:pk>/resume/", api.ListingActionView.as_view(action_name="resume"), name="api-listing-resume"),
-    path("listings/<int:pk>/review/", api.ListingReviewView.as_view(), name="api-listing-review"),
-    path("data-centers/", api.DataCenterListCreateView.as_view(), name="api-data-centers"),
-    path("clusters/", api.ClusterListCreateView.as_view(), name="api-clusters"),
+    path("accelerators/", api.AcceleratorListApi.as_view(), name="api-accelerators"),
+    # GET|POST /listings/ is routed in marketplace/api.py to orders.api.ListingSearchApi, which extends
+    # api.ListingListCreateApi with net prices after the buyer's vouchers (listings may not import vouchers).
+    path("listings/<int:pk>/", api.ListingDetailApi.as_view(), name="api-listing"),
+    path("listings/<int:pk>/submit/", api.ListingActionApi.as_view(action_name="submit"), name="api-listing-submit"),
+    path("listings/<int:pk>/pause/", api.ListingActionApi.as_view(action_name="pause"), name="api-listing-pause"),
+    path("listings/<int:pk>/resume/", api.ListingActionApi.as_view(action_name="resume"), name="api-listing-resume"),
+    path("listings/<int:pk>/review/", api.ListingReviewApi.as_view(), name="api-listing-review"),
+    path("data-centers/", api.DataCenterListCreateApi.as_view(), name="api-data-centers"),
+    path("clusters/", api.ClusterListCreateApi.as_view(), name="api-clusters"),
 ]
 
 urlpatterns = [

@@ -69,20 +69,6 @@ def detail(request, pk: int):
     return render(request, "listings/detail.html", {"listing": listing, "timeline": timeline})
 
 
-def _provider(request, *, for_write: bool = True) -> Organization:
-    try:
-        return account_selectors.acting_organization(
-            request.user,
-            kind=Organization.Kind.PROVIDER,
-            organization_id=request.POST.get("organization") or request.GET.get("organization"),
-            for_write=for_write,
-        )
-    except ApplicationError as exc:
-        if exc.status == 403:
-            raise PermissionDenied(exc.message) from None
-        raise
-
-
 def _provider_page(request, provider: Organization, *, status: int = 200, **forms):
     data_centers = selectors.provider_data_centers(request.user).filter(provider=provider)
     clusters = selectors.provider_clusters(request.user).filter(data_center__provider=provider)
@@ -105,7 +91,7 @@ def _provider_page(request, provider: Organization, *, status: int = 200, **form
 @login_required
 def provider_home(request):
     """``/provider/``: my data centres, clusters and listings, with the forms to add them."""
-    return _provider_page(request, _provider(request, for_write=False))
+    return _provider_page(request, account_selectors.acting_organization_for(request, Organization.Kind.PROVIDER))
 
 
 def _create(request, provider: Organization, form, form_name: str, success: str, service, /, **extra):
@@ -125,7 +111,7 @@ def _create(request, provider: Organization, form, form_name: str, success: str,
 @login_required
 @require_POST
 def data_center_new(request):
-    provider = _provider(request)
+    provider = account_selectors.acting_organization_for(request, Organization.Kind.PROVIDER, for_write=True)
     return _create(
         request,
         provider,
@@ -140,7 +126,7 @@ def data_center_new(request):
 @login_required
 @require_POST
 def cluster_new(request):
-    provider = _provider(request)
+    provider = account_selectors.acting_organization_for(request, Organization.Kind.PROVIDER, for_write=True)
     form = ClusterForm(
         request.POST, data_centers=selectors.provider_data_centers(request.user).filter(provider=provider)
     )
@@ -150,7 +136,7 @@ def cluster_new(request):
 @login_required
 @require_POST
 def listing_new(request):
-    provider = _provider(request)
+    provider = account_selectors.acting_organization_for(request, Organization.Kind.PROVIDER, for_write=True)
     form = ListingForm(
         request.POST, clusters=selectors.provider_clusters(request.user).filter(data_center__provider=provider)
     )

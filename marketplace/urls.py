@@ -27,5 +27,6 @@ urlpatterns = [
     path("", include("ledger.urls")),
     path("", include("oversight.urls")),
     path("", include("settlement.urls")),
+    path("", include("orders.delivery_urls")),  # delivery: cluster agent page, SSH keys, incident reports
     path("api/v1/", include("marketplace.api")),
 ]

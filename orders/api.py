@@ -11,22 +11,25 @@ from rest_framework.views import APIView
 from accounts.api import ORG_HEADER
 from accounts.models import Organization
 from accounts.permissions import IsProviderMember, IsStartupMember
-from accounts.selectors import acting_organization
-from listings.api import ListingListCreateView
+from accounts.selectors import acting_organization_for
+from listings.api import ListingListCreateApi
 from listings.models import Accelerator, Listing
 from listings.selectors import listing_rows
 from marketplace.core.exceptions import ApplicationError
+from marketplace.core.filters import validated_query
 from marketplace.core.idempotency import SCHEMA_PARAMETER as IDEMPOTENCY_HEADER
 from marketplace.core.idempotency import idempotent
+from marketplace.core.requests import client_ip
 from marketplace.core.schema import filterset_parameters
 from orders import bid_selectors, bid_services, search, selectors, services
-from orders.models import Bid, Booking
 from orders.serializers import (
     BidDetailSerializer,
+    BidFilterSerializer,
     BidRequestSerializer,
     BidSerializer,
     BookingCreatedSerializer,
     BookingDetailSerializer,
+    BookingFilterSerializer,
     BookingRequestSerializer,
     BookingSerializer,
     DepthSerializer,
@@ -36,21 +39,7 @@ from orders.serializers import (
 )
 
 
-def _buyer(request, *, for_write: bool = False) -> Organization:
-    """The startup the request acts for; ``for_write`` (book, bid): it must be verified (403 with the reason)."""
-    return acting_organization(
-        request.user,
-        kind=Organization.Kind.STARTUP,
-        organization_id=request.headers.get("X-Organization"),
-        for_write=for_write,
-    )
-
-
-def _client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
-
-
-class QuoteView(APIView):
+class QuoteApi(APIView):
     """Price a booking without writing anything."""
 
     permission_classes = [IsAuthenticated, IsStartupMember]
@@ -59,7 +48,7 @@ class QuoteView(APIView):
     def post(self, request):
         data = QuoteRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        buyer = _buyer(request)
+        buyer = acting_organization_for(request, Organization.Kind.STARTUP)
         values = data.validated_data
         listing = services.listing_for_quote(values["listing"])
         quote = services.quote_compute(
@@ -73,7 +62,7 @@ class QuoteView(APIView):
         return Response(QuoteSerializer(quote).data)
 
 
-class BookingListCreateView(generics.ListAPIView):
+class BookingListCreateApi(generics.ListAPIView):
     """``GET``: bookings of the organizations you act for (a startup's own, a provider's on its clusters),
     newest first, ``?status=`` filters. ``POST``: book (startup members); 201, or 409 when nodes or funds are
     short. Accepts an ``Idempotency-Key`` header."""
@@ -86,14 +75,12 @@ class BookingListCreateView(generics.ListAPIView):
         return [IsAuthenticated(), (IsStartupMember | IsProviderMember)()]
 
     def get_queryset(self):
-        status_filter = self.request.query_params.get("status") or None
-        if status_filter is not None and status_filter not in Booking.Status.values:
-            status_filter = "__none__"
+        query = validated_query(BookingFilterSerializer, self.request)
         return selectors.bookings_visible_to(
-            self.request.user, organization_id=self.request.headers.get("X-Organization"), status=status_filter
+            self.request.user, organization_id=self.request.headers.get("X-Organization"), status=query.get("status")
         )
 
-    @extend_schema(parameters=[ORG_HEADER, OpenApiParameter("status", str, enum=Booking.Status.values)])
+    @extend_schema(parameters=[ORG_HEADER, BookingFilterSerializer])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -108,7 +95,7 @@ class BookingListCreateView(generics.ListAPIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         booking = services.booking_create(
-            buyer=_buyer(request, for_write=True),
+            buyer=acting_organization_for(request, Organization.Kind.STARTUP, for_write=True),
             listing_id=values["listing"],
             nodes=values["nodes"],
             start=values["start"],
@@ -116,7 +103,7 @@ class BookingListCreateView(generics.ListAPIView):
             created_by=request.user,
             vouchers=values["vouchers"],
             confirm=values["confirm"],
-            ip=_client_ip(request),
+            ip=client_ip(request),
         )
         return Response(BookingCreatedSerializer(booking).data, status=status.HTTP_201_CREATED)
 
@@ -126,7 +113,7 @@ def _detail_response(request, booking_id) -> Response:
     return Response(BookingDetailSerializer(booking).data)
 
 
-class BookingDetailView(APIView):
+class BookingDetailApi(APIView):
     """One booking with its reserved nodes and status history; another organization's answers 404."""
 
     permission_classes = [IsAuthenticated]
@@ -136,7 +123,7 @@ class BookingDetailView(APIView):
         return _detail_response(request, pk)
 
 
-class _BookingActionView(APIView):
+class _BookingActionApi(APIView):
     permission_classes = [IsAuthenticated, IsStartupMember]
     action_name = ""
 
@@ -150,24 +137,24 @@ class _BookingActionView(APIView):
         return _detail_response(request, pk)
 
 
-class BookingConfirmView(_BookingActionView):
+class BookingConfirmApi(_BookingActionApi):
     """``held`` → ``confirmed`` (409 from any other status or once the hold lapsed)."""
 
     def act(self, booking, request):
-        services.booking_confirm(booking=booking, actor=request.user, ip=_client_ip(request))
+        services.booking_confirm(booking=booking, actor=request.user, ip=client_ip(request))
 
 
-class BookingCancelView(_BookingActionView):
+class BookingCancelApi(_BookingActionApi):
     """``held|confirmed`` → ``cancelled`` before the start, releasing the payment in full (409 otherwise)."""
 
     def act(self, booking, request):
-        services.booking_cancel(booking=booking, actor=request.user, ip=_client_ip(request))
+        services.booking_cancel(booking=booking, actor=request.user, ip=client_ip(request))
 
 
 # --- bids and the order book ------------------------------------------------------------------------------------
 
 
-class BidListCreateView(generics.ListAPIView):
+class BidListCreateApi(generics.ListAPIView):
     """``GET``: your startups' bids, newest first (``?status=``). ``POST``: place a bid (startup members): its
     maximum cash cost is held at once (409 when the wallet is short) and it is matched at once when a slot fits.
     Accepts an ``Idempotency-Key`` header."""
@@ -176,14 +163,12 @@ class BidListCreateView(generics.ListAPIView):
     permission_classes = [IsAuthenticated, IsStartupMember]
 
     def get_queryset(self):
-        status_filter = self.request.query_params.get("status") or None
-        if status_filter is not None and status_filter not in Bid.Status.values:
-            status_filter = "__none__"
+        query = validated_query(BidFilterSerializer, self.request)
         return bid_selectors.bids_of_user(
-            self.request.user, organization_id=self.request.headers.get("X-Organization"), status=status_filter
+            self.request.user, organization_id=self.request.headers.get("X-Organization"), status=query.get("status")
         )
 
-    @extend_schema(parameters=[ORG_HEADER, OpenApiParameter("status", str, enum=Bid.Status.values)])
+    @extend_schema(parameters=[ORG_HEADER, BidFilterSerializer])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -195,15 +180,15 @@ class BidListCreateView(generics.ListAPIView):
         data = BidRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         bid = bid_services.bid_place(
-            buyer=_buyer(request, for_write=True),
+            buyer=acting_organization_for(request, Organization.Kind.STARTUP, for_write=True),
             created_by=request.user,
-            ip=_client_ip(request),
+            ip=client_ip(request),
             **data.validated_data,
         )
         return Response(BidSerializer(bid).data, status=status.HTTP_201_CREATED)
 
 
-class BidDetailView(APIView):
+class BidDetailApi(APIView):
     """One of your bids with the booking it produced; another organization's answers 404."""
 
     permission_classes = [IsAuthenticated, IsStartupMember]
@@ -214,7 +199,7 @@ class BidDetailView(APIView):
         return Response(BidDetailSerializer(bid).data)
 
 
-class BidCancelView(APIView):
+class BidCancelApi(APIView):
     """``open`` → ``cancelled``, the hold released (409 when not open)."""
 
     permission_classes = [IsAuthenticated, IsStartupMember]
@@ -222,12 +207,12 @@ class BidCancelView(APIView):
     @extend_schema(request=None, responses={200: BidDetailSerializer})
     def post(self, request, pk):
         bid = bid_selectors.bid_detail(bid_id=pk, queryset=bid_selectors.bids_of_user(request.user))
-        bid_services.bid_cancel(bid=bid, actor=request.user, ip=_client_ip(request))
+        bid_services.bid_cancel(bid=bid, actor=request.user, ip=client_ip(request))
         bid = bid_selectors.bid_detail(bid_id=pk, queryset=bid_selectors.bids_of_user(request.user))
         return Response(BidDetailSerializer(bid).data)
 
 
-class MarketDepthView(APIView):
+class MarketDepthApi(APIView):
     """The order book of one accelerator: ask price levels with free GPUs, open bid price levels with GPUs."""
 
     permission_classes = [IsAuthenticated]
@@ -244,8 +229,8 @@ class MarketDepthView(APIView):
 # --- listing search by what I will pay --------------------------------------------------------------------------
 
 
-class ListingSearchView(ListingListCreateView):
-    """``GET /api/v1/listings/``: the listings search (``listings.api.ListingListCreateView``, whose POST this
+class ListingSearchApi(ListingListCreateApi):
+    """``GET /api/v1/listings/``: the listings search (``listings.api.ListingListCreateApi``, whose POST this
     keeps) plus ``vouchers=1,2`` — each result then carries ``net_price_per_gpu_hour`` after those vouchers of
     yours (null where one may not pay; another organization's id is a 400 on ``vouchers``) — and
     ``ordering=net_price`` / ``-net_price``. Routed at the listings URL because listings may not import vouchers

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts import selectors as account_selectors
 from accounts.models import Organization
-from listings.models import Accelerator, Cluster, Listing, Node
+from listings.models import Accelerator
 from marketplace.core import hours
 from marketplace.core.exceptions import NotFound
-from orders.models import Bid, NodeReservation
+from orders import sql
+from orders.models import Bid
 
 
 def bids_of_user(user, *, organization_id=None, status: str | None = None) -> QuerySet[Bid]:
@@ -43,18 +43,10 @@ def market_depth(*, accelerator: Accelerator, levels: int = 20) -> dict:
     now = timezone.now()
     start = hours.next_hour()
     end = start + dt.timedelta(hours=1)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT l.price_per_gpu_hour, SUM(c.gpus_per_node * (SELECT COUNT(*) FROM {Node._meta.db_table} n"  # noqa: S608
-            f"  WHERE n.cluster_id = c.id AND NOT EXISTS (SELECT 1 FROM {NodeReservation._meta.db_table} r"
-            "   WHERE r.node_id = n.id AND r.active AND r.period && tstzrange(%s, %s, '[)'))))"
-            f" FROM {Listing._meta.db_table} l JOIN {Cluster._meta.db_table} c ON c.id = l.cluster_id"
-            " WHERE l.status = 'active' AND c.accelerator_id = %s"
-            " AND l.available_from <= %s AND l.available_until >= %s"
-            " GROUP BY l.price_per_gpu_hour ORDER BY l.price_per_gpu_hour LIMIT %s",
-            [start, end, accelerator.pk, start, end, levels],
-        )
-        asks = [{"price": price, "gpus": int(gpus)} for price, gpus in cursor.fetchall()]
+    asks = [
+        {"price": price, "gpus": gpus}
+        for price, gpus in sql.free_gpus_by_price(accelerator_id=accelerator.pk, start=start, end=end, levels=levels)
+    ]
     bid_rows = Bid.objects.filter(status=Bid.Status.OPEN, expires_at__gt=now, accelerators=accelerator).values_list(
         "max_price_per_gpu_hour", "nodes", "max_gpus_per_node"
     )

@@ -24,7 +24,8 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from django.db import connection, transaction
+from django.db import transaction
+from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
 from django.db.models import Max, Q
 from django.utils import timezone
 
@@ -33,17 +34,17 @@ from audit.services import audit_record
 from ledger import services as ledger_services
 from listings.models import Accelerator, Cluster, Listing, Node
 from marketplace.core import hours
-from marketplace.core.deferred import last_statements, run_last
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 from marketplace.core.locks import retry_on_contention
 from marketplace.core.money import to_amount, to_price
+from marketplace.core.pipeline import advance
 from orders import limits, matching, pricing
 from orders.models import Bid, NodeReservation
 from orders.services import ReplacedOrder, booking_create, check_hour
 from vouchers.models import Voucher
 
 logger = logging.getLogger(__name__)
-B = Bid.Status
+BidStatus = Bid.Status
 HOUR = dt.timedelta(hours=1)
 # Bids and matching look at most this far ahead (the per-node free-hour masks grow with it).
 MAX_HORIZON = dt.timedelta(days=90)
@@ -146,7 +147,7 @@ def bid_place(
         raise ApplicationError("Invalid bid.", errors=errors)
 
     held = bid_hold_amount(price=price, max_gpus_per_node=max_gpus, nodes=nodes, duration_hours=duration_hours)
-    with transaction.atomic(), last_statements():
+    with transaction.atomic():
         bid = Bid.objects.create(
             buyer=buyer,
             created_by=created_by,
@@ -172,23 +173,21 @@ def bid_place(
             "max_price_per_gpu_hour": str(price),
             "accelerators": sorted(a.slug for a in accs),
         }
-        run_last(
-            lambda: audit_record(
-                action="bid.open", obj=bid, actor=created_by, organization_id=buyer.pk, ip=ip, data=data
-            )
-        )
+        audit_record(action="bid.open", obj=bid, actor=created_by, organization_id=buyer.pk, ip=ip, data=data)
         bid_id = bid.pk
         transaction.on_commit(lambda: bid_try_match(bid=bid_id), robust=True)
     return bid
 
 
 def _lock_open(bid: Bid | int) -> Bid:
+    """The bid's row, locked. Raises ``NotFound``, and ``Conflict`` (``invalid_transition``) when it is no longer
+    open (every move out of ``open`` is final: ``Bid.TRANSITIONS``)."""
     pk = bid.pk if isinstance(bid, Bid) else bid
     locked = Bid.objects.select_for_update(of=("self",)).filter(pk=pk).first()
     if locked is None:
         raise NotFound("No such bid.")
-    if locked.status != B.OPEN:
-        raise Conflict(f"The bid is {locked.status}, not open.", code="invalid_transition")
+    if not locked.available_statuses():
+        raise Conflict(f"The bid is {locked.get_status_display().lower()}, not open.", code="invalid_transition")
     return locked
 
 
@@ -203,32 +202,29 @@ def _release_hold(bid: Bid) -> None:
 
 @retry_on_contention
 def _close(bid: Bid | int, *, to: str, actor=None, ip=None, check=None, note: str = "") -> Bid:
-    """``open`` → ``to``, the hold released in full. Locks: bid row → open-bids counter → wallet accounts → audit
-    last (inside a sweep's batch it joins the batch's ``last_statements`` block)."""
-    with transaction.atomic(), last_statements():
+    """``open`` → ``to``, the hold released in full, and its audit event. Locks: bid row → open-bids counter →
+    wallet accounts."""
+    with transaction.atomic():
         locked = _lock_open(bid)
         if check is not None:
             check(locked)
-        Bid.objects.filter(pk=locked.pk, status=B.OPEN).update(status=to, updated_at=timezone.now())
+        advance(locked, to)
         limits.open_order_count(organization_id=locked.buyer_id, counter=limits.OPEN_BIDS, delta=-1)
         _release_hold(locked)
-        locked.status = to
-        run_last(
-            lambda: audit_record(
-                action=f"bid.{to}",
-                obj=locked,
-                actor=actor,
-                organization_id=locked.buyer_id,
-                ip=ip,
-                data={"from": B.OPEN, "to": to, "released": str(locked.held_amount), "note": note},
-            )
+        audit_record(
+            action=f"bid.{to}",
+            obj=locked,
+            actor=actor,
+            organization_id=locked.buyer_id,
+            ip=ip,
+            data={"from": BidStatus.OPEN, "to": to, "released": str(locked.held_amount), "note": note},
         )
     return locked
 
 
 def bid_cancel(*, bid: Bid | int, actor=None, ip=None) -> Bid:
     """``open`` → ``cancelled``, the hold released in full. NotFound / Conflict 409 when not open."""
-    return _close(bid, to=B.CANCELLED, actor=actor, ip=ip)
+    return _close(bid, to=BidStatus.CANCELLED, actor=actor, ip=ip)
 
 
 def _past_expiry(bid: Bid) -> None:
@@ -239,7 +235,7 @@ def _past_expiry(bid: Bid) -> None:
 def bid_expire(*, bid: Bid | int) -> Bid:
     """``open`` past ``expires_at`` → ``expired``, the hold released in full. For the settlement sweep (may run
     inside its own ``SELECT … FOR UPDATE SKIP LOCKED`` transaction). Conflict 409 when not open or not yet due."""
-    return _close(bid, to=B.EXPIRED, check=_past_expiry, note="expired")
+    return _close(bid, to=BidStatus.EXPIRED, check=_past_expiry, note="expired")
 
 
 @retry_on_contention
@@ -249,14 +245,14 @@ def bid_match(*, bid: Bid | int, listing_id: int, start: dt.datetime, end: dt.da
     In the lock order: locks the bid (must be open and unexpired), then books through
     ``booking_create(confirm=True, replaces=…)``, which locks the listing, takes cluster capacity (advisory lock,
     exclusion constraint), gives back the bid's open-bids count, holds the vouchers' parts, and in the ledger step
-    releases the bid's hold before holding the booking's cash part; then marks the bid ``matched``; the audit
-    events go in last. Raises ``Conflict`` 409 when the slot was taken meanwhile, the listing was repriced above
+    releases the bid's hold before holding the booking's cash part; then marks the bid ``matched`` and records
+    the audit events. Raises ``Conflict`` 409 when the slot was taken meanwhile, the listing was repriced above
     the bid's maximum or the window does not fit the bid; ``ApplicationError`` from the booking (e.g.
     InsufficientFunds); ``Busy`` 409 when contention outlasts the retries (a deadlock or serialization failure is
     run again from the start when this owns the transaction, e.g. the match on a bid's commit). Whatever it
     raises, everything rolls back: the bid stays open with its hold.
     """
-    with transaction.atomic(), last_statements():
+    with transaction.atomic():
         locked = _lock_open(bid)
         if timezone.now() >= locked.expires_at:
             raise Conflict("The bid has expired.", code="expired")
@@ -281,24 +277,17 @@ def bid_match(*, bid: Bid | int, listing_id: int, start: dt.datetime, end: dt.da
         )
         if not listing_suits_bid(locked, booking, listing_id):
             raise Conflict("The listing no longer suits the bid.", code="price")
-        Bid.objects.filter(pk=locked.pk, status=B.OPEN).update(
-            status=B.MATCHED, booking=booking, updated_at=timezone.now()
-        )
-        locked.status, locked.booking = B.MATCHED, booking
+        advance(locked, BidStatus.MATCHED, booking=booking)
         data = {
-            "from": B.OPEN,
-            "to": B.MATCHED,
+            "from": BidStatus.OPEN,
+            "to": BidStatus.MATCHED,
             "booking": booking.pk,
             "listing": listing_id,
             "price_per_gpu_hour": str(booking.price_per_gpu_hour),
             "released": str(locked.held_amount),
             "cash_amount": str(booking.cash_amount),
         }
-        run_last(
-            lambda: audit_record(
-                action="bid.matched", obj=locked, actor=None, organization_id=locked.buyer_id, data=data
-            )
-        )
+        audit_record(action="bid.matched", obj=locked, actor=None, organization_id=locked.buyer_id, data=data)
     return locked
 
 
@@ -364,20 +353,14 @@ def _market(*, accelerator_ids, origin: dt.datetime, horizon: int) -> tuple[list
         Node.objects.filter(cluster_id__in=cluster_ids).order_by("cluster_id", "index").values_list("cluster_id", "id")
     ):
         masks.setdefault(cluster_id, {})[node_id] = full
-    if cluster_ids:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT n.cluster_id, r.node_id, lower(r.period), upper(r.period)"  # noqa: S608
-                f" FROM {NodeReservation._meta.db_table} r JOIN {Node._meta.db_table} n ON n.id = r.node_id"
-                " WHERE r.active AND n.cluster_id = ANY(%s)"
-                " AND r.period && tstzrange(%s, %s, '[)')",
-                [list(cluster_ids), origin, until],
-            )
-            for cluster_id, node_id, lower, upper in cursor.fetchall():
-                first = max(0, _index(lower, origin))
-                last = min(horizon, -(-(upper - origin) // HOUR))
-                if last > first:
-                    masks[cluster_id][node_id] &= ~(((1 << (last - first)) - 1) << first)
+    overlapping = NodeReservation.objects.filter(
+        active=True, node__cluster_id__in=cluster_ids, period__overlap=DateTimeTZRange(origin, until, "[)")
+    ).values_list("node__cluster_id", "node_id", "period")
+    for cluster_id, node_id, period in overlapping if cluster_ids else ():
+        first = max(0, _index(period.lower, origin))
+        last = min(horizon, -(-(period.upper - origin) // HOUR))
+        if last > first:
+            masks[cluster_id][node_id] &= ~(((1 << (last - first)) - 1) << first)
     asks = []
     for listing in listings:
         cluster = listing.cluster
@@ -495,7 +478,7 @@ def _plan_one(bid_id: int) -> tuple[matching.Assignment, dt.datetime] | None:
     """Continuous matching's choice for one open, unexpired bid on the current market (``matching.match_one``,
     with its net-price table when it carries vouchers) and the origin its hours count from; None when the bid is
     no longer open or nothing fits."""
-    row = Bid.objects.filter(pk=bid_id, status=B.OPEN, expires_at__gt=timezone.now()).first()
+    row = Bid.objects.filter(pk=bid_id, status=BidStatus.OPEN, expires_at__gt=timezone.now()).first()
     if row is None:
         return None
     origin = _origin()
@@ -577,7 +560,7 @@ def bids_match_listing(*, listing_id: int) -> int:
     bids = list(
         Bid.objects.filter(
             Q(max_price_per_gpu_hour__gte=listing.price_per_gpu_hour) | Q(vouchers__len__gt=0),
-            status=B.OPEN,
+            status=BidStatus.OPEN,
             expires_at__gt=timezone.now(),
             accelerators=cluster.accelerator_id,
             max_gpus_per_node__gte=cluster.gpus_per_node,
@@ -609,7 +592,7 @@ def bids_clear(*, time_budget_s: float = 2.0) -> ClearingResult:
     Safe to run concurrently with bookings and with itself (the bid lock + open check)."""
     origin = _origin()
     bids = list(
-        Bid.objects.filter(status=B.OPEN, expires_at__gt=timezone.now(), latest_end__gt=origin).order_by("pk")[
+        Bid.objects.filter(status=BidStatus.OPEN, expires_at__gt=timezone.now(), latest_end__gt=origin).order_by("pk")[
             :CLEAR_BATCH
         ]
     )

@@ -6,10 +6,11 @@ the booking or bid it counts."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from marketplace.core.exceptions import Conflict
+from orders import sql
 from orders.models import OpenOrderLimit
 
 HELD_BOOKINGS = "held_bookings"
@@ -33,34 +34,26 @@ def _count_one_more(organization_id: int, counter: str, delta: int) -> bool | No
     refused. None when a new row would start above the default limit: the caller takes the general path."""
     if delta > getattr(settings, _MAX_SETTINGS[counter]):
         return None
-    table = OpenOrderLimit._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} AS l "  # noqa: S608 - table and column names from this module, not input
-            "(organization_id, held_bookings, open_bids, max_held_bookings, max_open_bids) VALUES (%s, %s, %s, %s, %s) "
-            f"ON CONFLICT (organization_id) DO UPDATE SET {counter} = l.{counter} + %s "
-            f"WHERE l.{counter} + %s <= l.max_{counter} RETURNING 1",
-            [
-                organization_id,
-                delta if counter == HELD_BOOKINGS else 0,
-                delta if counter == OPEN_BIDS else 0,
-                settings.MAX_HELD_BOOKINGS,
-                settings.MAX_OPEN_BIDS,
-                delta,
-                delta,
-            ],
-        )
-        return cursor.fetchone() is not None
+    return sql.count_one_more(
+        organization_id=organization_id,
+        counter=counter,
+        delta=delta,
+        max_held=settings.MAX_HELD_BOOKINGS,
+        max_open=settings.MAX_OPEN_BIDS,
+    )
 
 
 def _ensure_row(organization_id: int) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {OpenOrderLimit._meta.db_table} "  # noqa: S608 - table name from model metadata
-            "(organization_id, held_bookings, open_bids, max_held_bookings, max_open_bids) "
-            "VALUES (%s, 0, 0, %s, %s) ON CONFLICT DO NOTHING",
-            [organization_id, settings.MAX_HELD_BOOKINGS, settings.MAX_OPEN_BIDS],
-        )
+    OpenOrderLimit.objects.bulk_create(
+        [
+            OpenOrderLimit(
+                organization_id=organization_id,
+                max_held_bookings=settings.MAX_HELD_BOOKINGS,
+                max_open_bids=settings.MAX_OPEN_BIDS,
+            )
+        ],
+        ignore_conflicts=True,
+    )
 
 
 def open_order_count(*, organization_id: int, counter: str, delta: int) -> None:

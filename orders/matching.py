@@ -24,7 +24,9 @@ below works on them unchanged.
   best-fitting slot), and, budget permitting, the continuous arrival-order plan, the better one kept; then a local
   search (seat a bid, or move it to a cheaper ask, where it fits, where re-ordering a cluster's bookings makes
   room, or by evicting one assignment and re-seating that one; kept only when the total rises and the plan still
-  books exactly as planned), stopped at the time budget.
+  books exactly as planned); then, with what the budget leaves, the exact clearing of ``orders.matching_exact``
+  (a node-exact MILP on HiGHS for markets of at most ``EXACT_SLOTS`` slots, MILP neighbourhoods on larger
+  ones), whose plan replaces the heuristic's only when booking it in order yields more.
 
 The LP bound that measures it (scipy, a dev-only dependency) lives next to the benchmark: ``bench/matching_lp.py``.
 """
@@ -124,9 +126,18 @@ _new_ask, _set_dict = object.__new__, object.__setattr__  # (the dataclass is fr
 def _assignment(bid: Bid, ask: Ask, start: int, positions: Iterable[int]) -> Assignment:
     gpu_hours = ask.gpus_per_node * bid.nodes * bid.duration_hours
     price = price_for(bid, ask)
-    return Assignment(bid_id=bid.bid_id, listing_id=ask.listing_id, cluster_id=ask.cluster_id, start=start,
-                      end=start + bid.duration_hours, nodes=bid.nodes, price=price, gpu_hours=gpu_hours,
-                      surplus=(bid.max_price - price) * gpu_hours, node_indexes=tuple(i + 1 for i in positions))
+    return Assignment(
+        bid_id=bid.bid_id,
+        listing_id=ask.listing_id,
+        cluster_id=ask.cluster_id,
+        start=start,
+        end=start + bid.duration_hours,
+        nodes=bid.nodes,
+        price=price,
+        gpu_hours=gpu_hours,
+        surplus=(bid.max_price - price) * gpu_hours,
+        node_indexes=tuple(i + 1 for i in positions),
+    )
 
 
 # How many "at least k nodes free" masks each cluster keeps for the quick reject (bids rarely want more nodes).
@@ -218,8 +229,11 @@ class _Capacity:
         priced = self._priced.get(bid.bid_id)
         if priced is None:
             by_listing, accelerators = self.by_listing, bid.accelerators
-            priced = [_priced(ask, price) for listing_id, price in bid.net_prices.items()
-                      if (ask := by_listing.get(listing_id)) is not None and ask.accelerator in accelerators]
+            priced = [
+                _priced(ask, price)
+                for listing_id, price in bid.net_prices.items()
+                if (ask := by_listing.get(listing_id)) is not None and ask.accelerator in accelerators
+            ]
             priced.sort(key=lambda a: (a.price, a.created, a.listing_id))
             self._priced[bid.bid_id] = priced
         return priced
@@ -272,8 +286,11 @@ class _Capacity:
             bit = union & -union
             fitting = [positions for run, positions in starts if run & bit]
             if sum(len(p) for p in fitting) >= needed:
-                chosen = fitting[0][:needed] if len(fitting) == 1 else sorted(
-                    itertools.chain.from_iterable(fitting))[:needed]
+                chosen = (
+                    fitting[0][:needed]
+                    if len(fitting) == 1
+                    else sorted(itertools.chain.from_iterable(fitting))[:needed]
+                )
                 yield bit.bit_length() - 1, tuple(chosen)
             union ^= bit
 
@@ -389,8 +406,12 @@ def match_one(bid: Bid, asks: Sequence[Ask]) -> Assignment | None:
     return _Capacity(asks).best_slot(bid)
 
 
-def _greedy(bids: Sequence[Bid], asks: Sequence[Ask] | _Capacity, *, tight: bool = False,
-            ) -> tuple[list[Assignment], _Capacity]:
+def _greedy(
+    bids: Sequence[Bid],
+    asks: Sequence[Ask] | _Capacity,
+    *,
+    tight: bool = False,
+) -> tuple[list[Assignment], _Capacity]:
     """Seat ``bids`` in the given order, each in ``best_slot`` (continuous mode's choice) or, with ``tight``, in
     ``tightest_slot`` (batch clearing's); ``asks`` may be a fresh ``_Capacity`` to fill."""
     capacity = asks if isinstance(asks, _Capacity) else _Capacity(asks)
@@ -421,7 +442,11 @@ def clear(bids: Sequence[Bid], asks: Sequence[Ask], time_budget_s: float = 2.0) 
     ``tightest_slot`` (the cheapest price, best fit). Then, budget permitting, the continuous arrival-order plan,
     the better one kept — so never worse than ``continuous`` when the budget allows it (always on small markets;
     one greedy plan takes ~2–2.5 s on 10k bids × 2k listings) — and the local search (``_improve``), stopped at
-    the budget. The budget bounds the optional work; the first greedy plan always completes.
+    ``LOCAL_SEARCH_SHARE`` of the budget left. Then the exact engine (``_exactly_improved``,
+    ``orders.matching_exact``) with the rest: on a market of at most ``EXACT_SLOTS`` slots, the node-exact MILP
+    warm-started with that plan, optimal when it finishes in time; then, or on larger markets, MILP-based
+    large-neighbourhood search. Its plans replace the heuristic's only when booking them in order yields more.
+    The budget bounds the optional work; the first greedy plan always completes.
     Each bid at most once, in application order: applied in this order, ``booking_create`` (the lowest-numbered
     nodes free for the window) reserves exactly the nodes of each assignment (see ``_as_applied``), so no fill of
     the plan is lost to the order of application.
@@ -437,10 +462,78 @@ def clear(bids: Sequence[Bid], asks: Sequence[Ask], time_budget_s: float = 2.0) 
         arrival_plan, arrival_capacity = _greedy(sorted(bids, key=lambda b: (b.created, b.bid_id)), asks)
         if total_surplus(arrival_plan) > total_surplus(plan):
             plan, capacity = arrival_plan, arrival_capacity
-    plan = _as_applied(_improve(plan, capacity, by_regret, asks, deadline), asks)
+    # (the local search settles within ~0.1 s on small markets; on large ones it rarely finds a move after its
+    # first pass, so it leaves part of the budget to the neighbourhood search)
+    local_deadline = time.monotonic() + max(deadline - time.monotonic(), 0) * LOCAL_SEARCH_SHARE
+    plan = _as_applied(_improve(plan, capacity, by_regret, asks, local_deadline), asks)
     if arrival_plan is not None and total_surplus(arrival_plan) > total_surplus(plan):
-        return arrival_plan  # (arrival order: continuous matching's own plan, applied as planned)
-    return plan
+        plan = arrival_plan  # (arrival order: continuous matching's own plan, applied as planned)
+    return _exactly_improved(plan, bids, asks, deadline)
+
+
+# The local search's share of the budget left after the greedy plans; the exact engine gets the rest.
+LOCAL_SEARCH_SHARE = 0.5
+
+
+# Markets with at most this many slots (bid × cluster × start where the bid may run) are solved whole by the exact
+# MILP (``matching_exact.solve``) first; larger ones only by neighbourhoods (``matching_exact.improve``). Measured
+# with a 4.5 s budget on bench/matching.py's small shapes grown to 400 and 800 bids (2 cores, loaded): up to
+# ~3,500 slots the whole-market MILP's first plan beats neighbourhoods alone by up to 12 %; at ~7,700 they are
+# even; from ~12,000 up, building the model eats the budget and neighbourhoods alone do better.
+EXACT_SLOTS = 6_000
+# Of the time the heuristic leaves, the share the whole-market MILP may use before the neighbourhood search takes
+# over from its best plan (unless it proved that plan optimal first).
+EXACT_SHARE = 0.5
+# Kept back from the exact engine's time limits for seating, converting and re-booking its plan: at most this
+# share of the time left, and at most ``EXACT_RESERVE_S``.
+EXACT_RESERVE = 0.05
+EXACT_RESERVE_S = 0.25
+
+
+def _exactly_improved(
+    plan: list[Assignment],
+    bids: Sequence[Bid],
+    asks: Sequence[Ask],
+    deadline: float,
+) -> list[Assignment]:
+    """``plan``, or a better plan from the exact engine (``orders.matching_exact``) found before ``deadline``: on
+    a market of at most ``EXACT_SLOTS`` slots the whole-market MILP warm-started with ``plan`` (for up to
+    ``EXACT_SHARE`` of the time left), then, unless that proved its plan optimal, the neighbourhood search from
+    the best plan so far. Each plan it returns is re-booked in order (``_as_applied``) and replaces the current
+    one only when that yields strictly more surplus, so the result books as planned and is never worse than
+    ``plan``."""
+    from orders import matching_exact  # (highspy and numpy load only when a batch clearing has time for them)
+
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return plan
+    stop = deadline - min(left * EXACT_RESERVE, EXACT_RESERVE_S)
+    best = plan
+    try:
+        exact = matching_exact.solve(
+            bids, asks, time_limit_s=(stop - time.monotonic()) * EXACT_SHARE, start=plan, max_slots=EXACT_SLOTS
+        )
+    except matching_exact.TooLarge:
+        exact = None
+    if exact is not None:
+        best = _better(best, _from_placements(exact.placements), asks)
+        if exact.optimal:
+            return best
+    if time.monotonic() < stop:
+        best = _better(best, _from_placements(matching_exact.improve(bids, asks, best, deadline=stop)), asks)
+    return best
+
+
+def _from_placements(placements: Iterable) -> list[Assignment]:
+    """The exact engine's placements (``matching_exact.Placement``) as assignments, in the same order."""
+    return [_assignment(p.bid, p.ask, p.start, p.positions) for p in placements]
+
+
+def _better(current: list[Assignment], candidate: list[Assignment], asks: Sequence[Ask]) -> list[Assignment]:
+    """``candidate`` as booking it in order yields it (``_as_applied``), if that is strictly more surplus than
+    ``current``; else ``current``."""
+    applied = _as_applied(candidate, asks)
+    return applied if total_surplus(applied) > total_surplus(current) else current
 
 
 def _as_applied(plan: Sequence[Assignment], asks: Sequence[Ask]) -> list[Assignment]:
@@ -545,9 +638,14 @@ class _Replanner:
             return False
         capacity = self.capacity
         if cluster_id not in self._saved:
-            self._saved[cluster_id] = (self.order[cluster_id], capacity.masks[cluster_id],
-                                       capacity.groups[cluster_id], capacity.atleast[cluster_id],
-                                       capacity.union[cluster_id], capacity.longest[cluster_id])
+            self._saved[cluster_id] = (
+                self.order[cluster_id],
+                capacity.masks[cluster_id],
+                capacity.groups[cluster_id],
+                capacity.atleast[cluster_id],
+                capacity.union[cluster_id],
+                capacity.longest[cluster_id],
+            )
         before = {a.bid_id for a in self.order[cluster_id]}
         after = {a.bid_id for a in booked}
         for bid_id in before ^ after:
@@ -557,7 +655,8 @@ class _Replanner:
         for bid_id in after - before:
             self.cluster_of[bid_id] = cluster_id
         self.total += total_surplus(a for a in booked if a.bid_id not in before) - total_surplus(
-            a for a in self.order[cluster_id] if a.bid_id not in after)
+            a for a in self.order[cluster_id] if a.bid_id not in after
+        )
         self.order[cluster_id] = booked
         capacity.masks[cluster_id] = masks
         capacity._set_union(cluster_id)
@@ -571,7 +670,8 @@ class _Replanner:
         packing by start time needs only that enough nodes be free in every hour when the nodes are alike)."""
         current = self.order[a.cluster_id]
         return self.rebook(a.cluster_id, [*current, a]) or self.rebook(
-            a.cluster_id, sorted([*current, a], key=lambda x: (x.start, -x.nodes)))
+            a.cluster_id, sorted([*current, a], key=lambda x: (x.start, -x.nodes))
+        )
 
     def commit(self) -> None:
         self._saved.clear()
@@ -603,8 +703,9 @@ EVICT_VICTIMS = 3
 REPACK_STARTS = 4
 
 
-def _improve(plan: list[Assignment], capacity: _Capacity, bids: Sequence[Bid], asks: Sequence[Ask],
-             deadline: float) -> list[Assignment]:
+def _improve(
+    plan: list[Assignment], capacity: _Capacity, bids: Sequence[Bid], asks: Sequence[Ask], deadline: float
+) -> list[Assignment]:
     """Local search from ``plan`` until ``deadline`` or a pass over ``bids`` changes nothing. Per bid (unseated
     ones, and seated ones that could pay less), cheapest ask first: seat it where it fits, or where re-ordering the
     cluster's bookings by start makes room, or by evicting one assignment in its way and re-seating that one
@@ -687,12 +788,20 @@ def _blockers(state: _Replanner, bid: Bid, ask: Ask) -> list[Assignment]:
     low, high = max(bid.earliest_start, ask.start), min(bid.latest_end, ask.end)
     if high - low < bid.duration_hours or (bid.max_gpus_per_node and ask.gpus_per_node > bid.max_gpus_per_node):
         return []
-    return sorted((a for a in state.order.get(ask.cluster_id, ()) if a.start < high and a.end > low
-                   and a.bid_id != bid.bid_id), key=lambda a: a.surplus)
+    return sorted(
+        (a for a in state.order.get(ask.cluster_id, ()) if a.start < high and a.end > low and a.bid_id != bid.bid_id),
+        key=lambda a: a.surplus,
+    )
 
 
-def _evict(state: _Replanner, bid: Bid, ask: Ask, current: Assignment | None, victims: Sequence[Assignment],
-           bid_by_id: dict[int, Bid]) -> bool:
+def _evict(
+    state: _Replanner,
+    bid: Bid,
+    ask: Ask,
+    current: Assignment | None,
+    victims: Sequence[Assignment],
+    bid_by_id: dict[int, Bid],
+) -> bool:
     """Seat ``bid`` on ``ask`` by evicting one of ``victims`` (assignments in its way, ``_blockers``) and
     re-seating that one where it fits best at its cheapest price; committed only if the total rises."""
     before = state.total

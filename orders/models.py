@@ -13,9 +13,10 @@ from accounts.models import Organization
 from listings.models import Cluster, Listing, Node
 from marketplace.core.models import TimeStampedModel
 from marketplace.core.money import AmountField, PriceField
+from marketplace.core.pipeline import StatusPipeline
 
 
-class Booking(TimeStampedModel):
+class Booking(StatusPipeline, TimeStampedModel):
     class Status(models.TextChoices):
         HELD = "held", pgettext_lazy("booking status", "Held")
         CONFIRMED = "confirmed", pgettext_lazy("booking status", "Confirmed")
@@ -24,6 +25,17 @@ class Booking(TimeStampedModel):
         SETTLED = "settled", pgettext_lazy("booking status", "Settled")
         CANCELLED = "cancelled", pgettext_lazy("booking status", "Cancelled")
         EXPIRED = "expired", pgettext_lazy("booking status", "Expired")
+
+    # Every change of status goes through ``orders.services._transition`` (``marketplace.core.pipeline.advance``).
+    TRANSITIONS = {
+        Status.HELD: frozenset({Status.CONFIRMED, Status.CANCELLED, Status.EXPIRED}),
+        Status.CONFIRMED: frozenset({Status.ACTIVE, Status.CANCELLED}),
+        Status.ACTIVE: frozenset({Status.COMPLETED}),
+        Status.COMPLETED: frozenset({Status.SETTLED}),
+        Status.SETTLED: frozenset(),
+        Status.CANCELLED: frozenset(),
+        Status.EXPIRED: frozenset(),
+    }
 
     buyer = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="bookings")
     listing = models.ForeignKey(Listing, on_delete=models.PROTECT, related_name="bookings")
@@ -64,6 +76,15 @@ class Booking(TimeStampedModel):
 
     def __str__(self):
         return f"Booking {self.pk} ({self.status})"
+
+    @property
+    def cancellable(self) -> bool:
+        """The buyer may cancel it (full refund before the start)."""
+        return self.can_become(self.Status.CANCELLED)
+
+    @property
+    def confirmable(self) -> bool:
+        return self.can_become(self.Status.CONFIRMED)
 
 
 class NodeReservation(models.Model):
@@ -126,7 +147,7 @@ class BookingStatusChange(models.Model):
         return f"booking {self.booking_id}: {self.from_status or '—'} → {self.to_status}"
 
 
-class Bid(TimeStampedModel):
+class Bid(StatusPipeline, TimeStampedModel):
     """A standing order: ``nodes`` whole nodes of one cluster of any of ``accelerators`` for ``duration_hours``
     contiguous hours inside ``[earliest_start, latest_end)``, at most ``max_price_per_gpu_hour``.
 
@@ -141,6 +162,13 @@ class Bid(TimeStampedModel):
         MATCHED = "matched", pgettext_lazy("bid status", "Matched")
         CANCELLED = "cancelled", pgettext_lazy("bid status", "Cancelled")
         EXPIRED = "expired", pgettext_lazy("bid status", "Expired")
+
+    TRANSITIONS = {
+        Status.OPEN: frozenset({Status.MATCHED, Status.CANCELLED, Status.EXPIRED}),
+        Status.MATCHED: frozenset(),
+        Status.CANCELLED: frozenset(),
+        Status.EXPIRED: frozenset(),
+    }
 
     buyer = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="bids")
     created_by = models.ForeignKey(
@@ -190,6 +218,10 @@ class Bid(TimeStampedModel):
     def __str__(self):
         return f"Bid {self.pk} ({self.status})"
 
+    @property
+    def cancellable(self) -> bool:
+        return self.can_become(self.Status.CANCELLED)
+
 
 class OpenOrderLimit(models.Model):
     """Per buyer organization: how many bookings it holds unconfirmed and how many bids it has open, and the most
@@ -217,3 +249,129 @@ class OpenOrderLimit(models.Model):
 
     def __str__(self):
         return f"{self.organization_id}: {self.held_bookings} held, {self.open_bids} bids open"
+
+
+# --- delivery: access handovers and incidents (issue 20; services in orders.handovers) -----------------------------
+
+
+class AccessHandover(TimeStampedModel):
+    """One access change on one booked node, for the cluster's agent to apply: ``install`` the buyer's SSH keys
+    (when the booking starts, and again when the buyer's keys change while it runs) or ``remove`` them (when it
+    ends). ``pending`` and ``failed`` handovers are listed to the agent until it reports them done; an install the
+    agent reported answers the buyer's connection instructions (``host``, ``port``, ``user``).
+    """
+
+    class Action(models.TextChoices):
+        INSTALL = "install", pgettext_lazy("handover action", "Install keys")
+        REMOVE = "remove", pgettext_lazy("handover action", "Remove keys")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", pgettext_lazy("handover status", "Pending")
+        INSTALLED = "installed", pgettext_lazy("handover status", "Installed")
+        REMOVED = "removed", pgettext_lazy("handover status", "Removed")
+        FAILED = "failed", pgettext_lazy("handover status", "Failed")
+        SUPERSEDED = "superseded", pgettext_lazy("handover status", "Superseded")
+
+    OPEN = (Status.PENDING, Status.FAILED)
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="handovers")
+    node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=8, choices=Action.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    login_user = models.CharField(max_length=32)
+    ssh_keys = ArrayField(models.TextField(), default=list, blank=True)
+    host = models.CharField(max_length=253, blank=True)
+    port = models.PositiveIntegerField(null=True, blank=True)
+    user = models.CharField(max_length=32, blank=True)
+    detail = models.CharField(max_length=300, blank=True)
+    reported_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["booking", "node", "id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(action__in=["install", "remove"]), name="handover_action"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["pending", "installed", "removed", "failed", "superseded"]),
+                name="handover_status",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(port__isnull=True) | models.Q(port__gte=1, port__lte=65535), name="handover_port"
+            ),
+            # At most one open handover of each action per booked node, and one removal ever.
+            models.UniqueConstraint(
+                fields=["booking", "node", "action"],
+                condition=models.Q(status__in=["pending", "failed"]),
+                name="handover_one_open",
+            ),
+            models.UniqueConstraint(
+                fields=["booking", "node"], condition=models.Q(action="remove"), name="handover_one_removal"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["node"], condition=models.Q(status__in=["pending", "failed"]), name="handover_open_idx"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.action} booking {self.booking_id} node {self.node_id} ({self.status})"
+
+
+class DeliveryIncident(TimeStampedModel):
+    """A period a booked node did not deliver: its heartbeats were missing or unhealthy (derived from the node's
+    ``listings.NodeOutage`` by ``orders.handovers.incidents_sync``), or the buyer reported it.
+
+    ``open`` (still going on) and ``closed`` incidents reduce the booking's delivered node-hours; a buyer's
+    ``reported`` incident counts once platform staff accept it (→ ``closed``), not when ``rejected``.
+    ``node`` is empty for a buyer's report about every node of the booking.
+    """
+
+    class Source(models.TextChoices):
+        SILENT = "silent", pgettext_lazy("incident source", "Heartbeats missing")
+        UNHEALTHY = "unhealthy", pgettext_lazy("incident source", "Unhealthy hardware")
+        BUYER = "buyer", pgettext_lazy("incident source", "Reported by the buyer")
+
+    class Status(models.TextChoices):
+        OPEN = "open", pgettext_lazy("incident status", "Open")
+        CLOSED = "closed", pgettext_lazy("incident status", "Closed")
+        REPORTED = "reported", pgettext_lazy("incident status", "Reported, awaiting review")
+        REJECTED = "rejected", pgettext_lazy("incident status", "Rejected")
+
+    COUNTED = (Status.OPEN, Status.CLOSED)
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="incidents")
+    node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    outage = models.ForeignKey(
+        "listings.NodeOutage", null=True, blank=True, on_delete=models.SET_NULL, related_name="incidents"
+    )
+    source = models.CharField(max_length=10, choices=Source.choices)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    description = models.TextField(blank=True)
+    reported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolution_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["booking", "started_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(source__in=["silent", "unhealthy", "buyer"]), name="incident_src"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["open", "closed", "reported", "rejected"]), name="incident_status"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(ended_at__isnull=True) | models.Q(ended_at__gte=models.F("started_at")),
+                name="incident_period_ordered",
+            ),
+            models.UniqueConstraint(
+                fields=["booking", "outage"], condition=models.Q(outage__isnull=False), name="incident_one_per_outage"
+            ),
+        ]
+        indexes = [models.Index(fields=["status"], condition=models.Q(status="open"), name="incident_open_idx")]
+
+    def __str__(self):
+        return f"incident {self.pk}: booking {self.booking_id} node {self.node_id} {self.source} ({self.status})"

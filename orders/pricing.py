@@ -1,7 +1,7 @@
 """Net prices: what a buyer pays in cash per GPU-hour of a listing after their vouchers. Reads only.
 
 One computation, used by voucher-aware matching (``orders.bid_services`` builds each voucher bid's net-price table
-for the pure engine) and by listing search "by what I will pay" (``orders.api.ListingSearchView``,
+for the pure engine) and by listing search "by what I will pay" (``orders.api.ListingSearchApi``,
 ``orders.search_views.browse``)::
 
     net price per GPU-hour = (subtotal − the vouchers' parts) ÷ GPU-hours,   subtotal = price × GPU-hours
@@ -30,7 +30,9 @@ from decimal import Decimal
 from django.utils import timezone
 
 from accounts.models import Organization
-from listings.models import Listing, ProvenanceDeclaration
+from listings.agent_selectors import mismatched_cluster_ids
+from listings.models import Listing
+from listings.selectors import cleared_cluster_ids, listing_reviewed
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.money import ZERO, to_amount, to_price
 from vouchers import rules
@@ -151,11 +153,8 @@ def listing_contexts(
     )
     if not listings:
         return {}
-    approved = set(
-        ProvenanceDeclaration.objects.filter(
-            cluster_id__in={listing.cluster_id for listing in listings}, status=ProvenanceDeclaration.Status.APPROVED
-        ).values_list("cluster_id", flat=True)
-    )
+    cleared = cleared_cluster_ids({listing.cluster for listing in listings})
+    cleared -= mismatched_cluster_ids(listing.cluster_id for listing in listings)  # hardware ≠ declared
     base = voucher_selectors.booking_context(buyer=buyer, listing=listings[0], subtotal=ZERO, now=now)
     buyer_names = buyer.related_party_names()
     contexts = {}
@@ -169,9 +168,7 @@ def listing_contexts(
             accelerator_id=accelerator.pk,
             accelerator_domestic=accelerator.domestic,
             accelerator_export_controlled=accelerator.export_controlled,
-            # as ``vouchers.selectors.listing_reviewed``: active, and export-controlled hardware reviewed
-            listing_reviewed=listing.status == Listing.Status.ACTIVE
-            and (not accelerator.export_controlled or cluster.pk in approved),
+            listing_reviewed=listing_reviewed(listing, cleared=cleared),
             related_party=bool(buyer_names & provider.related_party_names()),
         )
     return contexts

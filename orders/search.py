@@ -4,7 +4,7 @@ buyer's vouchers, and ``ordering=net_price`` / ``-net_price``.
 Wiring. ``listings`` sits below ``vouchers`` and ``orders`` and must not import them, so the net price cannot be
 computed there. The orders layer extends the listings search instead, and is routed at the same URLs:
 
-- API: ``orders.api.ListingSearchView`` subclasses ``listings.api.ListingListCreateView`` (same POST, same
+- API: ``orders.api.ListingSearchApi`` subclasses ``listings.api.ListingListCreateApi`` (same POST, same
   GET) and answers ``GET /api/v1/listings/`` (``marketplace/api.py`` routes it there instead of the listings one);
 - page: ``browse`` below calls ``listings.views.browse`` with its hooks (a filter set with the voucher
   checkboxes, a search that can sort by net price, a decorator that sets each row's net price), and

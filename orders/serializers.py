@@ -6,6 +6,7 @@ from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 from listings.serializers import ListingSerializer
+from marketplace.core.filters import status_filter_serializer
 from orders.models import Bid, Booking, BookingStatusChange
 from orders.selectors import reserved_node_indexes
 
@@ -253,3 +254,7 @@ class NetPriceListingSerializer(ListingSerializer):
         # ListingSerializer builds its rows by hand (speed); the one more column the same way.
         net = getattr(listing, "net_price_per_gpu_hour", None)  # set only when vouchers were given
         return {**super().to_representation(listing), "net_price_per_gpu_hour": None if net is None else str(net)}
+
+
+BookingFilterSerializer = status_filter_serializer("BookingFilterSerializer", Booking.Status.choices)
+BidFilterSerializer = status_filter_serializer("BidFilterSerializer", Bid.Status.choices)

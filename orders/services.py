@@ -16,35 +16,25 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from audit.services import audit_event, audit_record, audit_record_many
 from ledger import services as ledger_services
-from listings.models import Cluster, Listing, Node
-from marketplace.core import hours, rows
-from marketplace.core.deferred import last_statements, run_last
+from listings.models import Listing
+from marketplace.core import hours
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 from marketplace.core.locks import lock_cluster_capacity, retry_on_contention
 from marketplace.core.money import ZERO, to_amount
-from orders import limits
+from marketplace.core.pipeline import advance, advance_many
+from orders import limits, sql
 from orders.models import Booking, BookingStatusChange, NodeReservation
 from vouchers import services as voucher_services
 
-S = Booking.Status
+BookingStatus = Booking.Status
 
-# The status pipeline. Every change of ``Booking.status`` goes through ``_transition`` and this map.
-ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-    S.HELD: frozenset({S.CONFIRMED, S.CANCELLED, S.EXPIRED}),
-    S.CONFIRMED: frozenset({S.ACTIVE, S.CANCELLED}),
-    S.ACTIVE: frozenset({S.COMPLETED}),
-    S.COMPLETED: frozenset({S.SETTLED}),
-    S.SETTLED: frozenset(),
-    S.CANCELLED: frozenset(),
-    S.EXPIRED: frozenset(),
-}
 # Statuses whose node reservations are active and whose payment is still held.
-OPEN_STATUSES = (S.HELD, S.CONFIRMED)
+OPEN_STATUSES = tuple(Booking.statuses_leading_to(BookingStatus.CANCELLED))
 # How many times a booking re-chooses nodes after losing a race to a concurrent booking before answering 409.
 NODE_CHOICE_ATTEMPTS = 3
 
@@ -179,20 +169,11 @@ def listing_for_quote(listing_id, *, lock: bool = False) -> Listing:
 
 def _open_listing(listing_id: int, *, lock: bool) -> Listing | None:
     """The active listing ``listing_id`` with its cluster loaded (None when there is none), ``FOR NO KEY UPDATE`` of
-    the listing row when ``lock``. Plain SQL (``marketplace.core.rows``): it runs on every booking and quote."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {rows.columns(Listing, 'l')}, {rows.columns(Cluster, 'c')} "  # noqa: S608 - names from metadata
-            f"FROM {Listing._meta.db_table} l JOIN {Cluster._meta.db_table} c ON c.id = l.cluster_id "
-            f"WHERE l.id = %s AND l.status = %s{' FOR NO KEY UPDATE OF l' if lock else ''}",
-            [listing_id, Listing.Status.ACTIVE],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    listing = rows.instance(Listing, row)
-    listing.cluster = rows.instance(Cluster, row, rows.width(Listing))
-    return listing
+    the listing row when ``lock``."""
+    listings = Listing.objects.select_related("cluster").filter(pk=listing_id, status=Listing.Status.ACTIVE)
+    if lock:
+        listings = listings.select_for_update(no_key=True, of=("self",))
+    return listings.first()
 
 
 def _take_free_nodes(booking: Booking, cluster_id: int) -> tuple[list[int], bool]:
@@ -204,32 +185,10 @@ def _take_free_nodes(booking: Booking, cluster_id: int) -> tuple[list[int], bool
     One statement: the free nodes (NOT EXISTS answered by the exclusion constraint's GiST index (node, period)) and
     the INSERT of their ``NodeReservation`` rows, in node-index order, so concurrent bookings wait on each other in
     one order: no deadlock. ``ON CONFLICT DO NOTHING`` skips a row the exclusion constraint refuses instead of
-    failing the statement, so the booking's transaction needs no savepoint here. Plain SQL: it runs on every
-    booking, and compiling the ORM's Exists() costs more than the query."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH free AS (SELECT n.id, n.index FROM {Node._meta.db_table} n "  # noqa: S608 - names from metadata
-            f" WHERE n.cluster_id = %s AND NOT EXISTS (SELECT 1 FROM {NodeReservation._meta.db_table} r"
-            "  WHERE r.node_id = n.id AND r.active AND r.period && tstzrange(%s, %s, '[)'))"
-            " ORDER BY n.index LIMIT %s"
-            f"), taken AS (INSERT INTO {NodeReservation._meta.db_table} (booking_id, node_id, period, active)"
-            " SELECT %s, free.id, tstzrange(%s, %s, '[)'), true FROM free"
-            " WHERE (SELECT count(*) FROM free) = %s ORDER BY free.index"
-            " ON CONFLICT DO NOTHING RETURNING node_id"
-            ") SELECT free.index, taken.node_id IS NOT NULL FROM free LEFT JOIN taken ON taken.node_id = free.id"
-            " ORDER BY free.index",
-            [
-                cluster_id,
-                booking.start,
-                booking.end,
-                booking.nodes,
-                booking.pk,
-                booking.start,
-                booking.end,
-                booking.nodes,
-            ],
-        )
-        chosen = cursor.fetchall()
+    failing the statement, so the booking's transaction needs no savepoint here (``orders.sql``)."""
+    chosen = sql.take_free_nodes(
+        booking_id=booking.pk, cluster_id=cluster_id, start=booking.start, end=booking.end, nodes=booking.nodes
+    )
     return [index for index, _ in chosen], all(taken for _, taken in chosen)
 
 
@@ -315,7 +274,7 @@ def _release_payment(booking: Booking) -> None:
 
 
 def _record(booking: Booking, *, from_status: str, actor, ip=None, note: str = "", data: dict | None = None):
-    """The status change row now; the audit event queued to the end of the transaction (``run_last``)."""
+    """The status change row and the booking's audit event."""
     BookingStatusChange.objects.create(
         booking=booking,
         from_status=from_status,
@@ -323,7 +282,7 @@ def _record(booking: Booking, *, from_status: str, actor, ip=None, note: str = "
         actor=actor if getattr(actor, "is_authenticated", False) else None,
         note=note,
     )
-    run_last(lambda: _audit(booking, from_status=from_status, actor=actor, ip=ip, data=data))
+    _audit(booking, from_status=from_status, actor=actor, ip=ip, data=data)
 
 
 def _audit(booking: Booking, *, from_status: str, actor, ip=None, data: dict | None = None):
@@ -362,21 +321,22 @@ def booking_create(
     One transaction, in the lock order: the listing row is locked (it cannot be paused or repriced meanwhile), the
     quote is validated, the lowest-numbered free nodes are reserved (cluster capacity), the held-bookings counter
     goes up (and ``replaces``' counter down), the voucher parts and the cash part are held in the ledger, and the
-    audit event goes in last. The booking is ``held`` until ``now + HOLD_MINUTES`` or, with ``confirm=True``,
-    ``confirmed`` at once. ``replaces``: the bid this booking fills (``orders.bid_services.bid_match``), whose
-    counter and hold are given back in their steps. Run again on a deadlock or serialization failure when it owns
-    the transaction (``marketplace.core.locks``); ``Busy`` (409) when contention persists.
+    audit event is recorded (a plain INSERT: no lock). The booking is ``held`` until ``now + HOLD_MINUTES`` or,
+    with ``confirm=True``, ``confirmed`` at once. ``replaces``: the bid this booking fills
+    (``orders.bid_services.bid_match``), whose counter and hold are given back in their steps. Run again on a
+    deadlock or serialization failure when it owns the transaction (``marketplace.core.locks``); ``Busy`` (409) when
+    contention persists.
 
     Raises ``ApplicationError`` 400 (field errors, see ``quote_compute``; unknown or unopened listing on
     ``listing``), ``Conflict`` 409 when the cluster has too few free nodes in the window, and
     ``ledger.services.InsufficientFunds`` (409) when the wallet cannot cover the cash part. Nothing is written when
     it raises.
     """
-    with transaction.atomic(), last_statements():
+    with transaction.atomic():
         listing = listing_for_quote(listing_id, lock=True)
         quote = quote_compute(listing=listing, nodes=nodes, start=start, end=end, buyer=buyer, vouchers=vouchers)
         now = timezone.now()
-        status = S.CONFIRMED if confirm else S.HELD
+        status = BookingStatus.CONFIRMED if confirm else BookingStatus.HELD
         booking = Booking(
             buyer=buyer,
             listing=listing,
@@ -399,7 +359,6 @@ def booking_create(
         if replaces is not None:
             limits.open_order_count(organization_id=buyer.pk, counter=replaces.counter, delta=-1)
         _hold_payment(booking, vouchers, actor=created_by, replaces=replaces)
-        # Last (run_last): the audit chain's lock is held from this INSERT until the transaction ends.
         data = {
             "listing": listing.pk,
             "nodes": quote.nodes,
@@ -407,65 +366,46 @@ def booking_create(
             "start": quote.start.isoformat(),
             "end": quote.end.isoformat(),
         }
-        run_last(lambda: _audit(booking, from_status="", actor=created_by, ip=ip, data=data))
+        _audit(booking, from_status="", actor=created_by, ip=ip, data=data)
     return booking
 
 
 def _insert_created(booking: Booking, *, actor) -> None:
-    """INSERT the new ``booking`` and its first ``BookingStatusChange`` ("" → its status) in one statement, and
-    give the object its id and timestamps, as ``save()`` would. Plain SQL: it runs on every booking."""
-    fields = [f for f in Booking._meta.concrete_fields if not f.primary_key]
-    values = [f.get_db_prep_save(f.pre_save(booking, add=True), connection) for f in fields]
-    change = BookingStatusChange._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH created AS (INSERT INTO {Booking._meta.db_table} "  # noqa: S608 - names from metadata
-            f"({', '.join(connection.ops.quote_name(f.column) for f in fields)}) "
-            f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING id, created_at, status"
-            f"), change AS (INSERT INTO {change} (booking_id, from_status, to_status, actor_id, note, created_at)"
-            " SELECT id, '', status, %s, '', created_at FROM created"
-            ") SELECT id FROM created",
-            [*values, actor.pk if getattr(actor, "is_authenticated", False) else None],
-        )
-        booking.pk = cursor.fetchone()[0]
-    booking._state.adding = False
-    booking._state.db = connection.alias
+    """INSERT the new ``booking`` and its first ``BookingStatusChange`` ("" → its status)."""
+    booking.save(force_insert=True)
+    BookingStatusChange.objects.create(
+        booking=booking,
+        from_status="",
+        to_status=booking.status,
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+    )
 
 
 @retry_on_contention
 def _transition(booking: Booking | int, *, to: str, actor=None, ip=None, note: str = "", check=None) -> Booking:
-    """Move a booking to status ``to`` if ``ALLOWED_TRANSITIONS`` permits it; the one writer of ``status``.
+    """Move a booking to status ``to`` if ``Booking.TRANSITIONS`` permits it; the one writer of ``status``.
 
     Locks the booking row (``FOR UPDATE OF`` the booking only), runs ``check(locked_booking)`` (which raises to
     refuse), then updates conditionally on the status it read, writes a ``BookingStatusChange`` and an audit event.
     Leaving ``held``/``confirmed`` for ``cancelled``/``expired`` deactivates the reservations and releases the
     payment in full, in the same transaction. In the lock order: booking row → its reservations (capacity) → the
-    held-bookings counter → vouchers → ledger accounts → the audit event last (``last_statements``: inside a
-    caller's block, such as a sweep's batch, it joins that block and goes in at its end). Raises ``NotFound`` for
-    an unknown booking and ``Conflict`` 409 when the transition is not allowed from the current status; run again
-    on contention when it owns the transaction, ``Busy`` (409) when that persists.
+    held-bookings counter → vouchers → ledger accounts; the audit event is a plain INSERT that takes no lock (the
+    audit sequencer appends it to the log after the commit). Raises ``NotFound`` for an unknown booking and
+    ``Conflict`` 409 when the transition is not allowed from the current status; run again on contention when it
+    owns the transaction, ``Busy`` (409) when that persists.
     """
     pk = booking.pk if isinstance(booking, Booking) else booking
-    with transaction.atomic(), last_statements():
+    with transaction.atomic():
         locked = Booking.objects.select_for_update(of=("self",)).filter(pk=pk).first()
         if locked is None:
             raise NotFound("No such booking.")
-        from_status = locked.status
-        if to not in ALLOWED_TRANSITIONS[from_status]:
-            raise Conflict(f"A {from_status} booking cannot become {to}.", code="invalid_transition")
-        if check is not None:
+        if locked.can_become(to) and check is not None:
             check(locked)
-        changes = {"status": to, "updated_at": timezone.now()}
-        if from_status == S.HELD:
-            changes["hold_expires_at"] = None
-        updated = Booking.objects.filter(pk=pk, status=from_status).update(**changes)
-        if updated != 1:  # cannot happen while the row is locked; refuse rather than write a wrong history
-            raise Conflict("The booking changed meanwhile; try again.", code="concurrent_update")
-        locked.refresh_from_db()
-        releases = to in (S.CANCELLED, S.EXPIRED)
+        from_status = advance(locked, to, **({"hold_expires_at": None} if locked.status == BookingStatus.HELD else {}))
+        releases = to in (BookingStatus.CANCELLED, BookingStatus.EXPIRED)
         if releases:
             NodeReservation.objects.filter(booking_id=pk, active=True).update(active=False)
-        if from_status == S.HELD:
+        if from_status == BookingStatus.HELD:
             limits.open_order_count(organization_id=locked.buyer_id, counter=limits.HELD_BOOKINGS, delta=-1)
         if releases:
             _release_payment(locked)
@@ -488,13 +428,13 @@ def _hold_not_lapsed(booking: Booking) -> None:
 
 def booking_confirm(*, booking: Booking | int, actor=None, ip=None) -> Booking:
     """``held`` → ``confirmed`` while the hold has not lapsed. Conflict 409 otherwise."""
-    return _transition(booking, to=S.CONFIRMED, actor=actor, ip=ip, check=_hold_not_lapsed)
+    return _transition(booking, to=BookingStatus.CONFIRMED, actor=actor, ip=ip, check=_hold_not_lapsed)
 
 
 def booking_cancel(*, booking: Booking | int, actor=None, ip=None, note: str = "") -> Booking:
     """``held|confirmed`` → ``cancelled`` before the start: nodes freed, payment released in full. Conflict 409
     otherwise (wrong status or already started)."""
-    return _transition(booking, to=S.CANCELLED, actor=actor, ip=ip, note=note, check=_before_start)
+    return _transition(booking, to=BookingStatus.CANCELLED, actor=actor, ip=ip, note=note, check=_before_start)
 
 
 def _hold_lapsed(booking: Booking) -> None:
@@ -506,7 +446,7 @@ def booking_expire(*, booking: Booking | int) -> Booking:
     """``held`` past ``hold_expires_at`` → ``expired``: nodes freed, payment released. For the settlement sweep,
     which may call it inside its own transaction after ``SELECT … FOR UPDATE SKIP LOCKED``. Conflict 409 when the
     booking is not held or its hold has not lapsed."""
-    return _transition(booking, to=S.EXPIRED, note="hold expired", check=_hold_lapsed)
+    return _transition(booking, to=BookingStatus.EXPIRED, note="hold expired", check=_hold_lapsed)
 
 
 def _started(booking: Booking) -> None:
@@ -521,12 +461,12 @@ def _ended(booking: Booking) -> None:
 
 def booking_activate(*, booking: Booking | int) -> Booking:
     """``confirmed`` → ``active`` once the start is reached (settlement sweep). Conflict 409 otherwise."""
-    return _transition(booking, to=S.ACTIVE, note="start reached", check=_started)
+    return _transition(booking, to=BookingStatus.ACTIVE, note="start reached", check=_started)
 
 
 def booking_complete(*, booking: Booking | int) -> Booking:
     """``active`` → ``completed`` once the end is reached (settlement sweep). Conflict 409 otherwise."""
-    return _transition(booking, to=S.COMPLETED, note="end reached", check=_ended)
+    return _transition(booking, to=BookingStatus.COMPLETED, note="end reached", check=_ended)
 
 
 def bookings_mark_settled(*, booking_ids, actor=None, note: str = "settled") -> list[int]:
@@ -534,34 +474,44 @@ def bookings_mark_settled(*, booking_ids, actor=None, note: str = "settled") -> 
     order; ids not ``completed`` are left as they are.
 
     Call inside the settling transaction holding the bookings' row locks (``SELECT … FOR UPDATE``). One conditional
-    UPDATE (``WHERE status = 'completed'``, so a booking moves once whatever the retries), then, as ``_transition``
+    UPDATE (``advance_many``: a booking moves once whatever the retries), then, as ``_transition``
     writes for each change, one ``BookingStatusChange`` per booking moved (one INSERT) and one ``booking.settled``
-    audit event each (one INSERT, which takes the audit chain lock: keep this late in the transaction).
+    audit event each (one INSERT).
     """
     ids = sorted({int(pk) for pk in booking_ids})
     if not ids:
         return []
-    now = timezone.now()
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:  # the caller's savepoint suffices
-        cursor.execute(
-            f"UPDATE {Booking._meta.db_table} SET status = %s, updated_at = %s "  # noqa: S608
-            "WHERE id = ANY(%s) AND status = %s RETURNING id, buyer_id, cash_amount, voucher_amount",
-            [S.SETTLED, now, ids, S.COMPLETED],
+    with transaction.atomic(savepoint=False):  # the caller's savepoint suffices
+        settled = set(advance_many(Booking, ids, BookingStatus.COMPLETED, BookingStatus.SETTLED))
+        moved = list(
+            Booking.objects.filter(pk__in=settled)
+            .order_by("pk")
+            .values_list("pk", "buyer_id", "cash_amount", "voucher_amount")
         )
-        moved = sorted(cursor.fetchall())
         user = actor if getattr(actor, "is_authenticated", False) else None
         BookingStatusChange.objects.bulk_create(
-            BookingStatusChange(booking_id=pk, from_status=S.COMPLETED, to_status=S.SETTLED, actor=user, note=note)
+            BookingStatusChange(
+                booking_id=pk,
+                from_status=BookingStatus.COMPLETED,
+                to_status=BookingStatus.SETTLED,
+                actor=user,
+                note=note,
+            )
             for pk, *_ in moved
         )
         audit_record_many(
             audit_event(
-                action=f"booking.{S.SETTLED}",
+                action=f"booking.{BookingStatus.SETTLED}",
                 object_type=Booking._meta.label_lower,
                 object_id=str(pk),
                 actor=actor,
                 organization_id=buyer_id,
-                data={"from": S.COMPLETED, "to": S.SETTLED, "cash_amount": str(cash), "voucher_amount": str(voucher)},
+                data={
+                    "from": BookingStatus.COMPLETED,
+                    "to": BookingStatus.SETTLED,
+                    "cash_amount": str(cash),
+                    "voucher_amount": str(voucher),
+                },
             )
             for pk, buyer_id, cash, voucher in moved
         )

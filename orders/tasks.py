@@ -14,8 +14,9 @@ from orders import bid_services
 logger = logging.getLogger(__name__)
 
 # One clearing at a time per worker slot; a run overlapping the next is harmless (bid locks + open checks) but
-# wasteful, so the beat entry expires messages that wait longer than the period.
-CLEAR_BUDGET_S = 3.0
+# wasteful, so the beat entry expires messages that wait longer than the period. 4.5 s: what the exact clearing of a
+# small contended market needs to reach its proven optimum on 2 cores (bench/RESULTS.md, issue 25).
+CLEAR_BUDGET_S = 4.5
 
 
 @shared_task(

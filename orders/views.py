@@ -2,29 +2,37 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import Q, Sum
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from accounts.models import Organization
-from accounts.selectors import acting_organization, user_organizations
-from listings.models import Accelerator
+from accounts.selectors import acting_organization_for, user_organizations
+from ledger import selectors as ledger_selectors
+from listings import selectors as listing_selectors
+from listings.models import Accelerator, Listing
 from marketplace.core import hours
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.forms import ServiceErrorsMixin
+from marketplace.core.money import to_amount
+from marketplace.core.requests import client_ip
 from marketplace.core.zones import in_zone
-from orders import bid_selectors, bid_services, selectors, services
+from orders import bid_selectors, bid_services, pricing, selectors, services
 from orders.models import Booking
+from vouchers import rules as voucher_rules
 from vouchers import selectors as voucher_selectors
 from vouchers.models import Voucher
 
@@ -98,29 +106,149 @@ def _listing_or_404(listing_id):
         raise Http404(_("No open listing with this id.")) from exc
 
 
-def _buyer(request, form: BookingForm, *, for_write: bool = False) -> Organization:
-    chosen = form.cleaned_data.get("organization")
-    return acting_organization(
-        request.user, kind=Organization.Kind.STARTUP, organization_id=chosen.pk if chosen else None, for_write=for_write
-    )
-
-
 def _initial_window(listing) -> dict:
     start = max(listing.available_from, hours.next_hour())
     return {"start": start, "end": start + dt.timedelta(hours=max(listing.min_hours, 1)), "nodes": 1}
 
 
+def _free_nodes(listing, start, end) -> int:
+    """Nodes of the listing's cluster with no active reservation overlapping ``[start, end)``."""
+    free = (
+        listing_selectors.with_search_columns(Listing.objects.filter(pk=listing.pk), start=start, end=end)
+        .values_list("nodes_available", flat=True)
+        .first()
+    )
+    return listing.cluster.node_count if free is None else max(free, 0)
+
+
+def _more_nodes_than_the_cluster(form: BookingForm, listing) -> bool:
+    """Put "this cluster has only N nodes" on the nodes field, in the reader's language, when the form asks for more
+    (True), else False."""
+    total = listing.cluster.node_count
+    if form.cleaned_data["nodes"] <= total:
+        return False
+    form.add_error("nodes", _("This cluster has only %(total)s nodes.") % {"total": total})
+    return True
+
+
+def _too_few_free_nodes(form: BookingForm, listing, free: int) -> bool:
+    """Put "only N of M nodes are free" on the nodes field when the form asks for more (True), else False."""
+    if _more_nodes_than_the_cluster(form, listing):
+        return True
+    if form.cleaned_data["nodes"] <= free:
+        return False
+    total = listing.cluster.node_count
+    if free == 0:
+        message = _("No node of this cluster is free in this window: pick another window.")
+    else:
+        message = ngettext(
+            "Only %(free)s of the %(total)s nodes is free in this window: book %(free)s or fewer, or pick another "
+            "window.",
+            "Only %(free)s of the %(total)s nodes are free in this window: book %(free)s or fewer, or pick another "
+            "window.",
+            free,
+        ) % {"free": free, "total": total}
+    form.add_error("nodes", message)
+    return True
+
+
+def _wallet_of(buyer) -> dict | None:
+    return ledger_selectors.wallet_summary(buyer.pk) if buyer is not None else None
+
+
+def _short_of_funds(wallet: dict, cash) -> dict:
+    """What the page says when the wallet cannot pay the cash part (``orders/_short_of_funds.html``: the amounts,
+    the currency and the link to top up)."""
+    return {"balance": wallet["balance"], "cash": cash, "missing": cash - wallet["balance"]}
+
+
+def _applicable_vouchers(request, listing, form: BookingForm) -> list[int]:
+    """The spendable vouchers that would each pay part of one node for the form's first window (pre-ticked on the
+    form). Read in a few queries whatever the number of vouchers, then priced by the rules engine alone."""
+    vouchers = list(
+        form.fields["vouchers"].queryset.prefetch_related(
+            "program__eligible_providers", "program__eligible_accelerators", "program__stack_excluded_programs"
+        )
+    )
+    if not vouchers:
+        return []
+    try:
+        buyer = acting_organization_for(request, Organization.Kind.STARTUP)
+    except ApplicationError:
+        return []
+    window = _initial_window(listing)
+    hours_ = int((window["end"] - window["start"]).total_seconds()) // 3600
+    subtotal = to_amount(listing.price_per_gpu_hour * listing.cluster.gpus_per_node * hours_)
+    now = timezone.now()
+    context = pricing.listing_contexts(buyer, [listing.pk], now).get(listing.pk)
+    if context is None:
+        return []
+    context = dataclasses.replace(context, subtotal=subtotal)
+    applicable = []
+    for candidate in voucher_selectors.voucher_candidates(vouchers, buyer_id=buyer.pk, now=now):
+        try:
+            parts = voucher_rules.compute_parts(context, [candidate])
+        except voucher_rules.RulesError:
+            continue
+        if any(part.amount > 0 for part in parts):
+            applicable.append(candidate.voucher_id)
+    return applicable
+
+
+def _review(request, listing, form: BookingForm):
+    """The confirmation step of a booking: the price, the voucher and cash parts, the free nodes and the wallet,
+    before any money moves (writes nothing). Refusals go on the form instead."""
+    data = form.cleaned_data
+    if _more_nodes_than_the_cluster(form, listing):
+        return render(request, "orders/book.html", {"listing": listing, "form": form}, status=400)
+    try:
+        buyer = acting_organization_for(
+            request, Organization.Kind.STARTUP, for_write=True, organization=data.get("organization")
+        )
+        quote = services.quote_compute(
+            listing=listing,
+            nodes=data["nodes"],
+            start=data["start"],
+            end=data["end"],
+            buyer=buyer,
+            vouchers=form.voucher_ids(),
+        )
+    except ApplicationError as exc:
+        form.add_service_errors(exc)
+        return render(request, "orders/book.html", {"listing": listing, "form": form}, status=exc.status)
+    free = _free_nodes(listing, quote.start, quote.end)
+    if _too_few_free_nodes(form, listing, free):
+        return render(request, "orders/book.html", {"listing": listing, "form": form}, status=409)
+    wallet = _wallet_of(buyer)
+    context = {"listing": listing, "form": form, "quote": quote, "free_nodes": free, "wallet": wallet}
+    if wallet["balance"] < quote.cash_amount:
+        context["short_of_funds"] = _short_of_funds(wallet, quote.cash_amount)
+    return render(request, "orders/book_confirm.html", context)
+
+
 @login_required
 def book(request, listing_id):
-    """GET: the booking form. POST: book and confirm in one step, then show the booking."""
+    """GET: the booking form, the vouchers that would pay part of it ticked. POST with ``review``: the confirmation
+    step (price, voucher and cash parts, free nodes, wallet; nothing written). POST without: book and confirm,
+    then show the booking (the confirmation step's button; API-like clients post it directly). POST with ``edit``:
+    the form again with what was entered."""
     listing = _listing_or_404(listing_id)
     if request.method == "POST":
         form = BookingForm(request.POST, user=request.user)
-        status = 400
-        if form.is_valid():
+        if "edit" in request.POST:
+            return render(request, "orders/book.html", {"listing": listing, "form": form})
+        status, short_of_funds = 400, None
+        if form.is_valid() and "review" in request.POST:
+            return _review(request, listing, form)
+        if form.is_valid() and not _more_nodes_than_the_cluster(form, listing):
             try:
                 booking = services.booking_create(
-                    buyer=_buyer(request, form, for_write=True),
+                    buyer=acting_organization_for(
+                        request,
+                        Organization.Kind.STARTUP,
+                        for_write=True,
+                        organization=form.cleaned_data.get("organization"),
+                    ),
                     listing_id=listing.pk,
                     nodes=form.cleaned_data["nodes"],
                     start=form.cleaned_data["start"],
@@ -128,11 +256,29 @@ def book(request, listing_id):
                     created_by=request.user,
                     vouchers=form.voucher_ids(),
                     confirm=True,
-                    ip=request.META.get("REMOTE_ADDR"),
+                    ip=client_ip(request),
                 )
             except ApplicationError as exc:
-                form.add_service_errors(exc)
                 status = exc.status
+                if exc.code == "insufficient_funds":
+                    buyer = acting_organization_for(
+                        request, Organization.Kind.STARTUP, organization=form.cleaned_data.get("organization")
+                    )
+                    quote = services.quote_compute(
+                        listing=listing,
+                        nodes=form.cleaned_data["nodes"],
+                        start=form.cleaned_data["start"],
+                        end=form.cleaned_data["end"],
+                        buyer=buyer,
+                        vouchers=form.voucher_ids(),
+                    )
+                    short_of_funds = _short_of_funds(_wallet_of(buyer), quote.cash_amount)
+                elif exc.code == "capacity":
+                    free = _free_nodes(listing, form.cleaned_data["start"], form.cleaned_data["end"])
+                    if not _too_few_free_nodes(form, listing, free):
+                        form.add_service_errors(exc)
+                else:
+                    form.add_service_errors(exc)
             else:
                 messages.success(
                     request,
@@ -140,31 +286,49 @@ def book(request, listing_id):
                     % {"nodes": booking.nodes, "id": booking.pk},
                 )
                 return redirect("booking-detail", pk=booking.pk)
-        return render(request, "orders/book.html", {"listing": listing, "form": form}, status=status)
+        context = {"listing": listing, "form": form, "short_of_funds": short_of_funds}
+        return render(request, "orders/book.html", context, status=status)
     form = BookingForm(initial=_initial_window(listing), user=request.user)
+    form.initial["vouchers"] = _applicable_vouchers(request, listing, form)
     return render(request, "orders/book.html", {"listing": listing, "form": form})
 
 
 @login_required
 @require_POST
 def book_quote(request, listing_id):
-    """htmx partial: the price of the form's booking (subtotal, voucher part, cash part) or its field errors."""
+    """htmx partial: the price of the form's booking (subtotal, voucher part, cash part), the nodes free in its
+    window and the wallet beside the cash part, or its field errors (more nodes than are free among them)."""
     listing = _listing_or_404(listing_id)
     form = BookingForm(request.POST, user=request.user)
-    quote = None
-    if form.is_valid():
+    quote = free = wallet = None
+    if form.is_valid() and not _more_nodes_than_the_cluster(form, listing):
+        try:
+            buyer = acting_organization_for(
+                request, Organization.Kind.STARTUP, organization=form.cleaned_data.get("organization")
+            )
+        except ApplicationError:
+            buyer = None  # not a startup member: the price without vouchers or wallet
         try:
             quote = services.quote_compute(
                 listing=listing,
                 nodes=form.cleaned_data["nodes"],
                 start=form.cleaned_data["start"],
                 end=form.cleaned_data["end"],
-                buyer=_buyer(request, form),
-                vouchers=form.voucher_ids(),
+                buyer=buyer,
+                vouchers=form.voucher_ids() if buyer is not None else (),
             )
         except ApplicationError as exc:
             form.add_service_errors(exc)
-    return render(request, "orders/_quote.html", {"listing": listing, "form": form, "quote": quote})
+        else:
+            free = _free_nodes(listing, quote.start, quote.end)
+            if _too_few_free_nodes(form, listing, free):
+                quote = None
+            else:
+                wallet = _wallet_of(buyer)
+    context = {"listing": listing, "form": form, "quote": quote, "free_nodes": free, "wallet": wallet}
+    if wallet is not None and wallet["balance"] < quote.cash_amount:
+        context["short_of_funds"] = _short_of_funds(wallet, quote.cash_amount)
+    return render(request, "orders/_quote.html", context)
 
 
 @login_required
@@ -179,7 +343,37 @@ def booking_list(request):
     return render(
         request,
         "orders/booking_list.html",
-        {"page": page, "status": status, "statuses": Booking.Status.choices, "cancellable": services.OPEN_STATUSES},
+        {"page": page, "status": status, "statuses": Booking.Status.choices},
+    )
+
+
+@login_required
+def provider_bookings(request):
+    """``/provider/bookings/``: every booking on the clusters of the provider I act for (``?organization=`` picks
+    one of several), newest first, with its buyer, window, status and revenue (the subtotal, and what the provider
+    was paid once settled); ``?status=`` filters. Non-provider members get 403."""
+    provider = acting_organization_for(request, Organization.Kind.PROVIDER)
+    status = request.GET.get("status") or None
+    if status not in Booking.Status.values:
+        status = None
+    qs = selectors.bookings_for_provider(provider, status=status).select_related("settlement")
+    totals = selectors.bookings_for_provider(provider).aggregate(
+        booked=Sum("subtotal", filter=~Q(status__in=[Booking.Status.CANCELLED, Booking.Status.EXPIRED])),
+        paid=Sum("settlement__provider_amount"),
+    )
+    page = Paginator(qs, 25).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "orders/provider_bookings.html",
+        {
+            "provider": provider,
+            "organizations": list(user_organizations(request.user, kind=Organization.Kind.PROVIDER)),
+            "page": page,
+            "status": status,
+            "statuses": Booking.Status.choices,
+            "booked_total": totals["booked"] or 0,
+            "paid_total": totals["paid"] or 0,
+        },
     )
 
 
@@ -197,7 +391,6 @@ def booking_detail(request, pk):
         {
             "booking": booking,
             "is_buyer": is_buyer,
-            "cancellable": services.OPEN_STATUSES,
             "reserved_nodes": selectors.reserved_node_indexes(booking),
         },
     )
@@ -209,7 +402,7 @@ def _buyer_action(request, pk, action, done: str):
     except ApplicationError as exc:
         raise Http404(exc.message) from exc
     try:
-        action(booking=booking, actor=request.user, ip=request.META.get("REMOTE_ADDR"))
+        action(booking=booking, actor=request.user, ip=client_ip(request))
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
@@ -284,7 +477,12 @@ def bid_list(request):
             data = form.cleaned_data
             try:
                 bid = bid_services.bid_place(
-                    buyer=_buyer(request, form, for_write=True),
+                    buyer=acting_organization_for(
+                        request,
+                        Organization.Kind.STARTUP,
+                        for_write=True,
+                        organization=form.cleaned_data.get("organization"),
+                    ),
                     accelerators=list(data["accelerators"]),
                     nodes=data["nodes"],
                     duration_hours=data["duration_hours"],
@@ -293,7 +491,7 @@ def bid_list(request):
                     max_price_per_gpu_hour=data["max_price_per_gpu_hour"],
                     vouchers=form.voucher_ids(),
                     created_by=request.user,
-                    ip=request.META.get("REMOTE_ADDR"),
+                    ip=client_ip(request),
                 )
             except ApplicationError as exc:
                 form.add_service_errors(exc)
@@ -317,7 +515,7 @@ def bid_cancel(request, pk):
     except ApplicationError as exc:
         raise Http404(exc.message) from exc
     try:
-        bid_services.bid_cancel(bid=bid, actor=request.user, ip=request.META.get("REMOTE_ADDR"))
+        bid_services.bid_cancel(bid=bid, actor=request.user, ip=client_ip(request))
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:

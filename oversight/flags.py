@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum
 from django.utils import timezone
 
@@ -20,6 +20,7 @@ from accounts.selectors import is_auditor
 from audit.services import audit_record
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 from orders.models import Booking
+from oversight import sql
 from oversight.models import AnomalyFlag
 from vouchers.models import Redemption, Voucher
 
@@ -31,7 +32,7 @@ VELOCITY_WINDOW = dt.timedelta(hours=48)
 
 LIVE_REDEMPTION = (Redemption.Status.HELD, Redemption.Status.CAPTURED)
 DEAD_BOOKING = (Booking.Status.CANCELLED, Booking.Status.EXPIRED)
-K = AnomalyFlag.Kind
+FlagKind = AnomalyFlag.Kind
 
 
 def voucher_bookings(*, since: dt.datetime | None = None, booking_ids=None) -> QuerySet[Booking]:
@@ -83,28 +84,7 @@ def rule_related_party(bookings: QuerySet[Booking]) -> list[AnomalyFlag]:
                 "shared_names": sorted(shared),
                 "voucher_amount": str(booking.voucher_amount),
             }
-    return _booking_flags(K.RELATED_PARTY, hits, details)
-
-
-# The market median per (accelerator, month of start) over every live booking, not only voucher-paid ones.
-# percentile_cont works in double precision: the median is cast back to numeric(12, 4) before any comparison.
-_PRICE_SQL = """
-WITH priced AS (
-    SELECT b.id, b.price_per_gpu_hour AS price, c.accelerator_id,
-           date_trunc('month', b.start AT TIME ZONE 'UTC') AS month
-    FROM orders_booking b
-    JOIN listings_listing l ON l.id = b.listing_id
-    JOIN listings_cluster c ON c.id = l.cluster_id
-    WHERE b.status <> ALL(%(dead)s)
-), market AS (
-    SELECT accelerator_id, month,
-           (percentile_cont(0.5) WITHIN GROUP (ORDER BY price))::numeric(12, 4) AS median, count(*) AS n
-    FROM priced GROUP BY accelerator_id, month
-)
-SELECT p.id, p.price, m.median, m.n, to_char(p.month, 'YYYY-MM')
-FROM priced p JOIN market m USING (accelerator_id, month)
-WHERE p.id = ANY(%(ids)s) AND p.price > m.median * %(multiple)s
-"""
+    return _booking_flags(FlagKind.RELATED_PARTY, hits, details)
 
 
 def rule_price_above_median(bookings: QuerySet[Booking]) -> list[AnomalyFlag]:
@@ -112,9 +92,7 @@ def rule_price_above_median(bookings: QuerySet[Booking]) -> list[AnomalyFlag]:
     ids = list(bookings.values_list("pk", flat=True))
     if not ids:
         return []
-    with connection.cursor() as cursor:
-        cursor.execute(_PRICE_SQL, {"dead": list(DEAD_BOOKING), "ids": ids, "multiple": PRICE_MEDIAN_MULTIPLE})
-        rows = cursor.fetchall()
+    rows = sql.prices_above_median(booking_ids=ids, dead_statuses=list(DEAD_BOOKING), multiple=PRICE_MEDIAN_MULTIPLE)
     details = {
         pk: {
             "price_per_gpu_hour": str(price),
@@ -126,7 +104,7 @@ def rule_price_above_median(bookings: QuerySet[Booking]) -> list[AnomalyFlag]:
         for pk, price, median, n, month in rows
     }
     hits = list(Booking.objects.filter(pk__in=details).order_by("pk"))
-    return _booking_flags(K.PRICE_ABOVE_MEDIAN, hits, details)
+    return _booking_flags(FlagKind.PRICE_ABOVE_MEDIAN, hits, details)
 
 
 def rule_spend_velocity(voucher_ids) -> list[AnomalyFlag]:
@@ -147,7 +125,7 @@ def rule_spend_velocity(voucher_ids) -> list[AnomalyFlag]:
     )
     return [
         AnomalyFlag(
-            kind=K.SPEND_VELOCITY,
+            kind=FlagKind.SPEND_VELOCITY,
             voucher_id=v.pk,
             program_id=v.program_id,
             organization_id=v.holder_id,
@@ -162,43 +140,22 @@ def rule_spend_velocity(voucher_ids) -> list[AnomalyFlag]:
     ]
 
 
-# Pairs of live bookings of one buyer on one cluster where one ends exactly when the other starts, both paid by
-# vouchers of the same program with a per-booking cap, whose voucher parts from that program add up above it.
-_SPLIT_SQL = """
-WITH parts AS (
-    SELECT r.booking_id, v.program_id, sum(r.amount) AS amount
-    FROM vouchers_redemption r JOIN vouchers_voucher v ON v.id = r.voucher_id
-    WHERE r.status = ANY(%(live)s) GROUP BY r.booking_id, v.program_id
-), capped AS (
-    SELECT parts.*, p.per_booking_cap AS cap, b.buyer_id, l.cluster_id, b.start, b."end"
-    FROM parts
-    JOIN vouchers_voucherprogram p ON p.id = parts.program_id AND p.per_booking_cap IS NOT NULL
-    JOIN orders_booking b ON b.id = parts.booking_id AND b.status <> ALL(%(dead)s)
-    JOIN listings_listing l ON l.id = b.listing_id
-)
-SELECT a.booking_id, b.booking_id, a.program_id, a.cap, a.amount, b.amount
-FROM capped a JOIN capped b
-  ON b.buyer_id = a.buyer_id AND b.cluster_id = a.cluster_id AND b.program_id = a.program_id AND b.start = a."end"
-WHERE a.amount + b.amount > a.cap AND (a.booking_id = ANY(%(ids)s) OR b.booking_id = ANY(%(ids)s))
-"""
-
-
 def rule_split_booking(bookings: QuerySet[Booking]) -> list[AnomalyFlag]:
     """Adjacent bookings (same buyer and cluster, one ends when the next starts) whose voucher parts from one
     capped program add up above its per-booking cap: both bookings are flagged, each naming the other."""
     ids = list(bookings.values_list("pk", flat=True))
     if not ids:
         return []
-    with connection.cursor() as cursor:
-        cursor.execute(_SPLIT_SQL, {"live": list(LIVE_REDEMPTION), "dead": list(DEAD_BOOKING), "ids": ids})
-        rows = cursor.fetchall()
+    rows = sql.split_pairs_over_cap(
+        booking_ids=ids, live_statuses=list(LIVE_REDEMPTION), dead_statuses=list(DEAD_BOOKING)
+    )
     flags: dict[int, AnomalyFlag] = {}
     for first, second, program_id, cap, first_amount, second_amount in rows:
         for booking_id, other in ((first, second), (second, first)):
             flag = flags.get(booking_id)
             if flag is None:
                 flag = flags[booking_id] = AnomalyFlag(
-                    kind=K.SPLIT_BOOKING,
+                    kind=FlagKind.SPLIT_BOOKING,
                     booking_id=booking_id,
                     program_id=program_id,
                     details={"per_booking_cap": str(cap), "adjacent": []},
@@ -229,7 +186,7 @@ def rule_export_controlled(bookings: QuerySet[Booking]) -> list[AnomalyFlag]:
             "provenance_status": provenance.status if provenance else "missing",
             "voucher_amount": str(booking.voucher_amount),
         }
-    return _booking_flags(K.EXPORT_CONTROLLED, hits, details)
+    return _booking_flags(FlagKind.EXPORT_CONTROLLED, hits, details)
 
 
 # --- services ------------------------------------------------------------------------------------------------

@@ -1,8 +1,11 @@
-"""Audit API serializers: events, spend report rows and query, flags and their review."""
+"""Audit API serializers: events, spend report rows and query, flags and their review, the signed log's tree heads,
+proofs and exports."""
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from audit.models import AuditEvent
+from audit.tree import head_document
 from oversight.models import AnomalyFlag
 from oversight.reports import GROUPS
 
@@ -16,11 +19,16 @@ class AuditEventSerializer(serializers.ModelSerializer):
         help_text="username; null for changes the system made (sweeps, settlement)",
     )
 
+    leaf_index = serializers.SerializerMethodField(
+        help_text="the event's position in the signed log (GET …/events/{id}/proof/); null until the sequencer has "
+        "appended it (seconds after its transaction commits)"
+    )
+
     class Meta:
         model = AuditEvent
         fields = [
             "id",
-            "seq",
+            "leaf_index",
             "created_at",
             "actor",
             "organization_id",
@@ -29,10 +37,12 @@ class AuditEventSerializer(serializers.ModelSerializer):
             "object_id",
             "data",
             "ip",
-            "prev_hash",
-            "hash",
         ]
         read_only_fields = fields
+
+    def get_leaf_index(self, event) -> int | None:
+        leaf = getattr(event, "leaf", None)
+        return None if leaf is None else leaf.leaf_index
 
 
 class EventFilterSerializer(serializers.Serializer):
@@ -111,3 +121,76 @@ class AnomalyFlagSerializer(serializers.ModelSerializer):
 class FlagReviewSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=[AnomalyFlag.Status.DISMISSED, AnomalyFlag.Status.CONFIRMED])
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+# --- the signed log (RFC 9162 transparency log) -------------------------------------------------------------------
+
+_HEX = "lowercase hex"
+
+
+class TreeHeadSerializer(serializers.Serializer):
+    """A signed tree head. The Ed25519 signature covers the canonical JSON (UTF-8, keys sorted, no spaces) of exactly
+    ``{"root_hash", "timestamp", "tree_size"}`` as given here; ``key_id`` is the hex SHA-256 of the raw 32-byte
+    public key (``GET /audit/public-key/``)."""
+
+    tree_size = serializers.IntegerField(help_text="how many events the log held")
+    root_hash = serializers.CharField(help_text=f"RFC 9162 Merkle tree hash of those events' leaves, {_HEX}")
+    timestamp = serializers.CharField(help_text="when it was signed, ISO 8601 UTC ending in Z (signed as written)")
+    signature = serializers.CharField(help_text="Ed25519 signature, base64")
+    key_id = serializers.CharField(help_text=f"SHA-256 of the raw public key, {_HEX}")
+
+    def to_representation(self, instance):
+        return head_document(instance)
+
+
+class ProofQuerySerializer(serializers.Serializer):
+    tree_size = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="prove the event in the tree of this many leaves (default: the newest signed head's size)",
+    )
+
+
+class InclusionProofSerializer(serializers.Serializer):
+    leaf_index = serializers.IntegerField(help_text="the event's leaf index (0-based)")
+    leaf = serializers.CharField(
+        help_text="the event's canonical JSON (the leaf hash is SHA-256(0x00 ‖ its UTF-8 bytes)); keys: id, "
+        "created_at, actor, organization, action, object_type, object_id, data, ip"
+    )
+    audit_path = serializers.ListField(
+        child=serializers.CharField(), help_text=f"RFC 9162 §2.1.3 inclusion proof, lowest level first, {_HEX}"
+    )
+
+
+class ConsistencyQuerySerializer(serializers.Serializer):
+    first = serializers.IntegerField(min_value=0, help_text="the older tree size")
+    second = serializers.IntegerField(min_value=0, help_text="the newer tree size (at most the newest head's)")
+
+    def validate(self, attrs):
+        if attrs["first"] > attrs["second"]:
+            raise serializers.ValidationError({"first": [_("Must not be larger than second.")]})
+        return attrs
+
+
+class ConsistencyProofSerializer(serializers.Serializer):
+    proof = serializers.ListField(
+        child=serializers.CharField(),
+        help_text=f"RFC 9162 §2.1.4 consistency proof ({_HEX}); empty when first is 0 or equals second",
+    )
+
+
+class ExportQuerySerializer(serializers.Serializer):
+    group_by = serializers.ChoiceField(choices=GROUPS, default="city", help_text="the spend report's grouping")
+    since = serializers.DateTimeField(required=False, help_text="events recorded at or after (ISO 8601)")
+    until = serializers.DateTimeField(required=False, help_text="events recorded before (ISO 8601)")
+    previous_tree_size = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        help_text="the size of a signed head you kept from an earlier export: the export adds it and the "
+        "consistency proof from it to the newest head",
+    )
+
+    def validate(self, attrs):
+        if attrs.get("since") and attrs.get("until") and attrs["since"] >= attrs["until"]:
+            raise serializers.ValidationError({"until": [_("Must be after since.")]})
+        return attrs

@@ -3,11 +3,17 @@ from django.urls import path
 from oversight import api, views
 
 api_urlpatterns = [
-    path("audit/events/", api.EventListView.as_view(), name="api-audit-events"),
-    path("audit/spend/", api.SpendView.as_view(), name="api-audit-spend"),
-    path("audit/spend.csv", api.SpendCsvView.as_view(), name="api-audit-spend-csv"),
-    path("audit/flags/", api.FlagListView.as_view(), name="api-audit-flags"),
-    path("audit/flags/<int:pk>/review/", api.FlagReviewView.as_view(), name="api-audit-flag-review"),
+    path("audit/events/", api.EventListApi.as_view(), name="api-audit-events"),
+    path("audit/spend/", api.SpendApi.as_view(), name="api-audit-spend"),
+    path("audit/spend.csv", api.SpendCsvApi.as_view(), name="api-audit-spend-csv"),
+    path("audit/flags/", api.FlagListApi.as_view(), name="api-audit-flags"),
+    path("audit/flags/<int:pk>/review/", api.FlagReviewApi.as_view(), name="api-audit-flag-review"),
+    path("audit/tree-head/", api.TreeHeadApi.as_view(), name="api-audit-tree-head"),
+    path("audit/tree-heads/", api.TreeHeadListApi.as_view(), name="api-audit-tree-heads"),
+    path("audit/public-key/", api.PublicKeyApi.as_view(), name="api-audit-public-key"),
+    path("audit/events/<int:pk>/proof/", api.InclusionProofApi.as_view(), name="api-audit-event-proof"),
+    path("audit/consistency/", api.ConsistencyProofApi.as_view(), name="api-audit-consistency"),
+    path("audit/export.json", api.AuditExportApi.as_view(), name="api-audit-export"),
 ]
 
 urlpatterns = [

@@ -3,17 +3,20 @@ event log browser. Auditors see everything, issuer members their own programs an
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from accounts.models import CITY_LABELS
+from accounts.models import CITY_LABELS, Organization
 from accounts.selectors import is_auditor
 from marketplace.core.exceptions import ApplicationError
 from oversight import flags, reports, scope
@@ -148,17 +151,58 @@ def flag_review(request, pk: int):
     )
 
 
+def _day(value: str, *, field: str, errors: list[str]) -> dt.datetime | None:
+    """A ``YYYY-MM-DD`` of the date filter as the start of that day in the reader's zone (None when empty or bad,
+    the reason then in ``errors``)."""
+    if not value:
+        return None
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        errors.append(_("%(field)s: enter a date such as 2026-03-01.") % {"field": field})
+        return None
+    return timezone.make_aware(dt.datetime.combine(day, dt.time()), timezone.get_current_timezone())
+
+
 @login_required
 def event_log(request):
-    _issuers(request)
+    """The audit events the reader may see, newest first, by organization name, action, object and date range
+    (``since`` / ``until``: whole days in the reader's zone, both included)."""
+    issuers = _issuers(request)
     filters = {name: request.GET.get(name, "").strip() for name in ("action", "object_type")}
     organization = request.GET.get("organization", "").strip()
-    error = ""
+    since_text, until_text = request.GET.get("since", "").strip(), request.GET.get("until", "").strip()
+    errors: list[str] = []
     if organization and not organization.isdigit():
-        error, organization = _("Organization must be a number (its id)."), ""
+        errors.append(_("Pick an organization from the list."))
+        organization = ""
+    since = _day(since_text, field=_("From"), errors=errors)
+    until = _day(until_text, field=_("Until"), errors=errors)
+    if since and until and until < since:
+        errors.append(_("The end of the date range is before its start."))
+        until = None
     qs = scope.events_visible(request.user, organization=int(organization) if organization else None, **filters)
+    qs = qs.select_related("organization")
+    if since:
+        qs = qs.filter(created_at__gte=since)
+    if until:
+        qs = qs.filter(created_at__lt=until + dt.timedelta(days=1))
+    organizations = Organization.objects.order_by("name").only("pk", "name")
+    if issuers is not None:
+        organizations = organizations.filter(pk__in=issuers)
+    actions = scope.events_visible(request.user).values_list("action", flat=True).distinct().order_by("action")
     return render(
         request,
         "oversight/events.html",
-        {"page": _page(request, qs), "filters": filters, "organization": organization, "error": error},
+        {
+            "page": _page(request, qs),
+            "filters": filters,
+            "organization": organization,
+            "organizations": organizations,
+            "actions": list(actions),
+            "since": since_text if since else "",
+            "until": until_text if until else "",
+            "errors": errors,
+            "error": " ".join(errors),
+        },
     )

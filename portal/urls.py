@@ -21,4 +21,5 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("favicon.ico", FaviconView.as_view(), name="favicon"),
+    path("organizations/<int:pk>/", views.organization_profile, name="organization-profile"),
 ]

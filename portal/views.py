@@ -3,6 +3,7 @@
 import logging
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import render
@@ -10,6 +11,9 @@ from django.views.decorators.http import require_GET
 from kombu import Connection
 
 from accounts import selectors
+from accounts.models import Organization
+from audit import selectors as audit_selectors
+from listings import selectors as listing_selectors
 from portal import dashboard
 
 logger = logging.getLogger(__name__)
@@ -31,19 +35,31 @@ def home(request):
 
 @require_GET
 def healthz(request):
-    """200 when the database and the broker answer, 503 otherwise, with each check's result."""
+    """200 when the database and the broker answer, 503 otherwise, with each check's result.
+
+    ``audit_sequencer`` (``"ok"``, ``"lagging"`` when a committed audit event has waited longer than
+    ``AUDIT_SEQUENCER_LAG_SECONDS`` to enter the signed log, ``"error"`` when it cannot be read) is reported but never
+    makes the site unhealthy: requests are served and audited meanwhile; alert on it instead."""
     checks = {"database": _check_database(), "broker": _check_broker()}
     healthy = all(result == "ok" for result in checks.values())
+    checks["audit_sequencer"] = _check_audit_sequencer() if checks["database"] == "ok" else "error"
     return JsonResponse(
         {"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503
     )
 
 
+def _check_audit_sequencer() -> str:
+    try:
+        return audit_selectors.sequencer_status()
+    except Exception as exc:
+        logger.warning("healthz: audit sequencer check failed: %s", exc)
+        return "error"
+
+
 def _check_database() -> str:
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        return "ok"
+        connection.ensure_connection()
+        return "ok" if connection.is_usable() else "error"
     except Exception as exc:  # the point of a health check is to report, not to raise
         logger.warning("healthz: database check failed: %s", exc)
         return "error"
@@ -57,3 +73,13 @@ def _check_broker() -> str:
     except Exception as exc:
         logger.warning("healthz: broker check failed: %s", exc)
         return "error"
+
+
+@login_required
+def organization_profile(request, pk: int):
+    """``/organizations/<id>/``: an organization as a counter-party sees it (name, kind, city, verified, and a
+    provider's data centres with their active listings); its own members and platform staff also see the credit
+    code, legal representative and owners. Unverified organizations are 404 to others."""
+    org, private = selectors.organization_profile(pk, request.user)
+    data_centers = list(listing_selectors.public_data_centers(org.pk)) if org.kind == Organization.Kind.PROVIDER else []
+    return render(request, "portal/organization.html", {"org": org, "private": private, "data_centers": data_centers})

@@ -3,7 +3,7 @@ reimbursement claims and statements for issuers."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
@@ -12,11 +12,13 @@ from rest_framework.views import APIView
 from accounts.permissions import IsIssuerMember, IsPlatformStaff
 from ledger.models import JournalTransaction
 from marketplace.core.exceptions import ApplicationError, NotFound
+from marketplace.core.filters import validated_query
 from marketplace.core.idempotency import SCHEMA_PARAMETER as IDEMPOTENCY_HEADER
 from marketplace.core.idempotency import idempotent
-from settlement import selectors, services
-from settlement.models import Payout, ReimbursementClaim, ReimbursementStatement
+from settlement import payout_services, selectors
+from settlement.models import Payout, ReimbursementStatement
 from settlement.serializers import (
+    ClaimFilterSerializer,
     ClaimSerializer,
     MovementSerializer,
     PayoutFilterSerializer,
@@ -62,11 +64,10 @@ class PayoutListApi(generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no user to scope by
             return Payout.objects.none()
-        query = PayoutFilterSerializer(data=self.request.query_params)
-        query.is_valid(raise_exception=True)
-        return selectors.payouts_visible_to(
-            self.request.user, status=query.validated_data.get("status")
-        ).prefetch_related("settlements")
+        query = validated_query(PayoutFilterSerializer, self.request)
+        return selectors.payouts_visible_to(self.request.user, status=query.get("status")).prefetch_related(
+            "settlements"
+        )
 
 
 class PayoutDetailApi(generics.RetrieveAPIView):
@@ -85,15 +86,13 @@ class ClaimListApi(generics.ListAPIView):
     serializer_class = ClaimSerializer
     permission_classes = [IsAuthenticated, IsIssuerMember]
 
-    @extend_schema(parameters=[OpenApiParameter("status", str, enum=ReimbursementClaim.Status.values)])
+    @extend_schema(parameters=[ClaimFilterSerializer])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        status = self.request.query_params.get("status") or None
-        if status is not None and status not in ReimbursementClaim.Status.values:
-            status = "__none__"
-        return selectors.claims_visible_to(self.request.user, status=status)
+        query = validated_query(ClaimFilterSerializer, self.request)
+        return selectors.claims_visible_to(self.request.user, status=query.get("status"))
 
 
 class ClaimMarkPaidApi(APIView):
@@ -107,7 +106,7 @@ class ClaimMarkPaidApi(APIView):
         claim = selectors.claims_visible_to(request.user).filter(pk=pk).first()
         if claim is None:
             raise NotFound("No such claim.")
-        claim = services.claim_mark_paid(claim=claim, actor=request.user)
+        claim = payout_services.claim_mark_paid(claim=claim, actor=request.user)
         return Response(ClaimSerializer(claim).data)
 
 
@@ -118,7 +117,7 @@ class PayoutMarkPaidApi(APIView):
 
     @extend_schema(request=None, responses={200: PayoutSerializer})
     def post(self, request, pk):
-        payout = services.payout_mark_paid(payout=pk, actor=request.user)
+        payout = payout_services.payout_mark_paid(payout=pk, actor=request.user)
         return Response(PayoutSerializer(payout).data)
 
 
@@ -143,10 +142,9 @@ class StatementListApi(generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no user to scope by
             return ReimbursementStatement.objects.none()
-        query = StatementFilterSerializer(data=self.request.query_params)
-        query.is_valid(raise_exception=True)
+        query = validated_query(StatementFilterSerializer, self.request)
         return selectors.statements_visible_to(
-            self.request.user, program_id=query.validated_data.get("program"), status=query.validated_data.get("status")
+            self.request.user, program_id=query.get("program"), status=query.get("status")
         )
 
 
@@ -179,7 +177,7 @@ class StatementPayApi(APIView):
                 status=403,
                 code="permission_denied",
             )
-        statement = services.statement_mark_paid(statement=statement, actor=request.user)
+        statement = payout_services.statement_mark_paid(statement=statement, actor=request.user)
         statement = selectors.statement_for(request.user, statement.pk)
         statement.lines = list(selectors.statement_lines(statement))
         return Response(StatementDetailSerializer(statement).data)

@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from orders.models import Booking
 from settlement.models import Payout
-from settlement.services import payout_batch_create, payout_mark_paid, statements_issue, sweeps_run
+from settlement.payout_services import payout_batch_create, payout_mark_paid, statements_issue
+from settlement.sweep_services import sweeps_run
 
 PAYDAY_DELAY = dt.timedelta(days=1, hours=10)  # platform staff pay a Monday's batch on Tuesday morning
 

@@ -14,14 +14,17 @@ from django.utils.translation import pgettext_lazy
 from accounts.models import Organization
 from marketplace.core.models import TimeStampedModel
 from marketplace.core.money import AmountField
+from marketplace.core.pipeline import StatusPipeline
 
 
-class Payout(TimeStampedModel):
+class Payout(StatusPipeline, TimeStampedModel):
     """One batch transfer of a provider's payable to its bank account, covering the settlements it lists."""
 
     class Status(models.TextChoices):
         PENDING = "pending", pgettext_lazy("payout status", "Pending")
         PAID = "paid", pgettext_lazy("payout status", "Paid")
+
+    TRANSITIONS = {Status.PENDING: frozenset({Status.PAID}), Status.PAID: frozenset()}
 
     provider = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="payouts")
     amount = AmountField()
@@ -81,17 +84,19 @@ class TstzRange(Func):
     output_field = DateTimeRangeField()
 
 
-class ReimbursementStatement(TimeStampedModel):
+class ReimbursementStatement(StatusPipeline, TimeStampedModel):
     """What a voucher program (a city) is asked to pay for one period: the open claims it lists, in one sum.
 
-    Issued by ``services.statements_issue`` and paid as a whole by ``services.statement_mark_paid`` (one ledger
-    posting ``statement:{id}:paid``); a claim listed here is never paid on its own. A program's statements never
-    overlap in time (exclusion constraint), so there is one statement per program and period.
+    Issued by ``payout_services.statements_issue`` and paid as a whole by ``payout_services.statement_mark_paid``
+    (one ledger posting ``statement:{id}:paid``); a claim listed here is never paid on its own. A program's
+    statements never overlap in time (exclusion constraint), so there is one statement per program and period.
     """
 
     class Status(models.TextChoices):
         ISSUED = "issued", pgettext_lazy("reimbursement statement status", "Issued")
         PAID = "paid", pgettext_lazy("reimbursement statement status", "Paid")
+
+    TRANSITIONS = {Status.ISSUED: frozenset({Status.PAID}), Status.PAID: frozenset()}
 
     program = models.ForeignKey("vouchers.VoucherProgram", on_delete=models.PROTECT, related_name="statements")
     period_start = models.DateTimeField()
@@ -127,12 +132,14 @@ class ReimbursementStatement(TimeStampedModel):
         return f"Statement {self.pk}: {self.total} ({self.status})"
 
 
-class ReimbursementClaim(TimeStampedModel):
+class ReimbursementClaim(StatusPipeline, TimeStampedModel):
     """What a voucher program (a city) owes for the voucher part of one settled booking."""
 
     class Status(models.TextChoices):
         OPEN = "open", pgettext_lazy("reimbursement claim status", "Open")
         PAID = "paid", pgettext_lazy("reimbursement claim status", "Paid")
+
+    TRANSITIONS = {Status.OPEN: frozenset({Status.PAID}), Status.PAID: frozenset()}
 
     program = models.ForeignKey(
         "vouchers.VoucherProgram", on_delete=models.PROTECT, related_name="reimbursement_claims"

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from ledger.models import Entry, JournalTransaction
+from marketplace.core.filters import status_filter_serializer
 from settlement.models import Payout, ReimbursementClaim, ReimbursementStatement
 
 
@@ -25,10 +26,8 @@ class MovementSerializer(serializers.ModelSerializer):
         fields = ["id", "kind", "reference", "idempotency_key", "memo", "created_at", "entries"]
 
 
-class PayoutFilterSerializer(serializers.Serializer):
-    """Query of ``GET /payouts/``: bad values a 400."""
-
-    status = serializers.ChoiceField(choices=Payout.Status.choices, required=False)
+PayoutFilterSerializer = status_filter_serializer("PayoutFilterSerializer", Payout.Status.choices)
+ClaimFilterSerializer = status_filter_serializer("ClaimFilterSerializer", ReimbursementClaim.Status.choices)
 
 
 class PayoutSerializer(serializers.ModelSerializer):

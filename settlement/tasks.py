@@ -12,7 +12,7 @@ from django.db import InterfaceError, OperationalError, transaction
 
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.tasks import BROKER_ERRORS, fail_fast_connection
-from settlement import services
+from settlement import payout_services, services, sweep_services
 from settlement.signals import voucher_bookings_settled
 
 logger = logging.getLogger(__name__)
@@ -25,8 +25,6 @@ TRANSIENT_ERRORS = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
 )
-# Bookings per ``settle_bookings`` message, settled in one transaction (``services.bookings_settle``).
-SETTLE_BATCH = 50
 RETRY = {
     "autoretry_for": TRANSIENT_ERRORS,
     "retry_backoff": 2,
@@ -69,13 +67,13 @@ def settle_bookings(booking_ids: list[int]) -> int:
 @shared_task(name="settlement.run_sweeps", ignore_result=True, **RETRY)
 def run_sweeps() -> dict[str, int]:
     """Every sweep once (beat, every minute). Concurrent runs are safe: rows are taken with SKIP LOCKED."""
-    return services.sweeps_run(settle=enqueue_settlement)
+    return sweep_services.sweeps_run(settle=enqueue_settlement)
 
 
 @shared_task(name="settlement.create_weekly_payouts", ignore_result=True, **RETRY)
 def create_weekly_payouts() -> list[int]:
     """Pending payouts for every provider's settlements so far (beat, weekly)."""
-    return [payout.pk for payout in services.payout_batch_create()]
+    return [payout.pk for payout in payout_services.payout_batch_create()]
 
 
 def send_safely(task, *args) -> bool:
@@ -106,7 +104,7 @@ def send_many(task, args_list) -> int:
     return sent
 
 
-def enqueue_settlement(*booking_ids: int, batch: int = SETTLE_BATCH) -> None:
+def enqueue_settlement(*booking_ids: int, batch: int = services.SETTLE_BATCH) -> None:
     """Send settlement tasks for the ids once the current transaction commits (at once outside one):
     ``settle_booking`` for one id, ``settle_bookings`` per ``batch`` ids for more. Never raises on a broker
     outage (see ``send_many``)."""
@@ -122,4 +120,4 @@ def enqueue_settlement(*booking_ids: int, batch: int = SETTLE_BATCH) -> None:
 def issue_monthly_statements() -> list[int]:
     """Last month's reimbursement statement for every program with open claims (beat, 1st of the month).
     Idempotent: a period already stated gets no second statement."""
-    return [statement.pk for statement in services.statements_issue()]
+    return [statement.pk for statement in payout_services.statements_issue()]

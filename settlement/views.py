@@ -19,7 +19,7 @@ from accounts.selectors import has_org_kind, is_platform_staff
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.money import ZERO
 from marketplace.core.spreadsheet import safe_cell
-from settlement import selectors, services
+from settlement import payout_services, selectors
 from settlement.models import Payout, ReimbursementClaim, ReimbursementStatement
 
 PER_PAGE = 25
@@ -96,7 +96,7 @@ def payout_mark_paid(request, pk):
     if not is_platform_staff(request.user):
         raise PermissionDenied(_("Only platform staff record payout transfers."))
     payout = get_object_or_404(selectors.payouts_visible_to(request.user), pk=pk)
-    error = _error_of(lambda: services.payout_mark_paid(payout=payout, actor=request.user))
+    error = _error_of(lambda: payout_services.payout_mark_paid(payout=payout, actor=request.user))
     if not request.htmx:
         return _back_with_outcome(request, error, _("Payout #%(id)s marked paid.") % {"id": payout.pk}, "payout-list")
     payout = selectors.payouts_visible_to(request.user).prefetch_related("settlements").get(pk=payout.pk)
@@ -127,7 +127,7 @@ def claim_list(request):
 @require_POST
 def claim_mark_paid(request, pk):
     claim = get_object_or_404(selectors.claims_visible_to(request.user), pk=pk)
-    error = _error_of(lambda: services.claim_mark_paid(claim=claim, actor=request.user))
+    error = _error_of(lambda: payout_services.claim_mark_paid(claim=claim, actor=request.user))
     claim.refresh_from_db()
     return render(request, "settlement/_claim_row.html", {"claim": claim, "error": error})
 
@@ -238,7 +238,7 @@ def statement_pay(request, pk):
     statement = _statement_or_404(request, pk)
     if not selectors.can_pay_statement(request.user, statement):
         raise PermissionDenied(_("Only the program's issuer or platform staff can mark a statement paid."))
-    error = _error_of(lambda: services.statement_mark_paid(statement=statement, actor=request.user))
+    error = _error_of(lambda: payout_services.statement_mark_paid(statement=statement, actor=request.user))
     if not request.htmx:
         return _back_with_outcome(
             request, error, _("Statement #%(id)s marked paid.") % {"id": statement.pk}, "statement-detail", statement.pk

@@ -78,6 +78,7 @@ class ModelFilingFactory(factory.django.DjangoModelFactory):
     filing_number = factory.Sequence(lambda n: f"Filing-{n:06d}")
     model_name = factory.Sequence(lambda n: f"Model-{n}")
     registered_on = factory.Faker("date_this_decade")
+    status = ModelFiling.Status.VERIFIED
 
 
 def member_of(org: Organization, role: str = Membership.Role.OWNER, **user_kwargs):

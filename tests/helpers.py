@@ -53,14 +53,17 @@ def wait_until_blocked(pid: int, *, by: int | None = None, timeout: float = 30, 
     with connections[using].cursor() as cursor:
         while True:
             cursor.execute("SELECT pg_stat_clear_snapshot()")
-            cursor.execute("SELECT wait_event_type, wait_event, pg_blocking_pids(pid) FROM pg_stat_activity "
-                           "WHERE pid = %s", [pid])
+            cursor.execute(
+                "SELECT wait_event_type, wait_event, pg_blocking_pids(pid) FROM pg_stat_activity WHERE pid = %s", [pid]
+            )
             row = cursor.fetchone()
             if row and row[0] == "Lock" and (by is None or by in row[2]):
                 return
             if time.monotonic() > deadline:
-                raise AssertionError(f"backend {pid} was not seen waiting for a lock{f' of {by}' if by else ''} "
-                                     f"within {timeout} s (last seen: {row})")
+                raise AssertionError(
+                    f"backend {pid} was not seen waiting for a lock{f' of {by}' if by else ''} "
+                    f"within {timeout} s (last seen: {row})"
+                )
             time.sleep(0.01)
 
 

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from accounts.api import ORG_HEADER
 from accounts.models import Organization
 from accounts.permissions import IsIssuerMember, IsStartupMember
-from accounts.selectors import acting_organization
+from accounts.selectors import acting_organization_for
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.idempotency import SCHEMA_PARAMETER as IDEMPOTENCY_HEADER
 from marketplace.core.idempotency import idempotent
@@ -33,18 +33,7 @@ from vouchers.serializers import (
 PROGRAM_LISTS = ("eligible_providers", "eligible_accelerators", "stack_excluded_programs")
 
 
-def _acting(request, kind: str) -> Organization:
-    """The organization of ``kind`` that writes (creates a program, applies): it must be verified (403 otherwise)."""
-    return acting_organization(
-        request.user, kind=kind, organization_id=request.headers.get("X-Organization"), for_write=True
-    )
-
-
-def _client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
-
-
-class ProgramListCreateView(generics.ListCreateAPIView):
+class ProgramListCreateApi(generics.ListCreateAPIView):
     """``GET``: active programs, plus your issuer's drafts and closed ones. ``POST``: create and fund a program
     (issuer members); ``budget`` is moved into the program's ledger budget. Besides ratios and caps, a program has a
     level and stacking rules (the levels and programs its vouchers may be combined with, a combined cap), buyer
@@ -65,12 +54,14 @@ class ProgramListCreateView(generics.ListCreateAPIView):
         data = self.get_serializer(data=request.data)
         data.is_valid(raise_exception=True)
         program = services.program_create(
-            issuer=_acting(request, Organization.Kind.ISSUER), actor=request.user, **data.validated_data
+            issuer=acting_organization_for(request, Organization.Kind.ISSUER, for_write=True),
+            actor=request.user,
+            **data.validated_data,
         )
         return Response(self.get_serializer(program).data, status=status.HTTP_201_CREATED)
 
 
-class ProgramDetailView(generics.RetrieveUpdateAPIView):
+class ProgramDetailApi(generics.RetrieveUpdateAPIView):
     """``GET`` a visible program; ``PATCH`` rules or status of a program your issuer runs (others: 404)."""
 
     serializer_class = VoucherProgramSerializer
@@ -95,7 +86,7 @@ class ProgramDetailView(generics.RetrieveUpdateAPIView):
         return Response(self.get_serializer(program).data)
 
 
-class ApplicationCreateView(APIView):
+class ApplicationCreateApi(APIView):
     """Apply to a program (startup members): ``{requested_amount, purpose, model_filing?}`` → 201."""
 
     permission_classes = [IsAuthenticated, IsStartupMember]
@@ -110,12 +101,15 @@ class ApplicationCreateView(APIView):
         data = VoucherApplicationCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         application = services.application_submit(
-            program=program, applicant=_acting(request, "startup"), actor=request.user, **data.validated_data
+            program=program,
+            applicant=acting_organization_for(request, Organization.Kind.STARTUP, for_write=True),
+            actor=request.user,
+            **data.validated_data,
         )
         return Response(VoucherApplicationSerializer(application).data, status=status.HTTP_201_CREATED)
 
 
-class ApplicationListView(generics.ListAPIView):
+class ApplicationListApi(generics.ListAPIView):
     """Your organizations' applications and, for issuers, the queue of your programs. ``?status=`` filters."""
 
     serializer_class = VoucherApplicationSerializer
@@ -131,7 +125,7 @@ class ApplicationListView(generics.ListAPIView):
         return qs
 
 
-class ApplicationApproveView(APIView):
+class ApplicationApproveApi(APIView):
     """Approve with ``{face_value}`` (≤ requested, within the program's range): issues the voucher. 409 when the
     program budget is short or the application was decided. Accepts an ``Idempotency-Key`` header."""
 
@@ -150,7 +144,7 @@ class ApplicationApproveView(APIView):
         return Response(VoucherApplicationSerializer(application).data)
 
 
-class ApplicationRejectView(APIView):
+class ApplicationRejectApi(APIView):
     """Reject with ``{reason}``."""
 
     permission_classes = [IsAuthenticated, IsIssuerMember]
@@ -164,7 +158,24 @@ class ApplicationRejectView(APIView):
         return Response(VoucherApplicationSerializer(application).data)
 
 
-class VoucherListView(generics.ListAPIView):
+class VoucherRevokeApi(APIView):
+    """The issuer revokes a voucher its program issued (fraud, a broken condition): no new holds; its unheld balance
+    returns to the program's budget; parts already held are still captured or released. Revoking an ended voucher
+    changes nothing. The reason is recorded in the audit log."""
+
+    permission_classes = [IsAuthenticated, IsIssuerMember]
+
+    @extend_schema(request=RejectSerializer, responses={200: VoucherDetailSerializer})
+    def post(self, request, pk: int):
+        voucher = get_object_or_404(selectors.vouchers_issued_by(request.user), pk=pk)
+        data = RejectSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        voucher = services.voucher_revoke(voucher=voucher, actor=request.user, reason=data.validated_data["reason"])
+        balances = selectors.voucher_balances([voucher.pk])
+        return Response(VoucherDetailSerializer(voucher, context={"balances": balances}).data)
+
+
+class VoucherListApi(generics.ListAPIView):
     """Vouchers your organizations hold (and, for issuers, those your programs issued), with balance/held/spent."""
 
     serializer_class = VoucherSerializer
@@ -183,7 +194,7 @@ class VoucherListView(generics.ListAPIView):
         return page
 
 
-class VoucherDetailView(generics.RetrieveAPIView):
+class VoucherDetailApi(generics.RetrieveAPIView):
     """One voucher: balance, held, spent, expires_at and its redemptions (newest first)."""
 
     serializer_class = VoucherDetailSerializer

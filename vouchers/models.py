@@ -14,6 +14,7 @@ from django.utils.translation import pgettext_lazy
 from accounts.models import CITY_CHOICES, ModelFiling, Organization
 from marketplace.core.models import TimeStampedModel
 from marketplace.core.money import AmountField
+from marketplace.core.pipeline import StatusPipeline
 from vouchers.rules import LIMIT_EXPLANATIONS
 
 
@@ -35,13 +36,19 @@ def all_levels() -> list[str]:
     return list(Level.values)
 
 
-class VoucherProgram(TimeStampedModel):
+class VoucherProgram(StatusPipeline, TimeStampedModel):
     """A city's voucher policy and budget. ``budget_total`` is what was funded (program_funding → program_budget)."""
 
     class Status(models.TextChoices):
         DRAFT = "draft", pgettext_lazy("voucher program status", "Draft")
         ACTIVE = "active", pgettext_lazy("voucher program status", "Active")
         CLOSED = "closed", pgettext_lazy("voucher program status", "Closed")
+
+    TRANSITIONS = {
+        Status.DRAFT: frozenset({Status.ACTIVE, Status.CLOSED}),
+        Status.ACTIVE: frozenset({Status.CLOSED}),
+        Status.CLOSED: frozenset(),
+    }
 
     issuer = models.ForeignKey(
         Organization,
@@ -157,11 +164,17 @@ class VoucherProgram(TimeStampedModel):
         return self.name
 
 
-class VoucherApplication(TimeStampedModel):
+class VoucherApplication(StatusPipeline, TimeStampedModel):
     class Status(models.TextChoices):
         SUBMITTED = "submitted", pgettext_lazy("voucher application status", "Submitted")
         APPROVED = "approved", pgettext_lazy("voucher application status", "Approved")
         REJECTED = "rejected", pgettext_lazy("voucher application status", "Rejected")
+
+    TRANSITIONS = {
+        Status.SUBMITTED: frozenset({Status.APPROVED, Status.REJECTED}),
+        Status.APPROVED: frozenset(),
+        Status.REJECTED: frozenset(),
+    }
 
     program = models.ForeignKey(VoucherProgram, on_delete=models.PROTECT, related_name="applications")
     applicant = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="voucher_applications")

@@ -10,10 +10,12 @@ from django.db.models import Min, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from accounts.models import ModelFiling, Organization
-from accounts.selectors import user_organizations
+from accounts.models import Organization
+from accounts.selectors import has_valid_model_filing, user_organizations
 from ledger.models import LedgerAccount
-from listings.models import Listing, ProvenanceDeclaration
+from listings.agent_selectors import cluster_hardware_mismatched
+from listings.models import Listing
+from listings.selectors import listing_reviewed
 from marketplace.core.money import ZERO
 from vouchers import rules
 from vouchers.models import Redemption, Voucher, VoucherApplication, VoucherProgram
@@ -49,6 +51,11 @@ def applications_visible(user) -> QuerySet[VoucherApplication]:
 
 def applications_for_issuer(user) -> QuerySet[VoucherApplication]:
     return VoucherApplication.objects.filter(program__in=programs_managed(user)).select_related("program")
+
+
+def vouchers_issued_by(user) -> QuerySet[Voucher]:
+    """Vouchers issued by the programs the user's issuer organizations run (what they may revoke)."""
+    return Voucher.objects.filter(program__in=programs_managed(user)).select_related("program")
 
 
 def vouchers_visible(user) -> QuerySet[Voucher]:
@@ -117,6 +124,14 @@ def annual_used(*, program_ids, holder_id: int, now: dt.datetime) -> dict[int, D
     return dict(rows)
 
 
+def _related_ids(program: VoucherProgram, name: str) -> frozenset[int]:
+    """The ids of a program's many-to-many ``name``: from ``prefetch_related`` when the caller prefetched it (one
+    query for many programs), else one query."""
+    if name in getattr(program, "_prefetched_objects_cache", {}):
+        return frozenset(obj.pk for obj in getattr(program, name).all())
+    return frozenset(getattr(program, name).values_list("pk", flat=True))
+
+
 def program_rules(program: VoucherProgram) -> rules.ProgramRules:
     return rules.ProgramRules(
         program_id=program.pk,
@@ -127,16 +142,16 @@ def program_rules(program: VoucherProgram) -> rules.ProgramRules:
         model_filing_earns_domestic_ratio=program.model_filing_earns_domestic_ratio,
         annual_cap_per_org=program.annual_cap_per_org,
         per_booking_cap=program.per_booking_cap,
-        eligible_provider_ids=frozenset(program.eligible_providers.values_list("pk", flat=True)),
+        eligible_provider_ids=_related_ids(program, "eligible_providers"),
         city_data_centers_only=program.city_data_centers_only,
-        eligible_accelerator_ids=frozenset(program.eligible_accelerators.values_list("pk", flat=True)),
+        eligible_accelerator_ids=_related_ids(program, "eligible_accelerators"),
         requires_model_filing=program.requires_model_filing,
         ban_related_party=program.ban_related_party,
         max_stacked_share=program.max_stacked_share,
         require_reviewed_listing=program.require_reviewed_listing,
         level=program.level,
         stack_levels=frozenset(program.stack_levels),
-        stack_excluded_program_ids=frozenset(program.stack_excluded_programs.values_list("pk", flat=True)),
+        stack_excluded_program_ids=_related_ids(program, "stack_excluded_programs"),
         eligible_buyer_cities=frozenset(program.eligible_buyer_cities),
         subsidy_period_days=program.subsidy_period_days,
         sme_contract_limit=program.sme_contract_limit,
@@ -181,16 +196,6 @@ def voucher_candidates(vouchers: list[Voucher], *, buyer_id: int, now: dt.dateti
     ]
 
 
-def listing_reviewed(listing: Listing) -> bool:
-    """Active, and for export-controlled hardware an approved provenance declaration."""
-    if listing.status != Listing.Status.ACTIVE:
-        return False
-    cluster = listing.cluster
-    if not cluster.accelerator.export_controlled:
-        return True
-    return ProvenanceDeclaration.objects.filter(cluster=cluster, status=ProvenanceDeclaration.Status.APPROVED).exists()
-
-
 def booking_context(
     *, buyer: Organization, listing: Listing, subtotal: Decimal, now: dt.datetime
 ) -> rules.BookingContext:
@@ -207,9 +212,9 @@ def booking_context(
         accelerator_id=cluster.accelerator_id,
         accelerator_domestic=cluster.accelerator.domestic,
         accelerator_export_controlled=cluster.accelerator.export_controlled,
-        listing_reviewed=listing_reviewed(listing),
+        listing_reviewed=listing_reviewed(listing) and not cluster_hardware_mismatched(cluster),
         buyer_is_sme=buyer.is_sme,
-        buyer_has_model_filing=ModelFiling.objects.filter(organization=buyer).exists(),
+        buyer_has_model_filing=has_valid_model_filing(buyer.pk, on=timezone.localdate(now)),
         related_party=bool(buyer.related_party_names() & provider.related_party_names()),
         now=now,
         buyer_city=buyer.city,

@@ -7,7 +7,6 @@ audited in the same transaction. Lock order, always: voucher rows (by pk), then 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -21,9 +20,9 @@ from audit.models import AuditEvent
 from audit.services import audit_event, audit_record
 from ledger.models import JournalTransaction, LedgerAccount
 from ledger.services import Posting, account_for, accounts_for_many, ledger_post, ledger_post_many
-from marketplace.core.deferred import last_statements, run_last
 from marketplace.core.exceptions import ApplicationError, Conflict
 from marketplace.core.money import ZERO, to_amount
+from marketplace.core.pipeline import advance
 from vouchers import rules, selectors
 from vouchers.models import Level, Redemption, Voucher, VoucherApplication, VoucherProgram
 
@@ -58,11 +57,6 @@ PROGRAM_FIELDS = (
 )
 # Every set of programs among a booking's vouchers is tried (vouchers.rules), so their number stays small.
 MAX_VOUCHERS_PER_BOOKING = rules.MAX_PROGRAMS
-PROGRAM_ALLOWED_TRANSITIONS = {
-    VoucherProgram.Status.DRAFT: {VoucherProgram.Status.ACTIVE, VoucherProgram.Status.CLOSED},
-    VoucherProgram.Status.ACTIVE: {VoucherProgram.Status.CLOSED},
-    VoucherProgram.Status.CLOSED: set(),
-}
 
 
 def _field_error(field: str, message: str, *, status: int = 400) -> ApplicationError:
@@ -173,7 +167,7 @@ def program_update(
     stack_excluded_programs=None,
     **fields,
 ) -> VoucherProgram:
-    """Change rules or status of ``program`` (status follows ``PROGRAM_ALLOWED_TRANSITIONS``).
+    """Change rules or status of ``program`` (status follows ``VoucherProgram.TRANSITIONS``).
 
     Rule changes apply to quotes from now on; holds already made keep their amounts. Raises ``ApplicationError``
     400 on bad values, 409 on a status change that is not allowed.
@@ -182,12 +176,10 @@ def program_update(
     unknown = set(fields) - set(PROGRAM_FIELDS)
     if unknown:
         raise ApplicationError(f"Unknown program fields: {', '.join(sorted(unknown))}.")
-    new_status = fields.get("status", program.status)
-    if new_status != program.status and new_status not in PROGRAM_ALLOWED_TRANSITIONS[program.status]:
-        raise Conflict(
-            f"A {program.status} program cannot become {new_status}.",
-            errors={"status": [f"Not allowed from {program.status}."]},
-        )
+    new_status = fields.pop("status", program.status)
+    status_changed = new_status != program.status
+    if status_changed:
+        advance(program, new_status)
     if (
         "name" in fields
         and VoucherProgram.objects.filter(issuer_id=program.issuer_id, name=fields["name"])
@@ -210,7 +202,13 @@ def program_update(
         "eligible_accelerators": eligible_accelerators,
         "stack_excluded_programs": stack_excluded_programs,
     }
-    changed = sorted([*fields, *(name for name, value in lists.items() if value is not None)])
+    changed = sorted(
+        [
+            *fields,
+            *(["status"] if status_changed else []),
+            *(name for name, value in lists.items() if value is not None),
+        ]
+    )
     audit_record(
         action="voucher_program.update",
         obj=program,
@@ -312,11 +310,11 @@ def application_submit(
 
 
 def _lock_submitted(application: VoucherApplication) -> VoucherApplication:
+    """The application's row, locked. Raises ``Conflict`` 409 when it was already decided."""
     locked = VoucherApplication.objects.select_for_update(of=("self",)).select_related("program").get(pk=application.pk)
-    if locked.status != VoucherApplication.Status.SUBMITTED:
-        raise Conflict(
-            f"This application was already {locked.status}.", errors={"status": [f"Already {locked.status}."]}
-        )
+    if not locked.available_statuses():
+        status = locked.get_status_display().lower()
+        raise Conflict(f"This application was already {status}.", errors={"status": [f"Already {status}."]})
     return locked
 
 
@@ -356,8 +354,9 @@ def application_approve(
             (account_for(LedgerAccount.Kind.VOUCHER, voucher.pk), face_value),
         ],
     )
-    VoucherApplication.objects.filter(pk=application.pk).update(
-        status=VoucherApplication.Status.APPROVED,
+    advance(
+        application,
+        VoucherApplication.Status.APPROVED,
         approved_face_value=face_value,
         decided_by=actor if getattr(actor, "pk", None) else None,
         decided_at=now,
@@ -379,11 +378,13 @@ def application_reject(*, application: VoucherApplication, reason: str, actor=No
     if not (reason or "").strip():
         raise _field_error("reason", "Give the applicant a reason.")
     application = _lock_submitted(application)
-    application.status = VoucherApplication.Status.REJECTED
-    application.reject_reason = reason.strip()
-    application.decided_by = actor if getattr(actor, "pk", None) else None
-    application.decided_at = timezone.now()
-    application.save(update_fields=["status", "reject_reason", "decided_by", "decided_at", "updated_at"])
+    advance(
+        application,
+        VoucherApplication.Status.REJECTED,
+        reject_reason=reason.strip(),
+        decided_by=actor if getattr(actor, "pk", None) else None,
+        decided_at=timezone.now(),
+    )
     audit_record(
         action="voucher_application.reject",
         obj=application,
@@ -422,8 +423,7 @@ def _return_to_budget(voucher: Voucher, *, key: str, kind: str, amount: Decimal 
 
 
 def _end_voucher(voucher: Voucher, *, status: str, actor, now) -> tuple[Voucher, Decimal]:
-    """End an active voucher: its row lock, its balance back to the budget, its status, the audit event last
-    (``run_last``: the caller opens ``last_statements``)."""
+    """End an active voucher: its row lock, its balance back to the budget, its status, its audit event."""
     voucher = Voucher.objects.select_for_update(of=("self",)).get(pk=voucher.pk)
     if voucher.status != Voucher.Status.ACTIVE:
         return voucher, ZERO
@@ -435,15 +435,12 @@ def _end_voucher(voucher: Voucher, *, status: str, actor, now) -> tuple[Voucher,
     )
     Voucher.objects.filter(pk=voucher.pk, status=Voucher.Status.ACTIVE).update(status=status, updated_at=now)
     voucher.status = status
-    run_last(
-        functools.partial(
-            audit_record,
-            action=f"voucher.{action}",
-            obj=voucher,
-            actor=actor,
-            organization_id=voucher.holder_id,
-            data={"returned_to_budget": str(returned)},
-        )
+    audit_record(
+        action=f"voucher.{action}",
+        obj=voucher,
+        actor=actor,
+        organization_id=voucher.holder_id,
+        data={"returned_to_budget": str(returned)},
     )
     return voucher, returned
 
@@ -455,7 +452,7 @@ def voucher_expire(*, voucher: Voucher, now: dt.datetime | None = None, actor=No
     now = now or timezone.now()
     if voucher.status == Voucher.Status.ACTIVE and voucher.expires_at > now:
         raise Conflict("This voucher has not expired yet.", errors={"expires_at": [f"Expires {voucher.expires_at}."]})
-    with transaction.atomic(), last_statements():
+    with transaction.atomic():
         return _end_voucher(voucher, status=Voucher.Status.EXPIRED, actor=actor, now=now)[0]
 
 
@@ -463,18 +460,15 @@ def voucher_revoke(*, voucher: Voucher, actor=None, reason: str = "") -> Voucher
     """Revoke an active voucher (issuer): no new holds; its unheld balance returns to the program budget; parts
     already held can still be captured or released. Idempotent on an already ended voucher. Its audit events go
     in last."""
-    with transaction.atomic(), last_statements():
+    with transaction.atomic():
         voucher, _ = _end_voucher(voucher, status=Voucher.Status.REVOKED, actor=actor, now=timezone.now())
         if reason:
-            run_last(
-                functools.partial(
-                    audit_record,
-                    action="voucher.revoke_reason",
-                    obj=voucher,
-                    actor=actor,
-                    organization_id=voucher.holder_id,
-                    data={"reason": reason},
-                )
+            audit_record(
+                action="voucher.revoke_reason",
+                obj=voucher,
+                actor=actor,
+                organization_id=voucher.holder_id,
+                data={"reason": reason},
             )
     return voucher
 
@@ -590,22 +584,17 @@ def vouchers_hold_for_booking(
         redemption = Redemption.objects.create(
             voucher_id=part.voucher_id, booking_id=booking.pk, amount=part.amount, bound_by=part.bound_by
         )
-        # Queued to the end of the booking's transaction (marketplace.core.deferred): the audit chain's lock is
-        # held from the event's INSERT until the commit.
-        run_last(
-            functools.partial(
-                audit_record,
-                action="voucher.hold",
-                obj=redemption,
-                actor=actor,
-                organization_id=buyer.pk,
-                data={
-                    "booking": booking.pk,
-                    "voucher": part.voucher_id,
-                    "amount": str(part.amount),
-                    "bound_by": part.bound_by,
-                },
-            )
+        audit_record(
+            action="voucher.hold",
+            obj=redemption,
+            actor=actor,
+            organization_id=buyer.pk,
+            data={
+                "booking": booking.pk,
+                "voucher": part.voucher_id,
+                "amount": str(part.amount),
+                "bound_by": part.bound_by,
+            },
         )
         redemptions.append(redemption)
     return redemptions
@@ -617,9 +606,8 @@ def _settle_held(booking, *, to_status: str, actor, destination: LedgerAccount |
 
     In the lock order (``marketplace.core.locks``): the vouchers' rows (by id), then every ledger posting in one
     statement (``ledger_post_many``: accounts in id order) — the moves out of voucher_hold and, on release, what
-    comes back to an ended voucher returning to its program budget — and the audit events last (``run_last``: the
-    caller opens ``last_statements``). An audit event written before the postings would hold the audit chain's
-    lock while waiting for ledger rows that a concurrent cancel holds while it waits for that lock (defect 4)."""
+    comes back to an ended voucher returning to its program budget — then the audit events (plain INSERTs that take
+    no lock)."""
     action = "release" if to_status == Redemption.Status.RELEASED else "capture"
     kind = JournalTransaction.Kind.VOUCHER_RELEASE if action == "release" else JournalTransaction.Kind.VOUCHER_CAPTURE
     # Voucher rows first (the lock order of holds and expiry), so a voucher cannot end between our reading its
@@ -675,15 +663,12 @@ def _settle_held(booking, *, to_status: str, actor, destination: LedgerAccount |
         data = {"booking": booking.pk, "voucher": voucher.pk, "amount": str(redemption.amount)}
         if destination is not None:
             data["destination"] = f"{destination.kind}:{destination.owner_id}"
-        run_last(
-            functools.partial(
-                audit_record,
-                action=f"voucher.{action}",
-                obj=redemption,
-                actor=actor,
-                organization_id=voucher.holder_id,
-                data=data,
-            )
+        audit_record(
+            action=f"voucher.{action}",
+            obj=redemption,
+            actor=actor,
+            organization_id=voucher.holder_id,
+            data=data,
         )
     return held
 
@@ -691,7 +676,7 @@ def _settle_held(booking, *, to_status: str, actor, destination: LedgerAccount |
 def redemptions_release(*, booking, actor=None) -> list[Redemption]:
     """Release the booking's held voucher parts (cancel / hold expiry): voucher_hold → voucher. Idempotent:
     returns the redemptions released by this call (none the second time). Audit events last."""
-    with transaction.atomic(), last_statements():
+    with transaction.atomic():
         return _settle_held(booking, to_status=Redemption.Status.RELEASED, actor=actor)
 
 
@@ -714,7 +699,7 @@ def redemptions_capture_many(*, destinations: dict[int, LedgerAccount], actor=No
     ``booking:{id}:voucher:{vid}:capture``, voucher_hold(-V) → destination(+V)) and the ``voucher.capture`` audit
     event, which the caller MUST write in this same transaction
     (``ledger.services.ledger_post_many`` and ``audit.services.audit_record_many``), so that a batch of settlements
-    posts all its entries in one account-ordered statement and takes the audit chain lock once, last.
+    posts all its entries in one account-ordered statement and records its audit events with one INSERT.
     Raises ``RuntimeError`` outside a transaction.
     """
     if not transaction.get_connection().in_atomic_block:

@@ -3,24 +3,25 @@ from django.urls import path
 from vouchers import api, views
 
 api_urlpatterns = [
-    path("voucher-programs/", api.ProgramListCreateView.as_view(), name="api-voucher-programs"),
-    path("voucher-programs/<int:pk>/", api.ProgramDetailView.as_view(), name="api-voucher-program"),
+    path("voucher-programs/", api.ProgramListCreateApi.as_view(), name="api-voucher-programs"),
+    path("voucher-programs/<int:pk>/", api.ProgramDetailApi.as_view(), name="api-voucher-program"),
     path(
-        "voucher-programs/<int:pk>/applications/", api.ApplicationCreateView.as_view(), name="api-voucher-program-apply"
+        "voucher-programs/<int:pk>/applications/", api.ApplicationCreateApi.as_view(), name="api-voucher-program-apply"
     ),
-    path("voucher-applications/", api.ApplicationListView.as_view(), name="api-voucher-applications"),
+    path("voucher-applications/", api.ApplicationListApi.as_view(), name="api-voucher-applications"),
     path(
         "voucher-applications/<int:pk>/approve/",
-        api.ApplicationApproveView.as_view(),
+        api.ApplicationApproveApi.as_view(),
         name="api-voucher-application-approve",
     ),
     path(
         "voucher-applications/<int:pk>/reject/",
-        api.ApplicationRejectView.as_view(),
+        api.ApplicationRejectApi.as_view(),
         name="api-voucher-application-reject",
     ),
-    path("vouchers/", api.VoucherListView.as_view(), name="api-vouchers"),
-    path("vouchers/<int:pk>/", api.VoucherDetailView.as_view(), name="api-voucher"),
+    path("vouchers/", api.VoucherListApi.as_view(), name="api-vouchers"),
+    path("vouchers/<int:pk>/", api.VoucherDetailApi.as_view(), name="api-voucher"),
+    path("vouchers/<int:pk>/revoke/", api.VoucherRevokeApi.as_view(), name="api-voucher-revoke"),
 ]
 
 urlpatterns = [
@@ -32,6 +33,7 @@ urlpatterns = [
     path("vouchers/programs/<int:pk>/", views.program_detail, name="voucher-program-detail"),
     path("vouchers/programs/<int:pk>/apply/", views.program_apply, name="voucher-program-apply"),
     path("vouchers/applications/", views.application_queue, name="voucher-application-queue"),
+    path("vouchers/applications/<int:pk>/", views.application_detail, name="voucher-application-detail"),
     path("vouchers/applications/<int:pk>/approve/", views.application_approve, name="voucher-application-approve"),
     path("vouchers/applications/<int:pk>/reject/", views.application_reject, name="voucher-application-reject"),
 ]

@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.models import CITY_CHOICES, Organization
-from accounts.selectors import acting_organization, user_organizations
+from accounts.selectors import acting_organization, acting_organization_for, user_organizations
 from marketplace.core.exceptions import ApplicationError
 from vouchers import selectors, services
 from vouchers.forms import ApplyForm, ApproveForm, ProgramForm, RejectForm, ratio_to_percent
@@ -44,14 +44,6 @@ def program_list(request):
     )
 
 
-def _issuer(request, form: ProgramForm) -> Organization:
-    """The issuer the user creates a program for (403 for non-issuers; 400 if several and none chosen)."""
-    chosen = form.cleaned_data.get("organization")
-    return acting_organization(
-        request.user, kind=Organization.Kind.ISSUER, for_write=True, organization_id=chosen.pk if chosen else None
-    )
-
-
 @login_required
 def program_new(request):
     """``/vouchers/programs/new/``: issuers create a program (a draft unless they choose otherwise); others 403."""
@@ -64,7 +56,14 @@ def program_new(request):
     if form.is_valid():
         try:
             program = services.program_create(
-                issuer=_issuer(request, form), actor=request.user, **form.service_kwargs()
+                issuer=acting_organization_for(
+                    request,
+                    Organization.Kind.ISSUER,
+                    for_write=True,
+                    organization=form.cleaned_data.get("organization"),
+                ),
+                actor=request.user,
+                **form.service_kwargs(),
             )
         except ApplicationError as exc:
             form.add_service_errors(exc)
@@ -222,6 +221,32 @@ def application_queue(request):
             "managed_ids": managed_ids,
             "status_filter": status_filter,
             "statuses": VoucherApplication.Status.choices,
+        },
+    )
+
+
+@login_required
+def application_detail(request, pk: int):
+    """One application with everything an issuer decides on: the whole purpose, the applicant (city, SME, legal
+    representative, owners, verification), its model filings, and its other applications and vouchers in the
+    programs the viewer can see; the approve and reject forms ask before they act. 404 unless the application is
+    the viewer's organization's or in a program their issuer runs."""
+    application = get_object_or_404(selectors.applications_visible(request.user), pk=pk)
+    applicant = application.applicant
+    vouchers = list(selectors.vouchers_visible(request.user).filter(holder=applicant).order_by("-issued_at", "-id"))
+    balances = selectors.voucher_balances([voucher.pk for voucher in vouchers])
+    others = selectors.applications_visible(request.user).filter(applicant=applicant).exclude(pk=application.pk)
+    managed = selectors.programs_managed(request.user).filter(pk=application.program_id).exists()
+    return render(
+        request,
+        "vouchers/application_detail.html",
+        {
+            "application": application,
+            "applicant": applicant,
+            "filings": applicant.model_filings.order_by("-registered_on", "-id"),
+            "vouchers": [(voucher, balances[voucher.pk]) for voucher in vouchers],
+            "other_applications": others.order_by("-created_at", "-id")[:20],
+            "can_decide": managed and bool(application.available_statuses()),
         },
     )
 

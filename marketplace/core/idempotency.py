@@ -40,13 +40,13 @@ import hashlib
 import json
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from marketplace.core.deferred import last_statements
+from marketplace.core import sql
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.locks import run_with_retry
 from marketplace.core.models import IdempotencyRecord
@@ -92,15 +92,14 @@ def _organization_id(request) -> int | None:
 def _claim(request, organization_id: int | None, key: str, fingerprint: str) -> int | None:
     """Insert the record; its id, or None when (user, organization, key) exists (after waiting for a concurrent
     first request)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO core_idempotencyrecord (user_id, organization_id, key, method, path, fingerprint, "
-            "response_body, created_at) VALUES (%s, %s, %s, %s, %s, %s, '', now()) "
-            "ON CONFLICT (user_id, organization_id, key) DO NOTHING RETURNING id",
-            [request.user.pk, organization_id, key, request.method, request.path[:255], fingerprint],
-        )
-        row = cursor.fetchone()
-    return row[0] if row else None
+    return sql.claim_idempotency_record(
+        user_id=request.user.pk,
+        organization_id=organization_id,
+        key=key,
+        method=request.method,
+        path=request.path[:255],
+        fingerprint=fingerprint,
+    )
 
 
 def _replay(request, organization_id: int | None, key: str, fingerprint: str) -> Response:
@@ -136,9 +135,7 @@ def idempotent(handler):
         )
 
     def _once(view, request, args, kwargs, organization_id, key, fingerprint):
-        # last_statements(): the handler's audit events go in after the record's UPDATE, right before the COMMIT,
-        # so the audit chain's lock is held as briefly as possible (see marketplace.core.deferred).
-        with transaction.atomic(), last_statements():
+        with transaction.atomic():
             record_id = _claim(request, organization_id, key, fingerprint)
             if record_id is None:
                 return _replay(request, organization_id, key, fingerprint)
@@ -148,11 +145,7 @@ def idempotent(handler):
                 return response
             # Store what the client receives: the rendered JSON (Decimals already strings, dates ISO).
             body = JSONRenderer().render(response.data).decode() if response.data is not None else ""
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "UPDATE core_idempotencyrecord SET status_code = %s, response_body = %s WHERE id = %s",
-                    [response.status_code, body, record_id],
-                )
+            IdempotencyRecord.objects.filter(pk=record_id).update(status_code=response.status_code, response_body=body)
         return response
 
     return wrapper
@@ -168,16 +161,10 @@ def idempotency_records_purge(*, now: dt.datetime | None = None, batch: int = PU
     time), ``batch`` rows per statement (each its own transaction, oldest first); returns how many were deleted.
     Idempotent: a second run finds nothing more to delete."""
     cutoff = (now or timezone.now()) - dt.timedelta(hours=settings.IDEMPOTENCY_RETENTION_HOURS)
-    table = IdempotencyRecord._meta.db_table
     deleted = 0
     while True:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE created_at < %s "  # noqa: S608
-                "ORDER BY created_at LIMIT %s)",
-                [cutoff, batch],
-            )  # (table name from model metadata)
-            count = cursor.rowcount
+        oldest = IdempotencyRecord.objects.filter(created_at__lt=cutoff).order_by("created_at").values("pk")[:batch]
+        count, _ = IdempotencyRecord.objects.filter(pk__in=oldest).delete()
         deleted += count
         if count < batch:
             return deleted

@@ -10,10 +10,8 @@ Lock order — every transaction that writes takes the locks it needs in this or
 5. vouchers, by id (``SELECT … FOR UPDATE`` ordered by pk, in one statement);
 6. wallet and other ledger accounts, by id (``ledger.services.ledger_post`` locks its legs' accounts in id order;
    ``ledger_post_many`` inserts its entries in account-id order);
-7. audit last: ``audit_event_chain`` takes one global advisory lock held until COMMIT, so every audit event goes in
-   as the transaction's last statements (``marketplace.core.deferred.run_last`` inside ``last_statements()``).
-   A transaction that appended an event and then waited for any lock above would make everyone who holds that
-   lock and wants to audit wait for it: a deadlock.
+Audit events take no lock: each is a plain INSERT wherever the change is made (the audit sequencer appends committed
+events to the log afterwards, ``audit.sequencer``), so they have no place in this order.
 
 A path skips the steps it does not need but never goes back to an earlier one. Two transactions that follow the
 order cannot wait for each other in a cycle, so PostgreSQL never has to abort one of them as a deadlock victim.
@@ -39,6 +37,7 @@ from typing import TypeVar
 from django.db import DatabaseError, connection
 from psycopg import errors as pg_errors
 
+from marketplace.core import sql
 from marketplace.core.exceptions import Conflict
 
 logger = logging.getLogger(__name__)
@@ -78,8 +77,7 @@ def lock_cluster_capacity(cluster_id: int) -> None:
     PostgreSQL's deadlock detector aborts one (a second later). The exclusion constraint stays the guarantee; this
     is the fast path. Anything else that reserves nodes (bids matching) should call it too.
     """
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [CAPACITY_LOCK_SPACE, cluster_id % 2**31])
+    sql.advisory_xact_lock(CAPACITY_LOCK_SPACE, cluster_id % 2**31)
 
 
 def _backoff(attempt: int) -> float:

@@ -212,10 +212,22 @@ MAX_OPEN_BIDS = env.int("MAX_OPEN_BIDS", default=50)
 # How long a replay of an ``Idempotency-Key`` POST returns the first response; older records are purged hourly.
 IDEMPOTENCY_RETENTION_HOURS = env.int("IDEMPOTENCY_RETENTION_HOURS", default=72)
 
+# --- Audit log (a transparency log: audit.sequencer, audit.keys) ------------------------------------------------
+# Ed25519 key that signs tree heads: PKCS#8 PEM or base64 of the 32-byte seed. Required unless DEBUG, where a key is
+# generated once into AUDIT_DEV_KEY_FILE.
+AUDIT_SIGNING_KEY = env.str("AUDIT_SIGNING_KEY", default="", multiline=True)
+AUDIT_DEV_KEY_FILE = embedded.DATA_DIR / "audit-signing-key.pem"
+# Events appended per sequencer transaction (one signed tree head each).
+AUDIT_SEQUENCER_BATCH = env.int("AUDIT_SEQUENCER_BATCH", default=5000)
+# /healthz reports "audit_sequencer": "lagging" (without failing) when a committed event has waited this long.
+AUDIT_SEQUENCER_LAG_SECONDS = env.int("AUDIT_SEQUENCER_LAG_SECONDS", default=60)
+# At most this many events in one GET /api/v1/audit/export.json (400 above: narrow the period).
+AUDIT_EXPORT_MAX_ENTRIES = env.int("AUDIT_EXPORT_MAX_ENTRIES", default=20000)
+
 # --- REST framework ---------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "accounts.authentication.TokenAuthentication",  # DRF's, with its per-request lookup written out
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -301,6 +313,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # Batch clearing of open bids (orders.matching.clear, then one booking per assignment).
     "orders-clear-bids": {"task": "orders.clear_bids", "schedule": 300.0, "options": {"expires": 290}},
+    "orders-delivery-sweep": {"task": "orders.delivery_sweep", "schedule": 60.0, "options": {"expires": 55}},
+    # The audit sequencer: committed events → Merkle tree leaves, a signed tree head per batch (single-active).
+    "audit-sequence": {"task": "audit.sequence", "schedule": 5.0, "options": {"expires": 5}},
     # Anomaly flags over recent voucher spend (idempotent: ON CONFLICT DO NOTHING).
     "oversight-compute-flags": {"task": "oversight.compute_flags", "schedule": 600.0, "options": {"expires": 590}},
     # Idempotency-Key records past IDEMPOTENCY_RETENTION_HOURS (batched deletes; idempotent).

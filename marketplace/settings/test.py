@@ -30,3 +30,5 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise warns 
 # Login failures accumulate per address across the whole run (the cache is not cleared between tests, and most test
 # requests come from one address): the per-address limit is tested with its own override.
 LOGIN_IP_FAILURE_LIMIT = 10_000
+# A fixed Ed25519 key (base64 of a 32-byte seed) signs the tests' tree heads; never used anywhere else.
+AUDIT_SIGNING_KEY = "dGVzdC1vbmx5LWF1ZGl0LWtleS1ub3QtZm9yLXByb2Q="

@@ -5,14 +5,17 @@
     let total = 0;
     return levels.map((l) => ({x: Number(l.price), y: (total += l.gpus)}));
   };
+  // Labels drawn inside a chart come translated from the canvas's data-label-* attributes (English otherwise).
+  const label = (canvas, key, english) => canvas.dataset[key] || english;
   const kinds = {
     burndown(canvas, d) {
       return {
         type: "line",
         data: {labels: d.labels, datasets: [
-          {label: "Budget not yet issued", data: d.issued.map((v) => Number(d.budget) - Number(v)), stepped: true},
-          {label: "Issued (cumulative)", data: d.issued.map(Number), stepped: true},
-          {label: "Spent (cumulative)", data: d.spent.map(Number), stepped: true},
+          {label: label(canvas, "labelUnissued", "Budget not yet issued"),
+           data: d.issued.map((v) => Number(d.budget) - Number(v)), stepped: true},
+          {label: label(canvas, "labelIssued", "Issued (cumulative)"), data: d.issued.map(Number), stepped: true},
+          {label: label(canvas, "labelSpent", "Spent (cumulative)"), data: d.spent.map(Number), stepped: true},
         ]},
         options: {scales: {y: {beginAtZero: true}}},
       };
@@ -21,11 +24,14 @@
       return {
         type: "line",
         data: {datasets: [
-          {label: "Asks: GPUs offered at or below the price", data: cumulative(d.asks), stepped: true, fill: true},
-          {label: "Bids: GPUs wanted at or above the price", data: cumulative(d.bids), stepped: true, fill: true},
+          {label: label(canvas, "labelAsks", "Asks: GPUs offered at or below the price"),
+           data: cumulative(d.asks), stepped: true, fill: true},
+          {label: label(canvas, "labelBids", "Bids: GPUs wanted at or above the price"),
+           data: cumulative(d.bids), stepped: true, fill: true},
         ]},
-        options: {scales: {x: {type: "linear", title: {display: true, text: "CNY per GPU-hour"}},
-                           y: {beginAtZero: true, title: {display: true, text: "GPUs"}}}},
+        options: {scales: {
+          x: {type: "linear", title: {display: true, text: label(canvas, "labelPrice", "CNY per GPU-hour")}},
+          y: {beginAtZero: true, title: {display: true, text: label(canvas, "labelGpus", "GPUs")}}}},
       };
     },
     // A ready Chart.js config ({type, data, options}) computed on the server.

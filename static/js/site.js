@@ -4,3 +4,13 @@ document.addEventListener("change", (event) => {
   const el = event.target;
   if (el.matches("select[data-autosubmit]") && el.form) el.form.requestSubmit();
 });
+
+// <form data-confirm="Question?"> asks before it is sent (cancelling a booking moves money back): Cancel keeps the
+// page as it is. htmx forms use hx-confirm instead.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+    event.preventDefault();
+    event.stopImmediatePropagation();
+  }
+}, true);

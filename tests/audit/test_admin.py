@@ -28,5 +28,5 @@ def test_events_export_as_csv_and_cannot_be_changed(admin_client_):
     # then
     lines = response.content.decode().splitlines()
     assert response["Content-Disposition"] == 'attachment; filename="audit-events.csv"'
-    assert lines[0].startswith("seq,created_at,actor_id") and '"{""amount"": ""1.00""}"' in lines[1]
+    assert lines[0].startswith("id,leaf_index,created_at,actor_id") and '"{""amount"": ""1.00""}"' in lines[1]
     assert admin_client_.get(f"/admin/audit/auditevent/{event.pk}/delete/").status_code == 403

@@ -31,8 +31,9 @@ def _post_booking(client, body):
 
 
 def _assert_no_double_booking(cluster):
-    reservations = list(NodeReservation.objects.filter(node__cluster=cluster, active=True)
-                        .values_list("node_id", "period"))
+    reservations = list(
+        NodeReservation.objects.filter(node__cluster=cluster, active=True).values_list("node_id", "period")
+    )
     by_node: dict[int, list] = {}
     for node_id, period in reservations:
         by_node.setdefault(node_id, []).append((period.lower, period.upper))
@@ -56,8 +57,9 @@ def test_fifty_parallel_bookings_never_exceed_capacity_and_losers_get_409(client
     args = []
     for i in range(50):
         start = rng.randint(1, 3)
-        args.append((clients[i % 10], _body(listing, nodes=rng.randint(1, 3), start=start,
-                                            end=start + rng.randint(1, 3))))
+        args.append(
+            (clients[i % 10], _body(listing, nodes=rng.randint(1, 3), start=start, end=start + rng.randint(1, 3)))
+        )
     # when
     results = run_concurrently(_post_booking, args)
     # then every request either booked or lost with a 409 Conflict
@@ -109,8 +111,7 @@ def test_parallel_cancels_release_once(client_for):
     client = client_for(member_of(startup))
     booking = client.post(BOOKINGS, _body(ListingFactory(), end=4), format="json").data
     # when
-    results = run_concurrently(lambda: client.post(f"{BOOKINGS}{booking['id']}/cancel/").status_code,
-                               [()] * 8)
+    results = run_concurrently(lambda: client.post(f"{BOOKINGS}{booking['id']}/cancel/").status_code, [()] * 8)
     # then one cancel wins, the others see the cancelled booking and get 409; the hold came back once
     assert sorted(results) == [200] + [409] * 7
     assert wallet_summary(startup.pk) == {"balance": Decimal("1000.00"), "held": Decimal("0.00")}
@@ -118,10 +119,13 @@ def test_parallel_cancels_release_once(client_for):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(("node_count", "nodes", "sneaked", "expected"), [
-    (2, 1, 1, [2]),  # the only node chosen is lost
-    (3, 2, 2, [1, 3]),  # one of two is lost: node 1, already reserved, is given up and chosen again
-])
+@pytest.mark.parametrize(
+    ("node_count", "nodes", "sneaked", "expected"),
+    [
+        (2, 1, 1, [2]),  # the only node chosen is lost
+        (3, 2, 2, [1, 3]),  # one of two is lost: node 1, already reserved, is given up and chosen again
+    ],
+)
 def test_booking_that_loses_at_the_exclusion_constraint_retries_on_other_nodes(node_count, nodes, sneaked, expected):
     # given a writer that reserves a node without the capacity lock and commits only after the booking chose it
     cluster = ClusterFactory(node_count=node_count)
@@ -134,11 +138,20 @@ def test_booking_that_loses_at_the_exclusion_constraint_retries_on_other_nodes(n
     def sneaky_writer():
         with transaction.atomic():
             other = Booking.objects.create(
-                buyer=startup, listing=listing, nodes=1, start=start, end=end, gpu_hours=16,
-                price_per_gpu_hour=Decimal("10"), subtotal=Decimal("0"), cash_amount=Decimal("0"),
-                status="confirmed")
-            NodeReservation.objects.create(booking=other, node=cluster.nodes.get(index=sneaked),
-                                           period=Range(start, end))
+                buyer=startup,
+                listing=listing,
+                nodes=1,
+                start=start,
+                end=end,
+                gpu_hours=16,
+                price_per_gpu_hour=Decimal("10"),
+                subtotal=Decimal("0"),
+                cash_amount=Decimal("0"),
+                status="confirmed",
+            )
+            NodeReservation.objects.create(
+                booking=other, node=cluster.nodes.get(index=sneaked), period=Range(start, end)
+            )
             inserted.set()
             # the booking now picks that node (uncommitted here) and waits on this transaction: commit once it does
             assert booker_connected.wait(30), "the booker never connected"

@@ -43,9 +43,18 @@ def test_one_organization_cancelling_voucher_and_cash_bookings_at_once_never_dea
     voucher = issued_voucher(holder=buyer, program=funded_program("1000000.00"), face_value="500000.00")
     listings = [ListingFactory(cluster=ClusterFactory(node_count=1)) for _ in range(CANCELS)]
     for round_ in range(ROUNDS):
-        bookings = [services.booking_create(buyer=buyer, **booking_kwargs(
-            listing, start_in_hours=2 + 4 * round_, vouchers=[voucher.pk] if i % 2 == 0 else [],
-            confirm=i % 4 != 3)) for i, listing in enumerate(listings)]
+        bookings = [
+            services.booking_create(
+                buyer=buyer,
+                **booking_kwargs(
+                    listing,
+                    start_in_hours=2 + 4 * round_,
+                    vouchers=[voucher.pk] if i % 2 == 0 else [],
+                    confirm=i % 4 != 3,
+                ),
+            )
+            for i, listing in enumerate(listings)
+        ]
         assert sum(1 for b in bookings if b.voucher_amount) == CANCELS // 2
         # when all 16 are cancelled at once
         with caplog.at_level(logging.INFO, logger="marketplace.core.locks"):
@@ -71,14 +80,30 @@ def _book_then_bid(buyer, listing_id, slug, hours_from_now):
     for offset in hours_from_now:
         start = next_hour(offset)
         try:
-            outcomes.append(services.booking_create(buyer=buyer, listing_id=listing_id, nodes=1, start=start,
-                                                    end=start + dt.timedelta(hours=2), confirm=True))
+            outcomes.append(
+                services.booking_create(
+                    buyer=buyer,
+                    listing_id=listing_id,
+                    nodes=1,
+                    start=start,
+                    end=start + dt.timedelta(hours=2),
+                    confirm=True,
+                )
+            )
         except ApplicationError as exc:
             outcomes.append(exc)
     try:
-        outcomes.append(bid_services.bid_place(
-            buyer=buyer, accelerators=[slug], nodes=1, duration_hours=2, earliest_start=next_hour(2),
-            latest_end=next_hour(2 + 24 * 7), max_price_per_gpu_hour=Decimal("12")))
+        outcomes.append(
+            bid_services.bid_place(
+                buyer=buyer,
+                accelerators=[slug],
+                nodes=1,
+                duration_hours=2,
+                earliest_start=next_hour(2),
+                latest_end=next_hour(2 + 24 * 7),
+                max_price_per_gpu_hour=Decimal("12"),
+            )
+        )
     except ApplicationError as exc:
         outcomes.append(exc)
     return outcomes
@@ -88,11 +113,19 @@ def _book_then_bid(buyer, listing_id, slug, hours_from_now):
 def test_bids_racing_direct_bookings_on_one_listing_never_deadlock(caplog):
     # given one startup and one 8-node listing with room for every booking and every bid
     accelerator = AcceleratorFactory(slug="contention-chip")
-    listing = ListingFactory(cluster=ClusterFactory(accelerator=accelerator, node_count=8),
-                             price_per_gpu_hour=Decimal("10"))
+    listing = ListingFactory(
+        cluster=ClusterFactory(accelerator=accelerator, node_count=8), price_per_gpu_hour=Decimal("10")
+    )
     buyer = funded_startup("10000000.00")
-    jobs = [(buyer, listing.pk, accelerator.slug, [2 + 2 * ((i * BOOKINGS_PER_BID + k) % 40)
-                                                  for k in range(BOOKINGS_PER_BID)]) for i in range(BIDS)]
+    jobs = [
+        (
+            buyer,
+            listing.pk,
+            accelerator.slug,
+            [2 + 2 * ((i * BOOKINGS_PER_BID + k) % 40) for k in range(BOOKINGS_PER_BID)],
+        )
+        for i in range(BIDS)
+    ]
     # when 80 direct bookings and 20 bids (each matched as soon as it commits) hit the listing at once
     with caplog.at_level(logging.INFO):
         chunks = run_concurrently(_book_then_bid, jobs)

@@ -21,7 +21,7 @@ NODES = 2
 def _assert_no_double_booking(cluster):
     reservations = list(NodeReservation.objects.filter(node__cluster=cluster, active=True))
     for i, first in enumerate(reservations):
-        for second in reservations[i + 1:]:
+        for second in reservations[i + 1 :]:
             if first.node_id == second.node_id:
                 assert first.period.upper <= second.period.lower or second.period.upper <= first.period.lower
 
@@ -36,9 +36,18 @@ def test_clearing_racing_direct_bookings_never_double_books(round_):
     start = next_hour(3 + round_)
     end = start + dt.timedelta(hours=3)
     bidders = [funded_startup("10000.00") for _ in range(3)]
-    bids = [bid_services.bid_place(buyer=b, accelerators=[accelerator.slug], nodes=1, duration_hours=3,
-                                   earliest_start=start, latest_end=end, max_price_per_gpu_hour=Decimal("30"))
-            for b in bidders]
+    bids = [
+        bid_services.bid_place(
+            buyer=b,
+            accelerators=[accelerator.slug],
+            nodes=1,
+            duration_hours=3,
+            earliest_start=start,
+            latest_end=end,
+            max_price_per_gpu_hour=Decimal("30"),
+        )
+        for b in bidders
+    ]
     listing.price_per_gpu_hour = Decimal("20")
     listing.save(update_fields=["price_per_gpu_hour"])
     direct = [funded_startup("10000.00") for _ in range(2)]
@@ -47,12 +56,12 @@ def test_clearing_racing_direct_bookings_never_double_books(round_):
         return bid_services.bids_clear(time_budget_s=0.5)
 
     def book(buyer):
-        return services.booking_create(buyer=buyer, listing_id=listing.pk, nodes=1, start=start, end=end,
-                                       confirm=True)
+        return services.booking_create(buyer=buyer, listing_id=listing.pk, nodes=1, start=start, end=end, confirm=True)
 
     # when: the clearing and two direct bookings start together
-    results = run_concurrently(lambda job, arg: job(arg) if arg else job(), [(clear, None), (book, direct[0]),
-                                                                                 (book, direct[1])])
+    results = run_concurrently(
+        lambda job, arg: job(arg) if arg else job(), [(clear, None), (book, direct[0]), (book, direct[1])]
+    )
 
     # then: nothing unexpected was raised; a lost booking race is a 409
     unexpected = [r for r in results if isinstance(r, BaseException) and not isinstance(r, Conflict)]
@@ -79,13 +88,21 @@ def test_listing_activation_matching_racing_the_clearing_fills_each_bid_once(rou
     # given: three open 1-node bids placed while the only listing was dearer than their maximum; then a cheaper
     # 2-node listing goes active
     accelerator = AcceleratorFactory(slug=f"race-act-{round_}")
-    ListingFactory(cluster=ClusterFactory(accelerator=accelerator, node_count=NODES),
-                   price_per_gpu_hour=Decimal("100"))
+    ListingFactory(cluster=ClusterFactory(accelerator=accelerator, node_count=NODES), price_per_gpu_hour=Decimal("100"))
     start = next_hour(3 + round_)
     end = start + dt.timedelta(hours=3)
-    bids = [bid_services.bid_place(buyer=funded_startup("10000.00"), accelerators=[accelerator.slug], nodes=1,
-                                   duration_hours=3, earliest_start=start, latest_end=end,
-                                   max_price_per_gpu_hour=Decimal("30")) for _ in range(3)]
+    bids = [
+        bid_services.bid_place(
+            buyer=funded_startup("10000.00"),
+            accelerators=[accelerator.slug],
+            nodes=1,
+            duration_hours=3,
+            earliest_start=start,
+            latest_end=end,
+            max_price_per_gpu_hour=Decimal("30"),
+        )
+        for _ in range(3)
+    ]
     cluster = ClusterFactory(accelerator=accelerator, node_count=NODES, gpus_per_node=8)
     cheap = ListingFactory(cluster=cluster, price_per_gpu_hour=Decimal("20"))
 

@@ -6,7 +6,7 @@ from django.core.management import call_command
 from ledger.models import JournalTransaction
 from ledger.selectors import ledger_breaches
 from orders.models import Booking
-from settlement import services
+from settlement import payout_services, services, sweep_services
 from settlement.models import BookingSettlement, Payout, ReimbursementClaim
 from tests import factories
 from tests.helpers import run_concurrently
@@ -39,11 +39,11 @@ def test_concurrent_sweeps_split_the_due_bookings_and_settle_each_once():
     listing, buyer = factories.ListingFactory(), factories.StartupFactory()
     ids = [completed_booking(listing=listing, buyer=buyer, subtotal="10.00").pk for _ in range(12)]
     # when three sweepers run at once, in small batches
-    results = run_concurrently(lambda: services.sweep_unsettled(batch=3), [()] * 3)
+    results = run_concurrently(lambda: sweep_services.sweep_unsettled(batch=3), [()] * 3)
     # then together they settled each booking once (a later run finds nothing)
     assert all(isinstance(r, int) for r in results), results
     assert sum(results) == 12
-    assert services.sweep_unsettled() == 0
+    assert sweep_services.sweep_unsettled() == 0
     assert Booking.objects.filter(pk__in=ids, status="settled").count() == 12
     assert JournalTransaction.objects.filter(kind="settle").count() == 12
     assert ledger_breaches() == []
@@ -55,11 +55,12 @@ def test_concurrent_payout_batches_never_pay_a_settlement_twice():
     for _ in range(6):
         services.booking_settle(booking_id=completed_booking(listing=listing, subtotal="100.00").pk)
     # when two batchers run at once
-    run_concurrently(lambda: services.payout_batch_create(), [()] * 2)
+    run_concurrently(lambda: payout_services.payout_batch_create(), [()] * 2)
     # then the payouts add up to the payable exactly once
     assert BookingSettlement.objects.filter(payout__isnull=True).count() == 0
-    assert sum(p.amount for p in Payout.objects.all()) == sum(s.provider_amount for s in
-                                                             BookingSettlement.objects.all())
+    assert sum(p.amount for p in Payout.objects.all()) == sum(
+        s.provider_amount for s in BookingSettlement.objects.all()
+    )
 
 
 def test_overlapping_batches_at_once_settle_each_booking_once():
@@ -67,8 +68,15 @@ def test_overlapping_batches_at_once_settle_each_booking_once():
     startup = factories.StartupFactory()
     voucher = issued_voucher(holder=startup, program=funded_program(), face_value="50000.00")
     listings, buyers = [factories.ListingFactory(), factories.ListingFactory()], [startup, factories.StartupFactory()]
-    ids = [completed_booking(listing=listings[i % 2], buyer=buyers[i // 2 % 2], subtotal=f"{100 + i}.00",
-                             vouchers=[voucher] if i % 4 == 0 else []).pk for i in range(16)]
+    ids = [
+        completed_booking(
+            listing=listings[i % 2],
+            buyer=buyers[i // 2 % 2],
+            subtotal=f"{100 + i}.00",
+            vouchers=[voucher] if i % 4 == 0 else [],
+        ).pk
+        for i in range(16)
+    ]
     # when four batches overlapping each other run at once (all, all reversed, evens, odds)
     batches = [ids, ids[::-1], ids[::2], ids[1::2]]
     results = run_concurrently(lambda batch: services.bookings_settle(booking_ids=batch), [(b,) for b in batches])
@@ -92,8 +100,10 @@ def test_batches_locking_shared_accounts_in_crossed_orders_do_not_deadlock():
     p, q = factories.ListingFactory(), factories.ListingFactory()
 
     def batch(first, last) -> list[int]:
-        return [completed_booking(buyer=buyer, listing=listing, subtotal=f"{10 + i}.00").pk
-                for i, (buyer, listing) in enumerate([first] * 30 + [last])]
+        return [
+            completed_booking(buyer=buyer, listing=listing, subtotal=f"{10 + i}.00").pk
+            for i, (buyer, listing) in enumerate([first] * 30 + [last])
+        ]
 
     rounds = [(batch((x, p), (y, q)), batch((y, q), (x, p))) for _ in range(3)]
     for a, b in rounds:
@@ -111,7 +121,8 @@ def test_a_batch_and_single_settlements_of_its_bookings_at_once_settle_each_once
     ids = [completed_booking(listing=listing, subtotal="10.00").pk for _ in range(3)]
     # when a batch of all three runs at the same time as two single settlements of the first and one of the second
     calls = [lambda: services.bookings_settle(booking_ids=ids)] + [
-        (lambda pk=pk: services.booking_settle(booking_id=pk)) for pk in (ids[0], ids[0], ids[1])]
+        (lambda pk=pk: services.booking_settle(booking_id=pk)) for pk in (ids[0], ids[0], ids[1])
+    ]
     results = run_concurrently(lambda call: call(), [(c,) for c in calls])
     # then the single settlements (which wait for a batch holding their booking) all return it settled
     assert [r.status for r in results[1:]] == ["settled"] * 3, results

@@ -44,8 +44,11 @@ def _race(*, face_value: str, annual_cap: Decimal | None):
 
 
 def _balances(voucher):
-    rows = dict(LedgerAccount.objects.filter(owner_id=voucher.pk, kind__in=["voucher", "voucher_hold"])
-                .values_list("kind", "balance"))
+    rows = dict(
+        LedgerAccount.objects.filter(owner_id=voucher.pk, kind__in=["voucher", "voucher_hold"]).values_list(
+            "kind", "balance"
+        )
+    )
     return rows["voucher"], rows["voucher_hold"]
 
 

@@ -49,6 +49,10 @@ def test_startup_filters_to_ascend_in_shanghai_and_books_with_a_voucher(demo, pa
     assert part.get_attribute("data-rule") == "coverage_ratio"
     screenshot("booking-quote")
     page.get_by_role("button", name="Book and confirm").click()
+    # and checks the voucher and cash parts once more before any money moves
+    expect(page.get_by_role("heading", name="Check and confirm your booking")).to_be_visible()
+    screenshot("booking-confirm")
+    page.get_by_role("button", name=re.compile("^Confirm and pay")).click()
     page.wait_for_url(re.compile(r"/bookings/\d+/$"))
     booking = Booking.objects.filter(buyer__memberships__user__username="alice").latest("pk")
     assert booking.status == "confirmed" and booking.voucher_amount > 0
@@ -87,6 +91,7 @@ def test_issuer_approves_an_application(demo, page, screenshot):
     # when she approves it at a lower face value
     row = page.locator(f"#application-{pending.pk}")
     row.get_by_label("Face value").fill("1000000.00")
+    page.once("dialog", lambda dialog: dialog.accept())  # "Approve application … and issue a voucher …?"
     row.get_by_role("button", name="Approve").click()
     # then the row shows it approved (htmx swap) and a voucher was issued for that amount
     page.locator(f"#application-{pending.pk} .badge", has_text="Approved").wait_for()

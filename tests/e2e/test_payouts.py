@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import expect
 
 from ledger.models import JournalTransaction
-from settlement import services
+from settlement import payout_services, services
 from tests import factories
 from tests.e2e.conftest import confirm_after_one_dismissal, log_in
 from tests.settlement.factories import completed_booking
@@ -20,7 +20,7 @@ def settled_payouts(count: int) -> list:
         listing = factories.ListingFactory(cluster__data_center__provider=provider)
         booking = completed_booking(buyer=factories.StartupFactory(), listing=listing, subtotal=f"{(i + 1) * 1000}.00")
         services.booking_settle(booking_id=booking.pk)
-    return services.payout_batch_create()
+    return payout_services.payout_batch_create()
 
 
 def test_staff_mark_a_payout_paid_after_confirming(live_server, page, page_errors, screenshot):

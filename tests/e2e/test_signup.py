@@ -103,6 +103,7 @@ def test_a_startup_signs_up_confirms_waits_for_verification_and_books(page, scre
     # then the startup books
     page.goto(f"/listings/{listing.pk}/book/")
     page.get_by_role("button", name="Book and confirm").click()
+    page.get_by_role("button", name=re.compile("^Confirm and pay")).click()
     page.wait_for_url(re.compile(r"/bookings/\d+/$"))
     booking = Booking.objects.get(buyer=org)
     assert booking.status == "confirmed"

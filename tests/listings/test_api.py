@@ -19,8 +19,13 @@ def own_cluster(provider_client, provider):
 
 def listing_body(cluster, **overrides):
     start = factories.next_hour(2)
-    body = {"cluster": cluster.pk, "price_per_gpu_hour": "12.5", "available_from": iso(start),
-            "available_until": iso(start + dt.timedelta(days=7)), "min_hours": 2}
+    body = {
+        "cluster": cluster.pk,
+        "price_per_gpu_hour": "12.5",
+        "available_from": iso(start),
+        "available_until": iso(start + dt.timedelta(days=7)),
+        "min_hours": 2,
+    }
     body.update(overrides)
     return body
 
@@ -143,8 +148,12 @@ def test_startups_cannot_create_listings(startup_client, own_cluster):
 
 def test_only_platform_staff_review(provider_client, startup_client, staff_client, provider):
     # given a pending A100 listing with a pending declaration
-    listing = listing_of(provider, accelerator=Accelerator.objects.get(slug="a100-80g"), status="pending_review",
-                         provenance_status="pending")
+    listing = listing_of(
+        provider,
+        accelerator=Accelerator.objects.get(slug="a100-80g"),
+        status="pending_review",
+        provenance_status="pending",
+    )
     url = f"{URL}{listing.pk}/review/"
     # then providers and startups are refused
     assert provider_client.post(url, {"decision": "approve"}, format="json").status_code == 403
@@ -170,11 +179,18 @@ def test_pause_and_resume(provider_client, provider):
 
 def test_provider_creates_data_centre_and_export_controlled_cluster(provider_client):
     # when a provider adds a data centre and an H800 cluster with its declaration
-    dc = provider_client.post("/api/v1/data-centers/", {"name": "DC A", "city": "Wuhan", "operator": "state"},
-                              format="json")
+    dc = provider_client.post(
+        "/api/v1/data-centers/", {"name": "DC A", "city": "Wuhan", "operator": "state"}, format="json"
+    )
     assert dc.status_code == 201, dc.content
-    body = {"data_center": dc.json()["id"], "name": "H800 pod", "accelerator": "h800", "gpus_per_node": 8,
-            "node_count": 3, "interconnect": "RoCE"}
+    body = {
+        "data_center": dc.json()["id"],
+        "name": "H800 pod",
+        "accelerator": "h800",
+        "gpus_per_node": 8,
+        "node_count": 3,
+        "interconnect": "RoCE",
+    }
     missing = provider_client.post("/api/v1/clusters/", body, format="json")
     provenance = {"invoice_number": "INV-1", "supplier": "S", "serial_numbers": ["A1"], "import_documents": "C-1"}
     created = provider_client.post("/api/v1/clusters/", {**body, "provenance": provenance}, format="json")
@@ -192,8 +208,7 @@ def test_clusters_and_data_centres_are_scoped_to_the_provider(provider_client):
     factories.ClusterFactory(data_center=other_dc)
     assert provider_client.get("/api/v1/data-centers/").json()["count"] == 0
     assert provider_client.get("/api/v1/clusters/").json()["count"] == 0
-    body = {"data_center": other_dc.pk, "name": "x", "accelerator": "ascend-910b", "gpus_per_node": 8,
-            "node_count": 1}
+    body = {"data_center": other_dc.pk, "name": "x", "accelerator": "ascend-910b", "gpus_per_node": 8, "node_count": 1}
     response = provider_client.post("/api/v1/clusters/", body, format="json")
     assert response.status_code == 400 and "data_center" in response.json()["errors"]
     assert DataCenter.objects.count() == 1

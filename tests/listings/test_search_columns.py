@@ -27,8 +27,15 @@ def chip(slug):
 
 def columns(listing):
     listing.refresh_from_db()
-    return (listing.accelerator_id, listing.city, listing.operator, listing.domestic, listing.gpus_per_node,
-            listing.node_count, listing.price_per_pflop_hour)
+    return (
+        listing.accelerator_id,
+        listing.city,
+        listing.operator,
+        listing.domestic,
+        listing.gpus_per_node,
+        listing.node_count,
+        listing.price_per_pflop_hour,
+    )
 
 
 def expected_columns(listing):
@@ -36,19 +43,32 @@ def expected_columns(listing):
     cluster = Cluster.objects.select_related("data_center", "accelerator").get(pk=listing.cluster_id)
     price = Listing.objects.values_list("price_per_gpu_hour", flat=True).get(pk=listing.pk)
     pflop = (price * 1000 / cluster.accelerator.bf16_tflops).quantize(Decimal("1E-10"))
-    return (cluster.accelerator_id, cluster.data_center.city, cluster.data_center.operator,
-            cluster.accelerator.domestic, cluster.gpus_per_node, cluster.node_count, pflop)
+    return (
+        cluster.accelerator_id,
+        cluster.data_center.city,
+        cluster.data_center.operator,
+        cluster.accelerator.domestic,
+        cluster.gpus_per_node,
+        cluster.node_count,
+        pflop,
+    )
 
 
 def test_columns_are_filled_on_insert_and_read_back_by_django():
     # given a 2×16 Ascend 910B cluster in a private Chengdu data centre
     provider = factories.ProviderFactory(city="Chengdu")
     # when a listing is created (the trigger fills the columns; Django reads them back with RETURNING)
-    listing = listing_of(provider, accelerator=chip("ascend-910b"), operator="private", nodes=2, gpus_per_node=16,
-                         price="8.0000")
+    listing = listing_of(
+        provider, accelerator=chip("ascend-910b"), operator="private", nodes=2, gpus_per_node=16, price="8.0000"
+    )
     # then the instance already carries them, and they are what the joins say
     assert (listing.city, listing.operator, listing.domestic, listing.gpus_per_node, listing.node_count) == (
-        "Chengdu", "private", True, 16, 2)
+        "Chengdu",
+        "private",
+        True,
+        16,
+        2,
+    )
     assert listing.accelerator_id == chip("ascend-910b").pk
     assert listing.price_per_pflop_hour == Decimal("25.0000000000")  # ¥8 / 0.32 PFLOPS
     assert columns(listing) == expected_columns(listing)
@@ -60,8 +80,14 @@ def test_bulk_created_listings_get_their_columns():
     start = factories.next_hour(1)
     # when listings are bulk-inserted
     made = Listing.objects.bulk_create(
-        Listing(cluster=c, price_per_gpu_hour=Decimal("9.5000"), available_from=start,
-                available_until=start + dt.timedelta(days=2)) for c in (a, b))
+        Listing(
+            cluster=c,
+            price_per_gpu_hour=Decimal("9.5000"),
+            available_from=start,
+            available_until=start + dt.timedelta(days=2),
+        )
+        for c in (a, b)
+    )
     # then each has its own cluster's columns
     assert [m.accelerator_id for m in made] == [a.accelerator_id, b.accelerator_id]
     assert all(columns(m) == expected_columns(m) for m in made)
@@ -76,8 +102,7 @@ def test_columns_follow_cluster_changes():
     # when the cluster gets more nodes, another chip and another data centre (save() and update() alike)
     cluster.node_count, cluster.accelerator = 6, chip("h100-sxm")
     cluster.save()
-    Cluster.objects.filter(pk=cluster.pk).update(gpus_per_node=4,
-                                                 data_center=factories.DataCenterFactory(city="Wuhu"))
+    Cluster.objects.filter(pk=cluster.pk).update(gpus_per_node=4, data_center=factories.DataCenterFactory(city="Wuhu"))
     # then both listings of that cluster follow, the other listing is untouched
     for listing in (first, second):
         assert columns(listing) == expected_columns(listing)
@@ -90,8 +115,9 @@ def test_columns_follow_data_centre_and_accelerator_changes():
     # given listings in one data centre, one of them on a chip of its own
     data_center = factories.DataCenterFactory(city="Hefei", operator=DataCenter.Operator.STATE)
     own_chip = factories.AcceleratorFactory(slug="test-chip", bf16_tflops=Decimal("500.0"), domestic=False)
-    on_own_chip = factories.ListingFactory(cluster=factories.ClusterFactory(data_center=data_center,
-                                                                            accelerator=own_chip))
+    on_own_chip = factories.ListingFactory(
+        cluster=factories.ClusterFactory(data_center=data_center, accelerator=own_chip)
+    )
     other = factories.ListingFactory(cluster=factories.ClusterFactory(data_center=data_center))
     # when the data centre moves and changes operator, and the chip's figures are corrected
     data_center.city, data_center.operator = "Wuhan", DataCenter.Operator.PRIVATE
@@ -109,8 +135,9 @@ def test_columns_follow_the_listing_itself_and_cannot_be_written_directly():
     listing = factories.ListingFactory(cluster=factories.ClusterFactory(accelerator=chip("h100-sxm")))
     # when its price and cluster change, and someone writes a search column directly
     Listing.objects.filter(pk=listing.pk).update(price_per_gpu_hour=Decimal("19.7800"))
-    Listing.objects.filter(pk=listing.pk).update(cluster=factories.ClusterFactory(accelerator=chip("l40s"),
-                                                                                  node_count=2))
+    Listing.objects.filter(pk=listing.pk).update(
+        cluster=factories.ClusterFactory(accelerator=chip("l40s"), node_count=2)
+    )
     Listing.objects.filter(pk=listing.pk).update(city="Atlantis", node_count=99, domestic=True)
     # then the columns are still the cluster's and the new price's
     assert columns(listing) == expected_columns(listing)
@@ -125,17 +152,23 @@ def test_columns_follow_the_listing_itself_and_cannot_be_written_directly():
 
 # A reference search through the joins, evaluated in Python: what ``listing_search`` must return.
 
+
 def busy_nodes(cluster, start, end) -> int:
-    return len({r.node_id for node in cluster.nodes.all() for r in node.reservations.all()
-                if r.active and r.period.lower < end and start < r.period.upper})
+    return len(
+        {
+            r.node_id
+            for node in cluster.nodes.all()
+            for r in node.reservations.all()
+            if r.active and r.period.lower < end and start < r.period.upper
+        }
+    )
 
 
 def reference_rows(windows):
     """Every listing with its cluster, data centre and chip, and its cluster's busy nodes per window."""
     rows = []
     for listing in Listing.objects.select_related("cluster__data_center", "cluster__accelerator"):
-        busy = {(w.get("start"), w.get("end")): busy_nodes(listing.cluster, w["start"], w["end"])
-                for w in windows if w}
+        busy = {(w.get("start"), w.get("end")): busy_nodes(listing.cluster, w["start"], w["end"]) for w in windows if w}
         rows.append((listing, busy))
     return rows
 
@@ -153,8 +186,12 @@ def reference_search(rows, filters):
             dc.operator == filters.get("operator", dc.operator),
             acc.domestic == filters.get("domestic", acc.domestic),
             listing.price_per_gpu_hour <= filters.get("max_price", listing.price_per_gpu_hour),
-            not start or (listing.available_from <= start and listing.available_until >= end
-                          and listing.min_hours <= (end - start).total_seconds() // 3600),
+            not start
+            or (
+                listing.available_from <= start
+                and listing.available_until >= end
+                and listing.min_hours <= (end - start).total_seconds() // 3600
+            ),
             cluster.gpus_per_node * (cluster.node_count - busy.get((start, end), 0)) >= filters.get("min_gpus", 0),
         ]
         if all(checks):
@@ -177,11 +214,20 @@ def random_market():
     listings = []
     for _ in range(30):
         start = t0 + dt.timedelta(hours=rng.randint(-30, 30))
-        listings.append(listing_of(
-            rng.choice(providers), accelerator=rng.choice(chips), operator=rng.choice(["state", "private"]),
-            nodes=rng.choice([1, 2, 4]), gpus_per_node=rng.choice([4, 8]), price=f"{rng.randint(300, 2000) / 100}",
-            status=rng.choice(["active"] * 5 + ["paused"]), start=start, days=rng.choice([1, 3, 6]),
-            min_hours=rng.choice([1, 4, 24])))
+        listings.append(
+            listing_of(
+                rng.choice(providers),
+                accelerator=rng.choice(chips),
+                operator=rng.choice(["state", "private"]),
+                nodes=rng.choice([1, 2, 4]),
+                gpus_per_node=rng.choice([4, 8]),
+                price=f"{rng.randint(300, 2000) / 100}",
+                status=rng.choice(["active"] * 5 + ["paused"]),
+                start=start,
+                days=rng.choice([1, 3, 6]),
+                min_hours=rng.choice([1, 4, 24]),
+            )
+        )
     for listing in rng.sample(listings, 12):
         begin = t0 + dt.timedelta(hours=rng.randint(0, 60))
         nodes = rng.sample(range(1, listing.cluster.node_count + 1), rng.randint(1, listing.cluster.node_count))
@@ -192,8 +238,11 @@ def random_market():
 def test_filter_combinations_match_a_search_through_the_joins(random_market):
     # given the random market and every combination of a few values of each filter
     t0, chips = random_market["t0"], random_market["chips"]
-    windows = [{}, {"start": t0 + dt.timedelta(hours=6), "end": t0 + dt.timedelta(hours=10)},
-               {"start": t0 + dt.timedelta(hours=12), "end": t0 + dt.timedelta(hours=48)}]
+    windows = [
+        {},
+        {"start": t0 + dt.timedelta(hours=6), "end": t0 + dt.timedelta(hours=10)},
+        {"start": t0 + dt.timedelta(hours=12), "end": t0 + dt.timedelta(hours=48)},
+    ]
     options = [
         [{}, {"accelerator": chips[:2]}, {"accelerator": [chips[2]]}],
         [{}, {"city": "Chengdu"}],
@@ -239,9 +288,18 @@ def test_a_search_request_runs_a_fixed_number_of_queries_without_joins_to_filter
         listing = listing_of(provider, accelerator=chip("h100-sxm" if i % 2 else "a100-80g"), nodes=4)
         if i % 3 == 0:
             reserve(listing, [1], t0, t0 + dt.timedelta(hours=2))
-    query = {"accelerator": ["h100-sxm", "a100-80g"], "city": "Shanghai", "operator": "state", "domestic": "false",
-             "min_gpus": "16", "max_price": "50", "start": iso(t0), "end": iso(t0 + dt.timedelta(hours=4)),
-             "ordering": "price_per_pflop", "page_size": "50"}
+    query = {
+        "accelerator": ["h100-sxm", "a100-80g"],
+        "city": "Shanghai",
+        "operator": "state",
+        "domestic": "false",
+        "min_gpus": "16",
+        "max_price": "50",
+        "start": iso(t0),
+        "end": iso(t0 + dt.timedelta(hours=4)),
+        "ordering": "price_per_pflop",
+        "page_size": "50",
+    }
     # when anonymous users search with every filter
     with CaptureQueriesContext(connection) as ctx:
         response = api.get(URL, query)

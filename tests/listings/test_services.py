@@ -6,6 +6,7 @@ import pytest
 from audit.models import AuditEvent
 from listings import services
 from listings.models import Accelerator, Cluster, Listing, ProvenanceDeclaration
+from listings.selectors import provenance_cleared
 from marketplace.core.exceptions import ApplicationError
 from tests import factories
 from tests.helpers import run_concurrently
@@ -37,7 +38,7 @@ def test_cluster_create_makes_its_nodes(data_center):
     # then nodes 1..6 exist and no declaration is needed
     assert list(cluster.nodes.values_list("index", flat=True)) == [1, 2, 3, 4, 5, 6]
     assert not ProvenanceDeclaration.objects.filter(cluster=cluster).exists()
-    assert services.provenance_cleared(cluster)
+    assert provenance_cleared(cluster)
 
 
 def test_export_controlled_cluster_requires_a_full_declaration(data_center):
@@ -69,7 +70,7 @@ def test_export_controlled_cluster_requires_a_full_declaration(data_center):
         provenance=PROVENANCE,
     )
     assert cluster.provenance.status == "pending" and cluster.provenance.serial_numbers == ["SN1", "SN2"]
-    assert not services.provenance_cleared(cluster)
+    assert not provenance_cleared(cluster)
 
 
 def test_data_center_rejects_bad_city_and_duplicate_names(provider, data_center):

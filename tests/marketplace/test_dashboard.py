@@ -93,14 +93,14 @@ def test_issuer_sees_statements_to_pay_and_claims_not_yet_stated():
 
 
 def test_platform_staff_see_reviews_payouts_and_statements_waiting():
-    from settlement import services
+    from settlement import payout_services, services
     from tests.settlement.factories import completed_booking
     from tests.settlement.statement_factories import issued_statement
 
     # given a listing pending review, a pending payout, a settlement not yet batched and an issued statement
     factories.ListingFactory(status="pending_review")
     statement = issued_statement(count=1)
-    payout = services.payout_batch_create()[0]
+    payout = payout_services.payout_batch_create()[0]
     later = completed_booking(subtotal="1000.00")
     services.booking_settle(booking_id=later.pk)
     # when staff open the dashboard

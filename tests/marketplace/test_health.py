@@ -18,7 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_healthz_reports_database_and_broker(client):
     response = client.get("/healthz")
     assert response.status_code == 200, response.content
-    assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "broker": "ok", "audit_sequencer": "ok"},
+    }
 
 
 @pytest.mark.django_db
@@ -26,18 +29,36 @@ def test_healthz_is_503_when_the_broker_is_down(client, settings):
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
     response = client.get("/healthz")
     assert response.status_code == 503
-    assert response.json()["checks"] == {"database": "ok", "broker": "error"}
+    assert response.json()["checks"] == {"database": "ok", "broker": "error", "audit_sequencer": "ok"}
 
 
 @pytest.fixture
 def celery_worker_process():
     """A real ``celery worker`` process on the test broker; stopped (and reaped) after the test."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "marketplace.settings.test",
-           "CELERY_BROKER_URL": settings.CELERY_BROKER_URL}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "marketplace.settings.test",
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "marketplace", "worker", "--pool", "solo", "-l", "warning",
-         "-n", f"test-{os.getpid()}@%h"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "marketplace",
+            "worker",
+            "--pool",
+            "solo",
+            "-l",
+            "warning",
+            "-n",
+            f"test-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     yield proc
     proc.terminate()

@@ -34,9 +34,12 @@ class Market:
         self.startup = factories.StartupFactory(city="Beijing")
         fund(self.startup, "100000000.00")
         self.platform = factories.PlatformFactory()
-        self.users = {"startup": factories.member_of(self.startup), "provider": factories.member_of(self.provider),
-                      "staff": factories.member_of(self.platform),
-                      "auditor": factories.member_of(factories.PlatformFactory(), role="auditor")}
+        self.users = {
+            "startup": factories.member_of(self.startup),
+            "provider": factories.member_of(self.provider),
+            "staff": factories.member_of(self.platform),
+            "auditor": factories.member_of(factories.PlatformFactory(), role="auditor"),
+        }
         # The listing the detail and booking pages show: the first chip, so the market page's order book is its.
         self.listing = self._listing(self.chips[0], price="10.0000", node_count=4)
         self.made: Counter = Counter()
@@ -79,25 +82,45 @@ class Market:
 
         vouchers = [issued_voucher(holder=self.startup, face_value="50000.00").pk] if i % 2 else []
         start, end = self._window()
-        booking_create(buyer=self.startup, listing_id=self.listing.pk, nodes=1 + i % 2, start=start, end=end,
-                       vouchers=vouchers, confirm=i % 3 != 0)
+        booking_create(
+            buyer=self.startup,
+            listing_id=self.listing.pk,
+            nodes=1 + i % 2,
+            start=start,
+            end=end,
+            vouchers=vouchers,
+            confirm=i % 3 != 0,
+        )
 
     def _add_bids(self, i):
         """An open bid for the first chip and one other."""
         from orders.bid_services import bid_place
 
         start = factories.next_hour(24 * 10)
-        bid_place(buyer=self.startup, accelerators=[self.chips[0].slug, self.chips[1 + i % 3].slug], nodes=1,
-                  duration_hours=2, earliest_start=start, latest_end=start + dt.timedelta(hours=48),
-                  max_price_per_gpu_hour=Decimal(5 + i))
+        bid_place(
+            buyer=self.startup,
+            accelerators=[self.chips[0].slug, self.chips[1 + i % 3].slug],
+            nodes=1,
+            duration_hours=2,
+            earliest_start=start,
+            latest_end=start + dt.timedelta(hours=48),
+            max_price_per_gpu_hour=Decimal(5 + i),
+        )
 
     def _add_fills(self, i):
         """A bid filled by a booking of the shown listing (the market page's latest fills)."""
         from orders.bid_services import bid_match, bid_place
 
         start, end = self._window(hours=2)
-        bid = bid_place(buyer=self.startup, accelerators=[self.chips[0].slug], nodes=1, duration_hours=2,
-                        earliest_start=start, latest_end=end, max_price_per_gpu_hour=Decimal("12.0000"))
+        bid = bid_place(
+            buyer=self.startup,
+            accelerators=[self.chips[0].slug],
+            nodes=1,
+            duration_hours=2,
+            earliest_start=start,
+            latest_end=end,
+            max_price_per_gpu_hour=Decimal("12.0000"),
+        )
         bid_match(bid=bid, listing_id=self.listing.pk, start=start, end=end)
 
     def _add_programs(self, i):
@@ -113,25 +136,34 @@ class Market:
         """A bank transfer recorded by staff, each from its own startup."""
         from ledger.deposits import deposit_record
 
-        deposit_record(organization_id=factories.StartupFactory().pk, amount=Decimal(f"{1000 + i}.00"),
-                       reference=f"TRANSFER-{i}", actor=self.users["staff"])
+        deposit_record(
+            organization_id=factories.StartupFactory().pk,
+            amount=Decimal(f"{1000 + i}.00"),
+            reference=f"TRANSFER-{i}",
+            actor=self.users["staff"],
+        )
 
     def _add_payouts(self, i):
         """A settled booking of the provider, paid out in a payout of its own."""
-        from settlement import services
+        from settlement import payout_services, services
         from tests.settlement.factories import completed_booking
 
         booking = completed_booking(buyer=self.startup, listing=self.listing, subtotal=f"{200 + i}.00")
         services.booking_settle(booking_id=booking.pk)
-        assert len(services.payout_batch_create(provider_id=self.provider.pk)) == 1
+        assert len(payout_services.payout_batch_create(provider_id=self.provider.pk)) == 1
 
     def _add_reviews(self, i):
         """A listing waiting for review, on export-controlled hardware with its provenance declaration."""
         from listings.models import Listing, ProvenanceDeclaration
 
         listing = self._listing(self.controlled, price="20.0000", status=Listing.Status.PENDING_REVIEW)
-        ProvenanceDeclaration.objects.create(cluster=listing.cluster, invoice_number=f"INV-{i}", supplier="Supplier",
-                                             serial_numbers=[f"SN-{i}"], import_documents=f"customs {i}")
+        ProvenanceDeclaration.objects.create(
+            cluster=listing.cluster,
+            invoice_number=f"INV-{i}",
+            supplier="Supplier",
+            serial_numbers=[f"SN-{i}"],
+            import_documents=f"customs {i}",
+        )
 
     def _add_spend(self, i):
         """A booking paid partly with a voucher of a program of its own (the spend report's rows)."""
@@ -139,8 +171,12 @@ class Market:
 
         chip = self.chips[i % len(self.chips)]
         voucher = audit_factories.voucher(holder=self.startup, city=("Shanghai", "Beijing")[i % 2])
-        audit_factories.booking(buyer=self.startup, listing=self._listing(chip, price=f"{10 + i}.0000"),
-                                voucher_part="40.00", vouchers=[voucher])
+        audit_factories.booking(
+            buyer=self.startup,
+            listing=self._listing(chip, price=f"{10 + i}.0000"),
+            voucher_part="40.00",
+            vouchers=[voucher],
+        )
 
     def _add_flags(self, i):
         """An open anomaly flag on a voucher-paid booking."""
@@ -148,17 +184,30 @@ class Market:
         from tests.oversight import factories as audit_factories
 
         voucher = audit_factories.voucher(holder=self.startup)
-        booking = audit_factories.booking(buyer=self.startup, listing=self.listing, voucher_part="40.00",
-                                          vouchers=[voucher])
-        AnomalyFlag.objects.create(kind=AnomalyFlag.Kind.SPEND_VELOCITY, booking=booking, voucher=voucher,
-                                   program=voucher.program, organization=self.startup, details={"row": i})
+        booking = audit_factories.booking(
+            buyer=self.startup, listing=self.listing, voucher_part="40.00", vouchers=[voucher]
+        )
+        AnomalyFlag.objects.create(
+            kind=AnomalyFlag.Kind.SPEND_VELOCITY,
+            booking=booking,
+            voucher=voucher,
+            program=voucher.program,
+            organization=self.startup,
+            details={"row": i},
+        )
 
     def _add_events(self, i):
         """An audit event by a user of its own."""
         from audit.services import audit_record
 
-        audit_record(action="test.page_queries", actor=factories.UserFactory(), organization_id=self.startup.pk,
-                     object_type="test", object_id=str(i), data={"row": i})
+        audit_record(
+            action="test.page_queries",
+            actor=factories.UserFactory(),
+            organization_id=self.startup.pk,
+            object_type="test",
+            object_id=str(i),
+            data={"row": i},
+        )
 
 
 def window_query() -> str:
@@ -174,7 +223,7 @@ PAGES = [
     ("startup", "/listings/{listing}/", ("bookings",)),
     ("startup", "/listings/{listing}/book/", ("vouchers",)),
     ("startup", "/bookings/", ("bookings",)),
-    ("startup", "/bids/", ("bids", "vouchers")),
+    ("startup", "/bids/", ("bids", "fills", "vouchers")),
     ("startup", "/market/?accelerator={chip}", ("listings", "bids", "fills")),
     ("startup", "/wallet/", ("entries",)),
     ("startup", "/vouchers/", ("vouchers",)),
@@ -230,5 +279,6 @@ def test_a_page_sends_as_many_queries_for_20_rows_as_for_2(who, path, kinds):
     else:
         assert len(pages[LARGE]) > len(pages[SMALL]), f"{url} shows no more with {LARGE} rows than with {SMALL}"
     few, many = len(queries[SMALL]), len(queries[LARGE])
-    assert many == few, (f"{url}: {few} queries with {SMALL} rows, {many} with {LARGE}; grown:\n"
-                         + "\n".join(_grown(queries[SMALL], queries[LARGE])))
+    assert many == few, f"{url}: {few} queries with {SMALL} rows, {many} with {LARGE}; grown:\n" + "\n".join(
+        _grown(queries[SMALL], queries[LARGE])
+    )

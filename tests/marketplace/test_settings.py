@@ -66,9 +66,24 @@ def test_check_deploy_is_clean_in_production_mode():
         DJANGO_SECRET_KEY="k3y-" + "a1b2c3d4e5" * 6,
         DATABASE_URL="postgres://u@127.0.0.1/none",
         CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
+        AUDIT_SIGNING_KEY="cHJvZHVjdGlvbi1saWtlLWF1ZGl0LWtleS0zMmJ5dGU=",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_check_deploy_requires_the_audit_signing_key():
+    result = run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "ERROR"],
+        DJANGO_SETTINGS_MODULE="marketplace.settings.base",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY="k3y-" + "a1b2c3d4e5" * 6,
+        DATABASE_URL="postgres://u@127.0.0.1/none",
+        CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
+        AUDIT_SIGNING_KEY="",
+    )
+    assert result.returncode != 0
+    assert "audit.E001" in result.stderr and "AUDIT_SIGNING_KEY" in result.stderr
 
 
 @pytest.mark.slow

@@ -29,15 +29,23 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def chip():
     accelerator = AcceleratorFactory(slug="api-chip")
-    ListingFactory(cluster=ClusterFactory(accelerator=accelerator, gpus_per_node=8, node_count=2),
-                   price_per_gpu_hour=Decimal("50"))
+    ListingFactory(
+        cluster=ClusterFactory(accelerator=accelerator, gpus_per_node=8, node_count=2), price_per_gpu_hour=Decimal("50")
+    )
     return accelerator
 
 
 def body(chip, **extra):
     start = next_hour(2)
-    return {"accelerators": [chip.slug], "nodes": 1, "duration_hours": 2, "earliest_start": iso(start),
-            "latest_end": iso(start + dt.timedelta(hours=4)), "max_price_per_gpu_hour": "10.5", **extra}
+    return {
+        "accelerators": [chip.slug],
+        "nodes": 1,
+        "duration_hours": 2,
+        "earliest_start": iso(start),
+        "latest_end": iso(start + dt.timedelta(hours=4)),
+        "max_price_per_gpu_hour": "10.5",
+        **extra,
+    }
 
 
 def test_startup_places_lists_reads_and_cancels_a_bid(startup, startup_client, chip):
@@ -66,8 +74,7 @@ def test_bad_input_answers_400_with_field_errors_and_writes_nothing(startup, sta
     # then
     assert response.status_code == 400
     assert {"nodes", "earliest_start"} <= set(response.json()["errors"])
-    response = startup_client.post("/api/v1/bids/", body(chip, accelerators=["nope"], duration_hours=9),
-                                   format="json")
+    response = startup_client.post("/api/v1/bids/", body(chip, accelerators=["nope"], duration_hours=9), format="json")
     assert response.status_code == 400
     assert {"accelerators", "latest_end"} <= set(response.json()["errors"])
     assert not Bid.objects.exists()
@@ -82,8 +89,9 @@ def test_short_wallet_answers_409(startup, startup_client, chip):
     assert not Bid.objects.exists()
 
 
-def test_other_organizations_bids_answer_404_and_providers_cannot_bid(startup_client, provider_client, client_for,
-                                                                       chip):
+def test_other_organizations_bids_answer_404_and_providers_cannot_bid(
+    startup_client, provider_client, client_for, chip
+):
     # given
     other = StartupFactory()
     fund(other, "1000.00")
@@ -117,33 +125,42 @@ def test_depth_shows_ask_and_bid_levels(startup, startup_client, chip):
     response = startup_client.get("/api/v1/market/depth/", {"accelerator": chip.slug})
     # then
     assert response.status_code == 200
-    assert response.json() == {"accelerator": chip.slug, "asks": [{"price": "50.0000", "gpus": 16}],
-                               "bids": [{"price": "10.5000", "gpus": 8}]}
+    assert response.json() == {
+        "accelerator": chip.slug,
+        "asks": [{"price": "50.0000", "gpus": 16}],
+        "bids": [{"price": "10.5000", "gpus": 8}],
+    }
     assert startup_client.get("/api/v1/market/depth/", {"accelerator": "nope"}).status_code == 400
 
 
 # --- vouchers: matching by what the buyer pays (issue 17, defect 3) ---------------------------------------------
 
+
 def city_listing(chip, city: str, price: str):
     data_center = DataCenterFactory(provider=ProviderFactory(city=city), city=city)
-    return ListingFactory(cluster=ClusterFactory(data_center=data_center, accelerator=chip, gpus_per_node=8,
-                                                 node_count=1), price_per_gpu_hour=Decimal(price))
+    return ListingFactory(
+        cluster=ClusterFactory(data_center=data_center, accelerator=chip, gpus_per_node=8, node_count=1),
+        price_per_gpu_hour=Decimal(price),
+    )
 
 
 def test_a_bid_with_a_shanghai_voucher_fills_on_shanghai_at_the_net_price(
-        startup, startup_client, django_capture_on_commit_callbacks):
+    startup, startup_client, django_capture_on_commit_callbacks
+):
     # given: Hangzhou at 8, Shanghai at 10; a 50 % voucher that only pays for Shanghai data centres
     chip = AcceleratorFactory(slug="voucher-chip")
     hangzhou = city_listing(chip, "Hangzhou", "8")
     shanghai = city_listing(chip, "Shanghai", "10")
-    program = funded_program(city="Shanghai", city_data_centers_only=True, domestic_ratio=Decimal("0.50"),
-                             other_ratio=Decimal("0.50"))
+    program = funded_program(
+        city="Shanghai", city_data_centers_only=True, domestic_ratio=Decimal("0.50"), other_ratio=Decimal("0.50")
+    )
     voucher = issued_voucher(holder=startup, program=program)
     fund(startup, "1000.00")
     # when: a bid of at most 12 per GPU-hour with that voucher (1 node × 2 h × 8 GPUs)
     with django_capture_on_commit_callbacks(execute=True):
-        created = startup_client.post("/api/v1/bids/", body(chip, max_price_per_gpu_hour="12",
-                                                            vouchers=[voucher.pk]), format="json")
+        created = startup_client.post(
+            "/api/v1/bids/", body(chip, max_price_per_gpu_hour="12", vouchers=[voucher.pk]), format="json"
+        )
     # then: it fills on Shanghai, paying 5 per GPU-hour in cash (10 less the voucher's half); Hangzhou stays free
     assert created.status_code == 201, created.json()
     detail = startup_client.get(f"/api/v1/bids/{created.json()['id']}/").json()

@@ -14,20 +14,48 @@ from orders.matching import Ask, Bid, clear, continuous, match_one, total_surplu
 ALL = (1 << 48) - 1  # free for the whole horizon
 
 
-def ask(listing_id, price, *, cluster_id=None, accelerator="h100", nodes=2, gpus=8, start=0, end=48, masks=None,
-        created=None, min_hours=1):
-    return Ask(listing_id=listing_id, cluster_id=cluster_id or listing_id, accelerator=accelerator,
-               price=Decimal(price), gpus_per_node=gpus, start=start, end=end,
-               node_free=tuple(masks) if masks is not None else (ALL,) * nodes,
-               created=created if created is not None else listing_id, min_hours=min_hours)
+def ask(
+    listing_id,
+    price,
+    *,
+    cluster_id=None,
+    accelerator="h100",
+    nodes=2,
+    gpus=8,
+    start=0,
+    end=48,
+    masks=None,
+    created=None,
+    min_hours=1,
+):
+    return Ask(
+        listing_id=listing_id,
+        cluster_id=cluster_id or listing_id,
+        accelerator=accelerator,
+        price=Decimal(price),
+        gpus_per_node=gpus,
+        start=start,
+        end=end,
+        node_free=tuple(masks) if masks is not None else (ALL,) * nodes,
+        created=created if created is not None else listing_id,
+        min_hours=min_hours,
+    )
 
 
-def bid(bid_id, max_price, *, nodes=1, hours=2, earliest=0, latest=48, accelerators=("h100",), created=None,
-        net_prices=None):
-    return Bid(bid_id=bid_id, accelerators=frozenset(accelerators), nodes=nodes, duration_hours=hours,
-               earliest_start=earliest, latest_end=latest, max_price=Decimal(max_price),
-               created=created if created is not None else bid_id,
-               net_prices=None if net_prices is None else {k: Decimal(v) for k, v in net_prices.items()})
+def bid(
+    bid_id, max_price, *, nodes=1, hours=2, earliest=0, latest=48, accelerators=("h100",), created=None, net_prices=None
+):
+    return Bid(
+        bid_id=bid_id,
+        accelerators=frozenset(accelerators),
+        nodes=nodes,
+        duration_hours=hours,
+        earliest_start=earliest,
+        latest_end=latest,
+        max_price=Decimal(max_price),
+        created=created if created is not None else bid_id,
+        net_prices=None if net_prices is None else {k: Decimal(v) for k, v in net_prices.items()},
+    )
 
 
 def busy(hours) -> int:
@@ -38,6 +66,7 @@ def busy(hours) -> int:
 
 
 # --- continuous mode --------------------------------------------------------------------------------------------
+
 
 def test_match_one_takes_the_cheapest_feasible_ask_at_the_ask_price():
     # given
@@ -67,8 +96,11 @@ def test_match_one_is_all_or_nothing_on_one_cluster():
 
 def test_match_one_ties_prefer_earliest_start_then_oldest_listing():
     # given: same price; listing 1 (older) is busy at hour 0, listing 2 is free at once, listing 3 too but newer
-    asks = [ask(1, "5", nodes=1, masks=[busy([0])], created=1), ask(3, "5", nodes=1, created=3),
-            ask(2, "5", nodes=1, created=2)]
+    asks = [
+        ask(1, "5", nodes=1, masks=[busy([0])], created=1),
+        ask(3, "5", nodes=1, created=3),
+        ask(2, "5", nodes=1, created=2),
+    ]
     # when
     result = match_one(bid(1, "9", hours=2), asks)
     # then: earliest start (0) wins over the older listing; among those, the older listing (2) wins
@@ -109,6 +141,7 @@ def test_contiguous_hours_need_the_same_nodes_all_along():
 
 
 # --- batch clearing ---------------------------------------------------------------------------------------------
+
 
 def test_clear_gives_scarce_capacity_to_the_higher_surplus_bid():
     # given: one node for hours 0..2; an early low bid and a later high bid want it
@@ -180,8 +213,12 @@ def test_clear_improvement_seats_a_bid_that_first_fit_left_out_and_books_as_plan
     # order of surplus: booked in that order (lowest-numbered free nodes), the last finds no node free in both
     # of its hours, though at most 2 bids overlap in any hour
     asks = [ask(1, "1", nodes=2, end=3)]
-    bids = [bid(1, "100", hours=1, earliest=0, latest=1), bid(2, "90", hours=1, earliest=2, latest=3),
-            bid(3, "30", hours=2, earliest=1, latest=3), bid(4, "20", hours=2, earliest=0, latest=2)]
+    bids = [
+        bid(1, "100", hours=1, earliest=0, latest=1),
+        bid(2, "90", hours=1, earliest=2, latest=3),
+        bid(3, "30", hours=2, earliest=1, latest=3),
+        bid(4, "20", hours=2, earliest=0, latest=2),
+    ]
     # when
     greedy_only = clear(bids, asks, time_budget_s=0.0)
     improved = clear(bids, asks)
@@ -196,13 +233,14 @@ def test_clear_improvement_seats_a_bid_that_first_fit_left_out_and_books_as_plan
     masks = list(asks[0].node_free)
     for a in improved:
         window = ((1 << (a.end - a.start)) - 1) << a.start
-        free = tuple(i + 1 for i, m in enumerate(masks) if m & window == window)[:a.nodes]
+        free = tuple(i + 1 for i, m in enumerate(masks) if m & window == window)[: a.nodes]
         assert free == a.node_indexes
         for node in free:
             masks[node - 1] &= ~window
 
 
 # --- bids that carry vouchers: net prices ---------------------------------------------------------------------
+
 
 def test_a_voucher_bid_takes_the_cheapest_net_price_not_the_cheapest_ask():
     # given: Hangzhou at 8 and Shanghai at 10; the bid's voucher pays half in Shanghai only (net 5 there)
@@ -283,18 +321,37 @@ def markets(draw):
         for listing in range(draw(st.integers(1, 2))):
             start = draw(st.integers(0, HORIZON - 1))
             end = draw(st.integers(start + 1, HORIZON))
-            asks.append(Ask(listing_id=c * 10 + listing, cluster_id=c, accelerator=accelerator,
-                            price=draw(st.integers(1, 10)), gpus_per_node=gpus, start=start, end=end,
-                            node_free=node_masks, created=c * 10 + listing))
+            asks.append(
+                Ask(
+                    listing_id=c * 10 + listing,
+                    cluster_id=c,
+                    accelerator=accelerator,
+                    price=draw(st.integers(1, 10)),
+                    gpus_per_node=gpus,
+                    start=start,
+                    end=end,
+                    node_free=node_masks,
+                    created=c * 10 + listing,
+                )
+            )
     bids = []
     for b in range(1, draw(st.integers(1, 8)) + 1):
         hours = draw(st.integers(1, 4))
         earliest = draw(st.integers(0, HORIZON - hours))
         latest = draw(st.integers(earliest + hours, HORIZON))
         accs = draw(st.sets(st.sampled_from(["h100", "910b"]), min_size=1))
-        bids.append(Bid(bid_id=b, accelerators=frozenset(accs), nodes=draw(st.integers(1, 3)), duration_hours=hours,
-                        earliest_start=earliest, latest_end=latest, max_price=draw(st.integers(1, 12)),
-                        created=draw(st.integers(0, 100))))
+        bids.append(
+            Bid(
+                bid_id=b,
+                accelerators=frozenset(accs),
+                nodes=draw(st.integers(1, 3)),
+                duration_hours=hours,
+                earliest_start=earliest,
+                latest_end=latest,
+                max_price=draw(st.integers(1, 12)),
+                created=draw(st.integers(0, 100)),
+            )
+        )
     return bids, asks
 
 
@@ -392,7 +449,7 @@ def test_clear_plans_applied_in_order_book_exactly_the_planned_nodes(market):
     booked = []
     for a in plan:
         window = ((1 << (a.end - a.start)) - 1) << a.start
-        free = [i for i, m in enumerate(masks[a.cluster_id]) if m & window == window][:a.nodes]
+        free = [i for i, m in enumerate(masks[a.cluster_id]) if m & window == window][: a.nodes]
         for i in free:
             masks[a.cluster_id][i] &= ~window
         booked.append(tuple(i + 1 for i in free))

@@ -30,16 +30,26 @@ pytestmark = pytest.mark.django_db
 
 def city_listing(city: str, price: str, *, accelerator=None, provider=None):
     data_center = DataCenterFactory(provider=provider or ProviderFactory(city=city), city=city)
-    return ListingFactory(cluster=ClusterFactory(data_center=data_center, gpus_per_node=8,
-                                                 **({"accelerator": accelerator} if accelerator else {})),
-                          price_per_gpu_hour=Decimal(price))
+    return ListingFactory(
+        cluster=ClusterFactory(
+            data_center=data_center, gpus_per_node=8, **({"accelerator": accelerator} if accelerator else {})
+        ),
+        price_per_gpu_hour=Decimal(price),
+    )
 
 
 def shanghai_voucher(holder, **program):
     """Half of a booking in a Shanghai data centre, nowhere else."""
-    return issued_voucher(holder=holder, program=funded_program(
-        city="Shanghai", city_data_centers_only=True, domestic_ratio=Decimal("0.50"), other_ratio=Decimal("0.50"),
-        **program))
+    return issued_voucher(
+        holder=holder,
+        program=funded_program(
+            city="Shanghai",
+            city_data_centers_only=True,
+            domestic_ratio=Decimal("0.50"),
+            other_ratio=Decimal("0.50"),
+            **program,
+        ),
+    )
 
 
 def net_prices(response) -> dict[int, str | None]:
@@ -48,8 +58,11 @@ def net_prices(response) -> dict[int, str | None]:
 
 @pytest.fixture
 def market():
-    return {"hangzhou": city_listing("Hangzhou", "8"), "shanghai": city_listing("Shanghai", "10"),
-            "shanghai_dear": city_listing("Shanghai", "14")}
+    return {
+        "hangzhou": city_listing("Hangzhou", "8"),
+        "shanghai": city_listing("Shanghai", "10"),
+        "shanghai_dear": city_listing("Shanghai", "14"),
+    }
 
 
 def test_vouchers_add_the_net_price_where_they_may_pay_and_null_elsewhere(startup, startup_client, market):
@@ -60,8 +73,11 @@ def test_vouchers_add_the_net_price_where_they_may_pay_and_null_elsewhere(startu
     plain = startup_client.get("/api/v1/listings/")
     # then: half of the Shanghai prices; Hangzhou, where the voucher may not pay, null; without vouchers null too
     assert response.status_code == 200, response.json()
-    assert net_prices(response) == {market["hangzhou"].pk: None, market["shanghai"].pk: "5.0000",
-                                    market["shanghai_dear"].pk: "7.0000"}
+    assert net_prices(response) == {
+        market["hangzhou"].pk: None,
+        market["shanghai"].pk: "5.0000",
+        market["shanghai_dear"].pk: "7.0000",
+    }
     assert all(row["net_price_per_gpu_hour"] is None for row in plain.json()["results"])
 
 
@@ -76,11 +92,13 @@ def test_ordering_by_net_price_puts_what_i_pay_first_and_ineligible_listings_las
     # then: Shanghai 5, Shanghai 7, then Hangzhou (null) — though Hangzhou is the cheapest before vouchers
     ids = {name: listing.pk for name, listing in market.items()}
     assert [r["id"] for r in ascending.json()["results"]] == [ids["shanghai"], ids["shanghai_dear"], ids["hangzhou"]]
-    assert [r["id"] for r in descending.json()["results"]] == [ids["shanghai_dear"], ids["shanghai"],
-                                                               ids["hangzhou"]]
+    assert [r["id"] for r in descending.json()["results"]] == [ids["shanghai_dear"], ids["shanghai"], ids["hangzhou"]]
     assert [r["id"] for r in by_price.json()["results"]] == [ids["hangzhou"], ids["shanghai"], ids["shanghai_dear"]]
-    assert [r["id"] for r in no_vouchers.json()["results"]] == [ids["hangzhou"], ids["shanghai"],
-                                                                ids["shanghai_dear"]]  # as price
+    assert [r["id"] for r in no_vouchers.json()["results"]] == [
+        ids["hangzhou"],
+        ids["shanghai"],
+        ids["shanghai_dear"],
+    ]  # as price
     assert ascending.json()["count"] == 3
 
 
@@ -91,8 +109,10 @@ def test_the_net_price_is_for_one_node_over_the_window_or_the_minimum_hours(star
     start = next_hour(3)
     # when
     no_window = startup_client.get("/api/v1/listings/", {"vouchers": str(voucher.pk)})
-    window = startup_client.get("/api/v1/listings/", {"vouchers": str(voucher.pk), "start": iso(start),
-                                                      "end": iso(start + dt.timedelta(hours=4))})
+    window = startup_client.get(
+        "/api/v1/listings/",
+        {"vouchers": str(voucher.pk), "start": iso(start), "end": iso(start + dt.timedelta(hours=4))},
+    )
     # then
     assert net_prices(no_window) == {listing.pk: "5.0000"}
     assert net_prices(window) == {listing.pk: "8.7500"}
@@ -109,8 +129,9 @@ def test_another_organizations_voucher_or_a_bad_id_answers_400_on_vouchers(start
     bad_ordering = startup_client.get("/api/v1/listings/", {"ordering": "net"})
     # then
     assert other.status_code == 400
-    assert other.json()["errors"]["vouchers"] == [f"Voucher {theirs.pk}: not one of your vouchers "
-                                                  "(rule: organization)."]
+    assert other.json()["errors"]["vouchers"] == [
+        f"Voucher {theirs.pk}: not one of your vouchers (rule: organization)."
+    ]
     assert garbage.status_code == 400 and "vouchers" in garbage.json()["errors"]
     assert anonymous.status_code == 400 and "vouchers" in anonymous.json()["errors"]
     assert bad_ordering.status_code == 400 and "ordering" in bad_ordering.json()["errors"]
@@ -132,7 +153,10 @@ def test_the_page_offers_my_vouchers_and_shows_the_net_price_when_ticked(startup
     assert ticked.status_code == 200
     assert "After vouchers / GPU-h" in page and 'class="num net-price">¥5.00<' in page
     assert [row.net_price_per_gpu_hour for row in ticked.context["page"].object_list] == [
-        Decimal("5.0000"), Decimal("7.0000"), None]
+        Decimal("5.0000"),
+        Decimal("7.0000"),
+        None,
+    ]
 
 
 def test_the_page_refuses_a_voucher_that_is_not_mine(startup_client, client, market):
@@ -154,10 +178,19 @@ def test_bulk_contexts_agree_with_the_vouchers_booking_context():
     controlled = AcceleratorFactory(slug="h800-ctx", export_controlled=True)
     domestic = AcceleratorFactory(slug="910b-ctx", domestic=True)
     reviewed = city_listing("Shanghai", "10", accelerator=controlled)
-    ProvenanceDeclaration.objects.create(cluster=reviewed.cluster, invoice_number="I-1", supplier="S",
-                                         import_documents="D", status=ProvenanceDeclaration.Status.APPROVED)
-    listings = [reviewed, city_listing("Shenzhen", "9", accelerator=controlled),
-                city_listing("Hangzhou", "7", accelerator=domestic), city_listing("Beijing", "8", provider=related)]
+    ProvenanceDeclaration.objects.create(
+        cluster=reviewed.cluster,
+        invoice_number="I-1",
+        supplier="S",
+        import_documents="D",
+        status=ProvenanceDeclaration.Status.APPROVED,
+    )
+    listings = [
+        reviewed,
+        city_listing("Shenzhen", "9", accelerator=controlled),
+        city_listing("Hangzhou", "7", accelerator=domestic),
+        city_listing("Beijing", "8", provider=related),
+    ]
     now = timezone.now()
     # when
     contexts = pricing.listing_contexts(buyer, [listing.pk for listing in listings], now)

@@ -10,7 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from ledger.models import Entry, LedgerAccount
 from oversight import reports
 from settlement.models import ReimbursementClaim
-from settlement.services import booking_settle, claim_mark_paid
+from settlement.payout_services import claim_mark_paid
+from settlement.services import booking_settle
 from tests import factories
 from tests.settlement.factories import booking_in, completed_booking
 from tests.vouchers.factories import funded_program, issued_voucher

@@ -19,12 +19,18 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts import keys as ssh_keys
+from audit.models import AuditEvent
+from listings import agent_services
 from listings.models import Listing
 from orders import bid_services
 from orders import services as order_services
+from orders.models import DeliveryIncident
+from settlement import payout_services
 from settlement import services as settlement_services
 from settlement.models import Payout, ReimbursementClaim
 from tests import factories
+from tests.agent.helpers import ed25519_key
 from tests.orders.factories import booking_body, booking_kwargs, fund
 from tests.settlement.factories import completed_booking
 from tests.vouchers.factories import funded_program, issued_voucher
@@ -114,8 +120,8 @@ def build_world() -> World:
     )
     settled = completed_booking(buyer=b_startup, listing=listing, vouchers=[voucher], subtotal="10000.00")
     settlement_services.booking_settle(booking_id=settled.pk)
-    settlement_services.payout_batch_create(provider_id=b_provider.pk)
-    statement = settlement_services.statements_issue(until=timezone.now(), program_id=program.pk)[0]
+    payout_services.payout_batch_create(provider_id=b_provider.pk)
+    statement = payout_services.statements_issue(until=timezone.now(), program_id=program.pk)[0]
     world = World(clients=clients, users=users)
     world.b = {
         "startup": b_startup,
@@ -135,7 +141,15 @@ def build_world() -> World:
         "claim": ReimbursementClaim.objects.get(booking=settled),
         "payout": Payout.objects.get(provider=b_provider),
         "statement": statement,
+        "model_filing": factories.ModelFilingFactory(organization=b_startup, status="pending"),
     }
+    # delivery (issue 20): B's cluster agent token, B's SSH key, an incident B reported on its booking
+    world.b["agent_token"] = agent_services.agent_token_create(cluster=listing.cluster, name="b")[0]
+    world.b["ssh_key"] = ssh_keys.ssh_key_add(organization=b_startup, name="b", public_key=ed25519_key(1))
+    world.b["booking_event"] = AuditEvent.objects.get(object_type="orders.booking", object_id=str(booking.pk))
+    world.b["incident"] = DeliveryIncident.objects.create(
+        booking=booking, source="buyer", status="reported", started_at=booking.start, description="down"
+    )
     return world
 
 
@@ -156,7 +170,17 @@ PUBLIC = {
     "api-signup": "anonymous sign-up: creates only its own user and organization (tests/accounts/test_signup.py)",
     "api-signup-confirm": "a signed, one-use e-mail token is the credential",
     "api-invitation-accept": "the e-mailed invitation token is the credential (tests/accounts/test_teams.py)",
+    # the signed audit log (issue 24): sizes, hashes and signatures of the whole log, no organization's event data
+    "api-audit-public-key": "the public key that signs the audit log's tree heads",
+    "api-audit-tree-head": "the newest signed tree head (tests/oversight/test_audit_log_api.py)",
+    "api-audit-tree-heads": "every signed tree head",
+    "api-audit-consistency": "consistency proofs between tree sizes: hashes only",
 }
+
+
+# Every signed-in role reads another organization's public profile (name, kind, city, verified); only its members and
+# staff get the private fields.
+PUBLIC_PROFILE = {"startup", "provider", "issuer", "auditor", "staff", "startup_auditor", "provider_auditor"}
 
 
 def object_requests(b: dict) -> dict[str, tuple[list[tuple], set[str]]]:
@@ -266,6 +290,19 @@ def object_requests(b: dict) -> dict[str, tuple[list[tuple], set[str]]]:
         ),
         "api-vouchers": ([("get", "/api/v1/vouchers/", None)], set()),
         "api-voucher": ([("get", f"/api/v1/vouchers/{b['voucher'].pk}/", None)], set()),
+        # the private fields (credit code, owners) of another organization never show: tests/accounts/test_profiles.py
+        "api-organization": ([("get", f"/api/v1/organizations/{b['startup'].pk}/", None)], set(PUBLIC_PROFILE)),
+        # platform staff and every city issuer check model filings against the public registry
+        "api-model-filings": ([("get", "/api/v1/model-filings/", None)], {"issuer", "staff"}),
+        "api-model-filing-verify": (
+            [("post", f"/api/v1/model-filings/{b['model_filing'].pk}/verify/", {})],
+            {"issuer", "staff"},
+        ),
+        "api-model-filing-reject": (
+            [("post", f"/api/v1/model-filings/{b['model_filing'].pk}/reject/", {"note": "not in the registry"})],
+            {"issuer", "staff"},
+        ),
+        "api-voucher-revoke": ([("post", f"/api/v1/vouchers/{b['voucher'].pk}/revoke/", {"reason": "fraud"})], set()),
         "api-wallet": ([("get", "/api/v1/wallet/", None, {"HTTP_X_ORGANIZATION": str(b["startup"].pk)})], set()),
         "api-wallet-entries": (
             [("get", "/api/v1/wallet/entries/", None, {"HTTP_X_ORGANIZATION": str(b["startup"].pk)})],
@@ -286,6 +323,9 @@ def object_requests(b: dict) -> dict[str, tuple[list[tuple], set[str]]]:
         "api-audit-spend-csv": ([("get", "/api/v1/audit/spend.csv", None)], {"auditor", "issuer"}),
         "api-audit-flags": ([("get", "/api/v1/audit/flags/", None)], {"auditor", "issuer"}),
         "api-audit-flag-review": ([("post", "/api/v1/audit/flags/999999/review/", {})], {"auditor"}),
+        # an event's inclusion proof (its leaf is the event): auditors, and the organization the event concerns
+        "api-audit-event-proof": ([("get", f"/api/v1/audit/events/{b['booking_event'].pk}/proof/", None)], {"auditor"}),
+        "api-audit-export": ([("get", "/api/v1/audit/export.json", None)], {"auditor", "issuer"}),
         "api-booking-movements": ([("get", f"/api/v1/settlement/bookings/{b['settled'].pk}/movements/", None)], set()),
         "api-payout-list": ([("get", "/api/v1/payouts/", None)], {"staff"}),
         "api-payout-detail": ([("get", f"/api/v1/payouts/{b['payout'].pk}/", None)], {"staff"}),
@@ -314,6 +354,48 @@ def object_requests(b: dict) -> dict[str, tuple[list[tuple], set[str]]]:
         ),
         "api-organization-members": ([("get", f"/api/v1/organizations/{b['startup'].pk}/members/", None)], set()),
         "api-organization-member": ([("delete", f"/api/v1/organizations/{b['startup'].pk}/members/1/", None)], set()),
+        # delivery (issue 20): the agent API takes only ``Authorization: Agent <token>`` (every role here: 401)
+        "api-agent-inventory": ([("post", "/api/v1/agent/inventory/", {"hostname": "x"})], set()),
+        "api-agent-heartbeats": ([("post", "/api/v1/agent/heartbeats/", {"hostname": "x"})], set()),
+        "api-agent-handovers": ([("get", "/api/v1/agent/handovers/", None)], set()),
+        "api-agent-handover-report": ([("post", "/api/v1/agent/handovers/1/report/", {"status": "failed"})], set()),
+        "api-cluster-agent-tokens": (
+            [
+                ("get", f"/api/v1/clusters/{b['cluster'].pk}/agent-tokens/", None),
+                ("post", f"/api/v1/clusters/{b['cluster'].pk}/agent-tokens/", {"name": "stolen"}),
+            ],
+            set(),
+        ),
+        "api-cluster-agent-token-revoke": (
+            [("post", f"/api/v1/clusters/{b['cluster'].pk}/agent-tokens/{b['agent_token'].pk}/revoke/", {})],
+            set(),
+        ),
+        "api-cluster-agent-nodes": ([("get", f"/api/v1/clusters/{b['cluster'].pk}/agent-nodes/", None)], set()),
+        "api-cluster-agent-node-release": (
+            [("post", f"/api/v1/clusters/{b['cluster'].pk}/agent-nodes/1/release/", {})],
+            set(),
+        ),
+        "api-ssh-keys": (
+            [
+                ("get", "/api/v1/ssh-keys/", None),
+                ("get", "/api/v1/ssh-keys/", None, {"HTTP_X_ORGANIZATION": str(b["startup"].pk)}),
+            ],
+            set(),
+        ),
+        "api-ssh-key": ([("delete", f"/api/v1/ssh-keys/{b['ssh_key'].pk}/", None)], set()),
+        "api-booking-access": ([("get", f"/api/v1/bookings/{b['booking'].pk}/access/", None)], set()),
+        "api-booking-incidents": (
+            [
+                ("get", f"/api/v1/bookings/{b['booking'].pk}/incidents/", None),
+                ("post", f"/api/v1/bookings/{b['booking'].pk}/incidents/", {"description": "x"}),
+            ],
+            set(),
+        ),
+        # platform staff decide every buyer's reported incident
+        "api-incident-resolve": (
+            [("post", f"/api/v1/incidents/{b['incident'].pk}/resolve/", {"decision": "reject", "note": "no"})],
+            {"staff"},
+        ),
     }
 
 
@@ -330,6 +412,8 @@ def list_rows(b: dict) -> dict[str, tuple[str, set[int]]]:
         "api-payout-list": ("/api/v1/payouts/", {b["payout"].pk}),
         "api-claim-list": ("/api/v1/reimbursement-claims/", {b["claim"].pk}),
         "api-statement-list": ("/api/v1/statements/", {b["statement"].pk}),
+        "api-model-filings": ("/api/v1/model-filings/", {b["model_filing"].pk}),
+        "api-ssh-keys": ("/api/v1/ssh-keys/", {b["ssh_key"].pk}),
     }
 
 
@@ -410,6 +494,12 @@ def page_requests(b: dict) -> list[tuple[str, str, set[str]]]:
         ("get", f"/statements/{b['statement'].pk}/lines.csv", {"staff", "auditor"}),
         ("post", f"/statements/{b['statement'].pk}/pay/", {"staff"}),
         ("post", f"/provider/listings/{b['listing'].pk}/pause/", set()),
+        ("get", f"/provider/clusters/{b['cluster'].pk}/agent/", set()),
+        ("post", f"/provider/clusters/{b['cluster'].pk}/agent/", set()),
+        ("post", f"/provider/clusters/{b['cluster'].pk}/agent/tokens/{b['agent_token'].pk}/revoke/", set()),
+        ("post", f"/provider/clusters/{b['cluster'].pk}/agent/nodes/1/release/", set()),
+        ("post", f"/bookings/{b['booking'].pk}/incidents/report/", set()),
+        ("post", f"/organization/ssh-keys/{b['ssh_key'].pk}/delete/", set()),
     ]
 
 
@@ -573,7 +663,7 @@ AUDIT_PAGES = [
 
 @pytest.fixture
 def open_flag(db):
-    from audit import flags
+    from oversight import flags
     from oversight.models import AnomalyFlag
     from tests.oversight import factories as audit_factories
 

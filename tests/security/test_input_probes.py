@@ -31,6 +31,7 @@ from orders import bid_services
 from orders import services as order_services
 from oversight import tasks as oversight_tasks
 from oversight.models import AnomalyFlag
+from settlement import payout_services
 from settlement import services as settlement_services
 from settlement.models import Payout, ReimbursementClaim
 from tests import factories
@@ -111,8 +112,8 @@ def build_world() -> dict:
     )
     settled = completed_booking(buyer=startup, listing=listing, vouchers=[voucher], subtotal="10000.00")
     settlement_services.booking_settle(booking_id=settled.pk)
-    settlement_services.payout_batch_create(provider_id=provider.pk)
-    statement = settlement_services.statements_issue(until=timezone.now(), program_id=program.pk)[0]
+    payout_services.payout_batch_create(provider_id=provider.pk)
+    statement = payout_services.statements_issue(until=timezone.now(), program_id=program.pk)[0]
     flagged = factories.ListingFactory(cluster__accelerator__export_controlled=True)
     audit_factories.booking(
         buyer=startup, listing=flagged, voucher_part="16.00", vouchers=[audit_factories.voucher(holder=startup)]

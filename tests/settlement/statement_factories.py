@@ -6,7 +6,7 @@ import datetime as dt
 
 from django.utils import timezone
 
-from settlement import services
+from settlement import payout_services, services
 from settlement.models import ReimbursementClaim, ReimbursementStatement
 from tests import factories
 from tests.settlement.factories import completed_booking
@@ -42,7 +42,7 @@ def open_claims(
 def issued_statement(*, count: int = 1) -> ReimbursementStatement:
     """An issued statement of ``count`` open claims (2000 each) of a new program of its own issuer."""
     open_claims(count=count)
-    return services.statements_issue(until=timezone.now())[0]
+    return payout_services.statements_issue(until=timezone.now())[0]
 
 
 def days_ago(days: float) -> dt.datetime:

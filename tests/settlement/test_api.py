@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from ledger.selectors import ledger_breaches
-from settlement import services
+from settlement import payout_services, services
 from settlement.models import ReimbursementClaim
 from tests import factories
 from tests.settlement.factories import completed_booking
@@ -57,7 +57,7 @@ def test_movements_of_another_organizations_booking_answer_404(client_for, settl
 
 def test_provider_lists_its_payouts_only(provider_client, client_for, settled):
     # given
-    services.payout_batch_create()
+    payout_services.payout_batch_create()
     other = client_for(factories.member_of(factories.ProviderFactory()))
     # when
     mine = provider_client.get("/api/v1/payouts/").json()
@@ -92,7 +92,7 @@ def test_issuer_lists_and_marks_its_claims_paid(client_for, settled, startup_cli
 
 def test_staff_mark_a_payout_paid(staff_client, provider_client, settled):
     # given
-    payout = services.payout_batch_create()[0]
+    payout = payout_services.payout_batch_create()[0]
     # when / then: providers cannot, staff can
     assert provider_client.post(f"/api/v1/payouts/{payout.pk}/mark-paid/").status_code == 403
     response = staff_client.post(f"/api/v1/payouts/{payout.pk}/mark-paid/")
@@ -109,8 +109,8 @@ def test_staff_list_every_providers_payouts_and_filter_by_status(staff_client, s
         subtotal="5000.00",
     )
     services.booking_settle(booking_id=other.pk)
-    payouts = {p.provider_id: p for p in services.payout_batch_create()}
-    services.payout_mark_paid(payout=payouts[other_provider.pk])
+    payouts = {p.provider_id: p for p in payout_services.payout_batch_create()}
+    payout_services.payout_mark_paid(payout=payouts[other_provider.pk])
     # when
     everything = staff_client.get("/api/v1/payouts/").json()
     pending = staff_client.get("/api/v1/payouts/?status=pending").json()

@@ -9,7 +9,7 @@ from ledger.models import JournalTransaction
 from ledger.selectors import ledger_breaches
 from marketplace.core.exceptions import ApplicationError
 from orders.models import Booking
-from settlement import services
+from settlement import payout_services, services
 from settlement.models import BookingSettlement, Payout, ReimbursementClaim
 from tests import factories
 from tests.settlement.factories import balance, booking_in, completed_booking, provider_of
@@ -112,8 +112,8 @@ def test_claim_mark_paid_clears_the_city_debt_once():
     services.booking_settle(booking_id=booking.pk)
     claim = ReimbursementClaim.objects.get()
     # when paid twice
-    services.claim_mark_paid(claim=claim)
-    paid = services.claim_mark_paid(claim=claim.pk)
+    payout_services.claim_mark_paid(claim=claim)
+    paid = payout_services.claim_mark_paid(claim=claim.pk)
     # then
     assert paid.status == "paid" and paid.paid_at is not None
     assert balance("reimbursement_due", program.pk) == Decimal("0.00")
@@ -131,8 +131,8 @@ def test_payout_batch_covers_each_settlement_once_and_pays_out():
         services.booking_settle(booking_id=booking.pk)
     provider_id = provider_of(first)
     # when batched twice
-    payouts = services.payout_batch_create()
-    again = services.payout_batch_create()
+    payouts = payout_services.payout_batch_create()
+    again = payout_services.payout_batch_create()
     # then one payout per provider, nothing the second time
     assert again == []
     assert len(payouts) == 2
@@ -140,8 +140,8 @@ def test_payout_batch_covers_each_settlement_once_and_pays_out():
     assert mine.amount == Decimal("2910.00") and mine.status == "pending"
     assert set(mine.settlements.values_list("booking_id", flat=True)) == {first.pk, second.pk}
     # when paid (twice)
-    services.payout_mark_paid(payout=mine)
-    services.payout_mark_paid(payout=mine.pk)
+    payout_services.payout_mark_paid(payout=mine)
+    payout_services.payout_mark_paid(payout=mine.pk)
     # then the payable is empty and the bank mirror shows the money out
     mine.refresh_from_db()
     assert mine.status == "paid"

@@ -12,7 +12,7 @@ from audit.models import AuditEvent
 from ledger.models import JournalTransaction
 from ledger.selectors import ledger_breaches
 from marketplace.core.exceptions import ApplicationError
-from settlement import services
+from settlement import payout_services
 from settlement.models import ReimbursementClaim, ReimbursementStatement
 from tests import factories
 from tests.settlement.factories import balance
@@ -28,7 +28,7 @@ def test_issue_lists_each_programs_open_claims_on_one_statement():
     second = open_claims(subtotal="5000.00")
     until = timezone.now()
     # when
-    statements = services.statements_issue(until=until)
+    statements = payout_services.statements_issue(until=until)
     # then one statement per program, listing its claims, over [1st of the month of the oldest claim, until)
     assert len(statements) == 2
     by_program = {s.program_id: s for s in statements}
@@ -38,7 +38,7 @@ def test_issue_lists_each_programs_open_claims_on_one_statement():
     assert list(two.claims.values_list("pk", flat=True)) == [second[0].pk]
     assert one.status == "issued" and one.paid_at is None and one.issued_at is not None
     assert one.period_end == until
-    assert one.period_start == services.month_start(first[0].created_at)
+    assert one.period_start == payout_services.month_start(first[0].created_at)
     assert ReimbursementClaim.objects.filter(status="open").count() == 3  # stated, not paid
     events = AuditEvent.objects.filter(action="settlement.statement_issued")
     assert sorted(events.values_list("object_id", flat=True)) == sorted(str(s.pk) for s in statements)
@@ -50,11 +50,11 @@ def test_issue_twice_gives_one_statement_per_period_and_the_next_period_follows_
     program = funded_program()
     open_claims(program)
     until = timezone.now()
-    first = services.statements_issue(until=until)
+    first = payout_services.statements_issue(until=until)
     # when issuing again for the same period, then after a new claim
-    again = services.statements_issue(until=until)
+    again = payout_services.statements_issue(until=until)
     late = open_claims(program)[0]
-    later = services.statements_issue(until=timezone.now(), program_id=program.pk)
+    later = payout_services.statements_issue(until=timezone.now(), program_id=program.pk)
     # then the period got one statement; the next starts where it ended and lists only the new claim
     assert len(first) == 1 and again == []
     assert len(later) == 1 and later[0].period_start == first[0].period_end
@@ -64,18 +64,18 @@ def test_issue_twice_gives_one_statement_per_period_and_the_next_period_follows_
 
 def test_default_period_is_last_month():
     # given a claim from last month and one from this month
-    this_month = services.month_start(timezone.now())
+    this_month = payout_services.month_start(timezone.now())
     program = funded_program()
     old = open_claims(program, created_at=this_month - dt.timedelta(days=3))[0]
     new = open_claims(program)[0]
     if new.created_at < this_month:  # cannot happen: created now
         pytest.fail("clock went backwards")
     # when issued with the defaults (what the beat on the 1st does)
-    statements = services.statements_issue()
+    statements = payout_services.statements_issue()
     # then last month is stated, this month's claim waits for the next statement
     assert len(statements) == 1
     statement = statements[0]
-    assert (statement.period_start, statement.period_end) == (services.month_start(old.created_at), this_month)
+    assert (statement.period_start, statement.period_end) == (payout_services.month_start(old.created_at), this_month)
     assert list(statement.claims.values_list("pk", flat=True)) == [old.pk]
     new.refresh_from_db()
     assert new.statement_id is None
@@ -84,10 +84,10 @@ def test_default_period_is_last_month():
 def test_issue_skips_paid_claims_and_programs_without_open_ones():
     # given a program whose only claim was paid alone, and another with an open claim
     paid = open_claims()[0]
-    services.claim_mark_paid(claim=paid)
+    payout_services.claim_mark_paid(claim=paid)
     pending = open_claims()[0]
     # when
-    statements = services.statements_issue(until=timezone.now())
+    statements = payout_services.statements_issue(until=timezone.now())
     # then only the open claim is stated
     assert [s.program_id for s in statements] == [pending.program_id]
     assert not ReimbursementStatement.objects.filter(program_id=paid.program_id).exists()
@@ -99,7 +99,7 @@ def test_issue_skips_paid_claims_and_programs_without_open_ones():
 def test_issue_refuses_a_future_or_naive_until_and_writes_nothing(until):
     open_claims()
     with pytest.raises(ApplicationError) as exc:
-        services.statements_issue(until=until)
+        payout_services.statements_issue(until=until)
     assert exc.value.status == 400 and "until" in exc.value.errors
     assert not ReimbursementStatement.objects.exists()
 
@@ -134,13 +134,13 @@ def test_pay_posts_the_total_once_and_marks_every_claim_paid():
     # given a statement of three claims (3 × 2000 owed by the city)
     claims = open_claims(count=3)
     program_id = claims[0].program_id
-    statement = services.statements_issue(until=timezone.now())[0]
+    statement = payout_services.statements_issue(until=timezone.now())[0]
     payer = factories.member_of(statement.program.issuer)
     assert balance("reimbursement_due", program_id) == Decimal("-6000.00")
     bank_before = balance("bank")
     # when paid twice
-    paid = services.statement_mark_paid(statement=statement, actor=payer)
-    again = services.statement_mark_paid(statement=statement.pk, actor=payer)
+    paid = payout_services.statement_mark_paid(statement=statement, actor=payer)
+    again = payout_services.statement_mark_paid(statement=statement.pk, actor=payer)
     # then one posting bank(-6000) → reimbursement_due(+6000) under the statement's key
     assert paid.status == again.status == "paid" and paid.paid_by == payer and paid.paid_at is not None
     postings = JournalTransaction.objects.filter(idempotency_key=f"statement:{statement.pk}:paid")
@@ -158,15 +158,15 @@ def test_pay_posts_the_total_once_and_marks_every_claim_paid():
 def test_a_claim_on_a_statement_cannot_be_paid_alone():
     # given a claim on an issued statement
     claim = open_claims()[0]
-    statement = services.statements_issue(until=timezone.now())[0]
+    statement = payout_services.statements_issue(until=timezone.now())[0]
     for _ in ("issued", "paid"):
         # when its claim is paid alone (before and after the statement is paid)
         with pytest.raises(ApplicationError) as exc:
-            services.claim_mark_paid(claim=claim.pk)
+            payout_services.claim_mark_paid(claim=claim.pk)
         # then it is refused with a 409 that names the statement, and nothing is posted for the claim
         assert exc.value.status == 409 and exc.value.code == "in_statement"
         assert f"statement {statement.pk}" in exc.value.message
-        services.statement_mark_paid(statement=statement)
+        payout_services.statement_mark_paid(statement=statement)
     assert not JournalTransaction.objects.filter(idempotency_key=f"claim:{claim.pk}:paid").exists()
     assert JournalTransaction.objects.filter(idempotency_key=f"statement:{statement.pk}:paid").count() == 1
     assert balance("reimbursement_due", claim.program_id) == Decimal("0.00")
@@ -174,7 +174,7 @@ def test_a_claim_on_a_statement_cannot_be_paid_alone():
 
 def test_paying_an_unknown_statement_is_404():
     with pytest.raises(ApplicationError) as exc:
-        services.statement_mark_paid(statement=999999)
+        payout_services.statement_mark_paid(statement=999999)
     assert exc.value.status == 404
 
 
@@ -185,7 +185,7 @@ def test_issue_statements_command_and_monthly_task(settings):
     from marketplace.celery import app
     from settlement.tasks import issue_monthly_statements
 
-    claim = open_claims(created_at=services.month_start(timezone.now()) - dt.timedelta(days=1))[0]
+    claim = open_claims(created_at=payout_services.month_start(timezone.now()) - dt.timedelta(days=1))[0]
     # then the beat runs the task on the 1st of every month
     entry = settings.CELERY_BEAT_SCHEDULE["settlement-monthly-statements"]
     assert entry["task"] == "settlement.issue_monthly_statements" and entry["task"] in app.tasks

@@ -4,7 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from ledger.models import JournalTransaction
-from settlement import services
+from settlement import payout_services
 from settlement.models import ReimbursementClaim
 from tests import factories
 from tests.settlement.statement_factories import issued_statement
@@ -46,7 +46,7 @@ def test_staff_and_auditors_list_every_statement_and_filter(role, statement, oth
     # given platform staff or a platform auditor
     platform = factories.PlatformFactory()
     client = client_of(platform, role="auditor" if role == "auditor" else "owner")
-    services.statement_mark_paid(statement=other_statement)
+    payout_services.statement_mark_paid(statement=other_statement)
     # when / then
     everything = {row["id"] for row in client.get("/api/v1/statements/").json()["results"]}
     assert everything == {statement.pk, other_statement.pk}

@@ -10,7 +10,7 @@ from django.utils import timezone
 from ledger.models import JournalTransaction, LedgerAccount
 from ledger.selectors import ledger_breaches
 from marketplace.core.exceptions import ApplicationError
-from settlement import services
+from settlement import payout_services
 from settlement.models import ReimbursementClaim, ReimbursementStatement
 from tests.helpers import run_concurrently
 from tests.settlement.statement_factories import open_claims
@@ -29,7 +29,7 @@ def test_two_concurrent_issuers_put_each_claim_on_exactly_one_statement():
     until = timezone.now()
     # when two issuers run at once, three times over
     for _ in range(3):
-        results = run_concurrently(lambda: services.statements_issue(until=until), [(), ()])
+        results = run_concurrently(lambda: payout_services.statements_issue(until=until), [(), ()])
         assert not [r for r in results if isinstance(r, BaseException)], results
     # then each program has one statement for the period, listing all its claims, each claim once
     statements = list(ReimbursementStatement.objects.all())
@@ -43,9 +43,9 @@ def test_two_concurrent_issuers_put_each_claim_on_exactly_one_statement():
 def test_concurrent_payments_of_one_statement_post_once():
     # given an issued statement
     claims = open_claims(count=2)
-    statement = services.statements_issue(until=timezone.now())[0]
+    statement = payout_services.statements_issue(until=timezone.now())[0]
     # when four payers mark it paid at once
-    results = run_concurrently(lambda: services.statement_mark_paid(statement=statement.pk), [()] * 4)
+    results = run_concurrently(lambda: payout_services.statement_mark_paid(statement=statement.pk), [()] * 4)
     # then every call sees it paid, and the money was received once
     assert [getattr(r, "status", r) for r in results] == ["paid"] * 4
     assert JournalTransaction.objects.filter(idempotency_key=f"statement:{statement.pk}:paid").count() == 1
@@ -60,11 +60,11 @@ def test_issuing_races_paying_a_claim_alone_and_the_city_pays_it_once():
     target = claims[1]
 
     def issue():
-        return services.statements_issue(until=timezone.now())
+        return payout_services.statements_issue(until=timezone.now())
 
     def pay_alone():
         try:
-            return services.claim_mark_paid(claim=target.pk)
+            return payout_services.claim_mark_paid(claim=target.pk)
         except ApplicationError as exc:
             return exc
 
@@ -80,7 +80,7 @@ def test_issuing_races_paying_a_claim_alone_and_the_city_pays_it_once():
         assert target.status == "open"
     # and after paying whatever statement there is, the city owes nothing and paid nothing twice
     for statement in ReimbursementStatement.objects.all():
-        services.statement_mark_paid(statement=statement)
+        payout_services.statement_mark_paid(statement=statement)
     assert due(target.program_id) == Decimal("0.00")
     assert set(ReimbursementClaim.objects.values_list("status", flat=True)) == {"paid"}
     assert ledger_breaches() == []

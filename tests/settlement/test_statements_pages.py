@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from ledger.models import JournalTransaction
-from settlement import services
+from settlement import payout_services
 from settlement.models import ReimbursementClaim
 from tests import factories
 from tests.settlement.statement_factories import open_claims
@@ -105,7 +105,7 @@ def test_csv_has_one_row_per_claim_and_neutralises_formulas():
     # given a statement whose startup named itself like a spreadsheet formula
     claims = open_claims(count=2)
     Organization.objects.filter(pk=claims[0].booking.buyer_id).update(name='=HYPERLINK("http://evil")')
-    statement = services.statements_issue(until=timezone.now())[0]
+    statement = payout_services.statements_issue(until=timezone.now())[0]
     # when
     response = page_client(statement.program.issuer).get(f"/statements/{statement.pk}/lines.csv")
     # then

@@ -12,7 +12,7 @@ from ledger.selectors import ledger_breaches, wallet_summary
 from listings.models import Listing
 from orders import bid_services
 from orders.models import Bid, Booking
-from settlement import services
+from settlement import sweep_services
 from tests import factories
 from tests.orders.factories import booking_body, fund, funded_startup
 from tests.settlement.factories import booking_in, held_expired_booking
@@ -34,10 +34,10 @@ def test_expired_holds_expire_and_release_payment():
     )
     confirmed = booking_in("confirmed", start=factories.next_hour(3))
     # when / then
-    assert services.sweep_expired_holds() == 1
+    assert sweep_services.sweep_expired_holds() == 1
     assert statuses(lapsed, running, confirmed) == ["expired", "held", "confirmed"]
     assert JournalTransaction.objects.filter(idempotency_key=f"booking:{lapsed.pk}:release").count() == 1
-    assert services.sweep_expired_holds() == 0
+    assert sweep_services.sweep_expired_holds() == 0
     assert ledger_breaches() == []
 
 
@@ -47,22 +47,22 @@ def test_started_and_ended_bookings_move_on_and_settle_inline():
     future = booking_in("confirmed", start=factories.next_hour(2))
     ended = booking_in("active")
     # when
-    assert services.sweep_started_bookings() == 1
-    assert services.sweep_ended_bookings() == 1
+    assert sweep_services.sweep_started_bookings() == 1
+    assert sweep_services.sweep_ended_bookings() == 1
     # then
     assert statuses(started, future, ended) == ["active", "confirmed", "settled"]
-    assert services.sweep_started_bookings() == 0
-    assert services.sweep_ended_bookings() == 0
+    assert sweep_services.sweep_started_bookings() == 0
+    assert sweep_services.sweep_ended_bookings() == 0
 
 
 def test_sweep_in_small_batches_takes_every_due_row():
     # given 5 completed bookings
     bookings = [booking_in("completed", subtotal="10.00") for _ in range(5)]
     # when in batches of 2
-    assert services.sweep_unsettled(batch=2) == 5
+    assert sweep_services.sweep_unsettled(batch=2) == 5
     # then
     assert set(statuses(*bookings)) == {"settled"}
-    assert services.sweep_unsettled(batch=2) == 0
+    assert sweep_services.sweep_unsettled(batch=2) == 0
     assert JournalTransaction.objects.filter(kind="settle").count() == 5
 
 
@@ -79,13 +79,13 @@ def test_expired_vouchers_and_closed_listings():
         available_from=factories.next_hour(-48), available_until=factories.next_hour(-1)
     )
     # when / then
-    assert services.sweep_expired_vouchers() == 1
-    assert services.sweep_closed_listings() == 1
+    assert sweep_services.sweep_expired_vouchers() == 1
+    assert sweep_services.sweep_closed_listings() == 1
     assert Voucher.objects.get(pk=voucher.pk).status == "expired"
     assert Voucher.objects.get(pk=fresh.pk).status == "active"
     assert Listing.objects.get(pk=listing.pk).status == "closed"
-    assert services.sweep_expired_vouchers() == 0
-    assert services.sweep_closed_listings() == 0
+    assert sweep_services.sweep_expired_vouchers() == 0
+    assert sweep_services.sweep_closed_listings() == 0
     assert ledger_breaches() == []
 
 
@@ -146,8 +146,8 @@ def test_expired_bids_expire_and_release_their_hold():
     Bid.objects.filter(pk=due.pk).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
     held_before = wallet_summary(buyer.pk)["held"]
     # when / then
-    assert services.sweep_expired_bids() == 1
+    assert sweep_services.sweep_expired_bids() == 1
     assert Bid.objects.get(pk=due.pk).status == "expired" and Bid.objects.get(pk=fresh.pk).status == "open"
     assert wallet_summary(buyer.pk)["held"] == held_before - due.held_amount
-    assert services.sweep_expired_bids() == 0
+    assert sweep_services.sweep_expired_bids() == 0
     assert ledger_breaches() == []

@@ -9,7 +9,7 @@ from django.db import transaction
 from ledger.models import JournalTransaction, LedgerAccount
 from ledger.selectors import ledger_breaches
 from orders.models import Booking
-from settlement import services
+from settlement import sweep_services
 from settlement.models import BookingSettlement
 from settlement.tasks import enqueue_settlement, send_many, send_safely, settle_booking, settle_bookings
 from tests import factories
@@ -63,8 +63,9 @@ def test_enqueue_with_redis_down_is_logged_not_raised(caplog, django_capture_on_
 
 
 @pytest.mark.django_db
-def test_redis_down_bookings_still_taken_and_sweeps_settle_them_later(startup_client, startup, caplog,
-                                                                      django_capture_on_commit_callbacks):
+def test_redis_down_bookings_still_taken_and_sweeps_settle_them_later(
+    startup_client, startup, caplog, django_capture_on_commit_callbacks
+):
     # given Redis is down
     fund(startup)
     with workers.broker(CLOSED_PORT_BROKER):
@@ -76,8 +77,8 @@ def test_redis_down_bookings_still_taken_and_sweeps_settle_them_later(startup_cl
         # when its time passes and the lifecycle sweeps run while Redis is still down
         Booking.objects.filter(pk=booking.pk).update(start=factories.next_hour(-5), end=factories.next_hour(-2))
         with django_capture_on_commit_callbacks(execute=True):
-            assert services.sweep_started_bookings() == 1
-            assert services.sweep_ended_bookings(settle=enqueue_settlement) == 1
+            assert sweep_services.sweep_started_bookings() == 1
+            assert sweep_services.sweep_ended_bookings(settle=enqueue_settlement) == 1
         # then the booking completed and the failed enqueue was logged
         assert Booking.objects.get(pk=booking.pk).status == Booking.Status.COMPLETED
         assert f"could not enqueue settlement.settle_booking({booking.pk},)" in caplog.text
@@ -102,13 +103,18 @@ def test_kill_9_a_worker_mid_task_then_its_redelivered_task_settles_exactly_once
     buyer, held_buyer, listing = factories.StartupFactory(), factories.StartupFactory(), factories.ListingFactory()
 
     def completed(of, count):
-        return [booking_in(Booking.Status.COMPLETED, buyer=of, listing=listing, subtotal=f"{10 + i}.00").pk
-                for i in range(count)]
+        return [
+            booking_in(Booking.Status.COMPLETED, buyer=of, listing=listing, subtotal=f"{10 + i}.00").pk
+            for i in range(count)
+        ]
 
-    before, doomed, after = completed(buyer, 2 * per_message), completed(held_buyer, per_message), completed(
-        buyer, 2 * per_message)
+    before, doomed, after = (
+        completed(buyer, 2 * per_message),
+        completed(held_buyer, per_message),
+        completed(buyer, 2 * per_message),
+    )
     ids = before + doomed + after
-    messages = [ids[i:i + per_message] for i in range(0, len(ids), per_message)]
+    messages = [ids[i : i + per_message] for i in range(0, len(ids), per_message)]
     hold = LedgerAccount.objects.get(kind=LedgerAccount.Kind.WALLET_HOLD, owner_id=held_buyer.pk)
     env = {"CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT)}
     with workers.broker(workers.own_broker_url()) as url, workers.RowLock(LedgerAccount, hold.pk) as lock:
@@ -119,9 +125,9 @@ def test_kill_9_a_worker_mid_task_then_its_redelivered_task_settles_exactly_once
                 assert all(send_safely(settle_booking, pk) for [pk] in messages)
             else:  # as the sweeps enqueue: batches, each settled in one transaction
                 assert send_many(settle_bookings, [(chunk,) for chunk in messages]) == len(messages)
-            assert workers.wait_until(lambda: workers.lock_waiters(lock.pid), timeout=90), (
-                f"the worker never waited for the locked account; alive: {first.poll() is None}, "
-                f"{settled_count(ids)} settled")
+            assert workers.wait_until(lambda: workers.lock_waiters(lock.pid) or first.poll() is not None, timeout=90)
+            assert first.poll() is None, f"the worker exited ({first.returncode}); {settled_count(ids)} settled"
+            assert workers.lock_waiters(lock.pid), f"the worker never waited for the lock; {settled_count(ids)} settled"
             [waiting] = workers.lock_waiters(lock.pid)
             # when the worker is killed (-9, its whole process group) while it waits there
             workers.kill_group(first)
@@ -132,19 +138,22 @@ def test_kill_9_a_worker_mid_task_then_its_redelivered_task_settles_exactly_once
         assert settled_count(before) == len(before) and settled_count(doomed + after) == 0
         [taken] = workers.unacked(url)
         assert (taken["task"], taken["args"]) == (
-            (settle_booking.name, doomed) if per_message == 1 else (settle_bookings.name, [doomed]))
+            (settle_booking.name, doomed) if per_message == 1 else (settle_bookings.name, [doomed])
+        )
         # and its transaction dies with it: once the lock is released, the orphaned backend rolls it back
         lock.release()
         assert workers.wait_until(lambda: not workers.backend_alive(waiting), timeout=30)
         assert settled_count(doomed) == 0 and BookingSettlement.objects.filter(booking_id__in=doomed).count() == 0
         # when a new worker starts after the visibility timeout, it takes the message again, and the rest
-        assert workers.wait_until(lambda: time.time() > taken["delivered_at"] + VISIBILITY_TIMEOUT + 0.5,
-                                  timeout=VISIBILITY_TIMEOUT + 5)
+        assert workers.wait_until(
+            lambda: time.time() > taken["delivered_at"] + VISIBILITY_TIMEOUT + 0.5, timeout=VISIBILITY_TIMEOUT + 5
+        )
         second = workers.start_worker(pool="prefork", concurrency=1, name="successor", extra_env=env)
         try:
             assert workers.wait_until(lambda: settled_count(ids) == len(ids), timeout=90), (
                 f"{settled_count(ids)} of {len(ids)} settled; successor alive: {second.poll() is None}; "
-                f"unacknowledged: {workers.unacked(url)}")
+                f"unacknowledged: {workers.unacked(url)}"
+            )
         finally:
             workers.stop_worker(second)
         assert workers.unacked(url) == []
@@ -154,7 +163,7 @@ def test_kill_9_a_worker_mid_task_then_its_redelivered_task_settles_exactly_once
     assert BookingSettlement.objects.count() == len(ids)
     per_booking = Booking.objects.filter(pk__in=ids, status_changes__to_status="settled").values_list("pk", flat=True)
     assert sorted(per_booking) == sorted(ids)
-    assert services.sweep_unsettled() == 0
+    assert sweep_services.sweep_unsettled() == 0
     assert ledger_breaches() == []
     call_command("verify_ledger")
 
@@ -194,11 +203,17 @@ def test_settling_a_voucher_booking_checks_it_for_anomalies():
         buyer = StartupFactory()
         chip = AcceleratorFactory(slug="h100-test", export_controlled=True)
         listing = ListingFactory(cluster=ClusterFactory(accelerator=chip))
-        ProvenanceDeclaration.objects.create(cluster=listing.cluster, invoice_number="INV-1", supplier="Supplier",
-                                             serial_numbers=["SN1"], import_documents="customs 1",
-                                             status=ProvenanceDeclaration.Status.APPROVED)
-        booking = completed_booking(buyer=buyer, listing=listing,
-                                    vouchers=[issued_voucher(holder=buyer, face_value="50000.00")])
+        ProvenanceDeclaration.objects.create(
+            cluster=listing.cluster,
+            invoice_number="INV-1",
+            supplier="Supplier",
+            serial_numbers=["SN1"],
+            import_documents="customs 1",
+            status=ProvenanceDeclaration.Status.APPROVED,
+        )
+        booking = completed_booking(
+            buyer=buyer, listing=listing, vouchers=[issued_voucher(holder=buyer, face_value="50000.00")]
+        )
         assert booking.voucher_amount > 0
         # when the settlement task runs
         assert settle_booking.run(booking.pk) == "settled"

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
-from settlement import services
+from settlement import payout_services, services
 from settlement.models import ReimbursementClaim
 from tests import factories
 from tests.settlement.factories import balance, completed_booking
@@ -52,14 +52,14 @@ def test_payouts_page_lists_payouts_and_empty_state(settled):
     # when / then
     before = client.get("/payouts/").content.decode()
     assert "No payouts yet" in before and "¥9,700.00" in before  # waiting for the batch
-    payout = services.payout_batch_create()[0]
+    payout = payout_services.payout_batch_create()[0]
     after = client.get("/payouts/").content.decode()
     assert f"#{payout.pk}" in after and "Pending" in after and "No payouts yet" not in after
 
 
 def test_staff_payouts_page_lists_every_provider_and_marks_one_paid_with_htmx(settled, platform_org):
     # given a pending payout, seen by platform staff
-    payout = services.payout_batch_create()[0]
+    payout = payout_services.payout_batch_create()[0]
     provider = settled.listing.cluster.data_center.provider
     client = page_client(factories.member_of(platform_org))
     html = client.get("/payouts/?status=pending").content.decode()
@@ -80,7 +80,7 @@ def test_staff_payouts_page_lists_every_provider_and_marks_one_paid_with_htmx(se
 
 def test_only_staff_mark_payouts_paid_on_the_page(settled, platform_org):
     # given a pending payout
-    payout = services.payout_batch_create()[0]
+    payout = payout_services.payout_batch_create()[0]
     provider = page_client(factories.member_of(settled.listing.cluster.data_center.provider))
     staff = page_client(factories.member_of(platform_org))
     # when / then: its provider sees it without the button and may not mark it; an unknown payout is 404

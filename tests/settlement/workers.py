@@ -41,7 +41,7 @@ def broker_client(url: str) -> redis.Redis:
     """A redis-py client for a broker URL; redis-py spells kombu's ``redis+socket://path?virtual_host=N`` as
     ``unix://path?db=N``."""
     if url.startswith(SOCKET_SCHEME):
-        url = "unix://" + url[len(SOCKET_SCHEME):].replace("virtual_host=", "db=")
+        url = "unix://" + url[len(SOCKET_SCHEME) :].replace("virtual_host=", "db=")
     return redis.Redis.from_url(url, socket_connect_timeout=1)
 
 
@@ -85,14 +85,40 @@ def broker(url: str):
 
 def start_worker(*, pool: str = "solo", concurrency: int = 1, name: str = "w", extra_env: dict | None = None):
     """A ``celery worker`` subprocess in its own process group (so ``kill_group`` takes its children too)."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "marketplace.settings.test", "DATABASE_URL": database_url(),
-           "CELERY_BROKER_URL": app.conf.broker_url, "CELERY_RESULT_BACKEND": app.conf.broker_url,
-           **(extra_env or {})}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "marketplace.settings.test",
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": app.conf.broker_url,
+        "CELERY_RESULT_BACKEND": app.conf.broker_url,
+        **(extra_env or {}),
+    }
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "marketplace", "worker", "--pool", pool, "--concurrency",
-         str(concurrency), "-l", "warning", "--without-gossip", "--without-mingle", "--without-heartbeat",
-         "-n", f"{name}-{os.getpid()}-{time.monotonic_ns()}@%h"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "marketplace",
+            "worker",
+            "--pool",
+            pool,
+            "--concurrency",
+            str(concurrency),
+            "-l",
+            "warning",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"{name}-{os.getpid()}-{time.monotonic_ns()}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
@@ -122,6 +148,7 @@ def wait_until(predicate, *, timeout: float = 90, interval: float = 0.05) -> boo
 
 
 # --- handshakes with a worker: a row lock it must wait for, and what it took from the broker ------------------------
+
 
 class RowLock:
     """``SELECT … FOR UPDATE`` of one row, held by a database connection of its own (so the test's connection stays
@@ -154,8 +181,10 @@ def lock_waiters(holder_pid: int) -> list[int]:
     type ``Lock``, ``holder_pid`` among ``pg_blocking_pids``)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                       "AND %s = ANY(pg_blocking_pids(pid))", [holder_pid])
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND %s = ANY(pg_blocking_pids(pid))",
+            [holder_pid],
+        )
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -176,6 +205,7 @@ def unacked(url: str) -> list[dict]:
     for tag, raw in client.hgetall("unacked").items():
         message = json.loads(raw)[0]
         args = json.loads(base64.b64decode(message["body"]))[0]
-        found.append({"task": message["headers"]["task"], "args": args,
-                      "delivered_at": client.zscore("unacked_index", tag)})
+        found.append(
+            {"task": message["headers"]["task"], "args": args, "delivered_at": client.zscore("unacked_index", tag)}
+        )
     return found

@@ -399,3 +399,32 @@ def test_a_naive_application_window_is_400_and_writes_nothing(issuer_client):
     assert response.status_code == 400
     assert "applications_open_until" in response.json()["errors"]
     assert not VoucherProgram.objects.filter(name="Naive").exists()
+
+
+def test_the_issuer_revokes_a_voucher_its_program_issued_and_the_balance_returns(issuer_client, issuer, startup):
+    # given a voucher of the issuer's program, part of it held by a booking
+    program = funded_program("500000.00", issuer=issuer)
+    voucher = issued_voucher(holder=startup, program=program, face_value="100000.00")
+    booking = held_booking(buyer=startup, subtotal="10000.00")
+    services.vouchers_hold_for_booking(booking=booking, voucher_ids=[voucher.pk])
+    # when
+    response = issuer_client.post(f"/api/v1/vouchers/{voucher.pk}/revoke/", {"reason": "fraud"}, format="json")
+    # then it is revoked, its unheld balance went back to the budget, and a second revoke changes nothing
+    assert response.status_code == 200 and response.data["status"] == "revoked"
+    assert D(response.data["balance"]) == D("0.00") and D(response.data["held"]) > 0
+    again = issuer_client.post(f"/api/v1/vouchers/{voucher.pk}/revoke/", {"reason": "again"}, format="json")
+    assert again.status_code == 200 and again.data["balance"] == response.data["balance"]
+    assert ledger_breaches() == []
+
+
+def test_revoking_needs_a_reason_and_is_only_for_the_issuing_program(issuer_client, issuer, startup):
+    other_program_voucher = issued_voucher(holder=startup, face_value="100000.00")  # another issuer's program
+    mine = issued_voucher(holder=startup, program=funded_program(issuer=issuer), face_value="100000.00")
+    # when / then
+    assert (
+        issuer_client.post(f"/api/v1/vouchers/{other_program_voucher.pk}/revoke/", {"reason": "x"}).status_code == 404
+    )
+    no_reason = issuer_client.post(f"/api/v1/vouchers/{mine.pk}/revoke/", {}, format="json")
+    assert no_reason.status_code == 400 and "reason" in no_reason.data["errors"]
+    mine.refresh_from_db()
+    assert mine.status == "active"

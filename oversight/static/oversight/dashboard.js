@@ -5,12 +5,15 @@
   const d = JSON.parse(source.textContent);
   const num = (xs) => xs.map(Number);
   Chart.defaults.animation = false; // figures, not a show: draw at once
+  // the series names come translated from the data-label-* attributes of the chart's canvas (English otherwise)
+  const city = document.getElementById("chart-city");
+  const spent = city.dataset.labelSpent || "Spent", captured = city.dataset.labelCaptured || "Captured";
   const bars = (labels, rows) => ({labels: labels, datasets: [
-    {label: "Spent", data: num(rows.spent)}, {label: "Captured", data: num(rows.captured)}]});
-  new Chart(document.getElementById("chart-city"), {type: "bar", data: bars(d.city.labels, d.city),
+    {label: spent, data: num(rows.spent)}, {label: captured, data: num(rows.captured)}]});
+  new Chart(city, {type: "bar", data: bars(d.city.labels, d.city),
     options: {scales: {y: {beginAtZero: true}}}});
   new Chart(document.getElementById("chart-month"), {type: "line", data: bars(d.month.labels, d.month),
     options: {scales: {y: {beginAtZero: true}}}});
   new Chart(document.getElementById("chart-chips"), {type: "doughnut",
-    data: {labels: d.chips.labels, datasets: [{label: "Spent", data: num(d.chips.spent)}]}});
+    data: {labels: d.chips.labels, datasets: [{label: spent, data: num(d.chips.spent)}]}});
 })();

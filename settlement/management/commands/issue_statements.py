@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_date, parse_datetime
 
 from marketplace.core.exceptions import ApplicationError
-from settlement.services import statements_issue
+from settlement.payout_services import statements_issue
 
 
 def _until(value: str) -> dt.datetime:

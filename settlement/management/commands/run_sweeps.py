@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from settlement.services import sweeps_run
+from settlement.sweep_services import sweeps_run
 from settlement.tasks import enqueue_settlement
 
 

@@ -1,0 +1,25 @@
+"""Celery task of delivery: the periodic sweep that opens the outages of silent nodes and turns outages during
+bookings into incidents (``orders.handovers.delivery_sweep``). Beat runs it every minute; it is idempotent, so
+overlapping or repeated runs change nothing twice."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from orders import handovers
+
+
+@shared_task(
+    name="orders.delivery_sweep",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    max_retries=3,
+    soft_time_limit=50,
+    time_limit=55,
+)
+def delivery_sweep() -> dict[str, int]:
+    return handovers.delivery_sweep()
