@@ -117,7 +117,11 @@ def seed(n_listings: int, n_startups: int) -> tuple[list[int], list[str]]:
             slug="bench-chip", name="Bench chip", vendor="Bench", memory_gb=80, bf16_tflops=Decimal("989.0")
         )
         provider = Organization.objects.create(
-            kind="provider", name="Bench provider", city="Shanghai", credit_code=demo_credit_code("Shanghai", 700_000)
+            kind="provider",
+            name="Bench provider",
+            city="Shanghai",
+            credit_code=demo_credit_code("Shanghai", 700_000),
+            verification_status="verified",  # a pending organization may not write (issue 19)
         )
         dc = DataCenter.objects.create(provider=provider, name="Bench DC", city="Shanghai", operator="state")
         clusters = Cluster.objects.bulk_create(
@@ -143,6 +147,7 @@ def seed(n_listings: int, n_startups: int) -> tuple[list[int], list[str]]:
                 name=f"Bench startup {i}",
                 city="Shanghai",
                 credit_code=demo_credit_code("Shanghai", 700_001 + i),
+                verification_status="verified",
             )
             user = users.objects.create_user(username=f"bench{i}", password=uuid.uuid4().hex)
             Membership.objects.create(user=user, organization=startup, role="owner")
