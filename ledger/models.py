@@ -79,6 +79,9 @@ class TransactionKind(models.TextChoices):
     VOUCHER_EXPIRE = "voucher_expire", _("Voucher expired")  # voucher → program budget
     VOUCHER_REVOKE = "voucher_revoke", _("Voucher revoked")  # voucher → program budget
     REIMBURSE = "reimburse", _("Reimbursed by the city")  # reimbursement due → program funding
+    SERVICE_CREDIT = "service_credit", _("Service credit")  # outage or dispute credit back to the buyer (issue 20)
+    RESALE = "resale", _("Resale of booked time")  # resale buyer → seller, platform fees (issue 21)
+    RESALE_VOUCHER_RETURN = "resale_voucher_return", _("Voucher share of resold time returned")  # issue 21
 
 
 class JournalTransaction(models.Model):

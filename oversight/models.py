@@ -20,6 +20,9 @@ class AnomalyFlag(models.Model):
         SPEND_VELOCITY = "spend_velocity", _("Voucher drained right after issue")
         SPLIT_BOOKING = "split_booking", _("Split bookings dodging a per-booking cap")
         EXPORT_CONTROLLED = "export_controlled", _("Voucher spend on export-controlled hardware")
+        HARDWARE_MISMATCH = "hardware_mismatch", _("Reported hardware differs from the listing")
+        RESALE_ABOVE_PRICE = "resale_above_price", _("Voucher-paid time resold above its price")
+        AUDIT_LAG = "audit_lag", _("Audit events left unsequenced too long")
 
     class Status(models.TextChoices):
         OPEN = "open", pgettext_lazy("anomaly flag status", "Open")
