@@ -26,7 +26,8 @@ install-dev: $(VENV)/.installed-dev
 run: install gettext
 	@# compilemessages needs no settings (and so starts no embedded PostgreSQL)
 	env -u DJANGO_SETTINGS_MODULE $(BIN)/django-admin compilemessages --ignore=.venv --ignore=.data -v 0
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py run_site
+	@# exec: run_site is make's own child, so SIGTERM to make reaches it (and it stops when make dies)
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} exec $(BIN)/python manage.py run_site
 
 # Browser tests drive Debian's Chromium (Playwright cannot download browsers here), with a CJK font so Chinese pages
 # render (and screenshot) as text, not boxes.
@@ -64,7 +65,7 @@ test: install-dev browser gettext
 # dependencies; when the advisory service cannot be reached (offline CI: every package "could not be audited", or a
 # connection error) it warns and goes on, but any vulnerability it does report fails the build.
 security: install-dev
-	$(BIN)/bandit -q -r accounts audit ledger listings marketplace orders settlement vouchers oversight portal agent -lll
+	$(BIN)/bandit -q -r accounts audit ledger listings marketplace orders settlement vouchers market oversight portal agent -lll
 	@out=$$($(BIN)/pip-audit -r requirements.txt --progress-spinner off 2>&1); rc=$$?; \
 	  if echo "$$out" | grep -qE "known vulnerabilit(y|ies) in"; then echo "$$out" >&2; exit 1; fi; \
 	  if echo "$$out" | grep -qE "could not be audited|ConnectionError|NameResolutionError|Max retries exceeded"; then \

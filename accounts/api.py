@@ -1,14 +1,14 @@
 """Accounts API: token, me, sign-up and e-mail confirmation, verification by platform staff, teams."""
 
 from django.contrib.auth import authenticate
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import emails, filing_services, selectors, services, throttling
+from accounts import emails, filing_services, selectors, services, throttling, tokens, two_factor
 from accounts.models import Invitation, Membership, Organization
 from accounts.permissions import IsPlatformStaff
 from accounts.serializers import (
@@ -64,13 +64,26 @@ class TokenApi(APIView):
         username, ip = data.validated_data["username"], client_ip(request)
         if throttling.login_blocked(username=username, ip=ip):
             raise ApplicationError(throttling.BLOCKED_MESSAGE, status=429, code="throttled")
+        code = data.validated_data.pop("otp", "")
         user = authenticate(request, **data.validated_data)
         if user is None:
             throttling.login_failed(username=username, ip=ip)
-            raise serializers.ValidationError("Unable to log in with the given username and password.")
+            raise serializers.ValidationError(gettext("Unable to log in with the given username and password."))
+        if two_factor.needs_code(user):
+            # The failures are cleared only once the code is right: the limit covers both factors.
+            if two_factor.confirmed_device(user) is None:
+                raise ApplicationError(
+                    gettext("Your role requires two-factor sign-in: set it up on the website first."),
+                    status=403,
+                    code="two_factor_setup_required",
+                )
+            if not code:
+                raise serializers.ValidationError({"otp": [gettext("Enter the code from your authenticator app.")]})
+            if two_factor.totp_check(user=user, code=code) is None:
+                throttling.login_failed(username=username, ip=ip)
+                raise serializers.ValidationError({"otp": [gettext("That code is not right.")]})
         throttling.login_succeeded(username=username, ip=ip)
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+        return Response({"token": tokens.login_token_for(user=user).key})
 
 
 class MeApi(APIView):
@@ -124,7 +137,7 @@ class SignupConfirmApi(APIView):
         data = ConfirmEmailSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.user_confirm_email(token=data.validated_data["token"], ip=client_ip(request))
-        return Response({"detail": "Your e-mail address is confirmed: you can log in."})
+        return Response({"detail": gettext("Your e-mail address is confirmed: you can log in.")})
 
 
 class OrganizationDetailApi(APIView):
@@ -202,7 +215,7 @@ class OrganizationRejectApi(APIView):
 def _membership_or_404(request, organization_id) -> Membership:
     membership = selectors.membership_of(request.user, organization_id)
     if membership is None:
-        raise NotFound("No such organization.")
+        raise NotFound(gettext("No such organization."))
     return membership
 
 
@@ -307,7 +320,7 @@ class _ModelFilingReviewApi(APIView):
     @extend_schema(request=ModelFilingReviewSerializer, responses={200: ModelFilingSerializer})
     def post(self, request, pk: int):
         if not selectors.model_filings_visible(request.user).filter(pk=pk).exists():
-            raise NotFound("No such model filing.")
+            raise NotFound(gettext("No such model filing."))
         data = ModelFilingReviewSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         filing = filing_services.model_filing_review(

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import CITIES, Membership, ModelFiling, Organization
 from accounts.validators import uscc_check_character
 
 DEMO_PASSWORD = "gpux-demo-2026"
+# Platform staff, issuers and the auditor sign in with a second factor (accounts.two_factor): their demo devices
+# share this key (hex; base32 ``DEMO_TOTP_SECRET`` for an authenticator app). Demo data only.
+DEMO_TOTP_KEY = b"gpux-demo-totp-key!!".hex()
+DEMO_TOTP_SECRET = base64.b32encode(bytes.fromhex(DEMO_TOTP_KEY)).decode()
 
 # Administrative division codes used in demo credit codes (positions 3–8 of a USCC).
 CITY_REGION = {
@@ -100,6 +106,8 @@ def _user(username: str, org: Organization, role=Membership.Role.OWNER):
         user.set_password(DEMO_PASSWORD)
         user.save(update_fields=["password"])
     Membership.objects.update_or_create(user=user, organization=org, defaults={"role": role})
+    if org.kind in (Organization.Kind.ISSUER, Organization.Kind.PLATFORM):
+        TOTPDevice.objects.get_or_create(user=user, name="demo", defaults={"key": DEMO_TOTP_KEY, "confirmed": True})
     return user
 
 
@@ -145,5 +153,9 @@ def seed(stdout=None) -> dict:
     if stdout:
         stdout.write(
             f"  accounts: {Organization.objects.count()} organizations, {get_user_model().objects.count()} users"
+        )
+        stdout.write(
+            f"  two-factor key of the staff, issuer and auditor demo users (add it to an authenticator app): "
+            f"{DEMO_TOTP_SECRET}"
         )
     return logins

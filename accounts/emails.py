@@ -19,6 +19,7 @@ from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.translation import gettext
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +59,13 @@ def confirmation_user_id(token: str) -> tuple[int, str]:
     try:
         data = signing.loads(token, salt=CONFIRMATION_SALT, max_age=CONFIRMATION_MAX_AGE)
     except signing.SignatureExpired:
-        raise ConfirmationError("This confirmation link has expired: sign up again or ask for a new link.") from None
+        raise ConfirmationError(
+            gettext("This confirmation link has expired: sign up again or ask for a new link.")
+        ) from None
     except signing.BadSignature:
-        raise ConfirmationError("This confirmation link is not valid.") from None
+        raise ConfirmationError(gettext("This confirmation link is not valid.")) from None
     if not isinstance(data, dict) or not isinstance(data.get("u"), int) or not isinstance(data.get("s"), str):
-        raise ConfirmationError("This confirmation link is not valid.")
+        raise ConfirmationError(gettext("This confirmation link is not valid."))
     return data["u"], data["s"]
 
 

@@ -9,6 +9,7 @@ import datetime as dt
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts import selectors
 from accounts.models import ModelFiling, Organization
@@ -38,13 +39,13 @@ def model_filing_create(
     end before the registration, or a filing number already recorded (by anyone)."""
     filing_number, model_name = filing_number.strip(), model_name.strip()
     if not filing_number:
-        raise _field_error("filing_number", "Enter the filing number.")
+        raise _field_error("filing_number", gettext("Enter the filing number."))
     if not model_name:
-        raise _field_error("model_name", "Enter the model's name.")
+        raise _field_error("model_name", gettext("Enter the model's name."))
     if registered_on > timezone.localdate():
-        raise _field_error("registered_on", "The registration date cannot be in the future.")
+        raise _field_error("registered_on", gettext("The registration date cannot be in the future."))
     if valid_until is not None and valid_until < registered_on:
-        raise _field_error("valid_until", "The filing cannot end before it was registered.")
+        raise _field_error("valid_until", gettext("The filing cannot end before it was registered."))
     try:
         with transaction.atomic():
             filing = ModelFiling.objects.create(
@@ -63,7 +64,7 @@ def model_filing_create(
                 data={"filing_number": filing_number, "model_name": model_name},
             )
     except IntegrityError:
-        raise _field_error("filing_number", "This filing number is already recorded.") from None
+        raise _field_error("filing_number", gettext("This filing number is already recorded.")) from None
     return filing
 
 
@@ -75,16 +76,16 @@ def model_filing_review(*, filing_id: int, decision: str, actor, note: str = "",
     verified one may still be rejected later, when it is withdrawn from the registry)."""
     if not selectors.can_review_model_filings(actor):
         raise ApplicationError(
-            "Only platform staff and city issuers check model filings.", status=403, code="permission_denied"
+            gettext("Only platform staff and city issuers check model filings."), status=403, code="permission_denied"
         )
     if decision not in REVIEW_DECISIONS:
-        raise _field_error("decision", "Choose verify or reject.")
+        raise _field_error("decision", gettext("Choose verify or reject."))
     note = note.strip()
     if decision == "reject" and not note:
-        raise _field_error("note", "Tell the startup why the filing was rejected.")
+        raise _field_error("note", gettext("Tell the startup why the filing was rejected."))
     filing = ModelFiling.objects.select_for_update(of=("self",)).filter(pk=filing_id).first()
     if filing is None:
-        raise NotFound("No such model filing.")
+        raise NotFound(gettext("No such model filing."))
     from_status = advance(
         filing, REVIEW_DECISIONS[decision], reviewed_by=actor, reviewed_at=timezone.now(), review_note=note
     )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
+from django.utils.translation import gettext
 
 from accounts.models import Organization, SshPublicKey
 from audit.services import audit_record
@@ -58,27 +59,27 @@ class ParsedKey:
 def parse_public_key(text) -> ParsedKey:
     """Validate one OpenSSH public key line; raises ``InvalidKey`` with the reason."""
     if not isinstance(text, str):
-        raise InvalidKey("A key must be text.")
+        raise InvalidKey(gettext("A key must be text."))
     if len(text) > MAX_KEY_LENGTH:
-        raise InvalidKey(f"The key is longer than {MAX_KEY_LENGTH} characters.")
+        raise InvalidKey(gettext("The key is longer than %(count)s characters.") % {"count": MAX_KEY_LENGTH})
     if any(char in text for char in "\r\n\0") or not text.strip().isprintable():
-        raise InvalidKey("The key contains a line break or a control character: paste one line.")
+        raise InvalidKey(gettext("The key contains a line break or a control character: paste one line."))
     text = text.strip()
     fields = text.split()
     if not fields:
-        raise InvalidKey("The key is empty.")
+        raise InvalidKey(gettext("The key is empty."))
     if fields[0] not in ALLOWED_KEY_TYPES:
         # Also what an options prefix (command="…", from="…", no-pty …) looks like: refused, never interpreted.
         raise InvalidKey(
-            f"Key type {fields[0][:40]!r} is not accepted (no options before the key): use one of "
-            f"{', '.join(ALLOWED_KEY_TYPES)}."
+            gettext("Key type %(type)s is not accepted (no options before the key): use one of %(types)s.")
+            % {"type": repr(fields[0][:40]), "types": ", ".join(ALLOWED_KEY_TYPES)}
         )
     if len(fields) < 2 or not _BASE64.fullmatch(fields[1]):
-        raise InvalidKey(f"The {fields[0]} key has no base64 body.")
+        raise InvalidKey(gettext("The %(type)s key has no base64 body.") % {"type": fields[0]})
     try:
         blob = base64.b64decode(fields[1], validate=True)
     except binascii.Error:
-        raise InvalidKey(f"The {fields[0]} key body is not valid base64.") from None
+        raise InvalidKey(gettext("The %(type)s key body is not valid base64.") % {"type": fields[0]}) from None
     bits = _check_wire_format(fields[0], blob)
     return ParsedKey(key_type=fields[0], body=fields[1], bits=bits, comment=" ".join(fields[2:])[:200])
 
@@ -86,23 +87,32 @@ def parse_public_key(text) -> ParsedKey:
 def _check_wire_format(key_type: str, blob: bytes) -> int | None:
     fields = _wire_strings(key_type, blob)
     if not fields or fields[0] != key_type.encode():
-        raise InvalidKey(f"The {key_type} key body does not start with its own type.")
+        raise InvalidKey(gettext("The %(type)s key body does not start with its own type.") % {"type": key_type})
     if key_type == "ssh-ed25519":
         if len(fields) != 2 or len(fields[1]) != 32:
-            raise InvalidKey("An ssh-ed25519 key body holds one 32-byte public key.")
+            raise InvalidKey(gettext("An ssh-ed25519 key body holds one 32-byte public key."))
         return 256
     if key_type == "ssh-rsa":
         if len(fields) != 3:
-            raise InvalidKey("An ssh-rsa key body holds an exponent and a modulus.")
+            raise InvalidKey(gettext("An ssh-rsa key body holds an exponent and a modulus."))
         bits = int.from_bytes(fields[2], "big").bit_length()
         if bits < MIN_RSA_BITS:
-            raise InvalidKey(f"This ssh-rsa key has {bits} bits; at least {MIN_RSA_BITS} are required.")
+            raise InvalidKey(
+                gettext("This ssh-rsa key has %(bits)s bits; at least %(minimum)s are required.")
+                % {"bits": bits, "minimum": MIN_RSA_BITS}
+            )
         return bits
     curve, coordinate = ECDSA_CURVES[key_type]
     if len(fields) != 3 or fields[1] != curve:
-        raise InvalidKey(f"A {key_type} key body names curve {curve.decode()} and holds one point.")
+        raise InvalidKey(
+            gettext("A %(type)s key body names curve %(curve)s and holds one point.")
+            % {"type": key_type, "curve": curve.decode()}
+        )
     if len(fields[2]) != 1 + 2 * coordinate or fields[2][0] != 0x04:
-        raise InvalidKey(f"The {key_type} key point is not an uncompressed {curve.decode()} point.")
+        raise InvalidKey(
+            gettext("The %(type)s key point is not an uncompressed %(curve)s point.")
+            % {"type": key_type, "curve": curve.decode()}
+        )
     return coordinate * 8 if coordinate != 66 else 521
 
 
@@ -110,11 +120,11 @@ def _wire_strings(key_type: str, blob: bytes) -> list[bytes]:
     strings, offset = [], 0
     while offset < len(blob):
         if offset + 4 > len(blob):
-            raise InvalidKey(f"The {key_type} key body is truncated.")
+            raise InvalidKey(gettext("The %(type)s key body is truncated.") % {"type": key_type})
         length = int.from_bytes(blob[offset : offset + 4], "big")
         offset += 4
         if offset + length > len(blob):
-            raise InvalidKey(f"The {key_type} key body is truncated.")
+            raise InvalidKey(gettext("The %(type)s key body is truncated.") % {"type": key_type})
         strings.append(blob[offset : offset + length])
         offset += length
     return strings
@@ -145,13 +155,18 @@ def ssh_key_add(*, organization: Organization, name: str, public_key: str, actor
     try:
         parsed = parse_public_key(public_key)
     except InvalidKey as exc:
-        raise ApplicationError("Invalid SSH key.", errors={"public_key": [str(exc)]}) from None
+        raise ApplicationError(gettext("Invalid SSH key."), errors={"public_key": [str(exc)]}) from None
     name = (name or parsed.comment or parsed.key_type).strip()[:80]
     if not name.isprintable():
-        raise ApplicationError("Invalid SSH key.", errors={"name": ["Must not contain control characters."]})
+        raise ApplicationError(
+            gettext("Invalid SSH key."), errors={"name": [gettext("Must not contain control characters.")]}
+        )
     Organization.objects.select_for_update(no_key=True).filter(pk=organization.pk).first()  # serialise the count
     if SshPublicKey.objects.filter(organization=organization).count() >= MAX_KEYS_PER_ORGANIZATION:
-        raise Conflict(f"An organization keeps at most {MAX_KEYS_PER_ORGANIZATION} SSH keys; delete one first.")
+        raise Conflict(
+            gettext("An organization keeps at most %(count)s SSH keys; delete one first.")
+            % {"count": MAX_KEYS_PER_ORGANIZATION}
+        )
     try:
         with transaction.atomic():
             key = SshPublicKey.objects.create(
@@ -165,7 +180,8 @@ def ssh_key_add(*, organization: Organization, name: str, public_key: str, actor
             )
     except IntegrityError:
         raise Conflict(
-            "This key is already one of your organization's.", errors={"public_key": ["Already added."]}
+            gettext("This key is already one of your organization's."),
+            errors={"public_key": [gettext("Already added.")]},
         ) from None
     audit_record(
         action="accounts.ssh_key_added",
@@ -183,7 +199,7 @@ def ssh_key_delete(*, organization: Organization, key_id: int, actor=None) -> No
     they end: the agent removes a booking's keys at its end."""
     key = SshPublicKey.objects.filter(organization=organization, pk=key_id).first()
     if key is None:
-        raise NotFound("No such SSH key.")
+        raise NotFound(gettext("No such SSH key."))
     key.delete()
     audit_record(
         action="accounts.ssh_key_deleted",

@@ -76,6 +76,10 @@ class Organization(TimeStampedModel):
     verification_decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # The business licence (营业执照) staff check before verifying: PDF, PNG or JPEG by content, at most 5 MB
+    # (``accounts.licences``); served only to the organization's members and platform staff, never as a public URL.
+    business_licence = models.FileField(upload_to="licences/%Y/%m/", blank=True, max_length=200)
+    business_licence_type = models.CharField(max_length=32, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -249,3 +253,26 @@ class SshPublicKey(TimeStampedModel):
 
     def __str__(self):
         return f"{self.name} ({self.fingerprint})"
+
+
+class ApiToken(TimeStampedModel):
+    """A named API token of a user: sent as ``Authorization: Token <token>`` (``accounts.authentication``).
+
+    Only the SHA-256 of the token is stored (it is shown once, when created); ``prefix`` is its first characters, so
+    its owner can tell tokens apart. A token past ``expires_at`` or with ``revoked_at`` set is refused (401).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=80)
+    prefix = models.CharField(max_length=16)
+    token_hash = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "revoked_at"], name="apitoken_user_idx")]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"

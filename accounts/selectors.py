@@ -7,6 +7,7 @@ import datetime as dt
 from django.contrib.auth import get_user_model
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts.models import (
     Invitation,
@@ -81,20 +82,24 @@ def acting_organization(
     orgs = _acting_organizations_of_kind(user, kind)
     if not orgs:
         raise ApplicationError(
-            f"Only members of a {kind} organization can do this.", status=403, code="permission_denied"
+            gettext("Only members of a %(kind)s organization can do this.") % {"kind": _kind_words(kind)},
+            status=403,
+            code="permission_denied",
         )
     if organization_id not in (None, ""):
         for org in orgs:
             if str(org.pk) == str(organization_id):
                 return require_verified(org) if for_write else org
         raise ApplicationError(
-            "You cannot act for that organization.",
-            errors={"organization": [f"Not a {kind} organization you belong to."]},
+            gettext("You cannot act for that organization."),
+            errors={
+                "organization": [gettext("Not a %(kind)s organization you belong to.") % {"kind": _kind_words(kind)}]
+            },
         )
     if len(orgs) > 1:
         raise ApplicationError(
-            "You belong to several organizations: name one.",
-            errors={"organization": ["Send the X-Organization header with its id."]},
+            gettext("You belong to several organizations: name one."),
+            errors={"organization": [gettext("Send the X-Organization header with its id.")]},
         )
     return require_verified(orgs[0]) if for_write else orgs[0]
 
@@ -144,14 +149,19 @@ def unverified_reason(org: Organization) -> str | None:
     if org.verification_status == VerificationStatus.VERIFIED:
         return None
     if org.verification_status == VerificationStatus.REJECTED:
-        return (
-            f"{org.name} was not verified by platform staff ({org.verification_reason.strip().rstrip('.')}): "
-            "it cannot book, bid, list capacity or apply for vouchers."
-        )
-    return (
-        f"{org.name} is pending verification by platform staff: it can browse, but cannot book, bid, "
-        "list capacity or apply for vouchers until it is verified."
-    )
+        return gettext(
+            "%(name)s was not verified by platform staff (%(reason)s): it cannot book, bid, list capacity or apply "
+            "for vouchers."
+        ) % {"name": org.name, "reason": org.verification_reason.strip().rstrip(".")}
+    return gettext(
+        "%(name)s is pending verification by platform staff: it can browse, but cannot book, bid, list capacity or "
+        "apply for vouchers until it is verified."
+    ) % {"name": org.name}
+
+
+def _kind_words(kind: str) -> str:
+    """An organization kind as words ("compute provider"), in the active language."""
+    return str(dict(Organization.Kind.choices).get(kind, kind)).lower()
 
 
 def require_verified(org: Organization) -> Organization:
@@ -212,7 +222,7 @@ def organization_profile(organization_id, viewer) -> tuple[Organization, bool]:
     org = Organization.objects.filter(pk=organization_id).first() if str(organization_id).isdigit() else None
     private = org is not None and (is_platform_staff(viewer) or membership_of(viewer, org.pk) is not None)
     if org is None or not (private or org.is_verified):
-        raise NotFound("No such organization.")
+        raise NotFound(gettext("No such organization."))
     return org, private
 
 

@@ -1,4 +1,5 @@
 from django.contrib.auth import get_user_model
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -43,6 +44,13 @@ class MeSerializer(serializers.ModelSerializer):
 class TokenRequestSerializer(serializers.Serializer):
     username = serializers.CharField()
     password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
+    otp = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=10,
+        help_text="the current code of your authenticator app: required for platform staff, issuers and auditors, "
+        "and for anyone who turned two-factor sign-in on",
+    )
 
 
 class TokenResponseSerializer(serializers.Serializer):
@@ -117,7 +125,17 @@ class OrganizationReviewSerializer(serializers.ModelSerializer):
             "verification_reason",
             "verification_decided_at",
             "created_at",
+            "business_licence_type",
+            "business_licence_url",
         ]
+
+    business_licence_url = serializers.SerializerMethodField(
+        help_text="where staff fetch the uploaded business licence; null when none was uploaded"
+    )
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_business_licence_url(self, org) -> str | None:
+        return reverse("api-organization-licence", args=[org.pk]) if org.business_licence else None
 
 
 class OrganizationVerifySerializer(serializers.Serializer):

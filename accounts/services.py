@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from accounts import emails, selectors
 from accounts.models import CITIES, Invitation, Membership, Organization, VerificationStatus, invitation_token_hash
@@ -23,7 +24,7 @@ from audit.services import audit_record
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 
 SIGNUP_KINDS = (Organization.Kind.STARTUP, Organization.Kind.PROVIDER)
-INVALID_INPUT = "Please correct the fields marked."
+INVALID_INPUT = gettext_lazy("Please correct the fields marked.")
 
 
 @transaction.atomic
@@ -81,19 +82,23 @@ def _user_errors(*, username: str, email: str, password: str) -> dict[str, list[
     try:
         UnicodeUsernameValidator()(username)
         if not username or len(username) > 150:
-            raise ValidationError("A username has 1 to 150 characters.")
+            raise ValidationError(gettext("A username has 1 to 150 characters."))
     except ValidationError as exc:
         errors["username"] = list(exc.messages)
     else:
         if user_model.objects.filter(username__iexact=username).exists():
-            _add(errors, "username", "This username is taken.")
+            _add(errors, "username", gettext("This username is taken."))
     try:
         validate_email(email)
     except ValidationError as exc:
         errors["email"] = list(exc.messages)
     else:
         if user_model.objects.filter(email__iexact=email).exists():
-            _add(errors, "email", "An account with this e-mail address already exists: log in or reset the password.")
+            _add(
+                errors,
+                "email",
+                gettext("An account with this e-mail address already exists: log in or reset the password."),
+            )
     try:
         password_validation.validate_password(password, user=user_model(username=username, email=email))
     except ValidationError as exc:
@@ -106,26 +111,30 @@ def _organization_errors(
 ) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     if kind not in SIGNUP_KINDS:
-        _add(errors, "kind", "Sign up a startup or a compute provider; issuers are set up by the platform.")
+        _add(errors, "kind", gettext("Sign up a startup or a compute provider; issuers are set up by the platform."))
     if not name:
-        _add(errors, "name", "Give the organization's registered name.")
+        _add(errors, "name", gettext("Give the organization's registered name."))
     elif Organization.objects.filter(name__iexact=name).exists():
-        _add(errors, "name", "An organization with this name is already registered.")
+        _add(errors, "name", gettext("An organization with this name is already registered."))
     if city not in CITIES:
-        _add(errors, "city", "Choose the city where the organization is registered.")
+        _add(errors, "city", gettext("Choose the city where the organization is registered."))
     try:
         validate_credit_code(credit_code)
     except ValidationError as exc:
         errors["credit_code"] = list(exc.messages)
     else:
         if Organization.objects.filter(credit_code=credit_code).exists():
-            _add(errors, "credit_code", "An organization with this unified social credit code is already registered.")
+            _add(
+                errors,
+                "credit_code",
+                gettext("An organization with this unified social credit code is already registered."),
+            )
     if not legal_representative:
-        _add(errors, "legal_representative", "Give the legal representative's name.")
+        _add(errors, "legal_representative", gettext("Give the legal representative's name."))
     if not owners:
-        _add(errors, "owners", "Name at least one owner.")
+        _add(errors, "owners", gettext("Name at least one owner."))
     elif any(len(owner) > 100 for owner in owners):
-        _add(errors, "owners", "An owner's name has at most 100 characters.")
+        _add(errors, "owners", gettext("An owner's name has at most 100 characters."))
     return errors
 
 
@@ -234,7 +243,9 @@ def signup(
     except (IntegrityError, ValidationError):
         # Someone registered the same name, code, username or e-mail between the checks and the insert.
         errors = signup_errors(**fields)
-        raise ApplicationError(INVALID_INPUT, errors=errors or {"non_field_errors": ["Already registered."]}) from None
+        raise ApplicationError(
+            INVALID_INPUT, errors=errors or {"non_field_errors": [gettext("Already registered.")]}
+        ) from None
     return membership
 
 
@@ -245,7 +256,7 @@ def user_confirm_email(*, token: str, ip: str | None = None):
         user_id, state = emails.confirmation_user_id(token)
     except emails.ConfirmationError as exc:
         raise ApplicationError(exc.message, errors={"token": [exc.message]}) from None
-    used = "This confirmation link was already used or is no longer valid. Log in, or reset your password."
+    used = gettext("This confirmation link was already used or is no longer valid. Log in, or reset your password.")
     with transaction.atomic():
         user = get_user_model().objects.select_for_update().filter(pk=user_id).first()
         if user is None or user.is_active or not emails.confirmation_matches(user, state):
@@ -272,17 +283,21 @@ ALLOWED_DECISIONS = {VerificationStatus.PENDING: {VerificationStatus.VERIFIED, V
 
 def _decide(*, organization_id: int, actor, to: str, reason: str, ip: str | None, base_url: str) -> Organization:
     if not selectors.is_platform_staff(actor):
-        raise ApplicationError("Only platform staff verify organizations.", status=403, code="permission_denied")
+        raise ApplicationError(
+            gettext("Only platform staff verify organizations."), status=403, code="permission_denied"
+        )
     reason = (reason or "").strip()
     if to == VerificationStatus.REJECTED and not reason:
-        raise ApplicationError(INVALID_INPUT, errors={"reason": ["Give the reason for the rejection."]})
+        raise ApplicationError(INVALID_INPUT, errors={"reason": [gettext("Give the reason for the rejection.")]})
     with transaction.atomic():
         org = Organization.objects.select_for_update(of=("self",)).filter(pk=organization_id).first()
         if org is None:
-            raise NotFound("No such organization.")
+            raise NotFound(gettext("No such organization."))
         if to not in ALLOWED_DECISIONS.get(org.verification_status, ()):
             raise Conflict(
-                f"{org.name} is already {org.get_verification_status_display().lower()}.", code="already_decided"
+                gettext("%(name)s is already %(status)s.")
+                % {"name": org.name, "status": org.get_verification_status_display().lower()},
+                code="already_decided",
             )
         previous = org.verification_status
         org.verification_status, org.verification_reason = to, reason
@@ -354,14 +369,17 @@ def _lock_organization_of(actor, organization_id) -> tuple[Organization, Members
     org = Organization.objects.select_for_update(of=("self",)).filter(pk=organization_id).first()
     membership = selectors.membership_of(actor, organization_id) if org else None
     if membership is None:
-        raise NotFound("No such organization.")
+        raise NotFound(gettext("No such organization."))
     return org, membership
 
 
 def _require_owner(membership: Membership, what: str) -> None:
     if membership.role != Membership.Role.OWNER:
         raise ApplicationError(
-            f"Only owners of {membership.organization.name} can {what}.", status=403, code="permission_denied"
+            gettext("Only owners of %(name)s can do this: %(what)s.")
+            % {"name": membership.organization.name, "what": what},
+            status=403,
+            code="permission_denied",
         )
 
 
@@ -374,7 +392,7 @@ def invitation_create(
     email = get_user_model().objects.normalize_email((email or "").strip())
     with transaction.atomic():
         org, membership = _lock_organization_of(actor, organization_id)
-        _require_owner(membership, "invite people")
+        _require_owner(membership, gettext("invite people"))
         errors: dict[str, list[str]] = {}
         try:
             validate_email(email)
@@ -382,9 +400,13 @@ def invitation_create(
             errors["email"] = list(exc.messages)
         else:
             if Membership.objects.filter(organization=org, user__email__iexact=email).exists():
-                _add(errors, "email", f"Someone with this e-mail address is already a member of {org.name}.")
+                _add(
+                    errors,
+                    "email",
+                    gettext("Someone with this e-mail address is already a member of %(name)s.") % {"name": org.name},
+                )
         if role not in invitable_roles(org):
-            _add(errors, "role", f"Choose one of: {', '.join(invitable_roles(org))}.")
+            _add(errors, "role", gettext("Choose one of: %(names)s.") % {"names": ", ".join(invitable_roles(org))})
         if errors:
             raise ApplicationError(INVALID_INPUT, errors=errors)
         Invitation.objects.filter(organization=org, email__iexact=email, status=Invitation.Status.PENDING).update(
@@ -424,35 +446,37 @@ def invitation_accept(
         .first()
     )
     if found is None:
-        raise NotFound("No such invitation.")
+        raise NotFound(gettext("No such invitation."))
     with transaction.atomic():
         # The organization first, as every membership change (and ``invitation_create``) locks it: then the row.
         Organization.objects.select_for_update(of=("self",)).filter(pk=found[1]).first()
         invitation = Invitation.objects.select_for_update(of=("self",)).select_related("organization").get(pk=found[0])
         problem = {
-            Invitation.Status.ACCEPTED: "This invitation was already accepted.",
-            Invitation.Status.REVOKED: "This invitation was withdrawn or replaced by a newer one.",
+            Invitation.Status.ACCEPTED: gettext("This invitation was already accepted."),
+            Invitation.Status.REVOKED: gettext("This invitation was withdrawn or replaced by a newer one."),
         }.get(invitation.status)
         if problem is None and invitation.expires_at <= timezone.now():
-            problem = "This invitation has expired: ask an owner of the organization for a new one."
+            problem = gettext("This invitation has expired: ask an owner of the organization for a new one.")
         if problem:
             raise ApplicationError(problem, errors={"token": [problem]})
         org = invitation.organization
         if user is None or not user.is_authenticated:
             errors = _user_errors(username=(username or "").strip(), email=invitation.email, password=password)
             if "email" in errors:
-                errors = {"email": ["An account with this e-mail address exists: log in, then open the link again."]}
+                errors = {
+                    "email": [gettext("An account with this e-mail address exists: log in, then open the link again.")]
+                }
             if errors:
                 raise ApplicationError(INVALID_INPUT, errors=errors)
             user = user_create(username=username.strip(), password=password, email=invitation.email)
         elif user.email.strip().lower() != invitation.email.lower():
             raise ApplicationError(
-                "This invitation was sent to another e-mail address than your account's.",
+                gettext("This invitation was sent to another e-mail address than your account's."),
                 status=403,
                 code="permission_denied",
             )
         if Membership.objects.filter(user=user, organization=org).exists():
-            raise Conflict(f"You are already a member of {org.name}.")
+            raise Conflict(gettext("You are already a member of %(name)s.") % {"name": org.name})
         membership = Membership.objects.create(user=user, organization=org, role=invitation.role)
         invitation.status, invitation.accepted_by, invitation.accepted_at = (
             Invitation.Status.ACCEPTED,
@@ -477,10 +501,10 @@ def membership_remove(*, organization_id: int, user_id: int, actor, ip: str | No
         org, membership = _lock_organization_of(actor, organization_id)
         leaving = str(user_id) == str(actor.pk)
         if not leaving:
-            _require_owner(membership, "remove members")
+            _require_owner(membership, gettext("remove members"))
         target = Membership.objects.select_related("user").filter(organization=org, user_id=user_id).first()
         if target is None:
-            raise NotFound("No such member.")
+            raise NotFound(gettext("No such member."))
         if (
             target.role == Membership.Role.OWNER
             and not Membership.objects.filter(organization=org, role=Membership.Role.OWNER)
@@ -488,8 +512,12 @@ def membership_remove(*, organization_id: int, user_id: int, actor, ip: str | No
             .exists()
         ):
             raise Conflict(
-                f"{org.name} needs an owner: invite another owner before "
-                f"{'you leave' if leaving else 'removing this one'}.",
+                (
+                    gettext("%(name)s needs an owner: invite another owner before you leave.")
+                    if leaving
+                    else gettext("%(name)s needs an owner: invite another owner before removing this one.")
+                )
+                % {"name": org.name},
                 code="last_owner",
             )
         target.delete()

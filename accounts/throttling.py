@@ -15,12 +15,13 @@ import logging
 
 from django.conf import settings
 from django.core.cache import cache
+from django.utils.translation import gettext_lazy
 from redis.exceptions import RedisError
 from rest_framework.throttling import ScopedRateThrottle
 
 logger = logging.getLogger(__name__)
 
-BLOCKED_MESSAGE = "Too many failed login attempts. Wait 15 minutes and try again, or reset your password."
+BLOCKED_MESSAGE = gettext_lazy("Too many failed login attempts. Wait 15 minutes and try again, or reset your password.")
 
 
 def _key(username: str, ip: str | None) -> str:

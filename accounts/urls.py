@@ -1,19 +1,23 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts import api, views
+from accounts import api, licence_views, onboarding_views, token_api, token_views, two_factor_views, views
 
 api_urlpatterns = [
     path("auth/token/", api.TokenApi.as_view(), name="api-token"),
     path("me/", api.MeApi.as_view(), name="api-me"),
+    path("tokens/", token_api.ApiTokenListCreateApi.as_view(), name="api-tokens"),
+    path("tokens/<int:pk>/", token_api.ApiTokenDetailApi.as_view(), name="api-token-detail"),
     path("signup/", api.SignupApi.as_view(), name="api-signup"),
     path("model-filings/", api.ModelFilingListCreateApi.as_view(), name="api-model-filings"),
     path("model-filings/<int:pk>/verify/", api.ModelFilingVerifyApi.as_view(), name="api-model-filing-verify"),
     path("model-filings/<int:pk>/reject/", api.ModelFilingRejectApi.as_view(), name="api-model-filing-reject"),
     path("signup/confirm/", api.SignupConfirmApi.as_view(), name="api-signup-confirm"),
-    path("organizations/", api.OrganizationReviewListApi.as_view(), name="api-organizations"),
+    path("organizations/", onboarding_views.OrganizationListCreateApi.as_view(), name="api-organizations"),
+    path("signup/resend/", onboarding_views.ConfirmationResendApi.as_view(), name="api-signup-resend"),
     path("organizations/<int:pk>/", api.OrganizationDetailApi.as_view(), name="api-organization"),
     path("organizations/<int:pk>/verify/", api.OrganizationVerifyApi.as_view(), name="api-organization-verify"),
+    path("organizations/<int:pk>/licence/", licence_views.LicenceApi.as_view(), name="api-organization-licence"),
     path("organizations/<int:pk>/reject/", api.OrganizationRejectApi.as_view(), name="api-organization-reject"),
     path(
         "organizations/<int:pk>/invitations/",
@@ -28,6 +32,13 @@ api_urlpatterns = [
 ]
 
 urlpatterns = [
+    path("account/tokens/", token_views.api_tokens, name="account-tokens"),
+    path("signup/resend/", onboarding_views.confirmation_resend, name="signup-resend"),
+    path("staff/organizations/new/", onboarding_views.staff_organization_create, name="staff-organization-new"),
+    path("organization/<int:pk>/licence/", licence_views.licence, name="organization-licence"),
+    path("login/two-factor/", two_factor_views.verify, name="two-factor-verify"),
+    path("account/two-factor/", two_factor_views.setup, name="two-factor-setup"),
+    path("account/tokens/<int:pk>/revoke/", token_views.api_token_revoke, name="account-token-revoke"),
     path("signup/", views.signup, name="signup"),
     path("signup/done/", views.signup_done, name="signup-done"),
     path("signup/confirm/<str:token>/", views.signup_confirm, name="signup-confirm"),

@@ -10,11 +10,13 @@ from django.core.paginator import Paginator
 from django.forms.utils import ErrorDict
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts import emails, filing_services, selectors, services, throttling
+from accounts import emails, filing_services, selectors, services, throttling, two_factor
 from accounts.forms import InvitationSignupForm, InviteForm, ModelFilingForm, RejectForm, SignupForm
 from accounts.models import Membership, ModelFiling, Organization, VerificationStatus
 from marketplace.core.exceptions import ApplicationError
@@ -36,8 +38,15 @@ class ThrottledLoginView(auth_views.LoginView):
         return super().post(request, *args, **kwargs)
 
     def form_valid(self, form):
-        throttling.login_succeeded(username=form.get_user().get_username(), ip=client_ip(self.request))
-        return super().form_valid(form)
+        user = form.get_user()
+        if not two_factor.needs_code(user):
+            throttling.login_succeeded(username=user.get_username(), ip=client_ip(self.request))
+            return super().form_valid(form)
+        # The password was right; the failures are cleared only once the code is (accounts.two_factor_views), so
+        # the limit covers both factors. Until then the session reaches the code or set-up page only.
+        response = super().form_valid(form)
+        target = "two-factor-verify" if two_factor.confirmed_device(user) else "two-factor-setup"
+        return redirect(f"{reverse(target)}?{urlencode({'next': response.url})}")
 
     def form_invalid(self, form):
         throttling.login_failed(username=self.request.POST.get("username", ""), ip=client_ip(self.request))
@@ -125,7 +134,7 @@ def verification_queue(request):
 def verification_decide(request, pk: int, decision: str):
     _require_staff(request)
     if decision not in ("verify", "reject"):
-        raise Http404("No such decision.")
+        raise Http404(_("No such decision."))
     try:
         if decision == "verify":
             org = services.organization_verify(
@@ -187,7 +196,7 @@ def team(request):
 def team_invite(request, pk: int):
     membership = selectors.membership_of(request.user, pk)
     if membership is None:
-        raise Http404("No such organization.")
+        raise Http404(_("No such organization."))
     form = InviteForm(request.POST, roles=services.invitable_roles(membership.organization))
     if form.is_valid():
         try:
@@ -323,7 +332,7 @@ def model_filings(request):
 def model_filing_review(request, pk: int, decision: str):
     """Verify or reject a filing (platform staff and issuer members; a rejection needs a note)."""
     if decision not in filing_services.REVIEW_DECISIONS:
-        raise Http404("No such decision.")
+        raise Http404(_("No such decision."))
     try:
         filing = filing_services.model_filing_review(
             filing_id=pk,

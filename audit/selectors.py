@@ -16,6 +16,14 @@ WHERE e.txid >= (SELECT coalesce(max(s.horizon), 0) FROM audit_sequencerstate s)
   AND NOT EXISTS (SELECT 1 FROM audit_auditleaf l WHERE l.event_id = e.id)
 """
 
+# The same events counted, with the oldest one's age (the metrics' sequencer lag).
+_PENDING_SQL = """
+SELECT count(*), extract(epoch FROM (statement_timestamp() - min(e.created_at)))
+FROM audit_auditevent e
+WHERE e.txid >= (SELECT coalesce(max(s.horizon), 0) FROM audit_sequencerstate s)
+  AND NOT EXISTS (SELECT 1 FROM audit_auditleaf l WHERE l.event_id = e.id)
+"""
+
 
 def audit_events(
     *,
@@ -50,6 +58,15 @@ def sequencer_lag_seconds() -> float:
         cursor.execute(_OLDEST_PENDING_SQL)
         lag = cursor.fetchone()[0]
     return max(float(lag), 0.0) if lag is not None else 0.0
+
+
+def sequencer_backlog() -> tuple[int, float]:
+    """``(events, seconds)``: how many committed events wait for the sequencer, and how long the oldest of them has
+    waited (0 when none waits). Events of transactions still open are not counted: they are not committed yet."""
+    with connection.cursor() as cursor:
+        cursor.execute(_PENDING_SQL)
+        count, lag = cursor.fetchone()
+    return int(count), max(float(lag), 0.0) if lag is not None else 0.0
 
 
 def sequencer_status() -> str:

@@ -7,6 +7,7 @@ web layer (``api.py``, ``views.py``), which may import them, and not in ``servic
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from accounts.models import Organization
 from audit.services import audit_record
@@ -25,7 +26,8 @@ def deposit_record(*, organization_id: int, amount, reference: str, actor=None, 
     """
     if not Organization.objects.filter(pk=organization_id, kind=Organization.Kind.STARTUP).exists():
         raise ApplicationError(
-            "Deposits go to startup wallets.", errors={"organization": ["No startup organization with this id."]}
+            gettext("Deposits go to startup wallets."),
+            errors={"organization": [gettext("No startup organization with this id.")]},
         )
     with transaction.atomic():
         try:
@@ -39,9 +41,9 @@ def deposit_record(*, organization_id: int, amount, reference: str, actor=None, 
             if exc.code != "idempotency_mismatch":
                 raise
             raise ApplicationError(
-                "This bank transfer was already recorded with another amount or organization.",
+                gettext("This bank transfer was already recorded with another amount or organization."),
                 status=409,
-                errors={"reference": ["Already recorded."]},
+                errors={"reference": [gettext("Already recorded.")]},
                 code="conflict",
             ) from exc
         if posted.replayed:  # the same transfer recorded again: nothing changed, nothing to audit

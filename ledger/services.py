@@ -19,11 +19,13 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils.translation import gettext
 
 from ledger import sql
 from ledger.models import Entry, JournalTransaction, LedgerAccount
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.money import ZERO, to_amount
+from marketplace.core.templatetags.money import format_money
 
 OVERDRAFT_CONSTRAINT = "ledger_account_balance_allowed"
 
@@ -111,16 +113,17 @@ def ledger_post(
     """
     if not idempotency_key:
         raise ApplicationError(
-            "A ledger posting needs an idempotency key.", errors={"idempotency_key": ["This field is required."]}
+            gettext("A ledger posting needs an idempotency key."),
+            errors={"idempotency_key": [gettext("This field is required.")]},
         )
     normalised = _normalise_legs(legs)
     if not normalised:
-        raise ApplicationError("Nothing to post: every leg is zero.")
+        raise ApplicationError(gettext("Nothing to post: every leg is zero."))
     total = sum((amount for _, amount in normalised), ZERO)
     if total != ZERO:
-        raise ApplicationError(f"Ledger legs must sum to zero; they sum to {total}.")
+        raise ApplicationError(gettext("Ledger legs must sum to zero; they sum to %(total)s.") % {"total": total})
     if len({account.currency for account, _ in normalised}) > 1:
-        raise ApplicationError("A ledger transaction cannot mix currencies.")
+        raise ApplicationError(gettext("A ledger transaction cannot mix currencies."))
 
     try:
         posted, short = _insert_transaction(
@@ -130,7 +133,7 @@ def ledger_post(
         # The account CHECK behind the pre-check: unreachable while the accounts stay locked, and the transaction
         # is aborted now, so the message cannot read the balances.
         if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) == OVERDRAFT_CONSTRAINT:
-            raise InsufficientFunds("Insufficient funds.") from exc
+            raise InsufficientFunds(gettext("Insufficient funds.")) from exc
         raise
     if posted is not None:
         return posted
@@ -176,7 +179,8 @@ def _existing_posting(idempotency_key: str, legs: list[tuple[LedgerAccount, Deci
     stored = _leg_signature(existing.entries.values_list("account_id", "amount"))
     if stored != _leg_signature((account.pk, amount) for account, amount in legs):
         raise ApplicationError(
-            f"Idempotency key {idempotency_key!r} was already used for a different posting.",
+            gettext("Idempotency key %(key)s was already used for a different posting.")
+            % {"key": repr(idempotency_key)},
             status=422,
             code="idempotency_mismatch",
         )
@@ -189,12 +193,13 @@ def _overdraft_message(legs: list[tuple[LedgerAccount, Decimal]]) -> str:
     current = dict(LedgerAccount.objects.filter(pk__in=debits).values_list("pk", "balance"))
     for account, _ in legs:
         if account.pk in debits and current.get(account.pk, ZERO) < debits[account.pk]:
-            return (
-                f"Insufficient funds in {account.get_kind_display().lower()}: "
-                f"{current.get(account.pk, ZERO)} available, {debits[account.pk]} needed."
-            )
+            return gettext("Insufficient funds in %(account)s: %(available)s available, %(needed)s needed.") % {
+                "account": account.get_kind_display().lower(),
+                "available": format_money(current.get(account.pk, ZERO)),
+                "needed": format_money(debits[account.pk]),
+            }
     kinds = ", ".join(sorted({account.get_kind_display().lower() for account, _ in legs if account.pk in debits}))
-    return f"Insufficient funds in {kinds or 'an account'}."
+    return gettext("Insufficient funds in %(account)s.") % {"account": kinds or gettext("an account")}
 
 
 def _wallet_move(
@@ -202,7 +207,9 @@ def _wallet_move(
 ) -> JournalTransaction | None:
     amount = to_amount(amount)
     if amount < ZERO:
-        raise ApplicationError("The amount cannot be negative.", errors={"amount": ["Must be zero or more."]})
+        raise ApplicationError(
+            gettext("The amount cannot be negative."), errors={"amount": [gettext("Must be zero or more.")]}
+        )
     if amount == ZERO:
         return None
     owner = None if source == LedgerAccount.Kind.BANK else organization_id
@@ -296,16 +303,22 @@ def ledger_post_many(postings: Sequence[Posting]) -> list[JournalTransaction]:
     for posting in postings:
         if not posting.idempotency_key:
             raise ApplicationError(
-                "A ledger posting needs an idempotency key.", errors={"idempotency_key": ["This field is required."]}
+                gettext("A ledger posting needs an idempotency key."),
+                errors={"idempotency_key": [gettext("This field is required.")]},
             )
         legs = _normalise_legs(posting.legs)
         if not legs:
-            raise ApplicationError(f"Nothing to post for {posting.idempotency_key}: every leg is zero.")
+            raise ApplicationError(
+                gettext("Nothing to post for %(key)s: every leg is zero.") % {"key": posting.idempotency_key}
+            )
         total = sum((amount for _, amount in legs), ZERO)
         if total != ZERO:
-            raise ApplicationError(f"Ledger legs of {posting.idempotency_key} must sum to zero; they sum to {total}.")
+            raise ApplicationError(
+                gettext("Ledger legs of %(key)s must sum to zero; they sum to %(total)s.")
+                % {"key": posting.idempotency_key, "total": total}
+            )
         if len({account.currency for account, _ in legs}) > 1:
-            raise ApplicationError("A ledger transaction cannot mix currencies.")
+            raise ApplicationError(gettext("A ledger transaction cannot mix currencies."))
         normalised.append(legs)
     keys = [posting.idempotency_key for posting in postings]
     if len(set(keys)) != len(keys):

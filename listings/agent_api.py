@@ -6,6 +6,7 @@ The handovers half of the agent API needs bookings, so it lives in ``orders.hand
 
 from __future__ import annotations
 
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
@@ -79,7 +80,7 @@ def provider_cluster(request, cluster_id, *, for_write: bool = False) -> Cluster
     for its (verified) provider."""
     cluster = provider_clusters(request.user).filter(pk=cluster_id).first()
     if cluster is None:
-        raise NotFound("No such cluster.")
+        raise NotFound(gettext("No such cluster."))
     if for_write:
         acting_organization(
             request.user,
@@ -123,7 +124,7 @@ class AgentTokenRevokeApi(APIView):
         cluster = provider_cluster(request, cluster_id, for_write=True)
         token = AgentToken.objects.filter(cluster=cluster, pk=pk).first()
         if token is None:
-            raise NotFound("No such agent token.")
+            raise NotFound(gettext("No such agent token."))
         token = agent_services.agent_token_revoke(token=token, actor=request.user)
         return Response(AgentTokenSerializer(token).data)
 

@@ -52,7 +52,7 @@ def _touch(token: AgentToken) -> None:
 class IsClusterAgent(BasePermission):
     """The request carries a valid agent token (``AgentTokenAuthentication``)."""
 
-    message = "An agent token is required."
+    message = _("An agent token is required.")
 
     def has_permission(self, request, view):
         return isinstance(request.auth, AgentToken)

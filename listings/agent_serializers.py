@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from django.utils.translation import gettext
 from rest_framework import serializers
 
 from listings.agent_services import hostname_error
@@ -17,7 +18,7 @@ MAX_GPUS = 64  # Cluster.gpus_per_node is at most 64
 
 def _printable(value: str) -> str:
     if not value.isprintable():
-        raise serializers.ValidationError("Must not contain control characters.")
+        raise serializers.ValidationError(gettext("Must not contain control characters."))
     return value
 
 
@@ -49,7 +50,7 @@ class HostnameField(serializers.CharField):
 def _unique_indexes(gpus: list[dict]) -> list[dict]:
     indexes = [gpu["index"] for gpu in gpus]
     if len(set(indexes)) != len(indexes):
-        raise serializers.ValidationError("GPU indexes must be unique.")
+        raise serializers.ValidationError(gettext("GPU indexes must be unique."))
     return gpus
 
 

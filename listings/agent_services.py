@@ -28,6 +28,7 @@ from collections import Counter
 
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from audit.services import audit_record
 from listings import hardware
@@ -46,6 +47,7 @@ from listings.models import (
     NodeOutage,
     ProvenanceDeclaration,
 )
+from listings.signals import inventory_mismatched
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 from marketplace.core.locks import retry_on_contention
 
@@ -77,16 +79,19 @@ def agent_token_create(*, cluster: Cluster, name: str, login_user: str = "gpux",
     login_user = (login_user or "").strip()
     errors: dict[str, list[str]] = {}
     if not name or len(name) > 80 or not name.isprintable():
-        errors["name"] = ["Give the token a name of 1 to 80 printable characters."]
+        errors["name"] = [gettext("Give the token a name of 1 to 80 printable characters.")]
     if not LOGIN_USER.fullmatch(login_user):
-        errors["login_user"] = ["A local user name: lower-case letters, digits, '_' or '-', at most 32."]
+        errors["login_user"] = [gettext("A local user name: lower-case letters, digits, '_' or '-', at most 32.")]
     elif login_user == "root":
-        errors["login_user"] = ["Buyers must never get root: choose an unprivileged account."]
+        errors["login_user"] = [gettext("Buyers must never get root: choose an unprivileged account.")]
     if errors:
-        raise ApplicationError("Invalid agent token.", errors=errors)
+        raise ApplicationError(gettext("Invalid agent token."), errors=errors)
     Cluster.objects.select_for_update(no_key=True).filter(pk=cluster.pk).first()  # serialise the count below
     if AgentToken.objects.filter(cluster=cluster, revoked_at__isnull=True).count() >= MAX_ACTIVE_TOKENS:
-        raise Conflict(f"This cluster already has {MAX_ACTIVE_TOKENS} active agent tokens; revoke one first.")
+        raise Conflict(
+            gettext("This cluster already has %(count)s active agent tokens; revoke one first.")
+            % {"count": MAX_ACTIVE_TOKENS}
+        )
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = AgentToken.objects.create(
         cluster=cluster,
@@ -114,7 +119,7 @@ def agent_token_revoke(*, token: AgentToken, actor=None) -> AgentToken:
         revoked_at=now, revoked_by=actor if getattr(actor, "is_authenticated", False) else None, updated_at=now
     )
     if not revoked:
-        raise Conflict("This agent token is already revoked.", code="already_revoked")
+        raise Conflict(gettext("This agent token is already revoked."), code="already_revoked")
     token.refresh_from_db()
     audit_record(
         action="listings.agent_token_revoked",
@@ -139,12 +144,16 @@ def provenance_serial_errors(provenance: dict | None, *, cluster_id: int | None 
     normalised = [hardware.normalise_serial(s) for s in serials if isinstance(s, str) and s.strip()]
     twice = sorted(serial for serial, n in Counter(normalised).items() if n > 1)
     if twice:
-        return {"provenance.serial_numbers": [f"Listed twice: {', '.join(twice)}."]}
+        return {"provenance.serial_numbers": [gettext("Listed twice: %(serials)s.") % {"serials": ", ".join(twice)}]}
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, 0)", [SERIAL_LOCK_SPACE])
     elsewhere = serials_declared_elsewhere(normalised, cluster_id=cluster_id)
     if elsewhere:
-        return {"provenance.serial_numbers": [f"Already declared for another cluster: {', '.join(elsewhere)}."]}
+        return {
+            "provenance.serial_numbers": [
+                gettext("Already declared for another cluster: %(serials)s.") % {"serials": ", ".join(elsewhere)}
+            ]
+        }
     return {}
 
 
@@ -171,7 +180,7 @@ def node_bind(
     host when there is none (row-locked), and marked as reporting with ``token``. Call inside a transaction.
     ``Conflict`` 409 when every node is bound."""
     if problem := hostname_error(hostname):
-        raise ApplicationError("Invalid hostname.", errors={"hostname": [problem]})
+        raise ApplicationError(gettext("Invalid hostname."), errors={"hostname": [problem]})
     hostname = hostname.lower()
     agent = _bound_agent(cluster.pk, hostname, lock=True)
     if agent is None:
@@ -185,9 +194,12 @@ def node_bind(
     node = Node.objects.filter(cluster=cluster, agent__isnull=True).order_by("index").first()
     if node is None:
         raise Conflict(
-            f"Every node of this cluster is bound to another host; release {hostname}'s node on the cluster's "
-            "agent page first.",
-            errors={"hostname": ["No free node to bind this host to."]},
+            gettext(
+                "Every node of this cluster is bound to another host; release %(host)s's node on the cluster's agent "
+                "page first."
+            )
+            % {"host": hostname},
+            errors={"hostname": [gettext("No free node to bind this host to.")]},
             code="no_free_node",
         )
     agent = NodeAgent.objects.create(
@@ -210,10 +222,10 @@ def node_release(*, cluster: Cluster, index: int, actor=None) -> Node:
     open outages end now. ``NotFound`` for an unknown node, ``Conflict`` 409 when it has no host."""
     node = Node.objects.filter(cluster=cluster, index=index).first()
     if node is None:
-        raise NotFound("No such node.")
+        raise NotFound(gettext("No such node."))
     agent = NodeAgent.objects.select_for_update().filter(node=node).first()
     if agent is None:
-        raise Conflict("This node is not bound to a host.", code="not_bound")
+        raise Conflict(gettext("This node is not bound to a host."), code="not_bound")
     now = timezone.now()
     NodeOutage.objects.filter(node=node, ended_at__isnull=True).update(ended_at=now)
     NodeInventoryReport.objects.filter(node=node).delete()
@@ -319,6 +331,12 @@ def inventory_report(
                 organization_id=provider_id,
                 data={**data, "mismatches": mismatches},
             )
+            cluster_id, node_id = cluster.pk, agent.node_id
+            transaction.on_commit(
+                lambda: inventory_mismatched.send(
+                    sender=inventory_report, cluster_id=cluster_id, node_id=node_id, mismatches=mismatches
+                )
+            )
         elif not mismatches and previous is not None and previous.mismatched:
             audit_record(action="listings.inventory_matched", obj=agent.node, organization_id=provider_id, data=data)
     report.node = agent.node
@@ -355,14 +373,14 @@ def heartbeat_record(
         agent = _bound_agent(token.cluster_id, hostname, lock=True) if isinstance(hostname, str) else None
         if agent is None:
             raise Conflict(
-                "This host is not bound to a node of the cluster: report its inventory first.",
-                errors={"hostname": ["Unknown host."]},
+                gettext("This host is not bound to a node of the cluster: report its inventory first."),
+                errors={"hostname": [gettext("Unknown host.")]},
                 code="unknown_host",
             )
         if sequence <= agent.last_sequence:
             raise Conflict(
-                "Heartbeat replayed: its sequence is not above the last one accepted.",
-                errors={"sequence": [f"Must be greater than {agent.last_sequence}."]},
+                gettext("Heartbeat replayed: its sequence is not above the last one accepted."),
+                errors={"sequence": [gettext("Must be greater than %(last)s.") % {"last": agent.last_sequence}]},
                 code="replayed",
             )
         gpus_per_node = Cluster.objects.filter(pk=token.cluster_id).values_list("gpus_per_node", flat=True).get()

@@ -6,6 +6,7 @@ Thin views: validate with a serializer or the filter set, call one service or se
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny
@@ -64,7 +65,7 @@ class ListingListCreateApi(generics.ListCreateAPIView):
     def list(self, request, *args, **kwargs):
         params = ListingFilterSet(request.query_params)
         if not params.is_valid():
-            raise ApplicationError("Invalid search parameters.", errors=params.error_dict())
+            raise ApplicationError(gettext("Invalid search parameters."), errors=params.error_dict())
         filters = params.cleaned()
         page = self.paginate_queryset(selectors.listing_search(filters=filters, user=request.user))
         rows = selectors.listing_rows(page, start=filters.get("start"), end=filters.get("end"))
@@ -92,7 +93,7 @@ class ListingDetailApi(APIView):
         try:
             listing = selectors.listing_for_user(pk, request.user)
         except Listing.DoesNotExist:
-            raise ApplicationError("Not found.", status=404) from None
+            raise ApplicationError(gettext("Not found."), status=404) from None
         return Response(ListingSerializer(listing, context={"request": request}).data)
 
     @extend_schema(request=ListingWriteSerializer, responses={200: ListingSerializer})

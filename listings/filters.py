@@ -75,6 +75,7 @@ class ListingFilterSet(django_filters.FilterSet):
     domestic = django_filters.BooleanFilter()
     min_gpus = django_filters.NumberFilter(min_value=1, max_value=1_000_000, decimal_places=0)
     max_price = django_filters.NumberFilter(min_value=0, max_digits=12, decimal_places=4)
+    min_reliability = django_filters.NumberFilter(min_value=0, max_value=1, max_digits=5, decimal_places=4)
     start = HourFilter()
     end = HourFilter()
     status = django_filters.ChoiceFilter(choices=Listing.Status.choices)
@@ -133,6 +134,14 @@ class BrowseFilterSet(ListingFilterSet):
     max_price = django_filters.NumberFilter(
         min_value=0, max_digits=12, decimal_places=4, label=_("Max price per GPU-hour")
     )
+    min_reliability = django_filters.NumberFilter(
+        min_value=0,
+        max_value=1,
+        max_digits=5,
+        decimal_places=4,
+        label=_("Min reliability (0–1)"),
+        help_text=_("delivered share of booked node-hours over 90 days"),
+    )
     start = HourFilter(allow_naive=True, widget=HOUR_INPUT, label=in_zone(_("Start")))
     end = HourFilter(allow_naive=True, widget=HOUR_INPUT, label=in_zone(_("End")))
     ordering = django_filters.ChoiceFilter(
@@ -140,6 +149,7 @@ class BrowseFilterSet(ListingFilterSet):
             ("price", _("Price, lowest first")),
             ("-price", _("Price, highest first")),
             ("price_per_pflop", _("Price per PFLOP-hour")),
+            ("-reliability", _("Most reliable first")),
         ],
         label=_("Sort by"),
         empty_label=_("Cheapest first"),

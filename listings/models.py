@@ -1,5 +1,7 @@
 """The supply side: accelerator catalog, data centres, clusters of whole nodes, and listings (asks)."""
 
+from decimal import Decimal
+
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -64,6 +66,9 @@ class Cluster(TimeStampedModel):
     gpus_per_node = models.PositiveSmallIntegerField()
     node_count = models.PositiveIntegerField()
     interconnect = models.CharField(max_length=120, blank=True)
+    # Delivered / reserved node-hours of its bookings that ended in the last 90 days (issue 20, like Vast.ai's
+    # reliability score), kept by ``orders.reliability.clusters_reliability_refresh``; empty before any booking ended.
+    reliability = models.DecimalField(max_digits=5, decimal_places=4, null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["data_center", "name"]
@@ -73,10 +78,19 @@ class Cluster(TimeStampedModel):
                 condition=models.Q(gpus_per_node__gte=1, gpus_per_node__lte=64), name="cluster_gpus_per_node_range"
             ),
             models.CheckConstraint(condition=models.Q(node_count__gte=1), name="cluster_node_count_positive"),
+            models.CheckConstraint(
+                condition=models.Q(reliability__isnull=True) | models.Q(reliability__gte=0, reliability__lte=1),
+                name="cluster_reliability_range",
+            ),
         ]
 
     def __str__(self):
         return f"{self.name} · {self.node_count}×{self.gpus_per_node} {self.accelerator}"
+
+    @property
+    def reliability_percent(self) -> Decimal | None:
+        """``reliability`` in per cent, one place (99.2), for pages; None before any booking ended."""
+        return None if self.reliability is None else (self.reliability * 100).quantize(Decimal("0.1"))
 
 
 class ProvenanceDeclaration(TimeStampedModel):
@@ -142,6 +156,11 @@ class Listing(StatusPipeline, TimeStampedModel):
     min_hours = models.PositiveIntegerField(default=1)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
     review_note = models.TextField(blank=True)
+    # The availability the provider promises (issue 20): incident node-hours beyond ``(100 - sla) %`` of a
+    # booking's reserved node-hours are credited at settlement (``settlement.credit_services``).
+    sla_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, default=Decimal("99.00"), help_text="promised availability, in per cent"
+    )
 
     # Search columns: copies of the cluster's (and its data centre's and chip's) facts that search filters and
     # orders on, so a search reads one table and its indexes. A PostgreSQL trigger (migration 0004) fills them on
@@ -221,6 +240,9 @@ class Listing(StatusPipeline, TimeStampedModel):
                 condition=models.Q(available_until__gt=models.F("available_from")), name="listing_window_ordered"
             ),
             models.CheckConstraint(condition=models.Q(min_hours__gte=1), name="listing_min_hours_positive"),
+            models.CheckConstraint(
+                condition=models.Q(sla_percent__gte=90, sla_percent__lte=100), name="listing_sla_percent_range"
+            ),
             models.CheckConstraint(
                 condition=models.Q(status__in=["draft", "pending_review", "active", "rejected", "paused", "closed"]),
                 name="listing_status_valid",

@@ -19,6 +19,7 @@ from django.db.models import (
     QuerySet,
 )
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 
 from accounts import selectors as account_selectors
 from accounts.models import Organization
@@ -35,11 +36,16 @@ FILTER_LOOKUPS = {
     "operator": "operator",
     "domestic": "domestic",
     "max_price": "price_per_gpu_hour__lte",
+    # The cluster's 90-day delivered / reserved node-hours (issue 20; ``orders.reliability``): a join to the cluster.
+    "min_reliability": "cluster__reliability__gte",
 }
 ORDERINGS = {
     "price": ("price_per_gpu_hour", "id"),
     "-price": ("-price_per_gpu_hour", "-id"),
     "price_per_pflop": ("price_per_pflop_hour", "price_per_gpu_hour", "id"),
+    # Most reliable first, like Vast.ai; clusters without a score yet (no booking ended) last.
+    "-reliability": (F("cluster__reliability").desc(nulls_last=True), "price_per_gpu_hour", "id"),
+    "reliability": (F("cluster__reliability").asc(nulls_last=True), "price_per_gpu_hour", "id"),
 }
 
 
@@ -172,6 +178,8 @@ PAGE_COLUMNS = (
     "operator",
     "cluster__name",
     "cluster__interconnect",
+    "cluster__reliability",
+    "sla_percent",
     "cluster__accelerator",
     "cluster__data_center__name",
     "cluster__data_center__city",
@@ -318,7 +326,10 @@ def utilisation_chart(utilisation: list[dict]) -> dict:
             "labels": labels,
             "datasets": [
                 {
-                    "label": f"{row['cluster'].name} ({row['cluster'].node_count} nodes)",
+                    "label": ngettext(
+                        "%(name)s (%(count)s node)", "%(name)s (%(count)s nodes)", row["cluster"].node_count
+                    )
+                    % {"name": row["cluster"].name, "count": row["cluster"].node_count},
                     "data": [float(p) for p in row["percent"]],
                 }
                 for row in utilisation
@@ -329,7 +340,7 @@ def utilisation_chart(utilisation: list[dict]) -> dict:
                 "y": {
                     "beginAtZero": True,
                     "max": 100,
-                    "title": {"display": True, "text": "% of node-hours booked (UTC days)"},
+                    "title": {"display": True, "text": gettext("Share of node-hours booked, in percent (UTC days)")},
                 }
             }
         },

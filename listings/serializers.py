@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 from rest_framework import serializers
 
 from accounts.models import CITY_CHOICES
@@ -17,7 +18,7 @@ from marketplace.core.money import CENT, PRICE_DIGITS, PRICE_PLACES, PRICE_QUANT
 class AwareDateTimeField(serializers.DateTimeField):
     """A datetime that must carry a UTC offset: a naive value is a 400, never silently read in some zone."""
 
-    default_error_messages = {"naive": "Include a UTC offset (e.g. 2026-01-01T08:00:00Z)."}
+    default_error_messages = {"naive": gettext_lazy("Include a UTC offset (e.g. 2026-01-01T08:00:00Z).")}
 
     def enforce_timezone(self, value):
         if timezone.is_naive(value):
@@ -123,6 +124,13 @@ class ListingSerializer(serializers.ModelSerializer):
     nodes_total = serializers.IntegerField(read_only=True)
     gpus_per_node = serializers.IntegerField(read_only=True)
     nodes_available = serializers.IntegerField(read_only=True)
+    reliability = serializers.DecimalField(
+        max_digits=5,
+        decimal_places=4,
+        read_only=True,
+        allow_null=True,
+        help_text="delivered / reserved node-hours of the cluster's bookings that ended in the last 90 days",
+    )
 
     class Meta:
         model = Listing
@@ -140,6 +148,8 @@ class ListingSerializer(serializers.ModelSerializer):
             "nodes_total",
             "gpus_per_node",
             "nodes_available",
+            "reliability",
+            "sla_percent",
             "status",
             "review_note",
         ]
@@ -179,6 +189,8 @@ class ListingSerializer(serializers.ModelSerializer):
             "nodes_total": listing.nodes_total,
             "gpus_per_node": listing.gpus_per_node,
             "nodes_available": listing.nodes_available,
+            "reliability": None if cluster.reliability is None else str(cluster.reliability),
+            "sla_percent": str(listing.sla_percent),
             "status": listing.status,
             "review_note": listing.review_note,
         }
@@ -201,6 +213,15 @@ class ListingWriteSerializer(serializers.Serializer):
     available_from = AwareDateTimeField()
     available_until = AwareDateTimeField()
     min_hours = serializers.IntegerField(min_value=1, max_value=24 * 366, default=1)
+    sla_percent = serializers.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        min_value=Decimal("90"),
+        max_value=Decimal("100"),
+        default=Decimal("99.00"),
+        help_text="promised availability in per cent (90 to 100); set when the listing is created, never changed: "
+        "incident node-hours beyond it are credited at settlement",
+    )
 
     def __init__(self, *args, clusters=None, **kwargs):
         super().__init__(*args, **kwargs)

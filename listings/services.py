@@ -6,11 +6,12 @@ pipeline. Every status change takes a row lock, checks ``Listing.TRANSITIONS``, 
 from __future__ import annotations
 
 import datetime as dt
-from decimal import InvalidOperation
+from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 
 from accounts.models import Organization
 from audit.services import audit_record
@@ -28,6 +29,7 @@ Status = Listing.Status
 EDITABLE_STATUSES = frozenset({Status.DRAFT, Status.REJECTED, Status.PAUSED})
 MAX_NODES_PER_CLUSTER = 4096
 MAX_MIN_HOURS = 24 * 366  # a listing's minimum booking: at most a year
+SLA_DEFAULT, SLA_MIN = Decimal("99.00"), Decimal("90.00")  # promised availability, per cent (issue 20)
 REVIEW_DECISIONS = ("approve", "reject")
 
 
@@ -44,9 +46,16 @@ def window_errors(
     if errors:
         return errors
     if end <= start:
-        errors[end_field] = ["Must be after the start."]
+        errors[end_field] = [gettext("Must be after the start.")]
     elif min_hours is not None and (end - start) < dt.timedelta(hours=min_hours):
-        errors[end_field] = [f"The window must be at least the minimum of {min_hours} hour(s)."]
+        errors[end_field] = [
+            ngettext(
+                "The window must be at least the minimum of %(count)s hour.",
+                "The window must be at least the minimum of %(count)s hours.",
+                min_hours,
+            )
+            % {"count": min_hours}
+        ]
     return errors
 
 
@@ -56,19 +65,21 @@ def _listing_terms(*, price_per_gpu_hour, available_from, available_until, min_h
     try:
         price = to_price(price_per_gpu_hour)
         if price <= 0:
-            errors["price_per_gpu_hour"] = ["Must be greater than zero."]
+            errors["price_per_gpu_hour"] = [gettext("Must be greater than zero.")]
     except (TypeError, InvalidOperation, ValueError):
-        errors["price_per_gpu_hour"] = ["A decimal price is required."]
+        errors["price_per_gpu_hour"] = [gettext("A decimal price is required.")]
         price = None
     if not isinstance(min_hours, int) or isinstance(min_hours, bool) or not 1 <= min_hours <= MAX_MIN_HOURS:
-        errors["min_hours"] = [f"Must be a whole number of hours, from 1 to {MAX_MIN_HOURS}."]
+        errors["min_hours"] = [
+            gettext("Must be a whole number of hours, from 1 to %(maximum)s.") % {"maximum": MAX_MIN_HOURS}
+        ]
         min_hours = None
     window = window_errors(available_from, available_until, min_hours=min_hours)
     if not window and available_until <= timezone.now():
-        window["available_until"] = ["This window has already ended: offer time still to come."]
+        window["available_until"] = [gettext("This window has already ended: offer time still to come.")]
     errors.update(window)
     if errors:
-        raise ApplicationError("Invalid listing.", errors=errors)
+        raise ApplicationError(gettext("Invalid listing."), errors=errors)
     return {
         "price_per_gpu_hour": price,
         "available_from": available_from,
@@ -89,17 +100,17 @@ def data_center_create(
     """Create a data centre of ``provider``. Raises ``ApplicationError`` 400 (bad field, name taken) or 403
     (``provider`` is not a provider organization)."""
     if provider.kind != Organization.Kind.PROVIDER:
-        raise ApplicationError("Only provider organizations have data centres.", status=403)
+        raise ApplicationError(gettext("Only provider organizations have data centres."), status=403)
     data_center = DataCenter(
         provider=provider, name=(name or "").strip(), city=city, operator=operator, region=(region or "").strip()
     )
     try:
         data_center.full_clean(exclude=["provider"], validate_unique=False, validate_constraints=False)
     except ValidationError as exc:
-        raise ApplicationError("Invalid data centre.", errors=exc.message_dict) from None
+        raise ApplicationError(gettext("Invalid data centre."), errors=exc.message_dict) from None
     if DataCenter.objects.filter(provider=provider, name=data_center.name).exists():
         raise ApplicationError(
-            "Invalid data centre.", errors={"name": ["You already have a data centre of that name."]}
+            gettext("Invalid data centre."), errors={"name": [gettext("You already have a data centre of that name.")]}
         )
     data_center.save()
     audit_record(
@@ -139,18 +150,18 @@ def cluster_create(
     """
     errors: dict[str, list[str]] = {}
     if not isinstance(gpus_per_node, int) or not 1 <= gpus_per_node <= 64:
-        errors["gpus_per_node"] = ["Must be between 1 and 64."]
+        errors["gpus_per_node"] = [gettext("Must be between 1 and 64.")]
     if not isinstance(node_count, int) or not 1 <= node_count <= MAX_NODES_PER_CLUSTER:
-        errors["node_count"] = [f"Must be between 1 and {MAX_NODES_PER_CLUSTER}."]
+        errors["node_count"] = [gettext("Must be between 1 and %(maximum)s.") % {"maximum": MAX_NODES_PER_CLUSTER}]
     name = (name or "").strip()
     if not name:
-        errors["name"] = ["This field is required."]
+        errors["name"] = [gettext("This field is required.")]
     elif Cluster.objects.filter(data_center=data_center, name=name).exists():
-        errors["name"] = ["This data centre already has a cluster of that name."]
+        errors["name"] = [gettext("This data centre already has a cluster of that name.")]
     if accelerator.export_controlled:
         errors.update(_provenance_errors(provenance) or provenance_serial_errors(provenance))  # unique serials
     if errors:
-        raise ApplicationError("Invalid cluster.", errors=errors)
+        raise ApplicationError(gettext("Invalid cluster."), errors=errors)
     cluster = Cluster.objects.create(
         data_center=data_center,
         name=name,
@@ -194,10 +205,10 @@ def _provenance_errors(provenance: dict | None) -> dict[str, list[str]]:
     errors = {}
     for field in ("invoice_number", "supplier", "import_documents"):
         if not str(provenance.get(field) or "").strip():
-            errors[f"provenance.{field}"] = ["This field is required."]
+            errors[f"provenance.{field}"] = [gettext("This field is required.")]
     serials = provenance.get("serial_numbers") or []
     if not isinstance(serials, list | tuple) or not [s for s in serials if str(s).strip()]:
-        errors["provenance.serial_numbers"] = ["List at least one serial number."]
+        errors["provenance.serial_numbers"] = [gettext("List at least one serial number.")]
     return errors
 
 
@@ -211,28 +222,41 @@ def listing_create(
     available_from: dt.datetime,
     available_until: dt.datetime,
     min_hours: int = 1,
+    sla_percent=SLA_DEFAULT,
     actor=None,
 ) -> Listing:
     """A draft listing of ``cluster`` (which must belong to ``provider``: else 400 on ``cluster``).
+
+    ``sla_percent`` (90 to 100, default 99) is the availability promised: incident node-hours beyond it are
+    credited at settlement (issue 20). It is fixed at creation: ``listing_update`` refuses to change it, so a
+    promise made to bookings cannot be weakened under them.
 
     The window is whole UTC hours, ``available_until > available_from`` and at least ``min_hours`` long; the price
     is positive. Raises ``ApplicationError`` 400 with field errors; nothing is written then.
     """
     if cluster.data_center.provider_id != provider.pk:
-        raise ApplicationError("Invalid listing.", errors={"cluster": ["Not one of your clusters."]})
+        raise ApplicationError(gettext("Invalid listing."), errors={"cluster": [gettext("Not one of your clusters.")]})
     terms = _listing_terms(
         price_per_gpu_hour=price_per_gpu_hour,
         available_from=available_from,
         available_until=available_until,
         min_hours=min_hours,
     )
-    listing = Listing.objects.create(cluster=cluster, status=Status.DRAFT, **terms)
+    try:
+        sla = Decimal(str(sla_percent)).quantize(Decimal("0.01"))
+    except (InvalidOperation, TypeError, ValueError):
+        sla = None
+    if sla is None or not SLA_MIN <= sla <= Decimal(100):
+        raise ApplicationError(
+            gettext("Invalid listing."), errors={"sla_percent": [gettext("Must be from 90 to 100 per cent.")]}
+        )
+    listing = Listing.objects.create(cluster=cluster, status=Status.DRAFT, sla_percent=sla, **terms)
     audit_record(
         action="listings.listing_created",
         obj=listing,
         actor=actor,
         organization_id=provider.pk,
-        data=_terms_data(terms),
+        data={**_terms_data(terms), "sla_percent": str(sla)},
     )
     return listing
 
@@ -246,12 +270,17 @@ def listing_update(*, listing: Listing, actor=None, **changes) -> Listing:
     """
     unknown = set(changes) - {"price_per_gpu_hour", "available_from", "available_until", "min_hours"}
     if unknown:
-        raise ApplicationError("Invalid listing.", errors={f: ["This field cannot be changed."] for f in unknown})
+        raise ApplicationError(
+            gettext("Invalid listing."), errors={f: [gettext("This field cannot be changed.")] for f in unknown}
+        )
     locked = _lock(listing.pk)
     if locked.status not in EDITABLE_STATUSES:
         raise Conflict(
-            f"A {locked.get_status_display().lower()} listing cannot be edited; pause it first.",
-            errors={"status": [locked.status]},
+            gettext("A %(status)s listing cannot be edited; pause it first.")
+            % {"status": locked.get_status_display().lower()},
+            errors={
+                "status": [gettext("Not editable while %(status)s.") % {"status": locked.get_status_display().lower()}]
+            },
         )
     current = {
         "price_per_gpu_hour": locked.price_per_gpu_hour,
@@ -289,7 +318,7 @@ def _lock(listing_id: int) -> Listing:
             .get(pk=listing_id)
         )
     except Listing.DoesNotExist:
-        raise NotFound("Listing not found.") from None
+        raise NotFound(gettext("Listing not found.")) from None
 
 
 def _transition(
@@ -307,8 +336,8 @@ def _transition(
     locked = locked or _lock(listing.pk)
     if to == Status.ACTIVE and locked.can_become(to) and not provenance_cleared(locked.cluster):
         raise Conflict(
-            "The cluster's provenance declaration is not approved yet.",
-            errors={"provenance": ["Awaiting platform review."]},
+            gettext("The cluster's provenance declaration is not approved yet."),
+            errors={"provenance": [gettext("Awaiting platform review.")]},
             code="provenance_pending",
         )
     fields = {"review_note": note} if note or to in (Status.ACTIVE, Status.REJECTED) else {}
@@ -335,7 +364,8 @@ def listing_submit(*, listing: Listing, actor=None) -> Listing:
     locked = _lock(listing.pk)
     if locked.available_until <= timezone.now():
         raise Conflict(
-            "The listing's window has passed; change it first.", errors={"available_until": ["In the past."]}
+            gettext("The listing's window has passed; change it first."),
+            errors={"available_until": [gettext("In the past.")]},
         )
     return _transition(listing, Status.PENDING_REVIEW, actor=actor, action="listings.listing_submitted", locked=locked)
 
@@ -349,13 +379,15 @@ def listing_review(*, listing: Listing, actor, decision: str, note: str = "") ->
     """
     note = (note or "").strip()
     if decision not in REVIEW_DECISIONS:
-        raise ApplicationError("Invalid review.", errors={"decision": ["Choose approve or reject."]})
+        raise ApplicationError(gettext("Invalid review."), errors={"decision": [gettext("Choose approve or reject.")]})
     if decision == "reject" and not note:
-        raise ApplicationError("Invalid review.", errors={"note": ["Say why the listing is rejected."]})
+        raise ApplicationError(
+            gettext("Invalid review."), errors={"note": [gettext("Say why the listing is rejected.")]}
+        )
     locked = _lock(listing.pk)
     if locked.status != Status.PENDING_REVIEW:
         raise Conflict(
-            "Only listings pending review can be reviewed.",
+            gettext("Only listings pending review can be reviewed."),
             errors={"status": [locked.status]},
             code="invalid_transition",
         )
@@ -375,8 +407,8 @@ def _provenance_approve(cluster: Cluster, *, actor, note: str) -> str:
     declaration = ProvenanceDeclaration.objects.select_for_update(of=("self",)).filter(cluster=cluster).first()
     if declaration is None:
         raise Conflict(
-            "This export-controlled cluster has no provenance declaration.",
-            errors={"provenance": ["Missing."]},
+            gettext("This export-controlled cluster has no provenance declaration."),
+            errors={"provenance": [gettext("Missing.")]},
             code="provenance_missing",
         )
     if declaration.status != ProvenanceDeclaration.Status.APPROVED:

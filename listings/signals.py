@@ -9,3 +9,9 @@ from django.dispatch import Signal
 # committed, with ``listing_id``. ``orders`` matches open bids against it (continuous mode: "a new bid or listing
 # triggers matching"). Receivers must not raise into the caller: the activation has already committed.
 listing_activated = Signal()
+
+# A node's reported inventory differs from what its cluster declared (issue 20): sent once the report that found
+# the mismatch has committed (only when its mismatches changed), with ``cluster_id``, ``node_id`` and
+# ``mismatches``. ``oversight`` raises a hardware-mismatch anomaly flag for staff. Receivers must not raise into
+# the agent's request: the report has already committed.
+inventory_mismatched = Signal()

@@ -64,7 +64,7 @@ def detail(request, pk: int):
     try:
         listing = selectors.listing_for_user(pk, request.user)
     except Listing.DoesNotExist:
-        raise Http404("No such listing.") from None
+        raise Http404(_("No such listing.")) from None
     timeline = selectors.listing_daily_availability(listing, days=14)
     return render(request, "listings/detail.html", {"listing": listing, "timeline": timeline})
 

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from accounts.urls import api_urlpatterns as accounts_api
 from ledger.urls import api_urlpatterns as ledger_api
 from listings.urls import api_urlpatterns as listings_api
+from market.urls import api_urlpatterns as market_api
 from orders.api import ListingSearchApi
 from orders.urls import api_urlpatterns as orders_api
 from oversight.urls import api_urlpatterns as audit_api
@@ -24,5 +25,7 @@ urlpatterns = [
     *ledger_api,
     *audit_api,
     *settlement_api,
+    *market_api,
     path("", include("orders.delivery_api_urls")),  # delivery: agent API, SSH keys, access, incidents
+    path("", include("orders.resale_api_urls")),  # resale of booked time (issue 21)
 ]

@@ -27,9 +27,21 @@ def postgres_url(database: str = DATABASE_NAME) -> str:
 
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     server = get_server(DATA_DIR / "postgres", cleanup_mode="stop")
+    forget_dead_handles(server)
     ensure_database(server.get_uri("postgres"), database)
     # libpq's form for a socket directory; django-environ passes ``host`` through OPTIONS to psycopg.
     return f"postgres://postgres@/{database}?host={server.get_postmaster_info().socket_dir}"
+
+
+def forget_dead_handles(server) -> None:
+    """Drop from the library's list of processes holding the server (``.handle_pids.json``) those that died without
+    letting go of it (killed outright): else the server is never stopped, since the last live process to exit does
+    not see itself as the last one."""
+    import psutil
+
+    with server._lock:  # the library's own inter-process lock around that list
+        handles = server.global_process_id_list
+        handles.put([pid for pid in handles.get() if psutil.pid_exists(pid)])
 
 
 def ensure_database(admin_url: str, database: str) -> None:

@@ -27,6 +27,8 @@ urlpatterns = [
     path("", include("ledger.urls")),
     path("", include("oversight.urls")),
     path("", include("settlement.urls")),
+    path("", include("market.urls")),
     path("", include("orders.delivery_urls")),  # delivery: cluster agent page, SSH keys, incident reports
+    path("", include("orders.resale_urls")),  # resale of booked time (issue 21)
     path("api/v1/", include("marketplace.api")),
 ]

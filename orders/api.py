@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.permissions import IsAuthenticated
@@ -222,7 +223,9 @@ class MarketDepthApi(APIView):
         slug = request.query_params.get("accelerator", "")
         accelerator = Accelerator.objects.filter(slug=slug).first() if slug else None
         if accelerator is None:
-            raise ApplicationError("Unknown accelerator.", errors={"accelerator": ["Give a known accelerator slug."]})
+            raise ApplicationError(
+                gettext("Unknown accelerator."), errors={"accelerator": [gettext("Give a known accelerator slug.")]}
+            )
         return Response(DepthSerializer(bid_selectors.market_depth(accelerator=accelerator)).data)
 
 
@@ -249,7 +252,7 @@ class ListingSearchApi(ListingListCreateApi):
     def list(self, request, *args, **kwargs):
         params = search.NetPriceFilterSet(request.query_params)
         if not params.is_valid():
-            raise ApplicationError("Invalid search parameters.", errors=params.error_dict())
+            raise ApplicationError(gettext("Invalid search parameters."), errors=params.error_dict())
         found = search.api_search(request, params.cleaned())
         page = self.paginate_queryset(found.listings())
         rows = listing_rows(page, start=found.start, end=found.end)

@@ -6,6 +6,7 @@ import datetime as dt
 
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts import selectors as account_selectors
 from accounts.models import Organization
@@ -29,7 +30,7 @@ def bid_detail(*, bid_id, queryset: QuerySet[Bid]) -> Bid:
     """One bid of ``queryset`` (a scoped selector); ``NotFound`` when absent or someone else's."""
     bid = queryset.filter(pk=bid_id).first() if str(bid_id).isdigit() else None
     if bid is None:
-        raise NotFound("No such bid.")
+        raise NotFound(gettext("No such bid."))
     return bid
 
 

@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
 from django.db.models import Max, Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts.models import Organization
 from audit.services import audit_record
@@ -39,6 +40,7 @@ from marketplace.core.locks import retry_on_contention
 from marketplace.core.money import to_amount, to_price
 from marketplace.core.pipeline import advance
 from orders import limits, matching, pricing
+from orders.capacity_selectors import recent_utilisation
 from orders.models import Bid, NodeReservation
 from orders.services import ReplacedOrder, booking_create, check_hour
 from vouchers.models import Voucher
@@ -54,7 +56,9 @@ CLEAR_BATCH = 5000
 
 def _int(name: str, value, errors: dict, *, minimum: int = 1, maximum: int = 100_000) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-        errors.setdefault(name, []).append(f"Give a whole number from {minimum} to {maximum}.")
+        errors.setdefault(name, []).append(
+            gettext("Give a whole number from %(minimum)s to %(maximum)s.") % {"minimum": minimum, "maximum": maximum}
+        )
         return None
     return value
 
@@ -63,12 +67,12 @@ def _accelerators(slugs, errors: dict) -> list[Accelerator]:
     slugs = [slugs] if isinstance(slugs, str) else list(slugs or [])
     slugs = [s.slug if isinstance(s, Accelerator) else str(s) for s in slugs]
     if not slugs:
-        errors["accelerators"] = ["Name at least one accelerator (slug)."]
+        errors["accelerators"] = [gettext("Name at least one accelerator (slug).")]
         return []
     found = list(Accelerator.objects.filter(slug__in=slugs))
     unknown = sorted(set(slugs) - {a.slug for a in found})
     if unknown:
-        errors["accelerators"] = [f"Unknown accelerator: {', '.join(unknown)}."]
+        errors["accelerators"] = [gettext("Unknown accelerator: %(names)s.") % {"names": ", ".join(unknown)}]
     return found
 
 
@@ -108,43 +112,43 @@ def bid_place(
     end = check_hour("latest_end", latest_end, errors)
     now = timezone.now()
     if start is not None and start <= now:
-        errors.setdefault("earliest_start", []).append("The earliest start must be in the future.")
+        errors.setdefault("earliest_start", []).append(gettext("The earliest start must be in the future."))
     if start is not None and end is not None and duration_hours is not None:
         if end - start < duration_hours * HOUR:
             errors.setdefault("latest_end", []).append(
-                f"The window must be at least {duration_hours} hours long (the duration)."
+                gettext("The window must be at least %(hours)s hours long (the duration).") % {"hours": duration_hours}
             )
         if end - now > MAX_HORIZON:
-            errors.setdefault("latest_end", []).append("Bids look at most 90 days ahead.")
+            errors.setdefault("latest_end", []).append(gettext("Bids look at most 90 days ahead."))
     try:
         price = to_price(max_price_per_gpu_hour)
         if not price > 0:
             raise InvalidOperation
     except (InvalidOperation, TypeError, ValueError):
         price = None
-        errors["max_price_per_gpu_hour"] = ["Give a price above 0 per GPU-hour."]
+        errors["max_price_per_gpu_hour"] = [gettext("Give a price above 0 per GPU-hour.")]
     if expires_at is None and end is not None and duration_hours is not None:
         expires_at = end - duration_hours * HOUR
     if expires_at is not None:
         if not isinstance(expires_at, dt.datetime) or timezone.is_naive(expires_at):
-            errors["expires_at"] = ["Give a timezone-aware time (UTC)."]
+            errors["expires_at"] = [gettext("Give a timezone-aware time (UTC).")]
         elif expires_at <= now:
-            errors["expires_at"] = ["The expiry must be in the future."]
+            errors["expires_at"] = [gettext("The expiry must be in the future.")]
     try:
         voucher_ids = [int(v) for v in vouchers or ()]
     except (TypeError, ValueError):
-        voucher_ids, errors["vouchers"] = [], ["Give voucher ids."]
+        voucher_ids, errors["vouchers"] = [], [gettext("Give voucher ids.")]
     if voucher_ids and Voucher.objects.filter(pk__in=voucher_ids, holder=buyer).count() != len(set(voucher_ids)):
-        errors["vouchers"] = ["Use vouchers your organization holds."]
+        errors["vouchers"] = [gettext("Use vouchers your organization holds.")]
     max_gpus = None
     if accs and "accelerators" not in errors:
         max_gpus = Cluster.objects.filter(accelerator__in=accs, listings__status=Listing.Status.ACTIVE).aggregate(
             m=Max("gpus_per_node")
         )["m"]
         if max_gpus is None:
-            errors["accelerators"] = ["No open listing offers these accelerators yet."]
+            errors["accelerators"] = [gettext("No open listing offers these accelerators yet.")]
     if errors:
-        raise ApplicationError("Invalid bid.", errors=errors)
+        raise ApplicationError(gettext("Invalid bid."), errors=errors)
 
     held = bid_hold_amount(price=price, max_gpus_per_node=max_gpus, nodes=nodes, duration_hours=duration_hours)
     with transaction.atomic():
@@ -185,9 +189,12 @@ def _lock_open(bid: Bid | int) -> Bid:
     pk = bid.pk if isinstance(bid, Bid) else bid
     locked = Bid.objects.select_for_update(of=("self",)).filter(pk=pk).first()
     if locked is None:
-        raise NotFound("No such bid.")
+        raise NotFound(gettext("No such bid."))
     if not locked.available_statuses():
-        raise Conflict(f"The bid is {locked.get_status_display().lower()}, not open.", code="invalid_transition")
+        raise Conflict(
+            gettext("The bid is %(status)s, not open.") % {"status": locked.get_status_display().lower()},
+            code="invalid_transition",
+        )
     return locked
 
 
@@ -229,7 +236,7 @@ def bid_cancel(*, bid: Bid | int, actor=None, ip=None) -> Bid:
 
 def _past_expiry(bid: Bid) -> None:
     if timezone.now() < bid.expires_at:
-        raise Conflict("The bid has not expired yet.", code="not_expired")
+        raise Conflict(gettext("The bid has not expired yet."), code="not_expired")
 
 
 def bid_expire(*, bid: Bid | int) -> Bid:
@@ -255,9 +262,9 @@ def bid_match(*, bid: Bid | int, listing_id: int, start: dt.datetime, end: dt.da
     with transaction.atomic():
         locked = _lock_open(bid)
         if timezone.now() >= locked.expires_at:
-            raise Conflict("The bid has expired.", code="expired")
+            raise Conflict(gettext("The bid has expired."), code="expired")
         if end - start != locked.duration_hours * HOUR or start < locked.earliest_start or end > locked.latest_end:
-            raise Conflict("The slot does not fit the bid's window.", code="window")
+            raise Conflict(gettext("The slot does not fit the bid's window."), code="window")
         replaces = ReplacedOrder(
             counter=limits.OPEN_BIDS,
             hold_amount=locked.held_amount,
@@ -276,7 +283,7 @@ def bid_match(*, bid: Bid | int, listing_id: int, start: dt.datetime, end: dt.da
             replaces=replaces,
         )
         if not listing_suits_bid(locked, booking, listing_id):
-            raise Conflict("The listing no longer suits the bid.", code="price")
+            raise Conflict(gettext("The listing no longer suits the bid."), code="price")
         advance(locked, BidStatus.MATCHED, booking=booking)
         data = {
             "from": BidStatus.OPEN,
@@ -403,6 +410,8 @@ def net_price_tables(
     now = timezone.now()
     listing_ids = [listing.pk for listing in listings]
     buyers = Organization.objects.in_bulk({b.buyer_id for b in voucher_bids})
+    # The clusters' 7-day utilisation (a listing fact of the vouchers' idle-capacity rule), once for every buyer.
+    utilisation = recent_utilisation({listing.cluster for listing in listings}, now=now)
     contexts: dict[int, dict] = {}
     pricers: dict[tuple[int, frozenset], pricing.NetPricer | None] = {}
     tables: dict[int, dict[int, Decimal]] = {}
@@ -417,7 +426,7 @@ def net_price_tables(
                 pricers[key] = None
             else:
                 if buyer.pk not in contexts:
-                    contexts[buyer.pk] = pricing.listing_contexts(buyer, listing_ids, now)
+                    contexts[buyer.pk] = pricing.listing_contexts(buyer, listing_ids, now, utilisation=utilisation)
                 pricers[key] = pricing.NetPricer(buyer=buyer, vouchers=vouchers, contexts=contexts[buyer.pk], now=now)
         pricer, table = pricers[key], {}
         tables[bid.pk] = table

@@ -3,6 +3,7 @@
 
 from accounts.key_urls import api_urlpatterns as key_api
 from listings.agent_urls import api_urlpatterns as agent_api
+from orders.dispute_urls import api_urlpatterns as dispute_api
 from orders.handover_urls import api_urlpatterns as handover_api
 
-urlpatterns = [*agent_api, *handover_api, *key_api]
+urlpatterns = [*agent_api, *handover_api, *key_api, *dispute_api]

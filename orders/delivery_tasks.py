@@ -7,7 +7,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from orders import handovers
+from orders import handovers, reliability
 
 
 @shared_task(
@@ -23,3 +23,19 @@ from orders import handovers
 )
 def delivery_sweep() -> dict[str, int]:
     return handovers.delivery_sweep()
+
+
+@shared_task(
+    name="orders.reliability_refresh",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    max_retries=3,
+    soft_time_limit=300,
+    time_limit=330,
+)
+def reliability_refresh() -> int:
+    """Every cluster's 90-day reliability (``orders.reliability``; beat, every ten minutes)."""
+    return reliability.clusters_reliability_refresh()

@@ -11,6 +11,7 @@ delivered node-hours), ``GET|POST /bookings/{id}/incidents/`` (the buyer reports
 
 from __future__ import annotations
 
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.permissions import IsAuthenticated
@@ -185,7 +186,7 @@ class BookingIncidentListCreateApi(generics.ListAPIView):
     def post(self, request, pk: int):
         booking = selectors.bookings_bought_by(request.user).filter(pk=pk).first() if str(pk).isdigit() else None
         if booking is None:
-            raise NotFound("No such booking.")
+            raise NotFound(gettext("No such booking."))
         acting_organization(
             request.user, kind=Organization.Kind.STARTUP, organization_id=booking.buyer_id, for_write=True
         )
@@ -204,7 +205,7 @@ class IncidentResolveApi(APIView):
     def post(self, request, pk: int):
         incident = DeliveryIncident.objects.filter(pk=pk).first()
         if incident is None:
-            raise NotFound("No such incident.")
+            raise NotFound(gettext("No such incident."))
         data = IncidentResolveSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         incident = handovers.incident_resolve(incident=incident, actor=request.user, **data.validated_data)

@@ -3,9 +3,10 @@ incidents (from the nodes' outages, or reported by the buyer) and delivered node
 
 Handovers. When a booking has started (``confirmed`` or ``active``, start reached, end not) and its buyer has SSH
 keys, each booked node gets a pending ``install`` with the keys; if the buyer's keys change while it runs, a new
-install replaces them (the agent rewrites the booking's lines). Once the booking has ended, each node that had an
-install gets one ``remove``, and installs not yet applied are superseded (never installed after the end). The
-rows are created when the node's agent asks for its handovers (``agent_handovers``), so no timer is needed.
+install replaces them (the agent rewrites the booking's lines). Once the booking has no active reservation of a
+node left (it ended, was cancelled, or the node's rest was resold), each node that had an install gets one
+``remove``, and installs not yet applied are superseded (never installed after the end). The rows are created when
+the node's agent asks for its handovers (``agent_handovers``), so no timer is needed.
 
 Which node asks: ``GET handovers`` carries the agent token and no host; the nodes whose host last reported with
 that token are the asker (``agent_nodes``). A token several hosts share must name one with ``?hostname=``.
@@ -29,6 +30,7 @@ from django.db import transaction
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts.keys import organization_public_keys
 from audit.services import audit_record
@@ -48,6 +50,20 @@ HOUR = dt.timedelta(hours=1)
 HOURS_PLACES = Decimal("0.01")
 
 
+def booking_locked(pk: int) -> Booking:
+    """``Booking`` ``pk`` with its row lock (the lock settlement, disputes and incident reports take), its listing,
+    cluster and data centre loaded. Call inside a transaction. Raises ``NotFound`` when there is no such booking."""
+    locked = (
+        Booking.objects.select_for_update(of=("self",))
+        .select_related("listing__cluster__data_center")
+        .filter(pk=pk)
+        .first()
+    )
+    if locked is None:
+        raise NotFound(gettext("No such booking."))
+    return locked
+
+
 # --- handovers -------------------------------------------------------------------------------------------------------
 
 
@@ -58,14 +74,17 @@ def agent_nodes(token: AgentToken, hostname: str | None = None) -> list[NodeAgen
     if hostname:
         agent = NodeAgent.objects.filter(cluster_id=token.cluster_id, hostname=hostname.lower()).first()
         if agent is None:
-            raise NotFound("No node of this cluster has that hostname: report its inventory first.")
+            raise NotFound(gettext("No node of this cluster has that hostname: report its inventory first."))
         return [agent]
     agents = list(NodeAgent.objects.filter(cluster_id=token.cluster_id, token=token).order_by("node_id"))
     if len(agents) > 1:
         raise Conflict(
-            f"This agent token reports for {len(agents)} hosts, so the platform cannot tell which node asks: give "
-            "each node its own token, or name the host with ?hostname=.",
-            errors={"hostname": ["Required for a token shared by several hosts."]},
+            gettext(
+                "This agent token reports for %(count)s hosts, so the platform cannot tell which node asks: give each "
+                "node its own token, or name the host with ?hostname=."
+            )
+            % {"count": len(agents)},
+            errors={"hostname": [gettext("Required for a token shared by several hosts.")]},
             code="shared_token",
         )
     return agents
@@ -121,7 +140,14 @@ def _prepare_installs(node_ids: list[int], login_user: str, now: dt.datetime) ->
 
 
 def _prepare_removals(node_ids: list[int], now: dt.datetime) -> None:
-    ended = AccessHandover.objects.filter(node_id__in=node_ids, action=Action.INSTALL, booking__end__lte=now)
+    # A booking's access to a node ends with its last active reservation of the node: at the booking's end, or
+    # earlier when the node's rest was resold (resold time always runs to the end, so it never comes back).
+    reserved_on = NodeReservation.objects.filter(
+        booking=OuterRef("booking"), node=OuterRef("node"), active=True, period__endswith__gt=now
+    )
+    ended = AccessHandover.objects.filter(node_id__in=node_ids, action=Action.INSTALL).filter(
+        Q(booking__end__lte=now) | ~Exists(reserved_on)
+    )
     ended.filter(status__in=AccessHandover.OPEN).update(status=HandoverStatus.SUPERSEDED, updated_at=now)
     removal = AccessHandover.objects.filter(booking=OuterRef("booking"), node=OuterRef("node"), action=Action.REMOVE)
     due = (
@@ -184,28 +210,36 @@ def handover_report(
             .first()
         )
         if handover is None:
-            raise NotFound("No such handover for this agent.")
+            raise NotFound(gettext("No such handover for this agent."))
         if status not in REPORT_FOR[handover.action]:
             raise ApplicationError(
-                "Invalid handover report.",
+                gettext("Invalid handover report."),
                 errors={
-                    "status": [f"A {handover.action} handover is reported {' or '.join(REPORT_FOR[handover.action])}"]
+                    "status": [
+                        gettext("A %(action)s handover is reported %(statuses)s.")
+                        % {"action": handover.action, "statuses": " / ".join(REPORT_FOR[handover.action])}
+                    ]
                 },
             )
         if handover.status not in AccessHandover.OPEN:
             if handover.status == status:
                 return handover
-            raise Conflict(f"This handover is already {handover.status}.", code="handover_done")
+            raise Conflict(
+                gettext("This handover is already %(status)s.") % {"status": handover.get_status_display().lower()},
+                code="handover_done",
+            )
         if status == HandoverStatus.INSTALLED:
             errors = {
-                field: ["Required when the keys were installed."]
+                field: [gettext("Required when the keys were installed.")]
                 for field, value in (("host", host), ("port", port), ("user", user))
                 if not value
             }
             if not errors and user != handover.login_user:
-                errors["user"] = [f"The handover names login user {handover.login_user!r}."]
+                errors["user"] = [
+                    gettext("The handover names login user %(user)s.") % {"user": repr(handover.login_user)}
+                ]
             if errors:
-                raise ApplicationError("Invalid handover report.", errors=errors)
+                raise ApplicationError(gettext("Invalid handover report."), errors=errors)
         fields = {"status": status, "detail": (detail or "")[:300], "reported_at": now, "updated_at": now}
         if status == HandoverStatus.INSTALLED:
             fields.update(host=host, port=port, user=user)
@@ -395,6 +429,15 @@ def _sync_outage(outage: NodeOutage, now: dt.datetime) -> int:
         )
         for reservation in reservations:
             booking = reservation.booking
+            # The booking's row lock (the lock settlement and a dispute take), then its status again: an incident
+            # is never added to a booking being settled or settled already (its credit is final).
+            if not (
+                Booking.objects.select_for_update(of=("self",))
+                .filter(pk=booking.pk, status__in=DELIVERED)
+                .values_list("pk", flat=True)
+                .first()
+            ):
+                continue
             start = max(outage.started_at, booking.start)
             ongoing = outage.ended_at is None and booking.end > now
             stop = None if ongoing else min(end, booking.end)
@@ -454,29 +497,24 @@ def incident_report(
     now = now or timezone.now()
     description = (description or "").strip()
     with transaction.atomic():
-        locked = (
-            Booking.objects.select_for_update(of=("self",))
-            .select_related("listing__cluster__data_center")
-            .filter(pk=booking.pk)
-            .first()
-        )
-        if locked is None:
-            raise NotFound("No such booking.")
+        locked = booking_locked(booking.pk)
         if locked.status not in (Booking.Status.ACTIVE, Booking.Status.COMPLETED) and not (
             locked.status == Booking.Status.CONFIRMED and locked.start <= now
         ):
             raise Conflict(
-                "Only a running or completed, unsettled booking can have an incident reported.",
+                gettext("Only a running or completed, unsettled booking can have an incident reported."),
                 errors={"status": [locked.status]},
                 code="not_running",
             )
         errors: dict[str, list[str]] = {}
         if not description:
-            errors["description"] = ["Say what did not work."]
+            errors["description"] = [gettext("Say what did not work.")]
         if not locked.start <= started_at < min(locked.end, now):
-            errors["started_at"] = ["Must lie within the booking's window, and not in the future."]
+            errors["started_at"] = [gettext("Must lie within the booking's window, and not in the future.")]
         if ended_at is not None and not started_at < ended_at <= min(locked.end, now):
-            errors["ended_at"] = ["Must be after the start, within the booking's window, and not in the future."]
+            errors["ended_at"] = [
+                gettext("Must be after the start, within the booking's window, and not in the future.")
+            ]
         node_row = None
         if node is not None:
             node_row = (
@@ -485,14 +523,16 @@ def incident_report(
                 .first()
             )
             if node_row is None:
-                errors["node"] = ["Not a node of this booking."]
+                errors["node"] = [gettext("Not a node of this booking.")]
         if errors:
-            raise ApplicationError("Invalid incident report.", errors=errors)
+            raise ApplicationError(gettext("Invalid incident report."), errors=errors)
         if (
             DeliveryIncident.objects.filter(booking=locked, source=DeliveryIncident.Source.BUYER).count()
             >= MAX_REPORTED_INCIDENTS
         ):
-            raise Conflict(f"A booking takes at most {MAX_REPORTED_INCIDENTS} reported incidents.")
+            raise Conflict(
+                gettext("A booking takes at most %(count)s reported incidents.") % {"count": MAX_REPORTED_INCIDENTS}
+            )
         incident = DeliveryIncident.objects.create(
             booking=locked,
             node=node_row.node if node_row else None,
@@ -517,9 +557,11 @@ def incident_resolve(*, incident: DeliveryIncident, actor, decision: str, note: 
     now) or ``reject`` (a ``note`` is required). ``Conflict`` 409 when it is not awaiting review."""
     note = (note or "").strip()
     if decision not in RESOLUTIONS:
-        raise ApplicationError("Invalid decision.", errors={"decision": ["Choose accept or reject."]})
+        raise ApplicationError(gettext("Invalid decision."), errors={"decision": [gettext("Choose accept or reject.")]})
     if decision == "reject" and not note:
-        raise ApplicationError("Invalid decision.", errors={"note": ["Say why the report is rejected."]})
+        raise ApplicationError(
+            gettext("Invalid decision."), errors={"note": [gettext("Say why the report is rejected.")]}
+        )
     now = timezone.now()
     locked = (
         DeliveryIncident.objects.select_for_update(of=("self",))
@@ -528,9 +570,9 @@ def incident_resolve(*, incident: DeliveryIncident, actor, decision: str, note: 
         .first()
     )
     if locked is None:
-        raise NotFound("No such incident.")
+        raise NotFound(gettext("No such incident."))
     if locked.status != IncidentStatus.REPORTED:
-        raise Conflict("Only a reported incident awaiting review can be decided.", code="not_reported")
+        raise Conflict(gettext("Only a reported incident awaiting review can be decided."), code="not_reported")
     ended_at = locked.ended_at or min(locked.booking.end, now)
     DeliveryIncident.objects.filter(pk=locked.pk, status=IncidentStatus.REPORTED).update(
         status=RESOLUTIONS[decision], resolution_note=note, ended_at=ended_at, updated_at=now

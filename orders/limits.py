@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils.translation import gettext_lazy
 
 from marketplace.core.exceptions import Conflict
 from orders import sql
@@ -18,10 +19,15 @@ OPEN_BIDS = "open_bids"
 _REFUSALS = {
     "limit_held_bookings": (
         "held_bookings",
-        "Too many bookings waiting for confirmation ({limit}): confirm or "
-        "cancel some first, or book with confirm: true.",
+        gettext_lazy(
+            "Too many bookings waiting for confirmation ({limit}): confirm or cancel some first, or book and "
+            "confirm in one step."
+        ),
     ),
-    "limit_open_bids": ("open_bids", "Too many open bids ({limit}): cancel some or wait for them to fill."),
+    "limit_open_bids": (
+        "open_bids",
+        gettext_lazy("Too many open bids ({limit}): cancel some or wait for them to fill."),
+    ),
 }
 
 
@@ -88,5 +94,5 @@ def _refuse(organization_id: int, constraint: str, cause: Exception | None = Non
     field, message = _REFUSALS[constraint]
     limit = OpenOrderLimit.objects.values_list(f"max_{field}", flat=True).get(pk=organization_id)
     raise Conflict(
-        message.format(limit=limit), code="limit", errors={"non_field_errors": [message.format(limit=limit)]}
+        str(message).format(limit=limit), code="limit", errors={"non_field_errors": [str(message).format(limit=limit)]}
     ) from cause

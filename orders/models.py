@@ -375,3 +375,161 @@ class DeliveryIncident(TimeStampedModel):
 
     def __str__(self):
         return f"incident {self.pk}: booking {self.booking_id} node {self.node_id} {self.source} ({self.status})"
+
+
+# --- resale of booked time (issue 21; services in orders.resale_services) ------------------------------------------
+
+
+class ResaleAsk(StatusPipeline, TimeStampedModel):
+    """The buyer of a confirmed booking offers ``nodes`` of its booked nodes for ``[start, end)`` (inside the
+    booking's window) at its own price per GPU-hour. Each purchase takes whole nodes of the ask for a window inside
+    the ask's (``ResaleSale``); ``nodes_left`` counts the nodes not sold yet. ``open`` → ``sold`` (no node left) or
+    ``withdrawn`` (by the seller, when the window starts, or when the booking closes)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", pgettext_lazy("resale ask status", "Open")
+        SOLD = "sold", pgettext_lazy("resale ask status", "Sold")
+        WITHDRAWN = "withdrawn", pgettext_lazy("resale ask status", "Withdrawn")
+
+    TRANSITIONS = {
+        Status.OPEN: frozenset({Status.SOLD, Status.WITHDRAWN}),
+        Status.SOLD: frozenset(),
+        Status.WITHDRAWN: frozenset(),
+    }
+
+    booking = models.ForeignKey(Booking, on_delete=models.PROTECT, related_name="resale_asks")
+    seller = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="resale_asks")
+    # The booking's listing (its cluster): where listing search shows the ask.
+    listing = models.ForeignKey(Listing, on_delete=models.PROTECT, related_name="resale_asks")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    nodes = models.PositiveIntegerField()
+    nodes_left = models.PositiveIntegerField()
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    price_per_gpu_hour = PriceField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
+    withdrawn_note = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["start"], condition=models.Q(status="open"), name="resale_ask_open_start_idx")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(nodes__gte=1), name="resale_ask_nodes_positive"),
+            models.CheckConstraint(
+                condition=models.Q(nodes_left__lte=models.F("nodes")), name="resale_ask_nodes_left_within"
+            ),
+            models.CheckConstraint(condition=models.Q(end__gt=models.F("start")), name="resale_ask_period_ordered"),
+            models.CheckConstraint(condition=models.Q(price_per_gpu_hour__gt=0), name="resale_ask_price_positive"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["open", "sold", "withdrawn"]), name="resale_ask_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="open") | models.Q(nodes_left__gte=1), name="resale_ask_open_has_nodes"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="sold") | models.Q(nodes_left=0), name="resale_ask_sold_has_none"
+            ),
+        ]
+
+    def __str__(self):
+        return f"Resale ask {self.pk} ({self.status})"
+
+    @property
+    def withdrawable(self) -> bool:
+        return self.can_become(self.Status.WITHDRAWN)
+
+
+class ResaleSale(models.Model):
+    """One purchase of a resale ask: ``nodes`` nodes for ``[start, end)`` moved from ``seller_booking`` to the
+    buyer's new ``booking`` (confirmed, amounts zero: it was paid here, not through settlement). ``amount`` is
+    what the buyer paid; ``voucher_return`` of it went back to the seller's vouchers (``voucher_returns``:
+    ``{voucher id: amount}``; to the program budget once a voucher had ended), ``fee`` to the platform and
+    ``seller_amount`` to the seller's wallet."""
+
+    ask = models.ForeignKey(ResaleAsk, on_delete=models.PROTECT, related_name="sales")
+    seller_booking = models.ForeignKey(Booking, on_delete=models.PROTECT, related_name="resales")
+    booking = models.OneToOneField(Booking, on_delete=models.PROTECT, related_name="resale_purchase")
+    buyer = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="resale_purchases")
+    nodes = models.PositiveIntegerField()
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    gpu_hours = models.PositiveIntegerField()
+    price_per_gpu_hour = PriceField()
+    amount = AmountField()
+    voucher_return = AmountField(default=0)
+    voucher_returns = models.JSONField(default=dict, blank=True)
+    fee = AmountField(default=0)
+    seller_amount = AmountField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(nodes__gte=1), name="resale_sale_nodes_positive"),
+            models.CheckConstraint(condition=models.Q(end__gt=models.F("start")), name="resale_sale_period_ordered"),
+            models.CheckConstraint(
+                condition=models.Q(amount__gte=0, voucher_return__gte=0, fee__gte=0, seller_amount__gte=0),
+                name="resale_sale_amounts_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(amount=models.F("voucher_return") + models.F("fee") + models.F("seller_amount")),
+                name="resale_sale_amounts_add_up",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Resale sale {self.pk}: ask {self.ask_id} → booking {self.booking_id}"
+
+
+class BookingDispute(StatusPipeline, TimeStampedModel):
+    """The buyer's dispute of a booking's delivery (issue 20), raised within ``DISPUTE_WINDOW`` of its end
+    (``orders.disputes``). While it is ``open`` the booking is not settled; platform staff resolve it by crediting
+    an amount (the whole subtotal or part of it), which settlement pays back through the same credit path as SLA
+    credits (``settlement.credit_services``), or by rejecting it with a reason. One dispute per booking."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", pgettext_lazy("dispute status", "Open")
+        CREDITED = "credited", pgettext_lazy("dispute status", "Credited")
+        REJECTED = "rejected", pgettext_lazy("dispute status", "Rejected")
+
+    TRANSITIONS = {
+        Status.OPEN: frozenset({Status.CREDITED, Status.REJECTED}),
+        Status.CREDITED: frozenset(),
+        Status.REJECTED: frozenset(),
+    }
+
+    booking = models.OneToOneField(Booking, on_delete=models.CASCADE, related_name="dispute")
+    raised_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
+    credit_amount = AmountField(default=0)
+    resolution_note = models.TextField(blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["open", "credited", "rejected"]), name="dispute_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="credited", credit_amount__gt=0)
+                | (~models.Q(status="credited") & models.Q(credit_amount=0)),
+                name="dispute_credit_iff_credited",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="open", resolved_at__isnull=True)
+                | (~models.Q(status="open") & models.Q(resolved_at__isnull=False)),
+                name="dispute_resolved_at_iff_resolved",
+            ),
+        ]
+
+    def __str__(self):
+        return f"dispute {self.pk} of booking {self.booking_id} ({self.status})"

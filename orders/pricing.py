@@ -17,7 +17,9 @@ one provider, city and chip at one price share it.
 The booking context per listing is the one ``vouchers.selectors.booking_context`` builds, read in bulk: that
 selector is called once per buyer (for its buyer-dependent fields, whatever they are), and the fields that depend
 on the listing (provider, data-centre city, accelerator, review state, related party) are filled in per listing
-here, from one query. ``tests/orders/test_net_price_search.py`` checks that both agree.
+here, from one query. ``tests/orders/test_net_price_search.py`` checks that both agree. The cluster's utilisation
+over the last 7 days (the idle-capacity rule's fact; ``orders.capacity_selectors.recent_utilisation``) is read
+here for all the listings at once, and by ``quote_compute`` for one booking: vouchers cannot see reservations.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts.models import Organization
 from listings.agent_selectors import mismatched_cluster_ids
@@ -35,6 +38,7 @@ from listings.models import Listing
 from listings.selectors import cleared_cluster_ids, listing_reviewed
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.money import ZERO, to_amount, to_price
+from orders.capacity_selectors import recent_utilisation
 from vouchers import rules
 from vouchers import selectors as voucher_selectors
 from vouchers.models import Voucher
@@ -53,8 +57,8 @@ def parse_voucher_ids(raw) -> list[int]:
                 continue
             if not part.isdigit() or int(part) < 1:
                 raise ApplicationError(
-                    "Invalid search parameters.",
-                    errors={"vouchers": ["Give voucher ids separated by commas, e.g. 1,2."]},
+                    gettext("Invalid search parameters."),
+                    errors={"vouchers": [gettext("Give voucher ids separated by commas, e.g. 1,2.")]},
                 )
             if int(part) not in ids:
                 ids.append(int(part))
@@ -69,16 +73,21 @@ def buyer_vouchers(buyer: Organization | None, voucher_ids: Iterable[int]) -> li
     ids = list(voucher_ids)
     if buyer is None:
         raise ApplicationError(
-            "Invalid search parameters.",
-            errors={"vouchers": ["Act for a startup to price listings with its vouchers."]},
+            gettext("Invalid search parameters."),
+            errors={"vouchers": [gettext("Act for a startup to price listings with its vouchers.")]},
         )
     vouchers = list(Voucher.objects.filter(pk__in=ids, holder=buyer).select_related("program"))
     missing = [pk for pk in ids if pk not in {v.pk for v in vouchers}]
     if missing:
         raise ApplicationError(
-            "A voucher cannot pay for this booking.",
+            gettext("A voucher cannot pay for this booking."),
             code="voucher_ineligible",
-            errors={"vouchers": [f"Voucher {pk}: not one of your vouchers (rule: organization)." for pk in missing]},
+            errors={
+                "vouchers": [
+                    gettext("Voucher %(id)s: not one of your vouchers (rule: organization).") % {"id": pk}
+                    for pk in missing
+                ]
+            },
         )
     return vouchers
 
@@ -142,10 +151,16 @@ class NetPricer:
 
 
 def listing_contexts(
-    buyer: Organization, listing_ids: Iterable[int], now: dt.datetime
+    buyer: Organization,
+    listing_ids: Iterable[int],
+    now: dt.datetime,
+    *,
+    utilisation: dict[int, Decimal | None] | None = None,
 ) -> dict[int, rules.BookingContext]:
-    """``{listing id: vouchers.selectors.booking_context(buyer, listing, subtotal 0, now)}``, in two queries plus
-    that selector's own for one listing (the buyer's fields)."""
+    """``{listing id: vouchers.selectors.booking_context(buyer, listing, subtotal 0, now, cluster_utilisation)}``,
+    in two queries plus that selector's own for one listing (the buyer's fields), plus two for the clusters' 7-day
+    utilisation (``recent_utilisation``) unless ``utilisation`` ({cluster id: share}, read once for many buyers)
+    is given."""
     listings = list(
         Listing.objects.filter(pk__in=set(listing_ids))
         .select_related("cluster__accelerator", "cluster__data_center__provider")
@@ -157,6 +172,8 @@ def listing_contexts(
     cleared -= mismatched_cluster_ids(listing.cluster_id for listing in listings)  # hardware ≠ declared
     base = voucher_selectors.booking_context(buyer=buyer, listing=listings[0], subtotal=ZERO, now=now)
     buyer_names = buyer.related_party_names()
+    if utilisation is None:
+        utilisation = recent_utilisation({listing.cluster for listing in listings}, now=now)
     contexts = {}
     for listing in listings:
         cluster = listing.cluster
@@ -170,6 +187,7 @@ def listing_contexts(
             accelerator_export_controlled=accelerator.export_controlled,
             listing_reviewed=listing_reviewed(listing, cleared=cleared),
             related_party=bool(buyer_names & provider.related_party_names()),
+            cluster_utilisation=utilisation.get(cluster.pk),
         )
     return contexts
 

@@ -34,7 +34,7 @@ from listings.filters import BrowseFilterSet, ListingFilterSet
 from listings.models import Listing
 from listings.selectors import ORDERINGS
 from marketplace.core.exceptions import ApplicationError
-from orders import pricing
+from orders import pricing, resale_selectors
 from vouchers import selectors as voucher_selectors
 from vouchers.models import Voucher
 
@@ -55,8 +55,9 @@ API_PARAMETER_DESCRIPTIONS = {
     "mine": "true: only your organization's listings",
     "vouchers": "ids of your vouchers, comma-separated: adds net_price_per_gpu_hour (one node for start/end, else "
     "for the listing's minimum hours)",
-    "ordering": "price, -price, price_per_pflop; net_price / -net_price: by net_price_per_gpu_hour (nulls last), "
-    "as price without vouchers",
+    "ordering": "price, -price, price_per_pflop, -reliability / reliability (the cluster's 90-day reliability, "
+    "unscored last); net_price / -net_price: by net_price_per_gpu_hour (nulls last), as price without vouchers",
+    "min_reliability": "only clusters whose 90-day delivered / reserved node-hours is at least this (0 to 1)",
 }
 
 
@@ -81,6 +82,7 @@ class NetPriceBrowseFilterSet(BrowseFilterSet):
             ("price", _("Price, lowest first")),
             ("-price", _("Price, highest first")),
             ("price_per_pflop", _("Price per PFLOP-hour")),
+            ("-reliability", _("Most reliable first")),
             ("net_price", _("After my vouchers, lowest first")),
             ("-net_price", _("After my vouchers, highest first")),
         ],
@@ -172,6 +174,24 @@ def api_search(request, filters: dict) -> NetPriceSearch:
     return NetPriceSearch(filters=filters, user=request.user, buyer=buyer, vouchers=vouchers)
 
 
+def resale_asks_for(filters) -> list:
+    """Open resale asks matching the search's chip, city, window and price (issue 21): shown beside the listings,
+    each as a resale ask of its cluster."""
+    accelerators = filters.get("accelerator") or ()
+    if not isinstance(accelerators, list | tuple):
+        accelerators = [accelerators]
+    slugs = [getattr(a, "slug", a) for a in accelerators]
+    return list(
+        resale_selectors.resale_asks_open(
+            accelerators=slugs,
+            city=filters.get("city") or "",
+            start=filters.get("start"),
+            end=filters.get("end"),
+            max_price=filters.get("max_price"),
+        )[:20]
+    )
+
+
 def browse(request):
     """``/listings/`` with the buyer's spendable vouchers as checkboxes: ticked, each row shows its net price
     and the results can be sorted by it (see the module docstring). Vouchers of several organizations ticked at
@@ -190,6 +210,7 @@ def browse(request):
         return state["search"].listings()
 
     def decorate(rows, filters):
-        return state["search"].annotate(rows) if "search" in state else {}
+        extra = state["search"].annotate(rows) if "search" in state else {}
+        return {**(extra or {}), "resale_asks": resale_asks_for(filters)}
 
     return listing_views.browse(request, filterset_class=NetPriceBrowseFilterSet, search=search, decorate=decorate)

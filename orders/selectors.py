@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import Prefetch, Q, QuerySet
+from django.utils.translation import gettext
 
 from accounts import selectors as account_selectors
 from accounts.models import Organization
@@ -57,7 +58,7 @@ def booking_detail(*, booking_id, queryset: QuerySet[Booking]) -> Booking:
     )
     booking = qs.filter(pk=booking_id).first() if str(booking_id).isdigit() else None
     if booking is None:
-        raise NotFound("No such booking.")
+        raise NotFound(gettext("No such booking."))
     return booking
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext_lazy
 from rest_framework import serializers
 
 from listings.serializers import ListingSerializer
@@ -14,7 +15,7 @@ from orders.selectors import reserved_node_indexes
 class AwareDateTimeField(serializers.DateTimeField):
     """An ISO 8601 datetime that must carry its offset: DRF would silently read a naive one as UTC."""
 
-    default_error_messages = {"naive": "Give a timezone-aware time (UTC), e.g. 2030-01-01T10:00:00Z."}
+    default_error_messages = {"naive": gettext_lazy("Give a timezone-aware time (UTC), e.g. 2030-01-01T10:00:00Z.")}
 
     def to_internal_value(self, value):
         if isinstance(value, str):
@@ -30,7 +31,7 @@ class AwareDateTimeField(serializers.DateTimeField):
 class QuoteRequestSerializer(serializers.Serializer):
     listing = serializers.IntegerField(min_value=1)
     nodes = serializers.IntegerField(
-        min_value=1, max_value=100_000, error_messages={"min_value": "Book at least one node."}
+        min_value=1, max_value=100_000, error_messages={"min_value": gettext_lazy("Book at least one node.")}
     )
     start = AwareDateTimeField()
     end = AwareDateTimeField()

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from audit.services import audit_event, audit_record, audit_record_many
 from ledger import services as ledger_services
@@ -27,8 +28,10 @@ from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 from marketplace.core.locks import lock_cluster_capacity, retry_on_contention
 from marketplace.core.money import ZERO, to_amount
 from marketplace.core.pipeline import advance, advance_many
+from marketplace.core.zones import local_moment
 from orders import limits, sql
-from orders.models import Booking, BookingStatusChange, NodeReservation
+from orders.capacity_selectors import recent_utilisation
+from orders.models import Booking, BookingStatusChange, NodeReservation, ResaleSale
 from vouchers import services as voucher_services
 
 BookingStatus = Booking.Status
@@ -46,7 +49,8 @@ class Quote:
     ``voucher_parts`` is a list of ``{"voucher": id, "amount": Decimal, "rule": str, "ratio": Decimal,
     "explanation": str}``, one per voucher, soonest expiry first; ``rule`` names the limit that bound the part
     (``vouchers.rules.LIMITS``) and ``explanation`` says it in plain words;
-    ``subtotal == voucher_amount + cash_amount``.
+    ``subtotal == voucher_amount + cash_amount``. ``cluster_utilisation``: the cluster's 7-day utilisation the
+    vouchers were priced with (read only when vouchers are named; the booking holds them with the same fact).
     """
 
     listing_id: int
@@ -60,6 +64,7 @@ class Quote:
     voucher_parts: list[dict] = field(default_factory=list)
     voucher_amount: Decimal = ZERO
     cash_amount: Decimal = ZERO
+    cluster_utilisation: Decimal | None = None
 
 
 def check_hour(name: str, value, errors: dict[str, list[str]]) -> dt.datetime | None:
@@ -85,40 +90,44 @@ def quote_compute(*, listing: Listing, nodes, start, end, buyer=None, vouchers=(
     """
     errors: dict[str, list[str]] = {}
     if listing.status != Listing.Status.ACTIVE:
-        errors["listing"] = ["This listing is not open for booking."]
+        errors["listing"] = [gettext("This listing is not open for booking.")]
     cluster = listing.cluster
     if not isinstance(nodes, int) or isinstance(nodes, bool) or nodes < 1:
-        errors["nodes"] = ["Book at least one node."]
+        errors["nodes"] = [gettext("Book at least one node.")]
     elif nodes > cluster.node_count:
-        errors["nodes"] = [f"This cluster has only {cluster.node_count} nodes."]
+        errors["nodes"] = [gettext("This cluster has only %(count)s nodes.") % {"count": cluster.node_count}]
     start = check_hour("start", start, errors)
     end = check_hour("end", end, errors)
     hours = 0
     if start is not None and end is not None:
         if start <= timezone.now():
-            errors.setdefault("start", []).append("The start must be in the future.")
+            errors.setdefault("start", []).append(gettext("The start must be in the future."))
         if end <= start:
-            errors.setdefault("end", []).append("The end must be after the start.")
+            errors.setdefault("end", []).append(gettext("The end must be after the start."))
         else:
             hours = int((end - start).total_seconds()) // 3600
             if hours < listing.min_hours:
-                errors.setdefault("end", []).append(f"This listing is booked for at least {listing.min_hours} hours.")
+                errors.setdefault("end", []).append(
+                    gettext("This listing is booked for at least %(hours)s hours.") % {"hours": listing.min_hours}
+                )
         if start < listing.available_from or start >= listing.available_until:
             errors.setdefault("start", []).append(
-                f"The listing is open from {listing.available_from:%Y-%m-%d %H:%M} to "
-                f"{listing.available_until:%Y-%m-%d %H:%M} UTC."
+                gettext("The listing is open from %(start)s to %(end)s.")
+                % {"start": local_moment(listing.available_from), "end": local_moment(listing.available_until)}
             )
         if end > listing.available_until:
             errors.setdefault("end", []).append(
-                f"The listing is open until {listing.available_until:%Y-%m-%d %H:%M} UTC."
+                gettext("The listing is open until %(end)s.") % {"end": local_moment(listing.available_until)}
             )
     if vouchers and buyer is None:
-        errors["vouchers"] = ["Vouchers need a buyer organization."]
+        errors["vouchers"] = [gettext("Vouchers need a buyer organization.")]
     if errors:
-        raise ApplicationError("Invalid booking request.", errors=errors)
+        raise ApplicationError(gettext("Invalid booking request."), errors=errors)
 
     gpu_hours = cluster.gpus_per_node * nodes * hours
     subtotal = to_amount(listing.price_per_gpu_hour * gpu_hours)
+    # The idle-capacity rule's fact, read once per booking (only when vouchers may need it).
+    utilisation = recent_utilisation([cluster], now=timezone.now()).get(cluster.pk) if vouchers else None
     voucher_parts = [
         {
             "voucher": part.voucher_id,
@@ -128,7 +137,9 @@ def quote_compute(*, listing: Listing, nodes, start, end, buyer=None, vouchers=(
             "explanation": part.explanation,
         }
         for part in (
-            voucher_services.voucher_quote(buyer=buyer, listing=listing, subtotal=subtotal, voucher_ids=vouchers)
+            voucher_services.voucher_quote(
+                buyer=buyer, listing=listing, subtotal=subtotal, voucher_ids=vouchers, cluster_utilisation=utilisation
+            )
             if vouchers
             else []
         )
@@ -146,6 +157,7 @@ def quote_compute(*, listing: Listing, nodes, start, end, buyer=None, vouchers=(
         voucher_parts=voucher_parts,
         voucher_amount=voucher_amount,
         cash_amount=subtotal - voucher_amount,
+        cluster_utilisation=utilisation,
     )
 
 
@@ -163,7 +175,9 @@ def listing_for_quote(listing_id, *, lock: bool = False) -> Listing:
         listing_id = None
     listing = _open_listing(listing_id, lock=lock) if listing_id is not None and 0 < listing_id < 2**63 else None
     if listing is None:
-        raise ApplicationError("Invalid booking request.", errors={"listing": ["No open listing with this id."]})
+        raise ApplicationError(
+            gettext("Invalid booking request."), errors={"listing": [gettext("No open listing with this id.")]}
+        )
     return listing
 
 
@@ -212,9 +226,9 @@ def _reserve_nodes(booking: Booking, cluster_id: int) -> list[int]:
             return indexes
         NodeReservation.objects.filter(booking_id=booking.pk).delete()
     raise Conflict(
-        f"Not enough free nodes for {booking.start:%Y-%m-%d %H:%M}–{booking.end:%Y-%m-%d %H:%M} UTC: "
-        f"{booking.nodes} asked. Pick another window or fewer nodes.",
-        errors={"nodes": ["Not enough free nodes in this window."]},
+        gettext("Not enough free nodes from %(start)s to %(end)s: %(nodes)s asked. Pick another window or fewer nodes.")
+        % {"start": local_moment(booking.start), "end": local_moment(booking.end), "nodes": booking.nodes},
+        errors={"nodes": [gettext("Not enough free nodes in this window.")]},
         code="capacity",
     )
 
@@ -231,7 +245,13 @@ class ReplacedOrder:
     reference: str
 
 
-def _hold_payment(booking: Booking, vouchers=(), actor=None, replaces: ReplacedOrder | None = None) -> None:
+def _hold_payment(
+    booking: Booking,
+    vouchers=(),
+    actor=None,
+    replaces: ReplacedOrder | None = None,
+    cluster_utilisation: Decimal | None = None,
+) -> None:
     """Hold what the booking will pay, inside the booking's transaction (lock steps 5 and 6).
 
     Voucher parts first (voucher → voucher hold, recomputed under the vouchers' row locks, so they may be lower
@@ -240,7 +260,9 @@ def _hold_payment(booking: Booking, vouchers=(), actor=None, replaces: ReplacedO
     wallet → wallet hold. ``InsufficientFunds`` (409) or a voucher rule error propagates and rolls the whole
     booking back.
     """
-    redemptions = voucher_services.vouchers_hold_for_booking(booking=booking, voucher_ids=vouchers, actor=actor)
+    redemptions = voucher_services.vouchers_hold_for_booking(
+        booking=booking, voucher_ids=vouchers, actor=actor, cluster_utilisation=cluster_utilisation
+    )
     voucher_amount = to_amount(sum((r.amount for r in redemptions), ZERO))
     if voucher_amount != booking.voucher_amount:
         booking.voucher_amount, booking.cash_amount = voucher_amount, booking.subtotal - voucher_amount
@@ -358,7 +380,9 @@ def booking_create(
             limits.open_order_count(organization_id=buyer.pk, counter=limits.HELD_BOOKINGS, delta=1)
         if replaces is not None:
             limits.open_order_count(organization_id=buyer.pk, counter=replaces.counter, delta=-1)
-        _hold_payment(booking, vouchers, actor=created_by, replaces=replaces)
+        _hold_payment(
+            booking, vouchers, actor=created_by, replaces=replaces, cluster_utilisation=quote.cluster_utilisation
+        )
         data = {
             "listing": listing.pk,
             "nodes": quote.nodes,
@@ -398,7 +422,7 @@ def _transition(booking: Booking | int, *, to: str, actor=None, ip=None, note: s
     with transaction.atomic():
         locked = Booking.objects.select_for_update(of=("self",)).filter(pk=pk).first()
         if locked is None:
-            raise NotFound("No such booking.")
+            raise NotFound(gettext("No such booking."))
         if locked.can_become(to) and check is not None:
             check(locked)
         from_status = advance(locked, to, **({"hold_expires_at": None} if locked.status == BookingStatus.HELD else {}))
@@ -418,12 +442,27 @@ def _transition(booking: Booking | int, *, to: str, actor=None, ip=None, note: s
 
 def _before_start(booking: Booking) -> None:
     if timezone.now() >= booking.start:
-        raise Conflict("The booking has started; it can no longer be cancelled.", code="started")
+        raise Conflict(gettext("The booking has started; it can no longer be cancelled."), code="started")
+
+
+def _not_resold(booking: Booking) -> None:
+    """Time that was sold on resale, or bought on resale, has no refund: the booking can no longer be cancelled
+    (checked under the booking's row lock, which ``orders.resale_services.resale_buy`` takes too)."""
+    if ResaleSale.objects.filter(models.Q(seller_booking_id=booking.pk) | models.Q(booking_id=booking.pk)).exists():
+        raise Conflict(
+            gettext("Part of this booking was resold or bought on resale; it can no longer be cancelled."),
+            code="resold",
+        )
+
+
+def _cancellable(booking: Booking) -> None:
+    _before_start(booking)
+    _not_resold(booking)
 
 
 def _hold_not_lapsed(booking: Booking) -> None:
     if booking.hold_expires_at is not None and timezone.now() >= booking.hold_expires_at:
-        raise Conflict("The hold has expired; book again.", code="hold_expired")
+        raise Conflict(gettext("The hold has expired; book again."), code="hold_expired")
 
 
 def booking_confirm(*, booking: Booking | int, actor=None, ip=None) -> Booking:
@@ -433,13 +472,13 @@ def booking_confirm(*, booking: Booking | int, actor=None, ip=None) -> Booking:
 
 def booking_cancel(*, booking: Booking | int, actor=None, ip=None, note: str = "") -> Booking:
     """``held|confirmed`` → ``cancelled`` before the start: nodes freed, payment released in full. Conflict 409
-    otherwise (wrong status or already started)."""
-    return _transition(booking, to=BookingStatus.CANCELLED, actor=actor, ip=ip, note=note, check=_before_start)
+    otherwise (wrong status, already started, or resale time sold from it or bought into it)."""
+    return _transition(booking, to=BookingStatus.CANCELLED, actor=actor, ip=ip, note=note, check=_cancellable)
 
 
 def _hold_lapsed(booking: Booking) -> None:
     if booking.hold_expires_at is None or timezone.now() < booking.hold_expires_at:
-        raise Conflict("The hold has not expired yet.", code="hold_not_expired")
+        raise Conflict(gettext("The hold has not expired yet."), code="hold_not_expired")
 
 
 def booking_expire(*, booking: Booking | int) -> Booking:
@@ -451,12 +490,12 @@ def booking_expire(*, booking: Booking | int) -> Booking:
 
 def _started(booking: Booking) -> None:
     if timezone.now() < booking.start:
-        raise Conflict("The booking has not started yet.", code="not_started")
+        raise Conflict(gettext("The booking has not started yet."), code="not_started")
 
 
 def _ended(booking: Booking) -> None:
     if timezone.now() < booking.end:
-        raise Conflict("The booking has not ended yet.", code="not_ended")
+        raise Conflict(gettext("The booking has not ended yet."), code="not_ended")
 
 
 def booking_activate(*, booking: Booking | int) -> Booking:

@@ -6,6 +6,8 @@
   ``ON CONFLICT DO NOTHING`` skipping a row the exclusion constraint refuses instead of failing the statement.
 - ``free_gpus_by_price``: the order book's asks, a grouped sum over a correlated anti-join on the reservations'
   range overlap (``&&``).
+- ``reserved_node_seconds``: reserved node-time per cluster and time bucket, the reservations' ranges intersected
+  (``*``) with each bucket of a ``generate_series``.
 Table names come from model metadata; every value is a parameter.
 """
 
@@ -90,3 +92,25 @@ def free_gpus_by_price(
             [start, end, Listing.Status.ACTIVE, accelerator_id, start, end, levels],
         )
         return [(price, int(gpus)) for price, gpus in cursor.fetchall()]
+
+
+def reserved_node_seconds(
+    *, cluster_ids: list[int], first: dt.datetime, step: dt.timedelta, steps: int
+) -> list[tuple[int, dt.datetime, Decimal]]:
+    """``(cluster id, bucket start, reserved node-seconds)`` for the clusters of ``cluster_ids`` and the ``steps``
+    buckets ``[first + i·step, first + (i+1)·step)``: the summed overlap of the cluster's active reservations with
+    the bucket. Buckets without any are absent. Answered from the active reservations' period index (which
+    includes the cluster)."""
+    query = f"""
+        SELECT r.cluster_id, b.start,
+               SUM(EXTRACT(EPOCH FROM upper(r.period * b.span) - lower(r.period * b.span)))
+        FROM (SELECT s AS start, tstzrange(s, s + %(step)s, '[)') AS span
+              FROM generate_series(%(first)s::timestamptz, %(first)s::timestamptz + (%(steps)s - 1) * %(step)s,
+                                   %(step)s) AS s) b
+        JOIN {NodeReservation._meta.db_table} r
+          ON r.active AND r.period && b.span AND r.cluster_id = ANY(%(clusters)s::bigint[])
+        GROUP BY r.cluster_id, b.start
+    """  # noqa: S608 - the table name comes from model metadata, values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(query, {"first": first, "step": step, "steps": steps, "clusters": list(cluster_ids)})
+        return cursor.fetchall()

@@ -11,12 +11,16 @@ serializer, call one selector or service, and serialize.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.http import HttpResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics
@@ -30,6 +34,7 @@ from audit import exports, keys, selectors, tree
 from audit.models import AuditEvent
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 from marketplace.core.spreadsheet import safe_cell
+from orders import capacity_selectors
 from oversight import flags, reports, scope
 from oversight.models import AnomalyFlag
 from oversight.serializers import (
@@ -41,6 +46,8 @@ from oversight.serializers import (
     ExportQuerySerializer,
     FlagFilterSerializer,
     FlagReviewSerializer,
+    IdleCapacityQuerySerializer,
+    IdleCapacitySerializer,
     InclusionProofSerializer,
     ProofQuerySerializer,
     SpendQuerySerializer,
@@ -48,9 +55,16 @@ from oversight.serializers import (
     TreeHeadSerializer,
 )
 
+IDLE_CAPACITY_DAYS = 14
+
+
+def capacity_start() -> dt.datetime:
+    """Midnight today in the reader's time zone: the idle-capacity view's first day."""
+    return timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+
 
 class CanReadAudit(BasePermission):
-    message = "Only auditors and voucher issuers can read audit data."
+    message = gettext_lazy("Only auditors and voucher issuers can read audit data.")
 
     def has_permission(self, request, view):
         return scope.can_read_audit(request.user)
@@ -103,11 +117,18 @@ class SpendApi(APIView):
         return Response(SpendReportSerializer(report).data)
 
 
+def audit_export_link(query: str) -> str:
+    """A ``Link`` header value naming the audit export (``export.json``, with proofs) of a CSV's lines."""
+    return f'<{reverse("api-audit-export")}?{query}>; rel="alternate"; type="application/json"'
+
+
 def spend_csv_response(*, group_by: str, rows: list[dict]) -> HttpResponse:
     """A CSV download of a spend report: a header row, then one row per group (amounts as plain decimals)."""
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d")
     response["Content-Disposition"] = f'attachment; filename="voucher-spend-by-{group_by}-{stamp}.csv"'
+    # The same scope's spend events with their inclusion proofs, for ``python -m audit.verify``.
+    response["Link"] = audit_export_link(urlencode({"group_by": group_by}))
     writer = csv.writer(response)
     writer.writerow(["group_by", *reports.COLUMNS])
     for row in rows:
@@ -259,7 +280,9 @@ class AuditExportApi(APIView):
     the newest signed head (``tree_heads``); with ``previous_tree_size``, that older head and the consistency proof
     to the newest too. ``report``: the spend report (``group_by``) as ``GET /audit/spend/`` gives it — not itself
     signed: its amounts can be recomputed from the entries' leaves (spent = holds − releases).
-    ``pending_event_ids``: events in scope that the newest head does not hold yet.
+    ``pending_event_ids``: events in scope that the newest head does not hold yet. With ``statement``, only the
+    spend events of that reimbursement statement's lines (404 for a statement the caller may not read); the spend
+    CSVs and the statement CSV link here (``Link`` header, ``rel="alternate"``).
     """
 
     permission_classes = [CanReadAudit]
@@ -270,7 +293,9 @@ class AuditExportApi(APIView):
     )
     def get(self, request):
         query = _query(ExportQuerySerializer, request)
-        event_ids = scope.spend_event_ids(request.user, since=query.get("since"), until=query.get("until"))
+        event_ids = scope.spend_event_ids(
+            request.user, since=query.get("since"), until=query.get("until"), statement_id=query.get("statement")
+        )
         limit = settings.AUDIT_EXPORT_MAX_ENTRIES
         if len(event_ids) > limit:
             raise ApplicationError(
@@ -292,5 +317,20 @@ class AuditExportApi(APIView):
             json.dumps(document, ensure_ascii=False, separators=(",", ":")), content_type="application/json"
         )
         stamp = timezone.now().strftime("%Y%m%d")
-        response["Content-Disposition"] = f'attachment; filename="audit-export-{stamp}.json"'
+        name = f"statement-{query['statement']}-{stamp}" if query.get("statement") else stamp
+        response["Content-Disposition"] = f'attachment; filename="audit-export-{name}.json"'
         return response
+
+
+class IdleCapacityApi(APIView):
+    """Listed vs booked node-hours of one city's clusters for the next 14 days (from midnight today in the reader's
+    time zone), by accelerator and provider: where vouchers could steer demand. For platform staff and auditors
+    (every city) and a city's issuer members and auditors (their issuers' and programs' cities)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(parameters=[IdleCapacityQuerySerializer], responses=IdleCapacitySerializer)
+    def get(self, request):
+        city = scope.idle_capacity_city(request.user, _query(IdleCapacityQuerySerializer, request)["city"])
+        view = capacity_selectors.idle_capacity(city=city, first=capacity_start(), days=IDLE_CAPACITY_DAYS)
+        return Response(IdleCapacitySerializer(view).data)

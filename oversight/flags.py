@@ -15,16 +15,19 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts.selectors import is_auditor
 from audit.services import audit_record
+from market import selectors as market_selectors
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 from orders.models import Booking
 from oversight import sql
 from oversight.models import AnomalyFlag
 from vouchers.models import Redemption, Voucher
 
-# A booking priced above this multiple of the market median (same accelerator, same month) is flagged.
+# A booking priced above this multiple of the price index (its accelerator and city, the day it was made; where the
+# index has no fixing, the market median of the same accelerator and month) is flagged.
 PRICE_MEDIAN_MULTIPLE = Decimal("1.5")
 # A voucher of which at least this share of the face value was spent within VELOCITY_WINDOW of issue is flagged.
 VELOCITY_SHARE = Decimal("0.90")
@@ -88,12 +91,36 @@ def rule_related_party(bookings: QuerySet[Booking]) -> list[AnomalyFlag]:
 
 
 def rule_price_above_median(bookings: QuerySet[Booking]) -> list[AnomalyFlag]:
-    """Price per GPU-hour above ``PRICE_MEDIAN_MULTIPLE`` × the market median for that accelerator and month."""
-    ids = list(bookings.values_list("pk", flat=True))
-    if not ids:
+    """Price per GPU-hour above ``PRICE_MEDIAN_MULTIPLE`` × the price index: the trimmed ask mean of the fixing of
+    the booking's accelerator and city on the day it was made (``market.selectors.reference_fixings``); where the
+    index has no such fixing, × the market median of live bookings of that accelerator and month."""
+    rows = list(
+        bookings.values_list("pk", "price_per_gpu_hour", "listing__accelerator_id", "listing__city", "created_at")
+    )
+    if not rows:
         return []
-    rows = sql.prices_above_median(booking_ids=ids, dead_statuses=list(DEAD_BOOKING), multiple=PRICE_MEDIAN_MULTIPLE)
+    fixings = market_selectors.reference_fixings(
+        [(pk, accelerator, city, made.astimezone(dt.UTC).date()) for pk, _, accelerator, city, made in rows]
+    )
     details = {
+        pk: {
+            "price_per_gpu_hour": str(price),
+            "index_price": str(fixings[pk].ask_mean),
+            "index_day": fixings[pk].day.isoformat(),
+            "index_asks": fixings[pk].asks,
+            "city": fixings[pk].city,
+            "multiple": str(PRICE_MEDIAN_MULTIPLE),
+        }
+        for pk, price, *_ in rows
+        if pk in fixings and price > fixings[pk].ask_mean * PRICE_MEDIAN_MULTIPLE
+    }
+    ids = [pk for pk, *_ in rows if pk not in fixings]  # the fallback: the market median
+    found = (
+        sql.prices_above_median(booking_ids=ids, dead_statuses=list(DEAD_BOOKING), multiple=PRICE_MEDIAN_MULTIPLE)
+        if ids
+        else []
+    )
+    details |= {
         pk: {
             "price_per_gpu_hour": str(price),
             "market_median": str(median),
@@ -101,7 +128,7 @@ def rule_price_above_median(bookings: QuerySet[Booking]) -> list[AnomalyFlag]:
             "month": month,
             "multiple": str(PRICE_MEDIAN_MULTIPLE),
         }
-        for pk, price, median, n, month in rows
+        for pk, price, median, n, month in found
     }
     hits = list(Booking.objects.filter(pk__in=details).order_by("pk"))
     return _booking_flags(FlagKind.PRICE_ABOVE_MEDIAN, hits, details)
@@ -251,9 +278,11 @@ def flag_review(*, flag: AnomalyFlag | int, actor, decision: str, note: str = ""
     ``NotFound`` (404) for an unknown flag, and ``Conflict`` (409) when the flag was already reviewed.
     """
     if not is_auditor(actor):
-        raise ApplicationError("Only auditors can review flags.", status=403, code="permission_denied")
+        raise ApplicationError(gettext("Only auditors can review flags."), status=403, code="permission_denied")
     if decision not in (AnomalyFlag.Status.DISMISSED, AnomalyFlag.Status.CONFIRMED):
-        raise ApplicationError("Invalid decision.", errors={"decision": ["Choose dismissed or confirmed."]})
+        raise ApplicationError(
+            gettext("Invalid decision."), errors={"decision": [gettext("Choose dismissed or confirmed.")]}
+        )
     note = (note or "").strip()
     flag_id = flag.pk if isinstance(flag, AnomalyFlag) else flag
     with transaction.atomic():
@@ -264,8 +293,8 @@ def flag_review(*, flag: AnomalyFlag | int, actor, decision: str, note: str = ""
         )
         if not updated:
             if not AnomalyFlag.objects.filter(pk=flag_id).exists():
-                raise NotFound("No such flag.")
-            raise Conflict("This flag was already reviewed.", code="already_reviewed")
+                raise NotFound(gettext("No such flag."))
+            raise Conflict(gettext("This flag was already reviewed."), code="already_reviewed")
         reviewed = AnomalyFlag.objects.get(pk=flag_id)
         audit_record(
             action="audit.flag_reviewed",

@@ -10,7 +10,8 @@ class AnomalyFlag(models.Model):
     """A suspicious voucher spend, found by a rule in ``oversight.flags`` and reviewed by an auditor.
 
     One flag per (kind, booking, voucher) (NULLs equal), so recomputing is idempotent: the rules insert with
-    ``ON CONFLICT DO NOTHING``. Status goes open → dismissed | confirmed, once (``oversight.flags.flag_review``).
+    ``ON CONFLICT DO NOTHING``; the audit-lag flag (no booking, no voucher) is one *open* at a time instead
+    (``oversight.audit_lag``). Status goes open → dismissed | confirmed, once (``oversight.flags.flag_review``).
     The foreign keys name other apps' models by string only: this module imports no other app.
     """
 
@@ -58,7 +59,14 @@ class AnomalyFlag(models.Model):
             models.UniqueConstraint(
                 fields=["kind", "booking", "voucher"],
                 nulls_distinct=False,
+                condition=~models.Q(kind="audit_lag"),
                 name="anomalyflag_unique_kind_booking_voucher",
+            ),
+            # The audit-lag flag has no booking nor voucher: one open at a time (oversight.audit_lag).
+            models.UniqueConstraint(
+                fields=["kind"],
+                condition=models.Q(kind="audit_lag", status="open"),
+                name="anomalyflag_one_open_audit_lag",
             ),
             models.CheckConstraint(
                 condition=models.Q(
@@ -68,6 +76,9 @@ class AnomalyFlag(models.Model):
                         "spend_velocity",
                         "split_booking",
                         "export_controlled",
+                        "hardware_mismatch",
+                        "resale_above_price",
+                        "audit_lag",
                     ]
                 ),
                 name="anomalyflag_kind_valid",
@@ -76,7 +87,9 @@ class AnomalyFlag(models.Model):
                 condition=models.Q(status__in=["open", "dismissed", "confirmed"]), name="anomalyflag_status_valid"
             ),
             models.CheckConstraint(
-                condition=models.Q(booking__isnull=False) | models.Q(voucher__isnull=False),
+                condition=models.Q(booking__isnull=False)
+                | models.Q(voucher__isnull=False)
+                | models.Q(kind="audit_lag"),  # about the log, not a booking or a voucher
                 name="anomalyflag_has_subject",
             ),
             models.CheckConstraint(
@@ -86,5 +99,8 @@ class AnomalyFlag(models.Model):
         ]
 
     def __str__(self):
-        subject = f"booking {self.booking_id}" if self.booking_id else f"voucher {self.voucher_id}"
+        if self.booking_id:
+            subject = f"booking {self.booking_id}"
+        else:
+            subject = f"voucher {self.voucher_id}" if self.voucher_id else "audit log"
         return f"{self.get_kind_display()} · {subject} ({self.status})"

@@ -19,6 +19,7 @@ from decimal import Decimal
 
 from django.db.models import Count, DecimalField, Exists, F, OuterRef, Q, Sum, Value
 from django.db.models.functions import Coalesce, TruncMonth
+from django.utils.translation import gettext
 
 from accounts.selectors import audited_issuers, is_auditor
 from marketplace.core.exceptions import ApplicationError
@@ -57,7 +58,7 @@ def spend_scope(user) -> list[int] | None:
     issuers = list(audited_issuers(user).values_list("pk", flat=True))
     if not issuers:
         raise ApplicationError(
-            "Only auditors and voucher issuers can see spend reports.", status=403, code="permission_denied"
+            gettext("Only auditors and voucher issuers can see spend reports."), status=403, code="permission_denied"
         )
     return issuers
 
@@ -71,7 +72,10 @@ def spend_report(*, group_by: str, issuer_ids: list[int] | None = None) -> list[
     when given (see ``spend_scope``). One SQL query. Raises ``ApplicationError`` 400 (field ``group_by``) for an
     unknown grouping."""
     if group_by not in _DIMENSIONS:
-        raise ApplicationError("Unknown grouping.", errors={"group_by": [f"Choose one of: {', '.join(GROUPS)}."]})
+        raise ApplicationError(
+            gettext("Unknown grouping."),
+            errors={"group_by": [gettext("Choose one of: %(names)s.") % {"names": ", ".join(GROUPS)}]},
+        )
     key, label, extra = _DIMENSIONS[group_by]
     paid_claim = ReimbursementClaim.objects.filter(
         program_id=OuterRef("voucher__program_id"),

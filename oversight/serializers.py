@@ -4,6 +4,7 @@ proofs and exports."""
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from accounts.models import CITY_CHOICES
 from audit.models import AuditEvent
 from audit.tree import head_document
 from oversight.models import AnomalyFlag
@@ -189,8 +190,69 @@ class ExportQuerySerializer(serializers.Serializer):
         help_text="the size of a signed head you kept from an earlier export: the export adds it and the "
         "consistency proof from it to the newest head",
     )
+    statement = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="only the voucher spend events of this reimbursement statement's lines (its claims' bookings)",
+    )
 
     def validate(self, attrs):
         if attrs.get("since") and attrs.get("until") and attrs["since"] >= attrs["until"]:
             raise serializers.ValidationError({"until": [_("Must be after since.")]})
         return attrs
+
+
+# --- idle capacity of a city (orders.capacity_selectors.idle_capacity) --------------------------------------------
+
+
+class IdleCapacityQuerySerializer(serializers.Serializer):
+    city = serializers.ChoiceField(choices=CITY_CHOICES, help_text="the city whose data centres are shown")
+
+
+def _node_hours(help_text: str, *, source: str) -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.DecimalField(max_digits=14, decimal_places=1),
+        source=source,
+        help_text=f"{help_text}, one per day",
+    )
+
+
+def _node_hours_total(help_text: str) -> serializers.DecimalField:
+    return serializers.DecimalField(max_digits=16, decimal_places=1, help_text=f"{help_text} over the days")
+
+
+class IdleCapacitySeriesSerializer(serializers.Serializer):
+    listed_node_hours = _node_hours(
+        "node-hours offered by active listings (node count × listed hours)", source="listed"
+    )
+    booked_node_hours = _node_hours("node-hours of active reservations", source="booked")
+    idle_node_hours = _node_hours("listed less booked node-hours, never below 0", source="idle")
+    listed_total = _node_hours_total("listed node-hours")
+    booked_total = _node_hours_total("booked node-hours")
+    idle_total = _node_hours_total("idle node-hours")
+    utilisation_percent = serializers.DecimalField(
+        max_digits=4,
+        decimal_places=1,
+        allow_null=True,
+        help_text="booked ÷ listed node-hours over the days, in percent; null when nothing is listed",
+    )
+
+
+class IdleCapacityRowSerializer(IdleCapacitySeriesSerializer):
+    accelerator = serializers.CharField(help_text="accelerator slug")
+    accelerator_name = serializers.CharField()
+    domestic = serializers.BooleanField(help_text="a domestic chip (Ascend, Cambricon …)")
+    provider_id = serializers.IntegerField()
+    provider = serializers.CharField(help_text="the provider's name")
+
+
+class IdleCapacitySerializer(serializers.Serializer):
+    """``GET /market/idle-capacity/``: listed vs booked node-hours of a city's clusters, per day for 14 days, by
+    accelerator and provider, with the city's totals."""
+
+    city = serializers.CharField()
+    start = serializers.DateTimeField(help_text="the first day's start: midnight in the reader's time zone")
+    end = serializers.DateTimeField(help_text="the end of the last day (exclusive)")
+    days = serializers.ListField(child=serializers.DateTimeField(), help_text="each day's start")
+    rows = IdleCapacityRowSerializer(many=True)
+    totals = IdleCapacitySeriesSerializer()

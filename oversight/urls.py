@@ -14,6 +14,7 @@ api_urlpatterns = [
     path("audit/events/<int:pk>/proof/", api.InclusionProofApi.as_view(), name="api-audit-event-proof"),
     path("audit/consistency/", api.ConsistencyProofApi.as_view(), name="api-audit-consistency"),
     path("audit/export.json", api.AuditExportApi.as_view(), name="api-audit-export"),
+    path("market/idle-capacity/", api.IdleCapacityApi.as_view(), name="api-market-idle-capacity"),
 ]
 
 urlpatterns = [
@@ -22,4 +23,5 @@ urlpatterns = [
     path("audit/flags/", views.flag_queue, name="audit-flags"),
     path("audit/flags/<int:pk>/review/", views.flag_review, name="audit-flag-review"),
     path("audit/events/", views.event_log, name="audit-events"),
+    path("market/idle-capacity/", views.idle_capacity, name="market-idle-capacity"),
 ]

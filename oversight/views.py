@@ -1,5 +1,7 @@
 """Audit pages: the spend dashboard (charts, table, CSV download), the anomaly flag queue (htmx review) and the
-event log browser. Auditors see everything, issuer members their own programs and organization; others get 403."""
+event log browser. Auditors see everything, issuer members their own programs and organization; others get 403.
+The idle-capacity page (listed vs booked node-hours of a city) is for platform staff and auditors (every city) and
+a city's issuers (``oversight.scope.idle_capacity_cities``)."""
 
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ from django.views.decorators.http import require_POST
 from accounts.models import CITY_LABELS, Organization
 from accounts.selectors import is_auditor
 from marketplace.core.exceptions import ApplicationError
+from orders import capacity_selectors
 from oversight import flags, reports, scope
-from oversight.api import spend_csv_response
+from oversight.api import IDLE_CAPACITY_DAYS, capacity_start, spend_csv_response
 from oversight.models import AnomalyFlag
 
 PAGE_SIZE = 20
@@ -204,5 +207,67 @@ def event_log(request):
             "until": until_text if until else "",
             "errors": errors,
             "error": " ".join(errors),
+        },
+    )
+
+
+def _idle_chart(view: dict) -> dict:
+    """A Chart.js config (``static/js/charts.js`` kind ``config``): per day, the node-hours booked and the idle
+    node-hours of each accelerator, stacked, so a bar's height is what was listed."""
+    labels = [timezone.localtime(day).date().isoformat() for day in view["days"]]
+    idle: dict[str, list[float]] = {}
+    for row in view["rows"]:
+        series = idle.setdefault(row["accelerator_name"], [0.0] * len(labels))
+        for i, hours in enumerate(row["idle"]):
+            series[i] += float(hours)
+    datasets = [{"label": _("Booked"), "data": [float(h) for h in view["totals"]["booked"]], "stack": "hours"}]
+    datasets += [
+        {"label": _("Idle: %(accelerator)s") % {"accelerator": name}, "data": data, "stack": "hours"}
+        for name, data in idle.items()
+    ]
+    return {
+        "type": "bar",
+        "data": {"labels": labels, "datasets": datasets},
+        "options": {
+            "scales": {
+                "x": {"stacked": True},
+                "y": {"stacked": True, "beginAtZero": True, "title": {"display": True, "text": _("Node-hours")}},
+            }
+        },
+    }
+
+
+@login_required
+def idle_capacity(request):
+    """Listed vs booked node-hours of one city's clusters for the next 14 days (``?city=``; the reader's first city
+    by default): a day-by-day table, a chart, and the totals by accelerator and provider."""
+    try:
+        cities = scope.idle_capacity_cities(request.user)
+        choices = cities if cities is not None else list(CITY_LABELS)
+        city = scope.idle_capacity_city(request.user, request.GET.get("city") or choices[0])
+    except ApplicationError as exc:
+        raise PermissionDenied(exc.message) from exc
+    if city not in CITY_LABELS:
+        return HttpResponseBadRequest(_("Unknown city."))
+    view = capacity_selectors.idle_capacity(city=city, first=capacity_start(), days=IDLE_CAPACITY_DAYS)
+    days = [
+        {
+            "day": timezone.localtime(start).date(),
+            "listed": view["totals"]["listed"][i],
+            "booked": view["totals"]["booked"][i],
+            "idle": view["totals"]["idle"][i],
+        }
+        for i, start in enumerate(view["days"])
+    ]
+    return render(
+        request,
+        "oversight/idle_capacity.html",
+        {
+            "city": city,
+            "city_label": CITY_LABELS.get(city, city),
+            "cities": [(c, CITY_LABELS.get(c, c)) for c in choices],
+            "view": view,
+            "days": days,
+            "chart": _idle_chart(view) if view["rows"] else None,
         },
     )

@@ -7,3 +7,11 @@ class PortalConfig(AppConfig):
 
     name = "portal"
     verbose_name = "Portal"
+
+    def ready(self) -> None:
+        # /metrics counts bookings as they commit (portal.metrics); orders knows nothing of it.
+        from django.db.models.signals import post_save
+
+        from portal import metrics
+
+        post_save.connect(metrics.on_booking_saved, sender="orders.Booking", dispatch_uid="portal.metrics.bookings")

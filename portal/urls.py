@@ -1,10 +1,10 @@
-"""The site's own pages: home (the dashboards), the health check and the favicon."""
+"""The site's own pages: home (the dashboards), the health check, the Prometheus metrics and the favicon."""
 
 from django.templatetags.static import static
 from django.urls import path
 from django.views.generic import RedirectView
 
-from portal import views
+from portal import metrics, views
 
 
 class FaviconView(RedirectView):
@@ -20,6 +20,7 @@ class FaviconView(RedirectView):
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),  # Prometheus (portal.metrics: allowed clients only)
     path("favicon.ico", FaviconView.as_view(), name="favicon"),
     path("organizations/<int:pk>/", views.organization_profile, name="organization-profile"),
 ]

@@ -3,6 +3,7 @@ reimbursement claims and statements for issuers."""
 
 from __future__ import annotations
 
+from django.utils.translation import gettext, gettext_lazy
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics
 from rest_framework.permissions import BasePermission, IsAuthenticated
@@ -44,7 +45,7 @@ class BookingMovementsApi(generics.ListAPIView):
 
 
 class CanReadPayouts(BasePermission):
-    message = "Only provider members and platform staff can read payouts."
+    message = gettext_lazy("Only provider members and platform staff can read payouts.")
 
     def has_permission(self, request, view):
         return selectors.can_read_payouts(request.user)
@@ -105,7 +106,7 @@ class ClaimMarkPaidApi(APIView):
     def post(self, request, pk):
         claim = selectors.claims_visible_to(request.user).filter(pk=pk).first()
         if claim is None:
-            raise NotFound("No such claim.")
+            raise NotFound(gettext("No such claim."))
         claim = payout_services.claim_mark_paid(claim=claim, actor=request.user)
         return Response(ClaimSerializer(claim).data)
 
@@ -122,7 +123,7 @@ class PayoutMarkPaidApi(APIView):
 
 
 class CanReadStatements(BasePermission):
-    message = "Only voucher issuers, platform staff and auditors can read reimbursement statements."
+    message = gettext_lazy("Only voucher issuers, platform staff and auditors can read reimbursement statements.")
 
     def has_permission(self, request, view):
         return selectors.can_read_statements(request.user)
@@ -173,7 +174,7 @@ class StatementPayApi(APIView):
         statement = selectors.statement_for(request.user, pk)
         if not selectors.can_pay_statement(request.user, statement):
             raise ApplicationError(
-                "Only the program's issuer or platform staff can mark a statement paid.",
+                gettext("Only the program's issuer or platform staff can mark a statement paid."),
                 status=403,
                 code="permission_denied",
             )

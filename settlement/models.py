@@ -47,7 +47,9 @@ class Payout(StatusPipeline, TimeStampedModel):
 
 
 class BookingSettlement(models.Model):
-    """One per settled booking (unique): the split of its subtotal, and the payout that paid the provider."""
+    """One per settled booking (unique): the split of its subtotal, and the payout that paid the provider. With a
+    service credit (``ServiceCredit``) the amounts are what was settled after it: the booking's subtotal, cash and
+    voucher parts less the credit's."""
 
     booking = models.OneToOneField("orders.Booking", on_delete=models.PROTECT, related_name="settlement")
     provider = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="settlements")
@@ -166,3 +168,41 @@ class ReimbursementClaim(StatusPipeline, TimeStampedModel):
 
     def __str__(self):
         return f"Claim {self.pk}: {self.amount} ({self.status})"
+
+
+class ServiceCredit(models.Model):
+    """What a settled booking credited back to its buyer (issue 20): the SLA credit for incident node-hours beyond
+    the listing's allowance plus a credit staff granted on a dispute, capped at the subtotal. One per booking
+    (unique), written by ``settlement.services`` in the settlement's own transaction; the money moved with the
+    ledger posting ``booking:{id}:service_credit`` (kind ``service_credit``). See ``settlement.credit_services``."""
+
+    booking = models.OneToOneField("orders.Booking", on_delete=models.PROTECT, related_name="service_credit")
+    sla_percent = models.DecimalField(max_digits=5, decimal_places=2)
+    reserved_node_hours = models.DecimalField(max_digits=12, decimal_places=2)
+    incident_node_hours = models.DecimalField(max_digits=12, decimal_places=2)
+    credited_node_hours = models.DecimalField(max_digits=12, decimal_places=2)
+    sla_amount = AmountField()
+    dispute_amount = AmountField(default=0)
+    amount = AmountField()
+    cash_amount = AmountField()
+    voucher_amount = AmountField()
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="service_credit_positive"),
+            models.CheckConstraint(
+                condition=Q(amount=F("cash_amount") + F("voucher_amount")), name="service_credit_split_adds_up"
+            ),
+            models.CheckConstraint(
+                condition=Q(cash_amount__gte=0, voucher_amount__gte=0, sla_amount__gte=0, dispute_amount__gte=0),
+                name="service_credit_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__lte=F("sla_amount") + F("dispute_amount")), name="service_credit_capped"
+            ),
+        ]
+
+    def __str__(self):
+        return f"Service credit {self.amount} of booking {self.booking_id}"

@@ -9,6 +9,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.db.models import Max, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from audit.services import audit_record
 from ledger.models import JournalTransaction, LedgerAccount
@@ -16,6 +17,7 @@ from ledger.services import account_for, ledger_post
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 from marketplace.core.money import ZERO
 from marketplace.core.pipeline import advance
+from marketplace.core.templatetags.money import format_money
 from orders.models import Booking
 from settlement.models import BookingSettlement, Payout, ReimbursementClaim, ReimbursementStatement
 from vouchers.models import VoucherProgram
@@ -68,7 +70,7 @@ def payout_mark_paid(*, payout: Payout | int, actor=None) -> Payout:
     with transaction.atomic():
         locked = Payout.objects.select_for_update(of=("self",)).filter(pk=pk).first()
         if locked is None:
-            raise NotFound("No such payout.")
+            raise NotFound(gettext("No such payout."))
         if locked.status == Payout.Status.PAID:
             return locked
         ledger_post(
@@ -123,10 +125,11 @@ def claim_mark_paid(*, claim: ReimbursementClaim | int, actor=None) -> Reimburse
             ReimbursementClaim.objects.select_for_update(of=("self",)).select_related("program").filter(pk=pk).first()
         )
         if locked is None:
-            raise NotFound("No such claim.")
+            raise NotFound(gettext("No such claim."))
         if locked.statement_id is not None:  # read under the row lock: statements_issue sets it holding that lock
             raise Conflict(
-                f"Claim {pk} is listed on statement {locked.statement_id}: pay the statement instead.",
+                gettext("Claim %(claim)s is listed on statement %(statement)s: pay the statement instead.")
+                % {"claim": pk, "statement": locked.statement_id},
                 code="in_statement",
             )
         if locked.status == ReimbursementClaim.Status.PAID:
@@ -182,10 +185,13 @@ def statements_issue(
     now = timezone.now()
     until = until or month_start(now)
     if timezone.is_naive(until):
-        raise ApplicationError("until needs a time zone.", errors={"until": ["Give a time zone, e.g. UTC."]})
+        raise ApplicationError(
+            gettext("The end of the statement period needs a time zone."),
+            errors={"until": [gettext("Give a time zone, e.g. UTC.")]},
+        )
     if until > now:
         raise ApplicationError(
-            "A statement cannot cover the future.", errors={"until": ["Must not be later than now."]}
+            gettext("A statement cannot cover the future."), errors={"until": [gettext("Must not be later than now.")]}
         )
     unstated = ReimbursementClaim.objects.filter(
         status=ReimbursementClaim.Status.OPEN, statement__isnull=True, created_at__lt=until
@@ -241,7 +247,8 @@ def _statement_issue_for_program(
         )
         if listed != len(rows):  # cannot happen while we hold the row locks; never issue a wrong total
             raise Conflict(
-                f"Program {program_id}: {len(rows) - listed} claims changed while being stated.",
+                gettext("Program %(program)s: %(count)s claims changed while being stated.")
+                % {"program": program_id, "count": len(rows) - listed},
                 code="statement_mismatch",
             )
         audit_record(
@@ -277,7 +284,7 @@ def statement_mark_paid(*, statement: ReimbursementStatement | int, actor=None) 
             .first()
         )
         if locked is None:
-            raise NotFound("No such statement.")
+            raise NotFound(gettext("No such statement."))
         if locked.status == ReimbursementStatement.Status.PAID:
             return locked
         claims = list(
@@ -289,7 +296,8 @@ def statement_mark_paid(*, statement: ReimbursementStatement | int, actor=None) 
         listed = sum((amount for amount, _ in claims), ZERO)
         if listed != locked.total or any(status != ReimbursementClaim.Status.OPEN for _, status in claims):
             raise Conflict(
-                f"Statement {pk}: its open claims ({listed}) no longer match its total ({locked.total}).",
+                gettext("Statement %(statement)s: its open claims (%(listed)s) no longer match its total (%(total)s).")
+                % {"statement": pk, "listed": format_money(listed), "total": format_money(locked.total)},
                 code="statement_mismatch",
             )
         if locked.total:

@@ -8,14 +8,16 @@ read every payout, and platform staff and auditors every statement).
 from __future__ import annotations
 
 from django.db.models import Count, Prefetch, QuerySet
+from django.utils.translation import gettext
 
 from accounts.models import Organization
 from accounts.selectors import has_org_kind, is_auditor, is_platform_staff, user_organizations
-from ledger.models import Entry, JournalTransaction
+from ledger.models import Entry, JournalTransaction, LedgerAccount
 from marketplace.core.exceptions import NotFound
 from orders.models import Booking, BookingStatusChange
 from orders.selectors import bookings_visible_to
 from settlement.models import BookingSettlement, Payout, ReimbursementClaim, ReimbursementStatement
+from vouchers.models import Voucher, VoucherProgram
 
 
 def booking_for_progress(user, booking_id) -> Booking:
@@ -24,7 +26,7 @@ def booking_for_progress(user, booking_id) -> Booking:
     try:
         pk = int(booking_id)
     except (TypeError, ValueError):
-        raise NotFound("No such booking.") from None
+        raise NotFound(gettext("No such booking.")) from None
     booking = (
         bookings_visible_to(user)
         .filter(pk=pk)
@@ -35,7 +37,7 @@ def booking_for_progress(user, booking_id) -> Booking:
         .first()
     )
     if booking is None:
-        raise NotFound("No such booking.")
+        raise NotFound(gettext("No such booking."))
     booking.settlement_record = BookingSettlement.objects.filter(booking=booking).first()
     return booking
 
@@ -47,6 +49,48 @@ def booking_movements(booking_id: int) -> QuerySet[JournalTransaction]:
         .order_by("id")
         .prefetch_related(Prefetch("entries", queryset=Entry.objects.select_related("account").order_by("id")))
     )
+
+
+def name_accounts(movements, *, viewer) -> None:
+    """Give every entry of ``movements`` (transactions with their entries and accounts) an ``account_label``: the
+    account by its human name in the active language ("Wallet", "Voucher #12 — Shanghai 2026 …", "Payment held",
+    "Payable to Acme Compute"), never its kind code or owner id. Owners are read in one query per kind."""
+    entries = [entry for tx in movements for entry in tx.entries.all()]
+    owners: dict[str, set[int]] = {}
+    for entry in entries:
+        owners.setdefault(entry.account.kind, set()).add(entry.account.owner_id)
+    kind = LedgerAccount.Kind
+    org_ids = (
+        owners.get(kind.WALLET, set()) | owners.get(kind.WALLET_HOLD, set()) | owners.get(kind.PROVIDER_PAYABLE, set())
+    )
+    orgs = dict(Organization.objects.filter(pk__in=org_ids - {None}).values_list("pk", "name"))
+    voucher_ids = owners.get(kind.VOUCHER, set()) | owners.get(kind.VOUCHER_HOLD, set())
+    vouchers = dict(Voucher.objects.filter(pk__in=voucher_ids - {None}).values_list("pk", "program__name"))
+    program_ids = owners.get(kind.PROGRAM_BUDGET, set()) | owners.get(kind.REIMBURSEMENT_DUE, set())
+    programs = dict(VoucherProgram.objects.filter(pk__in=program_ids - {None}).values_list("pk", "name"))
+    mine = set(user_organizations(viewer).values_list("pk", flat=True))
+    for entry in entries:
+        account, owner = entry.account, entry.account.owner_id
+        org = orgs.get(owner, "")
+        voucher = {"id": owner, "program": vouchers.get(owner, "")}
+        program = {"program": programs.get(owner, "")}
+        if account.kind == kind.WALLET:
+            label = gettext("Wallet") if owner in mine else gettext("Wallet of %(org)s") % {"org": org}
+        elif account.kind == kind.WALLET_HOLD:
+            label = gettext("Payment held") if owner in mine else gettext("Payment held by %(org)s") % {"org": org}
+        elif account.kind == kind.VOUCHER:
+            label = gettext("Voucher #%(id)s — %(program)s") % voucher
+        elif account.kind == kind.VOUCHER_HOLD:
+            label = gettext("Voucher #%(id)s — %(program)s, held") % voucher
+        elif account.kind == kind.PROVIDER_PAYABLE:
+            label = gettext("Payable to %(org)s") % {"org": org}
+        elif account.kind == kind.PROGRAM_BUDGET:
+            label = gettext("Budget of %(program)s") % program
+        elif account.kind == kind.REIMBURSEMENT_DUE:
+            label = gettext("Reimbursement due from %(program)s") % program
+        else:
+            label = str(account.get_kind_display())
+        entry.account_label = label
 
 
 def can_read_payouts(user) -> bool:
@@ -109,10 +153,10 @@ def statement_for(user, statement_id) -> ReimbursementStatement:
     try:
         pk = int(statement_id)
     except (TypeError, ValueError):
-        raise NotFound("No such statement.") from None
+        raise NotFound(gettext("No such statement.")) from None
     statement = statements_visible_to(user).filter(pk=pk).first()
     if statement is None:
-        raise NotFound("No such statement.")
+        raise NotFound(gettext("No such statement."))
     return statement
 
 

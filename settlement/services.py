@@ -6,6 +6,11 @@ batch of one) locks the booking rows and settles only those still ``completed``;
 unique key ``booking:{id}:settle``; ``BookingSettlement`` is one row per booking; voucher captures are
 status-conditional in ``vouchers.services``. All of it commits together with ``booking → settled``, or none of it
 does.
+
+Service credits (issue 20, ``credit_services``): a booking with incident node-hours beyond its listing's SLA, or
+with a dispute staff resolved with a credit, credits its buyer before the capture, in the same transaction, and
+settles only what is left. A booking with an ``open`` dispute is not settled until staff resolve it: the batch
+skips it (``booking_settle`` refuses it, 409), re-checked after its row lock is taken, the lock a dispute takes too.
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from audit.services import audit_event, audit_record_many
 from ledger.models import JournalTransaction, LedgerAccount
@@ -26,8 +33,9 @@ from ledger.services import Posting, accounts_for_many, ledger_post_many
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 from marketplace.core.money import ZERO, to_amount
 from orders import services as order_services
-from orders.models import Booking
-from settlement.models import BookingSettlement, ReimbursementClaim
+from orders.models import Booking, BookingDispute
+from settlement.credit_services import CreditPlan, credit_plans
+from settlement.models import BookingSettlement, ReimbursementClaim, ServiceCredit
 from vouchers import services as voucher_services
 from vouchers.models import Redemption
 
@@ -62,12 +70,19 @@ def booking_settle(*, booking_id: int, actor=None) -> Booking:
             .annotate(provider_id=F("listing__cluster__data_center__provider_id"))
         )
         if not found:
-            raise NotFound("No such booking.")
+            raise NotFound(gettext("No such booking."))
         booking = found[0]
         if booking.status == BookingStatus.SETTLED:
             return booking
         if booking.status != BookingStatus.COMPLETED:
-            raise Conflict(f"A {booking.status} booking cannot be settled.", code="not_completed")
+            raise Conflict(
+                gettext("A %(status)s booking cannot be settled.") % {"status": booking.get_status_display().lower()},
+                code="not_completed",
+            )
+        if _disputed([booking.pk]):
+            raise Conflict(
+                gettext("This booking is disputed: it is settled once staff resolve the dispute."), code="disputed"
+            )
         refused = _settle_locked([booking], actor=actor)
         if refused:
             raise refused[booking.pk]
@@ -106,9 +121,14 @@ def bookings_settle(*, booking_ids: Iterable[int], actor=None) -> list[Booking]:
         bookings = list(
             Booking.objects.select_for_update(of=("self",), skip_locked=True)
             .filter(pk__in=ids, status=BookingStatus.COMPLETED)
+            .exclude(Exists(BookingDispute.objects.filter(booking=OuterRef("pk"), status=BookingDispute.Status.OPEN)))
             .annotate(provider_id=F("listing__cluster__data_center__provider_id"))
             .order_by("pk")
         )
+        # Again under the row locks, in a new statement (a new snapshot): a dispute committed after the query
+        # above began but before we got the lock is seen here, so a disputed booking is never settled.
+        disputed = _disputed([b.pk for b in bookings])
+        bookings = [b for b in bookings if b.pk not in disputed]
         if not bookings:
             return []
         try:
@@ -130,6 +150,17 @@ def bookings_settle(*, booking_ids: Iterable[int], actor=None) -> list[Booking]:
             log = logger.warning if isinstance(exc, ApplicationError) else logger.error
             log("bookings_settle: booking %s not settled: %s", pk, getattr(exc, "message", exc))
     return [booking for booking in bookings if booking.pk not in refused]
+
+
+def _disputed(booking_ids: list[int]) -> set[int]:
+    """Those of ``booking_ids`` with an open dispute (read in its own statement: call holding their row locks)."""
+    if not booking_ids:
+        return set()
+    return set(
+        BookingDispute.objects.filter(booking_id__in=booking_ids, status=BookingDispute.Status.OPEN).values_list(
+            "booking_id", flat=True
+        )
+    )
 
 
 def _voucher_parts(bookings: list[Booking]) -> dict[int, dict[int, Decimal]]:
@@ -167,6 +198,7 @@ def _settle_locked(bookings: list[Booking], *, actor=None) -> dict[int, Applicat
             batch.append((booking, by_program))
     if not batch:
         return refused
+    plans = credit_plans([b for b, _ in batch])
     programs = sorted({program_id for _, by_program in batch for program_id in by_program})
     accounts = accounts_for_many(
         [
@@ -176,6 +208,7 @@ def _settle_locked(bookings: list[Booking], *, actor=None) -> dict[int, Applicat
                 for b, _ in batch
                 for kind in (AccountKind.PROVIDER_PAYABLE, AccountKind.WALLET_HOLD)
             ),
+            *((AccountKind.WALLET, b.buyer_id) for b, _ in batch if b.pk in plans and plans[b.pk].cash_share),
             *(
                 (kind, program_id)
                 for program_id in programs
@@ -188,13 +221,28 @@ def _settle_locked(bookings: list[Booking], *, actor=None) -> dict[int, Applicat
         destinations={
             b.pk: accounts[(AccountKind.PROVIDER_PAYABLE, b.provider_id)] for b, by_program in batch if by_program
         },
+        credits={pk: plan.voucher_share for pk, plan in plans.items() if plan.voucher_share},
         actor=actor,
     )
     now = timezone.now()
     postings, settlements, claims, events = list(captures.postings), [], [], []
+    credits: list[ServiceCredit] = []
     for booking, by_program in batch:
-        fee = platform_fee(booking.subtotal)
-        cash = booking.cash_amount
+        plan = plans.get(booking.pk)
+        credited_voucher: dict[int, Decimal] = {}
+        if plan is not None:
+            credited_voucher = captures.credited.get(booking.pk, {})
+            by_program = {p: a - credited_voucher.get(p, ZERO) for p, a in by_program.items()}
+            by_program = {p: a for p, a in by_program.items() if a > ZERO}
+            credit = _credit_posting(booking, plan, captures.credit_legs.get(booking.pk, []), accounts)
+            postings.append(credit.posting)
+            credits.append(credit.row)
+            events.append(credit.event(actor))
+        voucher_credit = sum(credited_voucher.values(), ZERO)
+        cash_credit = plan.cash_share if plan else ZERO
+        subtotal = booking.subtotal - voucher_credit - cash_credit
+        fee = platform_fee(subtotal)
+        cash = booking.cash_amount - cash_credit
         legs = [
             (accounts[(AccountKind.WALLET_HOLD, booking.buyer_id)], -cash),
             (accounts[(AccountKind.PROVIDER_PAYABLE, booking.provider_id)], cash - fee),
@@ -219,11 +267,11 @@ def _settle_locked(bookings: list[Booking], *, actor=None) -> dict[int, Applicat
             BookingSettlement(
                 booking_id=booking.pk,
                 provider_id=booking.provider_id,
-                subtotal=booking.subtotal,
+                subtotal=subtotal,
                 cash_amount=cash,
-                voucher_amount=booking.voucher_amount,
+                voucher_amount=booking.voucher_amount - voucher_credit,
                 fee=fee,
-                provider_amount=booking.subtotal - fee,
+                provider_amount=subtotal - fee,
                 settled_at=now,
             )
         )
@@ -239,14 +287,16 @@ def _settle_locked(bookings: list[Booking], *, actor=None) -> dict[int, Applicat
                 organization_id=booking.provider_id,
                 data={
                     "subtotal": str(booking.subtotal),
+                    "credit": str(voucher_credit + cash_credit),
                     "cash": str(cash),
                     "fee": str(fee),
-                    "provider_amount": str(booking.subtotal - fee),
+                    "provider_amount": str(subtotal - fee),
                     "claims": {str(p): str(a) for p, a in by_program.items()},
                 },
             )
         )
     BookingSettlement.objects.bulk_create(settlements)
+    ServiceCredit.objects.bulk_create(credits)
     ReimbursementClaim.objects.bulk_create(claims)
     # The platform-fees account serialises every settlement on its lock until commit: post last (the entries, then
     # the status changes with their events and the settlement events, which take no lock), so it is held for the
@@ -254,8 +304,70 @@ def _settle_locked(bookings: list[Booking], *, actor=None) -> dict[int, Applicat
     ledger_post_many(postings)
     moved = order_services.bookings_mark_settled(booking_ids=[b.pk for b, _ in batch], actor=actor)
     if len(moved) != len(batch):  # cannot happen while we hold the row locks; never settle without the status
-        raise Conflict("A booking changed while being settled; try again.", code="concurrent_update")
+        raise Conflict(gettext("A booking changed while being settled; try again."), code="concurrent_update")
     audit_record_many([*captures.events, *events])
     for booking, _ in batch:
         booking.status = BookingStatus.SETTLED
     return refused
+
+
+@dataclass
+class _Credit:
+    posting: Posting
+    row: ServiceCredit
+    data: dict
+
+    def event(self, actor):
+        return audit_event(
+            action="settlement.service_credit",
+            obj=self.row.booking,
+            actor=actor,
+            organization_id=self.row.booking.buyer_id,
+            data=self.data,
+        )
+
+
+def _credit_posting(booking: Booking, plan: CreditPlan, voucher_legs: list, accounts: dict) -> _Credit:
+    """The booking's one ``service_credit`` posting (key ``booking:{id}:service_credit``): the cash share
+    wallet_hold → wallet, and the voucher legs ``redemptions_capture_many`` credited (voucher_hold → voucher or
+    program budget); its ``ServiceCredit`` row and audit data, with the amounts actually credited."""
+    voucher_credit = sum((amount for _, amount in voucher_legs if amount > ZERO), ZERO)
+    legs = list(voucher_legs)
+    if plan.cash_share:
+        legs += [
+            (accounts[(AccountKind.WALLET_HOLD, booking.buyer_id)], -plan.cash_share),
+            (accounts[(AccountKind.WALLET, booking.buyer_id)], plan.cash_share),
+        ]
+    amount = voucher_credit + plan.cash_share
+    row = ServiceCredit(
+        booking=booking,
+        sla_percent=plan.sla_percent,
+        reserved_node_hours=plan.reserved_node_hours,
+        incident_node_hours=plan.incident_node_hours,
+        credited_node_hours=plan.credited_node_hours,
+        sla_amount=plan.sla_amount,
+        dispute_amount=plan.dispute_amount,
+        amount=amount,
+        cash_amount=plan.cash_share,
+        voucher_amount=voucher_credit,
+        created_at=timezone.now(),
+    )
+    posting = Posting(
+        kind=JournalTransaction.Kind.SERVICE_CREDIT,
+        idempotency_key=f"booking:{booking.pk}:service_credit",
+        legs=legs,
+        reference=f"booking:{booking.pk}",
+        memo=f"service credit of booking {booking.pk}",
+    )
+    data = {
+        "sla_percent": str(plan.sla_percent),
+        "reserved_node_hours": str(plan.reserved_node_hours),
+        "incident_node_hours": str(plan.incident_node_hours),
+        "credited_node_hours": str(plan.credited_node_hours),
+        "sla_amount": str(plan.sla_amount),
+        "dispute_amount": str(plan.dispute_amount),
+        "amount": str(amount),
+        "cash": str(plan.cash_share),
+        "voucher": str(voucher_credit),
+    }
+    return _Credit(posting=posting, row=row, data=data)

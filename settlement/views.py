@@ -11,11 +11,12 @@ from django.core.paginator import Paginator
 from django.db.models import Sum
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.models import Organization
-from accounts.selectors import has_org_kind, is_platform_staff
+from accounts.selectors import audited_issuers, has_org_kind, is_auditor, is_platform_staff
 from marketplace.core.exceptions import ApplicationError
 from marketplace.core.money import ZERO
 from marketplace.core.spreadsheet import safe_cell
@@ -51,6 +52,7 @@ def booking_progress(request, booking_id):
     except ApplicationError:
         raise Http404(_("No such booking.")) from None
     movements = list(selectors.booking_movements(booking.pk))
+    selectors.name_accounts(movements, viewer=request.user)
     return render(
         request,
         "settlement/booking_progress.html",
@@ -167,11 +169,22 @@ def statement_list(request):
     )
 
 
+def _audit_export_url(statement: ReimbursementStatement) -> str:
+    """The audit export (``export.json``: the lines' voucher spend events with their inclusion proofs, verified offline
+    by ``python -m audit.verify``) of the statement's lines."""
+    return f"{reverse('api-audit-export')}?statement={statement.pk}"
+
+
 def _detail_context(request, statement: ReimbursementStatement) -> dict:
+    user = request.user
     return {
         "statement": statement,
         "lines": list(selectors.statement_lines(statement)),
-        "can_pay": selectors.can_pay_statement(request.user, statement),
+        "can_pay": selectors.can_pay_statement(user, statement),
+        # the export is for those who read audit data: auditors and the issuer's members (not all platform staff)
+        "audit_export_url": _audit_export_url(statement)
+        if is_auditor(user) or audited_issuers(user).exists()
+        else None,
     }
 
 
@@ -200,10 +213,12 @@ STATEMENT_CSV_COLUMNS = [
 
 @login_required
 def statement_csv(request, pk):
-    """The statement's lines as a CSV attachment, one row per claim (the statement total is their sum)."""
+    """The statement's lines as a CSV attachment, one row per claim (the statement total is their sum); its ``Link``
+    header names the audit export of the same lines, with proofs."""
     statement = _statement_or_404(request, pk)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="statement-{statement.pk}.csv"'
+    response["Link"] = f'<{_audit_export_url(statement)}>; rel="alternate"; type="application/json"'
     writer = csv.writer(response)
     writer.writerow(STATEMENT_CSV_COLUMNS)
     for claim in selectors.statement_lines(statement):

@@ -41,6 +41,46 @@ def browser():
         browser.close()
 
 
+def _verify_second_factor(client, user) -> None:
+    """Mark ``client``'s session as having given the second factor, as django-otp's ``login`` does after a right
+    code (a confirmed TOTP device is created for a user who has none)."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from accounts import two_factor
+
+    if two_factor.needs_code(user):
+        device = two_factor.confirmed_device(user) or TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+        session = client.session
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()
+
+
+@pytest.fixture(autouse=True)
+def _test_client_logins_include_the_second_factor(monkeypatch):
+    """The test client's shortcuts ``Client.force_login`` (no password) and ``Client.login`` (the password, not the
+    login page) give the second factor too, for a user who needs one (platform staff, issuers, auditors:
+    ``accounts.two_factor``): tests of other pages start signed in. The sign-in steps themselves are tested through
+    the login page and the token endpoint (tests/accounts/test_two_factor.py); browser tests type codes."""
+    from django.contrib.auth import get_user_model
+    from django.test.client import Client
+
+    original_force_login, original_login = Client.force_login, Client.login
+
+    def force_login(self, user, backend=None):
+        original_force_login(self, user, backend)
+        _verify_second_factor(self, user)
+
+    def login(self, **credentials):
+        done = original_login(self, **credentials)
+        if done:
+            _verify_second_factor(self, get_user_model().objects.get(pk=self.session["_auth_user_id"]))
+        return done
+
+    monkeypatch.setattr(Client, "force_login", force_login)
+    monkeypatch.setattr(Client, "login", login)
+
+
 @pytest.fixture
 def api():
     return APIClient()

@@ -75,3 +75,24 @@ def page_input(moment) -> str:
     from django.conf import settings
 
     return moment.astimezone(zoneinfo.ZoneInfo(settings.DISPLAY_TIME_ZONE)).strftime("%Y-%m-%dT%H:%M")
+
+
+def totp_code(device=None, *, key_hex: str | None = None) -> str:
+    """What an authenticator app holding the device's key shows: the code of the current 30-second step, or of the
+    next one when the current one was already used (a code works once; the server accepts one step either side)."""
+    import time
+
+    from django_otp.oath import TOTP
+
+    key = bytes.fromhex(key_hex or device.key)
+    totp = TOTP(key, step=30, t0=0, digits=6)
+    totp.time = time.time()
+    step = totp.t()
+    if device is not None:
+        device.refresh_from_db()
+        step = max(step, device.last_t + 1)
+        while step > totp.t() + device.tolerance:  # used up to the next step too: wait for the clock
+            time.sleep(1)
+            totp.time = time.time()
+    totp.time = step * 30 + 1
+    return f"{totp.token():06d}"

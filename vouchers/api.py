@@ -4,6 +4,7 @@ Querysets come from ``vouchers.selectors``, so another organization's objects an
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.permissions import IsAuthenticated
@@ -79,8 +80,8 @@ class ProgramDetailApi(generics.RetrieveUpdateAPIView):
         values = dict(data.validated_data)
         if "budget" in values:
             raise ApplicationError(
-                "The budget is funded, not edited.",
-                errors={"budget": ["Fund the program instead of editing its budget."]},
+                gettext("The budget is funded, not edited."),
+                errors={"budget": [gettext("Fund the program instead of editing its budget.")]},
             )
         program = services.program_update(program=program, actor=request.user, **values)
         return Response(self.get_serializer(program).data)

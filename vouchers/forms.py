@@ -17,9 +17,9 @@ from accounts.models import CITY_CHOICES, ModelFiling, Organization
 from accounts.selectors import user_organizations
 from listings.models import Accelerator
 from marketplace.core.forms import ServiceErrorsMixin
-from marketplace.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
+from marketplace.core.money import AMOUNT_DIGITS, AMOUNT_PLACES, PRICE_DIGITS, PRICE_PLACES
 from marketplace.core.zones import in_zone
-from vouchers import selectors, services
+from vouchers import rules, selectors, services
 from vouchers.models import Level, VoucherProgram
 
 HUNDRED = Decimal(100)
@@ -146,6 +146,8 @@ class ProgramForm(ServiceErrorsMixin, forms.Form):
                 "model_filing_earns_domestic_ratio",
                 "sme_contract_limit",
                 "sme_contract_ratio",
+                "idle_threshold_percent",
+                "idle_extra_ratio",
             ),
         ),
         (
@@ -223,6 +225,14 @@ class ProgramForm(ServiceErrorsMixin, forms.Form):
     sme_contract_ratio = _percent(
         _("Share for SMEs within that limit (%)"), _("e.g. 50 (Hangzhou: up to ¥500,000)"), initial=0, required=False
     )
+    idle_threshold_percent = _percent(
+        _("Idle clusters: utilisation below (%)"),
+        _("clusters booked less than this share of their listed hours over the last 7 days; empty = no such rule"),
+        required=False,
+    )
+    idle_extra_ratio = _percent(
+        _("Extra share on idle clusters (%)"), _("added to the share above, e.g. 10"), required=False
+    )
     # --- caps ---
     annual_cap_per_org = _amount(
         label=_("Yearly cap per organization (CNY)"), required=False, help_text=_("empty = no cap")
@@ -298,6 +308,7 @@ class ProgramForm(ServiceErrorsMixin, forms.Form):
         if program is not None:
             initial = {name: getattr(program, name) for name in services.PROGRAM_FIELDS}
             initial.update({name: ratio_to_percent(initial[name]) for name in self.PERCENT_FIELDS})
+            initial["idle_extra_ratio"] = ratio_to_percent(initial["idle_extra_ratio"])
             initial.update(
                 {
                     "eligible_providers": list(program.eligible_providers.all()),
@@ -343,6 +354,67 @@ class ProgramForm(ServiceErrorsMixin, forms.Form):
             )
         return groups
 
+    # The fields the rules engine reads for the preview of a sample booking (``preview_rules``): the preview works
+    # on a half-filled form as long as these are valid.
+    PREVIEW_FIELDS = (
+        "city",
+        "domestic_ratio",
+        "other_ratio",
+        "sme_bonus_ratio",
+        "model_filing_earns_domestic_ratio",
+        "sme_contract_limit",
+        "sme_contract_ratio",
+        "annual_cap_per_org",
+        "per_booking_cap",
+        "max_stacked_share",
+        "level",
+        "stack_levels",
+        "eligible_providers",
+        "eligible_accelerators",
+        "eligible_buyer_cities",
+        "city_data_centers_only",
+        "requires_model_filing",
+        "ban_related_party",
+        "require_reviewed_listing",
+        "subsidy_period_days",
+    )
+
+    def preview_errors(self) -> list[str]:
+        """After ``is_valid()``: the errors of the fields the preview needs, each as "label: message"."""
+        return [
+            gettext("%(label)s: %(error)s") % {"label": self.fields[name].label, "error": error}
+            for name in self.PREVIEW_FIELDS
+            if name in self.fields
+            for error in self.errors.get(name, [])
+        ]
+
+    def preview_rules(self, program_id: int = 0) -> rules.ProgramRules:
+        """The rules typed so far, as the rules engine reads them (valid ``PREVIEW_FIELDS`` only)."""
+        data = self.cleaned_data
+        ratio = {
+            name: percent_to_ratio(self.EMPTY_PERCENT[name] if data.get(name) is None else data[name])
+            for name in self.PERCENT_FIELDS
+        }
+        return rules.ProgramRules(
+            program_id=program_id,
+            city=data["city"],
+            model_filing_earns_domestic_ratio=data["model_filing_earns_domestic_ratio"],
+            annual_cap_per_org=data.get("annual_cap_per_org"),
+            per_booking_cap=data.get("per_booking_cap"),
+            eligible_provider_ids=frozenset(org.pk for org in data["eligible_providers"]),
+            city_data_centers_only=data["city_data_centers_only"],
+            eligible_accelerator_ids=frozenset(chip.pk for chip in data["eligible_accelerators"]),
+            requires_model_filing=data["requires_model_filing"],
+            ban_related_party=data["ban_related_party"],
+            require_reviewed_listing=data["require_reviewed_listing"],
+            level=data["level"],
+            stack_levels=frozenset(data["stack_levels"]),
+            eligible_buyer_cities=frozenset(data["eligible_buyer_cities"]),
+            subsidy_period_days=data.get("subsidy_period_days"),
+            sme_contract_limit=data.get("sme_contract_limit"),
+            **ratio,
+        )
+
     def service_kwargs(self) -> dict:
         """The cleaned values as ``program_create`` / ``program_update`` keyword arguments (percent → ratio)."""
         data = dict(self.cleaned_data)
@@ -352,4 +424,77 @@ class ProgramForm(ServiceErrorsMixin, forms.Form):
         for name in self.PERCENT_FIELDS:  # an optional share left empty means its default: none, or no cap
             value = data.get(name)
             data[name] = percent_to_ratio(self.EMPTY_PERCENT[name] if value is None else value)
+        if data.get("idle_extra_ratio") is not None:  # optional and empty = no idle-capacity rule
+            data["idle_extra_ratio"] = percent_to_ratio(data["idle_extra_ratio"])
         return data
+
+
+class SampleBookingForm(forms.Form):
+    """A booking to try the program form's rules on (the preview): posted with the program form, ``sample-`` names."""
+
+    prefix = "sample"
+    FIELDS = ("accelerator", "origin", "nodes", "gpus_per_node", "hours", "price_per_gpu_hour", "voucher_balance")
+    BOXES = ("buyer_is_sme", "buyer_has_model_filing")
+    ORIGINS = (("domestic", _("Domestic")), ("imported", _("Imported")))
+
+    accelerator = forms.ModelChoiceField(
+        queryset=Accelerator.objects.order_by("name"),
+        required=False,
+        empty_label=_("Any chip of the origin below"),
+        label=_("Accelerator"),
+    )
+    origin = forms.ChoiceField(
+        choices=ORIGINS,
+        initial="domestic",
+        label=_("Chip origin"),
+        help_text=_("when no accelerator is chosen; a chosen one brings its own"),
+    )
+    nodes = forms.IntegerField(min_value=1, max_value=1000, initial=2, label=_("Nodes"))
+    gpus_per_node = forms.IntegerField(min_value=1, max_value=64, initial=8, label=_("GPUs per node"))
+    hours = forms.IntegerField(min_value=1, max_value=MAX_DAYS * 24, initial=24, label=_("Hours"))
+    price_per_gpu_hour = forms.DecimalField(
+        max_digits=PRICE_DIGITS,
+        decimal_places=PRICE_PLACES,
+        min_value=0,
+        initial=Decimal("6.00"),
+        label=_("Price per GPU-hour (CNY)"),
+    )
+    voucher_balance = _amount(
+        required=False,
+        label=_("Voucher balance (CNY)"),
+        help_text=_("empty = the largest voucher, or no limit"),
+    )
+    buyer_is_sme = forms.BooleanField(required=False, initial=True, label=_("The buyer is a startup or SME"))
+    buyer_has_model_filing = forms.BooleanField(required=False, label=_("The buyer has a registered model filing"))
+
+    def inputs(self) -> list:
+        return [self[name] for name in self.FIELDS]
+
+    def boxes(self) -> list:
+        return [self[name] for name in self.BOXES]
+
+    def preview_errors(self) -> list[str]:
+        """After ``is_valid()``: each error as "label: message"."""
+        return [
+            gettext("%(label)s: %(error)s") % {"label": self.fields[name].label, "error": error}
+            for name, errors in self.errors.items()
+            for error in errors
+        ]
+
+    def sample(self, *, face_value_max: Decimal | None = None) -> selectors.SampleBooking:
+        """The booking typed (valid form only); an empty balance is the program's largest voucher, if typed."""
+        data = self.cleaned_data
+        chip = data["accelerator"]
+        balance = data["voucher_balance"]
+        return selectors.SampleBooking(
+            nodes=data["nodes"],
+            gpus_per_node=data["gpus_per_node"],
+            hours=data["hours"],
+            price_per_gpu_hour=data["price_per_gpu_hour"],
+            domestic=chip.domestic if chip else data["origin"] == "domestic",
+            accelerator_id=chip.pk if chip else None,
+            export_controlled=chip.export_controlled if chip else False,
+            voucher_balance=face_value_max if balance is None else balance,
+            buyer_is_sme=data["buyer_is_sme"],
+            buyer_has_model_filing=data["buyer_has_model_filing"],
+        )

@@ -113,6 +113,16 @@ class VoucherProgram(StatusPipeline, TimeStampedModel):
         null=True, blank=True, help_text="SMEs booking at most this much get the SME contract ratio"
     )
     sme_contract_ratio = RatioField(default=0)
+    # Steer vouchers to idle capacity: bookings on a cluster used below this share of its listed node-hours over
+    # the last 7 days get ``idle_extra_ratio`` on top of the coverage ratio. Both empty = no such rule.
+    idle_threshold_percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="clusters below this utilisation (%) over the last 7 days get the extra ratio; empty = none",
+    )
+    idle_extra_ratio = RatioField(null=True, blank=True, help_text="extra coverage ratio on such clusters")
 
     class Meta:
         ordering = ["city", "name"]
@@ -157,6 +167,18 @@ class VoucherProgram(StatusPipeline, TimeStampedModel):
             ),
             models.CheckConstraint(
                 condition=Q(status__in=["draft", "active", "closed"]), name="voucherprogram_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(idle_threshold_percent__isnull=True, idle_extra_ratio__isnull=True)
+                | Q(
+                    idle_threshold_percent__isnull=False,
+                    idle_extra_ratio__isnull=False,
+                    idle_threshold_percent__gte=0,
+                    idle_threshold_percent__lte=100,
+                    idle_extra_ratio__gte=0,
+                    idle_extra_ratio__lte=1,
+                ),
+                name="voucherprogram_idle_rule_valid",
             ),
         ]
 

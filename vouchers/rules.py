@@ -5,7 +5,8 @@ the booking between the vouchers that pays the most under every limit at once:
 
     balance          each voucher pays at most what is left on it
     coverage_ratio   a program pays at most ratio × subtotal over all its vouchers in the booking (the domestic or
-                     other tier, plus the SME bonus, or the SME contract-size tier, at most 1)
+                     other tier, plus the SME bonus, or the SME contract-size tier, plus the idle-capacity extra
+                     ratio on a cluster used below the program's threshold over the last 7 days, at most 1)
     annual_cap       … at most its per-organization annual cap less what the buyer already used or holds
     per_booking_cap  … at most its cap for one booking, over all its vouchers together
     stacking_limit   the booking's total voucher part is at most max_stacked_share × subtotal of EVERY program that
@@ -87,6 +88,10 @@ class ProgramRules:
     subsidy_period_days: int | None = None  # counted from the buyer's first subsidised booking in the program
     sme_contract_limit: Decimal | None = None  # SMEs whose booking is at most this much get ``sme_contract_ratio``
     sme_contract_ratio: Decimal = ZERO
+    # Idle capacity: a cluster whose utilisation over the last 7 days is below ``idle_threshold_percent`` (0–100)
+    # earns ``idle_extra_ratio`` on top of the ratio above; both None = no such rule.
+    idle_threshold_percent: Decimal | None = None
+    idle_extra_ratio: Decimal | None = None
 
     def stacks_with(self, other: ProgramRules) -> bool:
         """Whether this program and ``other`` (another program) may pay parts of one booking: each allows the
@@ -114,6 +119,9 @@ class BookingContext:
     related_party: bool = False
     now: dt.datetime | None = None
     buyer_city: str = ""
+    # The cluster's reserved share of its listed node-hours over the last 7 days (0–1); None when nothing was
+    # listed then (unknown: the idle-capacity rule does not apply).
+    cluster_utilisation: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -191,9 +199,21 @@ def _subsidy_period_over(context: BookingContext, candidate: VoucherCandidate) -
     return context.now >= candidate.first_subsidised_at + dt.timedelta(days=period)
 
 
+def idle_cluster(context: BookingContext, rules: ProgramRules) -> bool:
+    """Whether the program's idle-capacity rule applies: it has one, the cluster's utilisation is known and it is
+    strictly below the threshold."""
+    return (
+        rules.idle_threshold_percent is not None
+        and rules.idle_extra_ratio is not None
+        and context.cluster_utilisation is not None
+        and context.cluster_utilisation * 100 < rules.idle_threshold_percent
+    )
+
+
 def coverage_ratio(context: BookingContext, rules: ProgramRules) -> Decimal:
     """The share of the subtotal the program pays: the domestic or other tier plus the SME bonus, at most 1; an SME
-    whose booking is within the program's contract-size tier gets that tier's ratio when it is higher."""
+    whose booking is within the program's contract-size tier gets that tier's ratio when it is higher; a cluster
+    below the program's idle-capacity threshold adds the program's extra ratio (still at most 1)."""
     domestic_tier = context.accelerator_domestic or (
         rules.model_filing_earns_domestic_ratio and context.buyer_has_model_filing
     )
@@ -202,6 +222,8 @@ def coverage_ratio(context: BookingContext, rules: ProgramRules) -> Decimal:
         ratio += rules.sme_bonus_ratio
         if rules.sme_contract_limit is not None and context.subtotal <= rules.sme_contract_limit:
             ratio = max(ratio, rules.sme_contract_ratio)
+    if idle_cluster(context, rules):
+        ratio += rules.idle_extra_ratio
     return min(ratio, ONE)
 
 

@@ -4,6 +4,7 @@ context and candidates fed to the pure rules engine, voucher balances and the pr
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db.models import Min, Q, QuerySet, Sum
@@ -16,7 +17,7 @@ from ledger.models import LedgerAccount
 from listings.agent_selectors import cluster_hardware_mismatched
 from listings.models import Listing
 from listings.selectors import listing_reviewed
-from marketplace.core.money import ZERO
+from marketplace.core.money import ZERO, to_amount
 from vouchers import rules
 from vouchers.models import Redemption, Voucher, VoucherApplication, VoucherProgram
 
@@ -156,6 +157,8 @@ def program_rules(program: VoucherProgram) -> rules.ProgramRules:
         subsidy_period_days=program.subsidy_period_days,
         sme_contract_limit=program.sme_contract_limit,
         sme_contract_ratio=program.sme_contract_ratio,
+        idle_threshold_percent=program.idle_threshold_percent,
+        idle_extra_ratio=program.idle_extra_ratio,
     )
 
 
@@ -197,8 +200,15 @@ def voucher_candidates(vouchers: list[Voucher], *, buyer_id: int, now: dt.dateti
 
 
 def booking_context(
-    *, buyer: Organization, listing: Listing, subtotal: Decimal, now: dt.datetime
+    *,
+    buyer: Organization,
+    listing: Listing,
+    subtotal: Decimal,
+    now: dt.datetime,
+    cluster_utilisation: Decimal | None = None,
 ) -> rules.BookingContext:
+    """The rules engine's facts about a booking of ``listing`` by ``buyer``. ``cluster_utilisation`` (the cluster's
+    reserved share of its listed node-hours over the last 7 days) is read by ``orders``, which sees reservations."""
     listing = Listing.objects.select_related("cluster__accelerator", "cluster__data_center__provider").get(
         pk=listing.pk
     )
@@ -218,6 +228,7 @@ def booking_context(
         related_party=bool(buyer.related_party_names() & provider.related_party_names()),
         now=now,
         buyer_city=buyer.city,
+        cluster_utilisation=cluster_utilisation,
     )
 
 
@@ -238,7 +249,8 @@ def program_burndown(program: VoucherProgram) -> dict:
         .annotate(total=Sum("amount"))
         .values_list("day", "total")
     )
-    days = sorted({*issued, *spent, program.created_at.date()})
+    # TruncDate counts days in the current time zone: the creation day must too (not its UTC date)
+    days = sorted({*issued, *spent, timezone.localdate(program.created_at)})
     labels, issued_series, spent_series = [], [], []
     issued_total = spent_total = ZERO
     for day in days:
@@ -254,3 +266,88 @@ def program_burndown(program: VoucherProgram) -> dict:
         "budget": str(program.budget_total),
         "available": str(program_budget_available(program)),
     }
+
+
+@dataclass(frozen=True)
+class SampleBooking:
+    """A booking an issuer imagines on the program form, to preview what the program would pay for it."""
+
+    nodes: int
+    gpus_per_node: int
+    hours: int
+    price_per_gpu_hour: Decimal
+    domestic: bool
+    accelerator_id: int | None = None  # None: any chip of that origin
+    export_controlled: bool = False
+    voucher_balance: Decimal | None = None  # None: as much as the booking could use
+    buyer_is_sme: bool = False
+    buyer_has_model_filing: bool = False
+
+    @property
+    def gpu_hours(self) -> int:
+        return self.nodes * self.gpus_per_node * self.hours
+
+    @property
+    def subtotal(self) -> Decimal:
+        return to_amount(self.price_per_gpu_hour * self.gpu_hours)
+
+
+@dataclass(frozen=True)
+class SamplePreview:
+    subtotal: Decimal
+    voucher_amount: Decimal
+    cash_amount: Decimal
+    ratio: Decimal | None = None
+    bound_by: str = ""
+    refused_by: str = ""  # the eligibility rule the sample breaks (then the voucher pays nothing)
+
+
+SAMPLE_VOUCHER_ID = 1
+
+
+def sample_engine_inputs(
+    program_rules: rules.ProgramRules, sample: SampleBooking, *, now: dt.datetime
+) -> tuple[rules.BookingContext, rules.VoucherCandidate]:
+    """The rules engine's inputs for ``sample`` under ``program_rules``: one voucher of the program, held by the
+    buyer, unused this year; the provider, data centre and buyer meet the program's other eligibility rules (the
+    first eligible provider and buyer city, a reviewed listing in the program's city, no related party); the
+    accelerator is checked when one is named (any other id stands for "a chip of that origin")."""
+    accelerator_id = sample.accelerator_id
+    if accelerator_id is None:
+        accelerator_id = min(program_rules.eligible_accelerator_ids, default=0)
+    subtotal = sample.subtotal
+    context = rules.BookingContext(
+        subtotal=subtotal,
+        buyer_id=1,
+        provider_id=min(program_rules.eligible_provider_ids, default=0),
+        data_center_city=program_rules.city,
+        accelerator_id=accelerator_id,
+        accelerator_domestic=sample.domestic,
+        accelerator_export_controlled=sample.export_controlled,
+        listing_reviewed=True,
+        buyer_is_sme=sample.buyer_is_sme,
+        buyer_has_model_filing=sample.buyer_has_model_filing,
+        related_party=False,
+        now=now,
+        buyer_city=min(program_rules.eligible_buyer_cities, default=program_rules.city),
+    )
+    candidate = rules.VoucherCandidate(
+        voucher_id=SAMPLE_VOUCHER_ID,
+        holder_id=1,
+        expires_at=now + dt.timedelta(days=365),
+        balance=subtotal if sample.voucher_balance is None else sample.voucher_balance,
+        rules=program_rules,
+    )
+    return context, candidate
+
+
+def sample_preview(
+    program_rules: rules.ProgramRules, sample: SampleBooking, *, now: dt.datetime | None = None
+) -> SamplePreview:
+    """What ``program_rules`` would pay of ``sample`` (``vouchers.rules.compute_parts``; reads and writes nothing)."""
+    context, candidate = sample_engine_inputs(program_rules, sample, now=now or timezone.now())
+    try:
+        (part,) = rules.compute_parts(context, [candidate])
+    except rules.RulesError as exc:
+        return SamplePreview(context.subtotal, ZERO, context.subtotal, refused_by=exc.violations[0].rule)
+    return SamplePreview(context.subtotal, part.amount, context.subtotal - part.amount, part.ratio, part.bound_by)

@@ -116,6 +116,21 @@ class VoucherProgramSerializer(serializers.ModelSerializer):
     sme_contract_ratio = ratio_field(
         "Share paid for SMEs whose booking is within the contract limit: 0.5 pays 50 %.", required=False
     )
+    idle_threshold_percent = serializers.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        min_value=Decimal(0),
+        max_value=Decimal(100),
+        required=False,
+        allow_null=True,
+        help_text="Idle capacity: bookings on a cluster whose utilisation over the last 7 days (reserved share of "
+        "its listed node-hours) is below this percentage get the extra share below. Null: no such rule.",
+    )
+    idle_extra_ratio = ratio_field(
+        "Extra share paid on such under-used clusters, added to the share above: 0.1 pays 10 % more. Null: none.",
+        required=False,
+        allow_null=True,
+    )
 
     class Meta:
         model = VoucherProgram

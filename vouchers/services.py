@@ -14,6 +14,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from accounts.models import CITIES, Organization
 from audit.models import AuditEvent
@@ -23,6 +24,8 @@ from ledger.services import Posting, account_for, accounts_for_many, ledger_post
 from marketplace.core.exceptions import ApplicationError, Conflict
 from marketplace.core.money import ZERO, to_amount
 from marketplace.core.pipeline import advance
+from marketplace.core.templatetags.money import format_money
+from marketplace.core.zones import local_moment
 from vouchers import rules, selectors
 from vouchers.models import Level, Redemption, Voucher, VoucherApplication, VoucherProgram
 
@@ -54,6 +57,8 @@ PROGRAM_FIELDS = (
     "subsidy_period_days",
     "sme_contract_limit",
     "sme_contract_ratio",
+    "idle_threshold_percent",
+    "idle_extra_ratio",
 )
 # Every set of programs among a booking's vouchers is tried (vouchers.rules), so their number stays small.
 MAX_VOUCHERS_PER_BOOKING = rules.MAX_PROGRAMS
@@ -67,31 +72,51 @@ def _validate_program(program: VoucherProgram) -> None:
     """Model-level checks with field errors, so bad input answers 400 before the database CHECKs would."""
     if program.face_value_min is not None and program.face_value_max is not None:
         if program.face_value_min <= ZERO:
-            raise _field_error("face_value_min", "The minimum face value must be positive.")
+            raise _field_error("face_value_min", gettext("The minimum face value must be positive."))
         if program.face_value_min > program.face_value_max:
-            raise _field_error("face_value_max", "The maximum face value must be at least the minimum.")
+            raise _field_error("face_value_max", gettext("The maximum face value must be at least the minimum."))
     if program.applications_open_until <= program.applications_open_from:
-        raise _field_error("applications_open_until", "The application window must end after it opens.")
+        raise _field_error("applications_open_until", gettext("The application window must end after it opens."))
     for name in ("domestic_ratio", "other_ratio", "sme_bonus_ratio", "max_stacked_share", "sme_contract_ratio"):
         value = getattr(program, name)
         if not ZERO <= value <= 1:
-            raise _field_error(name, "A ratio must be between 0 and 1.")
+            raise _field_error(name, gettext("A ratio must be between 0 and 1."))
+    _validate_idle_rule(program)
     for name in ("annual_cap_per_org", "per_booking_cap", "sme_contract_limit"):
         value = getattr(program, name)
         if value is not None and value < ZERO:
-            raise _field_error(name, "A cap cannot be negative.")
+            raise _field_error(name, gettext("A cap cannot be negative."))
     if program.validity_days is not None and program.validity_days < 1:
-        raise _field_error("validity_days", "A voucher must be valid for at least one day.")
+        raise _field_error("validity_days", gettext("A voucher must be valid for at least one day."))
     if program.subsidy_period_days is not None and program.subsidy_period_days < 1:
-        raise _field_error("subsidy_period_days", "The subsidy period is at least one day (or empty for none).")
+        raise _field_error(
+            "subsidy_period_days", gettext("The subsidy period is at least one day (or empty for none).")
+        )
     if program.level not in Level.values:
-        raise _field_error("level", "Choose national, provincial, city or district.")
+        raise _field_error("level", gettext("Choose national, provincial, city or district."))
     unknown_levels = sorted(set(program.stack_levels or ()) - set(Level.values))
     if unknown_levels:
-        raise _field_error("stack_levels", f"Unknown level: {', '.join(unknown_levels)}.")
+        raise _field_error("stack_levels", gettext("Unknown level: %(names)s.") % {"names": ", ".join(unknown_levels)})
     unknown_cities = sorted(set(program.eligible_buyer_cities or ()) - set(CITIES))
     if unknown_cities:
-        raise _field_error("eligible_buyer_cities", f"Unknown city: {', '.join(unknown_cities)}.")
+        raise _field_error(
+            "eligible_buyer_cities", gettext("Unknown city: %(names)s.") % {"names": ", ".join(unknown_cities)}
+        )
+
+
+def _validate_idle_rule(program: VoucherProgram) -> None:
+    """The idle-capacity rule: a threshold in 0–100 % and an extra ratio in 0–1, both given or both empty."""
+    threshold, extra = program.idle_threshold_percent, program.idle_extra_ratio
+    if threshold is not None and not ZERO <= threshold <= 100:
+        raise _field_error("idle_threshold_percent", gettext("Enter a percentage between 0 and 100."))
+    if extra is not None and not ZERO <= extra <= 1:
+        raise _field_error("idle_extra_ratio", gettext("A ratio must be between 0 and 1."))
+    if threshold is None and extra is not None:
+        raise _field_error(
+            "idle_threshold_percent", gettext("Give the utilisation below which the extra share applies.")
+        )
+    if extra is None and threshold is not None:
+        raise _field_error("idle_extra_ratio", gettext("Give the extra share for clusters below the threshold."))
 
 
 def _set_program_lists(
@@ -100,14 +125,16 @@ def _set_program_lists(
     if eligible_providers is not None:
         providers = list(eligible_providers)
         if any(org.kind != Organization.Kind.PROVIDER for org in providers):
-            raise _field_error("eligible_providers", "Only provider organizations can be on the provider list.")
+            raise _field_error(
+                "eligible_providers", gettext("Only provider organizations can be on the provider list.")
+            )
         program.eligible_providers.set(providers)
     if eligible_accelerators is not None:
         program.eligible_accelerators.set(list(eligible_accelerators))
     if stack_excluded_programs is not None:
         excluded = list(stack_excluded_programs)
         if any(other.pk == program.pk for other in excluded):
-            raise _field_error("stack_excluded_programs", "A program cannot exclude itself.")
+            raise _field_error("stack_excluded_programs", gettext("A program cannot exclude itself."))
         program.stack_excluded_programs.set(excluded)
 
 
@@ -128,15 +155,15 @@ def program_create(
     field errors on bad values or a duplicate name.
     """
     if issuer.kind != Organization.Kind.ISSUER:
-        raise ApplicationError("Only voucher issuers can run programs.", status=403, code="permission_denied")
+        raise ApplicationError(gettext("Only voucher issuers can run programs."), status=403, code="permission_denied")
     unknown = set(fields) - set(PROGRAM_FIELDS)
     if unknown:
-        raise ApplicationError(f"Unknown program fields: {', '.join(sorted(unknown))}.")
+        raise ApplicationError(gettext("Unknown program fields: %(names)s.") % {"names": ", ".join(sorted(unknown))})
     fields.setdefault("city", issuer.city)
     program = VoucherProgram(issuer=issuer, **fields)
     _validate_program(program)
     if VoucherProgram.objects.filter(issuer=issuer, name=program.name).exists():
-        raise _field_error("name", "You already run a program with this name.")
+        raise _field_error("name", gettext("You already run a program with this name."))
     program.save()
     _set_program_lists(
         program,
@@ -175,7 +202,7 @@ def program_update(
     program = VoucherProgram.objects.select_for_update(of=("self",)).get(pk=program.pk)
     unknown = set(fields) - set(PROGRAM_FIELDS)
     if unknown:
-        raise ApplicationError(f"Unknown program fields: {', '.join(sorted(unknown))}.")
+        raise ApplicationError(gettext("Unknown program fields: %(names)s.") % {"names": ", ".join(sorted(unknown))})
     new_status = fields.pop("status", program.status)
     status_changed = new_status != program.status
     if status_changed:
@@ -186,7 +213,7 @@ def program_update(
         .exclude(pk=program.pk)
         .exists()
     ):
-        raise _field_error("name", "You already run a program with this name.")
+        raise _field_error("name", gettext("You already run a program with this name."))
     for name, value in fields.items():
         setattr(program, name, value)
     _validate_program(program)
@@ -225,7 +252,7 @@ def program_fund(*, program: VoucherProgram, amount: Decimal, idempotency_key: s
     changes nothing). Raises ``ApplicationError`` 400 for a non-positive amount."""
     amount = to_amount(amount)
     if amount <= ZERO:
-        raise _field_error("amount", "The amount must be positive.")
+        raise _field_error("amount", gettext("The amount must be positive."))
     posting = ledger_post(
         kind=JournalTransaction.Kind.PROGRAM_FUNDING,
         idempotency_key=idempotency_key,
@@ -269,28 +296,35 @@ def application_submit(
     """
     now = now or timezone.now()
     if applicant.kind != Organization.Kind.STARTUP:
-        raise ApplicationError("Only startups can apply for vouchers.", status=403, code="permission_denied")
+        raise ApplicationError(gettext("Only startups can apply for vouchers."), status=403, code="permission_denied")
     if program.status != VoucherProgram.Status.ACTIVE:
-        raise Conflict("This program is not accepting applications.", errors={"program": ["Not active."]})
+        raise Conflict(
+            gettext("This program is not accepting applications."), errors={"program": [gettext("Not active.")]}
+        )
     if not program.applications_open_from <= now < program.applications_open_until:
         raise Conflict(
-            "The application window is closed.",
+            gettext("The application window is closed."),
             errors={
                 "program": [
-                    f"Applications are open from {program.applications_open_from:%Y-%m-%d} "
-                    f"until {program.applications_open_until:%Y-%m-%d}."
+                    gettext("Applications are open from %(start)s until %(end)s.")
+                    % {
+                        "start": local_moment(program.applications_open_from),
+                        "end": local_moment(program.applications_open_until),
+                    }
                 ]
             },
         )
     requested_amount = to_amount(requested_amount)
     if not program.face_value_min <= requested_amount <= program.face_value_max:
         raise _field_error(
-            "requested_amount", f"Must be between {program.face_value_min} and {program.face_value_max}."
+            "requested_amount",
+            gettext("Must be between %(minimum)s and %(maximum)s.")
+            % {"minimum": format_money(program.face_value_min), "maximum": format_money(program.face_value_max)},
         )
     if not (purpose or "").strip():
-        raise _field_error("purpose", "Say what the compute is for.")
+        raise _field_error("purpose", gettext("Say what the compute is for."))
     if model_filing is not None and model_filing.organization_id != applicant.pk:
-        raise _field_error("model_filing", "That model filing belongs to another organization.")
+        raise _field_error("model_filing", gettext("That model filing belongs to another organization."))
     application = VoucherApplication.objects.create(
         program=program,
         applicant=applicant,
@@ -314,7 +348,10 @@ def _lock_submitted(application: VoucherApplication) -> VoucherApplication:
     locked = VoucherApplication.objects.select_for_update(of=("self",)).select_related("program").get(pk=application.pk)
     if not locked.available_statuses():
         status = locked.get_status_display().lower()
-        raise Conflict(f"This application was already {status}.", errors={"status": [f"Already {status}."]})
+        raise Conflict(
+            gettext("This application was already %(status)s.") % {"status": status},
+            errors={"status": [gettext("Already %(status)s.") % {"status": status}]},
+        )
     return locked
 
 
@@ -334,9 +371,16 @@ def application_approve(
     program = application.program
     face_value = to_amount(face_value)
     if face_value > application.requested_amount:
-        raise _field_error("face_value", f"Cannot exceed the requested {application.requested_amount}.")
+        raise _field_error(
+            "face_value",
+            gettext("Cannot exceed the requested %(amount)s.") % {"amount": format_money(application.requested_amount)},
+        )
     if not program.face_value_min <= face_value <= program.face_value_max:
-        raise _field_error("face_value", f"Must be between {program.face_value_min} and {program.face_value_max}.")
+        raise _field_error(
+            "face_value",
+            gettext("Must be between %(minimum)s and %(maximum)s.")
+            % {"minimum": format_money(program.face_value_min), "maximum": format_money(program.face_value_max)},
+        )
     voucher = Voucher.objects.create(
         program=program,
         holder_id=application.applicant_id,
@@ -376,7 +420,7 @@ def application_approve(
 def application_reject(*, application: VoucherApplication, reason: str, actor=None) -> VoucherApplication:
     """Reject with a ``reason`` (required, 400 without). 409 when the application was already decided."""
     if not (reason or "").strip():
-        raise _field_error("reason", "Give the applicant a reason.")
+        raise _field_error("reason", gettext("Give the applicant a reason."))
     application = _lock_submitted(application)
     advance(
         application,
@@ -451,7 +495,10 @@ def voucher_expire(*, voucher: Voucher, now: dt.datetime | None = None, actor=No
     returned unchanged. Raises ``Conflict`` (409) before ``expires_at``. Its audit event goes in last."""
     now = now or timezone.now()
     if voucher.status == Voucher.Status.ACTIVE and voucher.expires_at > now:
-        raise Conflict("This voucher has not expired yet.", errors={"expires_at": [f"Expires {voucher.expires_at}."]})
+        raise Conflict(
+            gettext("This voucher has not expired yet."),
+            errors={"expires_at": [gettext("Expires %(when)s.") % {"when": local_moment(voucher.expires_at)}]},
+        )
     with transaction.atomic():
         return _end_voucher(voucher, status=Voucher.Status.EXPIRED, actor=actor, now=now)[0]
 
@@ -480,11 +527,14 @@ def _unique_ids(voucher_ids: Iterable) -> list[int]:
     try:
         ids = [int(v) for v in voucher_ids]
     except (TypeError, ValueError):
-        raise _field_error("vouchers", "Voucher ids must be integers.") from None
+        raise _field_error("vouchers", gettext("Voucher ids must be integers.")) from None
     if len(set(ids)) != len(ids):
-        raise _field_error("vouchers", "Each voucher may be named once.")
+        raise _field_error("vouchers", gettext("Each voucher may be named once."))
     if len(ids) > MAX_VOUCHERS_PER_BOOKING:
-        raise _field_error("vouchers", f"Name at most {MAX_VOUCHERS_PER_BOOKING} vouchers for one booking.")
+        raise _field_error(
+            "vouchers",
+            gettext("Name at most %(count)s vouchers for one booking.") % {"count": MAX_VOUCHERS_PER_BOOKING},
+        )
     return ids
 
 
@@ -495,39 +545,96 @@ def _buyer_vouchers(buyer: Organization, ids: list[int]) -> list[Voucher]:
     missing = sorted(set(ids) - {v.pk for v in vouchers})
     if missing:
         raise ApplicationError(
-            "A voucher cannot pay for this booking.",
+            gettext("A voucher cannot pay for this booking."),
             code="voucher_ineligible",
-            errors={"vouchers": [f"Voucher {pk}: not one of your vouchers (rule: organization)." for pk in missing]},
+            errors={
+                "vouchers": [
+                    gettext("Voucher %(id)s: not one of your vouchers (rule: organization).") % {"id": pk}
+                    for pk in missing
+                ]
+            },
         )
     return vouchers
 
 
 def _parts(
-    *, buyer: Organization, listing, subtotal: Decimal, vouchers: list[Voucher], now: dt.datetime
+    *,
+    buyer: Organization,
+    listing,
+    subtotal: Decimal,
+    vouchers: list[Voucher],
+    now: dt.datetime,
+    cluster_utilisation: Decimal | None = None,
 ) -> list[rules.VoucherPart]:
     if not vouchers:
         return []
-    context = selectors.booking_context(buyer=buyer, listing=listing, subtotal=to_amount(subtotal), now=now)
+    context = selectors.booking_context(
+        buyer=buyer, listing=listing, subtotal=to_amount(subtotal), now=now, cluster_utilisation=cluster_utilisation
+    )
     candidates = selectors.voucher_candidates(vouchers, buyer_id=buyer.pk, now=now)
     try:
         return rules.compute_parts(context, candidates)
     except rules.RulesError as exc:
         raise ApplicationError(
-            "A voucher cannot pay for this booking.", errors={"vouchers": exc.messages}, code="voucher_ineligible"
+            gettext("A voucher cannot pay for this booking."),
+            errors={"vouchers": [_violation_message(violation) for violation in exc.violations]},
+            code="voucher_ineligible",
         ) from exc
 
 
+# The rules engine's refusals (``vouchers.rules.RULE_MESSAGES``) in the user's language, without rule codes.
+VIOLATION_MESSAGES = {
+    "organization": gettext_lazy("Voucher %(id)s belongs to another organization."),
+    "revoked": gettext_lazy("Voucher %(id)s has been revoked."),
+    "expired": gettext_lazy("Voucher %(id)s has expired."),
+    "unreviewed_listing": gettext_lazy(
+        "Voucher %(id)s cannot pay for a listing whose hardware has not passed the platform review."
+    ),
+    "provider_not_eligible": gettext_lazy(
+        "Voucher %(id)s is not valid with this provider (not on the program's provider list)."
+    ),
+    "data_center_city": gettext_lazy("Voucher %(id)s only pays for data centres in the program's city."),
+    "accelerator_not_eligible": gettext_lazy("Voucher %(id)s does not cover this accelerator."),
+    "model_filing_required": gettext_lazy("Voucher %(id)s requires a registered model filing."),
+    "related_party": gettext_lazy(
+        "Voucher %(id)s cannot pay a provider related to the buyer (shared owner or legal representative)."
+    ),
+    "buyer_city": gettext_lazy("Voucher %(id)s is only for organizations registered in the program's cities."),
+    "subsidy_period_over": gettext_lazy(
+        "Voucher %(id)s has reached the end of the program's subsidy period for your organization."
+    ),
+}
+
+
+def _violation_message(violation: rules.Violation) -> str:
+    text = VIOLATION_MESSAGES.get(violation.rule)
+    return str(text) % {"id": violation.voucher_id} if text is not None else violation.message
+
+
 def voucher_quote(
-    *, buyer: Organization, listing, subtotal: Decimal, voucher_ids: Iterable, now: dt.datetime | None = None
+    *,
+    buyer: Organization,
+    listing,
+    subtotal: Decimal,
+    voucher_ids: Iterable,
+    now: dt.datetime | None = None,
+    cluster_utilisation: Decimal | None = None,
 ) -> list[rules.VoucherPart]:
     """Each voucher's part of ``subtotal`` for ``listing`` (soonest expiry first) and the rule that bound it.
+    ``cluster_utilisation``: the listing's cluster's 7-day utilisation, for the programs' idle-capacity rule
+    (``orders.pricing.recent_utilisation``; None = unknown, the rule does not apply).
 
     Reads only. Raises ``ApplicationError`` 400 (errors["vouchers"]) for a voucher that is not the buyer's, 400
     (errors["vouchers"], one message per voucher naming the rule) when one is ineligible.
     """
     ids = _unique_ids(voucher_ids)
     return _parts(
-        buyer=buyer, listing=listing, subtotal=subtotal, vouchers=_buyer_vouchers(buyer, ids), now=now or timezone.now()
+        buyer=buyer,
+        listing=listing,
+        subtotal=subtotal,
+        vouchers=_buyer_vouchers(buyer, ids),
+        now=now or timezone.now(),
+        cluster_utilisation=cluster_utilisation,
     )
 
 
@@ -546,14 +653,20 @@ def _lock_buyer_vouchers(buyer: Organization, ids: list[int]) -> list[Voucher]:
 
 
 def vouchers_hold_for_booking(
-    *, booking, voucher_ids: Iterable, actor=None, now: dt.datetime | None = None
+    *,
+    booking,
+    voucher_ids: Iterable,
+    actor=None,
+    now: dt.datetime | None = None,
+    cluster_utilisation: Decimal | None = None,
 ) -> list[Redemption]:
     """Hold each voucher's part of ``booking.subtotal``: voucher → voucher_hold, one ``Redemption`` (held) each.
 
     Call inside the transaction that creates the booking (it requires one). Locks the buyer's vouchers in the
     programs involved (by pk), re-reads balances and annual use under that lock and recomputes the parts, so the
     parts never overdraw a voucher or a cap. Zero parts hold nothing. Idempotent per booking: a booking that has
-    redemptions gets them back. Ledger keys ``booking:{id}:voucher:{vid}:hold``. Raises like ``voucher_quote``.
+    redemptions gets them back. Ledger keys ``booking:{id}:voucher:{vid}:hold``. Raises like ``voucher_quote``;
+    ``cluster_utilisation`` as there.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("vouchers_hold_for_booking must run inside the booking's transaction")
@@ -567,7 +680,14 @@ def vouchers_hold_for_booking(
     existing = list(Redemption.objects.filter(booking_id=booking.pk).order_by("pk"))
     if existing:
         return existing
-    parts = _parts(buyer=buyer, listing=booking.listing, subtotal=booking.subtotal, vouchers=vouchers, now=now)
+    parts = _parts(
+        buyer=buyer,
+        listing=booking.listing,
+        subtotal=booking.subtotal,
+        vouchers=vouchers,
+        now=now,
+        cluster_utilisation=cluster_utilisation,
+    )
     redemptions = []
     for part in parts:
         if part.amount <= ZERO:
@@ -687,11 +807,25 @@ class CaptureBatch:
     redemptions: list[Redemption] = field(default_factory=list)  # captured by this call, voucher loaded
     postings: list[Posting] = field(default_factory=list)  # voucher_hold → destination, one per redemption
     events: list[AuditEvent] = field(default_factory=list)  # ``voucher.capture``, one per redemption
+    # Service credits (issue 20): per booking, the legs voucher_hold(-c) → voucher or program budget(+c) of what
+    # was credited back instead of captured, and the credited amounts per program.
+    credit_legs: dict[int, list[tuple[LedgerAccount, Decimal]]] = field(default_factory=dict)
+    credited: dict[int, dict[int, Decimal]] = field(default_factory=dict)
 
 
-def redemptions_capture_many(*, destinations: dict[int, LedgerAccount], actor=None) -> CaptureBatch:
+def redemptions_capture_many(
+    *, destinations: dict[int, LedgerAccount], credits: dict[int, Decimal] | None = None, actor=None
+) -> CaptureBatch:
     """Capture the held voucher parts of many bookings at settlement, ``{booking id: destination account}``: the
     capture for ``settlement.services.bookings_settle``.
+
+    ``credits`` (``{booking id: voucher share of its service credit}``, issue 20) credits part of a booking's held
+    voucher parts back BEFORE the capture instead of capturing them: the share is split over the booking's held
+    redemptions pro rata (by pk, the last one takes the rounding remainder), each redemption captures only its
+    amount less its credit (its ``amount`` becomes what was captured, or it is ``released`` when nothing is left),
+    and the credited part goes voucher_hold(-c) → voucher(+c), or → the program budget when the voucher has
+    expired or was revoked (it could not be spent any more). Those legs are returned in ``credit_legs`` (and the
+    credited amounts per program in ``credited``) for the caller's one ``service_credit`` posting per booking.
 
     Locks the vouchers concerned (one statement, by pk: the lock order of holds and expiry), then the held
     redemptions, and marks them captured with one conditional update (exactly once per redemption: a second call
@@ -722,35 +856,82 @@ def redemptions_capture_many(*, destinations: dict[int, LedgerAccount], actor=No
         pk__in=[r.pk for r in batch.redemptions], status=Redemption.Status.HELD
     ).update(status=Redemption.Status.CAPTURED, updated_at=now)
     if captured != len(batch.redemptions):  # cannot happen while we hold the row locks
-        raise Conflict("Voucher redemptions changed while being captured; try again.", code="concurrent_update")
-    holds = accounts_for_many((LedgerAccount.Kind.VOUCHER_HOLD, r.voucher_id) for r in batch.redemptions)
+        raise Conflict(
+            gettext("Voucher redemptions changed while being captured; try again."), code="concurrent_update"
+        )
+    credited = _split_credits(batch.redemptions, credits or {})
+    keys = [(LedgerAccount.Kind.VOUCHER_HOLD, r.voucher_id) for r in batch.redemptions]
+    for redemption in batch.redemptions:
+        if credited.get(redemption.pk):
+            keys.append(_credit_target(redemption.voucher))
+    accounts = accounts_for_many(keys)
     for redemption in batch.redemptions:
         redemption.status, redemption.updated_at = Redemption.Status.CAPTURED, now
         booking_id, voucher = redemption.booking_id, redemption.voucher
         destination = destinations[booking_id]
-        batch.postings.append(
-            Posting(
-                kind=JournalTransaction.Kind.VOUCHER_CAPTURE,
-                idempotency_key=f"booking:{booking_id}:voucher:{voucher.pk}:capture",
-                reference=f"booking:{booking_id}",
-                legs=[
-                    (holds[(LedgerAccount.Kind.VOUCHER_HOLD, voucher.pk)], -redemption.amount),
-                    (destination, redemption.amount),
-                ],
+        hold = accounts[(LedgerAccount.Kind.VOUCHER_HOLD, voucher.pk)]
+        credit = credited.get(redemption.pk, ZERO)
+        held_amount, take = redemption.amount, redemption.amount - credit
+        if credit:
+            target = accounts[_credit_target(voucher)]
+            batch.credit_legs.setdefault(booking_id, []).extend([(hold, -credit), (target, credit)])
+            program_credits = batch.credited.setdefault(booking_id, {})
+            program_credits[voucher.program_id] = program_credits.get(voucher.program_id, ZERO) + credit
+            if take > ZERO:
+                Redemption.objects.filter(pk=redemption.pk).update(amount=take)
+                redemption.amount = take
+            else:
+                Redemption.objects.filter(pk=redemption.pk).update(status=Redemption.Status.RELEASED)
+                redemption.status = Redemption.Status.RELEASED
+        if take > ZERO:
+            batch.postings.append(
+                Posting(
+                    kind=JournalTransaction.Kind.VOUCHER_CAPTURE,
+                    idempotency_key=f"booking:{booking_id}:voucher:{voucher.pk}:capture",
+                    reference=f"booking:{booking_id}",
+                    legs=[(hold, -take), (destination, take)],
+                )
             )
-        )
+        data = {
+            "booking": booking_id,
+            "voucher": voucher.pk,
+            "amount": str(take),
+            "destination": f"{destination.kind}:{destination.owner_id}",
+        }
+        if credit:
+            data.update(held=str(held_amount), credited=str(credit))
         batch.events.append(
             audit_event(
-                action="voucher.capture",
-                obj=redemption,
-                actor=actor,
-                organization_id=voucher.holder_id,
-                data={
-                    "booking": booking_id,
-                    "voucher": voucher.pk,
-                    "amount": str(redemption.amount),
-                    "destination": f"{destination.kind}:{destination.owner_id}",
-                },
+                action="voucher.capture", obj=redemption, actor=actor, organization_id=voucher.holder_id, data=data
             )
         )
     return batch
+
+
+def _credit_target(voucher: Voucher) -> tuple[str, int]:
+    """Where a credited voucher part goes: back to the voucher while it is active, else to its program budget."""
+    if voucher.status == Voucher.Status.ACTIVE:
+        return (LedgerAccount.Kind.VOUCHER, voucher.pk)
+    return (LedgerAccount.Kind.PROGRAM_BUDGET, voucher.program_id)
+
+
+def _split_credits(redemptions: list[Redemption], credits: dict[int, Decimal]) -> dict[int, Decimal]:
+    """``{redemption pk: credited part}``: each booking's credit split over its redemptions pro rata to their
+    amounts (in pk order; the last takes the rounding remainder), never more than a redemption holds."""
+    out: dict[int, Decimal] = {}
+    by_booking: dict[int, list[Redemption]] = {}
+    for redemption in redemptions:
+        by_booking.setdefault(redemption.booking_id, []).append(redemption)
+    for booking_id, share in credits.items():
+        rows = by_booking.get(booking_id, [])
+        total = sum((r.amount for r in rows), ZERO)
+        share = min(to_amount(share), total)
+        if share <= ZERO:
+            continue
+        left = share
+        for i, redemption in enumerate(rows):
+            part = left if i == len(rows) - 1 else min(to_amount(share * redemption.amount / total), left)
+            part = min(part, redemption.amount)
+            out[redemption.pk] = part
+            left -= part
+    return out

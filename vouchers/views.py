@@ -9,21 +9,33 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from accounts.models import CITY_CHOICES, Organization
 from accounts.selectors import acting_organization, acting_organization_for, user_organizations
 from marketplace.core.exceptions import ApplicationError
 from vouchers import selectors, services
-from vouchers.forms import ApplyForm, ApproveForm, ProgramForm, RejectForm, ratio_to_percent
+from vouchers.forms import ApplyForm, ApproveForm, ProgramForm, RejectForm, SampleBookingForm, ratio_to_percent
 from vouchers.models import Level, VoucherApplication, VoucherProgram
 
 PAGE_SIZE = 20
+# Why the program would pay nothing for the preview's sample booking (the eligibility rules a sample can break).
+PREVIEW_REFUSALS = {
+    "accelerator_not_eligible": gettext_lazy("Nothing: the program does not cover this accelerator."),
+    "model_filing_required": gettext_lazy("Nothing: the program requires a registered model filing."),
+}
 CITY_LABELS = dict(CITY_CHOICES)
 
 
 def _page(request, queryset):
     return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def _sample_form(request) -> SampleBookingForm:
+    """The preview's sample booking as typed when the program form comes back with errors, else the defaults."""
+    typed = any(key.startswith(f"{SampleBookingForm.prefix}-") for key in request.POST)
+    return SampleBookingForm(request.POST) if typed else SampleBookingForm()
 
 
 def _is_startup_member(user) -> bool:
@@ -50,7 +62,11 @@ def program_new(request):
     if not user_organizations(request.user, kind=Organization.Kind.ISSUER).exists():
         raise PermissionDenied(_("Only voucher issuers create programs."))
     if request.method != "POST":
-        return render(request, "vouchers/program_form.html", {"form": ProgramForm(user=request.user)})
+        return render(
+            request,
+            "vouchers/program_form.html",
+            {"form": ProgramForm(user=request.user), "sample_form": SampleBookingForm()},
+        )
     form = ProgramForm(request.POST, user=request.user)
     status = 400
     if form.is_valid():
@@ -75,7 +91,12 @@ def program_new(request):
                 % {"name": program.name, "status": program.get_status_display()},
             )
             return redirect("voucher-program-detail", program.pk)
-    return render(request, "vouchers/program_form.html", {"form": form}, status=status)
+    return render(
+        request,
+        "vouchers/program_form.html",
+        {"form": form, "sample_form": _sample_form(request)},
+        status=status,
+    )
 
 
 @login_required
@@ -86,7 +107,11 @@ def program_edit(request, pk: int):
         return render(
             request,
             "vouchers/program_form.html",
-            {"form": ProgramForm(user=request.user, program=program), "program": program},
+            {
+                "form": ProgramForm(user=request.user, program=program),
+                "program": program,
+                "sample_form": SampleBookingForm(),
+            },
         )
     form = ProgramForm(request.POST, user=request.user, program=program)
     status = 400
@@ -99,7 +124,52 @@ def program_edit(request, pk: int):
         else:
             messages.success(request, _("Rules saved: quotes use them from now on."))
             return redirect("voucher-program-detail", program.pk)
-    return render(request, "vouchers/program_form.html", {"form": form, "program": program}, status=status)
+    return render(
+        request,
+        "vouchers/program_form.html",
+        {"form": form, "program": program, "sample_form": _sample_form(request)},
+        status=status,
+    )
+
+
+def _preview(request, program: VoucherProgram | None = None):
+    """The program form's preview: what the rules typed so far would pay of the sample booking typed below them
+    (``vouchers.rules`` through ``selectors.sample_preview``; nothing is written). Errors come back as sentences in
+    the fragment (htmx swaps 2xx answers only: 200 for htmx, 400 otherwise)."""
+    form = ProgramForm(request.POST, user=request.user, program=program)
+    sample_form = SampleBookingForm(request.POST)
+    form.is_valid()
+    sample_form.is_valid()
+    errors = form.preview_errors() + sample_form.preview_errors()
+    context = {"errors": errors}
+    if not errors:
+        face_value_max = form.cleaned_data.get("face_value_max")
+        sample = sample_form.sample(face_value_max=face_value_max)
+        preview = selectors.sample_preview(form.preview_rules(program.pk if program else 0), sample)
+        context.update(
+            sample=sample,
+            preview=preview,
+            share=ratio_to_percent(preview.ratio),
+            refusal=PREVIEW_REFUSALS.get(preview.refused_by, _("Nothing: the program would not pay for this booking.")),
+        )
+    status = 400 if errors and not request.htmx else 200
+    return render(request, "vouchers/_program_preview.html", context, status=status)
+
+
+@login_required
+@require_POST
+def program_new_preview(request):
+    """``POST /vouchers/programs/new/preview/``: the preview on the new-program form; issuers only (403)."""
+    if not user_organizations(request.user, kind=Organization.Kind.ISSUER).exists():
+        raise PermissionDenied(_("Only voucher issuers create programs."))
+    return _preview(request)
+
+
+@login_required
+@require_POST
+def program_edit_preview(request, pk: int):
+    """``POST /vouchers/programs/<id>/preview/``: the preview on the edit form; another issuer's program → 404."""
+    return _preview(request, get_object_or_404(selectors.programs_managed(request.user), pk=pk))
 
 
 def _join(words: list[str], last: str = "and") -> str:
@@ -128,6 +198,7 @@ def _rules_context(request, program: VoucherProgram) -> dict:
     """The program's rules as the page words them: percentages and the programs it is never combined with (only
     those the viewer may see)."""
     percent = {name: ratio_to_percent(getattr(program, name)) for name in ProgramForm.PERCENT_FIELDS}
+    percent["idle_extra_ratio"] = ratio_to_percent(program.idle_extra_ratio)
     return {
         "percent": percent,
         "combined_cap": program.max_stacked_share < 1,

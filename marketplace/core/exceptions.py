@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext
+
 
 class ApplicationError(Exception):
     """A business rule refused the request.
@@ -14,16 +16,20 @@ class ApplicationError(Exception):
     def __init__(
         self, message: str, *, status: int = 400, errors: dict[str, list[str]] | None = None, code: str = "invalid"
     ):
+        message = str(message)  # a lazy translation is read now, in the request's language
         super().__init__(message)
         self.message = message
         self.status = status
-        self.errors = errors or {}
+        self.errors = {
+            field: [str(text) for text in texts] if isinstance(texts, list | tuple) else texts
+            for field, texts in (errors or {}).items()
+        }
         self.code = code
 
 
 class NotFound(ApplicationError):
-    def __init__(self, message: str = "Not found."):
-        super().__init__(message, status=404, code="not_found")
+    def __init__(self, message: str | None = None):
+        super().__init__(message or gettext("Not found."), status=404, code="not_found")
 
 
 class Conflict(ApplicationError):

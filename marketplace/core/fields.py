@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
@@ -27,7 +28,7 @@ class BoundedManyRelatedField(serializers.ManyRelatedField):
             max_length=200, required=False)
     """
 
-    default_error_messages = {"max_length": "Ensure this list has no more than {max_length} items."}
+    default_error_messages = {"max_length": gettext_lazy("Ensure this list has no more than {max_length} items.")}
 
     def __init__(self, child_relation=None, *args, max_length: int, **kwargs):
         self.max_length = max_length

@@ -6,6 +6,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError
 from django.http import Http404
+from django.utils.translation import gettext
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -50,7 +51,7 @@ def api_exception_handler(exc, context):
         return Response(error_body(exc.message, exc.errors), status=exc.status)
     if isinstance(exc, DjangoValidationError):
         errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        return Response(error_body("Invalid input.", errors), status=status.HTTP_400_BAD_REQUEST)
+        return Response(error_body(gettext("Invalid input."), errors), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -61,7 +62,7 @@ def api_exception_handler(exc, context):
         return None
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)
-        detail = "Invalid input."
+        detail = gettext("Invalid input.")
         if list(errors) == ["non_field_errors"] and len(errors["non_field_errors"]) == 1:
             detail = errors["non_field_errors"][0]
         response.data = error_body(detail, errors)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime as dt
 
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
-MISSING_MESSAGE = "Give a date and time, e.g. 2030-01-01T10:00:00Z."
-NAIVE_MESSAGE = "Include a UTC offset, e.g. 2030-01-01T10:00:00Z."
-HOUR_MESSAGE = "Must be on a whole hour (minutes and seconds zero, UTC)."
+MISSING_MESSAGE = gettext_lazy("Give a date and time, e.g. 2030-01-01T10:00:00Z.")
+NAIVE_MESSAGE = gettext_lazy("Include a UTC offset, e.g. 2030-01-01T10:00:00Z.")
+HOUR_MESSAGE = gettext_lazy("Must be on a whole hour (minutes and seconds zero, UTC).")
 
 
 def start_of_hour(moment: dt.datetime) -> dt.datetime:
@@ -25,9 +26,9 @@ def next_hour(hours_ahead: int = 1) -> dt.datetime:
 def hour_error(value) -> str | None:
     """Why ``value`` is not an aware datetime on a whole UTC hour, or None when it is."""
     if not isinstance(value, dt.datetime):
-        return MISSING_MESSAGE
+        return str(MISSING_MESSAGE)
     if timezone.is_naive(value):
-        return NAIVE_MESSAGE
+        return str(NAIVE_MESSAGE)
     if start_of_hour(value) != value:
-        return HOUR_MESSAGE
+        return str(HOUR_MESSAGE)
     return None

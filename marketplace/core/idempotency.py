@@ -42,6 +42,7 @@ import json
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -83,8 +84,8 @@ def _organization_id(request) -> int | None:
         return None
     if not value.isdigit() or not 0 < int(value) < 2**63:
         raise ApplicationError(
-            "You cannot act for that organization.",
-            errors={"organization": ["Send the X-Organization header with an organization id."]},
+            gettext("You cannot act for that organization."),
+            errors={"organization": [gettext("Send the X-Organization header with an organization id.")]},
         )
     return int(value)
 
@@ -106,9 +107,9 @@ def _replay(request, organization_id: int | None, key: str, fingerprint: str) ->
     record = IdempotencyRecord.objects.get(user=request.user, organization_id=organization_id, key=key)
     if record.fingerprint != fingerprint:
         raise ApplicationError(
-            "This Idempotency-Key was already used for a different request.",
+            gettext("This Idempotency-Key was already used for a different request."),
             status=422,
-            errors={HEADER: ["Already used with another method, path or body; use a new key."]},
+            errors={HEADER: [gettext("Already used with another method, path or body; use a new key.")]},
             code="idempotency_mismatch",
         )
     data = json.loads(record.response_body) if record.response_body else None  # dicts keep the stored key order
@@ -125,7 +126,8 @@ def idempotent(handler):
             return handler(view, request, *args, **kwargs)
         if len(key) > MAX_KEY_LENGTH:
             raise ApplicationError(
-                "The Idempotency-Key is too long.", errors={HEADER: [f"At most {MAX_KEY_LENGTH} characters."]}
+                gettext("The Idempotency-Key is too long."),
+                errors={HEADER: [gettext("At most %(count)s characters.") % {"count": MAX_KEY_LENGTH}]},
             )
         organization_id = _organization_id(request)
         fingerprint = request_fingerprint(request)

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from django.db import DatabaseError, connection
+from django.utils.translation import gettext
 from psycopg import errors as pg_errors
 
 from marketplace.core import sql
@@ -56,8 +57,8 @@ _CONTENTION_ERRORS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure
 class Busy(Conflict):
     """409 ``busy``: the transaction lost to concurrent ones every time it was tried; the client may retry."""
 
-    def __init__(self, message: str = "The exchange is busy; retry."):
-        super().__init__(message, code="busy")
+    def __init__(self, message: str | None = None):
+        super().__init__(message or gettext("The exchange is busy; retry."), code="busy")
 
 
 def is_contention(exc: BaseException) -> bool:

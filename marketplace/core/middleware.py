@@ -89,8 +89,12 @@ class RequestGuardMiddleware:
     def __call__(self, request):
         if _has_nul(request):
             return error_response(request, 400, NUL_MESSAGE)
-        if _is_api(request) and _declared_length(request) > settings.API_MAX_BODY_BYTES:
-            return error_response(request, 413, f"The request body is larger than {settings.API_MAX_BODY_BYTES} bytes.")
+        # File uploads (multipart: a business licence) may be larger, up to API_MAX_UPLOAD_BYTES.
+        limit = settings.API_MAX_BODY_BYTES
+        if request.content_type == "multipart/form-data":
+            limit = max(limit, getattr(settings, "API_MAX_UPLOAD_BYTES", 0))
+        if _is_api(request) and _declared_length(request) > limit:
+            return error_response(request, 413, f"The request body is larger than {limit} bytes.")
         try:
             if _form_has_nul(request):
                 return error_response(request, 400, NUL_MESSAGE)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
+from django.utils.translation import gettext, gettext_lazy
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.parsers import JSONParser
@@ -20,7 +21,7 @@ from rest_framework.parsers import JSONParser
 
 class BodyTooLarge(APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The request body is too large."
+    default_detail = gettext_lazy("The request body is too large.")
     default_code = "body_too_large"
 
 
@@ -42,7 +43,7 @@ def json_depth_exceeds(value, limit: int) -> bool:
 
 
 NUL = "\x00"
-NUL_MESSAGE = "May not contain a NUL character."
+NUL_MESSAGE = gettext_lazy("May not contain a NUL character.")
 
 
 def nul_path(value, path: str = "") -> str | None:
@@ -73,16 +74,19 @@ class LimitedJSONParser(JSONParser):
         limit = settings.API_MAX_BODY_BYTES
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
-            raise BodyTooLarge(f"The request body is larger than {limit} bytes.")
+            raise BodyTooLarge(gettext("The request body is larger than %(limit)s bytes.") % {"limit": limit})
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
             data = json.loads(raw.decode(encoding), parse_constant=_refuse_constant)
         except RecursionError:
-            raise ParseError("JSON parse error - nested too deeply.") from None
+            raise ParseError(gettext("JSON parse error - nested too deeply.")) from None
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ParseError(f"JSON parse error - {exc}") from None
+            raise ParseError(gettext("JSON parse error - %(error)s") % {"error": exc}) from None
         if json_depth_exceeds(data, settings.API_MAX_JSON_DEPTH):
-            raise ParseError(f"JSON parse error - nested deeper than {settings.API_MAX_JSON_DEPTH} levels.")
+            raise ParseError(
+                gettext("JSON parse error - nested deeper than %(depth)s levels.")
+                % {"depth": settings.API_MAX_JSON_DEPTH}
+            )
         if (where := nul_path(data)) is not None:
             raise ValidationError({where: [NUL_MESSAGE]})
         return data

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext, pgettext_lazy
 
 from marketplace.core.exceptions import Conflict
 
@@ -49,15 +50,17 @@ def advance(locked: models.Model, to: str, **fields) -> str:
     from_status = locked.status
     if not locked.can_become(to):
         raise Conflict(
-            f"A {_label(model, from_status)} {model._meta.verbose_name} cannot become {_label(model, to)}.",
-            errors={"status": [f"Not allowed from {_label(model, from_status)}."]},
+            _refusal(model, from_status, to),
+            errors={"status": [gettext("Not allowed from %(status)s.") % {"status": _label(model, from_status)}]},
             code="invalid_transition",
         )
     changes = {"status": to, **fields}
     if any(field.name == "updated_at" for field in model._meta.concrete_fields):
         changes.setdefault("updated_at", timezone.now())
     if model._default_manager.filter(pk=locked.pk, status=from_status).update(**changes) != 1:
-        raise Conflict(f"The {model._meta.verbose_name} changed meanwhile; try again.", code="concurrent_update")
+        raise Conflict(
+            gettext("The %(thing)s changed meanwhile; try again.") % {"thing": _thing(model)}, code="concurrent_update"
+        )
     for name, value in changes.items():
         setattr(locked, name, value)
     return from_status
@@ -70,7 +73,7 @@ def advance_many(model: type[models.Model], pks, from_status: str, to: str, **fi
     (``invalid_transition``) when the model's ``TRANSITIONS`` do not allow ``from_status`` → ``to``."""
     if to not in model.TRANSITIONS.get(from_status, frozenset()):
         raise Conflict(
-            f"A {_label(model, from_status)} {model._meta.verbose_name} cannot become {_label(model, to)}.",
+            _refusal(model, from_status, to),
             code="invalid_transition",
         )
     rows = model._default_manager.filter(pk__in=list(pks), status=from_status)
@@ -81,6 +84,34 @@ def advance_many(model: type[models.Model], pks, from_status: str, to: str, **fi
             changes.setdefault("updated_at", timezone.now())
         model._default_manager.filter(pk__in=moved, status=from_status).update(**changes)
     return moved
+
+
+# What the models are called in messages (their verbose names are not translated; this module imports no app).
+THINGS = {
+    "booking": pgettext_lazy("in a sentence", "booking"),
+    "bid": pgettext_lazy("in a sentence", "bid"),
+    "listing": pgettext_lazy("in a sentence", "listing"),
+    "voucher program": pgettext_lazy("in a sentence", "voucher program"),
+    "voucher application": pgettext_lazy("in a sentence", "voucher application"),
+    "payout": pgettext_lazy("in a sentence", "payout"),
+    "reimbursement statement": pgettext_lazy("in a sentence", "reimbursement statement"),
+    "reimbursement claim": pgettext_lazy("in a sentence", "reimbursement claim"),
+    "model filing": pgettext_lazy("in a sentence", "model filing"),
+}
+
+
+def _thing(model) -> str:
+    name = str(model._meta.verbose_name)
+    return str(THINGS.get(name, name))
+
+
+def _refusal(model, from_status: str, to: str) -> str:
+    """'A confirmed booking cannot become held.' in the active language."""
+    return gettext("A %(from)s %(thing)s cannot become %(to)s.") % {
+        "thing": _thing(model),
+        "from": _label(model, from_status),
+        "to": _label(model, to),
+    }
 
 
 def _label(model, status: str) -> str:

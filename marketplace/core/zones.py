@@ -41,3 +41,8 @@ def in_zone(label) -> str:
     """A form label with the zone its time is read in, evaluated when the form is rendered: "Start · Beijing time
     (UTC+8)"."""
     return format_lazy(_("{label} · {zone}"), label=label, zone=zone_label_lazy())
+
+
+def local_moment(value) -> str:
+    """A moment as people read it in messages, in the active zone: "2030-01-01 18:00 Beijing time (UTC+8)"."""
+    return f"{timezone.localtime(value):%Y-%m-%d %H:%M} {zone_label()}"

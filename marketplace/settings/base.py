@@ -37,11 +37,14 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "rest_framework",
     "rest_framework.authtoken",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from our static files, not a CDN
     "django_htmx",
     "csp",
+    "django_prometheus",  # request metrics at /metrics (portal.metrics)
     "marketplace.core",
     "accounts",
     "listings",
@@ -49,12 +52,14 @@ INSTALLED_APPS = [
     "orders",
     "vouchers",
     "settlement",
+    "market",
     "audit",
     "oversight",
     "portal",
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",  # first: request latency including the middleware
     "django.middleware.security.SecurityMiddleware",
     "marketplace.core.middleware.RequestGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -63,11 +68,15 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): the second factor was given this session
+    "accounts.two_factor.TwoFactorRequiredMiddleware",  # staff, issuers, auditors: no page without the second factor
     "accounts.preferences.PreferenceMiddleware",  # pages in the user's zone (Asia/Shanghai by default); /api/ in UTC
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "portal.middleware.SiteNotFoundMiddleware",  # last: the site's 404 page under DEBUG too (make run), not Django's
+    "django_prometheus.middleware.PrometheusAfterMiddleware",  # last
 ]
 
 ROOT_URLCONF = "marketplace.urls"
@@ -147,7 +156,7 @@ STORAGES = {
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 # Load balancers probe /healthz over plain http on the private network: answer them instead of redirecting.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
@@ -182,6 +191,18 @@ LOGIN_FAILURE_LIMIT = env.int("DJANGO_LOGIN_FAILURE_LIMIT", default=10)
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("DJANGO_LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)
 # Failures from one address over all usernames (guessing many accounts): higher, so an office behind a NAT still works.
 LOGIN_IP_FAILURE_LIMIT = env.int("DJANGO_LOGIN_IP_FAILURE_LIMIT", default=50)
+
+# API tokens (named ones and the login endpoint's) expire after this many days unless created with a shorter life.
+API_TOKEN_DAYS = env.int("API_TOKEN_DAYS", default=90)
+# Two-factor sign-in (django-otp TOTP): the issuer name authenticator apps show beside the account.
+OTP_TOTP_ISSUER = env("DJANGO_OTP_TOTP_ISSUER", default="GPU compute exchange")
+# Uploaded files (organizations' business licences): never served as static files, only through views that check
+# who asks (accounts.licence_views).
+MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=embedded.DATA_DIR / "media")
+MEDIA_URL = "/media/"
+BUSINESS_LICENCE_MAX_BYTES = env.int("BUSINESS_LICENCE_MAX_BYTES", default=5 * 1024 * 1024)
+# API multipart bodies (file uploads) may be this large; other API bodies API_MAX_BODY_BYTES (413 above).
+API_MAX_UPLOAD_BYTES = BUSINESS_LICENCE_MAX_BYTES + 256 * 1024
 
 # --- E-mail (sign-up confirmation, password reset, invitations, verification decisions) ---------------------------
 # The console under DEBUG (`make run` prints e-mails to the terminal), SMTP otherwise, configured here; tests use
@@ -224,10 +245,21 @@ AUDIT_SEQUENCER_LAG_SECONDS = env.int("AUDIT_SEQUENCER_LAG_SECONDS", default=60)
 # At most this many events in one GET /api/v1/audit/export.json (400 above: narrow the period).
 AUDIT_EXPORT_MAX_ENTRIES = env.int("AUDIT_EXPORT_MAX_ENTRIES", default=20000)
 
+# --- Prometheus metrics at /metrics (portal.metrics, django-prometheus) ----------------------------------------
+# Who may scrape: client addresses or networks (REMOTE_ADDR), and, when set, anyone sending "Authorization: Bearer
+# <METRICS_BEARER_TOKEN>". Everyone else gets 403. Under gunicorn with several workers also set
+# PROMETHEUS_MULTIPROC_DIR (README, "Running several web servers and workers").
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="")
+# Celery queues whose length /metrics reports (Redis LLEN).
+METRICS_CELERY_QUEUES = env.list("METRICS_CELERY_QUEUES", default=["celery"])
+PROMETHEUS_EXPORT_MIGRATIONS = False  # no database query when the app loads
+
 # --- REST framework ---------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.ApiTokenAuthentication",  # named tokens (gpuxt_…), expiring, revocable
+        "accounts.authentication.ExpiringLoginTokenAuthentication",  # POST /auth/token/'s, refused after API_TOKEN_DAYS
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -314,10 +346,26 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Batch clearing of open bids (orders.matching.clear, then one booking per assignment).
     "orders-clear-bids": {"task": "orders.clear_bids", "schedule": 300.0, "options": {"expires": 290}},
     "orders-delivery-sweep": {"task": "orders.delivery_sweep", "schedule": 60.0, "options": {"expires": 55}},
+    # Each cluster's 90-day reliability (delivered / reserved node-hours) for listing search (issue 20; idempotent).
+    "orders-reliability-refresh": {
+        "task": "orders.reliability_refresh",
+        "schedule": 600.0,
+        "options": {"expires": 590},
+    },
+    # Resale asks whose window has started (or whose booking closed) are withdrawn (issue 21; idempotent).
+    "orders-resale-sweep": {"task": "orders.resale_sweep", "schedule": 60.0, "options": {"expires": 55}},
     # The audit sequencer: committed events → Merkle tree leaves, a signed tree head per batch (single-active).
     "audit-sequence": {"task": "audit.sequence", "schedule": 5.0, "options": {"expires": 5}},
     # Anomaly flags over recent voucher spend (idempotent: ON CONFLICT DO NOTHING).
     "oversight-compute-flags": {"task": "oversight.compute_flags", "schedule": 600.0, "options": {"expires": 590}},
+    # An open AUDIT_LAG flag while committed events wait longer than AUDIT_SEQUENCER_LAG_SECONDS (one open at a time).
+    "oversight-check-audit-lag": {"task": "oversight.check_audit_lag", "schedule": 60.0, "options": {"expires": 55}},
+    # The price index: yesterday's fixings (and the day before's again), just after midnight UTC (idempotent upsert).
+    "market-compute-fixings": {
+        "task": "market.compute_fixings",
+        "schedule": crontab(minute=15, hour=0),
+        "options": {"expires": 6 * 3600},
+    },
     # Idempotency-Key records past IDEMPOTENCY_RETENTION_HOURS (batched deletes; idempotent).
     "core-purge-idempotency-records": {
         "task": "core.purge_idempotency_records",

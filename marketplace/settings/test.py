@@ -4,6 +4,8 @@ Set ``DJANGO_TEST_DB_NAME`` to give parallel test runs separate databases.
 """
 
 import os
+import tempfile
+from pathlib import Path
 
 from marketplace import embedded
 
@@ -32,3 +34,5 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise warns 
 LOGIN_IP_FAILURE_LIMIT = 10_000
 # A fixed Ed25519 key (base64 of a 32-byte seed) signs the tests' tree heads; never used anywhere else.
 AUDIT_SIGNING_KEY = "dGVzdC1vbmx5LWF1ZGl0LWtleS1ub3QtZm9yLXByb2Q="
+# Uploaded files (business licences) go to a directory of this test process, not the developer's MEDIA_ROOT.
+MEDIA_ROOT = Path(tempfile.gettempdir()) / f"gpux-test-media-{os.getpid()}"

@@ -4,8 +4,9 @@ incidents, delivered node-hours, the buyer's incident form)."""
 from django import template
 from django.utils import timezone
 
-from orders import handovers
+from orders import disputes, handovers
 from orders.handover_views import IncidentReportForm
+from orders.models import BookingDispute
 
 register = template.Library()
 
@@ -22,6 +23,9 @@ def booking_delivery(context, booking):
         "incident_form": IncidentReportForm(),
         "can_report": booking.status in ("active", "completed")
         or (booking.status == "confirmed" and timezone.now() >= booking.start),
+        "dispute": BookingDispute.objects.filter(booking=booking).first(),
+        "can_dispute": booking.status in disputes.DISPUTABLE
+        and booking.start <= timezone.now() <= booking.end + disputes.DISPUTE_WINDOW,
         "TZ_LABEL": context.get("TZ_LABEL", ""),
         "csrf_token": context.get("csrf_token"),
         "request": context.get("request"),

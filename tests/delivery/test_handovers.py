@@ -3,6 +3,7 @@ reports (endpoint, failures), removals at the end, the buyer's connection instru
 gets 404."""
 
 import pytest
+from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
 
 from accounts import keys
 from audit.models import AuditEvent
@@ -120,6 +121,19 @@ def test_a_pending_install_is_superseded_when_the_booking_ends(setup):
     (item,) = a.get(LIST).json()["results"]
     assert item["action"] == "remove"
     assert AccessHandover.objects.get(action="install").status == "superseded"
+
+
+def test_a_node_whose_rest_was_resold_gets_its_access_removed_before_the_booking_ends(setup):
+    # given an installed booking whose node's reservation now ends (its rest resold) while the booking runs on
+    a, _, booking = setup
+    a.get(LIST)
+    reservation = booking.reservations.get()
+    type(reservation).objects.filter(pk=reservation.pk).update(
+        period=DateTimeTZRange(reservation.period.lower, hour(0))
+    )
+    # when the agent asks again / then it is told to remove the booking's access from the node
+    (item,) = a.get(LIST).json()["results"]
+    assert item["action"] == "remove" and booking.end > hour(0)
 
 
 def test_a_buyer_without_keys_gets_no_install_until_adding_one(cluster, startup, startup_client):

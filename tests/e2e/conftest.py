@@ -3,8 +3,11 @@
 Screenshots go to ``test-artifacts/screenshots/`` (the best ones are copied to ``docs/screenshots/`` for the README).
 """
 
+import base64
 import os
+import re
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -58,11 +61,34 @@ def page_errors(page) -> list[str]:
 
 
 def log_in(page, username: str, password: str) -> None:
+    """Log in through the page; a user who needs a second factor (platform staff, issuers, auditors) then types the
+    code an authenticator holding their key shows (``tests.helpers.totp_code``): their demo device's key, or, at
+    first sign-in, the key the set-up page shows."""
     page.goto("/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.locator("main").get_by_role("button", name="Log in").click()
+    page.wait_for_url(lambda url: urlparse(url).path != "/login/")
+    give_second_factor(page, username)
     page.wait_for_url("**/")
+
+
+def give_second_factor(page, username: str) -> None:
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from tests.helpers import totp_code
+
+    path = urlparse(page.url).path
+    if path == "/login/two-factor/":
+        code = totp_code(TOTPDevice.objects.get(user__username=username, confirmed=True))
+    elif path == "/account/two-factor/":
+        secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+        code = totp_code(key_hex=base64.b32decode(secret + "=" * (-len(secret) % 8)).hex())
+    else:
+        return
+    page.get_by_label("Code from your authenticator app").fill(code)
+    page.locator("main").get_by_role("button", name=re.compile("Verify|Turn on")).click()
+    page.wait_for_url(lambda url: "two-factor" not in urlparse(url).path)
 
 
 def confirm_after_one_dismissal(page, button, posting_key: str) -> None:

@@ -64,7 +64,8 @@ DENYLIST = [
 
 def demo_objects() -> dict:
     """The ids the page paths name, from the demo data (None where the demo has none)."""
-    from listings.models import Listing
+    from accounts.models import Organization
+    from listings.models import Cluster, Listing
     from orders.models import Booking
     from settlement.models import ReimbursementStatement
     from vouchers.models import Voucher, VoucherApplication, VoucherProgram
@@ -86,13 +87,34 @@ def demo_objects() -> dict:
             VoucherApplication.objects.filter(program__issuer__memberships__user__username="ivy").order_by("pk")
         ),
         "statement": first(ReimbursementStatement.objects.order_by("pk")),
+        "cluster": first(
+            Cluster.objects.filter(data_center__provider__memberships__user__username="pat").order_by("pk")
+        ),
+        "provider_org": first(Organization.objects.filter(memberships__user__username="pat")),
+        "applicant": first(
+            Organization.objects.filter(
+                voucher_applications__program__issuer__memberships__user__username="ivy"
+            ).order_by("pk")
+        ),
     }
 
 
 # Every page a person of each role reaches from the navigation and the pages' own links (GET pages; the API, the
 # admin, CSV downloads and one-time e-mail links aside). ``None``: not signed in.
 PAGES: dict[str | None, list[str]] = {
-    None: ["/", "/listings/", "/listings/{listing}/", "/login/", "/signup/", "/password-reset/", "/no-such-page/"],
+    None: [
+        "/",
+        "/listings/",
+        "/listings/{listing}/",
+        "/login/",
+        "/signup/",
+        "/signup/done/",
+        "/signup/resend/",
+        "/password-reset/",
+        "/password-reset/sent/",
+        "/password-reset/done/",
+        "/no-such-page/",
+    ],
     "alice": [
         "/",
         "/listings/",
@@ -105,23 +127,33 @@ PAGES: dict[str | None, list[str]] = {
         "/settlement/bookings/{settled}/",
         "/bids/",
         "/market/",
+        "/market/index/",
+        "/resale/",
         "/wallet/",
         "/vouchers/",
         "/vouchers/{voucher}/",
         "/vouchers/programs/",
         "/vouchers/programs/{program}/",
         "/organization/",
+        "/organization/ssh-keys/",
+        "/organizations/{provider_org}/",
+        "/model-filings/",
         "/account/preferences/",
+        "/account/tokens/",
+        "/account/two-factor/",
     ],
     "pat": [
         "/",
         "/provider/",
         "/provider/bookings/",
+        "/provider/clusters/{cluster}/agent/",
         "/provider/listings/{own_listing}/edit/",
         "/bookings/{provider_booking}/",
         "/settlement/bookings/{provider_booking}/",
         "/payouts/",
         "/organization/",
+        "/organizations/{provider_org}/",
+        "/account/tokens/",
     ],
     "ivy": [
         "/",
@@ -131,19 +163,25 @@ PAGES: dict[str | None, list[str]] = {
         "/vouchers/programs/{program}/edit/",
         "/vouchers/applications/",
         "/vouchers/applications/{application}/",
+        "/organizations/{applicant}/",
         "/claims/",
         "/statements/",
         "/statements/{statement}/",
         "/audit/",
+        "/market/idle-capacity/",
     ],
     "sam": [
         "/",
         "/review/",
         "/staff/organizations/",
+        "/model-filings/",
+        "/staff/organizations/new/",
+        "/staff/disputes/",
         "/deposits/",
         "/payouts/",
         "/statements/",
         "/statements/{statement}/",
+        "/market/idle-capacity/?city=Hefei",
     ],
     "audrey": [
         "/",
@@ -151,6 +189,7 @@ PAGES: dict[str | None, list[str]] = {
         "/audit/?group_by=program",
         "/audit/events/",
         "/audit/flags/",
+        "/market/idle-capacity/?city=Hefei",
     ],
 }
 
@@ -274,6 +313,7 @@ def check_site(browser, base_url: str, ids: dict, *, screenshots: Path | None = 
     return report
 
 
+@pytest.mark.timeout(900)  # every page of every role, twice over (two languages): longer than one test's default
 def test_every_page_fits_the_screen_and_speaks_the_language(live_server, browser):
     # given the demo marketplace (every role has something on every page) and the compiled catalog
     compile_catalog()

@@ -1,9 +1,9 @@
 """The issuer's program form in a real browser, on a desktop (1,280 px) and a phone (390 px): grouped fields, wide
 enough inputs, labels that read as words (never a letter per line), no sideways scroll; and a program created from
-it stores the percentages typed as ratios.
+it stores the percentages typed as ratios; the preview of a sample booking follows what is typed.
 
-Screenshots: program_form_1280.png and program_form_390.png (full page) in /tmp and test-artifacts/screenshots/,
-for a person to look at.
+Screenshots: program_form_1280.png and program_form_390.png (full page), program_preview_1280.png and
+program_preview_390.png (the preview section) in /tmp and test-artifacts/screenshots/, for a person to look at.
 """
 
 import tempfile
@@ -93,7 +93,7 @@ def test_program_form_fits_a_desktop_and_a_phone(issuer_page):
     assert not [label for label in desktop["labels"] if label["lines"] > MAX_LABEL_LINES], desktop["labels"]
     assert not [label for label in desktop["labels"] if too_narrow(label)], desktop["labels"]
     # and each group of fields is two or three columns wide
-    assert set(desktop["sections"]) == {"Basics", "Coverage", "Caps", "Stacking", "Eligibility"}
+    assert set(desktop["sections"]) == {"Basics", "Coverage", "Caps", "Stacking", "Eligibility", "Preview"}
     assert 2 <= desktop["sections"]["Basics"] <= 3 and 2 <= desktop["sections"]["Coverage"] <= 3
 
     # when the form is opened on a phone
@@ -140,4 +140,43 @@ def test_issuer_creates_a_program_from_the_form(issuer_page, page_errors):
     assert program.city == "Hangzhou" and program.eligible_buyer_cities == ["Hangzhou"]
     assert program.stack_levels == ["national", "provincial", "district"]
     assert list(program.stack_excluded_programs.all()) == [national]
+    assert page_errors == []
+
+
+def test_the_preview_follows_what_is_typed(issuer_page, page_errors):
+    page = issuer_page
+    page.goto("/vouchers/programs/new/")
+    preview = page.locator("#program-preview")
+    voucher, cash = preview.locator('[data-preview="voucher"]'), preview.locator('[data-preview="cash"]')
+    # when the page opens / then the sample booking (2 nodes × 8 GPUs × 24 h at ¥6.00) gets nothing at 0 %
+    expect(preview.locator('[data-preview="subtotal"]')).to_have_text("¥2,304.00")
+    expect(voucher).to_have_text("¥0.00")
+    # when a share is typed / then the voucher part follows
+    page.get_by_label("Share on domestic accelerators (%)").fill("30")
+    expect(voucher).to_have_text("¥691.20")
+    expect(cash).to_have_text("¥1,612.80")
+    # when the sample booking changes / then so does the preview
+    page.get_by_label("Nodes", exact=True).fill("4")
+    expect(voucher).to_have_text("¥1,382.40")
+    page.get_by_label("Chip origin").select_option("imported")
+    expect(voucher).to_have_text("¥0.00")
+    page.get_by_label("Share on other accelerators (%)").fill("20")
+    expect(voucher).to_have_text("¥921.60")
+    expect(preview).to_contain_text("Share 20 %.")
+    # when a cap per booking is typed / then the preview names it
+    page.get_by_label("Cap per booking (CNY)").fill("500")
+    expect(voucher).to_have_text("¥500.00")
+    expect(preview).to_contain_text("the program's cap for one booking is reached")
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.locator("#section-preview").scroll_into_view_if_needed()
+        for folder in (Path(tempfile.gettempdir()), SCREENSHOTS):
+            page.locator("#section-preview").screenshot(path=str(folder / f"program_preview_{width}.png"))
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    # when a share is out of range / then the preview says what to correct, in words
+    page.get_by_label("Share on other accelerators (%)").fill("150")
+    expect(preview).to_contain_text("Share on other accelerators (%): Enter a percentage between 0 and 100.")
+    expect(voucher).to_have_count(0)
+    # and nothing was written
+    assert not VoucherProgram.objects.filter(issuer=page.issuer).exists()
     assert page_errors == []

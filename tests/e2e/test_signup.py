@@ -1,13 +1,16 @@
 """In a real browser: a new startup signs up, confirms its e-mail (the link from the live server's locmem outbox), is
-refused a booking while pending (403 with the reason), is verified by platform staff on the review queue, and books."""
+refused a booking while pending (403 with the reason), uploads its business licence, is verified by platform staff on
+the review queue (staff sign in with a second factor, set up at first sign-in), books, invites a teammate who
+accepts, and records a model filing that a city issuer verifies."""
 
 import re
+import time
 
 import pytest
 from django.core import mail
 from playwright.sync_api import expect
 
-from accounts.models import Organization
+from accounts.models import ModelFiling, Organization
 from orders.models import Booking
 from tests import factories
 from tests.e2e.conftest import SCREENSHOTS, log_in
@@ -86,6 +89,14 @@ def test_a_startup_signs_up_confirms_waits_for_verification_and_books(page, scre
     # and the team page says why
     page.goto("/organization/")
     expect(page.get_by_text("pending verification by platform staff").first).to_be_visible()
+    # when the owner uploads the business licence there (a PDF by its bytes)
+    page.get_by_label("Business licence (PDF, PNG or JPEG, at most 5 MB)").set_input_files(
+        files=[{"name": "licence.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4\n%%EOF\n"}]
+    )
+    page.get_by_role("button", name="Upload").click()
+    expect(page.get_by_text("Business licence uploaded").first).to_be_visible()
+    org.refresh_from_db()
+    assert org.business_licence_type == "application/pdf"
 
     # when platform staff verify it on the review queue
     staff_context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
@@ -95,6 +106,7 @@ def test_a_startup_signs_up_confirms_waits_for_verification_and_books(page, scre
     staff_page.goto("/staff/organizations/")
     card = staff_page.locator(f"#org-{org.pk}")
     expect(card).to_contain_text("Liang Wen, Zhao Min")
+    expect(card.locator(".licence-link")).to_be_visible()  # staff download the licence from the queue
     staff_page.screenshot(path=str(SCREENSHOTS / "signup_staff_queue.png"), full_page=True)
     card.get_by_role("button", name="Verify").click()
     expect(staff_page.get_by_text("Moonshot Vision is verified.")).to_be_visible()
@@ -107,3 +119,51 @@ def test_a_startup_signs_up_confirms_waits_for_verification_and_books(page, scre
     page.wait_for_url(re.compile(r"/bookings/\d+/$"))
     booking = Booking.objects.get(buyer=org)
     assert booking.status == "confirmed"
+
+    # when the owner invites a teammate on the team page
+    page.goto("/organization/")
+    page.get_by_label("E-mail").fill("zhao@moonshot.example.cn")
+    page.get_by_role("button", name="Send invitation").click()
+    invite = re.search(r"https?://\S+/invitations/\S+/", mail.outbox[-1].body).group(0)
+    assert mail.outbox[-1].to == ["zhao@moonshot.example.cn"]
+    # then the teammate, without an account, opens the link, creates one and joins
+    mate_context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    mate = mate_context.new_page()
+    mate.set_default_timeout(15_000)
+    mate.goto(invite)
+    mate.get_by_label("Username").fill("zhao")
+    mate.get_by_label("Password", exact=True).fill(PASSWORD)
+    mate.get_by_label("Password again").fill(PASSWORD)
+    mate.get_by_role("button", name="Create my account and join").click()
+    expect(mate.get_by_text("Welcome to Moonshot Vision.")).to_be_visible()
+    mate_context.close()
+    assert org.memberships.filter(user__username="zhao", role="member").exists()
+
+    # when the startup records its model filing (备案) on its page
+    page.goto("/model-filings/")
+    page.get_by_text("Record a filing").click()
+    page.get_by_label("Filing number").fill("Zhejiang-Moonshot-20260101")
+    page.get_by_label("Model name").fill("Moon-13B")
+    page.get_by_label("Registered on").fill("2026-01-01")
+    page.locator("#filing-form").get_by_role("button", name="Record").click()
+    filing = _eventually(lambda: ModelFiling.objects.filter(filing_number="Zhejiang-Moonshot-20260101").first())
+    assert filing.organization == org and filing.status == "pending"
+    # then a city issuer (second factor set up at first sign-in) verifies it on the filings page
+    issuer = factories.member_of(factories.IssuerFactory(city="Hangzhou"), username="hz-issuer")
+    issuer_context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    issuer_page = issuer_context.new_page()
+    issuer_page.set_default_timeout(15_000)
+    log_in(issuer_page, issuer.username, factories.PASSWORD)
+    issuer_page.goto("/model-filings/")
+    issuer_page.locator(f"form[action='/model-filings/{filing.pk}/verify/']").get_by_role("button").click()
+    assert _eventually(lambda: ModelFiling.objects.filter(pk=filing.pk, status="verified").exists())
+    issuer_context.close()
+
+
+def _eventually(read, timeout: float = 10.0):
+    """``read()`` once it answers something truthy (the live server commits on its own thread), else fail."""
+    deadline = time.monotonic() + timeout
+    while not (value := read()):
+        assert time.monotonic() < deadline, "the page's change never reached the database"
+        time.sleep(0.1)
+    return value

@@ -130,7 +130,7 @@ def test_a_short_wallet_raises_insufficient_funds_and_the_callers_transaction_su
         wallet_hold(organization_id=ORG, amount=Decimal("30.00"), idempotency_key=key())
     # then
     assert raised.value.status == 409
-    assert str(raised.value) == "Insufficient funds in wallet: 30.00 available, 30.01 needed."
+    assert str(raised.value) == "Insufficient funds in wallet: ¥30.00 available, ¥30.01 needed."
     assert wallet_summary(ORG) == {"balance": Decimal("0.00"), "held": Decimal("30.00")}
 
 

@@ -23,7 +23,20 @@ ROOT = Path(settings.BASE_DIR)
 PO = ROOT / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
 ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9,en;q=0.5"}
 # What makemessages reads: the apps, the project package and the templates (tests, docs, tools are not shown).
-SOURCES = ["accounts", "audit", "ledger", "listings", "marketplace", "orders", "settlement", "vouchers", "templates"]
+SOURCES = [
+    "accounts",
+    "audit",
+    "ledger",
+    "listings",
+    "market",
+    "marketplace",
+    "orders",
+    "oversight",
+    "portal",
+    "settlement",
+    "vouchers",
+    "templates",
+]
 
 
 def compile_catalog() -> None:

@@ -26,7 +26,10 @@ from tests.security.test_input_probes import build_world
 ROLES = ["anonymous", "startup", "provider", "issuer", "staff", "auditor"]
 LOGGED_IN = frozenset(ROLES) - {"anonymous"}
 PUBLIC = {"home", "login", "listings-browse", "listings-detail"}
-NOT_PAGES = {"healthz": "a JSON health check for load balancers (tests/marketplace/test_health.py)"}
+NOT_PAGES = {
+    "healthz": "a JSON health check for load balancers (tests/marketplace/test_health.py)",
+    "metrics": "Prometheus metrics for allowed scrapers (tests/marketplace/test_metrics.py)",
+}
 # The logged-in roles that get 200 on each page; every other logged-in role is refused (403, or 404 for another
 # organization's object). Lists and forms every member may open show what is theirs (often nothing).
 OWN_PAGES = {

@@ -14,18 +14,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import pytest
+from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts import keys as ssh_keys
+from accounts import tokens as api_tokens
 from audit.models import AuditEvent
 from listings import agent_services
 from listings.models import Listing
-from orders import bid_services
+from orders import bid_services, resale_services
 from orders import services as order_services
-from orders.models import DeliveryIncident
+from orders.models import BookingDispute, DeliveryIncident
 from settlement import payout_services
 from settlement import services as settlement_services
 from settlement.models import Payout, ReimbursementClaim
@@ -146,10 +148,34 @@ def build_world() -> World:
     # delivery (issue 20): B's cluster agent token, B's SSH key, an incident B reported on its booking
     world.b["agent_token"] = agent_services.agent_token_create(cluster=listing.cluster, name="b")[0]
     world.b["ssh_key"] = ssh_keys.ssh_key_add(organization=b_startup, name="b", public_key=ed25519_key(1))
+    # B's business licence (issue 19)
+    b_startup.business_licence.save("b.pdf", ContentFile(b"%PDF-1.4 b"), save=False)
+    b_startup.business_licence_type = "application/pdf"
+    b_startup.save(update_fields=["business_licence", "business_licence_type"])
+    # named API tokens (issue 19): a token of a member of B
+    world.b["api_token"] = api_tokens.api_token_create(user=factories.member_of(b_startup), name="b")[0]
     world.b["booking_event"] = AuditEvent.objects.get(object_type="orders.booking", object_id=str(booking.pk))
     world.b["incident"] = DeliveryIncident.objects.create(
         booking=booking, source="buyer", status="reported", started_at=booking.start, description="down"
     )
+    # resale (issue 21): B's confirmed booking with an open resale ask and a withdrawn one
+    confirmed = order_services.booking_create(
+        buyer=b_startup, **booking_kwargs(listing, start_in_hours=30), confirm=True
+    )
+    resale = {
+        "booking_id": confirmed.pk,
+        "seller": b_startup,
+        "nodes": 1,
+        "start": confirmed.start,
+        "end": confirmed.end,
+        "price_per_gpu_hour": Decimal("9.0000"),
+    }
+    world.b["confirmed"] = confirmed
+    world.b["withdrawn_ask"] = resale_services.resale_ask_withdraw(
+        ask=resale_services.resale_ask_create(**resale), seller=b_startup
+    )
+    world.b["resale_ask"] = resale_services.resale_ask_create(**resale)
+    world.b["dispute"] = BookingDispute.objects.create(booking=booking, reason="down")
     return world
 
 
@@ -167,8 +193,11 @@ PUBLIC = {
     "api-me": "the caller's own user and memberships only",
     "api-accelerators": "the public chip catalog",
     "api-market-depth": "aggregated public asks and bids, no organizations",
+    "api-market-index": "daily price index fixings per accelerator and city: aggregates, no organizations "
+    "(tests/market/test_api.py: every signed-in role reads it, anonymous callers are refused)",
     "api-signup": "anonymous sign-up: creates only its own user and organization (tests/accounts/test_signup.py)",
     "api-signup-confirm": "a signed, one-use e-mail token is the credential",
+    "api-signup-resend": "anonymous: the same answer whether an account exists (tests/accounts/test_onboarding.py)",
     "api-invitation-accept": "the e-mailed invitation token is the credential (tests/accounts/test_teams.py)",
     # the signed audit log (issue 24): sizes, hashes and signatures of the whole log, no organization's event data
     "api-audit-public-key": "the public key that signs the audit log's tree heads",
@@ -323,6 +352,8 @@ def object_requests(b: dict) -> dict[str, tuple[list[tuple], set[str]]]:
         "api-audit-spend-csv": ([("get", "/api/v1/audit/spend.csv", None)], {"auditor", "issuer"}),
         "api-audit-flags": ([("get", "/api/v1/audit/flags/", None)], {"auditor", "issuer"}),
         "api-audit-flag-review": ([("post", "/api/v1/audit/flags/999999/review/", {})], {"auditor"}),
+        # a city's idle capacity: platform staff and auditors, and that city's issuers (A's issuer is not in Hefei)
+        "api-market-idle-capacity": ([("get", "/api/v1/market/idle-capacity/?city=Hefei", None)], {"auditor", "staff"}),
         # an event's inclusion proof (its leaf is the event): auditors, and the organization the event concerns
         "api-audit-event-proof": ([("get", f"/api/v1/audit/events/{b['booking_event'].pk}/proof/", None)], {"auditor"}),
         "api-audit-export": ([("get", "/api/v1/audit/export.json", None)], {"auditor", "issuer"}),
@@ -336,7 +367,14 @@ def object_requests(b: dict) -> dict[str, tuple[list[tuple], set[str]]]:
         "api-statement-list": ([("get", "/api/v1/statements/", None)], {"staff", "auditor"}),
         "api-statement-detail": ([("get", f"/api/v1/statements/{b['statement'].pk}/", None)], {"staff", "auditor"}),
         "api-statement-pay": ([("post", f"/api/v1/statements/{b['statement'].pk}/pay/", {})], {"staff"}),
-        "api-organizations": ([("get", "/api/v1/organizations/", None)], {"staff"}),
+        "api-organizations": (
+            [
+                ("get", "/api/v1/organizations/", None),
+                # only platform staff create issuer and platform organizations (tests/accounts/test_onboarding.py)
+                ("post", "/api/v1/organizations/", {"kind": "issuer", "name": "Fake Office", "city": "Shanghai"}),
+            ],
+            {"staff"},
+        ),
         "api-organization-verify": ([("post", f"/api/v1/organizations/{b['startup'].pk}/verify/", {})], {"staff"}),
         "api-organization-reject": (
             [("post", f"/api/v1/organizations/{b['startup'].pk}/reject/", {"reason": "x"})],
@@ -383,6 +421,17 @@ def object_requests(b: dict) -> dict[str, tuple[list[tuple], set[str]]]:
             set(),
         ),
         "api-ssh-key": ([("delete", f"/api/v1/ssh-keys/{b['ssh_key'].pk}/", None)], set()),
+        # platform staff read every organization's business licence (verification); only members upload
+        "api-organization-licence": (
+            [
+                ("get", f"/api/v1/organizations/{b['startup'].pk}/licence/", None),
+                ("post", f"/api/v1/organizations/{b['startup'].pk}/licence/", {}),
+            ],
+            {"staff"},
+        ),
+        # a user's named API tokens: nobody else lists or revokes them, staff included
+        "api-tokens": ([("get", "/api/v1/tokens/", None)], set()),
+        "api-token-detail": ([("delete", f"/api/v1/tokens/{b['api_token'].pk}/", None)], set()),
         "api-booking-access": ([("get", f"/api/v1/bookings/{b['booking'].pk}/access/", None)], set()),
         "api-booking-incidents": (
             [
@@ -391,9 +440,46 @@ def object_requests(b: dict) -> dict[str, tuple[list[tuple], set[str]]]:
             ],
             set(),
         ),
+        # resale (issue 21): only the booking's buyer resells it and withdraws its asks; an open ask is public and
+        # any startup may buy it (A's unfunded startup is refused with a 409), a withdrawn one is not
+        "api-booking-resell": (
+            [
+                (
+                    "post",
+                    f"/api/v1/bookings/{b['confirmed'].pk}/resell/",
+                    {
+                        "nodes": 1,
+                        "start": b["confirmed"].start.isoformat(),
+                        "end": b["confirmed"].end.isoformat(),
+                        "price_per_gpu_hour": "9.0000",
+                    },
+                )
+            ],
+            set(),
+        ),
+        "api-resale-asks": ([("get", "/api/v1/resale-asks/?mine=true", None)], set()),
+        "api-resale-ask": ([("get", f"/api/v1/resale-asks/{b['withdrawn_ask'].pk}/", None)], set()),
+        "api-resale-ask-withdraw": ([("post", f"/api/v1/resale-asks/{b['resale_ask'].pk}/withdraw/", {})], set()),
+        "api-resale-ask-buy": (
+            [
+                (
+                    "post",
+                    f"/api/v1/resale-asks/{b['resale_ask'].pk}/buy/",
+                    {"nodes": 1, "start": b["confirmed"].start.isoformat(), "end": b["confirmed"].end.isoformat()},
+                )
+            ],
+            set(),
+        ),
         # platform staff decide every buyer's reported incident
         "api-incident-resolve": (
             [("post", f"/api/v1/incidents/{b['incident'].pk}/resolve/", {"decision": "reject", "note": "no"})],
+            {"staff"},
+        ),
+        # disputes (issue 20): only the buyer disputes its booking; platform staff list and resolve every one
+        "api-booking-dispute": ([("post", f"/api/v1/bookings/{b['booking'].pk}/dispute/", {"reason": "x"})], set()),
+        "api-disputes": ([("get", "/api/v1/disputes/", None)], {"staff"}),
+        "api-dispute-resolve": (
+            [("post", f"/api/v1/disputes/{b['dispute'].pk}/resolve/", {"decision": "reject", "note": "no"})],
             {"staff"},
         ),
     }
@@ -414,6 +500,8 @@ def list_rows(b: dict) -> dict[str, tuple[str, set[int]]]:
         "api-statement-list": ("/api/v1/statements/", {b["statement"].pk}),
         "api-model-filings": ("/api/v1/model-filings/", {b["model_filing"].pk}),
         "api-ssh-keys": ("/api/v1/ssh-keys/", {b["ssh_key"].pk}),
+        "api-tokens": ("/api/v1/tokens/", {b["api_token"].pk}),
+        "api-resale-asks": ("/api/v1/resale-asks/?mine=true", {b["resale_ask"].pk, b["withdrawn_ask"].pk}),
     }
 
 
@@ -483,6 +571,10 @@ def page_requests(b: dict) -> list[tuple[str, str, set[str]]]:
         ("get", f"/bookings/{b['booking'].pk}/", set()),
         ("post", f"/bookings/{b['booking'].pk}/cancel/", set()),
         ("post", f"/bookings/{b['booking'].pk}/confirm/", set()),
+        # resale (issue 21): B's booking and asks; a withdrawn ask's buy page is no one else's either
+        ("post", f"/bookings/{b['confirmed'].pk}/resell/", set()),
+        ("post", f"/resale/{b['resale_ask'].pk}/withdraw/", set()),
+        ("get", f"/resale/{b['withdrawn_ask'].pk}/buy/", set()),
         ("post", f"/bids/{b['bid'].pk}/cancel/", set()),
         ("get", f"/vouchers/{b['voucher'].pk}/", set()),
         ("post", f"/vouchers/applications/{b['application'].pk}/approve/", set()),
@@ -499,7 +591,12 @@ def page_requests(b: dict) -> list[tuple[str, str, set[str]]]:
         ("post", f"/provider/clusters/{b['cluster'].pk}/agent/tokens/{b['agent_token'].pk}/revoke/", set()),
         ("post", f"/provider/clusters/{b['cluster'].pk}/agent/nodes/1/release/", set()),
         ("post", f"/bookings/{b['booking'].pk}/incidents/report/", set()),
+        ("post", f"/bookings/{b['booking'].pk}/dispute/", set()),
+        ("post", f"/staff/disputes/{b['dispute'].pk}/resolve/", {"staff"}),
         ("post", f"/organization/ssh-keys/{b['ssh_key'].pk}/delete/", set()),
+        ("get", f"/organization/{b['startup'].pk}/licence/", {"staff"}),
+        ("post", f"/organization/{b['startup'].pk}/licence/", set()),
+        ("post", f"/account/tokens/{b['api_token'].pk}/revoke/", set()),
     ]
 
 

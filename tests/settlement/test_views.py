@@ -121,3 +121,20 @@ def test_claims_page_marks_a_claim_paid_with_htmx(settled):
     other = page_client(factories.member_of(factories.IssuerFactory()))
     assert other.post(f"/claims/{claim.pk}/mark-paid/").status_code == 404
     assert "No claims" in other.get("/claims/").content.decode()
+
+
+def test_booking_money_names_accounts_in_words_in_both_languages(startup, settled):
+    # given the buyer's page of a settled booking paid partly by a voucher
+    voucher = settled.redemptions.get().voucher
+    provider = settled.listing.cluster.data_center.provider
+    client = page_client(factories.member_of(startup))
+    # when it is read in English and in Chinese
+    english = client.get(f"/settlement/bookings/{settled.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    chinese = client.get(f"/settlement/bookings/{settled.pk}/", HTTP_ACCEPT_LANGUAGE="zh-CN").content.decode()
+    # then the accounts have their human names, never a kind code or an owner id
+    movements = english.split('id="booking-movements"')[1]
+    for name in ("Wallet", "Payment held", f"Voucher #{voucher.pk} — {voucher.program.name}", f"Payable to {provider}"):
+        assert name in movements, name
+    assert f"#{provider.pk}<" not in movements and "Provider payable" not in movements
+    assert "voucher_hold" not in movements and "wallet_hold" not in movements
+    assert "钱包" in chinese.split('id="booking-movements"')[1] and "Payment held" not in chinese

@@ -428,3 +428,58 @@ def test_revoking_needs_a_reason_and_is_only_for_the_issuing_program(issuer_clie
     assert no_reason.status_code == 400 and "reason" in no_reason.data["errors"]
     mine.refresh_from_db()
     assert mine.status == "active"
+
+
+# --- idle capacity rule -----------------------------------------------------------------------------------------
+
+
+def test_issuer_sets_the_idle_capacity_rule_and_reads_it_back(issuer_client):
+    # when a program is created with "10 % more below 30 % utilisation"
+    response = issuer_client.post(
+        PROGRAMS, program_body(idle_threshold_percent="30", idle_extra_ratio="0.1"), format="json"
+    )
+    # then it is stored and shown as given
+    assert response.status_code == 201, response.data
+    program = VoucherProgram.objects.get(pk=response.data["id"])
+    assert (program.idle_threshold_percent, program.idle_extra_ratio) == (D("30"), D("0.1"))
+    fetched = issuer_client.get(f"{PROGRAMS}{program.pk}/").data
+    assert (fetched["idle_threshold_percent"], fetched["idle_extra_ratio"]) == ("30.00", "0.1000")
+    # and it is cleared with nulls
+    cleared = issuer_client.patch(
+        f"{PROGRAMS}{program.pk}/", {"idle_threshold_percent": None, "idle_extra_ratio": None}, format="json"
+    )
+    assert cleared.status_code == 200, cleared.data
+    program.refresh_from_db()
+    assert (program.idle_threshold_percent, program.idle_extra_ratio) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"idle_threshold_percent": "150", "idle_extra_ratio": "0.1"}, "idle_threshold_percent"),
+        ({"idle_threshold_percent": "-1", "idle_extra_ratio": "0.1"}, "idle_threshold_percent"),
+        ({"idle_threshold_percent": "30", "idle_extra_ratio": "-0.1"}, "idle_extra_ratio"),
+        ({"idle_threshold_percent": "30", "idle_extra_ratio": "1.5"}, "idle_extra_ratio"),
+        ({"idle_threshold_percent": "30"}, "idle_extra_ratio"),  # a threshold without an extra share
+        ({"idle_extra_ratio": "0.1"}, "idle_threshold_percent"),  # an extra share without a threshold
+        ({"idle_threshold_percent": "abc", "idle_extra_ratio": "0.1"}, "idle_threshold_percent"),
+    ],
+)
+def test_bad_idle_capacity_rule_is_400_with_field_errors_and_writes_nothing(issuer_client, change, field):
+    response = issuer_client.post(PROGRAMS, program_body(**change), format="json")
+    assert response.status_code == 400, response.data
+    assert field in error_fields(response), response.data
+    assert not VoucherProgram.objects.exists()
+
+
+def test_the_database_refuses_an_idle_rule_out_of_range():
+    from django.db import IntegrityError, transaction
+
+    program = VoucherProgramFactory()
+    for threshold, extra in ((D("150"), D("0.1")), (D("30"), D("-0.1")), (D("30"), None)):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            VoucherProgram.objects.filter(pk=program.pk).update(
+                idle_threshold_percent=threshold, idle_extra_ratio=extra
+            )
+    program.refresh_from_db()
+    assert (program.idle_threshold_percent, program.idle_extra_ratio) == (None, None)

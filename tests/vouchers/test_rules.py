@@ -504,3 +504,54 @@ def test_split_is_order_independent_within_limits_and_beats_every_greedy_order(c
     total = sum(p.amount for p in parts)
     assert total >= greedy_total(context, shuffled)
     assert total >= greedy_total(context, sorted(vouchers, key=lambda v: (v.expires_at, v.voucher_id)))
+
+
+# --- idle capacity: extra ratio on clusters under-used over the last 7 days ---------------------------------------
+
+IDLE = replace(PROGRAM, idle_threshold_percent=D("30.00"), idle_extra_ratio=D("0.1000"))
+
+
+@pytest.mark.parametrize(
+    ("program", "utilisation", "ratio"),
+    [
+        (IDLE, D("0.2999"), D("0.30")),  # just below 30 %: the extra 10 % on top of the 20 % tier
+        (IDLE, D("0.3000"), D("0.20")),  # exactly at the threshold: not below it, no extra
+        (IDLE, D("0"), D("0.30")),  # an idle cluster
+        (IDLE, None, D("0.20")),  # nothing listed over the week: unknown, no extra
+        (PROGRAM, D("0"), D("0.20")),  # a program without the rule
+        (replace(IDLE, idle_threshold_percent=D("0")), D("0"), D("0.20")),  # a 0 % threshold: nothing is below
+        (replace(IDLE, idle_threshold_percent=D("100")), D("0.9999"), D("0.30")),
+        (replace(IDLE, other_ratio=D("0.95")), D("0"), D("1")),  # never above the whole subtotal
+    ],
+)
+def test_idle_capacity_extra_ratio(program, utilisation, ratio):
+    # given a booking on a cluster with that 7-day utilisation
+    context = replace(CONTEXT, cluster_utilisation=utilisation)
+    # when / then the ratio, and the part it pays
+    assert coverage_ratio(context, program) == ratio
+    assert one_part(context, rules=program) == (ratio * context.subtotal, "coverage_ratio")
+
+
+def test_idle_capacity_extra_adds_to_the_sme_and_domestic_tiers():
+    # given a domestic chip, an SME buyer with a 5 % bonus and a cluster at 10 %
+    rules = replace(IDLE, sme_bonus_ratio=D("0.05"))
+    context = replace(CONTEXT, accelerator_domestic=True, buyer_is_sme=True, cluster_utilisation=D("0.10"))
+    # when / then 30 % + 5 % + 10 %
+    assert coverage_ratio(context, rules) == D("0.45")
+
+
+@given(
+    threshold=st.decimals(min_value=0, max_value=100, places=2),
+    extra=st.decimals(min_value=0, max_value=1, places=4),
+    utilisation=st.one_of(st.none(), st.decimals(min_value=0, max_value=1, places=4)),
+)
+def test_idle_capacity_extra_applies_exactly_below_the_threshold(threshold, extra, utilisation):
+    # given any rule and any utilisation
+    rules = replace(PROGRAM, idle_threshold_percent=threshold, idle_extra_ratio=extra)
+    context = replace(CONTEXT, cluster_utilisation=utilisation)
+    # when
+    ratio = coverage_ratio(context, rules)
+    # then the extra is added exactly when the utilisation is known and below the threshold, capped at 1
+    below = utilisation is not None and utilisation * 100 < threshold
+    assert ratio == min(PROGRAM.other_ratio + (extra if below else 0), 1)
+    assert ratio >= coverage_ratio(replace(context, cluster_utilisation=None), rules)

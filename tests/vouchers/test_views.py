@@ -363,3 +363,22 @@ def test_program_page_states_the_stacking_rules_in_plain_words(startup, issuer):
     assert "Only for organizations registered in Beijing or Hangzhou" in page
     assert "SMEs whose booking costs at most ¥500,000.00" in page and "get 50 % instead" in page
     assert "Pays 30.5 % on domestic accelerators" in page
+
+
+def test_program_form_sets_the_idle_capacity_rule_in_percent(issuer):
+    client = logged_in(issuer)
+    # when the threshold is above 100 %
+    page = client.post("/vouchers/programs/new/", program_post(idle_threshold_percent="150", idle_extra_ratio="10"))
+    # then 400 with the error in place, and nothing written
+    assert page.status_code == 400 and "Enter a percentage between 0 and 100." in page.content.decode()
+    assert not VoucherProgram.objects.filter(issuer=issuer).exists()
+    # when "10 % more below 30 %" is posted
+    response = client.post("/vouchers/programs/new/", program_post(idle_threshold_percent="30", idle_extra_ratio="10"))
+    # then it is stored as a percentage and a ratio, and the program page words it
+    program = VoucherProgram.objects.get(issuer=issuer)
+    assert response.status_code == 302
+    assert (program.idle_threshold_percent, program.idle_extra_ratio) == (D("30"), D("0.1"))
+    page = client.get(f"/vouchers/programs/{program.pk}/").content.decode()
+    assert "Clusters booked less than 30 % of their listed hours over the last 7 days get 10 % more." in page
+    # and the edit form shows it as typed
+    assert 'value="10"' in client.get(f"/vouchers/programs/{program.pk}/edit/").content.decode()

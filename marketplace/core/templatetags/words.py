@@ -24,12 +24,34 @@ TX_KINDS = {
     "voucher_release": _("Voucher released"),
     "voucher_expire": _("Voucher expired"),
     "voucher_revoke": _("Voucher revoked"),
+    "service_credit": _("Service credit"),
+    "resale": _("Resale of booked time"),
+    "resale_voucher_return": _("Voucher share of resold time returned"),
 }
 
 
 @register.filter
 def tx_kind(kind: str) -> str:
     return TX_KINDS.get(kind, (kind or "").replace("_", " "))
+
+
+# What a ledger transaction's reference ("booking:12") is about, in words ("Booking 12"); "bank:<ref>" is the bank's.
+REFERENCES = {
+    "booking": _("Booking %(id)s"),
+    "bid": _("Bid %(id)s"),
+    "payout": _("Payout %(id)s"),
+    "statement": _("Statement %(id)s"),
+    "voucher": _("Voucher %(id)s"),
+    "voucher_program": _("Voucher program %(id)s"),
+    "bank": _("Bank transfer %(id)s"),
+}
+
+
+@register.filter
+def ledger_reference(reference: str) -> str:
+    kind, _sep, rest = (reference or "").partition(":")
+    text = REFERENCES.get(kind)
+    return str(text) % {"id": rest} if text is not None and rest else reference
 
 
 @register.filter

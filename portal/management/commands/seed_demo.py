@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from accounts.demo import DEMO_PASSWORD
+from market import demo as market_demo
 from marketplace.core.clock import clock_set_to
 from settlement import demo as settlement_demo
 
@@ -38,6 +39,8 @@ class Command(BaseCommand):
             self._seed()
             self.stdout.write(f"Replaying {since:%Y-%m-%d} → {now:%Y-%m-%d %H:%M} UTC …")
             settlement_demo.replay(move_to, since=since, until=now, stdout=self.stdout)
+            # the price index of that history, while the demo listings still have its windows
+            market_demo.backfill(days=HISTORY_DAYS, until=(now - dt.timedelta(days=1)).date(), stdout=self.stdout)
         self.stdout.write("The marketplace today:")
         logins = self._seed()
         self.stdout.write(self.style.SUCCESS(f"Demo data ready. Logins (password {DEMO_PASSWORD!r}):"))
