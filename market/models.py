@@ -20,6 +20,21 @@ class Fixing(models.Model):
     ``utilisation`` = reserved ÷ listed node-hours of those clusters that day. Recomputing a day replaces its rows.
     """
 
+    # The day's figures, in the order the API and the CSV give them (what a recomputation of a day rewrites).
+    FIGURES = (
+        "vwap",
+        "trades",
+        "fills",
+        "traded_gpu_hours",
+        "ask_mean",
+        "asks",
+        "listed_nodes",
+        "listed_gpus",
+        "listed_node_hours",
+        "reserved_node_hours",
+        "utilisation",
+    )
+
     day = models.DateField()
     accelerator = models.ForeignKey(Accelerator, on_delete=models.PROTECT, related_name="fixings")
     city = models.CharField(max_length=32, choices=CITY_CHOICES)

@@ -12,22 +12,7 @@ from listings.models import Accelerator
 from market.models import Fixing
 
 # The CSV's columns, in order (the API's field names).
-CSV_COLUMNS = [
-    "day",
-    "accelerator",
-    "city",
-    "vwap",
-    "trades",
-    "fills",
-    "traded_gpu_hours",
-    "ask_mean",
-    "asks",
-    "listed_nodes",
-    "listed_gpus",
-    "listed_node_hours",
-    "reserved_node_hours",
-    "utilisation",
-]
+CSV_COLUMNS = ["day", "accelerator", "city", *Fixing.FIGURES]
 
 
 def fixings(

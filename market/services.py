@@ -29,19 +29,7 @@ TRIM_SHARE = Decimal("0.10")
 HOURS = Decimal(3600)
 UTILISATION_QUANTUM = Decimal("0.0001")
 NODE_HOUR_QUANTUM = Decimal("0.01")
-UPDATED_FIELDS = [
-    "vwap",
-    "trades",
-    "fills",
-    "traded_gpu_hours",
-    "ask_mean",
-    "asks",
-    "listed_nodes",
-    "listed_gpus",
-    "listed_node_hours",
-    "reserved_node_hours",
-    "utilisation",
-]
+UPDATED_FIELDS = list(Fixing.FIGURES)
 
 
 def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
