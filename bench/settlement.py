@@ -98,7 +98,7 @@ def seed(n_bookings: int) -> list[int]:
             )
             account_for("wallet_hold", startup.pk)
             startups.append(startup.pk)
-        start = now - dt.timedelta(hours=10)
+        start = now - dt.timedelta(hours=10 + 48)  # ended past the 48-hour dispute window: due for settlement
         with connection.cursor() as cursor:
             # Bookings: 1 node × 1..8 hours, priced like the service would (8 GPUs × hours × price), completed.
             cursor.execute(

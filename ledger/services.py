@@ -1,4 +1,7 @@
-"""Writes to the ledger. ``ledger_post`` is the one entry point; the wallet helpers build their legs.
+"""Writes to the ledger. ``ledger_post`` is the one entry point; the wallet helpers build their legs. A hold or
+release between two existing accounts of one organization (every booking's) is posted by one statement that finds,
+locks and checks the accounts itself (``sql.move_between_own_accounts``), under the same contract; anything
+unusual there goes through ``ledger_post``.
 
 Sign convention: an entry's amount is added to its account's balance. Money a startup holds on the platform is
 a positive wallet balance; the ``bank`` counter-account goes negative by what came in.
@@ -6,8 +9,9 @@ a positive wallet balance; the ``bank`` counter-account goes negative by what ca
 This module imports no other app (owners are ids); callers record audit events in their own transaction.
 
 Locks (step 6 of the one order in ``marketplace.core.locks``): every posting locks its accounts in id order —
-``ledger_post`` with one ``SELECT … ORDER BY id FOR NO KEY UPDATE``, ``ledger_post_many`` by inserting its entries
-in account-id order — so the wallet helpers (``wallet_hold``, ``wallet_release``, ``wallet_deposit``) do too.
+``ledger_post`` (and the one-statement wallet move) with one ``SELECT … ORDER BY id FOR NO KEY UPDATE``,
+``ledger_post_many`` by inserting its entries in account-id order — so the wallet helpers (``wallet_hold``,
+``wallet_release``, ``wallet_deposit``) do too.
 Callers post after the rows of the earlier steps (listing, capacity, counters, vouchers) and before any audit event.
 """
 
@@ -165,12 +169,18 @@ def _insert_transaction(
     )
     if posted_id is None:
         return None, short
+    posted = _posted(posted_id, created_at, kind=kind, idempotency_key=idempotency_key, reference=reference, memo=memo)
+    return posted, False
+
+
+def _posted(pk: int, created_at, *, kind: str, idempotency_key: str, reference: str, memo: str = ""):
+    """The ``JournalTransaction`` just inserted by hand-written SQL, as a saved instance (``replayed = False``)."""
     posted = JournalTransaction(
-        id=posted_id, created_at=created_at, kind=kind, reference=reference, idempotency_key=idempotency_key, memo=memo
+        id=pk, created_at=created_at, kind=kind, reference=reference, idempotency_key=idempotency_key, memo=memo
     )
     posted._state.adding = False
     posted.replayed = False
-    return posted, False
+    return posted
 
 
 def _existing_posting(idempotency_key: str, legs: list[tuple[LedgerAccount, Decimal]]) -> JournalTransaction:
@@ -212,6 +222,21 @@ def _wallet_move(
         )
     if amount == ZERO:
         return None
+    if source != LedgerAccount.Kind.BANK:
+        # Both accounts are the organization's (a hold or a release, on every booking): one statement finds, locks,
+        # checks and posts. Anything unusual — an account not created yet, too little in the source, the key posted
+        # before — writes nothing there, and the general path below handles it and says which.
+        posted_id, created_at = sql.move_between_own_accounts(
+            owner_id=organization_id,
+            source_kind=source,
+            target_kind=target,
+            amount=amount,
+            kind=kind,
+            reference=reference,
+            idempotency_key=idempotency_key,
+        )
+        if posted_id is not None:
+            return _posted(posted_id, created_at, kind=kind, idempotency_key=idempotency_key, reference=reference)
     owner = None if source == LedgerAccount.Kind.BANK else organization_id
     source_account, target_account = _accounts([(source, owner), (target, organization_id)])
     legs = [(source_account, -amount), (target_account, amount)]

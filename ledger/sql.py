@@ -2,6 +2,8 @@
 
 - ``lock_check_insert``: lock the accounts in id order, check no account that may not go negative would, and insert
   the transaction and its entries, all in one statement (``ledger.services.ledger_post``).
+- ``move_between_own_accounts``: the same for a move between two accounts of one owner found by kind (a wallet hold
+  or release), so the booking path needs no separate read of its accounts.
 - ``insert_transactions``: many transaction rows in one ``INSERT … ON CONFLICT (idempotency_key) DO NOTHING
   RETURNING`` that says which keys were new (``bulk_create(ignore_conflicts=True)`` returns no ids).
 - ``balance_breaches`` and friends: the aggregate checks of ``verify_ledger``.
@@ -62,6 +64,56 @@ def lock_check_insert(
             ],
         )
         return cursor.fetchone()
+
+
+def move_between_own_accounts(
+    *,
+    owner_id: int,
+    source_kind: str,
+    target_kind: str,
+    amount: Decimal,
+    kind: str,
+    reference: str,
+    idempotency_key: str,
+    memo: str = "",
+) -> tuple[int | None, dt.datetime | None]:
+    """Move ``amount`` (> 0) from the owner's ``source_kind`` account to its ``target_kind`` account as one posting,
+    in one statement: lock both accounts (in id order, ``FOR NO KEY UPDATE``, as ``lock_check_insert``), and insert
+    the transaction and its two entries (in account-id order) only when both accounts exist, share a currency, and
+    the source may go below zero or has ``amount``. Returns ``(transaction id, created_at)``, or ``(None, None)``
+    when nothing was written for any reason (an account missing, short or of another currency, or the key already
+    posted): the caller then takes the general path, which says which (``ledger.services._wallet_move``)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH locked AS MATERIALIZED ("
+            " SELECT id, kind, currency, balance, allow_negative FROM ledger_ledgeraccount"
+            " WHERE owner_id = %(owner)s AND kind IN (%(source)s, %(target)s) ORDER BY id FOR NO KEY UPDATE"
+            "), posted AS ("
+            " INSERT INTO ledger_journaltransaction (kind, reference, idempotency_key, memo, created_at)"
+            " SELECT %(kind)s, %(reference)s, %(key)s, %(memo)s, %(now)s FROM locked"
+            " HAVING count(*) = 2 AND count(DISTINCT currency) = 1"
+            " AND NOT bool_or(kind = %(source)s AND NOT allow_negative AND balance < %(amount)s)"
+            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, created_at"
+            "), entries AS ("
+            " INSERT INTO ledger_entry (transaction_id, account_id, amount)"
+            " SELECT posted.id, locked.id,"
+            "  CASE WHEN locked.kind = %(source)s THEN -(%(amount)s::numeric) ELSE %(amount)s::numeric END"
+            " FROM posted, locked ORDER BY locked.id"
+            ") SELECT id, created_at FROM posted",
+            {
+                "owner": owner_id,
+                "source": source_kind,
+                "target": target_kind,
+                "amount": amount,
+                "kind": kind,
+                "reference": reference,
+                "key": idempotency_key,
+                "memo": memo,
+                "now": timezone.now(),
+            },
+        )
+        row = cursor.fetchone()
+        return (row[0], row[1]) if row else (None, None)
 
 
 def insert_transactions(postings: Sequence) -> dict[str, tuple[int, dt.datetime]]:

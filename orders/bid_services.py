@@ -15,6 +15,25 @@ its hold is the maximum net cash (``bid_hold_amount``). Matching pairs it only w
 may pay, ranked by net price (``net_price_tables``, computed by ``orders.pricing``); the booking made at the match
 recomputes the voucher parts under the vouchers' locks and ``listing_suits_bid`` checks the cash against the limit.
 A slot that fails is logged and the bid re-planned (``_apply``).
+
+Resale asks (issue 21): every open resale ask (``orders.models.ResaleAsk``) of an accelerator a bid accepts is part
+of the market too (``_resale_market``), at its own price per GPU-hour (the same unit as a listing's). A purchase
+of resale time runs to the end of the ask (``resale_services.resale_buy``), so a bid fits a resale ask only in the
+slot that ends where the ask ends, on whole nodes of the ask's ``nodes_left``; the nodes it takes are gone from the
+ask (``nodes_left`` counts down), the rest of the ask stays open. In the engine such an ask is its own capacity
+(cluster id ``-ask id``: its nodes are booked by the seller, so the cluster's listing masks show them busy), with
+one engine ask per bid duration (``resale_engine_id``: negative ids, never a listing's) whose window is exactly
+the last ``duration`` hours of the ask's. A bid never matches its own organization's resale ask (such a bid gets a
+price table without them, ``_engine_market``). Vouchers never pay for resale time (``resale_buy`` charges the
+buyer's wallet and returns the seller's voucher share; the buyer's vouchers play no part), so a bid with vouchers
+pairs with a resale ask at its CASH price: its limit, which bounds the net cash per GPU-hour, must cover the
+ask's price, and its vouchers stay untouched (``resale_suits_bid``). The hold covers that fill: its basis is the
+same limit × GPUs × nodes × hours. A match on a resale ask is ``bid_match_resale``: the bid row first, then
+``resale_buy``'s own order (the seller's booking, the ask, cluster capacity, the open-bids counter — given back
+there —, the seller booking's vouchers, the ledger — the bid's hold released by the first posting of the payment's
+``ledger_post_many``), in one transaction. A new resale ask triggers ``bids_match_resale_ask`` (via
+``orders.signals.resale_ask_opened`` → ``orders.resale_tasks``), as an activated listing triggers
+``bids_match_listing``.
 """
 
 from __future__ import annotations
@@ -26,7 +45,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.db import transaction
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
-from django.db.models import Max, Q
+from django.db.models import DateTimeField, ExpressionWrapper, F, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -39,9 +58,9 @@ from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 from marketplace.core.locks import retry_on_contention
 from marketplace.core.money import to_amount, to_price
 from marketplace.core.pipeline import advance
-from orders import limits, matching, pricing
+from orders import limits, matching, pricing, resale_services
 from orders.capacity_selectors import recent_utilisation
-from orders.models import Bid, NodeReservation
+from orders.models import Bid, NodeReservation, ResaleAsk, ResaleSale
 from orders.services import ReplacedOrder, booking_create, check_hour
 from vouchers.models import Voucher
 
@@ -261,16 +280,7 @@ def bid_match(*, bid: Bid | int, listing_id: int, start: dt.datetime, end: dt.da
     """
     with transaction.atomic():
         locked = _lock_open(bid)
-        if timezone.now() >= locked.expires_at:
-            raise Conflict(gettext("The bid has expired."), code="expired")
-        if end - start != locked.duration_hours * HOUR or start < locked.earliest_start or end > locked.latest_end:
-            raise Conflict(gettext("The slot does not fit the bid's window."), code="window")
-        replaces = ReplacedOrder(
-            counter=limits.OPEN_BIDS,
-            hold_amount=locked.held_amount,
-            release_key=f"bid:{locked.pk}:release",
-            reference=f"bid:{locked.pk}",
-        )
+        _check_slot(locked, start, end)
         booking = booking_create(
             buyer=locked.buyer,
             listing_id=listing_id,
@@ -280,7 +290,7 @@ def bid_match(*, bid: Bid | int, listing_id: int, start: dt.datetime, end: dt.da
             created_by=locked.created_by,
             vouchers=list(locked.vouchers),
             confirm=True,
-            replaces=replaces,
+            replaces=_replaced(locked),
         )
         if not listing_suits_bid(locked, booking, listing_id):
             raise Conflict(gettext("The listing no longer suits the bid."), code="price")
@@ -293,6 +303,78 @@ def bid_match(*, bid: Bid | int, listing_id: int, start: dt.datetime, end: dt.da
             "price_per_gpu_hour": str(booking.price_per_gpu_hour),
             "released": str(locked.held_amount),
             "cash_amount": str(booking.cash_amount),
+        }
+        audit_record(action="bid.matched", obj=locked, actor=None, organization_id=locked.buyer_id, data=data)
+    return locked
+
+
+def _check_slot(bid: Bid, start: dt.datetime, end: dt.datetime) -> None:
+    """``Conflict`` 409 when the (locked, open) bid has expired or ``[start, end)`` does not fit its window."""
+    if timezone.now() >= bid.expires_at:
+        raise Conflict(gettext("The bid has expired."), code="expired")
+    if end - start != bid.duration_hours * HOUR or start < bid.earliest_start or end > bid.latest_end:
+        raise Conflict(gettext("The slot does not fit the bid's window."), code="window")
+
+
+def _replaced(bid: Bid) -> ReplacedOrder:
+    """What a fill takes over from the bid: its open-bids count and its whole hold (released exactly once, under
+    the one key that cancel and expiry use too)."""
+    return ReplacedOrder(
+        counter=limits.OPEN_BIDS,
+        hold_amount=bid.held_amount,
+        release_key=f"bid:{bid.pk}:release",
+        reference=f"bid:{bid.pk}",
+    )
+
+
+@retry_on_contention
+def bid_match_resale(*, bid: Bid | int, ask_id: int, start: dt.datetime, end: dt.datetime) -> Bid:
+    """Fill ``bid`` by buying its nodes of resale ask ``ask_id`` for ``[start, end)`` (which must end where the
+    ask ends); one transaction.
+
+    In the lock order: locks the bid (must be open and unexpired, the slot inside its window), checks the ask
+    suits it (``resale_suits_bid``: not its own organization's, cash price within its limit, accelerator, GPUs per
+    node), then buys through ``resale_services.resale_buy(replaces=…)``, which locks the seller's booking and the
+    ask, splits the reservations under the cluster capacity lock, gives back the bid's open-bids count, locks the
+    seller booking's vouchers and, in its ledger step, releases the bid's hold before paying the seller and the
+    voucher share from the wallet; then marks the bid ``matched`` with the buyer's new booking and records the
+    audit event. Raises ``Conflict`` 409 (the ask is the bid's own, no longer suits it, or was sold or withdrawn
+    meanwhile; the slot does not fit), ``NotFound`` (no open ask), ``ApplicationError`` from the purchase (e.g.
+    ``InsufficientFunds``), ``Busy`` 409 when contention outlasts the retries. Whatever it raises, everything rolls
+    back: the bid stays open with its hold.
+    """
+    with transaction.atomic():
+        locked = _lock_open(bid)
+        _check_slot(locked, start, end)
+        ask = ResaleAsk.objects.select_related("listing__cluster").filter(pk=ask_id, status=ResaleAsk.Status.OPEN)
+        ask = ask.first()
+        if ask is None:
+            raise NotFound(gettext("No open resale ask with this id."))
+        if ask.seller_id == locked.buyer_id:
+            raise Conflict(gettext("A bid never buys its own organization's resale ask."), code="own_ask")
+        if not resale_suits_bid(locked, ask):
+            raise Conflict(gettext("The resale ask no longer suits the bid."), code="price")
+        sale = resale_services.resale_buy(
+            ask_id=ask.pk,
+            buyer=locked.buyer,
+            nodes=locked.nodes,
+            start=start,
+            end=end,
+            created_by=locked.created_by,
+            replaces=_replaced(locked),
+        )
+        booking = sale.booking
+        advance(locked, BidStatus.MATCHED, booking=booking)
+        data = {
+            "from": BidStatus.OPEN,
+            "to": BidStatus.MATCHED,
+            "booking": booking.pk,
+            "listing": ask.listing_id,
+            "resale_ask": ask.pk,
+            "resale_sale": sale.pk,
+            "price_per_gpu_hour": str(sale.price_per_gpu_hour),
+            "released": str(locked.held_amount),
+            "cash_amount": str(sale.amount),
         }
         audit_record(action="bid.matched", obj=locked, actor=None, organization_id=locked.buyer_id, data=data)
     return locked
@@ -323,6 +405,20 @@ def listing_suits_bid(bid: Bid, booking, listing_id: int) -> bool:
         price_ok
         and booking.gpu_hours <= bid.max_gpus_per_node * bid.nodes * bid.duration_hours
         and bid.accelerators.filter(clusters__listings=listing_id).exists()
+    )
+
+
+def resale_suits_bid(bid: Bid, ask: ResaleAsk) -> bool:
+    """Whether resale ask ``ask`` (its ``listing__cluster`` loaded) may fill ``bid``: another organization's, of an
+    accelerator it accepts, on a cluster no larger per node than its hold's basis, at a price per GPU-hour within
+    its limit. The price is cash for every bid: vouchers never pay for resale time, so a bid with vouchers (whose
+    limit bounds its net cash) pays the ask's price in full and its vouchers stay untouched."""
+    cluster = ask.listing.cluster
+    return (
+        ask.seller_id != bid.buyer_id
+        and ask.price_per_gpu_hour <= bid.max_price_per_gpu_hour
+        and cluster.gpus_per_node <= bid.max_gpus_per_node
+        and bid.accelerators.filter(pk=cluster.accelerator_id).exists()
     )
 
 
@@ -391,6 +487,75 @@ def _market(*, accelerator_ids, origin: dt.datetime, horizon: int) -> tuple[list
 def market_asks(*, accelerator_ids, origin: dt.datetime, horizon: int) -> list[matching.Ask]:
     """``_market``'s asks only."""
     return _market(accelerator_ids=accelerator_ids, origin=origin, horizon=horizon)[1]
+
+
+# Engine ids of resale asks: one engine ask per (resale ask, bid duration), ``-(ask id × span + duration)``; the span
+# exceeds the longest bid (90 days of hours), so the id gives both back, and being negative it is never a listing's.
+RESALE_ID_SPAN = 4096
+
+
+def resale_engine_id(ask_id: int, duration_hours: int) -> int:
+    """The engine's listing id of resale ask ``ask_id`` offered to bids of ``duration_hours`` hours."""
+    return -(ask_id * RESALE_ID_SPAN + duration_hours)
+
+
+def resale_ask_of(engine_listing_id: int) -> int | None:
+    """The resale ask behind an engine listing id (``resale_engine_id``); None for a listing's own id."""
+    return (-engine_listing_id) // RESALE_ID_SPAN if engine_listing_id < 0 else None
+
+
+def _resale_market(
+    *, accelerator_ids, origin: dt.datetime, horizon: int, durations
+) -> tuple[list[ResaleAsk], list[matching.Ask]]:
+    """Open resale asks of ``accelerator_ids`` whose booking may still be resold and that end inside
+    ``[origin, origin + horizon h)``, and the same as ``matching.Ask``: one query.
+
+    Each is its own capacity (cluster id ``-ask id``): ``nodes_left`` nodes, each free only in the whole hours of
+    the ask's window from the origin on. A purchase runs to the end of the ask (``resale_buy``), so for each of
+    ``durations`` (the bids' hours) that fits the window there is one engine ask whose window is the last
+    ``duration`` hours and whose minimum is ``duration`` hours: a bid fits it only in the slot ending where the ask
+    ends. Its price is the ask's price per GPU-hour, the unit of a listing's. Asks ending beyond the horizon are
+    left out (no bid of the market can end there)."""
+    until = origin + horizon * HOUR
+    rows = list(
+        ResaleAsk.objects.filter(
+            status=ResaleAsk.Status.OPEN,
+            booking__status__in=resale_services.RESELLABLE,
+            listing__cluster__accelerator_id__in=accelerator_ids,
+            end__gt=origin,
+            end__lte=until,
+        )
+        .select_related("listing__cluster")
+        .order_by("pk")
+    )
+    durations = sorted(set(durations))
+    asks = []
+    for row in rows:
+        if (row.end - origin) % HOUR:
+            continue  # not on the hour grid (cannot happen for whole-hour asks): a fill could not end there
+        first, last = max(0, -(-(row.start - origin) // HOUR)), _index(row.end, origin)
+        if last <= first:
+            continue
+        cluster = row.listing.cluster
+        node_free = (((1 << (last - first)) - 1) << first,) * row.nodes_left
+        for duration in durations:
+            if duration > last - first:
+                break
+            asks.append(
+                matching.Ask(
+                    listing_id=resale_engine_id(row.pk, duration),
+                    cluster_id=-row.pk,
+                    accelerator=str(cluster.accelerator_id),
+                    price=row.price_per_gpu_hour,
+                    gpus_per_node=cluster.gpus_per_node,
+                    start=last - duration,
+                    end=last,
+                    node_free=node_free,
+                    created=row.pk,
+                    min_hours=duration,
+                )
+            )
+    return rows, asks
 
 
 def net_price_tables(
@@ -464,17 +629,36 @@ def _engine_bid(bid: Bid, origin: dt.datetime, accelerator_ids, net_prices: dict
 
 def _engine_market(bids: list[Bid], origin: dt.datetime) -> tuple[list[matching.Bid], list[matching.Ask]]:
     """The engine's view of ``bids`` (non-empty) and of the asks they could take: the free capacity of the
-    listings of their accelerators up to the latest of their windows; bids with vouchers with their net-price
-    tables (``net_price_tables``)."""
+    listings of their accelerators up to the latest of their windows, and the open resale asks of those
+    accelerators (``_resale_market``).
+
+    Price tables (``matching.Bid.net_prices``: only the asks in it may fill the bid, at the price it names): a bid
+    with vouchers gets its net prices on listings (``net_price_tables``) plus the resale asks at their cash price;
+    a plain bid whose organization sells one of the resale asks gets every listing and resale ask at its price
+    except its own asks; other plain bids need none."""
     accs: dict[int, list[int]] = {}
     for bid_id, acc_id in Bid.accelerators.through.objects.filter(bid_id__in=[b.pk for b in bids]).values_list(
         "bid_id", "accelerator_id"
     ):
         accs.setdefault(bid_id, []).append(acc_id)
     horizon = max(_index(b.latest_end, origin) for b in bids)
-    listings, asks = _market(accelerator_ids={a for ids in accs.values() for a in ids}, origin=origin, horizon=horizon)
+    accelerator_ids = {a for ids in accs.values() for a in ids}
+    listings, asks = _market(accelerator_ids=accelerator_ids, origin=origin, horizon=horizon)
+    resales, resale_asks = _resale_market(
+        accelerator_ids=accelerator_ids, origin=origin, horizon=horizon, durations={b.duration_hours for b in bids}
+    )
     tables = net_price_tables(bids, listings, accs)
-    return [_engine_bid(b, origin, accs.get(b.pk, ()), tables.get(b.pk)) for b in bids], asks
+    seller_of = {-row.pk: row.seller_id for row in resales}  # engine cluster id → the selling organization
+    sellers = set(seller_of.values())
+    for bid in bids:
+        if not bid.vouchers and bid.buyer_id not in sellers:
+            continue
+        if bid.vouchers:
+            table = tables.setdefault(bid.pk, {})
+        else:
+            table = tables[bid.pk] = {a.listing_id: a.price for a in asks}
+        table.update((a.listing_id, a.price) for a in resale_asks if seller_of[a.cluster_id] != bid.buyer_id)
+    return [_engine_bid(b, origin, accs.get(b.pk, ()), tables.get(b.pk)) for b in bids], [*asks, *resale_asks]
 
 
 # --- applying a plan: a failed slot re-plans the bid -------------------------------------------------------------
@@ -498,8 +682,14 @@ def _plan_one(bid_id: int) -> tuple[matching.Assignment, dt.datetime] | None:
     return None if assignment is None else (assignment, origin)
 
 
+def _slot_name(engine_listing_id: int) -> str:
+    ask_id = resale_ask_of(engine_listing_id)
+    return f"listing {engine_listing_id}" if ask_id is None else f"resale ask {ask_id}"
+
+
 def _apply(assignment: matching.Assignment, origin: dt.datetime) -> Bid | None:
-    """Fill the bid of ``assignment`` with ``bid_match``; the matched bid, or None when it stays open.
+    """Fill the bid of ``assignment`` with ``bid_match`` (``bid_match_resale`` on a resale ask); the matched bid,
+    or None when it stays open.
 
     A slot that fails (taken meanwhile, a voucher refused or paying less under the locks, the listing repriced or
     paused, funds short, the bid closed) is logged with its reason and the bid re-planned on the current market
@@ -510,13 +700,16 @@ def _apply(assignment: matching.Assignment, origin: dt.datetime) -> Bid | None:
     for attempt in range(1, MATCH_ATTEMPTS + 1):
         start, end = origin + assignment.start * HOUR, origin + assignment.end * HOUR
         tried.add((assignment.listing_id, start))
+        ask_id = resale_ask_of(assignment.listing_id)
         try:
+            if ask_id is not None:
+                return bid_match_resale(bid=bid_id, ask_id=ask_id, start=start, end=end)
             return bid_match(bid=bid_id, listing_id=assignment.listing_id, start=start, end=end)
         except ApplicationError as exc:
             logger.info(
-                "bid %s: slot on listing %s from %s failed (attempt %s of %s): %s %s %s",
+                "bid %s: slot on %s from %s failed (attempt %s of %s): %s %s %s",
                 bid_id,
-                assignment.listing_id,
+                _slot_name(assignment.listing_id),
                 start.isoformat(),
                 attempt,
                 MATCH_ATTEMPTS,
@@ -533,9 +726,9 @@ def _apply(assignment: matching.Assignment, origin: dt.datetime) -> Bid | None:
         assignment, origin = replanned
         if (assignment.listing_id, origin + assignment.start * HOUR) in tried:
             logger.warning(
-                "bid %s: the current market still offers the slot that failed (listing %s); left open for the next run",
+                "bid %s: the current market still offers the slot that failed (%s); left open for the next run",
                 bid_id,
-                assignment.listing_id,
+                _slot_name(assignment.listing_id),
             )
             return None
     logger.warning("bid %s: not matched after %s slots; left open for the next run", bid_id, MATCH_ATTEMPTS)
@@ -543,8 +736,9 @@ def _apply(assignment: matching.Assignment, origin: dt.datetime) -> Bid | None:
 
 
 def bid_try_match(*, bid: Bid | int) -> Bid | None:
-    """Continuous matching of one open bid: ``matching.match_one`` on the current market (a bid with vouchers: only
-    where they may pay, by net price), applied with ``_apply`` (re-planned if the slot fails). Returns the matched
+    """Continuous matching of one open bid: ``matching.match_one`` on the current market of listings and resale
+    asks (a bid with vouchers: listings only where they may pay, by net price; resale asks at their cash price),
+    applied with ``_apply`` (re-planned if the slot fails). Returns the matched
     bid, or None (no slot, or none of the slots tried could be booked)."""
     pk = bid.pk if isinstance(bid, Bid) else bid
     planned = _plan_one(pk)
@@ -577,6 +771,51 @@ def bids_match_listing(*, listing_id: int) -> int:
             earliest_start__lt=listing.available_until,
             latest_end__gt=max(origin, listing.available_from),
         ).order_by("pk")[:LISTING_MATCH_LIMIT]
+    )
+    if not bids:
+        return 0
+    engine_bids, asks = _engine_market(bids, origin)
+    plan = matching.continuous(engine_bids, asks)
+    return sum(_apply(a, origin) is not None for a in plan)
+
+
+def bids_match_resale_ask(*, ask_id: int) -> int:
+    """Continuous matching when resale ask ``ask_id`` opens: the open, unexpired bids of other organizations it
+    could serve (accelerator, a limit at or above its price — cash for every bid, vouchers never pay for resale —,
+    the hold's GPUs per node, at most its nodes left, a duration inside its window, a window that lets the fill
+    end where the ask ends), oldest first, each take ``matching.match_one``'s slot on the current market (the
+    cheapest for it, which need not be this ask), applied with ``_apply`` one by one. Returns how many matched; 0
+    when the ask is gone, no longer open or its booking can no longer be resold."""
+    ask = (
+        ResaleAsk.objects.filter(
+            pk=ask_id, status=ResaleAsk.Status.OPEN, booking__status__in=resale_services.RESELLABLE
+        )
+        .select_related("listing__cluster")
+        .first()
+    )
+    if ask is None:
+        return 0
+    origin = _origin()
+    cluster = ask.listing.cluster
+    window_hours = _index(ask.end, origin) - max(0, -(-(ask.start - origin) // HOUR))
+    if window_hours < 1:
+        return 0
+    fill_from = ExpressionWrapper(F("earliest_start") + F("duration_hours") * HOUR, output_field=DateTimeField())
+    bids = list(
+        Bid.objects.annotate(fill_from=fill_from)
+        .filter(
+            status=BidStatus.OPEN,
+            expires_at__gt=timezone.now(),
+            accelerators=cluster.accelerator_id,
+            max_price_per_gpu_hour__gte=ask.price_per_gpu_hour,
+            max_gpus_per_node__gte=cluster.gpus_per_node,
+            nodes__lte=ask.nodes_left,
+            duration_hours__lte=window_hours,
+            fill_from__lte=ask.end,
+            latest_end__gte=ask.end,
+        )
+        .exclude(buyer_id=ask.seller_id)
+        .order_by("pk")[:LISTING_MATCH_LIMIT]
     )
     if not bids:
         return 0
@@ -620,6 +859,9 @@ def bids_clear(*, time_budget_s: float = 2.0) -> ClearingResult:
 
 def _paid_per_gpu_hour(bid: Bid) -> Decimal:
     """What a matched bid pays per GPU-hour as its limit counts it: the price, or the cash per GPU-hour when it
-    carries vouchers."""
+    carries vouchers — except on resale time, always paid in cash at the price (its booking's amounts are zero:
+    the purchase paid the seller directly)."""
     booking = bid.booking
-    return booking.cash_amount / booking.gpu_hours if bid.vouchers else booking.price_per_gpu_hour
+    if bid.vouchers and not ResaleSale.objects.filter(booking_id=booking.pk).exists():
+        return booking.cash_amount / booking.gpu_hours
+    return booking.price_per_gpu_hour

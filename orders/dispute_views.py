@@ -69,5 +69,5 @@ def dispute_resolve(request, pk: int):
     except ApplicationError as exc:
         _errors_to_messages(request, exc)
     else:
-        messages.success(request, _("Dispute resolved: settlement pays any credit within a minute."))
+        messages.success(request, _("Dispute resolved: the credit is paid when the booking is settled."))
     return redirect("staff-disputes")

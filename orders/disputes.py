@@ -1,15 +1,19 @@
 """Disputes of a booking's delivery (issue 20).
 
 The buyer may dispute a booking from its start until ``DISPUTE_WINDOW`` (48 h) after its end, while it is not
-settled yet (``dispute_open``). While the dispute is ``open`` settlement leaves the booking ``completed``
-(``settlement.services`` skips it, re-checked under the booking's row lock, which ``dispute_open`` takes too: of a
-dispute and a settlement racing, exactly one wins). Platform staff resolve it (``dispute_resolve``): ``credit``
-the whole subtotal, a ``partial`` credit of a given amount, or ``reject`` with a reason. The next settlement run
-(``sweep_unsettled``, every minute) then settles the booking and pays a credit through the same path as SLA
-credits (``settlement.credit_services``: before the capture, one ``service_credit`` posting per booking).
+settled yet (``dispute_open``). Settlement waits for that window: a completed booking is settled only once
+``end + DISPUTE_WINDOW`` has passed (``settlement.services.settlement_due``, the one place that reads this constant
+for settlement), so the whole window is open to the buyer and their money stays held until it closes. While a
+dispute is ``open`` settlement leaves the booking ``completed`` however late it is (``settlement.services`` skips
+it, re-checked under the booking's row lock, which ``dispute_open`` takes too: of a dispute and a settlement
+racing at the window's edge, exactly one wins). Platform staff resolve it (``dispute_resolve``): ``credit`` the
+whole subtotal, a ``partial`` credit of a given amount, or ``reject`` with a reason. The next settlement run
+(``sweep_unsettled``, every minute) then settles the booking, if its window has closed, and pays a credit through
+the same path as SLA credits (``settlement.credit_services``: before the capture, one ``service_credit`` posting
+per booking).
 
-Settlement runs when a booking ends, so in practice a buyer disputes while the booking runs or just after it ends;
-a booking settled already answers 409.
+A dispute filed at the very end of the window races the settlement of the booking: whichever takes the booking's
+row lock first wins; a booking settled already answers 409.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from marketplace.core.pipeline import advance
 from orders.handovers import booking_locked
 from orders.models import Booking, BookingDispute
 
+# How long after a booking's end its buyer may dispute it, and so how long settlement waits (one constant: the
+# user-visible messages say "48 hours").
 DISPUTE_WINDOW = dt.timedelta(hours=48)
 DISPUTABLE = (Booking.Status.CONFIRMED, Booking.Status.ACTIVE, Booking.Status.COMPLETED)
 DECISIONS = ("credit", "partial", "reject")

@@ -9,6 +9,7 @@ its own price (``resale_ask_create``). A purchase (``resale_buy``) is ONE transa
 3. cluster capacity (``lock_cluster_capacity``), then the seller's ``NodeReservation`` rows: each bought node's row
    is deactivated and replaced by the buyer's row for the bought window and the seller's rows for what is left
    before and after it (the exclusion constraint still guards every active row);
+4. (a bid's purchase only, ``replaces``) the open-bids counter of the buyer;
 5. the seller booking's vouchers, by id (``FOR UPDATE``: an expiry sweep cannot end one meanwhile);
 6. the ledger: one ``ledger_post_many`` (entries in account-id order) of two postings — first
    ``RESALE_VOUCHER_RETURN``: the voucher-funded share of the resold part, from the buyer's wallet back to each
@@ -42,9 +43,10 @@ from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 from marketplace.core.locks import lock_cluster_capacity, retry_on_contention
 from marketplace.core.money import PRICE_QUANTUM, ZERO, to_amount
 from marketplace.core.pipeline import advance, advance_many
+from orders import limits
 from orders.models import Booking, BookingStatusChange, NodeReservation, ResaleAsk, ResaleSale
-from orders.services import check_hour
-from orders.signals import resale_above_price
+from orders.services import ReplacedOrder, check_hour
+from orders.signals import resale_above_price, resale_ask_opened
 from vouchers.models import Redemption, Voucher
 
 BookingStatus = Booking.Status
@@ -225,6 +227,10 @@ def resale_ask_create(
                 "price_per_gpu_hour": str(price),
             },
         )
+        # Open bids get their chance at the new ask once it is committed (``orders.resale_tasks``, as for a
+        # listing going active): a signal, since services never import tasks.
+        ask_id = ask.pk
+        transaction.on_commit(lambda: resale_ask_opened.send(sender=ResaleAsk, ask_id=ask_id), robust=True)
     return ask
 
 
@@ -364,7 +370,17 @@ def platform_fee(amount: Decimal) -> Decimal:
 
 
 @retry_on_contention
-def resale_buy(*, ask_id, buyer, nodes, start, end, created_by=None, ip: str | None = None) -> ResaleSale:
+def resale_buy(
+    *,
+    ask_id,
+    buyer,
+    nodes,
+    start,
+    end,
+    created_by=None,
+    ip: str | None = None,
+    replaces: ReplacedOrder | None = None,
+) -> ResaleSale:
     """Buy ``nodes`` nodes of resale ask ``ask_id`` for ``[start, end)`` (inside the ask's window) for ``buyer``.
 
     One transaction in the lock order (see the module docstring): the seller's booking and the ask are locked, the
@@ -376,6 +392,12 @@ def resale_buy(*, ask_id, buyer, nodes, start, end, created_by=None, ip: str | N
     ask), ``Conflict`` 409 when fewer nodes are left than asked, the ask closed meanwhile or its booking can no
     longer be resold, and ``InsufficientFunds`` (409) when the buyer's wallet cannot pay. Nothing is written when
     it raises; run again on contention, ``Busy`` (409) when that persists.
+
+    ``replaces``: the bid this purchase fills (``orders.bid_services.bid_match_resale``, whose transaction this
+    joins after locking the bid): its open-bids counter goes down at the counters step (after cluster capacity,
+    before the vouchers) and its hold goes back to the wallet in the ledger step, as the first posting of the same
+    ``ledger_post_many`` that pays for the purchase — so the lock order stays the one above, and the payment may
+    use the released hold.
     """
     ask = _open_ask(ask_id)
     errors: dict[str, list[str]] = {}
@@ -443,6 +465,8 @@ def resale_buy(*, ask_id, buyer, nodes, start, end, created_by=None, ip: str | N
             note=f"resale ask {ask.pk}",
         )
         _split(reservations, buyer_booking, start, end)
+        if replaces is not None:
+            limits.open_order_count(organization_id=buyer.pk, counter=replaces.counter, delta=-1)
         returns, vouchers = _voucher_returns(seller_booking, _node_hours(nodes, start, end), now)
         returns = _trim(returns, amount)
         voucher_return = sum(returns.values(), ZERO)
@@ -469,7 +493,7 @@ def resale_buy(*, ask_id, buyer, nodes, start, end, created_by=None, ip: str | N
         else:
             ResaleAsk.objects.filter(pk=ask.pk).update(nodes_left=F("nodes_left") - nodes, updated_at=now)
             ask.nodes_left -= nodes
-        _post_payment(sale, seller_booking, vouchers, returns, now)
+        _post_payment(sale, seller_booking, vouchers, returns, now, replaces=replaces)
         _audit_sale(sale, ask, seller_booking, actor=created_by, ip=ip)
         origin = _origin(seller_booking)
         if origin.voucher_amount > ZERO and ask.price_per_gpu_hour > origin.price_per_gpu_hour:
@@ -482,9 +506,18 @@ def resale_buy(*, ask_id, buyer, nodes, start, end, created_by=None, ip: str | N
     return sale
 
 
-def _post_payment(sale: ResaleSale, seller_booking: Booking, vouchers: list[Voucher], returns, now) -> None:
-    """The ledger step: the voucher return first, then the payment to the seller and the fee (one
-    ``ledger_post_many``: all entries in account-id order)."""
+def _post_payment(
+    sale: ResaleSale,
+    seller_booking: Booking,
+    vouchers: list[Voucher],
+    returns,
+    now,
+    *,
+    replaces: ReplacedOrder | None = None,
+) -> None:
+    """The ledger step: the replaced bid's hold released (``replaces``), the voucher return, then the payment to
+    the seller and the fee (one ``ledger_post_many``: all entries in account-id order, and per account in posting
+    order, so the release reaches the buyer's wallet before the payments leave it)."""
     by_id = {v.pk: v for v in vouchers}
 
     def destination(voucher_id: int) -> tuple[str, int]:
@@ -499,9 +532,23 @@ def _post_payment(sale: ResaleSale, seller_booking: Booking, vouchers: list[Vouc
         (AccountKind.PLATFORM_FEES, None),
         *(destination(v) for v in returns),
     ]
+    if replaces is not None and replaces.hold_amount > ZERO:
+        keys.append((AccountKind.WALLET_HOLD, sale.buyer_id))
     accounts = accounts_for_many(keys)
     buyer_wallet = accounts[(AccountKind.WALLET, sale.buyer_id)]
     postings = []
+    if replaces is not None and replaces.hold_amount > ZERO:
+        postings.append(
+            Posting(
+                kind=JournalTransaction.Kind.RELEASE,
+                idempotency_key=replaces.release_key,
+                legs=[
+                    (accounts[(AccountKind.WALLET_HOLD, sale.buyer_id)], -replaces.hold_amount),
+                    (buyer_wallet, replaces.hold_amount),
+                ],
+                reference=replaces.reference,
+            )
+        )
     if sale.voucher_return > ZERO:
         legs = [(buyer_wallet, -sale.voucher_return)]
         legs += [(accounts[destination(v)], amount) for v, amount in sorted(returns.items())]

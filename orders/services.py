@@ -91,11 +91,11 @@ def quote_compute(*, listing: Listing, nodes, start, end, buyer=None, vouchers=(
     errors: dict[str, list[str]] = {}
     if listing.status != Listing.Status.ACTIVE:
         errors["listing"] = [gettext("This listing is not open for booking.")]
-    cluster = listing.cluster
+    node_count, gpus_per_node = _cluster_shape(listing)
     if not isinstance(nodes, int) or isinstance(nodes, bool) or nodes < 1:
         errors["nodes"] = [gettext("Book at least one node.")]
-    elif nodes > cluster.node_count:
-        errors["nodes"] = [gettext("This cluster has only %(count)s nodes.") % {"count": cluster.node_count}]
+    elif nodes > node_count:
+        errors["nodes"] = [gettext("This cluster has only %(count)s nodes.") % {"count": node_count}]
     start = check_hour("start", start, errors)
     end = check_hour("end", end, errors)
     hours = 0
@@ -124,10 +124,12 @@ def quote_compute(*, listing: Listing, nodes, start, end, buyer=None, vouchers=(
     if errors:
         raise ApplicationError(gettext("Invalid booking request."), errors=errors)
 
-    gpu_hours = cluster.gpus_per_node * nodes * hours
+    gpu_hours = gpus_per_node * nodes * hours
     subtotal = to_amount(listing.price_per_gpu_hour * gpu_hours)
     # The idle-capacity rule's fact, read once per booking (only when vouchers may need it).
-    utilisation = recent_utilisation([cluster], now=timezone.now()).get(cluster.pk) if vouchers else None
+    utilisation = (
+        recent_utilisation([listing.cluster], now=timezone.now()).get(listing.cluster_id) if vouchers else None
+    )
     voucher_parts = [
         {
             "voucher": part.voucher_id,
@@ -161,19 +163,34 @@ def quote_compute(*, listing: Listing, nodes, start, end, buyer=None, vouchers=(
     )
 
 
-def listing_for_quote(listing_id, *, lock: bool = False) -> Listing:
+def _cluster_shape(listing: Listing) -> tuple[int, int]:
+    """``(node count, GPUs per node)`` of the listing's cluster: the cluster's own when it was loaded with the
+    listing, else the listing's copy of them. The database keeps that copy equal to the cluster's (the
+    ``listing_search_columns`` trigger on every listing write, and a cluster's change rewrites its listings, under
+    their row locks), so a listing read under its row lock carries its cluster's current shape without a join."""
+    if Listing.cluster.is_cached(listing) or listing.node_count is None or listing.gpus_per_node is None:
+        return listing.cluster.node_count, listing.cluster.gpus_per_node
+    return listing.node_count, listing.gpus_per_node
+
+
+def listing_for_quote(listing_id, *, lock: bool = False, with_cluster: bool = True) -> Listing:
     """The listing a quote or booking names; ``ApplicationError`` 400 on ``listing`` when unknown or not open.
 
     Listings that are not active (drafts, pending review, paused, …) answer exactly like unknown ids, so a buyer
     learns nothing about another provider's unpublished listings. ``lock=True`` (inside a transaction) takes
     ``FOR NO KEY UPDATE`` on the listing row: a provider's pause or reprice waits until the booking commits, and
-    the booking sees the listing as it is once locked.
+    the booking sees the listing as it is once locked. ``with_cluster=False``: the cluster is not loaded with it
+    (a plain booking needs only its shape, which the listing row carries: ``_cluster_shape``).
     """
     try:
         listing_id = int(listing_id)
     except (TypeError, ValueError):
         listing_id = None
-    listing = _open_listing(listing_id, lock=lock) if listing_id is not None and 0 < listing_id < 2**63 else None
+    listing = (
+        _open_listing(listing_id, lock=lock, with_cluster=with_cluster)
+        if listing_id is not None and 0 < listing_id < 2**63
+        else None
+    )
     if listing is None:
         raise ApplicationError(
             gettext("Invalid booking request."), errors={"listing": [gettext("No open listing with this id.")]}
@@ -181,13 +198,17 @@ def listing_for_quote(listing_id, *, lock: bool = False) -> Listing:
     return listing
 
 
-def _open_listing(listing_id: int, *, lock: bool) -> Listing | None:
-    """The active listing ``listing_id`` with its cluster loaded (None when there is none), ``FOR NO KEY UPDATE`` of
-    the listing row when ``lock``."""
-    listings = Listing.objects.select_related("cluster").filter(pk=listing_id, status=Listing.Status.ACTIVE)
+def _open_listing(listing_id: int, *, lock: bool, with_cluster: bool = True) -> Listing | None:
+    """The active listing ``listing_id`` (None when there is none), with its cluster loaded when ``with_cluster``,
+    ``FOR NO KEY UPDATE`` of the listing row when ``lock``."""
+    # Unordered and sliced: a pk lookup needs no ORDER BY (``first()`` would add the model's ordering, compiled on
+    # every booking).
+    listings = Listing.objects.filter(pk=listing_id, status=Listing.Status.ACTIVE)
+    if with_cluster:
+        listings = listings.select_related("cluster")
     if lock:
         listings = listings.select_for_update(no_key=True, of=("self",))
-    return listings.first()
+    return next(iter(listings.order_by()[:1]), None)
 
 
 def _take_free_nodes(booking: Booking, cluster_id: int) -> tuple[list[int], bool]:
@@ -337,6 +358,7 @@ def booking_create(
     confirm: bool = False,
     ip: str | None = None,
     replaces: ReplacedOrder | None = None,
+    savepoint: bool = True,
 ) -> Booking:
     """Book ``nodes`` whole nodes of listing ``listing_id`` for ``[start, end)`` for organization ``buyer``.
 
@@ -353,9 +375,14 @@ def booking_create(
     ``listing``), ``Conflict`` 409 when the cluster has too few free nodes in the window, and
     ``ledger.services.InsufficientFunds`` (409) when the wallet cannot cover the cash part. Nothing is written when
     it raises.
+
+    Inside a caller's transaction the booking is a savepoint, so the caller may catch an error and carry on.
+    ``savepoint=False`` is for a caller whose whole transaction rolls back whenever this raises (the idempotent
+    API request): no savepoint, two round trips fewer, and the caller's transaction is unusable after an error.
     """
-    with transaction.atomic():
-        listing = listing_for_quote(listing_id, lock=True)
+    with transaction.atomic(savepoint=savepoint):
+        # Vouchers' rules read the cluster; a plain booking needs only its shape, which the listing row carries.
+        listing = listing_for_quote(listing_id, lock=True, with_cluster=bool(vouchers))
         quote = quote_compute(listing=listing, nodes=nodes, start=start, end=end, buyer=buyer, vouchers=vouchers)
         now = timezone.now()
         status = BookingStatus.CONFIRMED if confirm else BookingStatus.HELD

@@ -10,3 +10,7 @@ from django.dispatch import Signal
 # sold) and ``booking_id`` (the resale buyer's booking). ``oversight`` flags it. Receivers must not raise into the
 # sender: the purchase has already committed.
 resale_above_price = Signal()
+
+# A resale ask was opened: sent by ``orders.resale_services.resale_ask_create`` after the ask committed, with
+# ``ask_id``. ``orders`` itself receives it (``orders.resale_tasks``) to let open bids match the new ask.
+resale_ask_opened = Signal()

@@ -6,9 +6,8 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
 
-from marketplace.core.tasks import BROKER_ERRORS, fail_fast_connection
+from marketplace.core.tasks import db_task_options, send_now
 from orders import bid_services
 
 logger = logging.getLogger(__name__)
@@ -19,17 +18,7 @@ logger = logging.getLogger(__name__)
 CLEAR_BUDGET_S = 4.5
 
 
-@shared_task(
-    name="orders.clear_bids",
-    ignore_result=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=2,
-    max_retries=3,
-    soft_time_limit=120,
-    time_limit=150,
-)
+@shared_task(name="orders.clear_bids", **db_task_options(soft_time_limit=120, time_limit=150))
 def clear_bids(time_budget_s: float = CLEAR_BUDGET_S) -> dict[str, int]:
     """Batch clearing of the open bids (beat, every few minutes): re-plan, then book each assignment."""
     result = bid_services.bids_clear(time_budget_s=time_budget_s)
@@ -49,17 +38,7 @@ def match_bid(bid_id: int) -> bool:
     return bid_services.bid_try_match(bid=bid_id) is not None
 
 
-@shared_task(
-    name="orders.match_listing",
-    ignore_result=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=2,
-    max_retries=3,
-    soft_time_limit=120,
-    time_limit=150,
-)
+@shared_task(name="orders.match_listing", **db_task_options(soft_time_limit=120, time_limit=150))
 def match_listing(listing_id: int) -> int:
     """Continuous matching of the open bids a newly active listing could serve; how many matched. Each match is
     its own transaction behind the bid lock and open check, so a retry or a concurrent clearing is harmless."""
@@ -70,15 +49,7 @@ def enqueue_listing_matching(listing_id: int) -> bool:
     """Send ``match_listing(listing_id)`` now over a connection that fails fast (no connect or publish retries);
     False, logged, when the broker is unreachable — the listing stays active and the periodic batch clearing
     (``orders.clear_bids``) matches its bids later."""
-    try:
-        with fail_fast_connection(match_listing.app) as conn:
-            match_listing.apply_async(args=(listing_id,), retry=False, connection=conn)
-    except BROKER_ERRORS as exc:
-        logger.warning(
-            "could not enqueue orders.match_listing(%s): %s (the batch clearing will catch up)", listing_id, exc
-        )
-        return False
-    return True
+    return send_now(match_listing, listing_id, catch_up="the batch clearing will catch up")
 
 
 def on_listing_activated(sender, *, listing_id: int, **kwargs) -> None:

@@ -6,9 +6,10 @@ import datetime as dt
 import logging
 
 from celery import shared_task
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError
 from django.utils import timezone
 
+from marketplace.core.tasks import db_task_options
 from oversight import audit_lag, flags, hardware_flags, resale_flags
 from settlement.tasks import send_many
 
@@ -19,31 +20,13 @@ LOOKBACK = dt.timedelta(days=2)
 logger = logging.getLogger(__name__)
 
 
-@shared_task(
-    name="oversight.compute_flags",
-    ignore_result=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=2,
-    max_retries=5,
-    soft_time_limit=240,
-    time_limit=300,
-)
+@shared_task(name="oversight.compute_flags", **db_task_options(max_retries=5, soft_time_limit=240, time_limit=300))
 def compute_flags(full: bool = False) -> int:
     """Run the anomaly rules over recent voucher bookings (all of them when ``full``); returns new flags."""
     return flags.flags_compute(since=None if full else timezone.now() - LOOKBACK)
 
 
-@shared_task(
-    name="oversight.flags_for_booking",
-    ignore_result=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=2,
-    max_retries=5,
-)
+@shared_task(name="oversight.flags_for_booking", **db_task_options(max_retries=5))
 def flags_for_booking(booking_id: int) -> int:
     """The rules for one settled voucher booking (sent by ``on_voucher_bookings_settled``)."""
     return flags.flags_for_booking(booking_id)
@@ -73,17 +56,7 @@ def on_resale_above_price(sender, *, sale_id: int, **kwargs) -> None:
         logger.exception("could not flag resale %s above its voucher-paid price", sale_id)
 
 
-@shared_task(
-    name="oversight.check_audit_lag",
-    ignore_result=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=2,
-    max_retries=3,
-    soft_time_limit=50,
-    time_limit=60,
-)
+@shared_task(name="oversight.check_audit_lag", **db_task_options(soft_time_limit=50, time_limit=60))
 def check_audit_lag() -> bool:
     """Raise the open audit-lag flag when the sequencer lags (``oversight.audit_lag``); True when one was raised."""
     return audit_lag.audit_lag_check() is not None

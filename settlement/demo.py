@@ -14,6 +14,7 @@ from collections.abc import Callable
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from orders.disputes import DISPUTE_WINDOW
 from orders.models import Booking
 from settlement.models import Payout
 from settlement.payout_services import payout_batch_create, payout_mark_paid, statements_issue
@@ -24,13 +25,16 @@ PAYDAY_DELAY = dt.timedelta(days=1, hours=10)  # platform staff pay a Monday's b
 
 def replay(move_to: Callable[[dt.datetime], None], *, since: dt.datetime, until: dt.datetime, stdout=None) -> None:
     """Move the clock (``move_to``, see ``marketplace.core.clock``) from ``since`` to ``until`` over every start and
-    end of a booking in between, every Monday 00:00 UTC and the Tuesday morning after it; at each step run the
+    end of a booking in between, every close of a booking's dispute window (``DISPUTE_WINDOW`` after its end, when
+    the sweeps settle it: only bookings that ended that long before ``until`` show as settled), every Monday 00:00 UTC and the Tuesday morning after it; at each step run the
     sweeps (settling inline), on Mondays the weekly payout batch, on Tuesdays platform staff (``sam``) mark that
     batch paid (payouts the beat made meanwhile are left to staff). Raises ``RuntimeError`` if a sweep fails."""
     mondays = _mondays(since, until)
     paydays = {monday + PAYDAY_DELAY for monday in mondays if monday + PAYDAY_DELAY <= until}
-    periods = Booking.objects.filter(start__lt=until, end__gt=since).values_list("start", "end")
-    moments = {moment for period in periods for moment in period if since < moment <= until}
+    periods = Booking.objects.filter(start__lt=until, end__gt=since - DISPUTE_WINDOW).values_list("start", "end")
+    moments = {
+        moment for start, end in periods for moment in (start, end, end + DISPUTE_WINDOW) if since < moment <= until
+    }
     staff = get_user_model().objects.filter(username="sam").first()
     batches: dict[dt.datetime, list[Payout]] = {}  # payday → the payouts made that Monday (only those: not real ones)
     for moment in sorted(moments | set(mondays) | paydays):

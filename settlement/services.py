@@ -1,6 +1,13 @@
 """Settlement writes: settle completed bookings (the sweeps are in ``sweep_services``, payouts, claims and
 statements in ``payout_services``).
 
+When: a ``completed`` booking is settled only once the buyer's dispute window has closed, ``DISPUTE_WINDOW``
+(``orders.disputes``, 48 h) after its end (``settlement_due``), and while no dispute of it is ``open``. Until then
+the buyer's money stays held (cash in the wallet hold, voucher parts as held redemptions) and the provider is owed
+nothing yet. ``sweep_unsettled`` (every minute) settles each booking as its window closes; ``booking_settle``
+refuses an earlier settlement (409 ``dispute_window_open``) and the batch skips it. The booking's end never
+changes once it is ``completed``, so the window is read with its row lock like the rest.
+
 Exactly once, whatever the retries: ``bookings_settle`` (a batch in one transaction; ``booking_settle`` is its
 batch of one) locks the booking rows and settles only those still ``completed``; each ledger posting has the
 unique key ``booking:{id}:settle``; ``BookingSettlement`` is one row per booking; voucher captures are
@@ -15,6 +22,7 @@ skips it (``booking_settle`` refuses it, 409), re-checked after its row lock is 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
@@ -33,6 +41,7 @@ from ledger.services import Posting, accounts_for_many, ledger_post_many
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 from marketplace.core.money import ZERO, to_amount
 from orders import services as order_services
+from orders.disputes import DISPUTE_WINDOW
 from orders.models import Booking, BookingDispute
 from settlement.credit_services import CreditPlan, credit_plans
 from settlement.models import BookingSettlement, ReimbursementClaim, ServiceCredit
@@ -52,17 +61,28 @@ def platform_fee(subtotal: Decimal) -> Decimal:
     return to_amount(Decimal(subtotal) * settings.PLATFORM_FEE_BPS / Decimal(10000))
 
 
-def booking_settle(*, booking_id: int, actor=None) -> Booking:
-    """Settle a ``completed`` booking and return it ``settled``; a settled booking is returned as is (no writes).
+def settlement_due(*, now: dt.datetime | None = None) -> dt.datetime:
+    """The latest end of a booking that may be settled at ``now`` (default: the current time): its dispute window
+    (``orders.disputes.DISPUTE_WINDOW`` after its end) has closed when ``end <= settlement_due(now=now)``."""
+    return (now or timezone.now()) - DISPUTE_WINDOW
+
+
+def booking_settle(*, booking_id: int, actor=None, now: dt.datetime | None = None) -> Booking:
+    """Settle a ``completed`` booking whose dispute window has closed at ``now`` (default: the current time) and
+    return it ``settled``; a settled booking is returned as is (no writes).
 
     The batch of one of ``bookings_settle`` (see there for what is written), except that it waits for the booking's
     row lock instead of skipping a locked booking, and refuses instead of skipping: one transaction, holding the
     booking row lock throughout, so five concurrent calls settle once and all return the settled booking.
 
     Raises ``NotFound`` for an unknown booking and ``Conflict`` (409) when it is in another status than
-    ``completed`` or ``settled``, or when its voucher parts do not add up to ``booking.voucher_amount``;
-    ``ledger.services.InsufficientFunds`` (409) when its cash hold is short. Nothing is written when it raises.
+    ``completed`` or ``settled`` (code ``not_completed``), has an open dispute (``disputed``), ended less than
+    ``DISPUTE_WINDOW`` before ``now`` (``dispute_window_open``), or when its voucher parts do not add up to
+    ``booking.voucher_amount``; ``ledger.services.InsufficientFunds`` (409) when its cash hold is short. Nothing
+    is written when it raises. ``now`` decides only whether the window has closed; what is written is stamped with
+    the current time.
     """
+    due = settlement_due(now=now)
     with transaction.atomic():
         found = list(
             Booking.objects.select_for_update(of=("self",))
@@ -83,15 +103,22 @@ def booking_settle(*, booking_id: int, actor=None) -> Booking:
             raise Conflict(
                 gettext("This booking is disputed: it is settled once staff resolve the dispute."), code="disputed"
             )
-        refused = _settle_locked([booking], actor=actor)
+        if booking.end > due:
+            raise Conflict(
+                gettext("This booking is settled once its dispute window closes, 48 hours after it ended."),
+                code="dispute_window_open",
+            )
+        refused = _settle_locked([booking], actor=actor, now=now)
         if refused:
             raise refused[booking.pk]
     return booking
 
 
-def bookings_settle(*, booking_ids: Iterable[int], actor=None) -> list[Booking]:
-    """Settle the ``completed`` bookings among ``booking_ids`` in ONE transaction; returns those it settled (now
-    ``settled``), in pk order. What the settlement tasks and ``sweep_unsettled`` call.
+def bookings_settle(*, booking_ids: Iterable[int], actor=None, now: dt.datetime | None = None) -> list[Booking]:
+    """Settle the ``completed`` bookings among ``booking_ids`` whose dispute window has closed at ``now`` (default:
+    the current time) and that have no open dispute, in ONE transaction; returns those it settled (now
+    ``settled``), in pk order. What the settlement tasks and ``sweep_unsettled`` call. A booking still in its
+    window or disputed is skipped (left ``completed``, nothing written for it), not refused.
 
     Exactly once, whatever the retries: the bookings are locked ``FOR UPDATE SKIP LOCKED`` in pk order and only
     those still ``completed`` are settled (ids settled already, in another status or unknown are ignored; a locked
@@ -117,10 +144,13 @@ def bookings_settle(*, booking_ids: Iterable[int], actor=None) -> list[Booking]:
     ids = sorted({int(pk) for pk in booking_ids})
     if not ids:
         return []
+    due = settlement_due(now=now)
     with transaction.atomic():
         bookings = list(
             Booking.objects.select_for_update(of=("self",), skip_locked=True)
-            .filter(pk__in=ids, status=BookingStatus.COMPLETED)
+            # Row conditions of a FOR UPDATE query are re-checked on the locked row version: the status and the
+            # window are read under the lock.
+            .filter(pk__in=ids, status=BookingStatus.COMPLETED, end__lte=due)
             .exclude(Exists(BookingDispute.objects.filter(booking=OuterRef("pk"), status=BookingDispute.Status.OPEN)))
             .annotate(provider_id=F("listing__cluster__data_center__provider_id"))
             .order_by("pk")
@@ -133,7 +163,7 @@ def bookings_settle(*, booking_ids: Iterable[int], actor=None) -> list[Booking]:
             return []
         try:
             with transaction.atomic():
-                refused: dict[int, Exception] = dict(_settle_locked(bookings, actor=actor))
+                refused: dict[int, Exception] = dict(_settle_locked(bookings, actor=actor, now=now))
         except (ApplicationError, IntegrityError) as exc:
             if len(bookings) == 1:
                 refused = {bookings[0].pk: exc}
@@ -142,7 +172,7 @@ def bookings_settle(*, booking_ids: Iterable[int], actor=None) -> list[Booking]:
                 for booking in bookings:
                     try:
                         with transaction.atomic():
-                            refused.update(_settle_locked([booking], actor=actor))
+                            refused.update(_settle_locked([booking], actor=actor, now=now))
                     except (ApplicationError, IntegrityError) as one:
                         refused[booking.pk] = one
         for pk, exc in refused.items():
@@ -177,7 +207,9 @@ def _voucher_parts(bookings: list[Booking]) -> dict[int, dict[int, Decimal]]:
     return parts
 
 
-def _settle_locked(bookings: list[Booking], *, actor=None) -> dict[int, ApplicationError]:
+def _settle_locked(
+    bookings: list[Booking], *, actor=None, now: dt.datetime | None = None
+) -> dict[int, ApplicationError]:
     """Settle ``bookings`` (locked by the caller, ``completed``, annotated with ``provider_id``, in pk order) in
     the caller's transaction; see ``bookings_settle``. Returns the bookings refused before anything was written
     for them (voucher mismatch) with the error; sets ``status`` on the others. Raises ``ApplicationError`` (e.g.
@@ -198,7 +230,7 @@ def _settle_locked(bookings: list[Booking], *, actor=None) -> dict[int, Applicat
             batch.append((booking, by_program))
     if not batch:
         return refused
-    plans = credit_plans([b for b, _ in batch])
+    plans = credit_plans([b for b, _ in batch], now=now)
     programs = sorted({program_id for _, by_program in batch for program_id in by_program})
     accounts = accounts_for_many(
         [
@@ -224,7 +256,7 @@ def _settle_locked(bookings: list[Booking], *, actor=None) -> dict[int, Applicat
         credits={pk: plan.voucher_share for pk, plan in plans.items() if plan.voucher_share},
         actor=actor,
     )
-    now = timezone.now()
+    settled_at = timezone.now()  # the real time (``now`` only decides which windows have closed)
     postings, settlements, claims, events = list(captures.postings), [], [], []
     credits: list[ServiceCredit] = []
     for booking, by_program in batch:
@@ -272,7 +304,7 @@ def _settle_locked(bookings: list[Booking], *, actor=None) -> dict[int, Applicat
                 voucher_amount=booking.voucher_amount - voucher_credit,
                 fee=fee,
                 provider_amount=subtotal - fee,
-                settled_at=now,
+                settled_at=settled_at,
             )
         )
         claims += [

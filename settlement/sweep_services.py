@@ -4,6 +4,10 @@ Sweeps take due rows with ``SELECT … FOR UPDATE SKIP LOCKED`` in batches of id
 refuses is not picked again in the same run) and call the conditional-update service of the owning app per row,
 each in its own savepoint (``sweep_unsettled`` hands each batch to ``services.bookings_settle`` whole). A second run
 is a no-op; two sweepers at once split the rows between them.
+
+A booking ends (``sweep_ended_bookings``: ``active → completed``) at its end, and is settled by ``sweep_unsettled``
+once the buyer's dispute window (``orders.disputes.DISPUTE_WINDOW``, 48 h after the end) has closed and no dispute
+of it is open (``services.settlement_due``).
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from marketplace.core.exceptions import ApplicationError
 from marketplace.core.locks import is_contention
 from orders import bid_services
 from orders import services as order_services
-from orders.models import Bid, Booking
-from settlement.services import SETTLE_BATCH, bookings_settle
+from orders.models import Bid, Booking, BookingDispute
+from settlement.services import SETTLE_BATCH, bookings_settle, settlement_due
 from vouchers import services as voucher_services
 from vouchers.models import Voucher
 
@@ -81,38 +85,59 @@ def sweep_started_bookings(*, batch: int = DEFAULT_BATCH, now: dt.datetime | Non
 def sweep_ended_bookings(
     *, batch: int = DEFAULT_BATCH, now: dt.datetime | None = None, settle: Callable[..., object] | None = None
 ) -> int:
-    """``active`` bookings whose end is reached → ``completed``, then settlement: ``settle(*ids)`` when given (the
-    Celery task passes ``settlement.tasks.enqueue_settlement``: tasks call services, never the reverse), else settled
-    here (``bookings_settle``, a transaction per ``SETTLE_BATCH``). Returns how many were completed."""
-    due = Booking.objects.filter(status=BookingStatus.ACTIVE, end__lte=now or timezone.now())
+    """``active`` bookings whose end is reached → ``completed``. Returns how many were completed.
+
+    They are settled later, once their dispute window has closed (``sweep_unsettled``). Only those of them whose
+    window has closed already (ended more than ``DISPUTE_WINDOW`` ago: the sweeps were down that long) are settled
+    at once: ``settle(*ids)`` when given (the Celery task passes ``settlement.tasks.enqueue_settlement``: tasks call
+    services, never the reverse), else here (``bookings_settle``, a transaction per ``SETTLE_BATCH``)."""
+    now = now or timezone.now()
+    due = Booking.objects.filter(status=BookingStatus.ACTIVE, end__lte=now)
     completed = _sweep(due, lambda pk: order_services.booking_complete(booking=pk), batch=batch, name="ended")
-    if completed and settle is not None:
-        settle(*completed)
+    overdue = sorted(
+        Booking.objects.filter(pk__in=completed, end__lte=settlement_due(now=now)).values_list("pk", flat=True)
+    )
+    if overdue and settle is not None:
+        settle(*overdue)
     else:
-        for i in range(0, len(completed), SETTLE_BATCH):
-            bookings_settle(booking_ids=completed[i : i + SETTLE_BATCH])
+        for i in range(0, len(overdue), SETTLE_BATCH):
+            bookings_settle(booking_ids=overdue[i : i + SETTLE_BATCH], now=now)
     return len(completed)
 
 
-def sweep_unsettled(*, batch: int = SETTLE_BATCH) -> int:
-    """Settle every ``completed`` booking not being settled right now (locked rows are another worker's): the
-    catch-up after a crash, a lost task or a broker outage. Returns how many were settled.
+def sweep_unsettled(
+    *,
+    batch: int = SETTLE_BATCH,
+    now: dt.datetime | None = None,
+    on_settled: Callable[[list[Booking]], object] | None = None,
+) -> int:
+    """Settle every ``completed`` booking whose dispute window has closed at ``now`` (default: the current time;
+    ``services.settlement_due``), that has no open dispute and is not being settled right now (locked rows are
+    another worker's): how bookings are settled, and the catch-up after a crash, a lost task or a broker outage.
+    Returns how many were settled; ``on_settled(bookings)`` is called with each batch settled, after it committed
+    (the Celery task announces voucher bookings with it).
 
     Takes at most ``SETTLE_BATCH`` due bookings at a time ``FOR UPDATE SKIP LOCKED`` (keyset order, so two
     sweepers split them) and settles each batch with ``bookings_settle``, one transaction per batch; a booking it
-    refuses stays ``completed`` and is not picked again in this run."""
+    refuses or skips (a dispute opened meanwhile) stays ``completed`` and is not picked again in this run."""
     batch = max(1, min(batch, SETTLE_BATCH))
+    now = now or timezone.now()
     settled, after = 0, 0
     while True:
+        done: list[Booking] = []
         with transaction.atomic():
             ids = list(
                 Booking.objects.select_for_update(of=("self",), skip_locked=True)
-                .filter(status=BookingStatus.COMPLETED, pk__gt=after)
+                .filter(status=BookingStatus.COMPLETED, end__lte=settlement_due(now=now), pk__gt=after)
+                .exclude(dispute__status=BookingDispute.Status.OPEN)
                 .order_by("pk")
                 .values_list("pk", flat=True)[:batch]
             )
             if ids:  # locked by us, so bookings_settle (SKIP LOCKED against others only) takes them all
-                settled += len(bookings_settle(booking_ids=ids))
+                done = bookings_settle(booking_ids=ids, now=now)
+        settled += len(done)
+        if done and on_settled is not None:
+            on_settled(done)
         if len(ids) < batch:
             return settled
         after = ids[-1]
@@ -151,12 +176,23 @@ SWEEPS: dict[str, Callable[..., int]] = {
 }
 
 
-def sweeps_run(*, settle: Callable[..., object] | None = None, batch: int = DEFAULT_BATCH) -> dict[str, int]:
-    """Every sweep once, in lifecycle order; ``{name: rows changed}``; ``settle`` as in ``sweep_ended_bookings``.
-    Each sweep failing is logged, not raised, so one broken sweep does not stop the others."""
+def sweeps_run(
+    *,
+    settle: Callable[..., object] | None = None,
+    on_settled: Callable[[list[Booking]], object] | None = None,
+    batch: int = DEFAULT_BATCH,
+    now: dt.datetime | None = None,
+) -> dict[str, int]:
+    """Every sweep once, in lifecycle order, at ``now`` (default: the current time); ``{name: rows changed}``;
+    ``settle`` as in ``sweep_ended_bookings``, ``on_settled`` as in ``sweep_unsettled``. Each sweep failing is
+    logged, not raised, so one broken sweep does not stop the others."""
     counts: dict[str, int] = {}
     for name, sweep in SWEEPS.items():
-        kwargs = {"batch": batch, **({"settle": settle} if name == "ended_bookings" else {})}
+        kwargs = {"batch": batch, "now": now}
+        if name == "ended_bookings":
+            kwargs["settle"] = settle
+        elif name == "unsettled":
+            kwargs["on_settled"] = on_settled
         try:
             counts[name] = sweep(**kwargs)
         except Exception:

@@ -46,8 +46,7 @@ def settle_booking(booking_id: int) -> str | None:
     except ApplicationError as exc:
         logger.warning("settle_booking %s: %s", booking_id, exc.message)
         return None
-    if booking.voucher_amount:
-        voucher_bookings_settled.send(sender=settle_booking, booking_ids=[booking.pk])
+    announce_settled([booking], sender=settle_booking)
     return booking.status
 
 
@@ -58,16 +57,24 @@ def settle_bookings(booking_ids: list[int]) -> int:
     the redelivery of a batch whose worker died, settles only what is not settled yet. Voucher bookings are then
     announced after the commit, as in ``settle_booking``."""
     settled = services.bookings_settle(booking_ids=booking_ids)
-    flagged = [booking.pk for booking in settled if booking.voucher_amount]
-    if flagged:
-        voucher_bookings_settled.send(sender=settle_bookings, booking_ids=flagged)
+    announce_settled(settled, sender=settle_bookings)
     return len(settled)
+
+
+def announce_settled(bookings, *, sender=None) -> None:
+    """Send ``signals.voucher_bookings_settled`` for those of the settled ``bookings`` paid with vouchers (call
+    after the settlement committed)."""
+    flagged = [booking.pk for booking in bookings if booking.voucher_amount]
+    if flagged:
+        voucher_bookings_settled.send(sender=sender or announce_settled, booking_ids=flagged)
 
 
 @shared_task(name="settlement.run_sweeps", ignore_result=True, **RETRY)
 def run_sweeps() -> dict[str, int]:
-    """Every sweep once (beat, every minute). Concurrent runs are safe: rows are taken with SKIP LOCKED."""
-    return sweep_services.sweeps_run(settle=enqueue_settlement)
+    """Every sweep once (beat, every minute). Concurrent runs are safe: rows are taken with SKIP LOCKED. Bookings
+    are settled by the ``unsettled`` sweep as their dispute windows close; voucher bookings among them are
+    announced as the settlement tasks announce theirs."""
+    return sweep_services.sweeps_run(settle=enqueue_settlement, on_settled=announce_settled)
 
 
 @shared_task(name="settlement.create_weekly_payouts", ignore_result=True, **RETRY)

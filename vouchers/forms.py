@@ -84,8 +84,14 @@ class ApplyForm(ServiceErrorsMixin, forms.Form):
         orgs = user_organizations(user, kind=Organization.Kind.STARTUP).order_by("name")
         self.fields["organization"].queryset = orgs
         self.fields["model_filing"].queryset = ModelFiling.objects.filter(organization__in=orgs)
+        # the status beside each filing: only a verified one counts for a program that requires one
+        self.fields["model_filing"].label_from_instance = _filing_choice_label
         if orgs.count() <= 1:
             self.fields["organization"].widget = forms.HiddenInput()
+
+
+def _filing_choice_label(filing: ModelFiling) -> str:
+    return _("%(filing)s — %(status)s") % {"filing": filing, "status": filing.get_status_display()}
 
 
 class ApproveForm(ServiceErrorsMixin, forms.Form):
@@ -377,6 +383,8 @@ class ProgramForm(ServiceErrorsMixin, forms.Form):
         "ban_related_party",
         "require_reviewed_listing",
         "subsidy_period_days",
+        "idle_threshold_percent",
+        "idle_extra_ratio",
     )
 
     def preview_errors(self) -> list[str]:
@@ -412,6 +420,11 @@ class ProgramForm(ServiceErrorsMixin, forms.Form):
             eligible_buyer_cities=frozenset(data["eligible_buyer_cities"]),
             subsidy_period_days=data.get("subsidy_period_days"),
             sme_contract_limit=data.get("sme_contract_limit"),
+            # the engine applies the idle-capacity rule only when both are typed (as the service requires)
+            idle_threshold_percent=data.get("idle_threshold_percent"),
+            idle_extra_ratio=None
+            if data.get("idle_extra_ratio") is None
+            else percent_to_ratio(data["idle_extra_ratio"]),
             **ratio,
         )
 
@@ -433,7 +446,16 @@ class SampleBookingForm(forms.Form):
     """A booking to try the program form's rules on (the preview): posted with the program form, ``sample-`` names."""
 
     prefix = "sample"
-    FIELDS = ("accelerator", "origin", "nodes", "gpus_per_node", "hours", "price_per_gpu_hour", "voucher_balance")
+    FIELDS = (
+        "accelerator",
+        "origin",
+        "nodes",
+        "gpus_per_node",
+        "hours",
+        "price_per_gpu_hour",
+        "voucher_balance",
+        "cluster_utilisation",
+    )
     BOXES = ("buyer_is_sme", "buyer_has_model_filing")
     ORIGINS = (("domestic", _("Domestic")), ("imported", _("Imported")))
 
@@ -463,6 +485,11 @@ class SampleBookingForm(forms.Form):
         required=False,
         label=_("Voucher balance (CNY)"),
         help_text=_("empty = the largest voucher, or no limit"),
+    )
+    cluster_utilisation = _percent(
+        _("Cluster utilisation over the last 7 days (%)"),
+        _("for the idle-cluster rule; empty = unknown (the rule does not apply)"),
+        required=False,
     )
     buyer_is_sme = forms.BooleanField(required=False, initial=True, label=_("The buyer is a startup or SME"))
     buyer_has_model_filing = forms.BooleanField(required=False, label=_("The buyer has a registered model filing"))
@@ -497,4 +524,5 @@ class SampleBookingForm(forms.Form):
             voucher_balance=face_value_max if balance is None else balance,
             buyer_is_sme=data["buyer_is_sme"],
             buyer_has_model_filing=data["buyer_has_model_filing"],
+            cluster_utilisation_percent=data["cluster_utilisation"],
         )

@@ -21,6 +21,7 @@ from marketplace.core.money import ZERO, to_amount
 from vouchers import rules
 from vouchers.models import Redemption, Voucher, VoucherApplication, VoucherProgram
 
+HUNDRED = Decimal(100)
 SPENDING_STATUSES = (Redemption.Status.HELD, Redemption.Status.CAPTURED)
 
 
@@ -282,6 +283,9 @@ class SampleBooking:
     voucher_balance: Decimal | None = None  # None: as much as the booking could use
     buyer_is_sme: bool = False
     buyer_has_model_filing: bool = False
+    # The cluster's utilisation over the last 7 days, 0–100 (the idle-capacity rule); None: unknown, the rule
+    # does not apply (as for a cluster that listed nothing then).
+    cluster_utilisation_percent: Decimal | None = None
 
     @property
     def gpu_hours(self) -> int:
@@ -300,6 +304,10 @@ class SamplePreview:
     ratio: Decimal | None = None
     bound_by: str = ""
     refused_by: str = ""  # the eligibility rule the sample breaks (then the voucher pays nothing)
+    # The program's idle-capacity rule for the sample: "" (the program has none), "applied" (``idle_extra`` is in
+    # ``ratio``), "busy" (the cluster was used at or above the threshold) or "unknown" (no utilisation typed).
+    idle: str = ""
+    idle_extra: Decimal | None = None
 
 
 SAMPLE_VOUCHER_ID = 1
@@ -330,6 +338,9 @@ def sample_engine_inputs(
         related_party=False,
         now=now,
         buyer_city=min(program_rules.eligible_buyer_cities, default=program_rules.city),
+        cluster_utilisation=None
+        if sample.cluster_utilisation_percent is None
+        else sample.cluster_utilisation_percent / HUNDRED,
     )
     candidate = rules.VoucherCandidate(
         voucher_id=SAMPLE_VOUCHER_ID,
@@ -350,4 +361,21 @@ def sample_preview(
         (part,) = rules.compute_parts(context, [candidate])
     except rules.RulesError as exc:
         return SamplePreview(context.subtotal, ZERO, context.subtotal, refused_by=exc.violations[0].rule)
-    return SamplePreview(context.subtotal, part.amount, context.subtotal - part.amount, part.ratio, part.bound_by)
+    return SamplePreview(
+        context.subtotal,
+        part.amount,
+        context.subtotal - part.amount,
+        part.ratio,
+        part.bound_by,
+        idle=_sample_idle(context, program_rules),
+        idle_extra=program_rules.idle_extra_ratio if rules.idle_cluster(context, program_rules) else None,
+    )
+
+
+def _sample_idle(context: rules.BookingContext, program_rules: rules.ProgramRules) -> str:
+    """How the program's idle-capacity rule treats the sample (``SamplePreview.idle``)."""
+    if program_rules.idle_threshold_percent is None or program_rules.idle_extra_ratio is None:
+        return ""
+    if context.cluster_utilisation is None:
+        return "unknown"
+    return "applied" if rules.idle_cluster(context, program_rules) else "busy"

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
 from accounts.models import CITIES, Organization
+from accounts.selectors import valid_model_filings
 from audit.models import AuditEvent
 from audit.services import audit_event, audit_record
 from ledger.models import JournalTransaction, LedgerAccount
@@ -325,6 +326,8 @@ def application_submit(
         raise _field_error("purpose", gettext("Say what the compute is for."))
     if model_filing is not None and model_filing.organization_id != applicant.pk:
         raise _field_error("model_filing", gettext("That model filing belongs to another organization."))
+    if program.requires_model_filing:
+        _check_required_filing(model_filing, on=timezone.localdate(now))
     application = VoucherApplication.objects.create(
         program=program,
         applicant=applicant,
@@ -341,6 +344,23 @@ def application_submit(
         data={"program": program.pk, "requested_amount": str(requested_amount)},
     )
     return application
+
+
+def _check_required_filing(model_filing, *, on: dt.date) -> None:
+    """A program that requires a model filing takes applications naming a verified filing valid ``on`` only
+    (the filing the rules engine will count). Raises ``ApplicationError`` 400 on ``model_filing`` otherwise."""
+    if model_filing is None:
+        raise _field_error(
+            "model_filing",
+            gettext("This program requires a registered model filing verified by an issuer or platform staff."),
+        )
+    if not valid_model_filings(on=on).filter(pk=model_filing.pk).exists():
+        message = (
+            gettext("This program requires a verified model filing: %(filing)s has not been verified yet.")
+            if model_filing.status == model_filing.Status.PENDING
+            else gettext("This program requires a verified model filing that is still valid: %(filing)s is not.")
+        )
+        raise _field_error("model_filing", message % {"filing": model_filing})
 
 
 def _lock_submitted(application: VoucherApplication) -> VoucherApplication:

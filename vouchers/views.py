@@ -145,15 +145,25 @@ def _preview(request, program: VoucherProgram | None = None):
     if not errors:
         face_value_max = form.cleaned_data.get("face_value_max")
         sample = sample_form.sample(face_value_max=face_value_max)
-        preview = selectors.sample_preview(form.preview_rules(program.pk if program else 0), sample)
+        program_rules = form.preview_rules(program.pk if program else 0)
+        preview = selectors.sample_preview(program_rules, sample)
+        utilisation = sample.cluster_utilisation_percent
         context.update(
             sample=sample,
             preview=preview,
             share=ratio_to_percent(preview.ratio),
+            # the idle-capacity rule's numbers as typed (30 rather than 30.00)
+            idle_extra=ratio_to_percent(program_rules.idle_extra_ratio),
+            idle_threshold=ratio_to_percent(_percent_ratio(program_rules.idle_threshold_percent)),
+            utilisation=ratio_to_percent(_percent_ratio(utilisation)),
             refusal=PREVIEW_REFUSALS.get(preview.refused_by, _("Nothing: the program would not pay for this booking.")),
         )
     status = 400 if errors and not request.htmx else 200
     return render(request, "vouchers/_program_preview.html", context, status=status)
+
+
+def _percent_ratio(percent):
+    return None if percent is None else percent / 100
 
 
 @login_required

@@ -18,7 +18,8 @@ Contract:
 - First request: a record is inserted (``INSERT … ON CONFLICT DO NOTHING`` on the unique (user, organization,
   key)) in the same transaction as the handler, and the response status and JSON body are stored in it. The
   handler's own ``transaction.atomic`` blocks become savepoints of that transaction, so changes and record commit
-  together.
+  together. An exception from the handler rolls that transaction back whole, so a service the handler calls may
+  skip its own savepoint (``handler_rolls_back_whole(request)``).
 - Contention: when that transaction fails on a deadlock or a serialization failure, it is run again from the start
   (``marketplace.core.locks.run_with_retry``), a bounded number of times, then answers 409 ``busy``.
 - Replay with the same fingerprint: the first response (same status and body) plus ``Idempotent-Replayed: true``;
@@ -116,6 +117,17 @@ def _replay(request, organization_id: int | None, key: str, fingerprint: str) ->
     return Response(data, status=record.status_code, headers={REPLAYED_HEADER: "true"})
 
 
+# Set on the request while its handler runs inside ``idempotent``'s transaction (``handler_rolls_back_whole``).
+_IN_TRANSACTION = "_idempotent_transaction"
+
+
+def handler_rolls_back_whole(request) -> bool:
+    """Whether ``request``'s handler runs inside ``idempotent``'s transaction (it sent an ``Idempotency-Key``), which
+    is rolled back whole when the handler raises: a service the handler calls needs no savepoint of its own to
+    undo its part (``orders.services.booking_create(savepoint=False)``)."""
+    return getattr(request, _IN_TRANSACTION, False)
+
+
 def idempotent(handler):
     """Decorate a DRF view method (``post``) so an ``Idempotency-Key`` header makes it safe to retry."""
 
@@ -141,7 +153,11 @@ def idempotent(handler):
             record_id = _claim(request, organization_id, key, fingerprint)
             if record_id is None:
                 return _replay(request, organization_id, key, fingerprint)
-            response = handler(view, request, *args, **kwargs)
+            setattr(request, _IN_TRANSACTION, True)
+            try:
+                response = handler(view, request, *args, **kwargs)
+            finally:
+                setattr(request, _IN_TRANSACTION, False)
             if response.status_code >= 400:
                 transaction.set_rollback(True)  # neither the changes nor the record: the client may retry
                 return response

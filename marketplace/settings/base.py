@@ -141,7 +141,13 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", default=str(BASE_DIR / ".data" / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Uploads (business licences): MEDIA_ROOT on this machine by default; with several web servers, a shared
+    # object store through django-storages, e.g. DJANGO_FILE_STORAGE=storages.backends.s3.S3Storage (install boto3)
+    # and DJANGO_FILE_STORAGE_OPTIONS='{"bucket_name": "gpux-licences", "endpoint_url": "https://oss-…"}'.
+    "default": {
+        "BACKEND": env("DJANGO_FILE_STORAGE", default="django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": env.json("DJANGO_FILE_STORAGE_OPTIONS", default={}),
+    },
     "staticfiles": {
         "BACKEND": env(
             "DJANGO_STATICFILES_STORAGE",

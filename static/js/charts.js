@@ -37,6 +37,9 @@
     // A ready Chart.js config ({type, data, options}) computed on the server.
     config(canvas, d) { return d; },
   };
+  // the canvas fills its .chart-box (a fixed height in site.css) whatever the width: on a phone the default aspect
+  // ratio would leave a plot a few pixels high under its legend
+  Chart.defaults.maintainAspectRatio = false;
   function draw(root) {
     root.querySelectorAll("canvas[data-chart]").forEach((canvas) => {
       if (canvas.dataset.drawn) return;

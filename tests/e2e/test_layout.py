@@ -4,8 +4,9 @@ no field is squeezed under 120 px on a desktop, no console error, and a Chinese 
 English UI words (the catalog check of tests/marketplace/test_i18n.py finds whole untranslated strings; this one finds
 English that slipped in around them, e.g. in a template without ``{% translate %}``).
 
-One browser and one context per role and language (signed in by a session cookie, not the login form); each page
-is loaded once, checked at 1,280 px, laid out again at 390 px and checked again. The demo data is seeded once: it is
+One browser and one context per language, signed in as each role in turn by a session cookie (not the login form);
+each page is loaded once and checked at both widths, laid out again in between (at whichever width the previous page
+ended: 1,280 px then 390 px, the next page 390 px then 1,280 px). The demo data is seeded once: it is
 one test that visits everything and reports every problem at once.
 """
 
@@ -270,28 +271,29 @@ def resize(page, width: int) -> None:
 def check_site(browser, base_url: str, ids: dict, *, screenshots: Path | None = None) -> list[str]:
     """Visit every page of every role in both languages and check it at both widths; the problems, one a line.
 
-    One context per role and language; each page is loaded once, checked at desktop width, then laid out again at
-    phone width and checked again (the server renders it once, not twice)."""
+    One context per language, signed in as each role in turn (its cookies replaced, its HTTP cache of the static
+    files kept); each page is loaded once and checked at both widths, laid out again in between (the server renders
+    it once, not twice). The widths alternate: a page is loaded at the width the previous one ended at, checked
+    there, then at the other width, so each page costs one relayout, not two."""
     report = []
-    desktop, phone = WIDTHS["desktop"], WIDTHS["phone"]
-    for who in PAGES:
-        paths = pages_of(who, ids)
-        for lang, locale in LANGUAGES.items():
-            context = browser.new_context(
-                base_url=base_url,
-                locale=locale,
-                timezone_id="Asia/Shanghai",
-                viewport={"width": desktop, "height": 900},
-            )
-            if who:
-                context.add_cookies([session_cookie(who, base_url)])
-            page = context.new_page()
-            page.set_default_timeout(15_000)
-            errors = collect_errors(page)
-            try:
-                for path in paths:
+    for lang, locale in LANGUAGES.items():
+        context = browser.new_context(
+            base_url=base_url,
+            locale=locale,
+            timezone_id="Asia/Shanghai",
+            viewport={"width": WIDTHS["desktop"], "height": 900},
+        )
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        errors = collect_errors(page)
+        devices = list(WIDTHS.items())  # the current width first
+        try:
+            for who in PAGES:
+                context.clear_cookies()
+                if who:
+                    context.add_cookies([session_cookie(who, base_url)])
+                for path in pages_of(who, ids):
                     errors.clear()
-                    resize(page, desktop)
                     response = page.goto(path, wait_until="load")
                     expected = 404 if path == "/no-such-page/" else 200
                     problems = (
@@ -299,17 +301,18 @@ def check_site(browser, base_url: str, ids: dict, *, screenshots: Path | None = 
                         if response and response.status == expected
                         else [f"answers {response.status if response else 'nothing'}"]
                     )
-                    for device, width in (("desktop", desktop), ("phone", phone)):
-                        if width != desktop:
+                    for index, (device, width) in enumerate(devices):
+                        if index:
                             resize(page, width)
                         problems += [f"{width}px: {problem}" for problem in check_layout(page, lang=lang, width=width)]
                         if screenshots:
                             name = re.sub(r"[^a-z0-9]+", "-", f"{who or 'anon'}-{lang}-{device}-{path}").strip("-")
                             page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
+                    devices.reverse()  # the next page starts at the width this one ended at
                     problems += errors
                     report += [f"{who or 'anonymous'} {lang} {path}: {problem}" for problem in problems]
-            finally:
-                context.close()
+        finally:
+            context.close()
     return report
 
 

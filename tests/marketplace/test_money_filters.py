@@ -7,7 +7,7 @@ from django.template import Context, Template
 from django.test import override_settings
 from django.utils import translation
 
-from marketplace.core.templatetags.money import money, per_gpu_hour, per_node_hour, price
+from marketplace.core.templatetags.money import money, per_gpu_hour, per_node_hour, price, quantity
 
 
 @pytest.mark.parametrize(
@@ -86,3 +86,26 @@ def test_the_filters_in_a_template():
     with translation.override("en"):
         html = template.render(Context({"a": Decimal("1498662.52"), "p": Decimal("6.0300")}))
         assert html == "¥1,498,662.52 ¥6.03 ¥6.03/GPU-h ¥48.24/node-h"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (Decimal("1344.0"), "1,344"),
+        (Decimal("18720.0"), "18,720"),
+        (Decimal("1312.5"), "1,312.5"),
+        (Decimal("0.0"), "0"),
+        (Decimal("1E+3"), "1,000"),
+        (12, "12"),
+        (None, "—"),
+        ("n/a", "n/a"),
+    ],
+)
+def test_quantity(value, expected):
+    assert quantity(value) == expected
+
+
+def test_quantity_is_grouped_in_chinese_too():
+    # Django's zh-Hans number format groups nothing; node-hour tables group like amounts in both languages
+    with translation.override("zh-hans"):
+        assert Template("{% load money %}{{ x|quantity }}").render(Context({"x": Decimal("18720.0")})) == "18,720"

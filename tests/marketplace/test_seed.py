@@ -63,6 +63,7 @@ def test_seed_demo_replays_two_weeks_of_settlement_consistently():
 
     from ledger.models import JournalTransaction
     from ledger.selectors import ledger_breaches
+    from orders.disputes import DISPUTE_WINDOW
     from orders.models import Booking
     from portal.management.commands.seed_demo import HISTORY_DAYS
     from settlement.demo import PAYDAY_DELAY
@@ -83,10 +84,10 @@ def test_seed_demo_replays_two_weeks_of_settlement_consistently():
     assert all(now - dt.timedelta(days=HISTORY_DAYS) < b.start and b.end <= now for b in settled)
     assert BookingSettlement.objects.count() == len(settled)
     assert Booking.objects.filter(status="confirmed", start__gt=now).count() == startups
-    # their money moved after they ended, not at seeding time
+    # their money moved once their 48-hour dispute window after the end had closed, not at seeding time
     for booking in settled:
         settle = JournalTransaction.objects.get(idempotency_key=f"booking:{booking.pk}:settle")
-        assert booking.end <= settle.created_at < now - dt.timedelta(hours=1)
+        assert booking.end + DISPUTE_WINDOW <= settle.created_at < now - dt.timedelta(hours=1)
     # voucher parts became claims, stated today, and no voucher was spent before it was issued
     claims = list(ReimbursementClaim.objects.select_related("booking"))
     assert claims and all(claim.statement_id is not None for claim in claims)

@@ -127,3 +127,36 @@ def test_collectstatic_works_with_the_production_storage(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     manifest = (tmp_path / "staticfiles.json").read_text()
     assert "vendor/chart-4.6.1.umd.min.js" in manifest and "vendor/htmx-2.0.11.min.js" in manifest
+
+
+def test_uploads_go_to_the_storage_the_environment_names():
+    # given: django-storages' FTP backend (standard library only) named by the environment, with its options as JSON
+    result = python(
+        "from django.core.files.storage import default_storage as d; d._setup();"
+        "w = d._wrapped; print(type(w).__module__, type(w).__name__, w.location)",
+        DATABASE_URL="postgres://u@h/db",
+        CELERY_BROKER_URL="redis://x:6379/0",
+        DJANGO_SECRET_KEY="x" * 60,
+        DJANGO_FILE_STORAGE="storages.backends.ftp.FTPStorage",
+        DJANGO_FILE_STORAGE_OPTIONS='{"location": "ftp://gpux:secret@files.example.cn:21/licences/"}',
+    )
+    # then: uploads (business licences) are written through it, configured as given
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "storages.backends.ftp",
+        "FTPStorage",
+        "ftp://gpux:secret@files.example.cn:21/licences/",
+    ]
+
+
+def test_uploads_stay_under_media_root_by_default(tmp_path):
+    result = python(
+        "from django.core.files.storage import default_storage as d; d._setup();"
+        "print(type(d._wrapped).__name__, d._wrapped.location)",
+        DATABASE_URL="postgres://u@h/db",
+        CELERY_BROKER_URL="redis://x:6379/0",
+        DJANGO_SECRET_KEY="x" * 60,
+        DJANGO_MEDIA_ROOT=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["FileSystemStorage", str(tmp_path)]

@@ -15,18 +15,19 @@ from audit.models import AuditEvent
 from marketplace.core.models import IdempotencyRecord
 from orders.models import Booking, BookingStatusChange, NodeReservation
 from tests.factories import ListingFactory, member_of
-from tests.orders.factories import booking_body, funded_startup
+from tests.orders.factories import booking_body, fund, funded_startup
 
 pytestmark = pytest.mark.django_db
 
 BOOKINGS = "/api/v1/bookings/"
 # Token lookup, idempotency claim, acting organization, listing lock, booking + its status change, capacity lock,
-# reservations, the two wallet accounts, the ledger posting, the idempotency record's response, the audit event:
-# 12, plus savepoints. A held booking adds its open-order counter (one statement).
-MAX_STATEMENTS = {True: 12, False: 13}
-# Savepoints: the request's own transaction (a savepoint only under the test's transaction) and booking_create's
-# inside it. Neither the node choice nor the ledger posting needs one: both avoid the error instead of catching it.
-MAX_SAVEPOINTS = 2
+# reservations, the ledger posting (which finds and locks the two wallet accounts itself), the audit event, the
+# idempotency record's response: 11. A held booking adds its open-order counter (one statement).
+MAX_STATEMENTS = {True: 11, False: 12}
+# Savepoints: only the request's own transaction (a savepoint only under the test's transaction). booking_create
+# runs in it without one of its own (an error rolls the request's transaction back whole), and neither the node
+# choice nor the ledger posting needs one: both avoid the error instead of catching it.
+MAX_SAVEPOINTS = 1
 
 
 def _statements(queries) -> list[str]:
@@ -92,3 +93,26 @@ def test_an_audited_booking_takes_no_global_audit_lock():
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objid = 7263001"
         )
         assert cursor.fetchone()[0] == 0
+
+
+def test_a_booking_refused_late_in_the_idempotent_request_leaves_nothing_and_frees_its_key():
+    # given a startup whose wallet cannot pay, so the booking is refused after its row and reservations went in
+    startup = funded_startup("10.00")
+    client = _token_client(member_of(startup))
+    listing = ListingFactory()
+    body = booking_body(listing, nodes=2, confirm=True)
+    # when it is posted with an Idempotency-Key (the booking runs without a savepoint of its own)
+    with CaptureQueriesContext(connection) as queries:
+        refused = client.post(BOOKINGS, body, format="json", HTTP_IDEMPOTENCY_KEY="late")
+    # then 409, and the request's transaction took everything back: booking, reservations, audit event, key
+    assert refused.status_code == 409, refused.data
+    assert any(q["sql"].startswith('INSERT INTO "orders_booking"') for q in queries.captured_queries)
+    assert not Booking.objects.exists()
+    assert not NodeReservation.objects.exists()
+    assert not AuditEvent.objects.filter(object_type="orders.booking").exists()
+    assert not IdempotencyRecord.objects.filter(key="late").exists()
+    # and once funded, the same key books
+    fund(startup)
+    booked = client.post(BOOKINGS, body, format="json", HTTP_IDEMPOTENCY_KEY="late")
+    assert booked.status_code == 201, booked.data
+    assert NodeReservation.objects.filter(booking_id=booked.data["id"], active=True).count() == 2

@@ -9,6 +9,7 @@ from ledger.models import JournalTransaction, LedgerAccount
 from ledger.selectors import ledger_breaches, wallet_summary
 from marketplace.core.exceptions import Conflict
 from orders import resale_services, services
+from orders.disputes import DISPUTE_WINDOW
 from orders.models import Booking, NodeReservation, ResaleAsk, ResaleSale
 from oversight.models import AnomalyFlag
 from settlement import services as settlement_services
@@ -237,8 +238,9 @@ def test_both_bookings_settle_the_provider_is_paid_once_by_the_original():
     sale = resale_services.resale_buy(ask_id=ask.pk, buyer=buyer, nodes=1, start=ask.start, end=ask.end)
     # when both bookings have run (status set directly: no clock travel here) and settle
     Booking.objects.filter(pk__in=[booking.pk, sale.booking.pk]).update(status="completed")
-    settlement_services.booking_settle(booking_id=booking.pk)
-    settlement_services.booking_settle(booking_id=sale.booking.pk)
+    later = max(booking.end, sale.booking.end) + DISPUTE_WINDOW  # settlement waits for the dispute window
+    settlement_services.booking_settle(booking_id=booking.pk, now=later)
+    settlement_services.booking_settle(booking_id=sale.booking.pk, now=later)
     # then the original pays the provider its whole subtotal less the fee; the resale booking posts nothing
     provider_id = booking.listing.cluster.data_center.provider_id
     assert _balance("provider_payable", provider_id) == booking.subtotal - resale_services.platform_fee(

@@ -104,8 +104,11 @@ def test_the_page_shows_the_table_the_chart_and_the_totals(hefei_listing):
     html = page.content.decode()
     assert "Idle capacity in Hefei" in html and "Hefei Compute" in html
     assert [day["listed"] for day in page.context["days"]] == [D("48.0")] * 14
-    assert html.count('<td class="num">48.0</td>') == 14 + 13  # listed each day, idle on all days but one
-    assert '<td class="num">38.0</td>' in html and '<td class="num">662.0</td>' in html and "1.5 %" in html
+    # node-hours as counts with thousands separators (no ".0"), labelled for the phone's card layout
+    assert html.count('<td class="num" data-label="Listed node-hours">48</td>') == 14  # listed each day
+    assert html.count('<td class="num" data-label="Idle node-hours">48</td>') == 13  # idle on all days but one
+    assert '<td class="num" data-label="Idle node-hours">38</td>' in html  # the day of the booking
+    assert '<td class="num" data-label="Idle node-hours">662</td>' in html and "1.5 %" in html  # total, share
     chart = json.loads(json.dumps(page.context["chart"]))  # what json_script embeds
     assert chart["type"] == "bar" and len(chart["data"]["labels"]) == 14
     booked, idle = chart["data"]["datasets"]

@@ -11,20 +11,27 @@ from django.utils import timezone
 
 from ledger.models import LedgerAccount
 from ledger.services import wallet_hold
+from orders.disputes import DISPUTE_WINDOW
 from orders.models import Booking
 from tests import factories
 from tests.orders.factories import fund
 from vouchers import services as voucher_services
 
+WINDOW_HOURS = int(DISPUTE_WINDOW.total_seconds()) // 3600
+
 
 def booking_in(
     status: str, *, buyer=None, listing=None, subtotal="1000.00", vouchers=(), start=None, hours=1, hold_expires_at=None
 ) -> Booking:
-    """A booking in ``status`` (default: ended an hour ago) whose cash part sits in the buyer's wallet hold and
-    whose voucher parts (``vouchers``: Voucher objects of the buyer) are held as redemptions."""
+    """A booking in ``status`` whose cash part sits in the buyer's wallet hold and whose voucher parts
+    (``vouchers``: Voucher objects of the buyer) are held as redemptions. By default it ended an hour ago, or, when
+    ``completed`` or ``settled``, an hour after its dispute window closed (``DISPUTE_WINDOW`` + 1 h ago): due for
+    settlement now. Pass ``start`` for a booking still in its window."""
     buyer = buyer or factories.StartupFactory()
     listing = listing or factories.ListingFactory()
-    start = start or factories.next_hour(-1 - hours)
+    if start is None:
+        ago = 1 + hours + (WINDOW_HOURS if status in (Booking.Status.COMPLETED, Booking.Status.SETTLED) else 0)
+        start = factories.next_hour(-ago)
     subtotal = Decimal(subtotal)
     with transaction.atomic():
         booking = Booking.objects.create(

@@ -11,6 +11,7 @@ from ledger.models import JournalTransaction
 from ledger.selectors import ledger_breaches, wallet_summary
 from listings.models import Listing
 from orders import bid_services
+from orders.disputes import DISPUTE_WINDOW
 from orders.models import Bid, Booking
 from settlement import sweep_services
 from tests import factories
@@ -41,18 +42,26 @@ def test_expired_holds_expire_and_release_payment():
     assert ledger_breaches() == []
 
 
-def test_started_and_ended_bookings_move_on_and_settle_inline():
-    # given a confirmed booking that started, one not started, an active one that ended
+def test_started_and_ended_bookings_move_on_and_settle_once_their_dispute_window_closed():
+    # given a confirmed booking that started, one not started, an active one that ended an hour ago, and an active
+    # one that ended 49 hours ago (the sweeps were down)
     started = booking_in("confirmed", start=factories.next_hour(-1), hours=3)
     future = booking_in("confirmed", start=factories.next_hour(2))
     ended = booking_in("active")
+    overdue = booking_in("active", start=factories.next_hour(-51), hours=2)
     # when
     assert sweep_services.sweep_started_bookings() == 1
-    assert sweep_services.sweep_ended_bookings() == 1
-    # then
-    assert statuses(started, future, ended) == ["active", "confirmed", "settled"]
+    assert sweep_services.sweep_ended_bookings() == 2
+    # then the one still in its dispute window is completed and waits; the overdue one is settled inline
+    assert statuses(started, future, ended, overdue) == ["active", "confirmed", "completed", "settled"]
+    assert not JournalTransaction.objects.filter(idempotency_key=f"booking:{ended.pk}:settle").exists()
     assert sweep_services.sweep_started_bookings() == 0
     assert sweep_services.sweep_ended_bookings() == 0
+    assert sweep_services.sweep_unsettled() == 0
+    # when the window of the other has closed too
+    assert sweep_services.sweep_unsettled(now=ended.end + DISPUTE_WINDOW) == 1
+    # then
+    assert statuses(ended) == ["settled"]
 
 
 def test_sweep_in_small_batches_takes_every_due_row():
@@ -114,6 +123,12 @@ def test_a_voucher_booking_made_through_the_api_is_settled_by_the_sweeps(startup
     # when its window has passed and the sweeps run
     Booking.objects.filter(pk=booking.pk).update(start=factories.next_hour(-5), end=factories.next_hour(-2))
     call_command("run_sweeps", "--settle-inline")
+    # then it is completed, its money still held while its dispute window is open
+    booking.refresh_from_db()
+    assert booking.status == "completed"
+    assert not booking.reimbursement_claims.exists()
+    # when the sweeps run after its dispute window closed
+    sweep_services.sweeps_run(now=booking.end + DISPUTE_WINDOW + dt.timedelta(minutes=1))
     # then it went active → completed → settled, and the program owes its voucher part
     booking.refresh_from_db()
     assert booking.status == "settled"

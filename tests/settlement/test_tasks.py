@@ -74,8 +74,8 @@ def test_redis_down_bookings_still_taken_and_sweeps_settle_them_later(
         # then it is taken
         assert response.status_code == 201, response.content
         booking = Booking.objects.get(pk=response.json()["id"])
-        # when its time passes and the lifecycle sweeps run while Redis is still down
-        Booking.objects.filter(pk=booking.pk).update(start=factories.next_hour(-5), end=factories.next_hour(-2))
+        # when its time and its 48-hour dispute window pass and the lifecycle sweeps run while Redis is still down
+        Booking.objects.filter(pk=booking.pk).update(start=factories.next_hour(-53), end=factories.next_hour(-50))
         with django_capture_on_commit_callbacks(execute=True):
             assert sweep_services.sweep_started_bookings() == 1
             assert sweep_services.sweep_ended_bookings(settle=enqueue_settlement) == 1

@@ -7,6 +7,8 @@ import factory
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import ModelFiling
+from accounts.selectors import valid_model_filings
 from audit.services import audit_record_many
 from ledger.services import ledger_post_many
 from orders.models import Booking
@@ -41,12 +43,26 @@ def funded_program(budget="10000000.00", **kwargs) -> VoucherProgram:
 
 
 def issued_voucher(*, holder, program=None, face_value="100000.00", requested=None):
-    """A voucher issued through apply → approve (so the ledger holds its face value)."""
+    """A voucher issued through apply → approve (so the ledger holds its face value). A program that requires a
+    model filing is applied to with the holder's valid filing; when it has none, with one that is withdrawn from the
+    registry once the voucher is issued (rejected), so the holder still has no valid filing afterwards."""
     program = program or funded_program()
+    filing = withdrawn = None
+    if program.requires_model_filing:
+        filing = valid_model_filings(on=timezone.localdate()).filter(organization=holder).first()
+        if filing is None:
+            filing = withdrawn = factories.ModelFilingFactory(organization=holder)
     application = services.application_submit(
-        program=program, applicant=holder, requested_amount=Decimal(requested or face_value), purpose="training"
+        program=program,
+        applicant=holder,
+        requested_amount=Decimal(requested or face_value),
+        purpose="training",
+        model_filing=filing,
     )
-    return services.application_approve(application=application, face_value=Decimal(face_value))
+    voucher = services.application_approve(application=application, face_value=Decimal(face_value))
+    if withdrawn is not None:
+        ModelFiling.objects.filter(pk=withdrawn.pk).update(status=ModelFiling.Status.REJECTED)
+    return voucher
 
 
 def held_booking(*, buyer, listing=None, subtotal="10000.00") -> Booking:

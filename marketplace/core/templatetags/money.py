@@ -2,6 +2,7 @@
 
 ``{{ x|money }}`` an amount: "¥1,498,662.52" (thousands separators, 2 places, half-up; "−¥12.00"; None → "—").
 ``{{ x|price }}`` a unit price: "¥6.03", or up to 4 places when it has them ("¥6.0312").
+``{{ x|quantity }}`` a count or node-hours: "18,720" or "1,312.5" (thousands separators as in amounts, no ".0").
 ``{{ x|per_gpu_hour }}`` "¥6.03/GPU-h"; ``{{ x|per_node_hour:gpus_per_node }}`` "¥48.24/node-h" (a GPU-hour price
 times the GPUs of a node; without the argument ``x`` is already a node-hour price).
 
@@ -69,6 +70,21 @@ def format_price(value) -> str:
     while places > 2 and rounded == rounded.quantize(Decimal(1).scaleb(-(places - 1))):
         places -= 1
     return _signed(rounded, f"{abs(rounded):,.{places}f}")
+
+
+def format_quantity(value) -> str:
+    """A count with thousands separators and only the places it has ("1,344", "1,312.5"); "—" for none."""
+    number = _decimal(value)
+    if number is None:
+        return EMPTY if value is None or value == "" else str(value)
+    if number == number.to_integral_value():
+        return f"{number:,.0f}"
+    return f"{number.normalize():,f}"
+
+
+@register.filter
+def quantity(value) -> str:
+    return format_quantity(value)
 
 
 @register.filter

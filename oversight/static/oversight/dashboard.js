@@ -5,6 +5,7 @@
   const d = JSON.parse(source.textContent);
   const num = (xs) => xs.map(Number);
   Chart.defaults.animation = false; // figures, not a show: draw at once
+  Chart.defaults.maintainAspectRatio = false; // fill the .chart-box's fixed height at any width
   // the series names come translated from the data-label-* attributes of the chart's canvas (English otherwise)
   const city = document.getElementById("chart-city");
   const spent = city.dataset.labelSpent || "Spent", captured = city.dataset.labelCaptured || "Captured";
