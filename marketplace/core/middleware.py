@@ -9,6 +9,8 @@
 - Under /api/ every error answer is in the error shape ``{"detail", "errors"}``: the few Django answers itself
   (a URL that matches no route — ``/api/v1/bookings/-1/`` — 404, a disallowed method before DRF) are turned into it
   instead of the site's HTML error pages.
+- These answers come before ``LocaleMiddleware`` chose the language, so the guard chooses it the same way (the
+  language cookie, then ``Accept-Language``) for its own answers.
 - An ``ApplicationError`` that escapes a page view is answered like the API answers it: its status (400, 403, 404,
   409 …) and message on the site's error page, never a 500. (API views map it themselves, in
   ``marketplace.core.handlers``.)
@@ -23,11 +25,12 @@ from django.core.exceptions import SuspiciousOperation
 from django.http import JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
+from django.utils import translation
+from django.utils.translation import gettext
 
 from marketplace.core.exceptions import ApplicationError
 
 NUL = "\x00"
-NUL_MESSAGE = "A parameter contains a NUL character."
 
 
 def _is_api(request) -> bool:
@@ -73,9 +76,13 @@ def error_response(request, status: int, message: str, errors: dict | None = Non
     return render(request, "error.html", {"status": status, "message": message, "errors": errors or {}}, status=status)
 
 
+def _nul_message() -> str:
+    return gettext("A parameter contains a NUL character.")
+
+
 def _status_message(status: int) -> str:
     if status == 404:
-        return "Not found."
+        return gettext("Not found.")
     try:
         return HTTPStatus(status).phrase + "."
     except ValueError:
@@ -87,19 +94,10 @@ class RequestGuardMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if _has_nul(request):
-            return error_response(request, 400, NUL_MESSAGE)
-        # File uploads (multipart: a business licence) may be larger, up to API_MAX_UPLOAD_BYTES.
-        limit = settings.API_MAX_BODY_BYTES
-        if request.content_type == "multipart/form-data":
-            limit = max(limit, getattr(settings, "API_MAX_UPLOAD_BYTES", 0))
-        if _is_api(request) and _declared_length(request) > limit:
-            return error_response(request, 413, f"The request body is larger than {limit} bytes.")
-        try:
-            if _form_has_nul(request):
-                return error_response(request, 400, NUL_MESSAGE)
-        except (SuspiciousOperation, MultiPartParserError) as exc:  # too many fields, a malformed multipart body …
-            return error_response(request, 400, f"The form could not be read: {exc}")
+        with translation.override(translation.get_language_from_request(request)):
+            refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
         response = self.get_response(request)
         if _is_api(request) and response.status_code >= 400 and not _is_json(response):
             # Django's own answers (no route matched, …) in the API's error shape, not the site's HTML pages.
@@ -108,6 +106,25 @@ class RequestGuardMiddleware:
                 converted["Allow"] = response["Allow"]
             return converted
         return response
+
+    @staticmethod
+    def _refusal(request):
+        """The 400/413 answer for a request no view may see, or None."""
+        if _has_nul(request):
+            return error_response(request, 400, _nul_message())
+        # File uploads (multipart: a business licence) may be larger, up to API_MAX_UPLOAD_BYTES.
+        limit = settings.API_MAX_BODY_BYTES
+        if request.content_type == "multipart/form-data":
+            limit = max(limit, getattr(settings, "API_MAX_UPLOAD_BYTES", 0))
+        if _is_api(request) and _declared_length(request) > limit:
+            message = gettext("The request body is larger than %(limit)s bytes.") % {"limit": limit}
+            return error_response(request, 413, message)
+        try:
+            if _form_has_nul(request):
+                return error_response(request, 400, _nul_message())
+        except (SuspiciousOperation, MultiPartParserError) as exc:  # too many fields, a malformed multipart body …
+            return error_response(request, 400, gettext("The form could not be read: %(reason)s") % {"reason": exc})
+        return None
 
     def process_exception(self, request, exception):
         if isinstance(exception, ApplicationError) and not _is_api(request):

@@ -111,3 +111,35 @@ def test_a_non_integer_or_huge_related_id_is_a_field_error(provider_client, bad_
     assert response.status_code == 400, response.json()
     assert "data_center" in response.json()["errors"]
     assert not Cluster.objects.exists()
+
+
+# --- the guards answer in the reader's language (they run before LocaleMiddleware) ------------------------------
+
+
+def test_the_nul_refusal_is_in_the_language_the_request_asks_for(startup_client):
+    chinese = startup_client.get("/api/v1/listings/?city=Shang%00hai", HTTP_ACCEPT_LANGUAGE="zh-CN")
+    startup_client.cookies["gpux_language"] = "en"  # the cookie wins over Accept-Language, as on every page
+    english = startup_client.get("/api/v1/listings/?city=Shang%00hai", HTTP_ACCEPT_LANGUAGE="zh-CN")
+    assert chinese.status_code == english.status_code == 400
+    assert chinese.json() == {"detail": "参数中含有 NUL 字符。", "errors": {}}
+    assert english.json()["detail"] == "A parameter contains a NUL character."
+
+
+def test_the_size_refusal_is_in_chinese_for_a_chinese_reader(startup_client, settings):
+    settings.API_MAX_BODY_BYTES = 1000
+    response = startup_client.post(
+        "/api/v1/quotes/",
+        '{"purpose": "' + "x" * 2000 + '"}',
+        content_type="application/json",
+        HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9",
+    )
+    assert response.status_code == 413
+    assert response.json() == {"detail": "请求体超过 1000 字节。", "errors": {}}
+
+
+def test_a_page_refusal_is_in_chinese_too(client):
+    client.force_login(factories.member_of(factories.PlatformFactory()))
+    client.cookies["gpux_language"] = "zh-hans"
+    response = client.get("/audit/events/?action=%00")
+    assert response.status_code == 400
+    assert "参数中含有 NUL 字符。" in response.content.decode()
