@@ -434,6 +434,17 @@ def _index(moment: dt.datetime, origin: dt.datetime) -> int:
     return int((moment - origin) // HOUR)
 
 
+def _ceil_index(moment: dt.datetime, origin: dt.datetime) -> int:
+    """The index of the first whole hour that starts at or after ``moment``."""
+    return int(-(-(moment - origin) // HOUR))
+
+
+def _whole_hours(start: dt.datetime, end: dt.datetime, origin: dt.datetime) -> tuple[int, int]:
+    """``(first, last)``: the hour indexes of the whole hours inside ``[start, end)`` from the horizon's start on
+    (``last <= first`` when there is none)."""
+    return max(0, _ceil_index(start, origin)), _index(end, origin)
+
+
 def _market(*, accelerator_ids, origin: dt.datetime, horizon: int) -> tuple[list[Listing], list[matching.Ask]]:
     """Active listings of ``accelerator_ids`` overlapping ``[origin, origin + horizon h)`` and the same as
     ``matching.Ask``, with each node's free hours (bit h = free during hour h) from the active reservations: three
@@ -461,7 +472,7 @@ def _market(*, accelerator_ids, origin: dt.datetime, horizon: int) -> tuple[list
     ).values_list("node__cluster_id", "node_id", "period")
     for cluster_id, node_id, period in overlapping if cluster_ids else ():
         first = max(0, _index(period.lower, origin))
-        last = min(horizon, -(-(period.upper - origin) // HOUR))
+        last = min(horizon, _ceil_index(period.upper, origin))
         if last > first:
             masks[cluster_id][node_id] &= ~(((1 << (last - first)) - 1) << first)
     asks = []
@@ -533,7 +544,7 @@ def _resale_market(
     for row in rows:
         if (row.end - origin) % HOUR:
             continue  # not on the hour grid (cannot happen for whole-hour asks): a fill could not end there
-        first, last = max(0, -(-(row.start - origin) // HOUR)), _index(row.end, origin)
+        first, last = _whole_hours(row.start, row.end, origin)
         if last <= first:
             continue
         cluster = row.listing.cluster
@@ -772,6 +783,12 @@ def bids_match_listing(*, listing_id: int) -> int:
             latest_end__gt=max(origin, listing.available_from),
         ).order_by("pk")[:LISTING_MATCH_LIMIT]
     )
+    return _match_in_arrival_order(bids, origin)
+
+
+def _match_in_arrival_order(bids: list[Bid], origin: dt.datetime) -> int:
+    """Continuous matching of ``bids`` (oldest first) on the current market, each booked with ``_apply`` in turn;
+    how many matched."""
     if not bids:
         return 0
     engine_bids, asks = _engine_market(bids, origin)
@@ -797,7 +814,8 @@ def bids_match_resale_ask(*, ask_id: int) -> int:
         return 0
     origin = _origin()
     cluster = ask.listing.cluster
-    window_hours = _index(ask.end, origin) - max(0, -(-(ask.start - origin) // HOUR))
+    first, last = _whole_hours(ask.start, ask.end, origin)
+    window_hours = last - first
     if window_hours < 1:
         return 0
     fill_from = ExpressionWrapper(F("earliest_start") + F("duration_hours") * HOUR, output_field=DateTimeField())
@@ -817,11 +835,7 @@ def bids_match_resale_ask(*, ask_id: int) -> int:
         .exclude(buyer_id=ask.seller_id)
         .order_by("pk")[:LISTING_MATCH_LIMIT]
     )
-    if not bids:
-        return 0
-    engine_bids, asks = _engine_market(bids, origin)
-    plan = matching.continuous(engine_bids, asks)
-    return sum(_apply(a, origin) is not None for a in plan)
+    return _match_in_arrival_order(bids, origin)
 
 
 @dataclass(frozen=True)

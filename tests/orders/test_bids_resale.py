@@ -76,6 +76,13 @@ def _bid(booking, *, buyer=None, nodes=2, hours=5, price="12", vouchers=(), fund
     )
 
 
+def _voucher_bidder():
+    """A funded startup holding an issued voucher (30 % on the domestic chip): (startup, voucher)."""
+    buyer = StartupFactory()
+    fund(buyer, "100000.00")
+    return buyer, issued_voucher(holder=buyer, face_value="100000.00")
+
+
 def _books_balance():
     assert ledger_breaches() == []
     call_command("verify_ledger")
@@ -235,9 +242,7 @@ def test_a_bid_that_cannot_end_where_the_ask_ends_does_not_match_it(no_enqueue):
 def test_a_voucher_bid_pays_a_resale_ask_in_cash_and_keeps_its_voucher(no_enqueue):
     # given: a resale ask at 6.00; the listing at 9.00 nets 6.30 after the bidder's 30 % voucher
     booking, ask, other = _market(ask_price="6.0000", other_listing_price="9.0000")
-    buyer = StartupFactory()
-    fund(buyer, "100000.00")
-    voucher = issued_voucher(holder=buyer, face_value="100000.00")
+    buyer, voucher = _voucher_bidder()
     voucher_before = LedgerAccount.objects.get(kind="voucher", owner_id=voucher.pk).balance
     bid = _bid(booking, buyer=buyer, price="6.5", vouchers=[voucher.pk])
     # when
@@ -256,9 +261,7 @@ def test_a_voucher_bid_pays_a_resale_ask_in_cash_and_keeps_its_voucher(no_enqueu
 def test_a_voucher_bid_prefers_a_listing_whose_net_price_is_lower_than_the_resale_cash_price(no_enqueue):
     # given: the resale ask at 7.00 cash; the listing at 9.00 nets 6.30 with the voucher
     booking, ask, other = _market(ask_price="7.0000", other_listing_price="9.0000")
-    buyer = StartupFactory()
-    fund(buyer, "100000.00")
-    voucher = issued_voucher(holder=buyer, face_value="100000.00")
+    buyer, voucher = _voucher_bidder()
     bid = _bid(booking, buyer=buyer, price="8", vouchers=[voucher.pk])
     # when
     matched = bid_services.bid_try_match(bid=bid)
@@ -272,9 +275,7 @@ def test_a_voucher_bid_prefers_a_listing_whose_net_price_is_lower_than_the_resal
 def test_a_voucher_bid_whose_limit_is_below_the_resale_cash_price_does_not_take_it(no_enqueue):
     # given: the resale ask at 7.00 cash, no other listing; the bid's limit 6.50 (its voucher cannot pay resale)
     booking, ask, _ = _market(ask_price="7.0000", other_listing_price=None)
-    buyer = StartupFactory()
-    fund(buyer, "100000.00")
-    voucher = issued_voucher(holder=buyer, face_value="100000.00")
+    buyer, voucher = _voucher_bidder()
     bid = _bid(booking, buyer=buyer, price="6.5", vouchers=[voucher.pk])
     # when / then
     assert bid_services.bid_try_match(bid=bid) is None
