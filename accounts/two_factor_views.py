@@ -95,6 +95,7 @@ def setup(request):
         "required": required,
         "new_device": new_device,
         "secret": two_factor.secret_text(new_device) if new_device else "",
+        "qr_svg": two_factor.setup_qr_svg(new_device) if new_device else "",
         "next": _next_url(request),
     }
     return render(request, "accounts/two_factor_setup.html", context, status=status)

@@ -32,3 +32,6 @@ urlpatterns = [
     path("", include("orders.resale_urls")),  # resale of booked time (issue 21)
     path("api/v1/", include("marketplace.api")),
 ]
+
+# The site's 404 page says so in the reader's language, never an exception's class name (portal.views).
+handler404 = "portal.views.page_not_found"

@@ -87,6 +87,10 @@ class BookingForm(ServiceErrorsMixin, forms.Form):
     def voucher_ids(self) -> list[int]:
         return [voucher.pk for voucher in self.cleaned_data.get("vouchers") or []]
 
+    def voucher_programs(self) -> dict[int, str]:
+        """The chosen vouchers' program names by voucher id (what a buyer recognises a voucher by)."""
+        return {voucher.pk: voucher.program.name for voucher in self.cleaned_data.get("vouchers") or []}
+
     def _utc(self, name):
         # The form parses in the active time zone (the person's); the services get UTC.
         value = self.cleaned_data[name]
@@ -195,6 +199,30 @@ def _applicable_vouchers(request, listing, form: BookingForm) -> list[int]:
     return applicable
 
 
+def _quote_context(listing, form: BookingForm, quote, free_nodes, wallet) -> dict:
+    """What the quote and the confirmation step show: the quote (None when refused), its voucher parts named by
+    program, the free nodes, the wallet (None for a visitor) and, when the wallet is short, how short."""
+    context = {
+        "listing": listing,
+        "form": form,
+        "quote": quote,
+        "voucher_parts": _named_voucher_parts(form, quote),
+        "free_nodes": free_nodes,
+        "wallet": wallet,
+    }
+    if quote is not None and wallet is not None and wallet["balance"] < quote.cash_amount:
+        context["short_of_funds"] = _short_of_funds(wallet, quote.cash_amount)
+    return context
+
+
+def _named_voucher_parts(form: BookingForm, quote) -> list[dict]:
+    """The quote's voucher parts, each with its voucher's program name (``program``); none without a quote."""
+    if quote is None:
+        return []
+    programs = form.voucher_programs()
+    return [{**part, "program": programs.get(part["voucher"], "")} for part in quote.voucher_parts]
+
+
 def _review(request, listing, form: BookingForm):
     """The confirmation step of a booking: the price, the voucher and cash parts, the free nodes and the wallet,
     before any money moves (writes nothing). Refusals go on the form instead."""
@@ -219,10 +247,7 @@ def _review(request, listing, form: BookingForm):
     free = _free_nodes(listing, quote.start, quote.end)
     if _too_few_free_nodes(form, listing, free):
         return render(request, "orders/book.html", {"listing": listing, "form": form}, status=409)
-    wallet = _wallet_of(buyer)
-    context = {"listing": listing, "form": form, "quote": quote, "free_nodes": free, "wallet": wallet}
-    if wallet["balance"] < quote.cash_amount:
-        context["short_of_funds"] = _short_of_funds(wallet, quote.cash_amount)
+    context = _quote_context(listing, form, quote, free, _wallet_of(buyer))
     return render(request, "orders/book_confirm.html", context)
 
 
@@ -325,10 +350,7 @@ def book_quote(request, listing_id):
                 quote = None
             else:
                 wallet = _wallet_of(buyer)
-    context = {"listing": listing, "form": form, "quote": quote, "free_nodes": free, "wallet": wallet}
-    if wallet is not None and wallet["balance"] < quote.cash_amount:
-        context["short_of_funds"] = _short_of_funds(wallet, quote.cash_amount)
-    return render(request, "orders/_quote.html", context)
+    return render(request, "orders/_quote.html", _quote_context(listing, form, quote, free, wallet))
 
 
 @login_required

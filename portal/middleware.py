@@ -2,16 +2,17 @@
 
 With ``DEBUG`` Django answers a 404 with its technical page (the URLconf listing, or "Raised by: …"), a page outside
 the site that shows its internals. This middleware, last in ``MIDDLEWARE``, answers both kinds with the site's 404
-page (``templates/404.html``, Django's ``page_not_found``): an ``Http404`` a view raised, and a path that matched no
-route (``request.resolver_match`` is then unset). Without ``DEBUG`` it does nothing: Django already does that. The
-API keeps its JSON answers (``marketplace.core.middleware``).
+page (``portal.views.page_not_found``, the ``handler404`` used without ``DEBUG``): an ``Http404`` a view raised, and
+a path that matched no route (``request.resolver_match`` is then unset). Without ``DEBUG`` it does nothing: Django
+already does that. The API keeps its JSON answers (``marketplace.core.middleware``).
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.http import Http404
-from django.views.defaults import page_not_found
+
+from portal.views import page_not_found
 
 
 def _is_page(request) -> bool:

@@ -1,12 +1,14 @@
 """Site-wide pages: home and the health check."""
 
 import logging
+import re
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET
 from kombu import Connection
 
@@ -83,3 +85,18 @@ def organization_profile(request, pk: int):
     org, private = selectors.organization_profile(pk, request.user)
     data_centers = list(listing_selectors.public_data_centers(org.pk)) if org.kind == Organization.Kind.PROVIDER else []
     return render(request, "portal/organization.html", {"org": org, "private": private, "data_centers": data_centers})
+
+
+# Django's ``get_object_or_404`` message ("No VoucherProgram matches the given query."): a class name, in English.
+_GENERIC_NOT_FOUND = re.compile(r"No \w+ matches the given query\.")
+
+
+def page_not_found(request, exception=None):
+    """The site's 404 page (``handler404``, and ``portal.middleware`` under ``DEBUG``): the message a view raised
+    ``Http404`` with for its readers ("No such booking."), else a plain sentence in the reader's language — never
+    an exception's class name ("Resolver404" for an address no route matches) or ``get_object_or_404``'s."""
+    args = getattr(exception, "args", ())
+    message = args[0] if args and isinstance(args[0], str) else ""
+    if not message or _GENERIC_NOT_FOUND.fullmatch(message):
+        message = gettext("There is no page at this address, or it is not one you may see.")
+    return render(request, "404.html", {"message": message}, status=404)

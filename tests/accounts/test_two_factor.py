@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts import two_factor
 from accounts.demo import DEMO_TOTP_KEY
 from audit.models import AuditEvent
 from tests import factories
@@ -64,6 +65,11 @@ def test_a_required_role_is_sent_to_set_up_and_reaches_nothing_else_until_it_has
     assert device.config_url.startswith("otpauth://totp/") and page.context["secret"].replace(" ", "") in (
         device.config_url
     )
+    # and a QR code of that same address to scan instead (inline SVG: no image request, nothing the CSP blocks)
+    html = page.content.decode()
+    qr = html.split('<figure id="totp-qr" class="qr">', 1)[1].split("</figure>", 1)[0]
+    assert qr.startswith("<svg") and qr == two_factor.setup_qr_svg(device)
+    assert qr != two_factor.setup_qr_svg(TOTPDevice(user=user, name="other", key=DEMO_TOTP_KEY))
     done = client.post("/account/two-factor/", {"code": totp_code(device), "next": "/"})
     # then the device is confirmed, the session verified and the site open
     assert done.status_code == 302 and done.url == "/"

@@ -125,6 +125,8 @@ def test_the_confirmation_step_shows_each_voucher_part(browser, buyer, listing):
     # 20 % of ¥160.00 from the voucher, the rest in cash
     assert 'id="confirm-voucher-amount">¥32.00' in html and "Confirm and pay ¥128.00" in html
     assert f'name="vouchers" value="{voucher.pk}"' in html
+    # the part is named by its program, as the buyer knows the voucher, and by its number
+    assert f"<tr><th>{voucher.program.name} · Voucher {voucher.pk} <small" in html
 
 
 # --- short funds ----------------------------------------------------------------------------------------------------

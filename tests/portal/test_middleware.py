@@ -32,6 +32,22 @@ def test_a_missing_page_is_the_sites_own_404_under_debug(member, debug, path):
     assert response.status_code == 404
     assert '<link rel="icon"' in html and "GPU compute exchange" in html
     assert "Using the URLconf" not in html and "Raised by" not in html and "DEBUG = True" not in html
+    # and a sentence, not the exception's class name
+    assert "There is no page at this address" in html
+    assert "Http404" not in html and "Resolver404" not in html
+
+
+@pytest.mark.parametrize("debug_on", [False, True])
+def test_an_unrouted_address_says_so_in_the_readers_language(member, settings, debug_on):
+    # given DEBUG on (make run) or off (production), and a Chinese reader
+    settings.DEBUG = debug_on
+    # when an address no route matches is asked for
+    response = member.get("/no-such-page/", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    # then the 404 page says so in Chinese, without Django's "Resolver404"
+    html = response.content.decode()
+    assert response.status_code == 404
+    assert "此地址没有页面" in html
+    assert "Resolver404" not in html and "Http404" not in html
 
 
 def test_pages_that_exist_and_the_api_are_unchanged_under_debug(client, member, debug):

@@ -180,3 +180,12 @@ def audit_data(data) -> list[tuple[str, str]]:
         (str(key), value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":")))
         for key, value in data.items()
     ]
+
+
+@register.filter
+def labelled(label) -> str:
+    """A translated label that ends in a colon, with the gap its language puts before the value:
+    ``{% translate "Providers:" as label %}{{ label|labelled }}`` gives "Providers: " in English and "服务商：" (no
+    space after the full-width colon) in Chinese."""
+    label = str(label)
+    return label if label.endswith("：") else f"{label} "
