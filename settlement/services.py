@@ -42,7 +42,7 @@ from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 from marketplace.core.money import ZERO, to_amount
 from orders import services as order_services
 from orders.disputes import DISPUTE_WINDOW
-from orders.models import Booking, BookingDispute
+from orders.models import Booking, BookingDispute, DeliveryIncident
 from settlement.credit_services import CreditPlan, credit_plans
 from settlement.models import BookingSettlement, ReimbursementClaim, ServiceCredit
 from vouchers import services as voucher_services
@@ -76,11 +76,11 @@ def booking_settle(*, booking_id: int, actor=None, now: dt.datetime | None = Non
     booking row lock throughout, so five concurrent calls settle once and all return the settled booking.
 
     Raises ``NotFound`` for an unknown booking and ``Conflict`` (409) when it is in another status than
-    ``completed`` or ``settled`` (code ``not_completed``), has an open dispute (``disputed``), ended less than
-    ``DISPUTE_WINDOW`` before ``now`` (``dispute_window_open``), or when its voucher parts do not add up to
-    ``booking.voucher_amount``; ``ledger.services.InsufficientFunds`` (409) when its cash hold is short. Nothing
-    is written when it raises. ``now`` decides only whether the window has closed; what is written is stamped with
-    the current time.
+    ``completed`` or ``settled`` (code ``not_completed``), has an open dispute (``disputed``) or an incident its
+    buyer reported awaiting review (``incident_under_review``), ended less than ``DISPUTE_WINDOW`` before ``now``
+    (``dispute_window_open``), or when its voucher parts do not add up to ``booking.voucher_amount``;
+    ``ledger.services.InsufficientFunds`` (409) when its cash hold is short. Nothing is written when it raises.
+    ``now`` decides only whether the window has closed; what is written is stamped with the current time.
     """
     due = settlement_due(now=now)
     with transaction.atomic():
@@ -99,9 +99,18 @@ def booking_settle(*, booking_id: int, actor=None, now: dt.datetime | None = Non
                 gettext("A %(status)s booking cannot be settled.") % {"status": booking.get_status_display().lower()},
                 code="not_completed",
             )
-        if _disputed([booking.pk]):
+        held = _held_for_review([booking.pk]).get(booking.pk)
+        if held == "disputed":
             raise Conflict(
                 gettext("This booking is disputed: it is settled once staff resolve the dispute."), code="disputed"
+            )
+        if held == "incident_under_review":
+            raise Conflict(
+                gettext(
+                    "An incident the buyer reported awaits review by platform staff: the booking is settled once "
+                    "they decide."
+                ),
+                code="incident_under_review",
             )
         if booking.end > due:
             raise Conflict(
@@ -116,9 +125,9 @@ def booking_settle(*, booking_id: int, actor=None, now: dt.datetime | None = Non
 
 def bookings_settle(*, booking_ids: Iterable[int], actor=None, now: dt.datetime | None = None) -> list[Booking]:
     """Settle the ``completed`` bookings among ``booking_ids`` whose dispute window has closed at ``now`` (default:
-    the current time) and that have no open dispute, in ONE transaction; returns those it settled (now
-    ``settled``), in pk order. What the settlement tasks and ``sweep_unsettled`` call. A booking still in its
-    window or disputed is skipped (left ``completed``, nothing written for it), not refused.
+    the current time) and that wait for no staff decision (``under_review``), in ONE transaction; returns those it
+    settled (now ``settled``), in pk order. What the settlement tasks and ``sweep_unsettled`` call. A booking still
+    in its window or under review is skipped (left ``completed``, nothing written for it), not refused.
 
     Exactly once, whatever the retries: the bookings are locked ``FOR UPDATE SKIP LOCKED`` in pk order and only
     those still ``completed`` are settled (ids settled already, in another status or unknown are ignored; a locked
@@ -151,14 +160,14 @@ def bookings_settle(*, booking_ids: Iterable[int], actor=None, now: dt.datetime 
             # Row conditions of a FOR UPDATE query are re-checked on the locked row version: the status and the
             # window are read under the lock.
             .filter(pk__in=ids, status=BookingStatus.COMPLETED, end__lte=due)
-            .exclude(Exists(BookingDispute.objects.filter(booking=OuterRef("pk"), status=BookingDispute.Status.OPEN)))
+            .exclude(under_review())
             .annotate(provider_id=F("listing__cluster__data_center__provider_id"))
             .order_by("pk")
         )
-        # Again under the row locks, in a new statement (a new snapshot): a dispute committed after the query
-        # above began but before we got the lock is seen here, so a disputed booking is never settled.
-        disputed = _disputed([b.pk for b in bookings])
-        bookings = [b for b in bookings if b.pk not in disputed]
+        # Again under the row locks, in a new statement (a new snapshot): a dispute or a report committed after the
+        # query above began but before we got the lock is seen here, so such a booking is never settled.
+        held = _held_for_review([b.pk for b in bookings])
+        bookings = [b for b in bookings if b.pk not in held]
         if not bookings:
             return []
         try:
@@ -182,15 +191,29 @@ def bookings_settle(*, booking_ids: Iterable[int], actor=None, now: dt.datetime 
     return [booking for booking in bookings if booking.pk not in refused]
 
 
-def _disputed(booking_ids: list[int]) -> set[int]:
-    """Those of ``booking_ids`` with an open dispute (read in its own statement: call holding their row locks)."""
-    if not booking_ids:
-        return set()
-    return set(
-        BookingDispute.objects.filter(booking_id__in=booking_ids, status=BookingDispute.Status.OPEN).values_list(
-            "booking_id", flat=True
-        )
+def under_review():
+    """A condition on ``Booking`` rows: the booking waits for platform staff — it has an open dispute, or an incident
+    its buyer reported that is not decided yet (accepting it changes the SLA credit, so settling first would pay the
+    provider for time that was not delivered). Such a booking is not settled, whatever its window."""
+    return Exists(BookingDispute.objects.filter(booking=OuterRef("pk"), status=BookingDispute.Status.OPEN)) | Exists(
+        DeliveryIncident.objects.filter(booking=OuterRef("pk"), status=DeliveryIncident.Status.REPORTED)
     )
+
+
+def _held_for_review(booking_ids: list[int]) -> dict[int, str]:
+    """``{booking id: why}`` for those of ``booking_ids`` that wait for staff (``under_review``): ``"disputed"`` or
+    ``"incident_under_review"``. One statement of its own: call holding the bookings' row locks."""
+    if not booking_ids:
+        return {}
+    rows = (
+        Booking.objects.filter(pk__in=booking_ids)
+        .annotate(
+            disputed=Exists(BookingDispute.objects.filter(booking=OuterRef("pk"), status=BookingDispute.Status.OPEN))
+        )
+        .filter(under_review())
+        .values_list("pk", "disputed")
+    )
+    return {pk: "disputed" if disputed else "incident_under_review" for pk, disputed in rows}
 
 
 def _voucher_parts(bookings: list[Booking]) -> dict[int, dict[int, Decimal]]:

@@ -26,8 +26,8 @@ from marketplace.core.exceptions import ApplicationError
 from marketplace.core.locks import is_contention
 from orders import bid_services
 from orders import services as order_services
-from orders.models import Bid, Booking, BookingDispute
-from settlement.services import SETTLE_BATCH, bookings_settle, settlement_due
+from orders.models import Bid, Booking
+from settlement.services import SETTLE_BATCH, bookings_settle, settlement_due, under_review
 from vouchers import services as voucher_services
 from vouchers.models import Voucher
 
@@ -112,14 +112,15 @@ def sweep_unsettled(
     on_settled: Callable[[list[Booking]], object] | None = None,
 ) -> int:
     """Settle every ``completed`` booking whose dispute window has closed at ``now`` (default: the current time;
-    ``services.settlement_due``), that has no open dispute and is not being settled right now (locked rows are
+    ``services.settlement_due``), that waits for no staff decision (an open dispute or a reported incident:
+    ``services.under_review``) and is not being settled right now (locked rows are
     another worker's): how bookings are settled, and the catch-up after a crash, a lost task or a broker outage.
     Returns how many were settled; ``on_settled(bookings)`` is called with each batch settled, after it committed
     (the Celery task announces voucher bookings with it).
 
     Takes at most ``SETTLE_BATCH`` due bookings at a time ``FOR UPDATE SKIP LOCKED`` (keyset order, so two
     sweepers split them) and settles each batch with ``bookings_settle``, one transaction per batch; a booking it
-    refuses or skips (a dispute opened meanwhile) stays ``completed`` and is not picked again in this run."""
+    refuses or skips (a dispute or a report made meanwhile) stays ``completed`` and is not picked again in this run."""
     batch = max(1, min(batch, SETTLE_BATCH))
     now = now or timezone.now()
     settled, after = 0, 0
@@ -129,7 +130,7 @@ def sweep_unsettled(
             ids = list(
                 Booking.objects.select_for_update(of=("self",), skip_locked=True)
                 .filter(status=BookingStatus.COMPLETED, end__lte=settlement_due(now=now), pk__gt=after)
-                .exclude(dispute__status=BookingDispute.Status.OPEN)
+                .exclude(under_review())
                 .order_by("pk")
                 .values_list("pk", flat=True)[:batch]
             )

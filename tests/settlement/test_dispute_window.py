@@ -5,16 +5,17 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
 from django.utils import timezone
 
 from ledger.models import JournalTransaction
 from ledger.selectors import ledger_breaches
 from marketplace.core.exceptions import Conflict
-from orders import disputes
+from orders import disputes, handovers
 from orders.disputes import DISPUTE_WINDOW
-from orders.models import Booking
+from orders.models import Booking, NodeReservation
 from settlement import services, sweep_services
-from settlement.models import BookingSettlement, ReimbursementClaim
+from settlement.models import BookingSettlement, ReimbursementClaim, ServiceCredit
 from settlement.tasks import settle_booking
 from tests import factories
 from tests.settlement.factories import balance, completed_booking, provider_of
@@ -120,6 +121,40 @@ def test_a_dispute_opened_at_47_hours_keeps_the_booking_unsettled_until_staff_re
     assert sweep_services.sweep_unsettled(now=timezone.now() + dt.timedelta(hours=2)) == 1
     assert status_of(booking) == Booking.Status.SETTLED
     assert balance("provider_payable", provider_of(booking)) == Decimal("1000.00")
+    assert ledger_breaches() == []
+
+
+def test_an_incident_reported_at_47_hours_holds_settlement_until_staff_decide(settings):
+    # given a booking that ended 47 hours ago, whose buyer reports now that it did not deliver for its hour
+    settings.PLATFORM_FEE_BPS = 0
+    booking = ended_hours_ago(47, subtotal="1000.00")
+    node = booking.listing.cluster.nodes.get(index=1)
+    NodeReservation.objects.create(booking=booking, node=node, period=DateTimeTZRange(booking.start, booking.end, "[)"))
+    report = handovers.incident_report(
+        booking=booking,
+        actor=factories.member_of(booking.buyer),
+        started_at=booking.start,
+        ended_at=booking.end,
+        description="the node never answered",
+    )
+    # when its window has closed and staff have not decided yet
+    later = timezone.now() + dt.timedelta(hours=2)
+    assert later > booking.end + DISPUTE_WINDOW
+    assert sweep_services.sweep_unsettled(now=later) == 0
+    assert sweep_services.sweeps_run(now=later)["unsettled"] == 0
+    with pytest.raises(Conflict) as refused:
+        services.booking_settle(booking_id=booking.pk, now=later)
+    # then it waits for them, its cash still held
+    assert refused.value.code == "incident_under_review"
+    assert status_of(booking) == Booking.Status.COMPLETED
+    assert balance("wallet_hold", booking.buyer_id) == Decimal("1000.00")
+    # when staff accept the report, then the next sweep settles it with the lost hour credited back
+    handovers.incident_resolve(incident=report, actor=None, decision="accept")
+    assert sweep_services.sweep_unsettled(now=later) == 1
+    assert status_of(booking) == Booking.Status.SETTLED
+    credit = ServiceCredit.objects.get(booking=booking)
+    assert credit.amount > 0
+    assert balance("provider_payable", provider_of(booking)) == Decimal("1000.00") - credit.amount
     assert ledger_breaches() == []
 
 

@@ -10,6 +10,8 @@ from django.core.management import call_command
 from audit.models import AuditEvent
 from ledger.models import JournalTransaction
 from ledger.selectors import ledger_breaches
+from marketplace.core.exceptions import Conflict
+from orders import handovers
 from orders.models import DeliveryIncident
 from settlement import services
 from settlement.credit_services import credit_split, sla_credited_hours
@@ -174,10 +176,35 @@ def test_cash_only_booking_with_two_nodes_credits_the_union_per_node(settings):
     assert ledger_breaches() == []
 
 
-def test_reported_incidents_awaiting_review_do_not_count(settings):
+def test_a_reported_incident_holds_settlement_until_staff_decide_and_a_rejected_one_does_not_count(settings):
+    # given a completed booking past its dispute window with a buyer's report of 5 h awaiting review
     settings.PLATFORM_FEE_BPS = 0
     booking = completed_booking(subtotal="2400.00", hours=24)
-    outage(booking, hours=5, status=DeliveryIncident.Status.REPORTED)
+    report = outage(booking, hours=5, status=DeliveryIncident.Status.REPORTED)
+    # when it is settled, then it is refused, and nothing is paid or credited
+    with pytest.raises(Conflict) as refused:
+        services.booking_settle(booking_id=booking.pk)
+    assert (refused.value.status, refused.value.code) == (409, "incident_under_review")
+    assert services.bookings_settle(booking_ids=[booking.pk]) == []
+    assert not ServiceCredit.objects.exists() and not BookingSettlement.objects.exists()
+    assert balance("provider_payable", provider_of(booking)) == Decimal("0.00")
+    # when staff reject the report, then it settles in full, with no credit
+    handovers.incident_resolve(incident=report, actor=None, decision="reject", note="the heartbeats show it ran")
     services.booking_settle(booking_id=booking.pk)
     assert not ServiceCredit.objects.exists()
     assert balance("provider_payable", provider_of(booking)) == Decimal("2400.00")
+
+
+def test_an_accepted_report_is_credited_at_settlement(settings):
+    # given the same booking whose 5 h report staff accept (SLA 99 %: 5 h of 24 h node-hours, 4.76 h beyond it)
+    settings.PLATFORM_FEE_BPS = 0
+    booking = completed_booking(subtotal="2400.00", hours=24)
+    report = outage(booking, hours=5, status=DeliveryIncident.Status.REPORTED)
+    handovers.incident_resolve(incident=report, actor=None, decision="accept")
+    # when it is settled
+    services.booking_settle(booking_id=booking.pk)
+    # then the credited hours are those of the accepted report, priced at the booking's hourly price
+    credit = ServiceCredit.objects.get(booking=booking)
+    hours = sla_credited_hours(reserved=Decimal(24), incident=Decimal(5), sla_percent=booking.listing.sla_percent)
+    assert hours > 0 and credit.amount == (Decimal("2400.00") / 24 * hours).quantize(Decimal("0.01"))
+    assert balance("provider_payable", provider_of(booking)) == Decimal("2400.00") - credit.amount
