@@ -7,10 +7,12 @@ In one read-only REPEATABLE READ snapshot (the sequencer may append meanwhile):
    altered leaf is named here;
 2. the tree rebuilt from the recomputed leaf hashes: every stored ``MerkleNode`` is the hash it must be, none is
    missing and none is extra;
-3. every stored tree head, smallest first: signed by this exchange's key (``key_id`` and Ed25519 signature), no
-   larger than the log, its root the root of that many recomputed leaves, its timestamp not before the previous
-   head's, and a consistency proof from the previous head verifies (RFC 9162); the newest head holds every leaf (the
-   sequencer stores a batch's leaves and its head in one transaction).
+3. every stored tree head, smallest first: signed by the key its ``key_id`` names, which must be this exchange's
+   current signing key or one of its previous keys (``AUDIT_PREVIOUS_PUBLIC_KEYS``: a rotation keeps old heads
+   verifiable), with a valid Ed25519 signature by that key; no larger than the log, its root the root of that many
+   recomputed leaves, its timestamp not before the previous head's, and a consistency proof from the previous head
+   verifies (RFC 9162); the newest head holds every leaf (the sequencer stores a batch's leaves and its head in one
+   transaction).
 
 Failures are plain sentences naming the leaf, event, node or head; the first is the one to look at. Memory: about
 64 bytes per event (the recomputed tree), reading leaves and nodes in chunks.
@@ -159,8 +161,8 @@ def _check_nodes(check: LogCheck, levels: list[bytearray]) -> None:
 
 def _check_heads(check: LogCheck, levels: list[bytearray]) -> None:
     """Step 3: every head's signature, size, root, timestamp order and consistency with the previous head."""
-    public_key = keys.signing_key().public_key()
-    own_key_id = signing.key_id(public_key)
+    verification_keys = keys.verification_keys()
+    own_key_id = keys.key_id()
     get = _getter(levels)
     previous = None
     with connection.cursor() as cursor:
@@ -171,8 +173,12 @@ def _check_heads(check: LogCheck, levels: list[bytearray]) -> None:
         root_hash = bytes(root_hash)
         label = f"tree head of size {tree_size}"
         document = head_fields(tree_size, root_hash, timestamp, signature, key_id)
-        if key_id != own_key_id:
-            check.fail(f"{label}: signed by key {key_id}, not by this exchange's key {own_key_id}")
+        public_key = verification_keys.get(key_id)
+        if public_key is None:
+            check.fail(
+                f"{label}: signed by key {key_id}, not by this exchange's key {own_key_id} nor by a previous key "
+                "(AUDIT_PREVIOUS_PUBLIC_KEYS)"
+            )
         elif not signing.verify_tree_head(public_key, document):
             check.fail(f"{label}: the signature does not verify (the head was altered)")
         if tree_size > check.tree_size:

@@ -1,13 +1,16 @@
-"""Offline verifier of an audit export: checks, with nothing but the exchange's public key, that the records an
+"""Offline verifier of an audit export: checks, with nothing but the exchange's public keys, that the records an
 auditor was shown are exactly those the exchange committed to in its signed, append-only Merkle log.
 
 Usage (needs Python 3.11+ and ``pip install cryptography``; no Django, no database, no network)::
 
     python -m audit.verify --public-key exchange-audit.pem export.json
+    python -m audit.verify --public-key current.pem --public-key previous.pem export.json
 
 Run it from a copy of the repository, or of just ``audit/__init__.py``, ``audit/canonical.py``, ``audit/merkle.py``,
-``audit/signing.py`` and ``audit/verify.py``. The public key is the PEM that ``GET /api/v1/audit/public-key/`` serves
-(base64 of the raw 32-byte key works too).
+``audit/signing.py`` and ``audit/verify.py``. A public key is the PEM that ``GET /api/v1/audit/public-key/`` serves
+(base64 of the raw 32-byte key works too). The exchange may rotate its signing key: heads signed before a rotation
+carry the previous key's id, so give every key the export's heads name (``--public-key`` once per key; all of them,
+current first, at ``GET /api/v1/audit/public-keys/``, one by id at ``GET /api/v1/audit/public-key/?key_id=<hex>``).
 
 Exit status: 0 when every check passes (one summary line on stdout); 1 when a check fails (the FIRST failure, in
 plain words, on stdout); 2 when the key or the export cannot be read or is not an export of this format (a message on
@@ -17,7 +20,7 @@ Export format ``gpux-audit-export/1`` (one JSON object; hashes are 64 lowercase 
 
     {
       "format": "gpux-audit-export/1",
-      "key_id": "<key id of the signing key: lowercase hex SHA-256 of the raw 32-byte Ed25519 public key>",
+      "key_id": "<key id of the current signing key: lowercase hex SHA-256 of the raw 32-byte Ed25519 public key>",
       "tree_heads": [
         {"tree_size": 1200, "root_hash": "<hex>", "timestamp": "2026-12-02T10:00:00Z",
          "signature": "<base64 Ed25519 signature>", "key_id": "<hex>"}
@@ -37,9 +40,10 @@ An entry's leaf hash is ``SHA-256(0x00 ‖ UTF-8 leaf)``; ``audit_path`` is its 
 a label for messages: what is proven is the leaf itself.
 
 Checks, in the order failures are reported (entries, heads and proofs are numbered from 1 in messages):
-1. the export's ``key_id`` is the given public key's;
-2. every tree head carries that ``key_id`` and a valid signature; no two signed heads of one size differ in root
-   (that would be a forked log);
+1. the export's ``key_id`` is the key id of one of the given public keys;
+2. every tree head's ``key_id`` names one of the given public keys and its signature verifies with that key (heads
+   signed before a key rotation name the previous key); no two signed heads of one size differ in root (that would
+   be a forked log);
 3. every entry's leaf is canonical JSON (parsing and re-encoding it gives the same bytes; otherwise the leaf was
    altered), a signed head of its ``tree_size`` is in the export, and its audit path leads from the leaf to that
    head's root;
@@ -52,6 +56,7 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 
@@ -157,15 +162,19 @@ def _refuse_constant(name: str):
 # --- verifying ----------------------------------------------------------------------------------------------------
 
 
-def verify_export(data: dict, public_key: Ed25519PublicKey) -> list[str]:
+def verify_export(data: dict, public_keys: Ed25519PublicKey | Iterable[Ed25519PublicKey]) -> list[str]:
     """Every failed check of an export, in the order of the module docstring; an empty list means all passed.
 
-    Raises ``MalformedExport`` when ``data`` is not shaped as an export (see ``check_export_shape``).
+    ``public_keys``: one key, or the exchange's keys (current and previous); each head is checked against the one
+    its ``key_id`` names. Raises ``MalformedExport`` when ``data`` is not shaped as an export (see
+    ``check_export_shape``).
     """
     check_export_shape(data)
-    expected_key_id = key_id(public_key)
-    failures = _export_key_failures(data["key_id"], expected_key_id)
-    signed_roots, head_failures = _signed_roots(data["tree_heads"], public_key, expected_key_id)
+    if isinstance(public_keys, Ed25519PublicKey):
+        public_keys = [public_keys]
+    given = {key_id(public_key): public_key for public_key in public_keys}
+    failures = _export_key_failures(data["key_id"], given)
+    signed_roots, head_failures = _signed_roots(data["tree_heads"], given)
     failures += head_failures
     if not signed_roots and not head_failures:
         failures.append("the export has no signed tree head, so nothing in it is proven")
@@ -177,22 +186,28 @@ def verify_export(data: dict, public_key: Ed25519PublicKey) -> list[str]:
     return failures
 
 
-def _export_key_failures(export_key_id: str, expected_key_id: str) -> list[str]:
-    if export_key_id == expected_key_id:
+def _export_key_failures(export_key_id: str, given: dict[str, Ed25519PublicKey]) -> list[str]:
+    if export_key_id in given:
         return []
-    return [f"the export names signing key {export_key_id}, but the public key given has key id {expected_key_id}"]
+    named = f"the export names signing key {_printable(export_key_id)}"
+    if len(given) == 1:
+        return [f"{named}, but the public key given has key id {next(iter(given))}"]
+    return [f"{named}, but none of the {len(given)} public keys given has that key id (they have {', '.join(given)})"]
 
 
-def _signed_roots(heads: list[dict], public_key: Ed25519PublicKey, expected_key_id: str):
-    """Map tree size → root bytes of the heads whose signature verifies, and the failures of the others."""
+def _signed_roots(heads: list[dict], given: dict[str, Ed25519PublicKey]):
+    """Map tree size → root bytes of the heads whose signature verifies with the given key they name, and the
+    failures of the others."""
     roots: dict[int, bytes] = {}
     first_head_of_size: dict[int, int] = {}
     failures = []
+    not_given = "not by the public key given" if len(given) == 1 else "not by any of the public keys given"
     for number, head in enumerate(heads, start=1):
         size = head["tree_size"]
         label = f"tree head {number} (tree size {size})"
-        if head["key_id"] != expected_key_id:
-            failures.append(f"{label}: signed by key {head['key_id']}, not by the public key given")
+        public_key = given.get(head["key_id"])
+        if public_key is None:
+            failures.append(f"{label}: signed by key {_printable(head['key_id'])}, {not_given}")
         elif not verify_tree_head(public_key, head):
             failures.append(f"{label}: signature does not verify with the public key (the head was altered)")
         elif size in roots and roots[size] != bytes.fromhex(head["root_hash"]):
@@ -281,17 +296,19 @@ def _hashes(values: list[str]) -> list[bytes] | None:
 def main(argv: list[str] | None = None) -> int:
     """Run the verifier; returns the exit status (0 all checks pass, 1 a check failed, 2 unreadable input)."""
     args = _argument_parser().parse_args(argv)
-    try:
-        public_key = load_public_key(_read(args.public_key, "public key"))
-    except ValueError as error:
-        return _unreadable(f"the public key {args.public_key} cannot be used: {error}")
+    public_keys = []
+    for path in args.public_key:
+        try:
+            public_keys.append(load_public_key(_read(path, "public key")))
+        except ValueError as error:
+            return _unreadable(f"the public key {path} cannot be used: {error}")
     try:
         data = parse_export(_read(args.export, "export").decode("utf-8"))
     except UnicodeDecodeError:
         return _unreadable(f"{args.export} is not UTF-8 text")
     except ValueError as error:
         return _unreadable(f"{args.export}: {error}")
-    failures = verify_export(data, public_key)
+    failures = verify_export(data, public_keys)
     if failures:
         print(f"FAILED: {failures[0]}")
         return EXIT_FAILED
@@ -302,9 +319,16 @@ def main(argv: list[str] | None = None) -> int:
 def _argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m audit.verify",
-        description="Verify an audit export offline against the exchange's Ed25519 public key.",
+        description="Verify an audit export offline against the exchange's Ed25519 public keys.",
     )
-    parser.add_argument("--public-key", required=True, type=Path, help="PEM file of the exchange's audit public key")
+    parser.add_argument(
+        "--public-key",
+        required=True,
+        action="append",
+        type=Path,
+        help="PEM file of an audit public key of the exchange; repeat it for each key the export's heads name (the "
+        "current key and, after a rotation, the previous ones)",
+    )
     parser.add_argument("export", type=Path, help=f"{EXPORT_FORMAT} JSON file")
     return parser
 
@@ -323,10 +347,11 @@ def _unreadable(message: str) -> int:
 
 def _summary(data: dict) -> str:
     newest = max(data["tree_heads"], key=lambda head: head["tree_size"])
+    signers = list(dict.fromkeys([data["key_id"], *(head["key_id"] for head in data["tree_heads"])]))
     return (
         f"OK: {len(data['entries'])} entries proven included, {len(data['tree_heads'])} signed tree heads "
-        f"and {len(data['consistency'])} consistency proofs verified with key {data['key_id']}; "
-        f"newest tree size {newest['tree_size']}, root {newest['root_hash']}"
+        f"and {len(data['consistency'])} consistency proofs verified with key{'s' if len(signers) > 1 else ''} "
+        f"{', '.join(signers)}; newest tree size {newest['tree_size']}, root {newest['root_hash']}"
     )
 
 

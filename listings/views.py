@@ -24,6 +24,10 @@ from marketplace.core.exceptions import ApplicationError
 PAGE_SIZE = 20
 
 
+# Parameters that choose how results show, not which: not counted as filters set on a phone's folded filter panel.
+UNCOUNTED_PARAMETERS = {"ordering"}
+
+
 def browse(request, *, filterset_class=BrowseFilterSet, search=None, decorate=None):
     """``/listings/``: the search form and the results; an htmx request gets only the results partial.
 
@@ -51,7 +55,13 @@ def browse(request, *, filterset_class=BrowseFilterSet, search=None, decorate=No
             for error in errors:
                 params.form.add_error(field if field in params.form.fields else None, error)
         page = Paginator(Listing.objects.none(), PAGE_SIZE).get_page(1)
-    context = {"form": params.form, "page": page, "window": bool(filters.get("start")), **extra}
+    context = {
+        "form": params.form,
+        "page": page,
+        "window": bool(filters.get("start")),
+        "filters_set": sum(1 for name in filters if name not in UNCOUNTED_PARAMETERS),
+        **extra,
+    }
     if request.htmx:
         return render(request, "listings/_results.html", context)
     context["is_provider"] = account_selectors.has_org_kind(request.user, Organization.Kind.PROVIDER)

@@ -1,9 +1,9 @@
 """Audit API: events, spend reports (JSON and CSV), anomaly flags and their review, and the signed log (tree heads,
-public key, inclusion and consistency proofs, verifiable exports).
+public keys, inclusion and consistency proofs, verifiable exports).
 
 Auditors read everything; issuer members read their own organization's events, their programs' spend and flags;
-startups and providers get 403. The signed log's heads, consistency proofs and public key concern no organization
-(every signed-in user; the public key is public); an event's inclusion proof is for auditors and for members of the
+startups and providers get 403. The signed log's heads, consistency proofs and public keys concern no organization
+(every signed-in user; the public keys are public); an event's inclusion proof is for auditors and for members of the
 organization the event concerns (``oversight.scope.event_for_proof``). Views validate the query or body with a
 serializer, call one selector or service, and serialize.
 """
@@ -30,7 +30,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsAuditor
-from audit import exports, keys, selectors, tree
+from audit import exports, keys, selectors, signing, tree
 from audit.models import AuditEvent
 from marketplace.core.exceptions import ApplicationError, Conflict, NotFound
 from marketplace.core.spreadsheet import safe_cell
@@ -50,6 +50,8 @@ from oversight.serializers import (
     IdleCapacitySerializer,
     InclusionProofSerializer,
     ProofQuerySerializer,
+    PublicKeyQuerySerializer,
+    PublicKeySerializer,
     SpendQuerySerializer,
     SpendReportSerializer,
     TreeHeadSerializer,
@@ -208,16 +210,45 @@ class TreeHeadListApi(generics.ListAPIView):
 
 
 class PublicKeyApi(APIView):
-    """The Ed25519 public key that signs tree heads, as PEM (SubjectPublicKeyInfo) in ``text/plain``: save it and run
-    ``python -m audit.verify --public-key key.pem export.json``. Public: no login needed."""
+    """The Ed25519 public key that signs tree heads, as PEM (SubjectPublicKeyInfo) in ``text/plain``, its key id in
+    the ``X-Audit-Key-Id`` header: save it and run ``python -m audit.verify --public-key key.pem export.json``. With
+    ``?key_id=<hex>``: the key of that id, current or previous (heads signed before a key rotation name a previous
+    key); 404 for a key id this exchange never signed with. Public: no login needed."""
 
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={(200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="PEM public key")})
+    @extend_schema(
+        parameters=[PublicKeyQuerySerializer],
+        responses={(200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="PEM public key")},
+    )
     def get(self, request):
-        response = HttpResponse(keys.public_key_pem(), content_type="text/plain; charset=us-ascii")
-        response["X-Audit-Key-Id"] = keys.key_id()
+        wanted = _query(PublicKeyQuerySerializer, request).get("key_id")
+        if wanted is None:  # the current key: works even while AUDIT_PREVIOUS_PUBLIC_KEYS is malformed
+            pem, wanted = keys.public_key_pem(), keys.key_id()
+        else:
+            public_key = keys.verification_keys().get(wanted)
+            if public_key is None:
+                raise NotFound(_("This exchange has no audit signing key with that key id, current or previous."))
+            pem = signing.public_key_pem(public_key)
+        response = HttpResponse(pem, content_type="text/plain; charset=us-ascii")
+        response["X-Audit-Key-Id"] = wanted
         return response
+
+
+class PublicKeyListApi(APIView):
+    """Every audit signing key whose tree heads verify, current first, then the previous (rotated) keys: give them
+    all to ``python -m audit.verify`` (``--public-key`` once each). Public: no login needed."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=PublicKeySerializer(many=True))
+    def get(self, request):
+        current = keys.key_id()
+        published = [
+            {"key_id": key_id, "public_key": signing.public_key_pem(public_key), "current": key_id == current}
+            for key_id, public_key in keys.verification_keys().items()
+        ]
+        return Response(PublicKeySerializer(published, many=True).data)
 
 
 class InclusionProofApi(APIView):

@@ -132,7 +132,8 @@ _HEX = "lowercase hex"
 class TreeHeadSerializer(serializers.Serializer):
     """A signed tree head. The Ed25519 signature covers the canonical JSON (UTF-8, keys sorted, no spaces) of exactly
     ``{"root_hash", "timestamp", "tree_size"}`` as given here; ``key_id`` is the hex SHA-256 of the raw 32-byte
-    public key (``GET /audit/public-key/``)."""
+    public key (``GET /audit/public-key/?key_id=…``; heads signed before a key rotation name a previous key, listed
+    with the current one at ``GET /audit/public-keys/``)."""
 
     tree_size = serializers.IntegerField(help_text="how many events the log held")
     root_hash = serializers.CharField(help_text=f"RFC 9162 Merkle tree hash of those events' leaves, {_HEX}")
@@ -142,6 +143,25 @@ class TreeHeadSerializer(serializers.Serializer):
 
     def to_representation(self, instance):
         return head_document(instance)
+
+
+class PublicKeyQuerySerializer(serializers.Serializer):
+    key_id = serializers.RegexField(
+        r"^[0-9a-f]{64}$",
+        required=False,
+        help_text=f"the key id a tree head names (SHA-256 of the raw public key, {_HEX}): that key, current or "
+        "previous (default: the current signing key)",
+        error_messages={"invalid": _("A key id is 64 lowercase hex characters (SHA-256 of the raw public key).")},
+    )
+
+
+class PublicKeySerializer(serializers.Serializer):
+    """One of the exchange's audit signing keys, by its public half: the current one or a previous (rotated) one
+    whose tree heads still verify."""
+
+    key_id = serializers.CharField(help_text=f"SHA-256 of the raw public key, {_HEX}; tree heads name it")
+    public_key = serializers.CharField(help_text="the Ed25519 public key, PEM (SubjectPublicKeyInfo)")
+    current = serializers.BooleanField(help_text="true for the key that signs new tree heads (listed first)")
 
 
 class ProofQuerySerializer(serializers.Serializer):

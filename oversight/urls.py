@@ -11,6 +11,7 @@ api_urlpatterns = [
     path("audit/tree-head/", api.TreeHeadApi.as_view(), name="api-audit-tree-head"),
     path("audit/tree-heads/", api.TreeHeadListApi.as_view(), name="api-audit-tree-heads"),
     path("audit/public-key/", api.PublicKeyApi.as_view(), name="api-audit-public-key"),
+    path("audit/public-keys/", api.PublicKeyListApi.as_view(), name="api-audit-public-keys"),
     path("audit/events/<int:pk>/proof/", api.InclusionProofApi.as_view(), name="api-audit-event-proof"),
     path("audit/consistency/", api.ConsistencyProofApi.as_view(), name="api-audit-consistency"),
     path("audit/export.json", api.AuditExportApi.as_view(), name="api-audit-export"),

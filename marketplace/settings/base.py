@@ -244,6 +244,9 @@ IDEMPOTENCY_RETENTION_HOURS = env.int("IDEMPOTENCY_RETENTION_HOURS", default=72)
 # generated once into AUDIT_DEV_KEY_FILE.
 AUDIT_SIGNING_KEY = env.str("AUDIT_SIGNING_KEY", default="", multiline=True)
 AUDIT_DEV_KEY_FILE = embedded.DATA_DIR / "audit-signing-key.pem"
+# Public halves of retired signing keys, so the heads they signed still verify after a rotation: PEM blocks or base64
+# of the raw 32-byte keys, separated by whitespace, newlines or commas (README, "Rotating the audit signing key").
+AUDIT_PREVIOUS_PUBLIC_KEYS = env.str("AUDIT_PREVIOUS_PUBLIC_KEYS", default="", multiline=True)
 # Events appended per sequencer transaction (one signed tree head each).
 AUDIT_SEQUENCER_BATCH = env.int("AUDIT_SEQUENCER_BATCH", default=5000)
 # /healthz reports "audit_sequencer": "lagging" (without failing) when a committed event has waited this long.

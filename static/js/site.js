@@ -14,3 +14,10 @@ document.addEventListener("submit", (event) => {
     event.stopImmediatePropagation();
   }
 }, true);
+
+// <details data-fold-narrow open> (a page's filter panel) starts folded on a phone-wide screen, so the results show
+// first; data-keep-open (a filter has an error) keeps it open. Without scripts it stays open.
+const narrow = window.matchMedia("(max-width: 767px)");
+for (const panel of document.querySelectorAll("details[data-fold-narrow]")) {
+  if (narrow.matches && !panel.hasAttribute("data-keep-open")) panel.open = false;
+}

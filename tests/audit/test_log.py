@@ -329,7 +329,10 @@ def test_a_head_signed_by_another_key_is_named(log):
         "UPDATE audit_treehead SET signature = %s, key_id = %s WHERE tree_size = 10",
         [signature, signing.key_id(other)],
     )
-    verify_fails(r"tree head of size 10: signed by key [0-9a-f]{64}, not by this exchange's key")
+    verify_fails(
+        rf"tree head of size 10: signed by key {signing.key_id(other)}, not by this exchange's key {keys.key_id()} nor "
+        r"by a previous key \(AUDIT_PREVIOUS_PUBLIC_KEYS\)"
+    )
 
 
 def test_a_removed_newest_head_is_named(log):
@@ -349,6 +352,58 @@ def test_pending_events_are_reported_but_are_not_a_failure(log, capsys):
     record(2, prefix="pending")
     call_command("verify_audit")
     assert "2 committed events wait for the sequencer" in capsys.readouterr().out
+
+
+# --- rotating the signing key: heads of the previous key still verify ------------------------------------------
+
+
+@pytest.fixture
+def rotated(log, settings):
+    """The log of ``log`` (heads of 4 and 10, signed by the test key A), then the signing key rotated to a new key B
+    with A's public half kept in ``AUDIT_PREVIOUS_PUBLIC_KEYS``. Returns (A, B)."""
+    before = keys.signing_key()
+    after = signing.generate_dev_key()
+    settings.AUDIT_SIGNING_KEY = signing.private_key_pem(after)
+    settings.AUDIT_PREVIOUS_PUBLIC_KEYS = signing.public_key_pem(before)
+    assert keys.key_id() == signing.key_id(after)
+    return before, after
+
+
+def test_after_a_rotation_old_heads_verify_and_new_heads_carry_the_new_key(rotated):
+    before, after = rotated
+    call_command("verify_audit")
+    # when more events are appended under the new key
+    record(3, prefix="rotated")
+    audit_sequence()
+    # then the new head names B, the old ones still name A, and the whole log verifies
+    key_ids = dict(TreeHead.objects.values_list("tree_size", "key_id"))
+    assert key_ids == {4: signing.key_id(before), 10: signing.key_id(before), 13: signing.key_id(after)}
+    assert signing.verify_tree_head(after.public_key(), head_document(newest_head()))
+    call_command("verify_audit")
+    assert audit_log_check().failures == []
+
+
+def test_after_a_rotation_without_the_previous_key_its_heads_fail_naming_it(rotated, settings):
+    before, after = rotated
+    settings.AUDIT_PREVIOUS_PUBLIC_KEYS = ""
+    verify_fails(
+        rf"tree head of size 4: signed by key {signing.key_id(before)}, not by this exchange's key "
+        rf"{signing.key_id(after)} nor by a previous key"
+    )
+
+
+def test_a_tampered_head_of_the_previous_key_is_still_caught(rotated):
+    record(3, prefix="rotated")
+    audit_sequence()
+    tamper("audit_treehead", "UPDATE audit_treehead SET root_hash = %s WHERE tree_size = 4", [bytes(32)])
+    verify_fails(r"tree head of size 4: the signature does not verify")
+
+
+def test_an_old_head_relabelled_with_the_new_key_id_is_caught(rotated):
+    # given A's head of size 10 claiming to be B's (the signature is still A's)
+    _, after = rotated
+    tamper("audit_treehead", "UPDATE audit_treehead SET key_id = %s WHERE tree_size = 10", [signing.key_id(after)])
+    verify_fails(r"tree head of size 10: the signature does not verify")
 
 
 # --- health -------------------------------------------------------------------------------------------------------

@@ -36,9 +36,11 @@ def event_leaf(position: int) -> str:
     return canonical_json(event).decode("utf-8")
 
 
-def build_export(private_key, leaves: list[str] | None = None) -> dict:
+def build_export(private_key, leaves: list[str] | None = None, *, head_keys: list | None = None) -> dict:
     """50 leaves, a signed head at each of HEAD_SIZES, every leaf proven against the first head that holds it, and
-    consistency proofs between consecutive heads."""
+    consistency proofs between consecutive heads. ``head_keys``: the private key signing each head (a key rotation
+    between two heads); the export names the last one, as the exchange names its current key."""
+    head_keys = head_keys or [private_key] * len(HEAD_SIZES)
     leaves = leaves or [event_leaf(position) for position in range(LEAF_COUNT)]
     store: dict = {}
     rows = merkle.subtree_hashes_to_store(0, [merkle.leaf_hash(leaf.encode()) for leaf in leaves], store.get)
@@ -47,9 +49,8 @@ def build_export(private_key, leaves: list[str] | None = None) -> dict:
     def get(level, index):
         return store[level, index]
 
-    public_key_id = signing.key_id(private_key)
     heads = []
-    for number, size in enumerate(HEAD_SIZES):
+    for number, (size, head_key) in enumerate(zip(HEAD_SIZES, head_keys, strict=True)):
         root_hex = merkle.root(size, get).hex()
         timestamp = (START + timedelta(hours=number)).isoformat().replace("+00:00", "Z")
         heads.append(
@@ -57,8 +58,8 @@ def build_export(private_key, leaves: list[str] | None = None) -> dict:
                 "tree_size": size,
                 "root_hash": root_hex,
                 "timestamp": timestamp,
-                "signature": signing.sign_tree_head(private_key, size, root_hex, timestamp),
-                "key_id": public_key_id,
+                "signature": signing.sign_tree_head(head_key, size, root_hex, timestamp),
+                "key_id": signing.key_id(head_key),
             }
         )
     entries = []
@@ -79,7 +80,7 @@ def build_export(private_key, leaves: list[str] | None = None) -> dict:
     ]
     return {
         "format": EXPORT_FORMAT,
-        "key_id": public_key_id,
+        "key_id": signing.key_id(head_keys[-1]),
         "tree_heads": heads,
         "entries": entries,
         "consistency": consistency,
@@ -103,13 +104,16 @@ def key_file(tmp_path, private_key):
     return path
 
 
-def run_verifier(tmp_path: Path, key_file: Path, export) -> subprocess.CompletedProcess:
+def run_verifier(tmp_path: Path, key_file: Path | list[Path], export) -> subprocess.CompletedProcess:
     export_file = tmp_path / "export.json"
     if isinstance(export, dict):
         export_file.write_text(json.dumps(export, ensure_ascii=False), encoding="utf-8")
     else:
         export_file.write_bytes(export)
-    return run_cli(["--public-key", str(key_file), str(export_file)])
+    key_files = key_file if isinstance(key_file, list) else [key_file]
+    return run_cli(
+        [*itertools.chain.from_iterable(("--public-key", str(path)) for path in key_files), str(export_file)]
+    )
 
 
 def run_cli(args: list[str]) -> subprocess.CompletedProcess:
@@ -290,6 +294,94 @@ def test_verify_export_lists_every_failure_in_check_order(export, private_key):
     ]
 
 
+# --- a key rotation: heads of the previous key and of the current one in one export ------------------------------
+
+
+@pytest.fixture(scope="module")
+def rotated_keys(private_key):
+    """(A, B): the heads of 7 and 20 leaves signed by A, then the key rotated: those of 32 and 50 by B."""
+    return private_key, signing.generate_dev_key()
+
+
+@pytest.fixture(scope="module")
+def rotated_export(rotated_keys):
+    before, after = rotated_keys
+    return build_export(before, head_keys=[before, before, after, after])
+
+
+def key_files(tmp_path: Path, *private_keys) -> list[Path]:
+    paths = []
+    for number, key in enumerate(private_keys):
+        path = tmp_path / f"key-{number}.pem"
+        path.write_text(signing.public_key_pem(key))
+        paths.append(path)
+    return paths
+
+
+def test_an_export_spanning_a_rotation_passes_with_both_keys(tmp_path, rotated_keys, rotated_export):
+    before, after = rotated_keys
+    # when the current key and the previous one are given (in either order)
+    for order in ((after, before), (before, after)):
+        result = run_verifier(tmp_path, key_files(tmp_path, *order), rotated_export)
+        # then every head verifies with the key it names
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.startswith("OK: 50 entries proven included, 4 signed tree heads")
+        assert f"verified with keys {signing.key_id(after)}, {signing.key_id(before)};" in result.stdout
+    assert verify_export(rotated_export, [after.public_key(), before.public_key()]) == []
+
+
+def test_an_export_spanning_a_rotation_fails_with_the_current_key_only_naming_the_previous(
+    tmp_path, rotated_keys, rotated_export
+):
+    before, after = rotated_keys
+    result = run_verifier(tmp_path, key_files(tmp_path, after), rotated_export)
+    assert result.returncode == 1
+    assert result.stdout.strip() == (
+        f"FAILED: tree head 1 (tree size 7): signed by key {signing.key_id(before)}, not by the public key given"
+    )
+
+
+def test_a_head_of_a_key_not_given_is_named_among_several_keys(rotated_keys, rotated_export):
+    before, after = rotated_keys
+    stranger = signing.generate_dev_key()
+    failures = verify_export(rotated_export, [after.public_key(), stranger.public_key()])
+    assert failures[0] == (
+        f"tree head 1 (tree size 7): signed by key {signing.key_id(before)}, not by any of the public keys given"
+    )
+
+
+def test_the_export_must_name_one_of_the_keys_given(tmp_path, rotated_keys, rotated_export):
+    before, after = rotated_keys
+    stranger = signing.generate_dev_key()
+    result = run_verifier(tmp_path, key_files(tmp_path, before, stranger), rotated_export)
+    assert result.returncode == 1
+    assert result.stdout.strip() == (
+        f"FAILED: the export names signing key {signing.key_id(after)}, but none of the 2 public keys given has that "
+        f"key id (they have {signing.key_id(before)}, {signing.key_id(stranger)})"
+    )
+
+
+def test_a_tampered_head_of_the_previous_key_is_caught(tmp_path, rotated_keys, rotated_export):
+    tampered = copy.deepcopy(rotated_export)
+    tampered["tree_heads"][1]["root_hash"] = rotated_export["tree_heads"][2]["root_hash"]
+    result = run_verifier(tmp_path, key_files(tmp_path, *reversed(rotated_keys)), tampered)
+    assert result.returncode == 1
+    assert result.stdout.strip() == (
+        "FAILED: tree head 2 (tree size 20): signature does not verify with the public key (the head was altered)"
+    )
+
+
+def test_a_head_relabelled_with_another_given_key_id_is_caught(rotated_keys, rotated_export):
+    # given A's head of size 20 claiming to be B's: B is given, but the signature is A's
+    before, after = rotated_keys
+    tampered = copy.deepcopy(rotated_export)
+    tampered["tree_heads"][1]["key_id"] = signing.key_id(after)
+    failures = verify_export(tampered, [after.public_key(), before.public_key()])
+    assert failures[0] == (
+        "tree head 2 (tree size 20): signature does not verify with the public key (the head was altered)"
+    )
+
+
 # --- unreadable input: exit 2, a message, no traceback ------------------------------------------------------------
 
 
@@ -342,7 +434,7 @@ def test_verify_export_raises_on_a_malformed_export(private_key):
         verify_export(no_heads, private_key.public_key())
 
 
-@pytest.mark.parametrize("problem", ["missing export", "missing key", "bad key"])
+@pytest.mark.parametrize("problem", ["missing export", "missing key", "bad key", "bad second key"])
 def test_unreadable_files_exit_2(tmp_path, key_file, export, problem):
     export_file = tmp_path / "export.json"
     export_file.write_text(json.dumps(export))
@@ -352,7 +444,12 @@ def test_unreadable_files_exit_2(tmp_path, key_file, export, problem):
         key_file = tmp_path / "nowhere.pem"
     if problem == "bad key":
         key_file.write_text("-----BEGIN PUBLIC KEY-----\nnonsense\n-----END PUBLIC KEY-----\n")
-    result = run_cli(["--public-key", str(key_file), str(export_file)])
+    second = []
+    if problem == "bad second key":
+        bad = tmp_path / "bad.pem"
+        bad.write_text("not a key")
+        second = ["--public-key", str(bad)]
+    result = run_cli(["--public-key", str(key_file), *second, str(export_file)])
     assert result.returncode == 2
     assert result.stderr.startswith("error: ")
     assert "Traceback" not in result.stderr

@@ -97,3 +97,29 @@ def test_issuer_approves_an_application(demo, page, screenshot):
     page.locator(f"#application-{pending.pk} .badge", has_text="Approved").wait_for()
     pending.refresh_from_db()
     assert pending.status == "approved" and str(pending.approved_face_value) == "1000000.00"
+
+
+def test_on_a_phone_the_results_show_first_and_the_filters_unfold_on_demand(demo, page):
+    # given a visitor on a 390-px phone
+    page.set_viewport_size({"width": 390, "height": 844})
+    # when the cluster search opens with two filters set (a shared link)
+    page.goto("/listings/")
+    panel = page.locator("#filter-panel")
+    panel.locator("summary").click()
+    page.get_by_label("City").select_option("Shanghai")
+    page.get_by_label("Accelerator").select_option(label="Ascend 910B")
+    expect(page).to_have_url(re.compile(r"accelerator=ascend-910b&city=Shanghai"))
+    page.goto(page.url)
+    # then the filter panel is folded, says how many filters are set, and the first result is on the first screen
+    expect(panel).not_to_have_attribute("open", "")
+    expect(panel.locator("summary")).to_have_text(re.compile(r"Filters\s+\(2 set\)"))
+    first = page.locator("#listing-table tbody tr").first.bounding_box()
+    assert first is not None and first["y"] < 844
+    # when the visitor unfolds it, then the filters are there with their values
+    panel.locator("summary").click()
+    expect(page.get_by_label("City")).to_be_visible()
+    expect(page.get_by_label("City")).to_have_value("Shanghai")
+    # and on a desktop screen the panel is open from the start
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(page.url)
+    expect(panel).to_have_attribute("open", "")

@@ -42,6 +42,19 @@ def test_browse_page_shows_field_errors_and_empty_state():
     assert b"No listing matches these filters" in empty.content
 
 
+def test_the_filter_panel_counts_the_filters_set_and_stays_open_on_an_error():
+    client = Client()
+    # the order of the results is not a filter; a blank parameter is not one either
+    page = client.get("/listings/", {"city": "Shanghai", "max_price": "30", "ordering": "price", "operator": ""})
+    html = page.content.decode()
+    assert page.context["filters_set"] == 2 and "(2 set)" in html
+    assert 'id="filter-panel" class="filter-panel" open data-fold-narrow>' in html
+    # a filter in error keeps the panel open on a phone too, where its message is
+    bad = client.get("/listings/", {"min_gpus": "-1"}).content.decode()
+    assert 'id="filter-panel" class="filter-panel" open data-fold-narrow data-keep-open>' in bad
+    assert " set)</small>" not in client.get("/listings/").content.decode()  # none set: no count
+
+
 def test_browse_reads_datetime_local_in_beijing_time(provider):
     listing = listing_of(provider)
     start = listing.available_from + dt.timedelta(hours=1)

@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit import merkle, signing
+from audit import keys, merkle, signing
 from audit.models import AuditEvent, AuditLeaf, MerkleNode
 from audit.sequencer import audit_sequence
 from audit.services import audit_record
@@ -75,6 +75,63 @@ def test_the_public_key_is_pem_text_for_anyone(api):
     text = response.content.decode()
     assert text.startswith("-----BEGIN PUBLIC KEY-----")
     assert response["X-Audit-Key-Id"] == signing.key_id(signing.load_public_key(text))
+
+
+@pytest.fixture
+def rotated(settings):
+    """The signing key rotated from the test key A to a new key B, A kept in AUDIT_PREVIOUS_PUBLIC_KEYS. (A, B)."""
+    before = keys.signing_key()
+    after = signing.generate_dev_key()
+    settings.AUDIT_SIGNING_KEY = signing.private_key_pem(after)
+    settings.AUDIT_PREVIOUS_PUBLIC_KEYS = signing.public_key_pem(before)
+    return before, after
+
+
+def test_the_public_keys_are_listed_for_anyone_current_first(api, rotated):
+    before, after = rotated
+    response = api.get("/api/v1/audit/public-keys/")
+    assert response.status_code == 200
+    assert response.json() == [
+        {"key_id": signing.key_id(after), "public_key": signing.public_key_pem(after), "current": True},
+        {"key_id": signing.key_id(before), "public_key": signing.public_key_pem(before), "current": False},
+    ]
+
+
+def test_without_a_rotation_one_key_is_listed(api):
+    assert api.get("/api/v1/audit/public-keys/").json() == [
+        {"key_id": keys.key_id(), "public_key": keys.public_key_pem(), "current": True}
+    ]
+
+
+def test_a_previous_public_key_is_served_by_its_key_id(api, rotated):
+    before, after = rotated
+    # when the previous key is asked for by id
+    response = api.get(f"/api/v1/audit/public-key/?key_id={signing.key_id(before)}")
+    # then its PEM, with its id in the header
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/plain")
+    assert response.content.decode() == signing.public_key_pem(before)
+    assert response["X-Audit-Key-Id"] == signing.key_id(before)
+    # and without key_id, or with the current key's id, the current key as before
+    for query in ("", f"?key_id={signing.key_id(after)}"):
+        current = api.get(f"/api/v1/audit/public-key/{query}")
+        assert current.content.decode() == signing.public_key_pem(after)
+        assert current["X-Audit-Key-Id"] == signing.key_id(after)
+
+
+def test_an_unknown_key_id_is_404(api, rotated):
+    stranger = signing.key_id(signing.generate_dev_key())
+    response = api.get(f"/api/v1/audit/public-key/?key_id={stranger}")
+    assert response.status_code == 404
+    assert response.json()["detail"] == (
+        "This exchange has no audit signing key with that key id, current or previous."
+    )
+
+
+@pytest.mark.parametrize("key_id", ["AB" * 32, "ab" * 31, "ab" * 33, "zz" * 32, "ab" * 16 + "%20" + "ab" * 16])
+def test_a_malformed_key_id_is_400(api, key_id):
+    response = api.get(f"/api/v1/audit/public-key/?key_id={key_id}")
+    assert response.status_code == 400
+    assert "64 lowercase hex" in " ".join(response.json()["errors"]["key_id"])
 
 
 def test_old_heads_are_kept_and_listed_newest_first(auditor_client, startup):
@@ -299,6 +356,41 @@ def test_an_export_with_an_earlier_head_proves_the_log_only_grew(tmp_path, spend
     result = verifier(tmp_path, auditor_client, json.dumps(data).encode())
     assert result.returncode == 0, result.stdout
     assert "2 signed tree heads and 1 consistency proofs" in result.stdout
+
+
+def test_an_export_spanning_a_key_rotation_verifies_with_the_listed_keys(tmp_path, spend, auditor_client, settings):
+    # given heads signed by the test key A, then the key rotated to B (A kept as previous) and more heads
+    audit_sequence()
+    earlier = auditor_client.get("/api/v1/audit/tree-head/").json()["tree_size"]
+    before = keys.signing_key()
+    settings.AUDIT_SIGNING_KEY = signing.private_key_pem(signing.generate_dev_key())
+    settings.AUDIT_PREVIOUS_PUBLIC_KEYS = signing.public_key_pem(before)
+    record_for(spend["shanghai"].issuer, 3, prefix="rotated")
+    audit_sequence()
+    call_command("verify_audit")
+    document = export(auditor_client, f"?previous_tree_size={earlier}")
+    assert [head["key_id"] for head in json.loads(document)["tree_heads"]] == [signing.key_id(before), keys.key_id()]
+    # when an auditor saves every listed key and runs the verifier with them
+    listed = auditor_client.get("/api/v1/audit/public-keys/").json()
+    key_args = []
+    for number, item in enumerate(listed):
+        key_file = tmp_path / f"key-{number}.pem"
+        key_file.write_text(item["public_key"])
+        key_args += ["--public-key", str(key_file)]
+    export_file = tmp_path / "export.json"
+    export_file.write_bytes(document)
+    both = subprocess.run(
+        [sys.executable, "-m", "audit.verify", *key_args, str(export_file)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # then it passes; with the current key alone, the old head is named by its key id
+    assert both.returncode == 0, both.stdout + both.stderr
+    only_current = verifier(tmp_path, auditor_client, document)
+    assert only_current.returncode == 1
+    assert f"signed by key {signing.key_id(before)}, not by the public key given" in only_current.stdout
 
 
 def test_export_parameters_are_checked(spend, auditor_client, startup_client):

@@ -201,6 +201,7 @@ PUBLIC = {
     "api-invitation-accept": "the e-mailed invitation token is the credential (tests/accounts/test_teams.py)",
     # the signed audit log (issue 24): sizes, hashes and signatures of the whole log, no organization's event data
     "api-audit-public-key": "the public key that signs the audit log's tree heads",
+    "api-audit-public-keys": "the current and previous public keys that sign the audit log's tree heads",
     "api-audit-tree-head": "the newest signed tree head (tests/oversight/test_audit_log_api.py)",
     "api-audit-tree-heads": "every signed tree head",
     "api-audit-consistency": "consistency proofs between tree sizes: hashes only",
