@@ -19,7 +19,10 @@ same servers (a booking's cost in reads), and the backends waiting on locks, sam
 every 50 ms while the bookings run. pgbench TPC-B at the same client counts gives bookings/s ÷ TPC-B tps, printed
 without a target (the 0.10 target is retired, issue 24).
 
-    .venv/bin/python bench/booking.py --scale-out [--seconds 20] [--workers 2 --threads 4]
+    .venv/bin/python bench/booking.py --scale-out [--seconds 20] [--workers 2 --threads 4] [--rounds 3]
+
+With ``--rounds N`` each client count runs N rounds of bookings then reads on the same servers, and the median of
+the rounds' booking cost in reads is printed after them (one round's figure moves by ±15 % on a shared machine).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from scaleout import (
     cpu_ms,
     lock_wait_summary,
     lock_wait_text,
+    median_costs,
     port_for,
 )
 
@@ -485,7 +489,7 @@ def scale_out(args: argparse.Namespace, url: str, env: dict[str, str], listing_i
             celery.extend(start_celery(env, schedule_dir))
             web_groups = {server.pid for server in servers}
             worker_groups = {process.pid for process in celery}
-            for clients in SCALE_OUT_CLIENTS:
+            for clients, round_ in ((c, r) for c in SCALE_OUT_CLIENTS for r in range(1, args.rounds + 1)):
                 run_clients(ports, tokens, listing_ids, 2, 400, clients)  # warm-up: connections, imports, plans
                 sampler = LockSampler(url, BENCH_DB)
                 sampler.start()
@@ -504,6 +508,7 @@ def scale_out(args: argparse.Namespace, url: str, env: dict[str, str], listing_i
                 rows.append(
                     {
                         "clients": clients,
+                        "round": round_,
                         "statuses": statuses,
                         "elapsed": elapsed,
                         "rate": statuses.get(201, 0) / elapsed,
@@ -530,7 +535,7 @@ def print_scale_out(rows: list[dict], tps: dict[int, float]) -> None:
         booking_ms = cpu_ms(row["per_booking"])
         read_ms = cpu_ms(row["per_read"])
         print(
-            f"\n{clients} clients over 2 gunicorn instances, {row['elapsed']:.1f} s: "
+            f"\n{clients} clients over 2 gunicorn instances, round {row['round']}, {row['elapsed']:.1f} s: "
             f"{sum(row['statuses'].values())} requests {dict(sorted(row['statuses'].items()))}"
         )
         print(f"  bookings/s {row['rate']:8.1f}   p50 {row['p50']:6.1f} ms   p99 {row['p99']:6.1f} ms")
@@ -549,13 +554,20 @@ def print_scale_out(rows: list[dict], tps: dict[int, float]) -> None:
                 f"  pgbench TPC-B -c {clients}: {tps[clients]:8.1f} tps; "
                 f"bookings/s ÷ TPC-B tps = {row['rate'] / tps[clients]:.3f} (no target)"
             )
-        name = f"scale-out, {clients} clients"
+        name = f"scale-out, {clients} clients, round {row['round']}"
         record("booking", f"{name}: bookings/s", row["rate"], unit="/s")
         record("booking", f"{name}: p99", row["p99"], unit="ms")
         record("booking", f"{name}: booking cost in wallet reads (web + PostgreSQL CPU)", booking_ms / read_ms)
         record("booking", f"{name}: mean backends waiting on a lock", row["locks"]["mean_waiting"])
         if clients in tps:
             record("booking", f"{name}: bookings/s ÷ TPC-B tps", row["rate"] / tps[clients])
+    costs = [(row["clients"], cost_in_reads(cpu_ms(row["per_booking"]), cpu_ms(row["per_read"]))) for row in rows]
+    for clients, median in median_costs(costs).items():
+        rounds = [f"{cost:.2f}" for c, cost in costs if c == clients]
+        print(
+            f"\n{clients} clients: a booking costs {median:.2f} wallet reads, the median of rounds {', '.join(rounds)}"
+        )
+        record("booking", f"scale-out, {clients} clients: booking cost in wallet reads, median of rounds", median)
 
 
 def run_scale_out(args: argparse.Namespace, url: str, env: dict[str, str], listing_ids, tokens) -> None:
@@ -600,6 +612,13 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help=f"keep the {BENCH_DB} database afterwards")
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 when a booking costs over 2 wallet reads or p99 ≥ 100 ms"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="--scale-out: bookings then reads this many times per client count, on the same servers (the median "
+        "booking cost is printed too)",
     )
     parser.add_argument(
         "--scale-out",

@@ -7,6 +7,7 @@ servers and PostgreSQL per request, both measured in the same run).
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 
 # One sample: how many backends of the bench database wait on a heavyweight lock, by wait event (transactionid,
@@ -63,6 +64,15 @@ def cpu_ms(per_request: dict[str, float], sides: Sequence[str] = ("web", "postgr
 def cost_in_reads(booking_ms: float, read_ms: float) -> float:
     """What a booking costs in authenticated wallet reads (CPU per booking ÷ CPU per read; NaN without reads)."""
     return booking_ms / read_ms if read_ms > 0 else float("nan")
+
+
+def median_costs(costs: Sequence[tuple[int, float]]) -> dict[int, float]:
+    """The median booking cost in reads per client count, from ``(clients, cost)`` pairs of several rounds (one
+    round's figure moves by ±15 % on a shared virtual machine; the median of rounds moves less)."""
+    by_clients: dict[int, list[float]] = {}
+    for clients, cost in costs:
+        by_clients.setdefault(clients, []).append(cost)
+    return {clients: statistics.median(values) for clients, values in sorted(by_clients.items())}
 
 
 BOOKING_TARGET_READS = 2.0  # issue 24: a booking costs at most two authenticated wallet reads of CPU …

@@ -1,4 +1,4 @@
-"""Site-wide pages: home and the health check."""
+"""Site-wide pages: home, the health check, organization profiles and the 404 page."""
 
 import logging
 import re

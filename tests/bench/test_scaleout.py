@@ -6,7 +6,15 @@ import math
 
 import pytest
 
-from bench.scaleout import LOCK_SAMPLE_SQL, cost_in_reads, cpu_ms, lock_wait_summary, lock_wait_text, port_for
+from bench.scaleout import (
+    LOCK_SAMPLE_SQL,
+    cost_in_reads,
+    cpu_ms,
+    lock_wait_summary,
+    lock_wait_text,
+    median_costs,
+    port_for,
+)
 
 
 def test_clients_alternate_between_the_instances():
@@ -63,3 +71,12 @@ def test_booking_target_needs_both_the_read_cost_and_the_p99():
     assert not booking_target_met(2.01, 50.0)
     assert not booking_target_met(1.5, 100.0)
     assert not booking_target_met(math.nan, 10.0)  # no reads measured: never "met"
+
+
+def test_median_costs_per_client_count_across_rounds():
+    # given three rounds at 16 clients and two at 64, in the order the bench runs them
+    costs = [(16, 1.89), (16, 2.21), (16, 1.79), (64, 1.69), (64, 2.19)]
+    # then the median per client count: the middle of three, the mean of the middle two of two
+    assert median_costs(costs) == {16: 1.89, 64: pytest.approx(1.94)}
+    assert list(median_costs([(64, 1.0), (16, 2.0)])) == [16, 64]
+    assert median_costs([]) == {}
