@@ -15,13 +15,8 @@ from django.views.decorators.http import require_POST
 from accounts.models import Organization
 from accounts.selectors import acting_organization, is_platform_staff
 from marketplace.core.exceptions import ApplicationError
+from marketplace.core.forms import service_errors_to_messages
 from orders import disputes, selectors
-
-
-def _errors_to_messages(request, exc: ApplicationError) -> None:
-    for errors in (exc.errors or {"": [exc.message]}).values():
-        for error in errors:
-            messages.error(request, error)
 
 
 @login_required
@@ -35,7 +30,7 @@ def booking_dispute(request, pk: int):
     try:
         disputes.dispute_open(booking=booking, actor=request.user, reason=request.POST.get("reason", "")[:2000])
     except ApplicationError as exc:
-        _errors_to_messages(request, exc)
+        service_errors_to_messages(request, exc)
     else:
         messages.success(request, _("Dispute filed: the booking is settled once platform staff resolve it."))
     return redirect("booking-detail", pk=pk)
@@ -67,7 +62,7 @@ def dispute_resolve(request, pk: int):
             note=request.POST.get("note", "")[:2000],
         )
     except ApplicationError as exc:
-        _errors_to_messages(request, exc)
+        service_errors_to_messages(request, exc)
     else:
         messages.success(request, _("Dispute resolved: the credit is paid when the booking is settled."))
     return redirect("staff-disputes")

@@ -6,7 +6,7 @@ and removals, paginated; ``?hostname=`` names the node when a token serves sever
 
 The buyer's and provider's side: ``GET /bookings/{id}/access/`` (connection instructions per node, incidents and
 delivered node-hours), ``GET|POST /bookings/{id}/incidents/`` (the buyer reports one) and, for platform staff,
-``POST /incidents/{id}/resolve/``.
+``GET /incidents/`` (the buyers' reports, those awaiting review first) and ``POST /incidents/{id}/resolve/``.
 """
 
 from __future__ import annotations
@@ -107,6 +107,25 @@ class IncidentSerializer(serializers.ModelSerializer):
         fields = ["id", "node", "source", "status", "started_at", "ended_at", "description", "resolution_note"]
 
 
+class IncidentForReviewSerializer(IncidentSerializer):
+    """An incident as platform staff review it: which booking, whose, and when it was reported."""
+
+    buyer = serializers.CharField(source="booking.buyer.name", read_only=True, help_text="the buyer's name")
+    reported_at = serializers.DateTimeField(source="created_at", read_only=True)
+
+    class Meta(IncidentSerializer.Meta):
+        fields = ["booking", "buyer", *IncidentSerializer.Meta.fields, "reported_at"]
+        read_only_fields = fields
+
+
+class IncidentQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=list(handovers.REVIEW_STATUSES),
+        required=False,
+        help_text="reported (awaiting review), closed (accepted) or rejected",
+    )
+
+
 class IncidentReportSerializer(serializers.Serializer):
     node = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False, allow_null=True)
     started_at = serializers.DateTimeField()
@@ -194,6 +213,25 @@ class BookingIncidentListCreateApi(generics.ListAPIView):
         data.is_valid(raise_exception=True)
         incident = handovers.incident_report(booking=booking, actor=request.user, **data.validated_data)
         return Response(IncidentSerializer(incident).data, status=status.HTTP_201_CREATED)
+
+
+class IncidentListApi(generics.ListAPIView):
+    """The buyers' reported incidents, those awaiting review first, the longest waiting first (their bookings are
+    not settled until platform staff decide), then the decided ones, the latest first; ``?status=`` keeps one
+    status. Platform staff only."""
+
+    permission_classes = [IsAuthenticated, IsPlatformStaff]
+    serializer_class = IncidentForReviewSerializer
+    filter_backends: list = []
+
+    @extend_schema(parameters=[IncidentQuerySerializer])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        query = IncidentQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return handovers.incidents_for_review(status=query.validated_data.get("status"))
 
 
 class IncidentResolveApi(APIView):

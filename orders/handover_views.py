@@ -1,5 +1,5 @@
-"""Page side of a booking's delivery: the booking page's access section (``orders.templatetags.delivery``) and the
-form that reports an incident from it."""
+"""Page side of a booking's delivery: the booking page's access section (``orders.templatetags.delivery``), the
+form that reports an incident from it, and the staff page that lists the reported incidents and decides on them."""
 
 from __future__ import annotations
 
@@ -8,18 +8,21 @@ import datetime as dt
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from accounts.models import Organization
-from accounts.selectors import acting_organization
+from accounts.selectors import acting_organization, is_platform_staff
 from marketplace.core.exceptions import ApplicationError
-from marketplace.core.forms import ServiceErrorsMixin
+from marketplace.core.forms import ServiceErrorsMixin, service_errors_to_messages
 from marketplace.core.zones import in_zone
 from orders import handovers, selectors
+from orders.models import DeliveryIncident
 
 MINUTE_FORMAT = "%Y-%m-%dT%H:%M"
 
@@ -77,3 +80,44 @@ def incident_report(request, pk: int):
     else:
         messages.success(request, _("Incident reported: platform staff will review it."))
     return redirect("booking-detail", pk=pk)
+
+
+# --- platform staff's review of reported incidents -------------------------------------------------------------------
+
+
+def _require_staff(request) -> None:
+    if not is_platform_staff(request.user):
+        raise PermissionDenied(_("Only platform staff review reported incidents."))
+
+
+@login_required
+def incident_list(request):
+    """``/staff/incidents/``: the buyers' reported incidents, those awaiting review first, with the forms that
+    accept or reject them."""
+    _require_staff(request)
+    page = Paginator(handovers.incidents_for_review(), 25).get_page(request.GET.get("page"))
+    return render(request, "delivery/incidents.html", {"page": page})
+
+
+@login_required
+@require_POST
+def incident_resolve(request, pk: int):
+    """Accept or reject (with a note) one reported incident, then back to the list with what happened."""
+    _require_staff(request)
+    incident = DeliveryIncident.objects.filter(pk=pk).first()
+    if incident is None:
+        raise Http404(_("No such incident."))
+    decision = request.POST.get("decision", "")
+    try:
+        handovers.incident_resolve(
+            incident=incident, actor=request.user, decision=decision, note=request.POST.get("note", "")[:2000]
+        )
+    except ApplicationError as exc:
+        service_errors_to_messages(request, exc)
+    else:
+        if decision == "accept":
+            done = _("Incident accepted: it counts towards the SLA credit paid back at settlement.")
+        else:
+            done = _("Incident rejected: it does not count towards the SLA credit.")
+        messages.success(request, done)
+    return redirect("staff-incidents")

@@ -28,7 +28,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import transaction
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -549,6 +549,30 @@ def incident_report(
 
 
 RESOLUTIONS = {"accept": IncidentStatus.CLOSED, "reject": IncidentStatus.REJECTED}
+REVIEW_STATUSES = (IncidentStatus.REPORTED, *RESOLUTIONS.values())
+
+
+def incidents_for_review(*, status: str | None = None) -> QuerySet[DeliveryIncident]:
+    """The buyers' reported incidents (what platform staff review): those awaiting review first, the longest
+    waiting first (settlement holds their bookings), then the decided ones, the latest decision first (a decision
+    is the last write of a buyer's incident, so ``updated_at`` is when it was made). ``status`` (one of
+    ``REVIEW_STATUSES``) keeps only those; the booking, its buyer, the listing's cluster and provider, the node and
+    the reporter are loaded."""
+    waiting = Q(status=IncidentStatus.REPORTED)
+    incidents = DeliveryIncident.objects.filter(source=DeliveryIncident.Source.BUYER)
+    if status is not None:
+        incidents = incidents.filter(status=status)
+    return (
+        incidents.select_related(
+            "booking__buyer", "booking__listing__cluster__data_center__provider", "node", "reported_by"
+        )
+        .annotate(
+            waiting_first=Case(When(waiting, then=Value(0)), default=Value(1), output_field=IntegerField()),
+            waiting_since=Case(When(waiting, then=F("created_at"))),
+            decided_at=Case(When(~waiting, then=F("updated_at"))),
+        )
+        .order_by("waiting_first", F("waiting_since").asc(), F("decided_at").desc(), "id")
+    )
 
 
 @transaction.atomic

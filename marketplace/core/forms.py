@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.contrib import messages as flash
+
 from marketplace.core.exceptions import ApplicationError
 
 
@@ -22,3 +24,11 @@ class ServiceErrorsMixin:
                     self.add_error(name, message)
                 else:
                     self.add_error(None, message if field == "non_field_errors" else f"{field}: {message}")
+
+
+def service_errors_to_messages(request, exc: ApplicationError) -> None:
+    """A service's refusal as error messages on the next page (a form posted from a list, which redirects back):
+    each field error, or the error's message when it names no field."""
+    for errors in (exc.errors or {"": [exc.message]}).values():
+        for error in errors:
+            flash.error(request, error)

@@ -178,6 +178,7 @@ PAGES: dict[str | None, list[str]] = {
         "/model-filings/",
         "/staff/organizations/new/",
         "/staff/disputes/",
+        "/staff/incidents/",
         "/deposits/",
         "/payouts/",
         "/statements/",

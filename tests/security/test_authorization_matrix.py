@@ -471,7 +471,8 @@ def object_requests(b: dict) -> dict[str, tuple[list[tuple], set[str]]]:
             ],
             set(),
         ),
-        # platform staff decide every buyer's reported incident
+        # platform staff list and decide every buyer's reported incident
+        "api-incidents": ([("get", "/api/v1/incidents/", None)], {"staff"}),
         "api-incident-resolve": (
             [("post", f"/api/v1/incidents/{b['incident'].pk}/resolve/", {"decision": "reject", "note": "no"})],
             {"staff"},
@@ -594,6 +595,7 @@ def page_requests(b: dict) -> list[tuple[str, str, set[str]]]:
         ("post", f"/bookings/{b['booking'].pk}/incidents/report/", set()),
         ("post", f"/bookings/{b['booking'].pk}/dispute/", set()),
         ("post", f"/staff/disputes/{b['dispute'].pk}/resolve/", {"staff"}),
+        ("post", f"/staff/incidents/{b['incident'].pk}/resolve/", {"staff"}),
         ("post", f"/organization/ssh-keys/{b['ssh_key'].pk}/delete/", set()),
         ("get", f"/organization/{b['startup'].pk}/licence/", {"staff"}),
         ("post", f"/organization/{b['startup'].pk}/licence/", set()),
