@@ -312,6 +312,7 @@ SPECTACULAR_SETTINGS = {
         "CityEnum": "accounts.models.CITY_CHOICES",
         "ListingStatusEnum": "listings.models.Listing.Status",
         "OrganizationKindEnum": "accounts.models.Organization.Kind",
+        "IncidentStatusEnum": "orders.models.DeliveryIncident.Status",
     },
 }
 
