@@ -53,6 +53,11 @@ def test_the_filter_panel_counts_the_filters_set_and_stays_open_on_an_error():
     bad = client.get("/listings/", {"min_gpus": "-1"}).content.decode()
     assert 'id="filter-panel" class="filter-panel" open data-fold-narrow data-keep-open>' in bad
     assert " set)</small>" not in client.get("/listings/").content.decode()  # none set: no count
+    # an htmx results swap carries the new count out of band, for the summary outside the swapped results
+    swapped = client.get("/listings/", {"city": "Shanghai"}, HTTP_HX_REQUEST="true").content.decode()
+    assert '<small id="filters-set" class="muted" hx-swap-oob="true">(1 set)</small>' in swapped
+    cleared = client.get("/listings/", {"city": ""}, HTTP_HX_REQUEST="true").content.decode()
+    assert '<small id="filters-set" class="muted" hx-swap-oob="true"></small>' in cleared
 
 
 def test_browse_reads_datetime_local_in_beijing_time(provider):
