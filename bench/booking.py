@@ -19,7 +19,10 @@ same servers (a booking's cost in reads), and the backends waiting on locks, sam
 every 50 ms while the bookings run. pgbench TPC-B at the same client counts gives bookings/s ÷ TPC-B tps, printed
 without a target (the 0.10 target is retired, issue 24).
 
-    .venv/bin/python bench/booking.py --scale-out [--seconds 20] [--workers 2 --threads 4] [--rounds 3]
+    .venv/bin/python bench/booking.py --scale-out [--seconds 20] [--workers 4] [--worker-class sync] [--rounds 3]
+
+The web servers run as deployed (Procfile): 4 sync workers per instance, each taking one request at a time from the
+shared socket. ``--worker-class gthread --workers 2 --threads 4`` is the layout measured until 2026-12-03.
 
 With ``--rounds N`` each client count runs N rounds of bookings then reads on the same servers, and the median of
 the rounds' booking cost in reads is printed after them (one round's figure moves by ±15 % on a shared machine).
@@ -193,7 +196,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(env: dict[str, str], port: int, workers: int, threads: int) -> subprocess.Popen:
+def start_server(
+    env: dict[str, str], port: int, workers: int, threads: int, worker_class: str = "gthread"
+) -> subprocess.Popen:
+    """gunicorn on ``port`` from the project directory (so it reads ``gunicorn.conf.py`` like a deployment does).
+    ``sync`` workers take one request at a time from the shared socket, so requests spread evenly; ``gthread``
+    workers keep their keep-alive connections, so clients stay on whichever worker accepted them first."""
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
     process = subprocess.Popen(
         [
@@ -206,7 +214,7 @@ def start_server(env: dict[str, str], port: int, workers: int, threads: int) -> 
             "--threads",
             str(threads),
             "--worker-class",
-            "gthread",
+            worker_class,
             "--keep-alive",
             "30",
             "--log-level",
@@ -485,7 +493,7 @@ def scale_out(args: argparse.Namespace, url: str, env: dict[str, str], listing_i
     rows = []
     with tempfile.TemporaryDirectory() as schedule_dir:
         try:
-            servers.extend(start_server(env, port, args.workers, args.threads) for port in ports)
+            servers.extend(start_server(env, port, args.workers, args.threads, args.worker_class) for port in ports)
             celery.extend(start_celery(env, schedule_dir))
             web_groups = {server.pid for server in servers}
             worker_groups = {process.pid for process in celery}
@@ -576,7 +584,10 @@ def run_scale_out(args: argparse.Namespace, url: str, env: dict[str, str], listi
     from ledger.selectors import ledger_breaches
     from orders.models import Booking
 
-    print(f"gunicorn: 2 instances × {args.workers} workers × {args.threads} threads; 2 Celery workers + beat")
+    print(
+        f"gunicorn: 2 instances × {args.workers} {args.worker_class} workers × {args.threads} threads; "
+        "2 Celery workers + beat"
+    )
     rows = scale_out(args, url, env, listing_ids, tokens)
     breaches = ledger_breaches()
     print(f"ledger after the run: {breaches or 'consistent'}; {Booking.objects.count()} bookings in the database")
@@ -602,6 +613,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument(
+        "--worker-class",
+        choices=["gthread", "sync"],
+        help="gunicorn's (default: sync with --scale-out, as deployed; gthread for the single server, as measured "
+        "since 2026-11-29): gthread keeps each client on one worker (keep-alive), sync spreads requests evenly",
+    )
+    parser.add_argument(
         "--floor-seconds",
         type=float,
         default=10,
@@ -626,9 +643,14 @@ def main() -> None:
         help="two gunicorn instances, two Celery workers and beat, at 16 and 64 clients (see the module docstring)",
     )
     args = parser.parse_args()
+    if args.worker_class is None:
+        args.worker_class = "sync" if args.scale_out else "gthread"
+    if args.worker_class == "sync":
+        args.threads = 1  # gunicorn turns a sync worker with threads into a gthread one
     if args.scale_out:
         if "--workers" not in sys.argv:
-            args.workers = 2  # per instance: the same 4 worker processes in all as the single-server run
+            # per instance: 2 × cores sync workers, as deployed (Procfile); 2 × 4 threads with gthread
+            args.workers = 4 if args.worker_class == "sync" else 2
         args.clients = max(SCALE_OUT_CLIENTS)
 
     url = server_url()
@@ -675,7 +697,7 @@ def main() -> None:
         run_scale_out(args, url, env, listing_ids, tokens)
         return
 
-    server = start_server(env, free_port(), args.workers, args.threads)
+    server = start_server(env, free_port(), args.workers, args.threads, args.worker_class)
     try:
         port = int(server.args[server.args.index("--bind") + 1].rsplit(":", 1)[1])
         run_clients(port, tokens, listing_ids, 2, 200, args.clients)  # warm-up: connections, imports, plans
