@@ -17,7 +17,8 @@ every 5 s) on a Redis of its own, one PostgreSQL. At 16 and then 64 clients it p
 booking of the web servers and PostgreSQL against the CPU per ``GET /api/v1/wallet/`` measured right after on the
 same servers (a booking's cost in reads), and the backends waiting on locks, sampled from ``pg_stat_activity``
 every 50 ms while the bookings run. pgbench TPC-B at the same client counts gives bookings/s ÷ TPC-B tps, printed
-without a target (the 0.10 target is retired, issue 24).
+without a target (the 0.10 target is retired, issue 24). Then ``bench/audit.py`` compares the audited insert with
+a plain one in pgbench (target ≥ 0.9; ``--no-audit`` skips it).
 
     .venv/bin/python bench/booking.py --scale-out [--seconds 20] [--workers 4] [--worker-class sync] [--rounds 3]
 
@@ -600,8 +601,17 @@ def run_scale_out(args: argparse.Namespace, url: str, env: dict[str, str], listi
     }
     print_scale_out(rows, tps)
     bad = [row for row in rows if set(row["statuses"]) - {201, 409} or set(row["read_statuses"]) - {200}]
-    if breaches or bad:
+    audit_failed = not args.no_audit and run_audit_bench(args.rounds)
+    if breaches or bad or audit_failed:
         sys.exit("errors during the run (see above)")
+
+
+def run_audit_bench(rounds: int) -> bool:
+    """Audited against plain insert in pgbench (``bench/audit.py``, its own database and process, so its Django
+    settings are its own), ``rounds`` rounds; True when it failed."""
+    print(f"\n== audited insert ÷ plain insert, pgbench, {rounds} round(s) (bench/audit.py) ==", flush=True)
+    audit = subprocess.run([sys.executable, str(Path(__file__).with_name("audit.py")), "--rounds", str(rounds)])
+    return audit.returncode != 0
 
 
 def main() -> None:
@@ -636,6 +646,11 @@ def main() -> None:
         default=1,
         help="--scale-out: bookings then reads this many times per client count, on the same servers (the median "
         "booking cost is printed too)",
+    )
+    parser.add_argument(
+        "--no-audit",
+        action="store_true",
+        help="--scale-out: skip the audited vs plain insert pgbench comparison that follows it (bench/audit.py)",
     )
     parser.add_argument(
         "--scale-out",
