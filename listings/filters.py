@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import django_filters
 from django import forms
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
@@ -103,10 +104,18 @@ class ListingFilterSet(django_filters.FilterSet):
         data["accelerator"] = [chips] if isinstance(chips, Accelerator) else list(chips or [])  # page: one chip
         if data.get("min_gpus") is not None:
             data["min_gpus"] = int(data["min_gpus"])
-        return {name: value for name, value in data.items() if value not in (None, "", [])}
+        return {name: value for name, value in data.items() if not _unset(value)}
 
     def error_dict(self) -> dict[str, list[str]]:
         return {field: list(messages) for field, messages in self.errors.items()}
+
+
+def _unset(value) -> bool:
+    """A parameter left blank: None, "", or an empty list or queryset (a multiple-choice filter with nothing ticked
+    cleans to ``queryset.none()``, which is no filter and must not count as one)."""
+    if isinstance(value, (list, tuple, QuerySet)):
+        return not value
+    return value is None or value == ""
 
 
 class BrowseFilterSet(ListingFilterSet):

@@ -159,6 +159,18 @@ def test_the_page_offers_my_vouchers_and_shows_the_net_price_when_ticked(startup
     ]
 
 
+def test_an_unticked_voucher_box_is_not_counted_as_a_filter_set(startup, startup_client, client, market):
+    # given: a buyer offered a voucher checkbox, who sets only the city
+    voucher = shanghai_voucher(startup)
+    client.force_login(startup_client.user)
+    # when
+    city_only = client.get("/listings/", {"city": "Shanghai"})
+    ticked = client.get("/listings/", {"city": "Shanghai", "vouchers": voucher.pk})
+    # then: the nothing-ticked voucher field is no filter; a ticked voucher is one
+    assert city_only.context["filters_set"] == 1 and "(1 set)" in city_only.content.decode()
+    assert ticked.context["filters_set"] == 2
+
+
 def test_the_page_refuses_a_voucher_that_is_not_mine(startup_client, client, market):
     # given
     theirs = shanghai_voucher(StartupFactory())
